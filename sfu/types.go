@@ -1,0 +1,83 @@
+package sfu
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Target names one of a participant's two PeerConnections. The publisher
+// connection carries media from the client to the SFU (the client offers);
+// the subscriber connection carries media from the SFU to the client (the
+// SFU offers). Two connections mean renegotiation never glares.
+type Target int
+
+const (
+	Publisher Target = iota
+	Subscriber
+)
+
+func (t Target) String() string {
+	if t == Subscriber {
+		return "subscriber"
+	}
+	return "publisher"
+}
+
+// PeerEvents receives what the SFU needs to tell the signaling layer about
+// one participant. Implementations must not block: they are called from
+// pion's goroutines and should only queue a message.
+type PeerEvents interface {
+	// SubscriberOffer asks the client to answer a new subscriber offer.
+	SubscriberOffer(offer webrtc.SessionDescription)
+	// ICECandidate is a local candidate for the given connection; nil
+	// means gathering is complete.
+	ICECandidate(target Target, c *webrtc.ICECandidateInit)
+	// TrackPublished reports a track the participant started sending.
+	TrackPublished(t TrackInfo)
+	// TrackUnpublished reports a track that ended.
+	TrackUnpublished(t TrackInfo)
+	// ConnectionState reports a PeerConnection state change.
+	ConnectionState(target Target, state webrtc.PeerConnectionState)
+}
+
+// JoinOptions configures one participant's media session.
+type JoinOptions struct {
+	Events       PeerEvents
+	CanPublish   bool
+	CanSubscribe bool
+	Logger       *slog.Logger
+}
+
+// TrackInfo describes a published track. ClientTrackID is the track id the
+// publisher put in its SDP (a=msid), which browsers set to
+// MediaStreamTrack.id; signaling uses it to attach the source announced in
+// the "publish" message.
+type TrackInfo struct {
+	SID           string // server track id, "TR_..."
+	ParticipantID string
+	ClientTrackID string
+	Kind          string // "audio" or "video"
+	Codec         string // MIME type, e.g. "video/VP8"
+}
+
+// TrackStats is a snapshot of one published track's counters.
+type TrackStats struct {
+	TrackInfo
+	Packets        uint64
+	Bytes          uint64
+	BitrateBps     float64
+	PacketsLost    uint64  // detected from sequence gaps on the publisher leg
+	FractionLost   float64 // 0..1 over the last report interval
+	JitterMs       float64 // RFC 3550 interarrival jitter
+	NACKsReceived  uint64  // from subscribers
+	NACKsSent      uint64  // upstream to the publisher
+	Retransmits    uint64  // packets resent from the cache
+	PLIsReceived   uint64  // keyframe requests from subscribers
+	PLIsSent       uint64  // keyframe requests forwarded to the publisher
+	Subscribers    int
+	Drops          map[string]uint64 // by reason
+	Muted          bool
+	LastPacketTime time.Time
+}
