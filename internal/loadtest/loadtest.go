@@ -1,0 +1,311 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/internal/client"
+)
+
+// Options shapes one run.
+type Options struct {
+	WSURL       string // ws://host:port/ws
+	Origin      string // http://host:port
+	Room        string
+	Publishers  int
+	Subscribers int
+	Duration    time.Duration // measured part of the run, after warm-up
+	Warmup      time.Duration
+	VideoPPS    int // video packets per second per publisher (~250 for 720p at 2.5 Mbit/s)
+	VideoBytes  int // video payload size
+	AudioPPS    int // 50 for 20 ms Opus frames
+	// Token returns a token for the participant (identity, may publish).
+	Token  func(identity string, publish bool) (string, error)
+	Logger *slog.Logger
+}
+
+// Report is what a run measured.
+type Report struct {
+	Publishers, Subscribers int
+	Duration                time.Duration
+	Sent                    uint64 // packets sent by publishers during the measured window
+	Received                uint64 // packets received by subscribers during the window
+	Expected                uint64 // Sent x subscribers per packet
+	LossPercent             float64
+	ForwardedPerSecond      float64
+	DelayP50, DelayP99      time.Duration
+	DelayMax                time.Duration
+	JoinP50, JoinMax        time.Duration
+}
+
+func (r Report) String() string {
+	return fmt.Sprintf("publishers=%d subscribers=%d duration=%s sent=%d received=%d expected=%d loss=%.3f%% forwarded/s=%.0f delay p50=%s p99=%s max=%s join p50=%s max=%s",
+		r.Publishers, r.Subscribers, r.Duration, r.Sent, r.Received, r.Expected, r.LossPercent, r.ForwardedPerSecond,
+		r.DelayP50, r.DelayP99, r.DelayMax, r.JoinP50, r.JoinMax)
+}
+
+type recorder struct {
+	measuring atomic.Bool
+	received  atomic.Uint64
+	mu        sync.Mutex
+	delays    []time.Duration
+}
+
+func (r *recorder) record(d time.Duration) {
+	if !r.measuring.Load() {
+		return
+	}
+	r.received.Add(1)
+	r.mu.Lock()
+	if len(r.delays) < 2_000_000 {
+		r.delays = append(r.delays, d)
+	}
+	r.mu.Unlock()
+}
+
+// Run joins the subscribers, then the publishers, sends for warm-up plus
+// duration, and reports. Every goroutine and connection it starts is
+// closed before it returns.
+func Run(ctx context.Context, o Options) (Report, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Publishers < 1 || o.Subscribers < 0 || o.Duration <= 0 || o.VideoPPS < 0 || o.AudioPPS < 0 {
+		return Report{}, errors.New("loadtest: need publishers >= 1, subscribers >= 0, duration > 0")
+	}
+	if o.VideoBytes < vp8ProbeOffset+probeLen {
+		o.VideoBytes = 1100
+	}
+	rec := &recorder{}
+	var clients []*client.Client
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	var joins []time.Duration
+	join := func(identity string, publish bool, onTrack func(string, string, *webrtc.TrackRemote, *webrtc.RTPReceiver)) (*client.Client, error) {
+		tok, err := o.Token(identity, publish)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		c, err := client.Dial(ctx, client.Options{URL: o.WSURL, Origin: o.Origin, Token: tok, Logger: o.Logger, OnTrack: onTrack})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", identity, err)
+		}
+		joins = append(joins, time.Since(start))
+		clients = append(clients, c)
+		return c, nil
+	}
+	var readers sync.WaitGroup
+	onTrack := func(_, _ string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		off := opusProbeOffset
+		if t.Kind() == webrtc.RTPCodecTypeVideo {
+			off = vp8ProbeOffset
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				p, _, err := t.ReadRTP()
+				if err != nil {
+					return
+				}
+				if sent, _, ok := readProbe(p.Payload, off); ok {
+					rec.record(time.Since(sent))
+				}
+			}
+		}()
+	}
+	for i := range o.Subscribers {
+		if _, err := join(fmt.Sprintf("sub-%d", i), false, onTrack); err != nil {
+			return Report{}, err
+		}
+	}
+	var pubs []*publisher
+	for i := range o.Publishers {
+		c, err := join(fmt.Sprintf("pub-%d", i), true, nil)
+		if err != nil {
+			return Report{}, err
+		}
+		p, err := newPublisher(ctx, c, o)
+		if err != nil {
+			return Report{}, err
+		}
+		pubs = append(pubs, p)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var senders sync.WaitGroup
+	for _, p := range pubs {
+		senders.Add(1)
+		go func() { defer senders.Done(); p.run(runCtx) }()
+	}
+	sleep(ctx, o.Warmup)
+	var sentBefore uint64
+	for _, p := range pubs {
+		sentBefore += p.sent.Load()
+	}
+	rec.measuring.Store(true)
+	start := time.Now()
+	sleep(ctx, o.Duration)
+	var sentAfter uint64
+	for _, p := range pubs {
+		sentAfter += p.sent.Load()
+	}
+	// Packets in flight when the window closes still count: stop sending,
+	// give them a moment to arrive, then stop measuring.
+	cancel()
+	senders.Wait()
+	sleep(ctx, 300*time.Millisecond)
+	rec.measuring.Store(false)
+	elapsed := time.Since(start)
+
+	rep := Report{Publishers: o.Publishers, Subscribers: o.Subscribers, Duration: o.Duration}
+	rep.Sent = sentAfter - sentBefore
+	rep.Received = rec.received.Load()
+	rep.Expected = rep.Sent * uint64(o.Subscribers)
+	if rep.Expected > 0 && rep.Received < rep.Expected {
+		rep.LossPercent = 100 * float64(rep.Expected-rep.Received) / float64(rep.Expected)
+	}
+	rep.ForwardedPerSecond = float64(rep.Received) / elapsed.Seconds()
+	rec.mu.Lock()
+	d := slices.Clone(rec.delays)
+	rec.mu.Unlock()
+	rep.DelayP50, rep.DelayP99, rep.DelayMax = percentiles(d)
+	rep.JoinP50, _, rep.JoinMax = percentiles(joins)
+	for _, c := range clients {
+		c.Close()
+	}
+	clients = nil
+	readers.Wait()
+	return rep, ctx.Err()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func percentiles(d []time.Duration) (p50, p99, max time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	return d[len(d)*50/100], d[min(len(d)-1, len(d)*99/100)], d[len(d)-1]
+}
+
+// publisher sends one synthetic VP8 video and one Opus audio track.
+type publisher struct {
+	o            Options
+	video, audio *webrtc.TrackLocalStaticRTP
+	keyframe     atomic.Bool
+	sent         atomic.Uint64
+}
+
+func newPublisher(ctx context.Context, c *client.Client, o Options) (*publisher, error) {
+	id := c.Joined.Participant.Identity
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video-"+id, "stream-"+id)
+	if err != nil {
+		return nil, err
+	}
+	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio-"+id, "stream-"+id)
+	if err != nil {
+		return nil, err
+	}
+	p := &publisher{o: o, video: video, audio: audio}
+	if err := c.Publish(ctx, []webrtc.TrackLocal{video, audio}, []string{"camera", "microphone"}); err != nil {
+		return nil, err
+	}
+	for _, s := range c.Publisher().GetSenders() {
+		if s.Track() == video {
+			go p.readRTCP(s)
+		}
+	}
+	return p, nil
+}
+
+// readRTCP turns keyframe requests into the next frame being a keyframe,
+// as an encoder would.
+func (p *publisher) readRTCP(s *webrtc.RTPSender) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			switch pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				p.keyframe.Store(true)
+			}
+		}
+	}
+}
+
+func (p *publisher) run(ctx context.Context) {
+	const fps = 30
+	perFrame := max(1, p.o.VideoPPS/fps)
+	frameTick := time.NewTicker(time.Second / fps)
+	defer frameTick.Stop()
+	var audioTick *time.Ticker
+	audioC := make(<-chan time.Time)
+	if p.o.AudioPPS > 0 {
+		audioTick = time.NewTicker(time.Second / time.Duration(p.o.AudioPPS))
+		defer audioTick.Stop()
+		audioC = audioTick.C
+	}
+	vbuf := make([]byte, p.o.VideoBytes)
+	abuf := make([]byte, 120)
+	var vseq, aseq uint16 = uint16(rand.Uint32()), uint16(rand.Uint32())
+	var vts, ats uint32 = rand.Uint32(), rand.Uint32()
+	var frame, probe uint64
+	p.keyframe.Store(true)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-frameTick.C:
+			if p.o.VideoPPS == 0 {
+				continue
+			}
+			key := p.keyframe.Swap(false) || frame%60 == 0
+			frame++
+			vts += 90000 / fps
+			for i := range perFrame {
+				vp8Payload(vbuf, i == 0, key)
+				probe++
+				writeProbe(vbuf, vp8ProbeOffset, time.Now(), probe)
+				pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: vts, Marker: i == perFrame-1}, Payload: vbuf}
+				vseq++
+				if err := p.video.WriteRTP(&pkt); err == nil {
+					p.sent.Add(1)
+				}
+			}
+		case <-audioC:
+			ats += 960
+			probe++
+			abuf[0] = 0x78
+			writeProbe(abuf, opusProbeOffset, time.Now(), probe)
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: aseq, Timestamp: ats}, Payload: abuf}
+			aseq++
+			if err := p.audio.WriteRTP(&pkt); err == nil {
+				p.sent.Add(1)
+			}
+		}
+	}
+}
