@@ -1,0 +1,132 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Page is one page of events. More says another page exists in the same
+// direction.
+type Page struct {
+	Messages []Message
+	More     bool
+}
+
+// ConversationCatchUp is what a reconnecting client missed in one
+// conversation.
+type ConversationCatchUp struct {
+	Summary ConversationSummary
+	// Messages after the client's last seq, ascending, at most one page;
+	// if More, the client continues with Range from the last one's seq.
+	Messages []Message
+	More     bool
+}
+
+// CatchUpResult answers a reconnect.
+type CatchUpResult struct {
+	// Conversations lists every conversation of the identity, most recent
+	// activity first. Those the client did not name in lastSeqs carry no
+	// messages: the client loads them with History when the user opens one.
+	Conversations []ConversationCatchUp
+	// Gone lists conversations the client named that the identity is no
+	// longer a member of (or that do not exist), sorted.
+	Gone []string
+}
+
+// MarkDelivered raises identity's delivered watermark in convID to seq.
+func (s *Service) MarkDelivered(ctx context.Context, identity, convID string, seq int64) (Watermarks, error) {
+	return s.store.AdvanceWatermarks(ctx, convID, identity, Watermarks{Delivered: seq})
+}
+
+// MarkRead raises identity's read (and so delivered) watermark to seq.
+func (s *Service) MarkRead(ctx context.Context, identity, convID string, seq int64) (Watermarks, error) {
+	return s.store.AdvanceWatermarks(ctx, convID, identity, Watermarks{Read: seq})
+}
+
+// Conversations lists identity's conversations with last seq, watermarks
+// and unread counts.
+func (s *Service) Conversations(ctx context.Context, identity string) ([]ConversationSummary, error) {
+	return s.store.Conversations(ctx, identity)
+}
+
+// Range returns events after afterSeq (gap refill), at most limit, capped
+// by chat.history_page_max.
+func (s *Service) Range(ctx context.Context, identity, convID string, afterSeq int64, limit int) (Page, error) {
+	if afterSeq < 0 {
+		return Page{}, fmt.Errorf("range: %w: negative seq", ErrInvalid)
+	}
+	return s.page(ctx, identity, convID, limit, func(n int) ([]Message, error) {
+		return s.store.Range(ctx, convID, afterSeq, n)
+	})
+}
+
+// History returns events before beforeSeq (0: from the newest), newest
+// first, at most limit, capped by chat.history_page_max.
+func (s *Service) History(ctx context.Context, identity, convID string, beforeSeq int64, limit int) (Page, error) {
+	return s.page(ctx, identity, convID, limit, func(n int) ([]Message, error) {
+		return s.store.History(ctx, convID, beforeSeq, n)
+	})
+}
+
+func (s *Service) page(ctx context.Context, identity, convID string, limit int, fetch func(int) ([]Message, error)) (Page, error) {
+	if limit <= 0 || limit > s.cfg.HistoryPageMax {
+		limit = s.cfg.HistoryPageMax
+	}
+	if _, err := s.store.Member(ctx, convID, identity); err != nil {
+		return Page{}, err
+	}
+	// One extra row tells whether another page exists without a count.
+	msgs, err := fetch(limit + 1)
+	if err != nil {
+		return Page{}, err
+	}
+	if len(msgs) > limit {
+		return Page{Messages: msgs[:limit], More: true}, nil
+	}
+	return Page{Messages: msgs}, nil
+}
+
+// CatchUp answers a reconnect: lastSeqs is the newest seq the client holds
+// per conversation id. For each of identity's conversations it returns the
+// summary (last seq, watermarks, unread) and, for those in lastSeqs, up to
+// pageLimit missed events (capped by chat.catch_up_page_max).
+func (s *Service) CatchUp(ctx context.Context, identity string, lastSeqs map[string]int64, pageLimit int) (CatchUpResult, error) {
+	if pageLimit <= 0 || pageLimit > s.cfg.CatchUpPageMax {
+		pageLimit = s.cfg.CatchUpPageMax
+	}
+	for id, seq := range lastSeqs {
+		if seq < 0 {
+			return CatchUpResult{}, fmt.Errorf("catch up: %w: negative seq for %s", ErrInvalid, id)
+		}
+	}
+	sums, err := s.store.Conversations(ctx, identity)
+	if err != nil {
+		return CatchUpResult{}, fmt.Errorf("catch up: %w", err)
+	}
+	res := CatchUpResult{Conversations: make([]ConversationCatchUp, 0, len(sums))}
+	seen := make(map[string]bool, len(sums))
+	for _, sum := range sums {
+		id := sum.Conversation.ID
+		seen[id] = true
+		cu := ConversationCatchUp{Summary: sum}
+		if after, ok := lastSeqs[id]; ok && after < sum.Conversation.LastSeq {
+			msgs, err := s.store.Range(ctx, id, after, pageLimit+1)
+			if err != nil {
+				return CatchUpResult{}, fmt.Errorf("catch up %s: %w", id, err)
+			}
+			if len(msgs) > pageLimit {
+				msgs, cu.More = msgs[:pageLimit], true
+			}
+			cu.Messages = msgs
+		}
+		res.Conversations = append(res.Conversations, cu)
+	}
+	for id := range lastSeqs {
+		if !seen[id] {
+			res.Gone = append(res.Gone, id)
+		}
+	}
+	slices.Sort(res.Gone)
+	return res, nil
+}

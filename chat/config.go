@@ -1,0 +1,78 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// Config is the "chat" section of Parley's configuration.
+type Config struct {
+	DataDir string `yaml:"data_dir" doc:"directory for the chat database (created if missing)"`
+	// DBPath overrides DataDir when set.
+	DBPath          string        `yaml:"db_path" doc:"path of the SQLite database file; empty means <data_dir>/chat.db"`
+	MaxMessageBytes int           `yaml:"max_message_bytes" doc:"largest message text in bytes of UTF-8"`
+	HistoryPageMax  int           `yaml:"history_page_max" doc:"most events one history or range page returns"`
+	CatchUpPageMax  int           `yaml:"catch_up_page_max" doc:"most missed events returned per conversation on reconnect; clients page the rest"`
+	MaxGroupMembers int           `yaml:"max_group_members" doc:"largest group a member may create"`
+	BusyTimeout     time.Duration `yaml:"busy_timeout" doc:"how long a database write waits for a lock before failing"`
+	GroupCommitMax  int           `yaml:"group_commit_max" doc:"most concurrent sends committed in one transaction (1 disables batching)"`
+	ReadConns       int           `yaml:"read_conns" doc:"database connections for concurrent reads"`
+}
+
+// DefaultConfig returns the configuration used when the file says nothing.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "data",
+		MaxMessageBytes: DefaultMaxMessageBytes,
+		HistoryPageMax:  200,
+		CatchUpPageMax:  100,
+		MaxGroupMembers: 256,
+		BusyTimeout:     5 * time.Second,
+		GroupCommitMax:  64,
+		ReadConns:       4,
+	}
+}
+
+// Validate reports every bad value, each naming its yaml key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("chat.%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.DataDir == "" && c.DBPath == "" {
+		bad("data_dir", "must be set (or set chat.db_path)")
+	}
+	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > 1<<20 {
+		bad("max_message_bytes", "must be between 1 and 1048576, got %d", c.MaxMessageBytes)
+	}
+	if c.HistoryPageMax < 1 || c.HistoryPageMax > 10000 {
+		bad("history_page_max", "must be between 1 and 10000, got %d", c.HistoryPageMax)
+	}
+	if c.CatchUpPageMax < 1 || c.CatchUpPageMax > 10000 {
+		bad("catch_up_page_max", "must be between 1 and 10000, got %d", c.CatchUpPageMax)
+	}
+	if c.MaxGroupMembers < 2 {
+		bad("max_group_members", "must be at least 2, got %d", c.MaxGroupMembers)
+	}
+	if c.BusyTimeout < 0 {
+		bad("busy_timeout", "must not be negative, got %s", c.BusyTimeout)
+	}
+	if c.GroupCommitMax < 1 || c.GroupCommitMax > 4096 {
+		bad("group_commit_max", "must be between 1 and 4096, got %d", c.GroupCommitMax)
+	}
+	if c.ReadConns < 1 || c.ReadConns > 64 {
+		bad("read_conns", "must be between 1 and 64, got %d", c.ReadConns)
+	}
+	return errors.Join(errs...)
+}
+
+// DatabasePath is where the SQLite file lives: DBPath if set, otherwise
+// chat.db inside DataDir.
+func (c Config) DatabasePath() string {
+	if c.DBPath != "" {
+		return c.DBPath
+	}
+	return filepath.Join(c.DataDir, "chat.db")
+}
