@@ -1,0 +1,319 @@
+package signaling
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+// maxAdminBody bounds admin request bodies.
+const maxAdminBody = 16 << 10
+
+// adminCaller is who an admin request comes from: the key that
+// authenticated it and the room(s) it may act on.
+type adminCaller struct {
+	keyID string
+	scope string // a room name or auth.AllRooms
+}
+
+func (a adminCaller) allows(room string) bool {
+	return a.scope == auth.AllRooms || a.scope == room
+}
+
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/admin/tokens", s.admin(s.handleAdminToken))
+	mux.HandleFunc("GET /api/admin/rooms", s.admin(s.handleAdminRooms))
+	mux.HandleFunc("GET /api/admin/rooms/{room}/participants", s.admin(s.handleAdminParticipants))
+	mux.HandleFunc("DELETE /api/admin/rooms/{room}/participants/{identity}", s.admin(s.handleAdminRemove))
+	mux.HandleFunc("POST /api/admin/rooms/{room}/participants/{identity}/tracks/{sid}/mute", s.admin(s.handleAdminMute))
+}
+
+// admin authenticates with a Bearer token carrying the admin grant or
+// with HTTP Basic API key:secret (compared in constant time).
+func (s *Server) admin(h func(http.ResponseWriter, *http.Request, adminCaller)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		authz := r.Header.Get("Authorization")
+		var caller adminCaller
+		switch {
+		case len(authz) > 7 && strings.EqualFold(authz[:7], "bearer "):
+			claims, err := s.keys.Verify(strings.TrimSpace(authz[7:]))
+			if err != nil {
+				writeJSONError(w, http.StatusUnauthorized, "unauthorized", "invalid or expired token")
+				return
+			}
+			if !claims.Grants.Admin {
+				writeJSONError(w, http.StatusForbidden, "forbidden", "token has no admin grant")
+				return
+			}
+			caller = adminCaller{keyID: claims.KeyID, scope: claims.Room}
+		default:
+			id, secret, ok := r.BasicAuth()
+			if !ok || !s.keys.CheckSecret(id, secret) {
+				w.Header().Set("WWW-Authenticate", `Basic realm="parley admin"`)
+				writeJSONError(w, http.StatusUnauthorized, "unauthorized", "admin credentials required")
+				return
+			}
+			caller = adminCaller{keyID: id, scope: auth.AllRooms}
+		}
+		if room := r.PathValue("room"); room != "" && !caller.allows(room) {
+			writeJSONError(w, http.StatusForbidden, "forbidden", "token is not valid for this room")
+			return
+		}
+		h(w, r, caller)
+	}
+}
+
+type adminTokenRequest struct {
+	Room     string   `json:"room"`
+	Identity string   `json:"identity"`
+	Name     string   `json:"name"`
+	TTL      string   `json:"ttl"`
+	Grants   []string `json:"grants"`
+}
+
+func (s *Server) handleAdminToken(w http.ResponseWriter, r *http.Request, caller adminCaller) {
+	var req adminTokenRequest
+	if !decodeJSONBody(w, r, &req) {
+		return
+	}
+	grants, err := auth.ParseGrants(req.Grants)
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	switch {
+	case req.Room == auth.AllRooms && !grants.Admin:
+		writeJSONError(w, http.StatusBadRequest, "bad_request", `room "*" is only for admin tokens`)
+		return
+	case req.Room != auth.AllRooms && !validRoomName(req.Room):
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "room must match [A-Za-z0-9_-]{1,64}")
+		return
+	case !caller.allows(req.Room):
+		writeJSONError(w, http.StatusForbidden, "forbidden", "caller may not issue tokens for this room")
+		return
+	case req.Identity == "" || len(req.Identity) > 128 || !utf8.ValidString(req.Identity):
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "identity must be 1 to 128 bytes")
+		return
+	case utf8.RuneCountInString(req.Name) > maxNameRunes:
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "name is too long")
+		return
+	}
+	ttl := time.Hour
+	if req.TTL != "" {
+		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
+			writeJSONError(w, http.StatusBadRequest, "bad_request", `ttl must be a positive duration such as "1h"`)
+			return
+		}
+	}
+	if ttl > s.cfg.MaxTokenTTL {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "ttl exceeds max_token_ttl ("+s.cfg.MaxTokenTTL.String()+")")
+		return
+	}
+	tok, err := s.keys.Issue(caller.keyID, auth.Claims{
+		Identity: req.Identity, Name: cleanName(req.Name), Room: req.Room, Grants: grants,
+	}, ttl)
+	if err != nil {
+		s.log.Error("admin token issue failed", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "internal", "could not issue token")
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenBody{Token: tok})
+}
+
+type adminRoom struct {
+	Name         string `json:"name"`
+	Participants int    `json:"participants"`
+}
+
+func (s *Server) handleAdminRooms(w http.ResponseWriter, _ *http.Request, caller adminCaller) {
+	s.mu.Lock()
+	out := make([]adminRoom, 0, len(s.rooms))
+	for name, rm := range s.rooms {
+		if caller.allows(name) {
+			out = append(out, adminRoom{Name: name, Participants: len(rm.participants)})
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
+}
+
+// AdminTrackStats are a track's SFU counters in the admin API.
+type AdminTrackStats struct {
+	Codec         string            `json:"codec"`
+	Packets       uint64            `json:"packets"`
+	Bytes         uint64            `json:"bytes"`
+	BitrateBps    float64           `json:"bitrateBps"`
+	PacketsLost   uint64            `json:"packetsLost"`
+	FractionLost  float64           `json:"fractionLost"`
+	JitterMs      float64           `json:"jitterMs"`
+	NACKsReceived uint64            `json:"nacksReceived"`
+	NACKsSent     uint64            `json:"nacksSent"`
+	Retransmits   uint64            `json:"retransmits"`
+	PLIsReceived  uint64            `json:"plisReceived"`
+	PLIsSent      uint64            `json:"plisSent"`
+	Subscribers   int               `json:"subscribers"`
+	Drops         map[string]uint64 `json:"drops"`
+	LastPacketAt  *time.Time        `json:"lastPacketAt,omitempty"`
+}
+
+type adminTrack struct {
+	TrackView
+	Stats *AdminTrackStats `json:"stats"`
+}
+
+type adminParticipant struct {
+	SID      string       `json:"sid"`
+	Identity string       `json:"identity"`
+	Name     string       `json:"name"`
+	JoinedAt time.Time    `json:"joinedAt"`
+	Grants   auth.Grants  `json:"grants"`
+	Tracks   []adminTrack `json:"tracks"`
+}
+
+func (s *Server) handleAdminParticipants(w http.ResponseWriter, r *http.Request, _ adminCaller) {
+	roomName := r.PathValue("room")
+	// Ask the SFU before taking our lock: Media is never called under it.
+	stats := map[string]sfu.TrackStats{}
+	for _, st := range s.media.RoomStats(roomName) {
+		stats[st.SID] = st
+	}
+	s.mu.Lock()
+	rm := s.rooms[roomName]
+	if rm == nil {
+		s.mu.Unlock()
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such room")
+		return
+	}
+	out := make([]adminParticipant, 0, len(rm.participants))
+	for _, p := range rm.sortedParticipantsLocked() {
+		v := p.viewLocked()
+		ap := adminParticipant{SID: p.sid, Identity: p.identity, Name: p.name, JoinedAt: p.joinedAt, Grants: p.grants, Tracks: []adminTrack{}}
+		for _, t := range v.Tracks {
+			at := adminTrack{TrackView: t}
+			if st, ok := stats[t.SID]; ok {
+				at.Stats = adminStats(st)
+			}
+			ap.Tracks = append(ap.Tracks, at)
+		}
+		out = append(out, ap)
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"room": roomName, "participants": out})
+}
+
+func adminStats(st sfu.TrackStats) *AdminTrackStats {
+	a := &AdminTrackStats{
+		Codec: st.Codec, Packets: st.Packets, Bytes: st.Bytes, BitrateBps: st.BitrateBps,
+		PacketsLost: st.PacketsLost, FractionLost: st.FractionLost, JitterMs: st.JitterMs,
+		NACKsReceived: st.NACKsReceived, NACKsSent: st.NACKsSent, Retransmits: st.Retransmits,
+		PLIsReceived: st.PLIsReceived, PLIsSent: st.PLIsSent, Subscribers: st.Subscribers,
+		Drops: st.Drops,
+	}
+	if a.Drops == nil {
+		a.Drops = map[string]uint64{}
+	}
+	if !st.LastPacketTime.IsZero() {
+		t := st.LastPacketTime
+		a.LastPacketAt = &t
+	}
+	return a
+}
+
+func (s *Server) handleAdminRemove(w http.ResponseWriter, r *http.Request, _ adminCaller) {
+	roomName, identity := r.PathValue("room"), r.PathValue("identity")
+	s.mu.Lock()
+	var p *participant
+	if rm := s.rooms[roomName]; rm != nil {
+		p = rm.participants[identity]
+	}
+	if p != nil {
+		s.detachLocked(p)
+		p.conn.sendBye(ByeRemoved)
+	}
+	s.mu.Unlock()
+	if p == nil {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such participant")
+		return
+	}
+	s.log.Info("participant removed by admin", "room", roomName, "participant", p.sid, "identity", identity)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type adminMuteRequest struct {
+	Muted *bool `json:"muted"`
+}
+
+func (s *Server) handleAdminMute(w http.ResponseWriter, r *http.Request, _ adminCaller) {
+	roomName, identity, sid := r.PathValue("room"), r.PathValue("identity"), r.PathValue("sid")
+	var req adminMuteRequest
+	if !decodeJSONBody(w, r, &req) {
+		return
+	}
+	if req.Muted == nil {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "muted is required")
+		return
+	}
+	muted := *req.Muted
+	p := s.lookup(roomName, identity)
+	if p == nil {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such participant")
+		return
+	}
+	s.mu.Lock()
+	found := p.trackBySIDLocked(sid) != nil
+	s.mu.Unlock()
+	if !found {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such track")
+		return
+	}
+	if err := p.peer.SetTrackMuted(sid, muted); err != nil {
+		p.log.Error("admin mute failed", "track", sid, "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "internal", "the media server could not mute the track")
+		return
+	}
+	s.mu.Lock()
+	if t := p.trackBySIDLocked(sid); t != nil && !p.removed {
+		t.muted = muted
+		p.conn.enqueue(encode(TypeMuted, "", mutedBody{TrackID: t.trackID, Muted: muted}))
+		s.updatedLocked(p)
+	}
+	s.mu.Unlock()
+	p.log.Info("track mute set by admin", "track", sid, "muted", muted)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decodeJSONBody reads a small JSON object, answering 400/413 itself.
+func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+			return false
+		}
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "malformed JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Code: code, Message: msg})
+}

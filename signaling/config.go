@@ -1,0 +1,158 @@
+package signaling
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+// Config is the "signaling" section of the configuration file.
+type Config struct {
+	// Listen is the HTTP(S) address for the web client, WebSocket and APIs.
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey, when both set, make the server speak HTTPS/WSS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// AllowedOrigins are browser origins ("https://app.example.com") that
+	// may open the WebSocket in addition to the server's own host.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// APIKeys maps API key ids to secrets (at least 32 bytes). Used when
+	// Deps.Keys is nil.
+	APIKeys map[string]string `yaml:"api_keys"`
+	// DevMode enables POST /api/dev/token, which hands out guest tokens to
+	// anyone who can reach the server.
+	DevMode bool `yaml:"dev_mode"`
+
+	// MaxMessageBytes caps one client frame; larger ones close with 1009.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// RatePerSecond and RateBurst form each connection's token bucket.
+	RatePerSecond int `yaml:"rate_per_second"`
+	RateBurst     int `yaml:"rate_burst"`
+	// SendQueue is how many server messages may wait for a slow client
+	// before it is disconnected.
+	SendQueue int `yaml:"send_queue"`
+
+	// PingInterval is how often the server pings; PingTimeout is how long
+	// a joined client may stay silent before it is dropped.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	PingTimeout  time.Duration `yaml:"ping_timeout"`
+	// JoinTimeout is how long a new connection has to send "join".
+	JoinTimeout time.Duration `yaml:"join_timeout"`
+	// WriteTimeout bounds one write to a client.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// TokenTTL is the lifetime of the fresh tokens sent to joined clients;
+	// a new one is sent every TokenTTL/2.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// DevTokenTTL is the lifetime of dev-mode guest tokens.
+	DevTokenTTL time.Duration `yaml:"dev_token_ttl"`
+	// MaxTokenTTL caps tokens created through the admin API.
+	MaxTokenTTL time.Duration `yaml:"max_token_ttl"`
+	// MaxParticipantsPerRoom refuses joins beyond this many (0: no limit).
+	MaxParticipantsPerRoom int `yaml:"max_participants_per_room"`
+	// ShutdownTimeout bounds how long Run waits for clients to close.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:                 ":8080",
+		MaxMessageBytes:        65536,
+		RatePerSecond:          50,
+		RateBurst:              100,
+		SendQueue:              256,
+		PingInterval:           5 * time.Second,
+		PingTimeout:            15 * time.Second,
+		JoinTimeout:            10 * time.Second,
+		WriteTimeout:           10 * time.Second,
+		TokenTTL:               10 * time.Minute,
+		DevTokenTTL:            10 * time.Minute,
+		MaxTokenTTL:            24 * time.Hour,
+		MaxParticipantsPerRoom: 100,
+		ShutdownTimeout:        5 * time.Second,
+	}
+}
+
+// Validate checks every field and names the yaml key of the first problem.
+func (c Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("signaling.listen: must not be empty")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("signaling.tls_cert and signaling.tls_key: set both or neither")
+	}
+	for _, o := range c.AllowedOrigins {
+		if _, err := normalizeOrigin(o); err != nil {
+			return fmt.Errorf("signaling.allowed_origins: %q: %w", o, err)
+		}
+	}
+	for id, secret := range c.APIKeys {
+		if len(secret) < auth.MinSecretBytes {
+			return fmt.Errorf("signaling.api_keys: key %q: secret must be at least %d bytes", id, auth.MinSecretBytes)
+		}
+	}
+	ints := []struct {
+		key string
+		v   int
+		min int
+	}{
+		{"max_message_bytes", c.MaxMessageBytes, 1024},
+		{"rate_per_second", c.RatePerSecond, 1},
+		{"rate_burst", c.RateBurst, 1},
+		{"send_queue", c.SendQueue, 8},
+		{"max_participants_per_room", c.MaxParticipantsPerRoom, 0},
+	}
+	for _, f := range ints {
+		if f.v < f.min {
+			return fmt.Errorf("signaling.%s: must be at least %d, got %d", f.key, f.min, f.v)
+		}
+	}
+	durs := []struct {
+		key string
+		v   time.Duration
+	}{
+		{"ping_interval", c.PingInterval},
+		{"ping_timeout", c.PingTimeout},
+		{"join_timeout", c.JoinTimeout},
+		{"write_timeout", c.WriteTimeout},
+		{"token_ttl", c.TokenTTL},
+		{"dev_token_ttl", c.DevTokenTTL},
+		{"max_token_ttl", c.MaxTokenTTL},
+		{"shutdown_timeout", c.ShutdownTimeout},
+	}
+	for _, f := range durs {
+		if f.v <= 0 {
+			return fmt.Errorf("signaling.%s: must be positive, got %s", f.key, f.v)
+		}
+	}
+	if c.PingTimeout <= c.PingInterval {
+		return fmt.Errorf("signaling.ping_timeout: must exceed ping_interval (%s), got %s", c.PingInterval, c.PingTimeout)
+	}
+	if c.TokenTTL < 2*time.Second {
+		return fmt.Errorf("signaling.token_ttl: must be at least 2s, got %s", c.TokenTTL)
+	}
+	return nil
+}
+
+// normalizeOrigin reduces "https://Host:443/" style input to the exact
+// string browsers send in the Origin header: scheme://host[:port].
+func normalizeOrigin(o string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(o))
+	if err != nil {
+		return "", fmt.Errorf("not a URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", errors.New("scheme must be http or https")
+	}
+	if u.Host == "" || strings.Contains(u.Host, "*") {
+		return "", errors.New("needs an exact host (no wildcards)")
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return "", errors.New("must be only scheme://host[:port]")
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}

@@ -1,0 +1,345 @@
+package signaling
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+// maxRateViolations is how many rate-limited messages in a row close the
+// connection (docs/protocol.md, Limits).
+const maxRateViolations = 100
+
+// closeGrace is how long we keep reading after sending a close frame, so
+// the client's close reply (and data it already sent) is consumed instead
+// of being answered with a TCP reset that could hide our last messages.
+const closeGrace = time.Second
+
+// conn is one WebSocket. Exactly two goroutines touch the socket: the
+// reader (the HTTP handler's goroutine, which also runs request handlers)
+// and the writer, which owns every write and drains a bounded queue.
+// Everyone else only enqueues, and a full queue drops the client rather
+// than blocking the room.
+type conn struct {
+	s       *Server
+	ws      *websocket.Conn
+	log     *slog.Logger
+	send    chan []byte
+	limiter *rate.Limiter
+
+	closing   atomic.Bool // no more messages are queued or processed
+	closeOnce sync.Once
+	closeReq  chan struct{}
+	closeCode int
+	closeText string
+
+	deadlineMu  sync.Mutex
+	readClosing bool // the close grace deadline is set; don't extend it
+
+	// SFU events wait here until "joined" is queued (ready), so that a
+	// client never sees an offer before it knows its room.
+	evMu     sync.Mutex
+	events   []peerEvent
+	ready    bool
+	evSignal chan struct{}
+
+	writerDone chan struct{}
+
+	joined atomic.Bool
+	// part and claims are written by the reader before markReady and only
+	// read by the writer after it (ordered by evMu).
+	part   *participant
+	claims auth.Claims
+}
+
+func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
+	return &conn{
+		s:          s,
+		ws:         ws,
+		log:        log,
+		send:       make(chan []byte, s.cfg.SendQueue),
+		limiter:    rate.NewLimiter(rate.Limit(s.cfg.RatePerSecond), s.cfg.RateBurst),
+		closeReq:   make(chan struct{}),
+		evSignal:   make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+	}
+}
+
+// enqueue queues one message without blocking. A client whose queue is
+// full cannot keep up; it is disconnected and counted.
+func (c *conn) enqueue(msg []byte) {
+	if c.closing.Load() {
+		return
+	}
+	select {
+	case c.send <- msg:
+	default:
+		c.dropSlow()
+	}
+}
+
+func (c *conn) dropSlow() {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.s.metrics.queueDrops.Inc()
+	c.log.Warn("send queue full, disconnecting slow client")
+	// Closing the socket makes both goroutines fail fast; the normal
+	// teardown then removes the participant.
+	_ = c.ws.NetConn().Close()
+}
+
+// requestClose asks the writer to flush the queue and send a close frame.
+func (c *conn) requestClose(code int, text string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText = code, text
+		c.closing.Store(true)
+		close(c.closeReq)
+	})
+}
+
+// sendError queues an error message answering request re.
+func (c *conn) sendError(re string, perr *ProtoError) {
+	c.s.metrics.errors.WithLabelValues(perr.Code).Inc()
+	c.enqueue(encode(TypeError, re, errorBody{Code: perr.Code, Message: perr.Message}))
+}
+
+// fail sends an error and closes with the given WebSocket close code.
+func (c *conn) fail(re string, perr *ProtoError, closeCode int) {
+	c.log.Debug("closing connection", "code", perr.Code, "reason", perr.Message)
+	c.sendError(re, perr)
+	c.requestClose(closeCode, perr.Code)
+}
+
+// sendBye tells the client why it is being disconnected, then closes.
+func (c *conn) sendBye(reason string) {
+	c.enqueue(encode(TypeBye, "", byeBody{Reason: reason}))
+	code := websocket.CloseNormalClosure
+	if reason == ByeShutdown {
+		code = websocket.CloseGoingAway
+	}
+	c.requestClose(code, reason)
+}
+
+func (c *conn) extendReadDeadline(d time.Duration) {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if !c.readClosing {
+		_ = c.ws.SetReadDeadline(time.Now().Add(d))
+	}
+}
+
+func (c *conn) setCloseDeadline() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.readClosing = true
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// serve runs the connection until it ends, then removes the participant
+// and releases its media. It returns after the writer has exited.
+func (c *conn) serve() {
+	go c.writeLoop()
+	err := c.readLoop()
+	c.afterRead(err)
+	if p := c.part; p != nil {
+		c.s.detach(p)
+		if cerr := p.peer.Close(); cerr != nil {
+			c.log.Debug("closing media session", "err", cerr)
+		}
+	}
+	// The writer's flush and close frame are bounded by WriteTimeout; give
+	// it that long, then cut the socket so it cannot hang.
+	t := time.NewTimer(c.s.cfg.WriteTimeout + closeGrace)
+	select {
+	case <-c.writerDone:
+	case <-t.C:
+		_ = c.ws.NetConn().Close()
+		<-c.writerDone
+	}
+	t.Stop()
+	_ = c.ws.Close()
+}
+
+// afterRead explains a read failure to the client when it is still there.
+func (c *conn) afterRead(err error) {
+	var ne net.Error
+	timedOut := errors.As(err, &ne) && ne.Timeout()
+	switch {
+	case c.closing.Load():
+		// We initiated the close; the error is its expected end.
+	case timedOut && c.joined.Load():
+		c.log.Info("heartbeat timeout")
+		c.sendBye(ByeTimeout)
+	case timedOut:
+		c.fail("", &ProtoError{Code: CodeUnauthorized, Message: "no join message in time"}, websocket.ClosePolicyViolation)
+	default:
+		if websocket.IsUnexpectedCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+			c.log.Debug("connection ended", "err", err)
+		}
+	}
+	c.requestClose(websocket.CloseNormalClosure, "")
+}
+
+// readLoop reads frames until the socket fails or the close completes.
+// Protocol errors are answered, never fatal to the loop itself: after a
+// fatal one the loop keeps reading (and ignoring) until the client's
+// close reply or the grace deadline.
+func (c *conn) readLoop() error {
+	cfg := &c.s.cfg
+	c.extendReadDeadline(cfg.JoinTimeout)
+	violations := 0
+	for {
+		mt, r, err := c.ws.NextReader()
+		if err != nil {
+			return err
+		}
+		// Read at most one byte past the limit instead of letting a huge
+		// frame be buffered; the rest is discarded under the close deadline.
+		frame, err := io.ReadAll(io.LimitReader(r, int64(cfg.MaxMessageBytes)+1))
+		if err != nil {
+			return err
+		}
+		if c.closing.Load() {
+			continue
+		}
+		if len(frame) > cfg.MaxMessageBytes {
+			c.fail("", &ProtoError{Code: CodeTooLarge, Message: "message larger than max_message_bytes"}, websocket.CloseMessageTooBig)
+			continue
+		}
+		if c.joined.Load() {
+			c.extendReadDeadline(cfg.PingTimeout)
+		}
+		if !c.limiter.Allow() {
+			violations++
+			if violations >= maxRateViolations {
+				c.fail("", &ProtoError{Code: CodeRateLimited, Message: "too many messages; closing"}, websocket.ClosePolicyViolation)
+			} else {
+				c.sendError("", &ProtoError{Code: CodeRateLimited, Message: "message rate limit exceeded; message dropped"})
+			}
+			continue
+		}
+		violations = 0
+		if mt != websocket.TextMessage {
+			c.s.metrics.countMessage("")
+			c.sendError("", badRequest("binary frames are not supported"))
+			continue
+		}
+		req, perr := DecodeRequest(frame)
+		c.s.metrics.countMessage(req.Type)
+		if perr != nil {
+			c.sendError(req.ID, perr)
+			continue
+		}
+		c.dispatch(req)
+	}
+}
+
+// writeLoop owns all writes: queued messages, SFU events, pings, token
+// refreshes and the final close frame.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	cfg := &c.s.cfg
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	var refresh *time.Timer
+	var refreshC <-chan time.Time
+	defer func() {
+		if refresh != nil {
+			refresh.Stop()
+		}
+	}()
+	for {
+		var err error
+		select {
+		case msg := <-c.send:
+			err = c.write(msg)
+		case <-c.evSignal:
+			// Flush first so "joined" precedes anything the SFU said.
+			if err = c.flushQueued(); err != nil {
+				break
+			}
+			if refresh == nil && c.isReady() {
+				err = c.writeToken()
+				refresh = time.NewTimer(cfg.TokenTTL / 2)
+				refreshC = refresh.C
+			}
+			if err == nil {
+				err = c.handleEvents()
+			}
+		case <-ping.C:
+			if !c.joined.Load() || c.closing.Load() {
+				continue
+			}
+			err = c.write(encode(TypePing, "", PingBody{TS: time.Now().UnixMilli()}))
+			if err == nil {
+				// Also a WebSocket ping, which keeps idle proxies open.
+				err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout))
+			}
+		case <-refreshC:
+			err = c.writeToken()
+			refresh.Reset(cfg.TokenTTL / 2)
+		case <-c.closeReq:
+			if err := c.flushQueued(); err == nil {
+				msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
+				_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(cfg.WriteTimeout))
+			}
+			c.setCloseDeadline()
+			return
+		}
+		if err != nil {
+			c.closing.Store(true)
+			if !errors.Is(err, net.ErrClosed) {
+				c.log.Debug("write failed", "err", err)
+			}
+			_ = c.ws.NetConn().Close()
+			return
+		}
+	}
+}
+
+func (c *conn) write(msg []byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	return c.ws.WriteMessage(websocket.TextMessage, msg)
+}
+
+// flushQueued writes what is queued now, under one deadline so a client
+// that stopped reading cannot hold the writer for long.
+func (c *conn) flushQueued() error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	for {
+		select {
+		case msg := <-c.send:
+			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// writeToken sends a fresh token with the joined identity and grants, so
+// the client can rejoin after its original token expired.
+func (c *conn) writeToken() error {
+	tok, err := c.s.keys.Issue(c.claims.KeyID, auth.Claims{
+		Identity: c.claims.Identity,
+		Name:     c.claims.Name,
+		Room:     c.claims.Room,
+		Grants:   c.claims.Grants,
+	}, c.s.cfg.TokenTTL)
+	if err != nil {
+		c.log.Error("issuing refresh token", "err", err)
+		return nil
+	}
+	return c.write(encode(TypeToken, "", tokenBody{Token: tok}))
+}

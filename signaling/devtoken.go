@@ -1,0 +1,53 @@
+package signaling
+
+import (
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+type devTokenRequest struct {
+	Room string `json:"room"`
+	Name string `json:"name"`
+}
+
+// handleDevToken gives anyone a short guest token (dev mode only). The
+// Origin check keeps other sites from minting tokens through a visitor's
+// browser.
+func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !s.originAllowed(r) {
+		writeJSONError(w, http.StatusForbidden, "forbidden", "origin not allowed")
+		return
+	}
+	var req devTokenRequest
+	if !decodeJSONBody(w, r, &req) {
+		return
+	}
+	if !validRoomName(req.Room) {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "room must match [A-Za-z0-9_-]{1,64}")
+		return
+	}
+	if utf8.RuneCountInString(strings.TrimSpace(req.Name)) > maxNameRunes {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "name is too long")
+		return
+	}
+	name := cleanName(req.Name)
+	if name == "" {
+		name = "Guest"
+	}
+	tok, err := s.keys.Issue(s.keys.DefaultKeyID(), auth.Claims{
+		Identity: newID("guest-"),
+		Name:     name,
+		Room:     req.Room,
+		Grants:   auth.Grants{Publish: true, Subscribe: true, Chat: true},
+	}, s.cfg.DevTokenTTL)
+	if err != nil {
+		s.log.Error("dev token issue failed", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "internal", "could not issue token")
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenBody{Token: tok})
+}

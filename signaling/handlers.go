@@ -1,0 +1,231 @@
+package signaling
+
+import (
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+// dispatch handles one decoded client request on the reader goroutine.
+func (c *conn) dispatch(req Request) {
+	if req.Type == TypeJoin {
+		if c.joined.Load() {
+			c.sendError(req.ID, badRequest("already joined"))
+			return
+		}
+		c.handleJoin(req.ID, req.Body.(*JoinBody))
+		return
+	}
+	if !c.joined.Load() {
+		c.fail(req.ID, &ProtoError{Code: CodeNotJoined, Message: "the first message must be join"}, websocket.ClosePolicyViolation)
+		return
+	}
+	p := c.part
+	var perr *ProtoError
+	switch req.Type {
+	case TypePublish:
+		perr = c.handlePublish(req.ID, p, req.Body.(*PublishBody))
+	case TypeUnpublish:
+		perr = c.handleUnpublish(p, req.Body.(*TrackRef))
+	case TypeOffer:
+		perr = c.handleOffer(req.ID, p, req.Body.(*SDPBody))
+	case TypeAnswer:
+		body := req.Body.(*SDPBody)
+		if err := p.peer.HandleAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body.SDP}); err != nil {
+			p.log.Info("subscriber answer failed", "err", err)
+			perr = &ProtoError{Code: CodeNegotiationFailed, Message: "subscriber answer rejected"}
+		}
+	case TypeCandidate:
+		perr = c.handleCandidate(p, req.Body.(*CandidateBody))
+	case TypeICERestart:
+		if err := p.peer.RestartICE(); err != nil {
+			p.log.Info("ICE restart failed", "err", err)
+			perr = &ProtoError{Code: CodeNegotiationFailed, Message: "ICE restart failed"}
+		}
+	case TypeMute:
+		perr = c.handleMute(p, req.Body.(*MuteBody))
+	case TypePong:
+		// Any message already counted as a heartbeat.
+	case TypeLeave:
+		// Tell the room now rather than after the close handshake.
+		c.s.detach(p)
+		c.sendBye(ByeLeft)
+	}
+	if perr != nil {
+		c.sendError(req.ID, perr)
+	}
+}
+
+func (c *conn) handleJoin(reqID string, body *JoinBody) {
+	s := c.s
+	claims, err := s.keys.Verify(body.Token)
+	if err != nil {
+		msg := "invalid token"
+		if errors.Is(err, auth.ErrExpired) {
+			msg = "token expired"
+		}
+		c.log.Info("join refused", "reason", msg)
+		c.fail(reqID, &ProtoError{Code: CodeUnauthorized, Message: msg}, websocket.ClosePolicyViolation)
+		return
+	}
+	if body.Protocol != ProtocolVersion {
+		c.fail(reqID, &ProtoError{Code: CodeProtocolVersion, Message: "this server speaks protocol 1"}, websocket.ClosePolicyViolation)
+		return
+	}
+	if claims.Room == auth.AllRooms || !validRoomName(claims.Room) {
+		c.fail(reqID, &ProtoError{Code: CodeUnauthorized, Message: "token does not name a joinable room"}, websocket.ClosePolicyViolation)
+		return
+	}
+	if !s.roomHasSpace(claims.Room, claims.Identity) {
+		c.fail(reqID, &ProtoError{Code: CodeRoomFull, Message: "room is full"}, websocket.ClosePolicyViolation)
+		return
+	}
+	name := claims.Name
+	if name == "" {
+		name = cleanName(body.Name)
+	}
+	if name == "" {
+		name = claims.Identity
+	}
+	p := &participant{
+		sid:      newID("PA_"),
+		identity: claims.Identity,
+		name:     name,
+		room:     claims.Room,
+		grants:   claims.Grants,
+		joinedAt: time.Now(),
+		conn:     c,
+		tracks:   map[string]*track{},
+	}
+	p.log = c.log.With("room", p.room, "participant", p.sid, "identity", p.identity)
+	peer, err := s.media.Join(p.room, p.sid, sfu.JoinOptions{
+		Events:       peerEvents{c: c},
+		CanPublish:   claims.Grants.Publish,
+		CanSubscribe: claims.Grants.Subscribe,
+		Logger:       p.log,
+	})
+	if err != nil {
+		p.log.Error("media join failed", "err", err)
+		c.fail(reqID, &ProtoError{Code: CodeInternal, Message: "media session could not be created"}, websocket.CloseInternalServerErr)
+		return
+	}
+	p.peer = peer
+	var ice []ICEServerView
+	if s.ice != nil {
+		ice = iceServerViews(s.ice.ICEServers(p.identity))
+	} else {
+		ice = []ICEServerView{}
+	}
+	c.part, c.claims = p, claims
+	if perr := s.addParticipant(p, reqID, ice); perr != nil {
+		c.part = nil
+		_ = peer.Close()
+		c.fail(reqID, perr, websocket.ClosePolicyViolation)
+		return
+	}
+	c.joined.Store(true)
+	c.extendReadDeadline(s.cfg.PingTimeout)
+	c.markReady()
+	p.log.Info("joined")
+}
+
+// cleanName trims a display name and drops control characters.
+func cleanName(n string) string {
+	n = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(n))
+	if utf8.RuneCountInString(n) > maxNameRunes {
+		n = string([]rune(n)[:maxNameRunes])
+	}
+	return n
+}
+
+func (c *conn) handlePublish(reqID string, p *participant, body *PublishBody) *ProtoError {
+	if !p.grants.Publish {
+		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
+	}
+	if perr := c.s.announce(p, body.Tracks); perr != nil {
+		return perr
+	}
+	c.enqueue(encode(TypePublished, reqID, body))
+	return nil
+}
+
+func (c *conn) handleUnpublish(p *participant, body *TrackRef) *ProtoError {
+	if !p.grants.Publish {
+		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
+	}
+	sid, ok := c.s.forgetTrack(p, body.TrackID)
+	if !ok {
+		return &ProtoError{Code: CodeNotFound, Message: "unknown trackId"}
+	}
+	if sid != "" {
+		if err := p.peer.Unpublish(sid); err != nil {
+			// The track may already be gone in the SFU; our state is updated.
+			p.log.Debug("unpublish", "track", sid, "err", err)
+		}
+	}
+	return nil
+}
+
+func (c *conn) handleOffer(reqID string, p *participant, body *SDPBody) *ProtoError {
+	if !p.grants.Publish {
+		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
+	}
+	answer, err := p.peer.HandleOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: body.SDP})
+	if err != nil {
+		p.log.Info("publisher offer failed", "err", err)
+		return &ProtoError{Code: CodeNegotiationFailed, Message: "publisher offer rejected"}
+	}
+	c.enqueue(encode(TypeAnswer, reqID, SDPBody{SDP: answer.SDP}))
+	return nil
+}
+
+func (c *conn) handleCandidate(p *participant, body *CandidateBody) *ProtoError {
+	target := sfu.Publisher
+	if body.Target == "subscriber" {
+		target = sfu.Subscriber
+	}
+	if target == sfu.Publisher && !p.grants.Publish {
+		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
+	}
+	ci := webrtc.ICECandidateInit{
+		Candidate:        body.Candidate.Candidate,
+		SDPMid:           body.Candidate.SDPMid,
+		SDPMLineIndex:    body.Candidate.SDPMLineIndex,
+		UsernameFragment: body.Candidate.UsernameFragment,
+	}
+	if err := p.peer.AddICECandidate(target, ci); err != nil {
+		p.log.Debug("add ICE candidate", "target", body.Target, "err", err)
+		return &ProtoError{Code: CodeNegotiationFailed, Message: "candidate rejected"}
+	}
+	return nil
+}
+
+func (c *conn) handleMute(p *participant, body *MuteBody) *ProtoError {
+	if !p.grants.Publish {
+		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
+	}
+	sid, ok := c.s.setMuted(p, body.TrackID, *body.Muted)
+	if !ok {
+		return &ProtoError{Code: CodeNotFound, Message: "unknown trackId"}
+	}
+	if sid != "" {
+		// Stop forwarding a muted track instead of relaying black frames
+		// or silence to every subscriber.
+		if err := p.peer.SetTrackMuted(sid, *body.Muted); err != nil {
+			p.log.Debug("set track muted", "track", sid, "err", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,315 @@
+// Package signaling is Parley's front door: the HTTP server, the WebSocket
+// protocol of docs/protocol.md, rooms and participants as users see them,
+// token checks, and negotiation with the SFU through the Media interface.
+package signaling
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+// Deps are the collaborators a Server needs.
+type Deps struct {
+	Logger   *slog.Logger          // nil: discard
+	Registry prometheus.Registerer // nil: metrics are not registered
+	Gatherer prometheus.Gatherer   // serves /metrics; nil: /metrics is 404
+	Media    Media                 // required
+	Keys     *auth.KeySet          // nil: built from Config.APIKeys
+	Web      http.Handler          // the web client; nil: 404 for non-API paths
+	// ICEServers is optional; without it clients get no ICE servers.
+	ICEServers ICEServerProvider
+}
+
+// Server is the signaling HTTP + WebSocket server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	media   Media
+	keys    *auth.KeySet
+	ice     ICEServerProvider
+	metrics *metrics
+	handler http.Handler
+	origins map[string]bool
+	upgr    websocket.Upgrader
+
+	mu           sync.Mutex
+	rooms        map[string]*room
+	conns        map[*conn]struct{}
+	shuttingDown bool
+	addr         net.Addr
+	listening    chan struct{} // closed once addr is set
+
+	wg      sync.WaitGroup // one per WebSocket connection
+	started atomic.Bool
+}
+
+// New validates cfg and builds a Server; nothing listens until Run.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Media == nil {
+		return nil, errors.New("signaling: Deps.Media is required")
+	}
+	keys := deps.Keys
+	if keys == nil {
+		var err error
+		if keys, err = auth.NewKeySet(cfg.APIKeys); err != nil {
+			return nil, fmt.Errorf("signaling.api_keys: %w", err)
+		}
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		media:   deps.Media,
+		keys:    keys,
+		ice:     deps.ICEServers,
+		metrics: m,
+		origins: map[string]bool{},
+		rooms:   map[string]*room{},
+		conns:   map[*conn]struct{}{},
+
+		listening: make(chan struct{}),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		n, _ := normalizeOrigin(o) // validated above
+		s.origins[n] = true
+	}
+	s.upgr = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		CheckOrigin:      s.originAllowed,
+	}
+	s.handler = s.routes(deps)
+	return s, nil
+}
+
+func (s *Server) routes(deps Deps) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.handleWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok")
+	})
+	if deps.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	} else {
+		mux.Handle("/metrics", http.NotFoundHandler())
+	}
+	if s.cfg.DevMode {
+		mux.HandleFunc("POST /api/dev/token", s.handleDevToken)
+	}
+	s.adminRoutes(mux)
+	// Unknown API paths must not fall through to the web client, which
+	// may answer any path with its page.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	web := deps.Web
+	if web == nil {
+		web = http.NotFoundHandler()
+	}
+	mux.Handle("/", web)
+	return mux
+}
+
+// Handler returns every route, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Addr is the listening address once Run has started listening, else nil.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// WaitAddr blocks until Run is listening and returns the address, or
+// returns nil if ctx ends first (for example because Run failed).
+func (s *Server) WaitAddr(ctx context.Context) net.Addr {
+	select {
+	case <-s.listening:
+		return s.Addr()
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Run listens on cfg.Listen (TLS when configured) until ctx ends, then
+// says bye to every client, closes them and returns after all connection
+// goroutines have exited.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("signaling: Run called twice")
+	}
+	var tlsConf *tls.Config
+	if s.cfg.TLSCert != "" {
+		// Load before listening so a bad file fails start with its key name.
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("signaling.tls_cert/tls_key: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("signaling.listen %s: %w", s.cfg.Listen, err)
+	}
+	s.mu.Lock()
+	s.addr = ln.Addr()
+	s.mu.Unlock()
+	close(s.listening)
+	tlsOn := tlsConf != nil
+	s.log.Info("signaling listening", "addr", ln.Addr().String(), "tls", tlsOn)
+
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		TLSConfig:         tlsConf,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			serveErr <- srv.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("signaling serve: %w", err)
+		serveErr <- nil // keep the later receive from blocking
+	}
+	s.shutdownConns()
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-serveErr
+	s.waitConns()
+	return runErr
+}
+
+// shutdownConns stops new WebSocket sessions and tells every client.
+func (s *Server) shutdownConns() {
+	s.mu.Lock()
+	s.shuttingDown = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.sendBye(ByeShutdown)
+	}
+}
+
+// waitConns waits for connection goroutines, cutting sockets that do not
+// finish their close handshake within ShutdownTimeout.
+func (s *Server) waitConns() {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(s.cfg.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.ws.NetConn().Close()
+	}
+	s.mu.Unlock()
+	<-done
+}
+
+// originAllowed accepts the server's own host and configured origins.
+// Requests without Origin come from non-browser clients, which cannot be
+// used for cross-site attacks, so they pass.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	n, err := normalizeOrigin(origin)
+	return err == nil && s.origins[n]
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !s.originAllowed(r) {
+		s.log.Info("websocket origin refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	ws, err := s.upgr.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade already answered with an HTTP error.
+		s.log.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	c := newConn(s, ws, s.log.With("remote", r.RemoteAddr))
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	late := s.shuttingDown
+	s.mu.Unlock()
+	s.metrics.connections.Inc()
+	if late {
+		c.sendBye(ByeShutdown)
+	}
+	c.serve()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.metrics.connections.Dec()
+}
