@@ -55,15 +55,25 @@ func (r Report) String() string {
 		r.DelayP50, r.DelayP99, r.DelayMax, r.JoinP50, r.JoinMax)
 }
 
+// recorder counts a packet when its send time falls inside the measured
+// window, so packets sent during warm-up but arriving late are not
+// counted against the window's sent packets.
 type recorder struct {
-	measuring atomic.Bool
-	received  atomic.Uint64
-	mu        sync.Mutex
-	delays    []time.Duration
+	start, end atomic.Int64 // unix ns; end 0 = window still open
+	received   atomic.Uint64
+	mu         sync.Mutex
+	delays     []time.Duration
 }
 
-func (r *recorder) record(d time.Duration) {
-	if !r.measuring.Load() {
+func (r *recorder) inWindow(t time.Time) bool {
+	ns := t.UnixNano()
+	start, end := r.start.Load(), r.end.Load()
+	return start != 0 && ns >= start && (end == 0 || ns < end)
+}
+
+func (r *recorder) record(sent time.Time) {
+	d := time.Since(sent)
+	if !r.inWindow(sent) {
 		return
 	}
 	r.received.Add(1)
@@ -124,7 +134,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 					return
 				}
 				if sent, _, ok := readProbe(p.Payload, off); ok {
-					rec.record(time.Since(sent))
+					rec.record(sent)
 				}
 			}
 		}()
@@ -140,7 +150,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		if err != nil {
 			return Report{}, err
 		}
-		p, err := newPublisher(ctx, c, o)
+		p, err := newPublisher(ctx, c, o, rec)
 		if err != nil {
 			return Report{}, err
 		}
@@ -153,27 +163,21 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		go func() { defer senders.Done(); p.run(runCtx) }()
 	}
 	sleep(ctx, o.Warmup)
-	var sentBefore uint64
-	for _, p := range pubs {
-		sentBefore += p.sent.Load()
-	}
-	rec.measuring.Store(true)
 	start := time.Now()
+	rec.start.Store(start.UnixNano())
 	sleep(ctx, o.Duration)
-	var sentAfter uint64
-	for _, p := range pubs {
-		sentAfter += p.sent.Load()
-	}
+	rec.end.Store(time.Now().UnixNano())
+	elapsed := time.Since(start)
 	// Packets in flight when the window closes still count: stop sending,
 	// give them a moment to arrive, then stop measuring.
 	cancel()
 	senders.Wait()
 	sleep(ctx, 300*time.Millisecond)
-	rec.measuring.Store(false)
-	elapsed := time.Since(start)
 
 	rep := Report{Publishers: o.Publishers, Subscribers: o.Subscribers, Duration: o.Duration}
-	rep.Sent = sentAfter - sentBefore
+	for _, p := range pubs {
+		rep.Sent += p.sent.Load()
+	}
 	rep.Received = rec.received.Load()
 	rep.Expected = rep.Sent * uint64(o.Subscribers)
 	if rep.Expected > 0 && rep.Received < rep.Expected {
@@ -213,12 +217,13 @@ func percentiles(d []time.Duration) (p50, p99, max time.Duration) {
 // publisher sends one synthetic VP8 video and one Opus audio track.
 type publisher struct {
 	o            Options
+	rec          *recorder
 	video, audio *webrtc.TrackLocalStaticRTP
 	keyframe     atomic.Bool
-	sent         atomic.Uint64
+	sent         atomic.Uint64 // packets sent inside the measured window
 }
 
-func newPublisher(ctx context.Context, c *client.Client, o Options) (*publisher, error) {
+func newPublisher(ctx context.Context, c *client.Client, o Options, rec *recorder) (*publisher, error) {
 	id := c.Joined.Participant.Identity
 	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video-"+id, "stream-"+id)
 	if err != nil {
@@ -228,7 +233,7 @@ func newPublisher(ctx context.Context, c *client.Client, o Options) (*publisher,
 	if err != nil {
 		return nil, err
 	}
-	p := &publisher{o: o, video: video, audio: audio}
+	p := &publisher{o: o, rec: rec, video: video, audio: audio}
 	if err := c.Publish(ctx, []webrtc.TrackLocal{video, audio}, []string{"camera", "microphone"}); err != nil {
 		return nil, err
 	}
@@ -289,10 +294,11 @@ func (p *publisher) run(ctx context.Context) {
 			for i := range perFrame {
 				vp8Payload(vbuf, i == 0, key)
 				probe++
-				writeProbe(vbuf, vp8ProbeOffset, time.Now(), probe)
+				now := time.Now()
+				writeProbe(vbuf, vp8ProbeOffset, now, probe)
 				pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: vts, Marker: i == perFrame-1}, Payload: vbuf}
 				vseq++
-				if err := p.video.WriteRTP(&pkt); err == nil {
+				if err := p.video.WriteRTP(&pkt); err == nil && p.rec.inWindow(now) {
 					p.sent.Add(1)
 				}
 			}
@@ -300,10 +306,11 @@ func (p *publisher) run(ctx context.Context) {
 			ats += 960
 			probe++
 			abuf[0] = 0x78
-			writeProbe(abuf, opusProbeOffset, time.Now(), probe)
+			now := time.Now()
+			writeProbe(abuf, opusProbeOffset, now, probe)
 			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: aseq, Timestamp: ats}, Payload: abuf}
 			aseq++
-			if err := p.audio.WriteRTP(&pkt); err == nil {
+			if err := p.audio.WriteRTP(&pkt); err == nil && p.rec.inWindow(now) {
 				p.sent.Add(1)
 			}
 		}

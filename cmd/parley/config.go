@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/signaling"
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+// Config is the whole configuration tree; each section belongs to one
+// component and is validated by it.
+type Config struct {
+	Dev       bool             `yaml:"dev" doc:"Development mode: guest tokens from the landing page, loopback ICE candidates, a generated API key when none is configured. On by default only when no config file is given."`
+	DataDir   string           `yaml:"data_dir" doc:"Directory for Parley's data (chat database)."`
+	Log       logging.Config   `yaml:"log"`
+	Signaling signaling.Config `yaml:"signaling"`
+	SFU       sfu.Config       `yaml:"sfu"`
+}
+
+// DefaultConfig returns every component's defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:   "parley-data",
+		Log:       logging.DefaultConfig(),
+		Signaling: signaling.DefaultConfig(),
+		SFU:       sfu.DefaultConfig(),
+	}
+}
+
+// Validate checks every section and names the failing key.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	checks := []struct {
+		section string
+		err     error
+	}{
+		{"", c.Log.Validate()},
+		{"signaling", c.Signaling.Validate()},
+		{"sfu", c.SFU.Validate()},
+	}
+	for _, ch := range checks {
+		if ch.err == nil {
+			continue
+		}
+		if ch.section == "" || strings.HasPrefix(ch.err.Error(), ch.section+".") {
+			return ch.err
+		}
+		return fmt.Errorf("%s.%w", ch.section, ch.err)
+	}
+	if !c.Dev && len(c.Signaling.APIKeys) == 0 {
+		return errors.New("signaling.api_keys: at least one API key is required outside dev mode (`parley config example` prints a configuration with a fresh one)")
+	}
+	return nil
+}
+
+// loadConfig applies defaults, file, environment and flags. Without a
+// config file (neither --config nor PARLEY_CONFIG) Parley starts in dev
+// mode, so `go run ./cmd/parley` works on a fresh machine; an explicit
+// --dev=false or dev: false still wins.
+func loadConfig(args, environ []string) (Config, config.Result, error) {
+	cfg := DefaultConfig()
+	cfg.Dev = !hasConfigFile(args, environ)
+	res, err := config.Load(&cfg, config.Sources{Args: args, Environ: environ})
+	if err != nil {
+		return cfg, res, err
+	}
+	if cfg.Dev {
+		cfg.Signaling.DevMode = true
+		cfg.SFU.IncludeLoopback = true
+	}
+	return cfg, res, nil
+}
+
+func hasConfigFile(args, environ []string) bool {
+	for _, a := range args {
+		if a == "--config" || a == "-config" || strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config=") {
+			return true
+		}
+	}
+	return slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, config.EnvPrefix+"CONFIG=") })
+}
+
+func configCommand(args, environ []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("config: want example, check or keys")
+	}
+	switch args[0] {
+	case "example":
+		cfg := DefaultConfig()
+		// A fresh key pair each time, so the sample is usable as it is and
+		// nobody deploys a secret copied from documentation.
+		kid, secret, err := auth.GenerateKey()
+		if err != nil {
+			return err
+		}
+		cfg.Signaling.APIKeys = map[string]string{kid: secret}
+		out, err := config.Example(&cfg, exampleDocs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, "# Parley configuration. Every key can also be set as PARLEY_<PATH> (dots\n# become underscores) or as a flag --<path>=value.\n")
+		fmt.Fprint(stdout, out)
+		return nil
+	case "check":
+		cfg, res, err := loadConfig(args[1:], environ)
+		if err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "configuration ok (file %q, dev mode %v)\n", res.File, cfg.Dev)
+		return nil
+	case "keys":
+		cfg, _, err := loadConfig(args[1:], environ)
+		if err != nil {
+			return err
+		}
+		keys, err := config.Keys(&cfg)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			fmt.Fprintf(stdout, "%-40s %-48s %s\n", k[0], k[1], k[2])
+		}
+		return nil
+	}
+	return fmt.Errorf("config: unknown subcommand %q", args[0])
+}

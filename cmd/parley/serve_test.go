@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/internal/loadtest"
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+const testKeyID, testSecret = "PKtest", "test-secret-test-secret-test-secret-1234"
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer lets the test read what the server printed while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer runs the real command in-process on free loopback ports
+// with a config file, as an operator would, and stops it at test end.
+func startServer(t *testing.T, extra string) (base string) {
+	t.Helper()
+	httpPort, udpPort, tcpPort := freePort(t, "tcp"), freePort(t, "udp"), freePort(t, "tcp")
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`data_dir: %s
+log:
+  level: warn
+signaling:
+  listen: 127.0.0.1:%d
+  api_keys:
+    %s: %s
+sfu:
+  udp_port: %d
+  tcp_port: %d
+  bind_address: 127.0.0.1
+  include_loopback: true
+  cidrs: [127.0.0.0/8]
+%s`, filepath.Join(dir, "data"), httpPort, testKeyID, testSecret, udpPort, tcpPort, extra)
+	file := filepath.Join(dir, "parley.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--config", file}, nil, stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server exited with %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("server did not stop within 15s")
+		}
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", stderr.String())
+		}
+	})
+	base = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("server exited early: %v\n%s", err, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server not healthy within 10s\n%s", stderr.String())
+	return ""
+}
+
+// TestCallThroughServer is a call as pion clients see it through the real
+// binary's wiring: one publisher of VP8 and Opus, two subscribers, over
+// loopback UDP. Both subscribers must get the media with no loss.
+func TestCallThroughServer(t *testing.T) {
+	base := startServer(t, "")
+	keys, err := auth.NewKeySet(map[string]string{testKeyID: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := loadtest.Run(ctx, loadtest.Options{
+		WSURL: "ws" + strings.TrimPrefix(base, "http") + "/ws", Origin: base, Room: "call",
+		Publishers: 1, Subscribers: 2, Duration: 2 * time.Second, Warmup: 2 * time.Second,
+		VideoPPS: 120, VideoBytes: 1000, AudioPPS: 50,
+		Token: func(identity string, publish bool) (string, error) {
+			return keys.Issue(testKeyID, auth.Claims{Identity: identity, Room: "call", Grants: auth.Grants{Publish: publish, Subscribe: true}}, time.Minute)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(rep)
+	if rep.Sent == 0 || rep.Received == 0 {
+		t.Fatalf("no media forwarded: %v", rep)
+	}
+	// Loopback does not drop; with NACK recovery whatever the race
+	// detector's slowness loses must come back.
+	if rep.LossPercent > 0.5 {
+		t.Fatalf("loss %.2f%% through the server on loopback: %v", rep.LossPercent, rep)
+	}
+	m, err := loadtest.Scrape(ctx, base+"/metrics", "parley_sfu_packets_forwarded_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["parley_sfu_packets_forwarded_total"] < float64(rep.Received) {
+		t.Fatalf("metrics count %v forwarded packets, subscribers received %d", m["parley_sfu_packets_forwarded_total"], rep.Received)
+	}
+}
+
+func TestConfigCommands(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"config", "example"}, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	example := filepath.Join(t.TempDir(), "example.yaml")
+	if err := os.WriteFile(example, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"config", "check", "--config", example}, nil, &out, io.Discard); err != nil {
+		t.Fatalf("the printed example does not load: %v", err)
+	}
+	bad := []struct {
+		name, yaml string
+		env        []string
+		want       string
+	}{
+		{"unknown key", "sfu:\n  udp_prot: 1\n", nil, "udp_prot"},
+		{"bad port", "sfu:\n  udp_port: 70000\n", nil, "udp_port"},
+		{"no api keys outside dev", "log:\n  level: info\n", nil, "signaling.api_keys"},
+		{"bad env", "dev: true\n", []string{"PARLEY_SIGNALING_PING_INTERVAL=often"}, "signaling.ping_interval"},
+		{"bad log level", "dev: true\nlog:\n  level: loud\n", nil, "log.level"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "p.yaml")
+			if err := os.WriteFile(f, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := run(context.Background(), []string{"config", "check", "--config", f}, tc.env, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTokenCreate(t *testing.T) {
+	env := []string{"PARLEY_SIGNALING_API_KEYS=" + testKeyID + "=" + testSecret}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"token", "create", "--room", "standup", "--identity", "ada", "--name", "Ada", "--ttl", "30m", "--grant", "publish,chat"}, env, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := auth.NewKeySet(map[string]string{testKeyID: testSecret})
+	c, err := keys.Verify(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatalf("printed token does not verify: %v", err)
+	}
+	if c.Identity != "ada" || c.Name != "Ada" || c.Room != "standup" || !c.Grants.Publish || !c.Grants.Chat || c.Grants.Subscribe || c.Grants.Admin {
+		t.Fatalf("claims %+v", c)
+	}
+	if ttl := time.Until(c.ExpiresAt); ttl < 29*time.Minute || ttl > 31*time.Minute {
+		t.Fatalf("ttl %v, want 30m", ttl)
+	}
+	if err := run(context.Background(), []string{"token", "create", "--room", "r", "--identity", "x", "--grant", "fly"}, env, io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown grant accepted")
+	}
+	if err := run(context.Background(), []string{"token", "create", "--room", "r", "--identity", "x"}, nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "api_keys") {
+		t.Fatalf("want an error about missing API keys, got %v", err)
+	}
+}
