@@ -1,0 +1,163 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config is the sfu section of Parley's configuration.
+type Config struct {
+	// UDPPort is the single UDP port every peer's ICE traffic uses (one
+	// socket per allowed local address, demultiplexed by ICE ufrag). 0
+	// picks a free port per address (tests only: clients cannot be told).
+	UDPPort int `yaml:"udp_port"`
+	// TCPPort is the ICE-TCP (passive) fallback port for networks that
+	// block UDP; 0 disables it.
+	TCPPort int `yaml:"tcp_port"`
+	// BindAddress restricts the listeners to one local IP; "" means every
+	// address allowed by Interfaces and CIDRs.
+	BindAddress string `yaml:"bind_address"`
+	// PublicIPs are advertised instead of (host) or in addition to (srflx)
+	// the local addresses, for servers behind a 1:1 NAT such as a cloud VM
+	// with an elastic IP.
+	PublicIPs []string `yaml:"public_ips"`
+	// NAT1To1CandidateType is "host" (default: the public IP replaces the
+	// private one in host candidates, so clients on the server's own LAN
+	// must hairpin through the NAT) or "srflx" (the public IP is added as a
+	// server-reflexive candidate and private host candidates stay).
+	NAT1To1CandidateType string `yaml:"nat_1to1_candidate_type"`
+	// Interfaces is an allow-list of interface names for ICE gathering
+	// (empty = all).
+	Interfaces []string `yaml:"interfaces"`
+	// CIDRs is an allow-list of local IP ranges for ICE gathering and
+	// advertising (empty = all).
+	CIDRs []string `yaml:"cidrs"`
+	// IncludeLoopback offers loopback candidates (development and tests).
+	IncludeLoopback bool `yaml:"include_loopback"`
+
+	// PacketCacheSize is the number of recent video packets kept per track
+	// to answer NACKs (rounded up to a power of two).
+	PacketCacheSize int `yaml:"packet_cache_size"`
+	// AudioCacheSize is the same for audio tracks, which need far fewer.
+	AudioCacheSize int `yaml:"audio_cache_size"`
+	// SubscriberQueue is the number of packets queued for one subscriber
+	// before its packets are dropped (video then waits for a key frame).
+	// Must be smaller than AudioCacheSize so a queued packet is still in
+	// the cache when the writer gets to it.
+	SubscriberQueue int `yaml:"subscriber_queue"`
+	// PLIInterval is the minimum time between two key-frame requests sent
+	// to a publisher for the same track, however many subscribers ask.
+	PLIInterval time.Duration `yaml:"pli_interval"`
+	// ReportInterval is the period of RTCP receiver reports to publishers
+	// and sender reports to subscribers.
+	ReportInterval time.Duration `yaml:"report_interval"`
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		UDPPort:              7882,
+		TCPPort:              7881,
+		NAT1To1CandidateType: "host",
+		PacketCacheSize:      1024,
+		AudioCacheSize:       256,
+		SubscriberQueue:      192,
+		PLIInterval:          500 * time.Millisecond,
+		ReportInterval:       time.Second,
+	}
+}
+
+// Validate reports every invalid field, each error naming its yaml key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("sfu.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		bad("udp_port", "%d is not a port (0-65535)", c.UDPPort)
+	}
+	if c.TCPPort < 0 || c.TCPPort > 65535 {
+		bad("tcp_port", "%d is not a port (0-65535, 0 disables ICE-TCP)", c.TCPPort)
+	}
+	if c.TCPPort != 0 && c.TCPPort == c.UDPPort {
+		// Different protocols could share a number, but one number for both
+		// makes firewall rules ambiguous in our docs; keep them distinct.
+		bad("tcp_port", "must differ from udp_port (%d)", c.UDPPort)
+	}
+	if c.BindAddress != "" && net.ParseIP(c.BindAddress) == nil {
+		bad("bind_address", "%q is not an IP address", c.BindAddress)
+	}
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			bad("public_ips", "%q is not an IP address", ip)
+		}
+	}
+	switch c.NAT1To1CandidateType {
+	case "", "host", "srflx":
+	default:
+		bad("nat_1to1_candidate_type", "%q must be \"host\" or \"srflx\"", c.NAT1To1CandidateType)
+	}
+	for _, cidr := range c.CIDRs {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			bad("cidrs", "%q is not a CIDR range", cidr)
+		}
+	}
+	if c.PacketCacheSize < 64 || c.PacketCacheSize > 32768 {
+		bad("packet_cache_size", "%d must be between 64 and 32768", c.PacketCacheSize)
+	}
+	if c.AudioCacheSize < 32 || c.AudioCacheSize > 32768 {
+		bad("audio_cache_size", "%d must be between 32 and 32768", c.AudioCacheSize)
+	}
+	if c.SubscriberQueue < 8 {
+		bad("subscriber_queue", "%d must be at least 8", c.SubscriberQueue)
+	} else if c.SubscriberQueue >= c.AudioCacheSize || c.SubscriberQueue >= c.PacketCacheSize {
+		bad("subscriber_queue", "%d must be smaller than audio_cache_size and packet_cache_size", c.SubscriberQueue)
+	}
+	if c.PLIInterval < 0 || c.PLIInterval > 10*time.Second {
+		bad("pli_interval", "%v must be between 0 and 10s", c.PLIInterval)
+	}
+	if c.ReportInterval < 100*time.Millisecond || c.ReportInterval > 10*time.Second {
+		bad("report_interval", "%v must be between 100ms and 10s", c.ReportInterval)
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) parsedCIDRs() []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range c.CIDRs {
+		if _, n, err := net.ParseCIDR(s); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ipAllowed applies CIDRs and BindAddress to one local address.
+func (c Config) ipAllowed(nets []*net.IPNet, ip net.IP) bool {
+	if c.BindAddress != "" && !ip.Equal(net.ParseIP(c.BindAddress)) {
+		return false
+	}
+	if len(nets) == 0 {
+		return true
+	}
+	for _, n := range nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c Config) interfaceAllowed(name string) bool {
+	if len(c.Interfaces) == 0 {
+		return true
+	}
+	for _, n := range c.Interfaces {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}

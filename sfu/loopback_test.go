@@ -1,0 +1,82 @@
+package sfu
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// These tests use real sockets on 127.0.0.1, so they run outside
+// synctest (goroutines blocked in the kernel are not durably blocked and
+// the fake clock would stall). They check what vnet cannot: the real UDP
+// mux with interface/CIDR filters and loopback candidates, and ICE-TCP.
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	default:
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+}
+
+func TestLoopbackUDP(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.UDPPort = freePort(t, "udp")
+	cfg.TCPPort = 0
+	loopbackCall(t, cfg, nil)
+}
+
+func TestLoopbackICETCP(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.UDPPort = freePort(t, "udp")
+	cfg.TCPPort = freePort(t, "tcp")
+	// Clients that cannot use UDP at all must still connect.
+	loopbackCall(t, cfg, []webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+}
+
+func loopbackCall(t *testing.T, cfg Config, clientNetworks []webrtc.NetworkType) {
+	env := newLoopbackEnv(t, cfg)
+	env.clientNetworks = clientNetworks
+	ada := env.newClient("r", "PA_ada", JoinOptions{CanPublish: true})
+	ada.publish()
+	bob := env.newClient("r", "PA_bob", JoinOptions{CanSubscribe: true})
+	eventually(t, 10*time.Second, "bob receives media over loopback", func() bool {
+		for _, rt := range bob.remoteTracks() {
+			if rt.count >= 20 {
+				return true
+			}
+		}
+		return false
+	})
+	pair, err := selectedPair(bob.sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pair.Local.Address != "127.0.0.1" || pair.Remote.Address != "127.0.0.1" {
+		t.Fatalf("selected pair %s", pair)
+	}
+	if clientNetworks != nil && pair.Remote.Protocol != webrtc.ICEProtocolTCP {
+		t.Fatalf("want ICE-TCP, selected %s", pair)
+	}
+	if clientNetworks == nil && pair.Remote.Port != uint16(cfg.UDPPort) {
+		t.Fatalf("SFU side of the pair is not the shared UDP port %d: %s", cfg.UDPPort, pair)
+	}
+}
+
+func selectedPair(pc *webrtc.PeerConnection) (*webrtc.ICECandidatePair, error) {
+	return pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+}

@@ -1,0 +1,80 @@
+package sfu
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Drop reasons, used as the "reason" label and as TrackStats.Drops keys.
+const (
+	DropQueueFull   = "queue_full"    // subscriber's send queue was full
+	DropKeyframe    = "keyframe_wait" // video waiting for a key frame after a drop or join
+	DropLate        = "late"          // out-of-order packet older than a sequence rewrite
+	DropCacheMiss   = "cache_miss"    // queued packet already evicted from the cache
+	DropWriteFailed = "write_failed"  // SRTP/transport write returned an error
+)
+
+const numDropReasons = 5
+
+var dropReasons = [numDropReasons]string{DropQueueFull, DropKeyframe, DropLate, DropCacheMiss, DropWriteFailed}
+
+type dropReason uint8
+
+const (
+	dropQueueFull dropReason = iota
+	dropKeyframe
+	dropLate
+	dropCacheMiss
+	dropWriteFailed
+)
+
+// metrics are the SFU's Prometheus collectors. Per-packet counters are
+// resolved to their label children once so the hot path is one atomic add.
+type metrics struct {
+	rooms, participants, tracks prometheus.Gauge
+
+	packetsForwarded prometheus.Counter
+	bytesForwarded   prometheus.Counter
+	drops            [numDropReasons]prometheus.Counter
+	nacksIn          prometheus.Counter
+	nacksOut         prometheus.Counter
+	plisIn           prometheus.Counter
+	plisOut          prometheus.Counter
+	retransmits      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		rooms:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_sfu_rooms", Help: "Rooms with at least one participant."}),
+		participants: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_sfu_participants", Help: "Participants joined to the SFU."}),
+		tracks:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_sfu_tracks", Help: "Published tracks."}),
+		packetsForwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_packets_forwarded_total",
+			Help: "RTP packets sent to subscribers (one per packet per subscriber, retransmissions excluded)."}),
+		bytesForwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_bytes_forwarded_total",
+			Help: "RTP payload bytes sent to subscribers."}),
+		retransmits: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_retransmits_total",
+			Help: "Packets resent from the packet cache in answer to subscriber NACKs."}),
+	}
+	drops := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_drops_total",
+		Help: "Packets not forwarded to a subscriber, by reason."}, []string{"reason"})
+	nacks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_nacks_total",
+		Help: "NACKed sequence numbers: in = from subscribers, out = sent to publishers."}, []string{"direction"})
+	plis := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_plis_total",
+		Help: "Key-frame requests: in = PLI/FIR from subscribers, out = PLI sent to publishers."}, []string{"direction"})
+	for i, r := range dropReasons {
+		m.drops[i] = drops.WithLabelValues(r)
+	}
+	m.nacksIn, m.nacksOut = nacks.WithLabelValues("in"), nacks.WithLabelValues("out")
+	m.plisIn, m.plisOut = plis.WithLabelValues("in"), plis.WithLabelValues("out")
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.tracks, m.packetsForwarded,
+		m.bytesForwarded, m.retransmits, drops, nacks, plis} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register sfu metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,558 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"strings"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Peer is one participant's media session: a publisher connection (the
+// client offers, HandleOffer answers) and a subscriber connection (the SFU
+// offers through PeerEvents.SubscriberOffer, HandleAnswer completes it).
+//
+// Do not call Close from inside a PeerEvents callback: Close waits for the
+// goroutines that deliver those callbacks.
+type Peer struct {
+	s      *SFU
+	room   string
+	id     string
+	opts   JoinOptions
+	events PeerEvents
+	log    *slog.Logger
+	queue  *sendQueue
+
+	pub *webrtc.PeerConnection // nil without CanPublish
+	sub *webrtc.PeerConnection // nil without CanSubscribe
+
+	pubMu      sync.Mutex // serialises publisher negotiation
+	pubPending []webrtc.ICECandidateInit
+
+	subMu       sync.Mutex // serialises subscriber negotiation and track changes
+	subPending  []webrtc.ICECandidateInit
+	offering    bool // an offer is out and unanswered
+	renegotiate bool // tracks changed while offering
+	restartICE  bool // RestartICE called while offering
+
+	mu        sync.Mutex // guards the fields below
+	closed    bool
+	published map[string]*publishedTrack // by SID
+	bySSRC    map[uint32]*publishedTrack
+	down      map[string]*downTrack // by source track SID
+	wg        sync.WaitGroup
+}
+
+func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
+	log := opts.Logger
+	if log == nil {
+		log = s.log
+	}
+	p := &Peer{
+		s:         s,
+		room:      roomName,
+		id:        id,
+		opts:      opts,
+		events:    opts.Events,
+		log:       log.With("room", roomName, "participant", id),
+		queue:     newSendQueue(s.cfg.SubscriberQueue, s.m),
+		published: map[string]*publishedTrack{},
+		bySSRC:    map[uint32]*publishedTrack{},
+		down:      map[string]*downTrack{},
+	}
+	if p.events == nil {
+		p.events = noEvents{}
+	}
+	if hook := s.testBeforeWrite; hook != nil {
+		p.queue.beforeWrite = func() { hook(id) }
+	}
+	if opts.CanPublish {
+		api, err := s.newPublisherAPI(p.countUpstreamRTCP)
+		if err != nil {
+			return nil, err
+		}
+		if p.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+			return nil, fmt.Errorf("publisher connection: %w", err)
+		}
+		p.watch(p.pub, Publisher)
+		p.pub.OnTrack(p.onTrack)
+	}
+	if opts.CanSubscribe {
+		var err error
+		if p.sub, err = s.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
+			p.closePCs()
+			return nil, fmt.Errorf("subscriber connection: %w", err)
+		}
+		p.watch(p.sub, Subscriber)
+		p.wg.Go(p.queue.run)
+	}
+	return p, nil
+}
+
+func (p *Peer) watch(pc *webrtc.PeerConnection, target Target) {
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			p.events.ICECandidate(target, nil)
+			return
+		}
+		init := c.ToJSON()
+		p.events.ICECandidate(target, &init)
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		p.log.Debug("connection state", "target", target.String(), "state", st.String())
+		p.events.ConnectionState(target, st)
+	})
+}
+
+// ID is the participant id given to Join.
+func (p *Peer) ID() string { return p.id }
+
+// Room is the room name given to Join.
+func (p *Peer) Room() string { return p.room }
+
+// HandleOffer applies an offer for the publisher connection (first offer,
+// renegotiation adding or removing tracks, or an ICE restart) and returns
+// the answer. Local candidates trickle through PeerEvents.ICECandidate.
+func (p *Peer) HandleOffer(offer webrtc.SessionDescription) (webrtc.SessionDescription, error) {
+	if p.pub == nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publisher offer: %w", ErrNotAllowed)
+	}
+	if offer.Type != webrtc.SDPTypeOffer {
+		return webrtc.SessionDescription{}, fmt.Errorf("publisher offer: got SDP type %q", offer.Type)
+	}
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	if err := p.pub.SetRemoteDescription(offer); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publisher offer: %w", err)
+	}
+	p.pubPending = addPending(p.pub, p.pubPending, p.log)
+	answer, err := p.pub.CreateAnswer(nil)
+	if err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publisher answer: %w", err)
+	}
+	if err := p.pub.SetLocalDescription(answer); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publisher answer: %w", err)
+	}
+	return answer, nil
+}
+
+// HandleAnswer applies the client's answer to the outstanding subscriber
+// offer and sends the next offer if tracks changed meanwhile.
+func (p *Peer) HandleAnswer(answer webrtc.SessionDescription) error {
+	if p.sub == nil {
+		return fmt.Errorf("subscriber answer: %w", ErrNotAllowed)
+	}
+	if answer.Type != webrtc.SDPTypeAnswer {
+		return fmt.Errorf("subscriber answer: got SDP type %q", answer.Type)
+	}
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	if !p.offering {
+		return errors.New("subscriber answer: no offer outstanding")
+	}
+	if err := p.sub.SetRemoteDescription(answer); err != nil {
+		return fmt.Errorf("subscriber answer: %w", err)
+	}
+	p.offering = false
+	p.subPending = addPending(p.sub, p.subPending, p.log)
+	if p.renegotiate || p.restartICE {
+		p.negotiateLocked()
+	}
+	return nil
+}
+
+// AddICECandidate adds a remote candidate to one connection. Candidates
+// that arrive before that connection's remote description, or that carry
+// an ICE ufrag other than the current remote one (trickled for an ICE
+// restart whose offer/answer is not applied yet), are kept and applied
+// right after the next remote description.
+func (p *Peer) AddICECandidate(target Target, c webrtc.ICECandidateInit) error {
+	pc, mu, pending := p.pub, &p.pubMu, &p.pubPending
+	if target == Subscriber {
+		pc, mu, pending = p.sub, &p.subMu, &p.subPending
+	}
+	if pc == nil {
+		return fmt.Errorf("%s candidate: %w", target, ErrNotAllowed)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	rd := pc.RemoteDescription()
+	if rd == nil || !ufragMatches(c, rd.SDP) {
+		if len(*pending) >= maxPendingCandidates {
+			// Oldest first: a stale generation's candidates go before
+			// the ones for the description that is about to arrive.
+			*pending = (*pending)[1:]
+		}
+		*pending = append(*pending, c)
+		return nil
+	}
+	if err := pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%s candidate: %w", target, err)
+	}
+	return nil
+}
+
+const maxPendingCandidates = 64
+
+// ufragMatches reports whether a candidate belongs to the ICE generation
+// of the given remote SDP. Candidates that do not say (no
+// usernameFragment, no "ufrag" attribute) are assumed to match.
+func ufragMatches(c webrtc.ICECandidateInit, sdp string) bool {
+	u := ""
+	if c.UsernameFragment != nil {
+		u = *c.UsernameFragment
+	}
+	if u == "" {
+		fields := strings.Fields(c.Candidate)
+		for i := 0; i+1 < len(fields); i++ {
+			if fields[i] == "ufrag" {
+				u = fields[i+1]
+				break
+			}
+		}
+	}
+	if u == "" {
+		return true
+	}
+	return sdpUfrag(sdp) == u
+}
+
+// sdpUfrag returns the first a=ice-ufrag value (one per bundle group;
+// Parley bundles everything).
+func sdpUfrag(sdp string) string {
+	for line := range strings.Lines(sdp) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=ice-ufrag:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func addPending(pc *webrtc.PeerConnection, pending []webrtc.ICECandidateInit, log *slog.Logger) []webrtc.ICECandidateInit {
+	for _, c := range pending {
+		if err := pc.AddICECandidate(c); err != nil {
+			log.Debug("queued candidate rejected", "err", err)
+		}
+	}
+	return nil
+}
+
+// RestartICE sends a new subscriber offer with fresh ICE credentials (at
+// once, or right after the outstanding offer is answered).
+func (p *Peer) RestartICE() error {
+	if p.sub == nil {
+		return fmt.Errorf("ice restart: %w", ErrNotAllowed)
+	}
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	p.restartICE = true
+	if p.offering {
+		return nil
+	}
+	return p.negotiateLocked()
+}
+
+// negotiateLocked sends a subscriber offer, or remembers to send one once
+// the outstanding offer is answered: never two offers in flight, so the
+// client never sees glare. Called with subMu held.
+func (p *Peer) negotiateLocked() error {
+	if p.offering {
+		p.renegotiate = true
+		return nil
+	}
+	if p.isClosed() || p.s.isClosed() {
+		return ErrClosed // no offers to peers that are going away
+	}
+	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: p.restartICE})
+	if err != nil {
+		return fmt.Errorf("subscriber offer: %w", err)
+	}
+	if err := p.sub.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("subscriber offer: %w", err)
+	}
+	p.offering, p.renegotiate, p.restartICE = true, false, false
+	p.events.SubscriberOffer(offer)
+	return nil
+}
+
+// subscribe adds downTracks for the given tracks and renegotiates once.
+func (p *Peer) subscribe(tracks ...*publishedTrack) {
+	if p.sub == nil || len(tracks) == 0 {
+		return
+	}
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	added := false
+	for _, t := range tracks {
+		if t.info.ParticipantID == p.id {
+			continue
+		}
+		p.mu.Lock()
+		skip := p.closed || p.down[t.info.SID] != nil
+		p.mu.Unlock()
+		if skip {
+			continue
+		}
+		d := newDownTrack(t, p)
+		sender, err := p.sub.AddTrack(d)
+		if err != nil {
+			p.log.Warn("subscribe", "track", t.info.SID, "err", err)
+			continue
+		}
+		d.sender = sender
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			_ = p.sub.RemoveTrack(sender)
+			continue
+		}
+		p.down[t.info.SID] = d
+		p.wg.Go(d.rtcpLoop)
+		p.mu.Unlock()
+		if !t.addDown(d) { // unpublished meanwhile
+			p.mu.Lock()
+			delete(p.down, t.info.SID)
+			p.mu.Unlock()
+			_ = p.sub.RemoveTrack(sender)
+		}
+		added = true
+	}
+	if added {
+		if err := p.negotiateLocked(); err != nil && !errors.Is(err, ErrClosed) {
+			p.log.Warn("subscriber negotiation", "err", err)
+		}
+	}
+}
+
+// unsubscribe removes the downTrack for t and renegotiates.
+func (p *Peer) unsubscribe(t *publishedTrack) {
+	if p.sub == nil {
+		return
+	}
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	p.mu.Lock()
+	d := p.down[t.info.SID]
+	delete(p.down, t.info.SID)
+	closed := p.closed
+	p.mu.Unlock()
+	if d == nil {
+		return
+	}
+	t.removeDown(d)
+	if closed {
+		return
+	}
+	if err := p.sub.RemoveTrack(d.sender); err != nil {
+		p.log.Debug("remove track", "err", err)
+	}
+	if err := p.negotiateLocked(); err != nil && !errors.Is(err, ErrClosed) {
+		p.log.Warn("subscriber negotiation", "err", err)
+	}
+}
+
+// onTrack runs on pion's goroutine for each new incoming track.
+func (p *Peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	codec := remote.Codec()
+	ssrc := uint32(remote.SSRC())
+	t := newPublishedTrack(p.s, trackParams{
+		owner: p,
+		room:  p.room,
+		info: TrackInfo{
+			SID:           newTrackSID(),
+			ParticipantID: p.id,
+			ClientTrackID: remote.ID(),
+			Kind:          kindString(remote.Kind()),
+			Codec:         codec.MimeType,
+		},
+		clockRate: codec.ClockRate,
+		fmtp:      codec.SDPFmtpLine,
+		sendPLI: func() error {
+			return p.pub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+		},
+	})
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.published[t.info.SID] = t
+	p.bySSRC[ssrc] = t
+	p.wg.Go(func() {
+		t.readLoop(func(b []byte) (int, error) {
+			n, _, err := remote.Read(b)
+			return n, err
+		})
+		// The publisher removed the track or the connection closed.
+		t.end()
+	})
+	p.mu.Unlock()
+
+	subs, ok := p.s.addTrack(t)
+	if !ok {
+		t.end()
+		return
+	}
+	t.log.Info("track published", "kind", t.info.Kind, "codec", t.info.Codec, "client_track", t.info.ClientTrackID)
+	p.events.TrackPublished(t.info)
+	for _, q := range subs {
+		q.subscribe(t)
+	}
+}
+
+// forgetTrack drops t from this peer's published tracks.
+func (p *Peer) forgetTrack(t *publishedTrack) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.published, t.info.SID)
+	for ssrc, x := range p.bySSRC {
+		if x == t {
+			delete(p.bySSRC, ssrc)
+		}
+	}
+}
+
+// countUpstreamRTCP sees every RTCP batch the publisher connection sends
+// (via the counter interceptor) and counts NACKed sequence numbers.
+func (p *Peer) countUpstreamRTCP(pkts []rtcp.Packet) {
+	for _, pkt := range pkts {
+		nack, ok := pkt.(*rtcp.TransportLayerNack)
+		if !ok {
+			continue
+		}
+		var n uint64
+		for _, pair := range nack.Nacks {
+			n += 1 + uint64(bits.OnesCount16(uint16(pair.LostPackets)))
+		}
+		p.mu.Lock()
+		t := p.bySSRC[nack.MediaSSRC]
+		p.mu.Unlock()
+		if t != nil {
+			t.nacksOut.Add(n)
+		}
+		p.s.m.nacksOut.Add(float64(n))
+	}
+}
+
+func (p *Peer) track(sid string) (*publishedTrack, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.published[sid]
+	if t == nil {
+		return nil, fmt.Errorf("track %s of %s: %w", sid, p.id, ErrTrackNotFound)
+	}
+	return t, nil
+}
+
+// Unpublish stops forwarding one of this participant's tracks to everyone
+// (TrackUnpublished follows). The client removes its sender and
+// renegotiates the publisher connection itself.
+func (p *Peer) Unpublish(trackSID string) error {
+	t, err := p.track(trackSID)
+	if err != nil {
+		return err
+	}
+	t.end()
+	return nil
+}
+
+// SetTrackMuted stops (or resumes) forwarding a track to all subscribers
+// without renegotiating: the admin mute. Video resumes at a key frame.
+func (p *Peer) SetTrackMuted(trackSID string, muted bool) error {
+	t, err := p.track(trackSID)
+	if err != nil {
+		return err
+	}
+	t.setMuted(muted)
+	return nil
+}
+
+// Stats returns a snapshot of this participant's published tracks.
+func (p *Peer) Stats() []TrackStats {
+	p.mu.Lock()
+	tracks := make([]*publishedTrack, 0, len(p.published))
+	for _, t := range p.published {
+		tracks = append(tracks, t)
+	}
+	p.mu.Unlock()
+	return statsOf(tracks)
+}
+
+// Close unpublishes this participant's tracks (TrackUnpublished for
+// each), removes it from the room, closes both connections and waits for
+// its goroutines. Safe to call more than once.
+func (p *Peer) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	tracks := make([]*publishedTrack, 0, len(p.published))
+	for _, t := range p.published {
+		tracks = append(tracks, t)
+	}
+	downs := make([]*downTrack, 0, len(p.down))
+	for _, d := range p.down {
+		downs = append(downs, d)
+	}
+	p.down = map[string]*downTrack{}
+	p.mu.Unlock()
+
+	p.s.removePeer(p)
+	for _, t := range tracks {
+		t.end()
+	}
+	for _, d := range downs {
+		d.src.removeDown(d)
+	}
+	err := p.closePCs()
+	if p.sub != nil {
+		p.queue.stop()
+	}
+	p.wg.Wait()
+	p.log.Info("participant left")
+	return err
+}
+
+func (p *Peer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// abort undoes newPeer for a peer that never joined a room.
+func (p *Peer) abort() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	_ = p.closePCs()
+	if p.sub != nil {
+		p.queue.stop()
+	}
+	p.wg.Wait()
+}
+
+func (p *Peer) closePCs() error {
+	var errs []error
+	for _, pc := range []*webrtc.PeerConnection{p.pub, p.sub} {
+		if pc != nil {
+			if err := pc.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type noEvents struct{}
+
+func (noEvents) SubscriberOffer(webrtc.SessionDescription)          {}
+func (noEvents) ICECandidate(Target, *webrtc.ICECandidateInit)      {}
+func (noEvents) TrackPublished(TrackInfo)                           {}
+func (noEvents) TrackUnpublished(TrackInfo)                         {}
+func (noEvents) ConnectionState(Target, webrtc.PeerConnectionState) {}

@@ -1,0 +1,278 @@
+package sfu
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/sfu/internal/keyframe"
+	"github.com/parleyhq/parley/sfu/internal/packetcache"
+	"github.com/parleyhq/parley/sfu/internal/rtpstats"
+)
+
+// publishedTrack is one incoming track: its read loop, packet cache,
+// statistics and the list of downTracks (one per subscriber) it feeds.
+//
+// The source is a function, not a *webrtc.TrackRemote, so a later
+// in-process publisher (RTMP/WHIP ingest) can feed packets the same way:
+// it supplies read (raw RTP packets) and keyframe (ask the encoder for an
+// IDR), and owner may be nil.
+type publishedTrack struct {
+	s        *SFU
+	owner    *Peer
+	roomName string
+	info     TrackInfo
+	log      *slog.Logger
+
+	codec     keyframe.Codec
+	fmtp      string // publisher's negotiated fmtp, to pick the same H.264 profile downstream
+	video     bool
+	clockRate uint32
+	cache     *packetcache.Cache
+
+	sendPLI func() error // asks the publisher for a key frame
+	pli     throttle
+
+	downs atomic.Pointer[[]*downTrack] // copy-on-write, read per packet
+	dmu   sync.Mutex                   // serialises writers of downs
+	ended atomic.Bool
+	muted atomic.Bool
+
+	statsMu     sync.Mutex
+	rx          *rtpstats.Receiver
+	packets     uint64
+	bytes       uint64
+	lastPacket  time.Time
+	winStart    time.Time
+	winBytes    uint64
+	bitrate     float64
+	nacksIn     atomic.Uint64
+	nacksOut    atomic.Uint64
+	retransmits atomic.Uint64
+	plisIn      atomic.Uint64
+	plisOut     atomic.Uint64
+	drops       [numDropReasons]atomic.Uint64
+}
+
+type trackParams struct {
+	owner     *Peer
+	room      string
+	info      TrackInfo
+	clockRate uint32
+	fmtp      string
+	sendPLI   func() error
+}
+
+func newPublishedTrack(s *SFU, p trackParams) *publishedTrack {
+	size := s.cfg.PacketCacheSize
+	if p.info.Kind == "audio" {
+		size = s.cfg.AudioCacheSize
+	}
+	t := &publishedTrack{
+		s:         s,
+		owner:     p.owner,
+		roomName:  p.room,
+		info:      p.info,
+		log:       s.log.With("room", p.room, "participant", p.info.ParticipantID, "track", p.info.SID),
+		codec:     keyframe.FromMime(p.info.Codec),
+		fmtp:      p.fmtp,
+		video:     p.info.Kind == "video",
+		clockRate: p.clockRate,
+		cache:     packetcache.New(size),
+		sendPLI:   p.sendPLI,
+		pli:       throttle{interval: s.cfg.PLIInterval},
+		rx:        rtpstats.NewReceiver(p.clockRate),
+	}
+	t.downs.Store(&[]*downTrack{})
+	return t
+}
+
+// readLoop reads packets until read fails (the track ended), handing each
+// to handlePacket. It owns buf and hdr, so the loop does not allocate.
+func (t *publishedTrack) readLoop(read func([]byte) (int, error)) {
+	buf := make([]byte, packetcache.MaxPacketSize)
+	var hdr rtp.Header
+	for {
+		n, err := read(buf)
+		if err != nil {
+			return
+		}
+		t.handlePacket(buf[:n], &hdr, time.Now())
+	}
+}
+
+// handlePacket is the per-packet hot path: statistics, cache, fan-out.
+func (t *publishedTrack) handlePacket(pkt []byte, hdr *rtp.Header, now time.Time) {
+	hl, err := hdr.Unmarshal(pkt)
+	if err != nil {
+		return
+	}
+	t.statsMu.Lock()
+	newest := t.rx.Update(hdr.SequenceNumber, hdr.Timestamp, now)
+	t.packets++
+	t.bytes += uint64(len(pkt))
+	t.lastPacket = now
+	if t.winStart.IsZero() {
+		t.winStart, t.winBytes = now, t.bytes
+	} else if el := now.Sub(t.winStart); el >= time.Second {
+		t.bitrate = float64(t.bytes-t.winBytes) * 8 / el.Seconds()
+		t.rx.CloseInterval()
+		t.winStart, t.winBytes = now, t.bytes
+	}
+	t.statsMu.Unlock()
+
+	if t.ended.Load() {
+		return
+	}
+	t.cache.Put(hdr.SequenceNumber, pkt)
+	key := t.video && newest && keyframe.IsKeyframeStart(t.codec, pkt[hl:])
+	muted := t.muted.Load()
+	for _, d := range *t.downs.Load() {
+		d.forward(hdr.SequenceNumber, newest, key, muted)
+	}
+}
+
+// requestKeyframe sends a PLI upstream unless one went out less than
+// PLIInterval ago: a key frame costs the publisher a lot of bits, and one
+// answers every subscriber that asked.
+func (t *publishedTrack) requestKeyframe() {
+	if !t.video || t.sendPLI == nil || !t.pli.allow(time.Now()) {
+		return
+	}
+	if err := t.sendPLI(); err != nil {
+		t.log.Debug("send PLI", "err", err)
+		return
+	}
+	t.plisOut.Add(1)
+	t.s.m.plisOut.Inc()
+}
+
+func (t *publishedTrack) drop(r dropReason) {
+	t.drops[r].Add(1)
+	t.s.m.drops[r].Inc()
+}
+
+func (t *publishedTrack) addDown(d *downTrack) bool {
+	t.dmu.Lock()
+	defer t.dmu.Unlock()
+	if t.ended.Load() {
+		return false
+	}
+	old := *t.downs.Load()
+	next := make([]*downTrack, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, d)
+	t.downs.Store(&next)
+	return true
+}
+
+func (t *publishedTrack) removeDown(d *downTrack) {
+	t.dmu.Lock()
+	defer t.dmu.Unlock()
+	old := *t.downs.Load()
+	next := make([]*downTrack, 0, len(old))
+	for _, x := range old {
+		if x != d {
+			next = append(next, x)
+		}
+	}
+	t.downs.Store(&next)
+}
+
+// setMuted stops or resumes forwarding. Video resumes at a key frame.
+func (t *publishedTrack) setMuted(muted bool) {
+	if t.muted.Swap(muted) == muted || muted {
+		return
+	}
+	if t.video {
+		for _, d := range *t.downs.Load() {
+			d.needKeyframe.Store(true)
+		}
+		t.pli.reset()
+		t.requestKeyframe()
+	}
+}
+
+// end unpublishes the track once: subscribers drop it and renegotiate,
+// and the owner hears TrackUnpublished. The read loop keeps draining the
+// receiver (forwarding nothing) until the publisher's connection removes it.
+func (t *publishedTrack) end() {
+	t.dmu.Lock()
+	if t.ended.Swap(true) {
+		t.dmu.Unlock()
+		return
+	}
+	t.dmu.Unlock()
+	for _, p := range t.s.removeTrack(t) {
+		p.unsubscribe(t)
+	}
+	if t.owner != nil {
+		t.owner.forgetTrack(t)
+		t.owner.events.TrackUnpublished(t.info)
+	}
+	t.log.Info("track unpublished")
+}
+
+func (t *publishedTrack) stats() TrackStats {
+	t.statsMu.Lock()
+	st := TrackStats{
+		TrackInfo:      t.info,
+		Packets:        t.packets,
+		Bytes:          t.bytes,
+		BitrateBps:     t.bitrate,
+		PacketsLost:    t.rx.Lost(),
+		FractionLost:   t.rx.FractionLost(),
+		JitterMs:       t.rx.JitterMs(),
+		LastPacketTime: t.lastPacket,
+	}
+	t.statsMu.Unlock()
+	st.NACKsReceived = t.nacksIn.Load()
+	st.NACKsSent = t.nacksOut.Load()
+	st.Retransmits = t.retransmits.Load()
+	st.PLIsReceived = t.plisIn.Load()
+	st.PLIsSent = t.plisOut.Load()
+	st.Subscribers = len(*t.downs.Load())
+	st.Muted = t.muted.Load()
+	st.Drops = make(map[string]uint64, numDropReasons)
+	for i, r := range dropReasons {
+		st.Drops[r] = t.drops[i].Load()
+	}
+	return st
+}
+
+// kindString maps pion's codec type to TrackInfo.Kind.
+func kindString(k webrtc.RTPCodecType) string {
+	if k == webrtc.RTPCodecTypeVideo {
+		return "video"
+	}
+	return "audio"
+}
+
+// throttle admits at most one event per interval.
+type throttle struct {
+	mu       sync.Mutex
+	interval time.Duration
+	last     time.Time
+}
+
+func (th *throttle) allow(now time.Time) bool {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if !th.last.IsZero() && now.Sub(th.last) < th.interval {
+		return false
+	}
+	th.last = now
+	return true
+}
+
+// reset lets the next request through at once (used when a muted track
+// resumes: the subscribers need a key frame now, not in 500 ms).
+func (th *throttle) reset() {
+	th.mu.Lock()
+	th.last = time.Time{}
+	th.mu.Unlock()
+}

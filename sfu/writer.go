@@ -1,0 +1,111 @@
+package sfu
+
+import (
+	"github.com/pion/rtp"
+
+	"github.com/parleyhq/parley/sfu/internal/packetcache"
+)
+
+// outPacket is one queued send: which track, which cached packet, and the
+// sequence number the subscriber sees. The packet bytes stay in the
+// track's cache, so queueing copies 16 bytes, not 1200.
+type outPacket struct {
+	d       *downTrack
+	in, out uint16
+	rtx     bool
+}
+
+// sendQueue is one subscriber's bounded send queue and its writer. The
+// forwarders of every track push without blocking; when it is full the
+// packet is dropped (and video waits for a key frame), so a slow or
+// stalled subscriber costs the others nothing.
+type sendQueue struct {
+	ch          chan outPacket
+	done        chan struct{}
+	m           *metrics
+	beforeWrite func() // test hook, nil in production
+}
+
+func newSendQueue(n int, m *metrics) *sendQueue {
+	return &sendQueue{ch: make(chan outPacket, n), done: make(chan struct{}), m: m}
+}
+
+func (q *sendQueue) push(p outPacket) bool {
+	select {
+	case q.ch <- p:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends run; packets still queued are discarded.
+func (q *sendQueue) stop() { close(q.done) }
+
+// run writes queued packets until stop. It owns buf and hdr, so sending
+// does not allocate on our side.
+func (q *sendQueue) run() {
+	buf := make([]byte, packetcache.MaxPacketSize)
+	var hdr rtp.Header
+	for {
+		select {
+		case <-q.done:
+			return
+		case p := <-q.ch:
+			q.send(p, buf, &hdr)
+		}
+	}
+}
+
+func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
+	d, t := p.d, p.d.src
+	if q.beforeWrite != nil {
+		q.beforeWrite()
+	}
+	b := d.bind.Load()
+	if b == nil {
+		return // unbound since queued: the track is going away
+	}
+	n := t.cache.Get(p.in, buf)
+	if n == 0 {
+		if !p.rtx {
+			t.drop(dropCacheMiss)
+			d.fellBehind()
+		}
+		return
+	}
+	hl, err := hdr.Unmarshal(buf[:n])
+	if err != nil {
+		return
+	}
+	end := n
+	hdr.PaddingSize = 0
+	if hdr.Padding {
+		// Header.Unmarshal leaves the padding in the payload; pion's
+		// marshaller wants it declared separately.
+		pad := int(buf[n-1])
+		if pad == 0 || hl+pad > n {
+			return
+		}
+		hdr.PaddingSize = byte(pad)
+		end = n - pad
+	}
+	hdr.SSRC = b.ssrc
+	hdr.PayloadType = b.pt
+	hdr.SequenceNumber = p.out
+	// Header extension ids are negotiated per connection and the
+	// subscriber connection negotiates none, so none are forwarded.
+	hdr.Extension = false
+	hdr.Extensions = hdr.Extensions[:0]
+	if _, err := b.writer.WriteRTP(hdr, buf[hl:end]); err != nil {
+		t.drop(dropWriteFailed)
+		return
+	}
+	if p.rtx {
+		t.retransmits.Add(1)
+		q.m.retransmits.Inc()
+		return
+	}
+	q.m.packetsForwarded.Inc()
+	q.m.bytesForwarded.Add(float64(end - hl))
+}
