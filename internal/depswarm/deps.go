@@ -17,7 +17,7 @@ import (
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"
 	_ "github.com/yutopp/go-flv"
-	_ "github.com/yutopp/go-rtmp"
+	_ "github.com/livekit/go-rtmp"
 	_ "golang.org/x/net/ipv4"
 	_ "golang.org/x/sync/errgroup"
 	_ "golang.org/x/time/rate"
