@@ -45,14 +45,10 @@ func obsChunks(csid byte, ts uint32, payload []byte, chunkSize int) []byte {
 // the extended timestamp on type-3 chunks takes its 4 bytes as payload,
 // desynchronises and the stream dies ("invalid state").
 //
-// KNOWN BUG: this test FAILS with github.com/livekit/go-rtmp v0.0.7 (upstream
-// PR #72 is unmerged). It passes with the fork
-// github.com/livekit/go-rtmp@v0.0.0-20251031234730-75a652881771 (checked
-// 2026-11-22 with this package built against it). The fork's module path is
-// github.com/livekit/go-rtmp, so switching means requiring it in go.mod and
-// changing this package's imports of github.com/livekit/go-rtmp{,/message,
-// /handshake} to github.com/livekit/go-rtmp/...; a replace directive alone
-// does not work (the fork imports its own path). No other code changes.
+// This test fails with github.com/yutopp/go-rtmp v0.0.7 (upstream PR #72 is
+// unmerged), which is why Parley uses the API-identical fork
+// github.com/livekit/go-rtmp@v0.0.0-20251031234730-75a652881771; see
+// rtmp/README.md. Keep it: it guards against a downgrade.
 func TestChunkReaderExtendedTimestampOBS(t *testing.T) {
 	testChunkReader(t, 1<<24+1000)
 }
@@ -81,8 +77,8 @@ func testChunkReader(t *testing.T, base uint32) {
 		sent = append(sent, msg{ts, p})
 		in.Write(obsChunks(6, ts, p, chunkSize))
 	}
-	const hint = "\nKNOWN BUG in yutopp/go-rtmp v0.0.7 (extended timestamp on type-3 chunks; streams die after ~4h40m): " +
-		"switch to github.com/livekit/go-rtmp@v0.0.0-20251031234730-75a652881771 (require it and change the imports; see the comment above)"
+	const hint = "\nthe RTMP library drops OBS's extended timestamps on type-3 chunks (streams die after ~4h40m); " +
+		"Parley needs github.com/livekit/go-rtmp@v0.0.0-20251031234730-75a652881771, see rtmp/README.md"
 	cs := gortmp.NewChunkStreamer(&in, io.Discard, nil)
 	defer cs.Close()
 	for i, want := range sent {

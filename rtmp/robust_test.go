@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp"
-	"github.com/prometheus/client_golang/prometheus"
 	gortmp "github.com/livekit/go-rtmp"
 	"github.com/livekit/go-rtmp/handshake"
 	"github.com/livekit/go-rtmp/message"
+	"github.com/pion/rtp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // dialPublish publishes with go-rtmp's client (cheaper than ffmpeg for

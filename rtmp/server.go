@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	gortmp "github.com/livekit/go-rtmp"
 	"github.com/pion/rtp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
-	gortmp "github.com/livekit/go-rtmp"
 )
 
 // Deps are the collaborators a Server needs; cmd wires them.
