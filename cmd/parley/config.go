@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/turn"
 )
 
 // Config is the whole configuration tree; each section belongs to one
@@ -22,6 +23,7 @@ type Config struct {
 	Log       logging.Config   `yaml:"log"`
 	Signaling signaling.Config `yaml:"signaling"`
 	SFU       sfu.Config       `yaml:"sfu"`
+	TURN      turn.Config      `yaml:"turn"`
 }
 
 // DefaultConfig returns every component's defaults.
@@ -31,6 +33,7 @@ func DefaultConfig() Config {
 		Log:       logging.DefaultConfig(),
 		Signaling: signaling.DefaultConfig(),
 		SFU:       sfu.DefaultConfig(),
+		TURN:      turn.DefaultConfig(),
 	}
 }
 
@@ -46,6 +49,7 @@ func (c Config) Validate() error {
 		{"", c.Log.Validate()},
 		{"signaling", c.Signaling.Validate()},
 		{"sfu", c.SFU.Validate()},
+		{"turn", c.TURN.Validate()},
 	}
 	for _, ch := range checks {
 		if ch.err == nil {

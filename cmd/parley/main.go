@@ -22,6 +22,9 @@ Usage:
   parley config check --config FILE            load and validate a configuration
   parley config keys                           list every key with its PARLEY_* variable
   parley token create --room R --identity I [--name N] [--ttl 1h] [--grant publish,subscribe,chat]
+  parley turn [--config FILE]                  run only the TURN server
+  parley turn credentials --user U [--ttl 1h]  print TURN REST credentials as an RTCIceServer (JSON)
+  parley turn check [--transport udp|tcp|tls]  allocate and relay through the configured TURN server
   parley load --key K --secret S [--publishers 1] [--subscribers 10] [--duration 20s]
   parley version
 
@@ -60,6 +63,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return configCommand(args[1:], environ, stdout)
 		case "token":
 			return tokenCommand(args[1:], environ, stdout)
+		case "turn":
+			return turnCommand(ctx, args[1:], environ, stdout, stderr)
 		case "load":
 			return loadCommand(ctx, args[1:], stdout)
 		}

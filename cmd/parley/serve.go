@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/turn"
 	"github.com/parleyhq/parley/web"
 )
 
@@ -44,6 +46,9 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 		// mint tokens, and logs must never carry secrets.
 		fmt.Fprintf(stdout, "dev mode: generated API key %s and secret %s (valid until Parley stops)\n", kid, secret)
 	}
+	if err := ensureTURNSecret(&cfg, stdout); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -62,19 +67,40 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("sfu: %w", err)
 	}
+	// Routes owned by components other than signaling hang off the
+	// handler signaling falls back to; signaling's own routes win.
+	extra := http.NewServeMux()
+	extra.Handle("/", web.Handler())
+	var ice signaling.ICEServerProvider
+	var turnSrv *turn.Server
+	if cfg.TURN.Enabled {
+		turnSrv, err = turn.New(cfg.TURN, turn.Deps{Logger: logger.With("component", "turn"), Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("turn: %w", err)
+		}
+		ice = turnICE{turnSrv}
+		extra.Handle("/api/turn/credentials", turnSrv.CredentialsHandler(turnAuthorizer(keys, logger.With("component", "turn"))))
+	}
 	sig, err := signaling.New(cfg.Signaling, signaling.Deps{
-		Logger:   logger.With("component", "signaling"),
-		Registry: reg,
-		Gatherer: reg,
-		Media:    signaling.SFUMedia(media),
-		Keys:     keys,
-		Web:      web.Handler(),
+		Logger:     logger.With("component", "signaling"),
+		Registry:   reg,
+		Gatherer:   reg,
+		Media:      signaling.SFUMedia(media),
+		Keys:       keys,
+		Web:        extra,
+		ICEServers: ice,
 	})
 	if err != nil {
+		if turnSrv != nil {
+			turnSrv.Close()
+		}
 		return fmt.Errorf("signaling: %w", err)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if turnSrv != nil {
+		g.Go(func() error { return turnSrv.Run(gctx) })
+	}
 	g.Go(func() error { return media.Run(gctx) })
 	g.Go(func() error { return sig.Run(gctx) })
 	g.Go(func() error {

@@ -1,0 +1,78 @@
+package turn
+
+import (
+	"encoding/binary"
+	"net"
+	"sync/atomic"
+
+	"github.com/pion/stun/v4"
+)
+
+// pion v5 answers a refused credential (unknown or expired user, wrong
+// HMAC) with 400 Bad Request. RFC 8489 section 9.2.4 says 401 Unauthorized
+// with REALM and NONCE, which is what clients such as coturn's and
+// browsers expect. The server notes each refusal per client address; the
+// client socket wrapper then turns the 400 that pion sends to that address
+// into a 401, reusing the nonce of the client's last signed request.
+
+// signedRequest remembers the transaction and nonce of the last signed
+// request read on one client socket.
+type signedRequest struct {
+	tx    [stun.TransactionIDSize]byte
+	nonce []byte
+}
+
+// noteRequest looks at a client's STUN request before pion handles it: it
+// remembers the nonce of a signed request (for rewriteRefusal) and notes a
+// Refresh with LIFETIME 0 (a release, for the deletion reason metric).
+func (s *Server) noteRequest(last *atomic.Pointer[signedRequest], p []byte, src net.Addr) {
+	if len(p) < 20 || p[0]&0xc0 != 0 || p[0]&0x01 != 0 || p[1]&0x10 != 0 {
+		return // not a STUN request (class bits C1 and C0 both zero)
+	}
+	m := &stun.Message{Raw: p}
+	if m.Decode() != nil || !m.Contains(stun.AttrMessageIntegrity) {
+		return
+	}
+	nonce, err := m.Get(stun.AttrNonce)
+	if err != nil {
+		return
+	}
+	last.Store(&signedRequest{tx: m.TransactionID, nonce: append([]byte(nil), nonce...)})
+	if m.Type.Method == stun.MethodRefresh {
+		if lt, err := m.Get(stun.AttrLifetime); err == nil && len(lt) == 4 && binary.BigEndian.Uint32(lt) == 0 {
+			s.releases.note(src)
+		}
+	}
+}
+
+// rewriteRefusal returns a 401 replacing p when p is pion's 400 answer to
+// a request whose credential the server refused; otherwise nil.
+func (s *Server) rewriteRefusal(p []byte, dst net.Addr, last *atomic.Pointer[signedRequest]) []byte {
+	if s.refusals.n.Load() == 0 || len(p) < 20 || p[0]&0xc0 != 0 || p[0]&0x01 == 0 || p[1]&0x10 == 0 {
+		return nil // nothing noted, or not a STUN error response
+	}
+	m := &stun.Message{Raw: p}
+	if m.Decode() != nil {
+		return nil
+	}
+	var code stun.ErrorCodeAttribute
+	if code.GetFrom(m) != nil || code.Code != stun.CodeBadRequest || !s.refusals.take(dst) {
+		return nil
+	}
+	setters := []stun.Setter{
+		stun.NewTransactionIDSetter(m.TransactionID),
+		stun.NewType(m.Type.Method, stun.ClassErrorResponse),
+		stun.CodeUnauthorized,
+		stun.NewRealm(s.cfg.Realm),
+	}
+	if sr := last.Load(); sr != nil && sr.tx == m.TransactionID {
+		setters = append(setters, stun.Nonce(sr.nonce))
+	}
+	setters = append(setters, stun.Fingerprint)
+	out, err := stun.Build(setters...)
+	if err != nil {
+		return nil
+	}
+
+	return out.Raw
+}

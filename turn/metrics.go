@@ -1,0 +1,115 @@
+package turn
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the parley_turn_* series. They exist (and are updated) even
+// without a registerer so the server and its tests can read them.
+type metrics struct {
+	allocationsActive   prometheus.Gauge
+	allocationsCreated  prometheus.Counter
+	allocationsDeleted  *prometheus.CounterVec
+	permissionsActive   prometheus.Gauge
+	permissionsCreated  prometheus.Counter
+	channelsActive      prometheus.Gauge
+	relayedBytes        *prometheus.CounterVec
+	relayedPackets      *prometheus.CounterVec
+	droppedPackets      *prometheus.CounterVec
+	peerDenials         *prometheus.CounterVec
+	quotaRejections     *prometheus.CounterVec
+	authFailures        *prometheus.CounterVec
+	requestErrors       prometheus.Counter
+	tcpConnsActive      prometheus.Gauge
+	tcpConnsRefused     prometheus.Counter
+	logsSuppressed      prometheus.Counter
+	bytesToPeer         prometheus.Counter
+	bytesToClient       prometheus.Counter
+	packetsToPeer       prometheus.Counter
+	packetsToClient     prometheus.Counter
+	droppedBandwidthOut prometheus.Counter
+	droppedBandwidthIn  prometheus.Counter
+}
+
+// Allocation deletion reasons.
+const (
+	deleteExpired    = "expired"
+	deleteReleased   = "released"
+	deleteConnClosed = "connection_closed"
+)
+
+// Direction label values.
+const (
+	dirToPeer   = "to_peer"
+	dirToClient = "to_client"
+)
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		allocationsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_turn_allocations_active", Help: "TURN allocations that exist now."}),
+		allocationsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_turn_allocations_created_total", Help: "TURN allocations created."}),
+		allocationsDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_allocations_deleted_total",
+			Help: "TURN allocations ended, by reason: expired (not refreshed), released (Refresh with lifetime 0), connection_closed (TCP client left)."},
+			[]string{"reason"}),
+		permissionsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_turn_permissions_active", Help: "TURN permissions that exist now."}),
+		permissionsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_turn_permissions_created_total", Help: "TURN permissions created."}),
+		channelsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_turn_channels_active", Help: "TURN channel bindings that exist now."}),
+		relayedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_relayed_bytes_total",
+			Help: "Payload bytes relayed, by direction (to_peer: sent from relay sockets; to_client: received on relay sockets)."},
+			[]string{"direction"}),
+		relayedPackets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_relayed_packets_total", Help: "Datagrams or TCP reads relayed, by direction."},
+			[]string{"direction"}),
+		droppedPackets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_dropped_packets_total", Help: "Relay datagrams dropped, by direction and reason."},
+			[]string{"direction", "reason"}),
+		peerDenials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_peer_denials_total",
+			Help: "CreatePermission, ChannelBind and Connect requests refused by the peer policy, by reason."},
+			[]string{"reason"}),
+		quotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_quota_rejections_total", Help: "Allocate requests answered 486, by quota scope."},
+			[]string{"scope"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_auth_failures_total", Help: "Authenticated requests refused, by reason."},
+			[]string{"reason"}),
+		requestErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_turn_request_errors_total", Help: "Client packets the TURN engine could not handle."}),
+		tcpConnsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_turn_tcp_connections_active", Help: "Client TCP and TLS connections open now."}),
+		tcpConnsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_turn_tcp_connections_refused_total", Help: "Client TCP connections closed at once because max_tcp_connections was reached."}),
+		logsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_turn_logs_suppressed_total", Help: "Denial and auth-failure log lines skipped by the log rate limit."}),
+	}
+	m.bytesToPeer = m.relayedBytes.WithLabelValues(dirToPeer)
+	m.bytesToClient = m.relayedBytes.WithLabelValues(dirToClient)
+	m.packetsToPeer = m.relayedPackets.WithLabelValues(dirToPeer)
+	m.packetsToClient = m.relayedPackets.WithLabelValues(dirToClient)
+	m.droppedBandwidthOut = m.droppedPackets.WithLabelValues(dirToPeer, "bandwidth")
+	m.droppedBandwidthIn = m.droppedPackets.WithLabelValues(dirToClient, "bandwidth")
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{
+		m.allocationsActive, m.allocationsCreated, m.allocationsDeleted, m.permissionsActive,
+		m.permissionsCreated, m.channelsActive, m.relayedBytes, m.relayedPackets, m.droppedPackets,
+		m.peerDenials, m.quotaRejections, m.authFailures, m.requestErrors, m.tcpConnsActive,
+		m.tcpConnsRefused, m.logsSuppressed,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register turn metrics: %w", err)
+		}
+	}
+
+	return m, nil
+}

@@ -1,0 +1,181 @@
+package turn
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// coturn's turnutils_uclient and turnutils_peer are a TURN client and
+// echo peer written by people who did not write our server, so they check
+// interoperability rather than our reading of the RFCs.
+
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: install it with `apt-get install -y coturn`", name)
+	}
+
+	return p
+}
+
+// startProc starts a command in its own process group and kills the whole
+// group when the test ends, so nothing outlives the test.
+func startProc(t testing.TB, ctx context.Context, out *bytes.Buffer, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+
+	return cmd
+}
+
+// freeUDPPort finds a loopback port for turnutils_peer (it cannot report one).
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// startPeer runs turnutils_peer (a UDP echo) on loopback.
+func startPeer(t testing.TB) int {
+	t.Helper()
+	bin := needTool(t, "turnutils_peer")
+	port := freeUDPPort(t)
+	var out bytes.Buffer
+	startProc(t, context.Background(), &out, bin, "-L", "127.0.0.1", "-p", strconv.Itoa(port))
+	// Wait until it echoes.
+	c, err := net.Dial("udp4", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	for range 50 {
+		_, _ = c.Write([]byte("ping"))
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := c.Read(buf); err == nil && string(buf[:n]) == "ping" {
+			return port
+		}
+		time.Sleep(50 * time.Millisecond) // ICMP "port unreachable" fails the read at once
+	}
+	t.Fatalf("turnutils_peer did not start: %s", out.String())
+
+	return 0
+}
+
+var (
+	reLost = regexp.MustCompile(`Total lost packets (\d+) \(([\d.]+)%\)`)
+	reRecv = regexp.MustCompile(`tot_recv_msgs=(\d+)`)
+	reSent = regexp.MustCompile(`tot_send_msgs=(\d+)`)
+)
+
+type uclientResult struct {
+	sent, recv, lost int
+	out              string
+}
+
+// runUclient relays clients*msgs messages through server to the peer.
+func runUclient(t testing.TB, server, transport string, peerPort, clients, msgs, size, intervalMs int) uclientResult {
+	t.Helper()
+	bin := needTool(t, "turnutils_uclient")
+	host, port, _ := net.SplitHostPort(server)
+	args := []string{
+		"-W", testSecret, "-u", "uclient", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
+		"-p", port, "-m", strconv.Itoa(clients), "-n", strconv.Itoa(msgs), "-l", strconv.Itoa(size),
+		"-z", strconv.Itoa(intervalMs), "-c",
+	}
+	if transport == "tcp" {
+		args = append(args, "-t")
+	}
+	args = append(args, host)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := startProc(t, ctx, &out, bin, args...)
+	_ = cmd.Wait() // uclient exits non-zero on some failures; the output decides
+	res := uclientResult{out: out.String(), lost: -1}
+	if m := reLost.FindStringSubmatch(res.out); m != nil {
+		res.lost, _ = strconv.Atoi(m[1])
+	}
+	if m := reRecv.FindAllStringSubmatch(res.out, -1); m != nil {
+		res.recv, _ = strconv.Atoi(m[len(m)-1][1])
+	}
+	if m := reSent.FindAllStringSubmatch(res.out, -1); m != nil {
+		res.sent, _ = strconv.Atoi(m[len(m)-1][1])
+	}
+
+	return res
+}
+
+func TestTurnutilsUclient(t *testing.T) {
+	peer := startPeer(t)
+	cfg := testConfig()
+	cfg.UDPSocketsPerAddress = 2
+	cfg.AllowedPeerCIDRs = []string{"127.0.0.1/32"}
+	ts := startServer(t, cfg)
+
+	for _, tr := range []struct{ name, addr string }{{"udp", ts.udp}, {"tcp", ts.tcp}} {
+		t.Run(tr.name, func(t *testing.T) {
+			const clients, msgs = 4, 50
+			r := runUclient(t, tr.addr, tr.name, peer, clients, msgs, 200, 5)
+			t.Logf("turnutils_uclient: sent %d, received %d, lost %d", r.sent, r.recv, r.lost)
+			if r.lost != 0 || r.recv != clients*msgs || r.sent != clients*msgs {
+				t.Fatalf("sent %d recv %d lost %d, want %d each and 0 lost\n%s", r.sent, r.recv, r.lost, clients*msgs, tail(r.out))
+			}
+		})
+	}
+}
+
+func TestTurnutilsUclientRefusedWithoutAllowList(t *testing.T) {
+	peer := startPeer(t)
+	ts := startServer(t, testConfig()) // loopback peers refused
+	for _, tr := range []struct{ name, addr string }{{"udp", ts.udp}, {"tcp", ts.tcp}} {
+		t.Run(tr.name, func(t *testing.T) {
+			before := counter(ts.metrics.peerDenials.WithLabelValues(DenyReasonSpecialPurpose))
+			r := runUclient(t, tr.addr, tr.name, peer, 1, 10, 100, 5)
+			// pion answers a refused ChannelBind with 401 and a refused
+			// CreatePermission with 403; uclient binds a channel first.
+			if !strings.Contains(r.out, "error 401") && !strings.Contains(r.out, "error 403") {
+				t.Fatalf("uclient did not report a refusal\n%s", tail(r.out))
+			}
+			if r.recv != 0 {
+				t.Fatalf("%d messages relayed to a refused peer\n%s", r.recv, tail(r.out))
+			}
+			if counter(ts.metrics.peerDenials.WithLabelValues(DenyReasonSpecialPurpose)) == before {
+				t.Fatalf("no denial counted\n%s", tail(r.out))
+			}
+		})
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return fmt.Sprintf("...%s", s[len(s)-3000:])
+	}
+
+	return s
+}
