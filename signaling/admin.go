@@ -93,7 +93,10 @@ func (s *Server) handleAdminToken(w http.ResponseWriter, r *http.Request, caller
 	case req.Room == auth.AllRooms && !grants.Admin:
 		writeJSONError(w, http.StatusBadRequest, "bad_request", `room "*" is only for admin tokens`)
 		return
-	case req.Room != auth.AllRooms && !validRoomName(req.Room):
+	case req.Room == "" && !grants.Chat:
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "room is required unless the token is messaging-only (grants include chat)")
+		return
+	case req.Room != auth.AllRooms && req.Room != "" && !validRoomName(req.Room):
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "room must match [A-Za-z0-9_-]{1,64}")
 		return
 	case !caller.allows(req.Room):

@@ -55,6 +55,35 @@ type Config struct {
 	MaxParticipantsPerRoom int `yaml:"max_participants_per_room"`
 	// ShutdownTimeout bounds how long Run waits for clients to close.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// Chat, presence and call invitations (docs/protocol.md, Chat). They
+	// only matter when Deps.Chat is set.
+
+	// ChatRatePerSecond and ChatRateBurst form a second token bucket per
+	// connection for chat_send, chat_edit and chat_delete (on top of the
+	// general rate), because each of those is a durable write.
+	ChatRatePerSecond int `yaml:"chat_rate_per_second"`
+	ChatRateBurst     int `yaml:"chat_rate_burst"`
+	// TypingRatePerSecond bounds "typing" per connection (burst 3).
+	TypingRatePerSecond float64 `yaml:"typing_rate_per_second"`
+	// ChatPageMax is the largest limit a client may ask for in chat_sync,
+	// chat_history and chat_range; keep it at most chat.history_page_max
+	// and chat.catch_up_page_max (the chat service caps there too).
+	ChatPageMax int `yaml:"chat_page_max"`
+	// MaxSessionsPerIdentity bounds one identity's simultaneous
+	// connections (devices and tabs).
+	MaxSessionsPerIdentity int `yaml:"max_sessions_per_identity"`
+	// CallRingTimeout ends an unanswered call invitation as missed.
+	CallRingTimeout time.Duration `yaml:"call_ring_timeout"`
+	// CallTokenTTL is the lifetime of the tokens minted for an accepted
+	// call's fresh room; the client joins with it at once and then gets
+	// refreshed tokens like any participant.
+	CallTokenTTL time.Duration `yaml:"call_token_ttl"`
+	// MaxPendingCalls bounds the call invitations one identity may have
+	// ringing at the same time.
+	MaxPendingCalls int `yaml:"max_pending_calls"`
+	// MaxCallCallees bounds how many identities one group call rings.
+	MaxCallCallees int `yaml:"max_call_callees"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -74,6 +103,16 @@ func DefaultConfig() Config {
 		MaxTokenTTL:            24 * time.Hour,
 		MaxParticipantsPerRoom: 100,
 		ShutdownTimeout:        5 * time.Second,
+
+		ChatRatePerSecond:      10,
+		ChatRateBurst:          20,
+		TypingRatePerSecond:    1,
+		ChatPageMax:            100,
+		MaxSessionsPerIdentity: 10,
+		CallRingTimeout:        30 * time.Second,
+		CallTokenTTL:           2 * time.Minute,
+		MaxPendingCalls:        3,
+		MaxCallCallees:         32,
 	}
 }
 
@@ -105,6 +144,12 @@ func (c Config) Validate() error {
 		{"rate_burst", c.RateBurst, 1},
 		{"send_queue", c.SendQueue, 8},
 		{"max_participants_per_room", c.MaxParticipantsPerRoom, 0},
+		{"chat_rate_per_second", c.ChatRatePerSecond, 1},
+		{"chat_rate_burst", c.ChatRateBurst, 1},
+		{"chat_page_max", c.ChatPageMax, 1},
+		{"max_sessions_per_identity", c.MaxSessionsPerIdentity, 1},
+		{"max_pending_calls", c.MaxPendingCalls, 1},
+		{"max_call_callees", c.MaxCallCallees, 1},
 	}
 	for _, f := range ints {
 		if f.v < f.min {
@@ -123,11 +168,19 @@ func (c Config) Validate() error {
 		{"dev_token_ttl", c.DevTokenTTL},
 		{"max_token_ttl", c.MaxTokenTTL},
 		{"shutdown_timeout", c.ShutdownTimeout},
+		{"call_ring_timeout", c.CallRingTimeout},
+		{"call_token_ttl", c.CallTokenTTL},
 	}
 	for _, f := range durs {
 		if f.v <= 0 {
 			return fmt.Errorf("signaling.%s: must be positive, got %s", f.key, f.v)
 		}
+	}
+	if !(c.TypingRatePerSecond > 0) || c.TypingRatePerSecond > 100 {
+		return fmt.Errorf("signaling.typing_rate_per_second: must be above 0 and at most 100, got %g", c.TypingRatePerSecond)
+	}
+	if c.ChatPageMax > 10000 {
+		return fmt.Errorf("signaling.chat_page_max: must be at most 10000, got %d", c.ChatPageMax)
 	}
 	if c.PingTimeout <= c.PingInterval {
 		return fmt.Errorf("signaling.ping_timeout: must exceed ping_interval (%s), got %s", c.PingInterval, c.PingTimeout)

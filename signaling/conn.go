@@ -59,18 +59,33 @@ type conn struct {
 	// read by the writer after it (ordered by evMu).
 	part   *participant
 	claims auth.Claims
+	// name is the display name shown to others; set with claims.
+	name string
+	// sid identifies the session (the participant sid for call joins).
+	sid string
+
+	// Chat limits (docs/protocol.md, Chat limits), used by the reader only.
+	chatLimiter   *rate.Limiter
+	typingLimiter *rate.Limiter
+	// im is set by the reader once the session is in the hub; the
+	// presence pair is what registering changed, announced after joined.
+	im                            bool
+	presenceBefore, presenceAfter string
 }
 
 func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 	return &conn{
-		s:          s,
-		ws:         ws,
-		log:        log,
-		send:       make(chan []byte, s.cfg.SendQueue),
-		limiter:    rate.NewLimiter(rate.Limit(s.cfg.RatePerSecond), s.cfg.RateBurst),
-		closeReq:   make(chan struct{}),
-		evSignal:   make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
+		s:       s,
+		ws:      ws,
+		log:     log,
+		send:    make(chan []byte, s.cfg.SendQueue),
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.RatePerSecond), s.cfg.RateBurst),
+
+		chatLimiter:   rate.NewLimiter(rate.Limit(s.cfg.ChatRatePerSecond), s.cfg.ChatRateBurst),
+		typingLimiter: rate.NewLimiter(rate.Limit(s.cfg.TypingRatePerSecond), typingBurst),
+		closeReq:      make(chan struct{}),
+		evSignal:      make(chan struct{}, 1),
+		writerDone:    make(chan struct{}),
 	}
 }
 
@@ -151,6 +166,7 @@ func (c *conn) serve() {
 	go c.writeLoop()
 	err := c.readLoop()
 	c.afterRead(err)
+	c.leaveIM()
 	if p := c.part; p != nil {
 		c.s.detach(p)
 		if cerr := p.peer.Close(); cerr != nil {

@@ -27,7 +27,21 @@ func (c *conn) dispatch(req Request) {
 		c.fail(req.ID, &ProtoError{Code: CodeNotJoined, Message: "the first message must be join"}, websocket.ClosePolicyViolation)
 		return
 	}
+	if c.dispatchChat(req) {
+		return
+	}
 	p := c.part
+	if p == nil {
+		// A messaging-only session has no media and no room.
+		switch req.Type {
+		case TypePong:
+		case TypeLeave:
+			c.sendBye(ByeLeft)
+		default:
+			c.sendError(req.ID, &ProtoError{Code: CodeNotInCall, Message: req.Type + " needs a call session (a token with a room)"})
+		}
+		return
+	}
 	var perr *ProtoError
 	switch req.Type {
 	case TypePublish:
@@ -79,6 +93,10 @@ func (c *conn) handleJoin(reqID string, body *JoinBody) {
 		c.fail(reqID, &ProtoError{Code: CodeProtocolVersion, Message: "this server speaks protocol 1"}, websocket.ClosePolicyViolation)
 		return
 	}
+	if claims.Room == "" {
+		c.handleIMJoin(reqID, claims, body)
+		return
+	}
 	if claims.Room == auth.AllRooms || !validRoomName(claims.Room) {
 		c.fail(reqID, &ProtoError{Code: CodeUnauthorized, Message: "token does not name a joinable room"}, websocket.ClosePolicyViolation)
 		return
@@ -87,13 +105,11 @@ func (c *conn) handleJoin(reqID string, body *JoinBody) {
 		c.fail(reqID, &ProtoError{Code: CodeRoomFull, Message: "room is full"}, websocket.ClosePolicyViolation)
 		return
 	}
-	name := claims.Name
-	if name == "" {
-		name = cleanName(body.Name)
+	if s.chat != nil && s.hub.sessionCount(claims.Identity) >= s.cfg.MaxSessionsPerIdentity {
+		c.fail(reqID, &ProtoError{Code: CodeTooManySessions, Message: "this identity has too many open sessions"}, websocket.ClosePolicyViolation)
+		return
 	}
-	if name == "" {
-		name = claims.Identity
-	}
+	name := displayNameFor(claims, body.Name)
 	p := &participant{
 		sid:      newID("PA_"),
 		identity: claims.Identity,
@@ -123,13 +139,18 @@ func (c *conn) handleJoin(reqID string, body *JoinBody) {
 	} else {
 		ice = []ICEServerView{}
 	}
-	c.part, c.claims = p, claims
+	c.part, c.claims, c.name, c.sid = p, claims, name, p.sid
+	p.chatConv = c.joinRoomChat(p)
 	if perr := s.addParticipant(p, reqID, ice); perr != nil {
 		c.part = nil
 		_ = peer.Close()
 		c.fail(reqID, perr, websocket.ClosePolicyViolation)
 		return
 	}
+	// "joined" is already queued (addParticipant); the cap was checked
+	// before the media session was made.
+	c.enterIM(0, nil)
+	c.afterIMJoined()
 	c.joined.Store(true)
 	c.extendReadDeadline(s.cfg.PingTimeout)
 	c.markReady()

@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 )
@@ -186,6 +187,12 @@ func testConfig() Config {
 
 func startServer(t testing.TB, mutate func(*Config)) *testEnv {
 	t.Helper()
+	return startServerWith(t, mutate, nil)
+}
+
+// startServerWith starts a server whose Deps.Chat is chatSvc (nil: chat off).
+func startServerWith(t testing.TB, mutate func(*Config), chatSvc *chat.Service) *testEnv {
+	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
 		mutate(&cfg)
@@ -198,7 +205,7 @@ func startServer(t testing.TB, mutate func(*Config)) *testEnv {
 	media := newFakeMedia()
 	web := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "web client") })
 	srv, err := New(cfg, Deps{Media: media, Keys: keys, Registry: reg, Gatherer: reg, Web: web,
-		ICEServers: staticICE{}})
+		ICEServers: staticICE{}, Chat: chatSvc})
 	if err != nil {
 		t.Fatal(err)
 	}

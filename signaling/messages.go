@@ -209,6 +209,9 @@ func DecodeRequest(frame []byte) (Request, *ProtoError) {
 		// No body; anything sent is ignored for forward compatibility.
 		return req, nil
 	default:
+		if body = newChatBody(env.Type); body != nil {
+			break
+		}
 		return req, &ProtoError{Code: CodeUnknownType, Message: fmt.Sprintf("unknown message type %q", truncate(env.Type, 32))}
 	}
 	data := bytes.TrimSpace(env.Data)
@@ -283,6 +286,8 @@ func validateBody(typ string, body any) *ProtoError {
 		if b.Muted == nil {
 			return badRequest("mute: muted is required")
 		}
+	default:
+		return validateChatBody(typ, body)
 	}
 	return nil
 }

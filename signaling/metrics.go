@@ -15,6 +15,10 @@ type metrics struct {
 	rooms        prometheus.Gauge
 	participants prometheus.Gauge
 	queueDrops   prometheus.Counter
+	sessions     prometheus.Gauge
+	chatPushes   prometheus.Counter
+	calls        *prometheus.CounterVec
+	ringing      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,11 +47,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parley_signaling_send_queue_drops_total",
 			Help: "Clients disconnected because their send queue was full.",
 		}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_signaling_sessions",
+			Help: "Messaging sessions (call and messaging-only connections of identities, with chat enabled).",
+		}),
+		chatPushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_signaling_chat_pushes_total",
+			Help: "Chat events (messages, call entries) queued to member sessions.",
+		}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_signaling_calls_total",
+			Help: "Call invitations by how they ended for a callee: accepted, declined, missed.",
+		}, []string{"outcome"}),
+		ringing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_signaling_calls_ringing",
+			Help: "Call invitations ringing now.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.messages, m.errors, m.rooms, m.participants, m.queueDrops} {
+	for _, c := range []prometheus.Collector{m.connections, m.messages, m.errors, m.rooms, m.participants, m.queueDrops,
+		m.sessions, m.chatPushes, m.calls, m.ringing} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register signaling metrics: %w", err)
 		}
@@ -60,6 +81,10 @@ var knownTypes = map[string]bool{
 	TypeJoin: true, TypePublish: true, TypeUnpublish: true, TypeOffer: true,
 	TypeAnswer: true, TypeCandidate: true, TypeICERestart: true, TypeMute: true,
 	TypePong: true, TypeLeave: true,
+	TypeChatSend: true, TypeChatEdit: true, TypeChatDelete: true, TypeChatSync: true,
+	TypeChatHistory: true, TypeChatRange: true, TypeChatReceipt: true, TypeChatDirect: true,
+	TypeChatGroup: true, TypeTyping: true, TypeCall: true, TypeCallAccept: true,
+	TypeCallDecline: true, TypeCallCancel: true,
 }
 
 func (m *metrics) countMessage(typ string) {

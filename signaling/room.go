@@ -38,6 +38,8 @@ type participant struct {
 	conn     *conn
 	peer     MediaPeer
 	log      *slog.Logger
+	// chatConv is the room's chat conversation ("" without chat).
+	chatConv string
 
 	// Guarded by Server.mu.
 	tracks  map[string]*track // by client track id
@@ -156,6 +158,7 @@ func (s *Server) addParticipant(p *participant, reqID string, ice []ICEServerVie
 		PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
 		PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
 		Grants:         p.grants,
+		ConversationID: p.chatConv,
 	}
 	for _, o := range others {
 		body.Participants = append(body.Participants, o.viewLocked())

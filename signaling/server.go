@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
@@ -35,6 +36,9 @@ type Deps struct {
 	Web      http.Handler          // the web client; nil: 404 for non-API paths
 	// ICEServers is optional; without it clients get no ICE servers.
 	ICEServers ICEServerProvider
+	// Chat enables chat, presence and call invitations; nil: those
+	// messages are answered with error "unavailable".
+	Chat *chat.Service
 }
 
 // Server is the signaling HTTP + WebSocket server.
@@ -44,10 +48,19 @@ type Server struct {
 	media   Media
 	keys    *auth.KeySet
 	ice     ICEServerProvider
+	chat    *chat.Service
+	hub     *hub
+	calls   *callTable
 	metrics *metrics
-	handler http.Handler
-	origins map[string]bool
-	upgr    websocket.Upgrader
+	hooks   testHooks
+
+	// baseCtx bounds chat store calls; it ends when Run has finished, so
+	// a write that started before shutdown still completes and is acked.
+	baseCtx    context.Context
+	baseCancel context.CancelFunc
+	handler    http.Handler
+	origins    map[string]bool
+	upgr       websocket.Upgrader
 
 	mu           sync.Mutex
 	rooms        map[string]*room
@@ -89,6 +102,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		media:   deps.Media,
 		keys:    keys,
 		ice:     deps.ICEServers,
+		chat:    deps.Chat,
+		hub:     newHub(),
 		metrics: m,
 		origins: map[string]bool{},
 		rooms:   map[string]*room{},
@@ -106,6 +121,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		WriteBufferSize:  4096,
 		CheckOrigin:      s.originAllowed,
 	}
+	s.calls = newCallTable(s)
+	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	s.handler = s.routes(deps)
 	return s, nil
 }
@@ -209,6 +226,7 @@ func (s *Server) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("signaling serve: %w", err)
 		serveErr <- nil // keep the later receive from blocking
 	}
+	s.calls.shutdown()
 	s.shutdownConns()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
@@ -217,6 +235,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	<-serveErr
 	s.waitConns()
+	s.calls.wait()
+	s.hub.close()
+	s.hub.wait()
+	s.baseCancel()
 	return runErr
 }
 

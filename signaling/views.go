@@ -40,6 +40,9 @@ type JoinedBody struct {
 	PingIntervalMs int64             `json:"pingIntervalMs"`
 	PingTimeoutMs  int64             `json:"pingTimeoutMs"`
 	Grants         auth.Grants       `json:"grants"`
+	// ConversationID is the room's chat conversation, when chat is on
+	// and the token has the chat grant.
+	ConversationID string `json:"conversationId,omitempty"`
 }
 
 type participantBody struct {

@@ -47,9 +47,11 @@ type Grants struct {
 
 // Claims are the verified contents of a token.
 type Claims struct {
-	Identity  string
-	Name      string
-	Room      string // a room name, or AllRooms for admin tokens
+	Identity string
+	Name     string
+	// Room is a room name, AllRooms for admin tokens, or empty for a
+	// messaging-only token (which must carry the chat grant).
+	Room      string
 	Grants    Grants
 	ExpiresAt time.Time
 	IssuedAt  time.Time
@@ -135,8 +137,10 @@ func (k *KeySet) Issue(keyID string, c Claims, ttl time.Duration) (string, error
 	if c.Identity == "" {
 		return "", errors.New("issue token: identity is required")
 	}
-	if c.Room == "" {
-		return "", errors.New("issue token: room is required")
+	if c.Room == "" && !c.Grants.Chat {
+		// An empty room is a messaging-only session (docs/protocol.md,
+		// Sessions), which is pointless without the chat grant.
+		return "", errors.New("issue token: room is required (or the chat grant for a messaging-only token)")
 	}
 	if c.Room == AllRooms && !c.Grants.Admin {
 		return "", errors.New("issue token: room \"*\" needs the admin grant")
@@ -195,8 +199,11 @@ func (k *KeySet) Verify(token string) (Claims, error) {
 		// jwt's messages describe the check that failed, never the token.
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if jc.Subject == "" || jc.Room == "" {
-		return Claims{}, fmt.Errorf("%w: identity and room are required", ErrInvalid)
+	if jc.Subject == "" {
+		return Claims{}, fmt.Errorf("%w: identity is required", ErrInvalid)
+	}
+	if jc.Room == "" && !jc.Grants.Chat {
+		return Claims{}, fmt.Errorf("%w: room is required unless the token has the chat grant", ErrInvalid)
 	}
 	if jc.Room == AllRooms && !jc.Grants.Admin {
 		return Claims{}, fmt.Errorf("%w: room \"*\" without admin grant", ErrInvalid)

@@ -1,0 +1,419 @@
+package signaling
+
+import (
+	"errors"
+
+	"github.com/parleyhq/parley/chat"
+)
+
+// dispatchChat handles chat, presence and call messages; it reports false
+// for every other type. Handlers run on the reader goroutine, so one
+// connection's chat requests are answered in the order they were sent.
+func (c *conn) dispatchChat(req Request) bool {
+	if newChatBody(req.Type) == nil {
+		return false
+	}
+	if c.s.chat == nil {
+		c.sendError(req.ID, &ProtoError{Code: CodeUnavailable, Message: "chat is not enabled on this server"})
+		return true
+	}
+	if !c.claims.Grants.Chat {
+		c.sendError(req.ID, &ProtoError{Code: CodeForbidden, Message: "token has no chat grant"})
+		return true
+	}
+	var perr *ProtoError
+	switch req.Type {
+	case TypeChatDirect, TypeChatGroup, TypeCall:
+		// They write to the store too (a conversation, a missed-call
+		// entry for an offline callee), so they share the write bucket.
+		if perr = c.allowChatWrite(); perr != nil {
+			c.sendError(req.ID, perr)
+			return true
+		}
+	}
+	switch b := req.Body.(type) {
+	case *ChatSendBody:
+		perr = c.handleChatSend(req.ID, b)
+	case *ChatEditBody:
+		perr = c.handleChatEdit(req.ID, b)
+	case *ChatDeleteBody:
+		perr = c.handleChatDelete(req.ID, b)
+	case *ChatSyncBody:
+		perr = c.handleChatSync(req.ID, b)
+	case *ChatHistoryBody:
+		perr = c.handleChatHistory(req.ID, b)
+	case *ChatRangeBody:
+		perr = c.handleChatRange(req.ID, b)
+	case *ChatReceiptBody:
+		perr = c.handleChatReceipt(req.ID, b)
+	case *ChatDirectBody:
+		perr = c.handleChatDirect(req.ID, b)
+	case *ChatGroupBody:
+		perr = c.handleChatGroup(req.ID, b)
+	case *TypingBody:
+		perr = c.handleTyping(b)
+	case *CallBody:
+		perr = c.s.calls.start(c, req.ID, b)
+	case *CallRefBody:
+		perr = c.s.calls.answer(c, req.ID, req.Type, b.CallID)
+	}
+	if perr != nil {
+		c.sendError(req.ID, perr)
+	}
+	return true
+}
+
+// chatError maps a chat service error to the protocol's error codes. The
+// message keeps the service's explanation (it never carries secrets).
+func (c *conn) chatError(op string, err error) *ProtoError {
+	code := CodeInternal
+	switch {
+	case errors.Is(err, chat.ErrTooLarge):
+		code = CodeTooLarge
+	case errors.Is(err, chat.ErrInvalid):
+		code = CodeBadRequest
+	case errors.Is(err, chat.ErrNotMember), errors.Is(err, chat.ErrForbidden):
+		code = CodeForbidden
+	case errors.Is(err, chat.ErrNotFound):
+		code = CodeNotFound
+	case errors.Is(err, chat.ErrConflict):
+		code = CodeConflict
+	}
+	if code == CodeInternal {
+		c.log.Error("chat failure", "op", op, "err", err)
+		return &ProtoError{Code: CodeInternal, Message: op + " failed; retry later"}
+	}
+	return &ProtoError{Code: code, Message: op + ": " + trimChatErr(err)}
+}
+
+// joinRoomChat makes a call participant with the chat grant a member of
+// the room's conversation. A failure only costs the room its chat.
+func (c *conn) joinRoomChat(p *participant) string {
+	s := c.s
+	if s.chat == nil || !p.grants.Chat {
+		return ""
+	}
+	ctx, cancel := s.chatCtx()
+	defer cancel()
+	conv, err := s.chat.JoinRoom(ctx, p.room, c.chatIdentity(), chat.RoleMember)
+	if err != nil {
+		p.log.Error("joining room chat", "err", err)
+		return ""
+	}
+	return conv.ID
+}
+
+func (c *conn) allowChatWrite() *ProtoError {
+	if !c.chatLimiter.Allow() {
+		return &ProtoError{Code: CodeRateLimited, Message: "chat write rate limit exceeded (chat_rate_per_second); nothing stored"}
+	}
+	return nil
+}
+
+func (c *conn) handleChatSend(reqID string, b *ChatSendBody) *ProtoError {
+	if perr := c.allowChatWrite(); perr != nil {
+		return perr
+	}
+	ctx, cancel := c.s.chatCtx()
+	ack, err := c.s.chat.Send(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.Text)
+	cancel()
+	if err != nil {
+		return c.chatError("chat_send", err)
+	}
+	c.stored(reqID, chat.Message{
+		ServerID: ack.ServerID, ConversationID: b.ConversationID, Seq: ack.Seq, ClientMsgID: ack.ClientMsgID,
+		Sender: c.chatIdentity(), Kind: chat.EventText, Text: b.Text, CreatedAt: ack.CreatedAt,
+	}, ack.Duplicate)
+	return nil
+}
+
+func (c *conn) handleChatEdit(reqID string, b *ChatEditBody) *ProtoError {
+	if perr := c.allowChatWrite(); perr != nil {
+		return perr
+	}
+	ctx, cancel := c.s.chatCtx()
+	ack, err := c.s.chat.Edit(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq, b.Text)
+	cancel()
+	if err != nil {
+		return c.chatError("chat_edit", err)
+	}
+	c.stored(reqID, chat.Message{
+		ServerID: ack.ServerID, ConversationID: b.ConversationID, Seq: ack.Seq, ClientMsgID: ack.ClientMsgID,
+		Sender: c.chatIdentity(), Kind: chat.EventEdit, Text: b.Text, TargetSeq: b.TargetSeq, CreatedAt: ack.CreatedAt,
+	}, ack.Duplicate)
+	return nil
+}
+
+func (c *conn) handleChatDelete(reqID string, b *ChatDeleteBody) *ProtoError {
+	if perr := c.allowChatWrite(); perr != nil {
+		return perr
+	}
+	ctx, cancel := c.s.chatCtx()
+	ack, err := c.s.chat.Delete(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq)
+	cancel()
+	if err != nil {
+		return c.chatError("chat_delete", err)
+	}
+	c.stored(reqID, chat.Message{
+		ServerID: ack.ServerID, ConversationID: b.ConversationID, Seq: ack.Seq, ClientMsgID: ack.ClientMsgID,
+		Sender: c.chatIdentity(), Kind: chat.EventDelete, TargetSeq: b.TargetSeq, CreatedAt: ack.CreatedAt,
+	}, ack.Duplicate)
+	return nil
+}
+
+// stored acks a durably stored event to its sender and pushes it to every
+// other session of every member. A duplicate (a retry) is only acked: the
+// original was pushed when it was stored, and members that missed that
+// push find it by seq (range or sync).
+func (c *conn) stored(reqID string, m chat.Message, duplicate bool) {
+	if h := c.s.hooks.afterChatSend; h != nil {
+		h(c)
+	}
+	c.enqueue(encode(TypeChatAck, reqID, ChatAckBody{
+		ConversationID: m.ConversationID, ClientMsgID: m.ClientMsgID, Seq: m.Seq,
+		ServerID: m.ServerID, CreatedAt: millis(m.CreatedAt), Duplicate: duplicate,
+	}))
+	if duplicate {
+		return
+	}
+	c.s.pushMessage(m, c)
+}
+
+// pushMessage sends a stored event to every connected member's sessions
+// except skip.
+func (s *Server) pushMessage(m chat.Message, skip *conn) {
+	n := s.hub.pushOrdered(m.ConversationID, m.Seq, encode(TypeMessage, "", messageView(m)), skip)
+	s.metrics.chatPushes.Add(float64(n))
+}
+
+func (c *conn) pageLimit(typ string, limit int) *ProtoError {
+	if limit > c.s.cfg.ChatPageMax {
+		return badRequest("%s: limit %d is above chat_page_max (%d)", typ, limit, c.s.cfg.ChatPageMax)
+	}
+	return nil
+}
+
+func (c *conn) handleChatSync(reqID string, b *ChatSyncBody) *ProtoError {
+	if perr := c.pageLimit(TypeChatSync, b.Limit); perr != nil {
+		return perr
+	}
+	limit := b.Limit
+	if limit == 0 {
+		limit = c.s.cfg.ChatPageMax
+	}
+	ctx, cancel := c.s.chatCtx()
+	res, err := c.s.chat.CatchUp(ctx, c.identity(), b.LastSeqs, limit)
+	cancel()
+	if err != nil {
+		return c.chatError("chat_sync", err)
+	}
+	out := ChatSyncedBody{Conversations: make([]SyncedConversation, 0, len(res.Conversations)), Gone: res.Gone}
+	if out.Gone == nil {
+		out.Gone = []string{}
+	}
+	for _, cu := range res.Conversations {
+		// The identity may have joined conversations since this session
+		// indexed them (a group made on another node, a room joined from
+		// another device): index them now so pushes arrive.
+		c.s.hub.addMembers(cu.Summary.Conversation.ID, cu.Summary.Conversation.Kind, c.identity())
+		out.Conversations = append(out.Conversations, SyncedConversation{
+			Conversation: conversationView(cu.Summary, c.identity()),
+			Messages:     messageViews(cu.Messages),
+			More:         cu.More,
+		})
+	}
+	c.enqueue(encode(TypeChatSynced, reqID, out))
+	return nil
+}
+
+func (c *conn) handleChatHistory(reqID string, b *ChatHistoryBody) *ProtoError {
+	if perr := c.pageLimit(TypeChatHistory, b.Limit); perr != nil {
+		return perr
+	}
+	limit := b.Limit
+	if limit == 0 {
+		limit = c.s.cfg.ChatPageMax
+	}
+	ctx, cancel := c.s.chatCtx()
+	page, err := c.s.chat.History(ctx, c.identity(), b.ConversationID, b.BeforeSeq, limit)
+	cancel()
+	if err != nil {
+		return c.chatError("chat_history", err)
+	}
+	c.enqueue(encode(TypeChatPage, reqID, ChatPageBody{ConversationID: b.ConversationID, Messages: messageViews(page.Messages), More: page.More}))
+	return nil
+}
+
+func (c *conn) handleChatRange(reqID string, b *ChatRangeBody) *ProtoError {
+	if perr := c.pageLimit(TypeChatRange, b.Limit); perr != nil {
+		return perr
+	}
+	limit := b.Limit
+	if limit == 0 {
+		limit = c.s.cfg.ChatPageMax
+	}
+	ctx, cancel := c.s.chatCtx()
+	page, err := c.s.chat.Range(ctx, c.identity(), b.ConversationID, b.AfterSeq, limit)
+	cancel()
+	if err != nil {
+		return c.chatError("chat_range", err)
+	}
+	c.enqueue(encode(TypeChatPage, reqID, ChatPageBody{ConversationID: b.ConversationID, Messages: messageViews(page.Messages), More: page.More}))
+	return nil
+}
+
+// handleChatReceipt raises the identity's watermarks. The reply carries
+// the resulting marks; when a mark moved, the other members of a direct
+// or group conversation (the senders) and the identity's other devices
+// get a "chat_receipt". In room conversations only the identity's own
+// devices are told: per-member read state of a broadcast room would cost
+// every member a message per receipt of every other member.
+func (c *conn) handleChatReceipt(reqID string, b *ChatReceiptBody) *ProtoError {
+	if perr := c.allowChatWrite(); perr != nil {
+		return perr
+	}
+	ctx, cancel := c.s.chatCtx()
+	defer cancel()
+	var wm chat.Watermarks
+	var err error
+	if b.Read > 0 {
+		wm, err = c.s.chat.MarkRead(ctx, c.identity(), b.ConversationID, b.Read)
+	}
+	if err == nil && b.Delivered > 0 && b.Delivered > wm.Delivered {
+		wm, err = c.s.chat.MarkDelivered(ctx, c.identity(), b.ConversationID, b.Delivered)
+	}
+	if err != nil {
+		return c.chatError("chat_receipt", err)
+	}
+	body := WatermarksBody{ConversationID: b.ConversationID, Identity: c.identity(), Delivered: wm.Delivered, Read: wm.Read}
+	c.enqueue(encode(TypeChatWatermarks, reqID, body))
+	// Marks only grow, so a result equal to what was asked for is the
+	// one case where this receipt may have moved them.
+	moved := b.Read > 0 && wm.Read == b.Read || b.Delivered > 0 && wm.Delivered == b.Delivered
+	if !moved {
+		return nil
+	}
+	msg := encode(TypeChatReceipt, "", body)
+	if kind := c.s.hub.convKind(b.ConversationID); kind == chat.KindDirect || kind == chat.KindGroup {
+		c.s.hub.pushConv(b.ConversationID, msg, c, "")
+	} else {
+		c.s.hub.pushIdentity(c.identity(), msg, c)
+	}
+	return nil
+}
+
+// handleTyping forwards a typing notice to the other members' sessions.
+// It is ephemeral: no seq, no storage, nothing on reconnect.
+func (c *conn) handleTyping(b *TypingBody) *ProtoError {
+	if !c.typingLimiter.Allow() {
+		return &ProtoError{Code: CodeRateLimited, Message: "typing rate limit exceeded (typing_rate_per_second)"}
+	}
+	if !c.s.hub.isMember(c.identity(), b.ConversationID) {
+		return &ProtoError{Code: CodeForbidden, Message: "typing: not a member of this conversation"}
+	}
+	msg := encode(TypeTyping, "", TypingEventBody{ConversationID: b.ConversationID, Identity: c.identity(), Name: c.name})
+	c.s.hub.pushConv(b.ConversationID, msg, c, c.identity())
+	return nil
+}
+
+// handleChatDirect opens (or finds) the direct conversation with another
+// identity. The peer's sessions learn of it with a "conversation" push.
+func (c *conn) handleChatDirect(reqID string, b *ChatDirectBody) *ProtoError {
+	if b.Identity == c.identity() {
+		return badRequest("chat_direct: cannot open a direct conversation with yourself")
+	}
+	peer := chat.Identity{ID: b.Identity, Name: c.s.hub.name(b.Identity)}
+	if peer.Name == "" {
+		peer.Name = b.Identity
+	}
+	ctx, cancel := c.s.chatCtx()
+	defer cancel()
+	conv, err := c.s.chat.Direct(ctx, c.chatIdentity(), peer)
+	if err != nil {
+		return c.chatError("chat_direct", err)
+	}
+	c.s.announceConversation(conv, []string{c.identity(), peer.ID}, c)
+	return c.replyConversation(reqID, conv)
+}
+
+// handleChatGroup creates a group with the sender as admin.
+func (c *conn) handleChatGroup(reqID string, b *ChatGroupBody) *ProtoError {
+	members := make([]chat.Identity, 0, len(b.Members))
+	ids := []string{c.identity()}
+	seen := map[string]bool{c.identity(): true}
+	for _, m := range b.Members {
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		name := c.s.hub.name(m)
+		if name == "" {
+			name = m
+		}
+		members = append(members, chat.Identity{ID: m, Name: name})
+		ids = append(ids, m)
+	}
+	if len(members) == 0 {
+		return badRequest("chat_group: members must name someone other than yourself")
+	}
+	ctx, cancel := c.s.chatCtx()
+	defer cancel()
+	conv, err := c.s.chat.CreateGroup(ctx, c.chatIdentity(), b.Title, members)
+	if err != nil {
+		return c.chatError("chat_group", err)
+	}
+	c.s.announceConversation(conv, ids, c)
+	return c.replyConversation(reqID, conv)
+}
+
+// maxPresenceIntroductions bounds the presence messages sent when a new
+// conversation makes people contacts (members x newly indexed members).
+const maxPresenceIntroductions = 1024
+
+// announceConversation indexes conv for its connected members and tells
+// those who did not know it yet (except skip, which gets a reply), plus
+// the presence of the connected members to the newly indexed ones.
+func (s *Server) announceConversation(conv chat.Conversation, members []string, skip *conn) {
+	added := s.hub.addMembers(conv.ID, conv.Kind, members...)
+	if len(added) == 0 {
+		return
+	}
+	for _, id := range added {
+		view := conversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, id)
+		s.hub.pushIdentity(id, encode(TypeConversation, "", ConversationBody{Conversation: view}), skip)
+	}
+	if conv.Kind == chat.KindRoom || len(members)*len(added) > maxPresenceIntroductions {
+		return
+	}
+	for _, a := range members {
+		st := s.hub.status(a)
+		if st == PresenceOffline {
+			continue
+		}
+		for _, b := range added {
+			if a != b {
+				s.hub.pushIdentity(b, encode(TypePresence, "", PresenceBody{Identity: a, Status: st}), nil)
+			}
+		}
+	}
+}
+
+// replyConversation answers with the requester's view (watermarks and
+// unread count included) of conv.
+func (c *conn) replyConversation(reqID string, conv chat.Conversation) *ProtoError {
+	ctx, cancel := c.s.chatCtx()
+	defer cancel()
+	sums, err := c.s.chat.Conversations(ctx, c.identity())
+	if err != nil {
+		return c.chatError("conversation", err)
+	}
+	view := conversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, c.identity())
+	for _, sum := range sums {
+		if sum.Conversation.ID == conv.ID {
+			view = conversationView(sum, c.identity())
+			break
+		}
+	}
+	c.enqueue(encode(TypeConversation, reqID, ConversationBody{Conversation: view}))
+	return nil
+}

@@ -1,0 +1,251 @@
+package signaling
+
+import (
+	"sync"
+	"time"
+
+	"github.com/parleyhq/parley/chat"
+)
+
+// hub is the messaging side of the server: every connected session per
+// identity (several devices and tabs each), and an index of which
+// connected identities belong to which conversation, so that a stored
+// message is pushed without a database query. The index only holds
+// conversations that have at least one connected member, so its size is
+// bounded by the connected identities' memberships, not by history.
+//
+// Lock order: Server.mu may be taken before hub.mu, never after. Only
+// non-blocking enqueues happen under hub.mu.
+type hub struct {
+	mu       sync.Mutex
+	sessions map[string]map[*conn]struct{}  // by identity
+	names    map[string]string              // display name of connected identities
+	inCall   map[string]int                 // identity -> call-room sessions
+	convs    map[string]*convEntry          // by conversation id
+	memberOf map[string]map[string]struct{} // identity -> conversation ids
+	closed   bool                           // Run is ending; no more pushes
+	timers   sync.WaitGroup                 // push hold timers (push_order.go)
+}
+
+type convEntry struct {
+	kind    chat.ConversationKind
+	members map[string]struct{} // connected identities only
+	// Push ordering (push_order.go): next is the seq expected next (0:
+	// none pushed yet), held the pushes waiting for an earlier seq.
+	next  int64
+	held  map[int64]heldPush
+	flush *time.Timer
+}
+
+func newHub() *hub {
+	return &hub{
+		sessions: map[string]map[*conn]struct{}{},
+		names:    map[string]string{},
+		inCall:   map[string]int{},
+		convs:    map[string]*convEntry{},
+		memberOf: map[string]map[string]struct{}{},
+	}
+}
+
+// sessionCount is how many sessions identity has now.
+func (h *hub) sessionCount(identity string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions[identity])
+}
+
+// register adds c as a session of its identity and returns the
+// identity's presence before and after, so the caller can announce a
+// change. With limit > 0 it refuses a session beyond limit (ok false).
+// first, when set, is queued to c under the same lock, so no push can
+// overtake it ("joined" of a messaging session).
+func (h *hub) register(c *conn, limit int, first []byte) (before, after string, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := c.identity()
+	before = h.statusLocked(id)
+	set := h.sessions[id]
+	if limit > 0 && len(set) >= limit {
+		return before, before, false
+	}
+	if first != nil {
+		c.enqueue(first)
+	}
+	if set == nil {
+		set = map[*conn]struct{}{}
+		h.sessions[id] = set
+	}
+	set[c] = struct{}{}
+	c.s.metrics.sessions.Inc()
+	h.names[id] = c.displayName()
+	if c.part != nil {
+		h.inCall[id]++
+	}
+	return before, h.statusLocked(id), true
+}
+
+// unregister removes c. When it was the identity's last session, the
+// identity leaves the conversation index. It returns the presence before
+// and after, and the contacts computed before the index shrank (so an
+// "offline" still reaches them).
+func (h *hub) unregister(c *conn) (before, after string, contacts []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := c.identity()
+	set := h.sessions[id]
+	if _, ok := set[c]; !ok {
+		return "", "", nil
+	}
+	before = h.statusLocked(id)
+	contacts = h.contactsLocked(id)
+	delete(set, c)
+	c.s.metrics.sessions.Dec()
+	if c.part != nil {
+		if h.inCall[id]--; h.inCall[id] <= 0 {
+			delete(h.inCall, id)
+		}
+	}
+	if len(set) == 0 {
+		delete(h.sessions, id)
+		delete(h.names, id)
+		for convID := range h.memberOf[id] {
+			if e := h.convs[convID]; e != nil {
+				delete(e.members, id)
+				if len(e.members) == 0 {
+					h.disarmFlushLocked(e)
+					delete(h.convs, convID)
+				}
+			}
+		}
+		delete(h.memberOf, id)
+	}
+	return before, h.statusLocked(id), contacts
+}
+
+// addMembers records that the given identities belong to conv, for those
+// of them that are connected. It returns the identities that were not
+// known as members before (they learn of the conversation by a push).
+func (h *hub) addMembers(convID string, kind chat.ConversationKind, identities ...string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var added []string
+	for _, id := range identities {
+		if len(h.sessions[id]) == 0 {
+			continue
+		}
+		e := h.convs[convID]
+		if e == nil {
+			e = &convEntry{kind: kind, members: map[string]struct{}{}}
+			h.convs[convID] = e
+		}
+		if _, ok := e.members[id]; ok {
+			continue
+		}
+		e.members[id] = struct{}{}
+		m := h.memberOf[id]
+		if m == nil {
+			m = map[string]struct{}{}
+			h.memberOf[id] = m
+		}
+		m[convID] = struct{}{}
+		added = append(added, id)
+	}
+	return added
+}
+
+// isMember reports whether connected identity is a known member of conv.
+func (h *hub) isMember(identity, convID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.memberOf[identity][convID]
+	return ok
+}
+
+// convKind returns the kind of an indexed conversation ("" if unknown).
+func (h *hub) convKind(convID string) chat.ConversationKind {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.convs[convID]; e != nil {
+		return e.kind
+	}
+	return ""
+}
+
+// members returns the connected members of conv.
+func (h *hub) members(convID string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.convs[convID]
+	if e == nil {
+		return nil
+	}
+	out := make([]string, 0, len(e.members))
+	for id := range e.members {
+		out = append(out, id)
+	}
+	return out
+}
+
+// name returns a connected identity's display name, or "" if offline.
+func (h *hub) name(identity string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.names[identity]
+}
+
+// pushConv queues msg for every session of every connected member of
+// conv except skip (the session that caused it, which gets its own reply)
+// and, when skipIdentity is set, except all of that identity's sessions.
+func (h *hub) pushConv(convID string, msg []byte, skip *conn, skipIdentity string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.convs[convID]
+	if e == nil {
+		return 0
+	}
+	n := 0
+	for id := range e.members {
+		if id == skipIdentity {
+			continue
+		}
+		for c := range h.sessions[id] {
+			if c != skip {
+				c.enqueue(msg)
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// pushIdentity queues msg for every session of identity except skip.
+func (h *hub) pushIdentity(identity string, msg []byte, skip *conn) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.sessions[identity] {
+		if c != skip {
+			c.enqueue(msg)
+			n++
+		}
+	}
+	return n
+}
+
+// sessionsOf returns identity's sessions now.
+func (h *hub) sessionsOf(identity string) []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*conn, 0, len(h.sessions[identity]))
+	for c := range h.sessions[identity] {
+		out = append(out, c)
+	}
+	return out
+}
+
+// connected reports whether identity has at least one session.
+func (h *hub) connected(identity string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions[identity]) > 0
+}
