@@ -253,6 +253,10 @@ func (c *conn) readLoop() error {
 		req, perr := DecodeRequest(frame)
 		c.s.metrics.countMessage(req.Type)
 		if perr != nil {
+			if perr.Code == CodeUnauthorized {
+				c.fail(req.ID, perr, websocket.ClosePolicyViolation)
+				continue
+			}
 			c.sendError(req.ID, perr)
 			continue
 		}

@@ -231,11 +231,13 @@ func DecodeRequest(frame []byte) (Request, *ProtoError) {
 func validateBody(typ string, body any) *ProtoError {
 	switch b := body.(type) {
 	case *JoinBody:
+		// A join without a usable token is an authentication failure, not
+		// a malformed request: the connection is refused and closed.
 		if b.Token == "" {
-			return badRequest("join: token is required")
+			return &ProtoError{Code: CodeUnauthorized, Message: "join: token is required"}
 		}
 		if len(b.Token) > maxTokenBytes {
-			return badRequest("join: token too long")
+			return &ProtoError{Code: CodeUnauthorized, Message: "join: token too long"}
 		}
 		if utf8.RuneCountInString(b.Name) > maxNameRunes {
 			return badRequest("join: name longer than %d characters", maxNameRunes)

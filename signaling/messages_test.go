@@ -23,7 +23,7 @@ func TestDecodeRequest(t *testing.T) {
 					t.Fatalf("body %+v", b)
 				}
 			}},
-		{name: "join without token", in: `{"type":"join","data":{"protocol":1}}`, wantType: "join", wantCode: CodeBadRequest},
+		{name: "join without token", in: `{"type":"join","data":{"protocol":1}}`, wantType: "join", wantCode: CodeUnauthorized},
 		{name: "join protocol as string", in: `{"type":"join","data":{"token":"a","protocol":"1"}}`, wantType: "join", wantCode: CodeBadRequest},
 		{name: "join without data", in: `{"type":"join"}`, wantType: "join", wantCode: CodeBadRequest},
 		{name: "join data null", in: `{"type":"join","data":null}`, wantType: "join", wantCode: CodeBadRequest},

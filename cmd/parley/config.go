@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/logging"
 	"github.com/parleyhq/parley/sfu"
@@ -24,6 +25,7 @@ type Config struct {
 	Signaling signaling.Config `yaml:"signaling"`
 	SFU       sfu.Config       `yaml:"sfu"`
 	TURN      turn.Config      `yaml:"turn"`
+	Chat      chat.Config      `yaml:"chat"`
 }
 
 // DefaultConfig returns every component's defaults.
@@ -34,7 +36,15 @@ func DefaultConfig() Config {
 		Signaling: signaling.DefaultConfig(),
 		SFU:       sfu.DefaultConfig(),
 		TURN:      turn.DefaultConfig(),
+		Chat:      chatDefaults(),
 	}
+}
+
+// chatDefaults leaves chat.data_dir empty so it follows data_dir.
+func chatDefaults() chat.Config {
+	c := chat.DefaultConfig()
+	c.DataDir = ""
+	return c
 }
 
 // Validate checks every section and names the failing key.
@@ -50,6 +60,7 @@ func (c Config) Validate() error {
 		{"signaling", c.Signaling.Validate()},
 		{"sfu", c.SFU.Validate()},
 		{"turn", c.TURN.Validate()},
+		{"chat", c.Chat.Validate()},
 	}
 	for _, ch := range checks {
 		if ch.err == nil {
@@ -76,6 +87,11 @@ func loadConfig(args, environ []string) (Config, config.Result, error) {
 	res, err := config.Load(&cfg, config.Sources{Args: args, Environ: environ})
 	if err != nil {
 		return cfg, res, err
+	}
+	if cfg.Chat.DataDir == "" {
+		// The chat database lives in Parley's data directory unless the
+		// operator points chat elsewhere.
+		cfg.Chat.DataDir = cfg.DataDir
 	}
 	if cfg.Dev {
 		cfg.Signaling.DevMode = true

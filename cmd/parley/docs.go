@@ -23,3 +23,23 @@ var exampleDocs = map[string]string{
 	"sfu.cidrs":                   "Address ranges ICE may gather and advertise; empty means all.",
 	"sfu.include_loopback":        "Offer loopback candidates (dev mode and tests: calls between browsers on the same machine).",
 }
+
+func init() {
+	for k, v := range map[string]string{
+		"signaling.chat_rate_per_second":      "Chat writes (send, receipts, conversations, calls) per second per connection, with chat_rate_burst.",
+		"signaling.typing_rate_per_second":    "Typing notices per second per connection.",
+		"signaling.chat_page_max":             "Largest history/sync page a client may ask for.",
+		"signaling.max_sessions_per_identity": "Simultaneous connections (devices, tabs) per identity.",
+		"signaling.call_ring_timeout":         "How long a call rings before it counts as missed.",
+		"signaling.call_token_ttl":            "Lifetime of the fresh room tokens handed out when a call is accepted.",
+		"chat":                                "Chat storage (embedded SQLite in data_dir unless db_path says otherwise).",
+		"chat.data_dir":                       "Directory for chat.db; empty follows the top-level data_dir.",
+		"chat.max_message_bytes":              "Largest chat message text in bytes.",
+		"turn":                                "Embedded TURN server (off by default; `parley turn` runs it alone).",
+		"turn.shared_secrets":                 "TURN REST secrets (coturn's use-auth-secret); the first signs new credentials, all are accepted, for rotation.",
+		"turn.allowed_peer_cidrs":             "Peer ranges TURN may relay to despite the special-purpose deny list, e.g. the SFU's private address.",
+		"turn.public_ipv4":                    "Public IPv4 address advertised as the relay address.",
+	} {
+		exampleDocs[k] = v
+	}
+}

@@ -21,7 +21,7 @@ Usage:
   parley config example                        print a commented sample configuration
   parley config check --config FILE            load and validate a configuration
   parley config keys                           list every key with its PARLEY_* variable
-  parley token create --room R --identity I [--name N] [--ttl 1h] [--grant publish,subscribe,chat]
+  parley token create [--room R] --identity I [--name N] [--ttl 1h] [--grant publish,subscribe,chat]
   parley turn [--config FILE]                  run only the TURN server
   parley turn credentials --user U [--ttl 1h]  print TURN REST credentials as an RTCIceServer (JSON)
   parley turn check [--transport udp|tcp|tls]  allocate and relay through the configured TURN server

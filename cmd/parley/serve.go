@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/internal/logging"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling"
@@ -81,7 +83,19 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 		ice = turnICE{turnSrv}
 		extra.Handle("/api/turn/credentials", turnSrv.CredentialsHandler(turnAuthorizer(keys, logger.With("component", "turn"))))
 	}
+	store, err := sqlitestore.Open(ctx, cfg.Chat.DatabasePath(), sqlitestore.OptionsFromConfig(cfg.Chat))
+	if err != nil {
+		return fmt.Errorf("chat store %s: %w", cfg.Chat.DatabasePath(), err)
+	}
+	// Closed after every component has stopped: signaling acks messages
+	// only after durable writes, so the store must outlive it.
+	defer store.Close()
+	chatSvc, err := chat.New(cfg.Chat, chat.Deps{Store: store, Logger: logger.With("component", "chat"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
 	sig, err := signaling.New(cfg.Signaling, signaling.Deps{
+		Chat:       chatSvc,
 		Logger:     logger.With("component", "signaling"),
 		Registry:   reg,
 		Gatherer:   reg,

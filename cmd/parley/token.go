@@ -20,7 +20,7 @@ func tokenCommand(args, environ []string, stdout io.Writer) error {
 	}
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	room := fs.String("room", "", "room the token admits to (* for all rooms, admin tokens only)")
+	room := fs.String("room", "", "room the token admits to (* for all rooms, admin tokens only; empty for a chat-only token)")
 	identity := fs.String("identity", "", "unique user identity")
 	name := fs.String("name", "", "display name")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
@@ -30,8 +30,8 @@ func tokenCommand(args, environ []string, stdout io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("token create: %w", err)
 	}
-	if *room == "" || *identity == "" {
-		return errors.New("token create: --room and --identity are required")
+	if *identity == "" {
+		return errors.New("token create: --identity is required")
 	}
 	if *ttl <= 0 || *ttl > 30*24*time.Hour {
 		return errors.New("token create: --ttl must be between 1s and 720h")
