@@ -238,13 +238,17 @@ func (s *Server) handleAdminRemove(w http.ResponseWriter, r *http.Request, _ adm
 	if rm := s.rooms[roomName]; rm != nil {
 		p = rm.participants[identity]
 	}
-	if p != nil {
+	if p != nil && !p.stream {
 		s.detachLocked(p)
 		p.conn.sendBye(ByeRemoved)
 	}
 	s.mu.Unlock()
 	if p == nil {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such participant")
+		return
+	}
+	if p.stream {
+		writeJSONError(w, http.StatusConflict, "conflict", "this participant is an ingest stream: revoke its stream key or stop the encoder")
 		return
 	}
 	s.log.Info("participant removed by admin", "room", roomName, "participant", p.sid, "identity", identity)
@@ -276,6 +280,10 @@ func (s *Server) handleAdminMute(w http.ResponseWriter, r *http.Request, _ admin
 	s.mu.Unlock()
 	if !found {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such track")
+		return
+	}
+	if p.peer == nil {
+		writeJSONError(w, http.StatusConflict, "conflict", "ingest stream tracks cannot be muted here")
 		return
 	}
 	if err := p.peer.SetTrackMuted(sid, muted); err != nil {

@@ -91,8 +91,11 @@ func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 
 // enqueue queues one message without blocking. A client whose queue is
 // full cannot keep up; it is disconnected and counted.
+//
+// Ingest stream participants have no connection (nil); messages to them
+// are dropped on purpose.
 func (c *conn) enqueue(msg []byte) {
-	if c.closing.Load() {
+	if c == nil || c.closing.Load() {
 		return
 	}
 	select {
@@ -137,6 +140,9 @@ func (c *conn) fail(re string, perr *ProtoError, closeCode int) {
 
 // sendBye tells the client why it is being disconnected, then closes.
 func (c *conn) sendBye(reason string) {
+	if c == nil {
+		return
+	}
 	c.enqueue(encode(TypeBye, "", byeBody{Reason: reason}))
 	code := websocket.CloseNormalClosure
 	if reason == ByeShutdown {

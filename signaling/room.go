@@ -41,9 +41,14 @@ type participant struct {
 	// chatConv is the room's chat conversation ("" without chat).
 	chatConv string
 
+	// stream marks an ingest stream (RTMP/WHIP): no connection (conn and
+	// peer are nil), shown to viewers as a stream.
+	stream bool
+
 	// Guarded by Server.mu.
 	tracks  map[string]*track // by client track id
 	removed bool
+	notice  string // shown with the participant, e.g. "audio unavailable: ..."
 }
 
 // track joins what the client announced in "publish" (source, mute) with
@@ -57,7 +62,7 @@ type track struct {
 }
 
 func (p *participant) viewLocked() ParticipantView {
-	v := ParticipantView{SID: p.sid, Identity: p.identity, Name: p.name, Tracks: []TrackView{}}
+	v := ParticipantView{SID: p.sid, Identity: p.identity, Name: p.name, Tracks: []TrackView{}, Stream: p.stream, Notice: p.notice}
 	for _, t := range p.tracks {
 		if t.sid == "" {
 			continue

@@ -39,6 +39,14 @@ type Deps struct {
 	// Chat enables chat, presence and call invitations; nil: those
 	// messages are answered with error "unavailable".
 	Chat *chat.Service
+	// Routes are other components' HTTP endpoints (pattern -> handler),
+	// such as TURN credentials or WHIP, mounted before the catch-all that
+	// answers unknown /api/ paths with 404. They do their own auth.
+	Routes map[string]http.Handler
+	// AdminRoutes are other components' admin endpoints; signaling puts
+	// its admin authentication in front (API key or an admin token valid
+	// for every room).
+	AdminRoutes map[string]http.Handler
 }
 
 // Server is the signaling HTTP + WebSocket server.
@@ -143,6 +151,18 @@ func (s *Server) routes(deps Deps) http.Handler {
 		mux.HandleFunc("POST /api/dev/token", s.handleDevToken)
 	}
 	s.adminRoutes(mux)
+	for pattern, h := range deps.Routes {
+		mux.Handle(pattern, h)
+	}
+	for pattern, h := range deps.AdminRoutes {
+		mux.Handle(pattern, s.admin(func(w http.ResponseWriter, r *http.Request, caller adminCaller) {
+			if caller.scope != auth.AllRooms {
+				writeJSONError(w, http.StatusForbidden, "forbidden", "this endpoint needs an admin token valid for every room")
+				return
+			}
+			h.ServeHTTP(w, r)
+		}))
+	}
 	// Unknown API paths must not fall through to the web client, which
 	// may answer any path with its page.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {

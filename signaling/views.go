@@ -21,6 +21,11 @@ type ParticipantView struct {
 	Identity string      `json:"identity"`
 	Name     string      `json:"name"`
 	Tracks   []TrackView `json:"tracks"`
+	// Stream marks an ingest stream (OBS over RTMP or WHIP).
+	Stream bool `json:"stream,omitempty"`
+	// Notice is a problem viewers should see, e.g. a stream's audio is
+	// unavailable.
+	Notice string `json:"notice,omitempty"`
 }
 
 // ICEServerView is one RTCIceServer for the browser.

@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/ingest"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/rtmp"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling"
 	"github.com/parleyhq/parley/signaling/auth"
@@ -26,6 +28,8 @@ type Config struct {
 	SFU       sfu.Config       `yaml:"sfu"`
 	TURN      turn.Config      `yaml:"turn"`
 	Chat      chat.Config      `yaml:"chat"`
+	RTMP      rtmp.Config      `yaml:"rtmp"`
+	Ingest    ingest.Config    `yaml:"ingest"`
 }
 
 // DefaultConfig returns every component's defaults.
@@ -37,6 +41,8 @@ func DefaultConfig() Config {
 		SFU:       sfu.DefaultConfig(),
 		TURN:      turn.DefaultConfig(),
 		Chat:      chatDefaults(),
+		RTMP:      rtmp.DefaultConfig(),
+		Ingest:    ingest.DefaultConfig(),
 	}
 }
 
@@ -61,6 +67,8 @@ func (c Config) Validate() error {
 		{"sfu", c.SFU.Validate()},
 		{"turn", c.TURN.Validate()},
 		{"chat", c.Chat.Validate()},
+		{"rtmp", c.RTMP.Validate()},
+		{"ingest", c.Ingest.Validate()},
 	}
 	for _, ch := range checks {
 		if ch.err == nil {
@@ -84,6 +92,9 @@ func (c Config) Validate() error {
 func loadConfig(args, environ []string) (Config, config.Result, error) {
 	cfg := DefaultConfig()
 	cfg.Dev = !hasConfigFile(args, environ)
+	// `go run ./cmd/parley` with no file accepts OBS streams at once; with
+	// a file the operator opts in, so no port opens unasked.
+	cfg.RTMP.Enabled = cfg.Dev
 	res, err := config.Load(&cfg, config.Sources{Args: args, Environ: environ})
 	if err != nil {
 		return cfg, res, err

@@ -13,12 +13,13 @@ import (
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/parleyhq/parley/"
 	forbidden := map[string][]string{
-		"sfu":       {"signaling", "chat", "turn", "rtmp", "web", "cmd"},
+		"sfu":       {"signaling", "chat", "turn", "rtmp", "web", "cmd", "ingest"},
 		"chat":      {"signaling", "sfu", "turn", "rtmp", "web", "cmd"},
 		"turn":      {"signaling", "sfu", "chat", "rtmp", "web", "cmd"},
 		"rtmp":      {"signaling", "sfu", "chat", "turn", "web", "cmd"},
 		"web":       {"signaling", "sfu", "chat", "turn", "rtmp", "cmd"},
-		"signaling": {"turn", "rtmp", "web", "cmd"},
+		"signaling": {"turn", "rtmp", "web", "cmd", "ingest"},
+		"ingest":    {"signaling", "chat", "turn", "web", "cmd"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../"+pkg+"/...").CombinedOutput()

@@ -25,6 +25,7 @@ Usage:
   parley turn [--config FILE]                  run only the TURN server
   parley turn credentials --user U [--ttl 1h]  print TURN REST credentials as an RTCIceServer (JSON)
   parley turn check [--transport udp|tcp|tls]  allocate and relay through the configured TURN server
+  parley ingress create --room R --name N      stream key for OBS (RTMP and WHIP); also list, revoke ID
   parley load --key K --secret S [--publishers 1] [--subscribers 10] [--duration 20s]
   parley version
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return tokenCommand(args[1:], environ, stdout)
 		case "turn":
 			return turnCommand(ctx, args[1:], environ, stdout, stderr)
+		case "ingress":
+			return ingressCommand(ctx, args[1:], environ, stdout)
 		case "load":
 			return loadCommand(ctx, args[1:], stdout)
 		}

@@ -16,7 +16,9 @@ import (
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/chat/sqlitestore"
+	"github.com/parleyhq/parley/ingest"
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/rtmp"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling"
 	"github.com/parleyhq/parley/signaling/auth"
@@ -69,10 +71,8 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("sfu: %w", err)
 	}
-	// Routes owned by components other than signaling hang off the
-	// handler signaling falls back to; signaling's own routes win.
-	extra := http.NewServeMux()
-	extra.Handle("/", web.Handler())
+	routes := map[string]http.Handler{}
+	adminRoutes := map[string]http.Handler{}
 	var ice signaling.ICEServerProvider
 	var turnSrv *turn.Server
 	if cfg.TURN.Enabled {
@@ -81,7 +81,7 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 			return fmt.Errorf("turn: %w", err)
 		}
 		ice = turnICE{turnSrv}
-		extra.Handle("/api/turn/credentials", turnSrv.CredentialsHandler(turnAuthorizer(keys, logger.With("component", "turn"))))
+		routes["/api/turn/credentials"] = turnSrv.CredentialsHandler(turnAuthorizer(keys, logger.With("component", "turn")))
 	}
 	store, err := sqlitestore.Open(ctx, cfg.Chat.DatabasePath(), sqlitestore.OptionsFromConfig(cfg.Chat))
 	if err != nil {
@@ -94,15 +94,40 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
+	ingestKeys, err := ingest.OpenKeyStore(ctx, ingest.KeyStorePath(cfg.DataDir), ingest.KeyStoreOptions{})
+	if err != nil {
+		return fmt.Errorf("ingest keys: %w", err)
+	}
+	defer ingestKeys.Close()
+	// The stream directory is signaling itself, which exists only after
+	// New; ingest reaches it through this forwarder, set before Run.
+	dir := &streamDirectory{}
+	ingestSvc, err := ingest.New(cfg.Ingest, ingest.Deps{Media: media, Keys: ingestKeys, Directory: dir, Logger: logger.With("component", "ingest"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	if cfg.Ingest.WHIP.Enabled {
+		routes[cfg.Ingest.WHIP.Path] = ingestSvc.WHIPHandler()
+		routes[cfg.Ingest.WHIP.Path+"/"] = ingestSvc.WHIPHandler()
+	}
+	// KeysHandler's own check is signaling's admin auth, already applied.
+	adminRoutes[ingest.KeysPath] = ingestKeys.KeysHandler(func(*http.Request) bool { return true })
+	adminRoutes[ingest.KeysPath+"/"] = ingestKeys.KeysHandler(func(*http.Request) bool { return true })
+	rtmpSrv, err := rtmp.New(cfg.RTMP, rtmp.Deps{Keys: ingestKeys, Sink: ingestSvc, Logger: logger.With("component", "rtmp"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("rtmp: %w", err)
+	}
 	sig, err := signaling.New(cfg.Signaling, signaling.Deps{
-		Chat:       chatSvc,
-		Logger:     logger.With("component", "signaling"),
-		Registry:   reg,
-		Gatherer:   reg,
-		Media:      signaling.SFUMedia(media),
-		Keys:       keys,
-		Web:        extra,
-		ICEServers: ice,
+		Routes:      routes,
+		AdminRoutes: adminRoutes,
+		Chat:        chatSvc,
+		Logger:      logger.With("component", "signaling"),
+		Registry:    reg,
+		Gatherer:    reg,
+		Media:       signaling.SFUMedia(media),
+		Keys:        keys,
+		Web:         web.Handler(),
+		ICEServers:  ice,
 	})
 	if err != nil {
 		if turnSrv != nil {
@@ -111,7 +136,11 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 		return fmt.Errorf("signaling: %w", err)
 	}
 
+	dir.set(sig)
+
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ingestSvc.Run(gctx) })
+	g.Go(func() error { return rtmpSrv.Run(gctx) })
 	if turnSrv != nil {
 		g.Go(func() error { return turnSrv.Run(gctx) })
 	}

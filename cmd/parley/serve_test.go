@@ -60,6 +60,14 @@ func (s *syncBuffer) String() string {
 // with a config file, as an operator would, and stops it at test end.
 func startServer(t *testing.T, extra string) (base string) {
 	t.Helper()
+	base, _ = startServerFile(t, extra)
+	return base
+}
+
+// startServerFile is startServer that also returns the config file, for
+// subcommands that read the same configuration.
+func startServerFile(t *testing.T, extra string) (base, file string) {
+	t.Helper()
 	httpPort, udpPort, tcpPort := freePort(t, "tcp"), freePort(t, "udp"), freePort(t, "tcp")
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`data_dir: %s
@@ -76,7 +84,7 @@ sfu:
   include_loopback: true
   cidrs: [127.0.0.0/8]
 %s`, filepath.Join(dir, "data"), httpPort, testKeyID, testSecret, udpPort, tcpPort, extra)
-	file := filepath.Join(dir, "parley.yaml")
+	file = filepath.Join(dir, "parley.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +113,7 @@ sfu:
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return base
+				return base, file
 			}
 		}
 		select {
@@ -115,7 +123,7 @@ sfu:
 		}
 	}
 	t.Fatalf("server not healthy within 10s\n%s", stderr.String())
-	return ""
+	return "", ""
 }
 
 // TestCallThroughServer is a call as pion clients see it through the real

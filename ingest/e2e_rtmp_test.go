@@ -1,0 +1,233 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/rtmp"
+)
+
+const ffmpegBin = "/usr/bin/ffmpeg"
+
+func requireFFmpeg(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(ffmpegBin); err != nil {
+		t.Fatalf("ffmpeg is required for the RTMP end-to-end test (%v): apt-get install -y ffmpeg", err)
+	}
+}
+
+// startRTMP serves the real RTMP server on a loopback port, wired to svc
+// and keys, until the test ends.
+func startRTMP(t *testing.T, keys rtmp.KeyStore, sink rtmp.Sink) string {
+	t.Helper()
+	cfg := rtmp.DefaultConfig()
+	cfg.Enabled = true
+	cfg.Listen = "127.0.0.1:0"
+	cfg.FFmpegPath = ffmpegBin
+	srv, err := rtmp.New(cfg, rtmp.Deps{Keys: keys, Sink: sink, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("rtmp Serve: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("rtmp Serve did not return")
+		}
+	})
+	return l.Addr().String()
+}
+
+// ffmpegPublish runs ffmpeg publishing a test pattern and a sine tone;
+// it is killed with its process group when the test ends.
+type ffmpegPublish struct {
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func startFFmpegPublish(t *testing.T, url, seconds string) *ffmpegPublish {
+	return startFFmpegProfile(t, url, seconds, "baseline")
+}
+
+func startFFmpegProfile(t *testing.T, url, seconds, profile string) *ffmpegPublish {
+	t.Helper()
+	requireFFmpeg(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cmd := exec.CommandContext(ctx, ffmpegBin, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", seconds,
+		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", profile, "-tune", "zerolatency", "-bf", "0", "-g", "30",
+		"-c:a", "aac", "-ac", "2", "-f", "flv", url)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	p := &ffmpegPublish{done: make(chan error, 1)}
+	cmd.Stderr = &p.stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start ffmpeg: %v", err)
+	}
+	go func() { p.done <- cmd.Wait(); cancel() }()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+	})
+	return p
+}
+
+func (p *ffmpegPublish) wait(t *testing.T) (error, string) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err, p.stderr.String()
+	case <-time.After(60 * time.Second):
+		t.Fatal("ffmpeg did not exit")
+		return nil, ""
+	}
+}
+
+// TestRTMPEndToEnd: ffmpeg publishes H.264 + AAC to the real RTMP server
+// wired to the Service and a SQLite KeyStore; a WebRTC viewer in the room
+// receives H.264 with SPS/PPS before the key frame, and Opus.
+func TestRTMPEndToEnd(t *testing.T) {
+	requireFFmpeg(t)
+	ctx := context.Background()
+	ks := openTestKeys(t, filepath.Join(t.TempDir(), KeyStoreFile))
+	key, err := ks.Create(ctx, KeyRequest{Room: "stage", Name: "OBS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := ks.Create(ctx, KeyRequest{Room: "stage", Name: "Old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Revoke(ctx, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	s := startSFU(t)
+	dir := &fakeDir{}
+	cfg := DefaultConfig()
+	cfg.ReconnectGrace = 3 * time.Second // covers ffmpeg's restart below
+	svc, _ := startService(t, cfg, Deps{Media: s, Keys: ks, Directory: dir})
+	addr := startRTMP(t, ks, svc)
+	v := newViewer(t, s, "stage", "PA_viewer")
+
+	// Wrong and revoked keys: ffmpeg fails, nothing joins the room.
+	for _, k := range []string{"sk_wrong", revoked.Secret} {
+		err, stderr := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+k, "2").wait(t)
+		if err == nil {
+			t.Fatalf("ffmpeg with a bad key succeeded:\n%s", stderr)
+		}
+		if len(svc.Streams()) != 0 || dir.count("add ") != 0 {
+			t.Fatalf("a refused key joined the room: %v", dir.all())
+		}
+	}
+
+	p := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+key.Secret, "8")
+	eventually(t, 20*time.Second, "viewer receives H.264 and Opus from ffmpeg", func() bool {
+		return v.received(webrtc.RTPCodecTypeVideo) >= 150 && v.received(webrtc.RTPCodecTypeAudio) >= 100
+	})
+	streams := svc.Streams()
+	if len(streams) != 1 || streams[0].Identity != "ingress-obs" || streams[0].Protocol != "rtmp" {
+		t.Fatalf("streams %+v", streams)
+	}
+	pid := streams[0].ParticipantID
+	vt, _ := v.track(webrtc.RTPCodecTypeVideo)
+	at, _ := v.track(webrtc.RTPCodecTypeAudio)
+	if !strings.HasPrefix(vt.streamID, pid+"|") || !strings.HasPrefix(at.streamID, pid+"|") {
+		t.Fatalf("stream ids %q %q, want %s|...", vt.streamID, at.streamID, pid)
+	}
+	if !strings.EqualFold(vt.codec.MimeType, "video/H264") || !strings.Contains(vt.codec.SDPFmtpLine, "packetization-mode=1") {
+		t.Fatalf("video codec %+v", vt.codec)
+	}
+	if !strings.EqualFold(at.codec.MimeType, "audio/opus") || at.codec.ClockRate != 48000 {
+		t.Fatalf("audio codec %+v", at.codec)
+	}
+	checkParamSetsBeforeIDR(t, vt.pkts)
+	// Opus from the transcoder: 20 ms frames (960 samples apart).
+	steps := 0
+	for i := 1; i < len(at.pkts); i++ {
+		if at.pkts[i].Timestamp-at.pkts[i-1].Timestamp == 960 {
+			steps++
+		}
+	}
+	if steps < len(at.pkts)/2 {
+		t.Fatalf("only %d of %d Opus packets are 20 ms apart", steps, len(at.pkts))
+	}
+	for _, want := range []string{"add stage " + pid + " ingress-obs OBS", "track stage " + pid + " video video/H264 camera",
+		"track stage " + pid + " audio audio/opus microphone"} {
+		if dir.count(want) != 1 {
+			t.Fatalf("directory calls %v lack %q", dir.all(), want)
+		}
+	}
+
+	// A second publish on the same key while live is refused.
+	err2, stderr := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+key.Secret, "2").wait(t)
+	if err2 == nil {
+		t.Fatalf("second publish on a live key succeeded:\n%s", stderr)
+	}
+
+	if err, stderr := p.wait(t); err != nil {
+		t.Fatalf("ffmpeg publish failed: %v\n%s", err, stderr)
+	}
+	firstVideo := vt.id
+
+	// The publisher comes back within the grace period (here in High
+	// profile, still without B-frames): same participant, new tracks.
+	p = startFFmpegProfile(t, "rtmp://"+addr+"/live/"+key.Secret, "3", "high")
+	eventually(t, 20*time.Second, "viewer receives the reconnected stream", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		for id, rt := range v.tracks {
+			if id != firstVideo && rt.kind == webrtc.RTPCodecTypeVideo && rt.count >= 30 {
+				return true
+			}
+		}
+		return false
+	})
+	if st := svc.Streams(); len(st) != 1 || st[0].ParticipantID != pid {
+		t.Fatalf("after reconnect: %+v, want participant %s", st, pid)
+	}
+	if dir.count("add ") != 1 || dir.count("remove ") != 0 || dir.count("track stage "+pid+" video") != 2 {
+		t.Fatalf("reconnect seen as leave/join: %v", dir.all())
+	}
+	if err, stderr := p.wait(t); err != nil {
+		t.Fatalf("ffmpeg publish failed: %v\n%s", err, stderr)
+	}
+	eventually(t, 15*time.Second, "stream leaves after ffmpeg ends", func() bool {
+		return dir.count("remove stage "+pid) == 1 && len(svc.Streams()) == 0
+	})
+	eventually(t, 10*time.Second, "viewer sees the tracks end", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		for _, rt := range v.tracks {
+			if !rt.ended {
+				return false
+			}
+		}
+		return len(v.tracks) == 4
+	})
+}
