@@ -49,6 +49,9 @@ func serverConfig(s *server, dataDir string) map[string]any {
 			"api_keys":        map[string]string{testAPIKey: testAPISecret},
 			"dev_mode":        true,
 		},
+		// TURN stays off unless a test turns it on with its own free
+		// ports (turnConfig), so parallel runs never fight over 3478.
+		"turn": map[string]any{"enabled": false},
 		"sfu": map[string]any{
 			"udp_port":         s.UDPPort,
 			"tcp_port":         s.TCPPort,
@@ -62,6 +65,14 @@ func serverConfig(s *server, dataDir string) map[string]any {
 // startServer runs the parley binary on free loopback ports and waits for
 // /healthz. The process is stopped when the test ends.
 func startServer(t *testing.T) *server {
+	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with a hook that edits the generated
+// configuration (for example to enable TURN or shorten the ring timeout)
+// before it is written.
+func startServerWith(t *testing.T, tweak func(s *server, cfg map[string]any)) *server {
 	t.Helper()
 	requireBinary(t)
 	dir := t.TempDir()
@@ -77,7 +88,11 @@ func startServer(t *testing.T) *server {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := yaml.Marshal(serverConfig(s, dataDir))
+	tree := serverConfig(s, dataDir)
+	if tweak != nil {
+		tweak(s, tree)
+	}
+	cfg, err := yaml.Marshal(tree)
 	if err != nil {
 		t.Fatal(err)
 	}

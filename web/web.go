@@ -58,7 +58,8 @@ type handler struct {
 }
 
 // Handler returns the http.Handler for the web client: GET / (landing
-// page), GET /r/{room} (meeting link) and GET /assets/* (static files).
+// page), GET /r/{room} (meeting link), GET /chat (conversations without a
+// call) and GET /assets/* (static files).
 // Every response carries the security headers; unknown paths get 404.
 func Handler() http.Handler {
 	h, err := newHandler(staticFS)
@@ -112,7 +113,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p := r.URL.Path
 	switch {
-	case p == "/":
+	case p == "/", p == "/chat":
+		// One page for every view; app.js picks the view from the path.
 		serveAsset(w, r, h.index)
 	case strings.HasPrefix(p, "/r/"):
 		room := strings.TrimPrefix(p, "/r/")

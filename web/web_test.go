@@ -21,7 +21,7 @@ func get(t *testing.T, h http.Handler, method, target string, hdr map[string]str
 
 func TestPagesServeTheApp(t *testing.T) {
 	h := Handler()
-	for _, path := range []string{"/", "/r/standup", "/r/standup?name=Ada", "/r/team%20sync"} {
+	for _, path := range []string{"/", "/r/standup", "/r/standup?name=Ada", "/r/team%20sync", "/chat"} {
 		t.Run(path, func(t *testing.T) {
 			rec := get(t, h, http.MethodGet, path, nil)
 			if rec.Code != http.StatusOK {
@@ -44,14 +44,20 @@ func TestPagesServeTheApp(t *testing.T) {
 func TestAssetsHaveContentTypesAndCaching(t *testing.T) {
 	h := Handler()
 	cases := map[string]string{
-		"/assets/app.js":       "text/javascript; charset=utf-8",
-		"/assets/signaling.js": "text/javascript; charset=utf-8",
-		"/assets/session.js":   "text/javascript; charset=utf-8",
-		"/assets/call.js":      "text/javascript; charset=utf-8",
-		"/assets/media.js":     "text/javascript; charset=utf-8",
-		"/assets/ui.js":        "text/javascript; charset=utf-8",
-		"/assets/style.css":    "text/css; charset=utf-8",
-		"/assets/icon.svg":     "image/svg+xml",
+		"/assets/app.js":        "text/javascript; charset=utf-8",
+		"/assets/signaling.js":  "text/javascript; charset=utf-8",
+		"/assets/session.js":    "text/javascript; charset=utf-8",
+		"/assets/call.js":       "text/javascript; charset=utf-8",
+		"/assets/media.js":      "text/javascript; charset=utf-8",
+		"/assets/ui.js":         "text/javascript; charset=utf-8",
+		"/assets/chat.js":       "text/javascript; charset=utf-8",
+		"/assets/chat-store.js": "text/javascript; charset=utf-8",
+		"/assets/chat-ui.js":    "text/javascript; charset=utf-8",
+		"/assets/calls.js":      "text/javascript; charset=utf-8",
+		"/assets/calls-ui.js":   "text/javascript; charset=utf-8",
+		"/assets/messenger.js":  "text/javascript; charset=utf-8",
+		"/assets/style.css":     "text/css; charset=utf-8",
+		"/assets/icon.svg":      "image/svg+xml",
 	}
 	for path, want := range cases {
 		rec := get(t, h, http.MethodGet, path, nil)
@@ -83,7 +89,7 @@ func TestAssetsHaveContentTypesAndCaching(t *testing.T) {
 func TestUnknownPathsAre404(t *testing.T) {
 	h := Handler()
 	for _, path := range []string{
-		"/nope", "/r/", "/r/a/b", "/assets/", "/assets/missing.js", "/assets/index.html",
+		"/nope", "/r/", "/r/a/b", "/chat/", "/chat/x", "/assets/", "/assets/missing.js", "/assets/index.html",
 		"/assets/../web.go", "/static/app.js", "/r/" + strings.Repeat("x", maxRoomLen+1), "/favicon.ico",
 	} {
 		rec := get(t, h, http.MethodGet, path, nil)

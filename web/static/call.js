@@ -11,8 +11,11 @@ const NO_RECONNECT_BYE = new Set(['replaced', 'removed', 'left']);
 
 export class Call extends EventTarget {
   // media: a LocalMedia; token: JWT; name: display name.
-  constructor({ token, name, media, url, log = console.debug.bind(console) }) {
+  // relay: '' (any path), 'all' (TURN only), 'udp' or 'tcp' (TURN over
+  // that transport only); a diagnostic option, see web/README.md.
+  constructor({ token, name, media, url, relay = '', log = console.debug.bind(console) }) {
     super();
+    this.relay = relay;
     this.token = token;
     this.name = name;
     this.media = media;
@@ -71,7 +74,10 @@ export class Call extends EventTarget {
     this.participants.clear();
     for (const p of j.participants || []) this.participants.set(p.sid, p);
     this.emit('roster');
-    const session = new Session({ signaling: sig, iceServers: j.iceServers || [], log: this.log });
+    // Chat and call invitations ride on this connection (a link, as
+    // Messenger is for chat-only pages).
+    this.emit('joined', { sig, data: j });
+    const session = new Session({ signaling: sig, iceServers: j.iceServers || [], relay: this.relay, log: this.log });
     this.session = session;
     session.addEventListener('track', (ev) => this.onTrack(ev.detail));
     session.addEventListener('trackremoved', (ev) => this.onTrackRemoved(ev.detail));
@@ -79,6 +85,7 @@ export class Call extends EventTarget {
     session.addEventListener('state', () => this.refreshStatus());
     this.attempt = 0;
     this.setStatus('connected');
+    if (session.relayProblem) this.emit('notice', session.relayProblem);
     if (this.grants.publish === false && this.media.publishable().length > 0) {
       // A view-only token: release camera and microphone (and their
       // indicator lights) instead of holding devices nobody receives.
@@ -159,8 +166,10 @@ export class Call extends EventTarget {
         break;
       case 'error':
         this.onServerError(d, msg.re);
+        this.emit('message', msg);
         break;
       default:
+        this.emit('message', msg);
         break;
     }
   }
@@ -342,6 +351,10 @@ export class Call extends EventTarget {
       iceRestarts: this.iceRestarts,
       local: this.media.describe(),
     };
+  }
+
+  async transport() {
+    return this.session ? this.session.transportStats() : {};
   }
 
   async stats() {

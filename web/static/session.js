@@ -6,13 +6,16 @@
 const RESTART_GRACE_MS = 5000; // 'disconnected' this long counts as broken
 
 export class Session extends EventTarget {
-  // signaling: a connected Signaling; iceServers from `joined`.
-  constructor({ signaling, iceServers = [], log = () => {} }) {
+  // signaling: a connected Signaling; iceServers from `joined`; relay:
+  // '' or a forced-relay mode (see relayConfig).
+  constructor({ signaling, iceServers = [], relay = '', log = () => {} }) {
     super();
     this.sig = signaling;
     this.log = log;
     this.closed = false;
-    const config = { iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+    const { servers, policy, problem } = relayConfig(iceServers, relay);
+    this.relayProblem = problem;
+    const config = { iceServers: servers, iceTransportPolicy: policy, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
     this.pub = new RTCPeerConnection(config);
     this.sub = new RTCPeerConnection(config);
     this.pending = { publisher: [], subscriber: [] };
@@ -222,6 +225,21 @@ export class Session extends EventTarget {
     return out;
   }
 
+  // transportStats describes the candidate pair each connection uses:
+  // {publisher: {local: {type, protocol, relayProtocol, address, port},
+  // remote: {...}, state}, subscriber: ...}.
+  async transportStats() {
+    const out = {};
+    for (const [target, pc] of [['publisher', this.pub], ['subscriber', this.sub]]) {
+      try {
+        out[target] = selectedPair(await pc.getStats());
+      } catch {
+        out[target] = null;
+      }
+    }
+    return out;
+  }
+
   close() {
     if (this.closed) return;
     this.closed = true;
@@ -229,4 +247,56 @@ export class Session extends EventTarget {
     this.sub.close();
     this.remote.clear();
   }
+}
+
+// relayConfig applies the forced-relay diagnostic: 'all' keeps every TURN
+// URL and sets iceTransportPolicy "relay"; 'udp' and 'tcp' also keep only
+// the TURN URLs of that transport (turns: counts as tcp). STUN URLs are
+// dropped in relay mode since they cannot produce relay candidates.
+export function relayConfig(iceServers, relay) {
+  if (!relay) return { servers: iceServers, policy: 'all', problem: '' };
+  const keep = (u) => {
+    if (!/^turns?:/i.test(u)) return false;
+    if (relay === 'all') return true;
+    const m = /[?&]transport=(udp|tcp)/i.exec(u);
+    const transport = /^turns:/i.test(u) ? 'tcp' : (m ? m[1].toLowerCase() : 'udp');
+    return transport === relay;
+  };
+  const servers = [];
+  for (const s of iceServers) {
+    const urls = (Array.isArray(s.urls) ? s.urls : [s.urls]).filter(keep);
+    if (urls.length) servers.push({ ...s, urls });
+  }
+  const problem = servers.length ? '' : `Relay-only mode (${relay}) but the server offered no matching TURN server: media cannot connect.`;
+  return { servers, policy: 'relay', problem };
+}
+
+function candidateInfo(c) {
+  if (!c) return null;
+  return {
+    type: c.candidateType, protocol: c.protocol, relayProtocol: c.relayProtocol || '',
+    address: c.address || c.ip || '', port: c.port || 0,
+  };
+}
+
+// selectedPair finds the candidate pair the transport selected.
+function selectedPair(report) {
+  let pairId = '';
+  report.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+  });
+  let pair = pairId ? report.get(pairId) : null;
+  if (!pair) {
+    report.forEach((s) => {
+      if (!pair && s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+    });
+  }
+  if (!pair) return null;
+  return {
+    state: pair.state,
+    bytesSent: pair.bytesSent || 0,
+    bytesReceived: pair.bytesReceived || 0,
+    local: candidateInfo(report.get(pair.localCandidateId)),
+    remote: candidateInfo(report.get(pair.remoteCandidateId)),
+  };
 }

@@ -23,7 +23,7 @@ export class UI {
 
   mount() {
     const c = this.call;
-    $('room-name').textContent = c.room || roomFromPath() || '';
+    $('room-name').textContent = roomLabel(c.room || roomFromPath() || '');
     c.addEventListener('status', (ev) => this.showStatus(ev.detail));
     c.addEventListener('roster', () => this.render());
     c.addEventListener('local', () => { this.render(); this.renderControls(); });
@@ -60,13 +60,14 @@ export class UI {
     el.querySelector('.label').textContent = STATUS_TEXT[status] || status;
     if (detail) this.notice(detail);
     else if (status === 'connected') this.notice('');
-    if (this.call.room) $('room-name').textContent = this.call.room;
+    if (this.call.room) $('room-name').textContent = roomLabel(this.call.room);
   }
 
   notice(text) {
     const b = $('banner');
     b.textContent = text || '';
     b.hidden = !text;
+    this.layout(); // the banner takes height from the grid
   }
 
   renderControls() {
@@ -312,6 +313,12 @@ function updateTile(t, w) {
   t.camIco.hidden = !w.camOff || w.source === 'screen';
   t.el.dataset.micMuted = String(!!w.micOff);
   t.el.dataset.camMuted = String(!!w.camOff);
+}
+
+// roomLabel names a room for people: rooms made for an accepted call
+// invitation ("call-<uuid>") are just "Call".
+export function roomLabel(room) {
+  return room.startsWith('call-') ? 'Call' : room;
 }
 
 export function roomFromPath(path = window.location.pathname) {

@@ -1,0 +1,58 @@
+// The /chat page: a messaging session without a call. It shows the
+// user's conversations, lets them message and call people, rings for
+// incoming calls, and on an accepted call moves to the call room with the
+// fresh token from `call_accepted`.
+
+import { Chat } from './chat.js';
+import { ChatUI } from './chat-ui.js';
+import { Calls } from './calls.js';
+import { CallsUI } from './calls-ui.js';
+import { Messenger } from './messenger.js';
+
+export const CHAT_TOKEN_KEY = 'parley.chatToken';
+
+const STATUS_TEXT = {
+  idle: 'Idle', connecting: 'Connecting…', connected: 'Online',
+  reconnecting: 'Reconnecting…', closed: 'Signed out', failed: 'Failed',
+};
+
+const $ = (id) => document.getElementById(id);
+
+// startChatPage runs the page with token; it returns the pieces the test
+// hook reads.
+export function startChatPage(token) {
+  sessionStorage.setItem(CHAT_TOKEN_KEY, token);
+  const messenger = new Messenger({ token, onToken: (t) => sessionStorage.setItem(CHAT_TOKEN_KEY, t) });
+  const chat = new Chat();
+  chat.attach(messenger);
+  const calls = new Calls({ chat });
+  calls.attach(messenger);
+  const ui = new ChatUI({ root: $('messenger-body'), chat, calls, mode: 'split' });
+  new CallsUI({ root: document.body, calls });
+  const pill = $('messenger-status');
+  messenger.addEventListener('status', (ev) => {
+    const { status, detail } = ev.detail;
+    pill.dataset.state = status;
+    pill.querySelector('.label').textContent = STATUS_TEXT[status] || status;
+    const banner = $('messenger-banner');
+    banner.textContent = detail || '';
+    banner.hidden = !detail;
+    if (status === 'failed') sessionStorage.removeItem(CHAT_TOKEN_KEY);
+  });
+  messenger.addEventListener('joined', (ev) => {
+    const p = ev.detail.data.participant || {};
+    $('messenger-self').textContent = p.name && p.name !== p.identity ? `${p.name} (${p.identity})` : p.identity;
+  });
+  calls.addEventListener('accepted', (ev) => {
+    const { room, token: callToken } = ev.detail;
+    // The chat token stays in sessionStorage, so "Back to your chats"
+    // on the call's end page returns here.
+    window.location.assign(`/r/${encodeURIComponent(room)}#token=${encodeURIComponent(callToken)}`);
+  });
+  window.addEventListener('pagehide', () => {
+    chat.receipts.flushNow();
+    messenger.end('Signed out.');
+  });
+  messenger.start();
+  return { messenger, chat, calls, ui };
+}

@@ -1,0 +1,71 @@
+// Receipts batches "delivered up to N" and "read up to N" per conversation
+// and sends them a few at a time: receipts share the server's chat write
+// bucket (10/s, burst 20) with the user's messages, so a sync of many
+// conversations must not spend it all at once. Marks only grow, so a
+// receipt that was refused (rate limit, broken connection) is simply
+// merged into the next one.
+
+const FLUSH_MS = 250;
+const PER_FLUSH = 3;
+
+export class Receipts {
+  constructor(chat) {
+    this.chat = chat;
+    this.pending = new Map(); // conversationId -> {delivered, read}
+    this.timer = 0;
+  }
+
+  queue(conversationId, { delivered = 0, read = 0 }) {
+    const p = this.pending.get(conversationId) || { delivered: 0, read: 0 };
+    p.delivered = Math.max(p.delivered, delivered, read);
+    p.read = Math.max(p.read, read);
+    this.pending.set(conversationId, p);
+    this.schedule();
+  }
+
+  schedule() {
+    if (!this.timer && this.pending.size) this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  flush() {
+    this.timer = 0;
+    const sig = this.chat.sig;
+    if (!sig || !sig.isOpen) return; // attach() calls schedule() again
+    let n = 0;
+    for (const [id, p] of [...this.pending]) {
+      if (n++ >= PER_FLUSH) break;
+      this.pending.delete(id);
+      const conv = this.chat.convs.get(id);
+      const data = { conversationId: id };
+      if (!conv || p.delivered > conv.delivered) data.delivered = p.delivered;
+      if (!conv || p.read > conv.read) data.read = p.read;
+      if (!data.delivered && !data.read) continue;
+      sig.request('chat_receipt', data).then((reply) => {
+        this.chat.onOwnMarks(reply.data);
+      }, (err) => {
+        this.chat.log(`chat_receipt: ${err.message || err}`);
+        if (err.code === 'rate_limited' || !err.code) this.queue(id, { delivered: data.delivered || 0, read: data.read || 0 });
+      });
+    }
+    this.schedule();
+  }
+
+  // flushNow sends everything queued without waiting for replies: the
+  // page is going away (best effort; the socket may close first).
+  flushNow() {
+    const sig = this.chat.sig;
+    if (!sig || !sig.isOpen) return;
+    for (const [id, p] of this.pending) {
+      const data = { conversationId: id };
+      if (p.delivered) data.delivered = p.delivered;
+      if (p.read) data.read = p.read;
+      sig.send('chat_receipt', data);
+    }
+    this.pending.clear();
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    this.timer = 0;
+  }
+}
