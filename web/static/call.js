@@ -340,7 +340,7 @@ export class Call extends EventTarget {
       room: this.room,
       self: this.self ? { sid: this.self.sid, identity: this.self.identity, name: this.self.name } : null,
       participants: [...this.participants.values()].map((p) => ({
-        sid: p.sid, identity: p.identity, name: p.name,
+        sid: p.sid, identity: p.identity, name: p.name, stream: !!p.stream, notice: p.notice || '',
         tracks: (p.tracks || []).map((t) => ({ sid: t.sid, kind: t.kind, source: t.source, muted: !!t.muted })),
       })),
       remoteTracks: [...this.remoteTracks.keys()],

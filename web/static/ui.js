@@ -144,7 +144,11 @@ export class UI {
       }
       const cam = bySource('camera');
       const mic = bySource('microphone');
-      out.push({ key: p.sid, self: false, source: 'camera', sid: p.sid, name: p.name || p.identity || 'Guest',
+      // Ingest streams (OBS) are marked, with any problem the server
+      // reports (for example audio unavailable) in the label.
+      let name = p.name || p.identity || 'Guest';
+      if (p.stream) name = `${name} (live stream${p.notice ? `, ${p.notice}` : ''})`;
+      out.push({ key: p.sid, self: false, source: 'camera', sid: p.sid, name,
         track: camTrack, camOff: !cam || cam.muted || !camTrack, micOff: !mic || mic.muted });
       const scr = bySource('screen');
       if (scr) {
