@@ -114,8 +114,10 @@ func BenchmarkIngestLatency(b *testing.B) {
 			b.Fatalf("too few samples: video %d audio %d", len(video), len(audio))
 		}
 		b.ReportMetric(float64(percentile(video, 0.5).Microseconds()), "video-p50-us")
+		b.ReportMetric(float64(percentile(video, 0.95).Microseconds()), "video-p95-us")
 		b.ReportMetric(float64(percentile(video, 0.99).Microseconds()), "video-p99-us")
 		b.ReportMetric(float64(percentile(audio, 0.5).Microseconds())/1000, "audio-p50-ms")
+		b.ReportMetric(float64(percentile(audio, 0.95).Microseconds())/1000, "audio-p95-ms")
 		b.ReportMetric(float64(percentile(audio, 0.99).Microseconds())/1000, "audio-p99-ms")
 	}
 }
