@@ -136,6 +136,13 @@ func (d *downTrack) forward(seq uint16, newest, key, muted bool) {
 		d.skip(seq)
 		return
 	}
+	if !d.sub.subReady.Load() {
+		// Not connected yet: whatever is written now is lost inside pion,
+		// so start at a key frame once the connection is up.
+		d.skip(seq)
+		d.needKeyframe.Store(d.src.video)
+		return
+	}
 	if d.needKeyframe.Load() {
 		if !key {
 			d.skip(seq)

@@ -82,6 +82,7 @@ func newHarness(tb testing.TB, cfg Config) *harness {
 // subscribe adds a bound subscriber; run starts its writer goroutine.
 func (h *harness) subscribe(tb testing.TB, w *fakeWriter, ssrc uint32, run bool) *downTrack {
 	p := &Peer{id: "PA_sub", queue: newSendQueue(h.s.cfg.SubscriberQueue, h.s.m)}
+	p.subReady.Store(true) // as if its connection were up
 	d := newDownTrack(h.t, p)
 	d.bind.Store(&binding{ssrc: ssrc, pt: 100, writer: w})
 	h.t.addDown(d)
@@ -453,5 +454,29 @@ func TestUfragMatches(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// Packets reach a subscriber only once its connection is up (pion drops
+// earlier writes silently), and then video starts at a key frame.
+func TestNothingForwardedBeforeSubscriberConnects(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	w := &fakeWriter{}
+	d := h.subscribe(t, w, 1, true)
+	d.sub.subReady.Store(false)
+	h.feed(0, true)
+	h.feed(1, false)
+	time.Sleep(20 * time.Millisecond)
+	if n := w.n.Load(); n != 0 {
+		t.Fatalf("%d packets written before the connection was up", n)
+	}
+	d.sub.subReady.Store(true)
+	h.feed(2, false)
+	h.feed(3, true)
+	h.feed(4, false)
+	waitFor(t, "packets", func() bool { return w.n.Load() == 2 })
+	got := w.packets()
+	if !got[0].key || got[0].origSeq != 3 || got[1].origSeq != 4 || got[1].seq != got[0].seq+1 {
+		t.Fatalf("got %+v", got)
 	}
 }

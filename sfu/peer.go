@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -25,10 +26,15 @@ type Peer struct {
 	opts   JoinOptions
 	events PeerEvents
 	log    *slog.Logger
-	queue  *sendQueue
+	queue  *sendQueue // nil without CanSubscribe
 
 	pub *webrtc.PeerConnection // nil without CanPublish
 	sub *webrtc.PeerConnection // nil without CanSubscribe
+	// subReady is set while the subscriber connection is connected. pion
+	// discards (without an error) RTP written before DTLS has produced
+	// SRTP keys, so forwarding waits for it; a key frame sent into that
+	// void would leave the viewer waiting for the next one.
+	subReady atomic.Bool
 
 	pubMu      sync.Mutex // serialises publisher negotiation
 	pubPending []webrtc.ICECandidateInit
@@ -59,16 +65,12 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 		opts:      opts,
 		events:    opts.Events,
 		log:       log.With("room", roomName, "participant", id),
-		queue:     newSendQueue(s.cfg.SubscriberQueue, s.m),
 		published: map[string]*publishedTrack{},
 		bySSRC:    map[uint32]*publishedTrack{},
 		down:      map[string]*downTrack{},
 	}
 	if p.events == nil {
 		p.events = noEvents{}
-	}
-	if hook := s.testBeforeWrite; hook != nil {
-		p.queue.beforeWrite = func() { hook(id) }
 	}
 	if opts.CanPublish {
 		api, err := s.newPublisherAPI(p.countUpstreamRTCP)
@@ -88,6 +90,12 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 			return nil, fmt.Errorf("subscriber connection: %w", err)
 		}
 		p.watch(p.sub, Subscriber)
+		// Only subscribers get a send queue: a chat-only or publish-only
+		// peer would hold one (SubscriberQueue slots) for nothing.
+		p.queue = newSendQueue(s.cfg.SubscriberQueue, s.m)
+		if hook := s.testBeforeWrite; hook != nil {
+			p.queue.beforeWrite = func() { hook(id) }
+		}
 		p.wg.Go(p.queue.run)
 	}
 	return p, nil
@@ -104,6 +112,9 @@ func (p *Peer) watch(pc *webrtc.PeerConnection, target Target) {
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		p.log.Debug("connection state", "target", target.String(), "state", st.String())
+		if target == Subscriber && st == webrtc.PeerConnectionStateConnected {
+			p.subReady.Store(true)
+		}
 		p.events.ConnectionState(target, st)
 	})
 }
