@@ -387,6 +387,10 @@ func TestChatGroupAndRoomPush(t *testing.T) {
 	if r1.joined.ConversationID == "" || r1.joined.ConversationID != r2.joined.ConversationID {
 		t.Fatalf("room conversations %q %q", r1.joined.ConversationID, r2.joined.ConversationID)
 	}
+	// Pushes are guaranteed from the client's first request after joined
+	// on (earlier messages come with chat_sync), so ben syncs first.
+	r2.send(TypeChatSync, "s2", ChatSyncBody{})
+	r2.waitRe("s2")
 	r1.sendText(r1.joined.ConversationID, newClientID(), "room hello")
 	if m := r2.nextMessage(); m.Text != "room hello" || m.Sender.Identity != "ann" {
 		t.Fatalf("room push %+v", m)

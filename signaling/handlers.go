@@ -148,7 +148,10 @@ func (c *conn) handleJoin(reqID string, body *JoinBody) {
 		return
 	}
 	// "joined" is already queued (addParticipant); the cap was checked
-	// before the media session was made.
+	// before the media session was made. Requests are handled one at a
+	// time per connection, so the chat_sync a client sends after joined
+	// runs after this registration: what was stored before it is in the
+	// sync, what is stored after it is pushed.
 	c.enterIM(0, nil)
 	c.afterIMJoined()
 	c.joined.Store(true)
