@@ -22,22 +22,37 @@ type signedRequest struct {
 	nonce []byte
 }
 
+// requestNotes is what a client socket remembers of the requests it read,
+// for the answers pion writes back through it.
+type requestNotes struct {
+	signed   atomic.Pointer[signedRequest]
+	unsigned atomic.Pointer[unsignedRequest]
+}
+
 // noteRequest looks at a client's STUN request before pion handles it: it
-// remembers the nonce of a signed request (for rewriteRefusal) and notes a
-// Refresh with LIFETIME 0 (a release, for the deletion reason metric).
-func (s *Server) noteRequest(last *atomic.Pointer[signedRequest], p []byte, src net.Addr) {
+// remembers the size of an unsigned request (for limitUnsigned), the nonce
+// of a signed request (for rewriteRefusal) and notes a Refresh with
+// LIFETIME 0 (a release, for the deletion reason metric).
+func (s *Server) noteRequest(notes *requestNotes, p []byte, src net.Addr) {
 	if len(p) < 20 || p[0]&0xc0 != 0 || p[0]&0x01 != 0 || p[1]&0x10 != 0 {
 		return // not a STUN request (class bits C1 and C0 both zero)
 	}
 	m := &stun.Message{Raw: p}
-	if m.Decode() != nil || !m.Contains(stun.AttrMessageIntegrity) {
+	if m.Decode() != nil {
+		return
+	}
+	if !m.Contains(stun.AttrMessageIntegrity) {
+		notes.unsigned.Store(&unsignedRequest{
+			tx: m.TransactionID, size: len(p), fingerprint: m.Contains(stun.AttrFingerprint),
+		})
+
 		return
 	}
 	nonce, err := m.Get(stun.AttrNonce)
 	if err != nil {
 		return
 	}
-	last.Store(&signedRequest{tx: m.TransactionID, nonce: append([]byte(nil), nonce...)})
+	notes.signed.Store(&signedRequest{tx: m.TransactionID, nonce: append([]byte(nil), nonce...)})
 	if m.Type.Method == stun.MethodRefresh {
 		if lt, err := m.Get(stun.AttrLifetime); err == nil && len(lt) == 4 && binary.BigEndian.Uint32(lt) == 0 {
 			s.releases.note(src)
@@ -47,7 +62,7 @@ func (s *Server) noteRequest(last *atomic.Pointer[signedRequest], p []byte, src 
 
 // rewriteRefusal returns a 401 replacing p when p is pion's 400 answer to
 // a request whose credential the server refused; otherwise nil.
-func (s *Server) rewriteRefusal(p []byte, dst net.Addr, last *atomic.Pointer[signedRequest]) []byte {
+func (s *Server) rewriteRefusal(p []byte, dst net.Addr, notes *requestNotes) []byte {
 	if s.refusals.n.Load() == 0 || len(p) < 20 || p[0]&0xc0 != 0 || p[0]&0x01 == 0 || p[1]&0x10 == 0 {
 		return nil // nothing noted, or not a STUN error response
 	}
@@ -65,7 +80,7 @@ func (s *Server) rewriteRefusal(p []byte, dst net.Addr, last *atomic.Pointer[sig
 		stun.CodeUnauthorized,
 		stun.NewRealm(s.cfg.Realm),
 	}
-	if sr := last.Load(); sr != nil && sr.tx == m.TransactionID {
+	if sr := notes.signed.Load(); sr != nil && sr.tx == m.TransactionID {
 		setters = append(setters, stun.Nonce(sr.nonce))
 	}
 	setters = append(setters, stun.Fingerprint)

@@ -5,8 +5,8 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -15,27 +15,30 @@ const tlsHandshakeTimeout = 10 * time.Second
 
 // clientPacketConn wraps a UDP listener socket handed to pion: it is
 // tracked for shutdown; it shows signed requests to the authenticator
-// (secret rotation) and to noteRequest before pion parses them; and it
-// turns pion's 400 for a refused credential into a 401. pion serves each
-// socket from one goroutine (read, handle, answer), so the last signed
-// request read is the one being answered.
+// (secret rotation) and to noteRequest before pion parses them; it turns
+// pion's 400 for a refused credential into a 401; and it bounds answers to
+// unsigned requests (amplify.go). pion serves each socket from one
+// goroutine (read, handle, answer), so the last request read is the one
+// being answered.
 type clientPacketConn struct {
 	net.PacketConn
+	udp   *net.UDPConn // nil on a vnet
+	addrs addrCache
 	srv   *Server
 	tr    *tracked
 	learn func([]byte)
-	last  atomic.Pointer[signedRequest]
+	notes requestNotes
 	once  sync.Once
 }
 
 func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	c.tr.enter()
-	n, addr, err := c.PacketConn.ReadFrom(p)
+	n, addr, err := c.readFrom(p)
 	c.tr.leave()
 	// STUN messages start with two zero bits; ChannelData (0x40..0x4f) is
 	// data and is not worth a look.
 	if err == nil && n >= 20 && p[0] < 0x40 {
-		c.srv.noteRequest(&c.last, p[:n], addr)
+		c.srv.noteRequest(&c.notes, p[:n], addr)
 		if c.learn != nil {
 			c.learn(p[:n])
 		}
@@ -44,9 +47,53 @@ func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	return n, addr, err
 }
 
+func (c *clientPacketConn) readFrom(p []byte) (int, net.Addr, error) {
+	if c.udp == nil {
+		return c.PacketConn.ReadFrom(p)
+	}
+	n, ap, err := c.udp.ReadFromUDPAddrPort(p)
+	if err != nil {
+		return n, nil, err
+	}
+
+	return n, c.addrs.get(ap), nil
+}
+
+// addrCache hands out one *net.UDPAddr per client address so that pion's
+// read loop does not allocate one per datagram. Only that loop uses it. It
+// is bounded: when full (many clients, or a flood of spoofed sources) it
+// starts over. A handed-out address is never modified.
+type addrCache struct {
+	m map[netip.AddrPort]*net.UDPAddr
+}
+
+const addrCacheSize = 4096
+
+func (a *addrCache) get(ap netip.AddrPort) *net.UDPAddr {
+	if u, ok := a.m[ap]; ok {
+		return u
+	}
+	if a.m == nil || len(a.m) >= addrCacheSize {
+		a.m = make(map[netip.AddrPort]*net.UDPAddr)
+	}
+	u := net.UDPAddrFromAddrPort(ap)
+	a.m[ap] = u
+
+	return u
+}
+
 func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if r := c.srv.rewriteRefusal(p, addr, &c.last); r != nil {
+	if r := c.srv.rewriteRefusal(p, addr, &c.notes); r != nil {
 		_, err := c.PacketConn.WriteTo(r, addr)
+
+		return len(p), err
+	}
+	out, send := c.srv.limitUnsigned(p, &c.notes, addr)
+	if !send {
+		return len(p), nil // dropped like a lost datagram; the client retries or gives up
+	}
+	if len(out) != len(p) {
+		_, err := c.PacketConn.WriteTo(out, addr)
 
 		return len(p), err
 	}
@@ -95,7 +142,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		w := &clientConn{Conn: c, srv: l.srv, sem: l.sem}
 		learn := l.srv.auth.wantsRaw()
 		w.framer = &stunFramer{learn: func(m []byte) {
-			l.srv.noteRequest(&w.last, m, c.RemoteAddr())
+			l.srv.noteRequest(&w.notes, m, c.RemoteAddr())
 			if learn {
 				l.srv.auth.learn(m)
 			}
@@ -127,7 +174,7 @@ type clientConn struct {
 	tr     *tracked
 	sem    chan struct{}
 	framer *stunFramer
-	last   atomic.Pointer[signedRequest]
+	notes  requestNotes
 	hs     sync.Once
 	hsErr  error
 	ended  sync.Once
@@ -165,8 +212,17 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	c.tr.enter()
 	defer c.tr.leave()
 	// pion writes one whole STUN message per Write on a client connection.
-	if r := c.srv.rewriteRefusal(p, c.Conn.RemoteAddr(), &c.last); r != nil {
+	if r := c.srv.rewriteRefusal(p, c.Conn.RemoteAddr(), &c.notes); r != nil {
 		_, err := c.Conn.Write(r)
+
+		return len(p), err
+	}
+	out, send := c.srv.limitUnsigned(p, &c.notes, c.Conn.RemoteAddr())
+	if !send {
+		return len(p), nil
+	}
+	if len(out) != len(p) {
+		_, err := c.Conn.Write(out)
 
 		return len(p), err
 	}

@@ -25,6 +25,7 @@ type metrics struct {
 	tcpConnsActive      prometheus.Gauge
 	tcpConnsRefused     prometheus.Counter
 	logsSuppressed      prometheus.Counter
+	amplificationDrops  prometheus.Counter
 	bytesToPeer         prometheus.Counter
 	bytesToClient       prometheus.Counter
 	packetsToPeer       prometheus.Counter
@@ -90,6 +91,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parley_turn_tcp_connections_refused_total", Help: "Client TCP connections closed at once because max_tcp_connections was reached."}),
 		logsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_turn_logs_suppressed_total", Help: "Denial and auth-failure log lines skipped by the log rate limit."}),
+		amplificationDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_turn_amplification_drops_total",
+			Help: "Answers to requests without MESSAGE-INTEGRITY not sent because they outgrew the request by more than the allowed slack."}),
 	}
 	m.bytesToPeer = m.relayedBytes.WithLabelValues(dirToPeer)
 	m.bytesToClient = m.relayedBytes.WithLabelValues(dirToClient)
@@ -104,7 +108,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.allocationsActive, m.allocationsCreated, m.allocationsDeleted, m.permissionsActive,
 		m.permissionsCreated, m.channelsActive, m.relayedBytes, m.relayedPackets, m.droppedPackets,
 		m.peerDenials, m.quotaRejections, m.authFailures, m.requestErrors, m.tcpConnsActive,
-		m.tcpConnsRefused, m.logsSuppressed,
+		m.tcpConnsRefused, m.logsSuppressed, m.amplificationDrops,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register turn metrics: %w", err)

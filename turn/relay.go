@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -114,6 +115,7 @@ func (g *relayGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig
 	}
 	setBuffers(conn, relaySocketBuffer)
 	w := &relayPacketConn{PacketConn: conn, m: g.srv.metrics}
+	w.udp, _ = conn.(*net.UDPConn) // nil on a vnet
 	w.toPeer, w.toClient = g.limiters()
 	if !g.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 		return nil, nil, net.ErrClosed
@@ -177,6 +179,13 @@ func (g *relayGenerator) wrapConn(c net.Conn) (net.Conn, error) {
 // the client sends (to a peer) and reads what peers send (for the client).
 type relayPacketConn struct {
 	net.PacketConn
+	udp *net.UDPConn
+	// lastPeer and lastAddr let ReadFrom hand pion the same *net.UDPAddr
+	// while datagrams keep coming from one peer (the usual case) instead of
+	// allocating one per datagram. Only pion's single reader of this socket
+	// touches them; a handed-out address is never modified.
+	lastPeer         netip.AddrPort
+	lastAddr         *net.UDPAddr
 	m                *metrics
 	tr               *tracked
 	toPeer, toClient *rate.Limiter
@@ -203,7 +212,7 @@ func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		c.tr.enter()
-		n, addr, err := c.PacketConn.ReadFrom(p)
+		n, addr, err := c.readFrom(p)
 		c.tr.leave()
 		if err != nil {
 			return n, addr, err
@@ -218,6 +227,21 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 		return n, addr, nil
 	}
+}
+
+func (c *relayPacketConn) readFrom(p []byte) (int, net.Addr, error) {
+	if c.udp == nil {
+		return c.PacketConn.ReadFrom(p)
+	}
+	n, ap, err := c.udp.ReadFromUDPAddrPort(p)
+	if err != nil {
+		return n, nil, err
+	}
+	if c.lastAddr == nil || ap != c.lastPeer {
+		c.lastPeer, c.lastAddr = ap, net.UDPAddrFromAddrPort(ap)
+	}
+
+	return n, c.lastAddr, nil
 }
 
 func (c *relayPacketConn) Close() error {

@@ -46,6 +46,8 @@ type Server struct {
 	tracker *tracker
 	gen     *relayGenerator
 	logRate *rate.Limiter
+	// unsignedSlack bounds answers to unsigned requests (amplify.go).
+	unsignedSlack int
 	// refusals turn pion's 400 for a refused credential into 401;
 	// releases and closes tell why an allocation was deleted.
 	refusals addrNotes
@@ -99,7 +101,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		tracker: newTracker(),
 		// Refusals can come at packet rate from an attacker; the counters
 		// keep the full picture, the log keeps a sample.
-		logRate: rate.NewLimiter(20, 100),
+		logRate:       rate.NewLimiter(20, 100),
+		unsignedSlack: unsignedSlack(cfg.Realm),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.auth = newAuthenticator(cfg, now, s.authFailed)
@@ -206,6 +209,7 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 	}
 	for _, c := range s.socks.udp {
 		w := &clientPacketConn{PacketConn: c, srv: s, learn: learn}
+		w.udp, _ = c.(*net.UDPConn)
 		s.tracker.add(w, func(tr *tracked) { w.tr = tr })
 		pc.PacketConnConfigs = append(pc.PacketConnConfigs, pionturn.PacketConnConfig{
 			PacketConn:            w,
