@@ -18,6 +18,10 @@ type timingTranscoder struct {
 	in   []time.Time // per AAC access unit written
 	out  []time.Time // per Opus packet read
 	rate int
+	// samples counts the 48 kHz samples of the Opus packets read so far;
+	// outEnd[j] is the count at the end of packet j.
+	samples int
+	outEnd  []int
 }
 
 type timingStream struct {
@@ -49,12 +53,14 @@ func (s *timingStream) ReadOpus() (OpusPacket, error) {
 	if err == nil {
 		s.t.mu.Lock()
 		s.t.out = append(s.t.out, time.Now())
+		s.t.samples += p.Samples
+		s.t.outEnd = append(s.t.outEnd, s.t.samples)
 		s.t.mu.Unlock()
 	}
 	return p, err
 }
 
-// delays pairs each 20 ms Opus packet with the AAC frame (1024 samples)
+// delays pairs each Opus packet with the AAC frame (1024 samples)
 // that holds its last sample: the packet could not exist before that frame
 // was written, so the difference is what the transcoder added.
 func (tt *timingTranscoder) delays() []time.Duration {
@@ -62,10 +68,10 @@ func (tt *timingTranscoder) delays() []time.Duration {
 	defer tt.mu.Unlock()
 	var d []time.Duration
 	for j, o := range tt.out {
-		if j < 50 {
+		endSec := float64(tt.outEnd[j]) / 48000
+		if endSec < 1 {
 			continue // first second: ffmpeg start-up, not steady state
 		}
-		endSec := float64(j+1) * 0.020
 		k := int(math.Ceil(endSec*float64(tt.rate)/1024)) - 1
 		if k < 0 || k >= len(tt.in) {
 			continue
