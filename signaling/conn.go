@@ -24,17 +24,29 @@ const maxRateViolations = 100
 // of being answered with a TCP reset that could hide our last messages.
 const closeGrace = time.Second
 
-// conn is one WebSocket. Exactly two goroutines touch the socket: the
-// reader (the HTTP handler's goroutine, which also runs request handlers)
-// and the writer, which owns every write and drains a bounded queue.
-// Everyone else only enqueues, and a full queue drops the client rather
-// than blocking the room.
+// conn is one WebSocket. The reader (which also runs request handlers)
+// reads; the writer drains a bounded queue and writes everything that may
+// have to wait for the socket. Everyone else only enqueues, which never
+// blocks: when the connection is idle, enqueue offers the frame to the
+// socket at once without waiting (batch_conn.go), and a full queue drops
+// the client rather than blocking the room.
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
+	bc      *batchConn // ws's socket; nil when ws was made without one (tests)
 	log     *slog.Logger
-	send    chan []byte
 	limiter *rate.Limiter
+
+	// The send queue: a slice rather than a channel so that an idle
+	// connection holds no slots, only what its bursts needed (spare is
+	// the writer's last batch, reused). wake has a token whenever queue
+	// went from empty to not empty and the writer has not taken it yet.
+	qmu     sync.Mutex
+	queue   [][]byte
+	spare   [][]byte
+	sendMax int // SendQueue: a queue this long drops the client
+	wake    chan struct{}
+	writing bool // the writer has a batch open: no direct writes (batch_conn.go)
 
 	closing   atomic.Bool // no more messages are queued or processed
 	closeOnce sync.Once
@@ -74,11 +86,14 @@ type conn struct {
 }
 
 func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
+	bc, _ := ws.NetConn().(*batchConn)
 	return &conn{
 		s:       s,
 		ws:      ws,
+		bc:      bc,
 		log:     log,
-		send:    make(chan []byte, s.cfg.SendQueue),
+		sendMax: s.cfg.SendQueue,
+		wake:    make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.RatePerSecond), s.cfg.RateBurst),
 
 		chatLimiter:   rate.NewLimiter(rate.Limit(s.cfg.ChatRatePerSecond), s.cfg.ChatRateBurst),
@@ -98,11 +113,73 @@ func (c *conn) enqueue(msg []byte) {
 	if c == nil || c.closing.Load() {
 		return
 	}
-	select {
-	case c.send <- msg:
-	default:
-		c.dropSlow()
+	c.qmu.Lock()
+	if len(c.queue) == 0 && !c.writing && c.bc != nil {
+		handled, wake, err := c.bc.tryDirect(msg)
+		if handled {
+			c.qmu.Unlock()
+			switch {
+			case err != nil:
+				c.directFailed(err)
+			case wake:
+				c.wakeWriter()
+			}
+			return
+		}
 	}
+	if len(c.queue) >= c.sendMax {
+		c.qmu.Unlock()
+		c.dropSlow()
+		return
+	}
+	c.queue = append(c.queue, msg)
+	first := len(c.queue) == 1
+	c.qmu.Unlock()
+	if first {
+		c.wakeWriter()
+	}
+}
+
+func (c *conn) wakeWriter() {
+	select {
+	case c.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// directFailed ends a connection whose socket failed a direct write, as
+// the writer does when its write fails.
+func (c *conn) directFailed(err error) {
+	if c.closing.CompareAndSwap(false, true) && !errors.Is(err, net.ErrClosed) {
+		c.log.Debug("write failed", "err", err)
+	}
+	_ = c.ws.NetConn().Close()
+}
+
+// takeQueued empties the queue and returns what was in it.
+func (c *conn) takeQueued() [][]byte {
+	c.qmu.Lock()
+	q := c.queue
+	c.queue, c.spare = c.spare, nil
+	c.qmu.Unlock()
+	return q
+}
+
+// maxSpareQueue is the largest batch array kept for reuse; a burst's
+// bigger one is left to the GC so an idle connection stays small.
+const maxSpareQueue = 64
+
+// recycle keeps a written batch's array for the next one.
+func (c *conn) recycle(q [][]byte) {
+	if cap(q) > maxSpareQueue {
+		return
+	}
+	clear(q) // the messages may be large; don't keep them alive
+	c.qmu.Lock()
+	if c.spare == nil {
+		c.spare = q[:0]
+	}
+	c.qmu.Unlock()
 }
 
 func (c *conn) dropSlow() {
@@ -271,7 +348,8 @@ func (c *conn) readLoop() error {
 }
 
 // writeLoop owns all writes: queued messages, SFU events, pings, token
-// refreshes and the final close frame.
+// refreshes and the final close frame. Each wake-up writes everything it
+// has as one batch: one write(2) and one deadline for the lot.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	cfg := &c.s.cfg
@@ -287,11 +365,13 @@ func (c *conn) writeLoop() {
 	for {
 		var err error
 		select {
-		case msg := <-c.send:
-			err = c.write(msg)
+		case <-c.wake:
+			c.beginBatch()
+			err = c.writeQueued()
 		case <-c.evSignal:
-			// Flush first so "joined" precedes anything the SFU said.
-			if err = c.flushQueued(); err != nil {
+			c.beginBatch()
+			// Queued messages first so "joined" precedes anything the SFU said.
+			if err = c.writeQueued(); err != nil {
 				break
 			}
 			if refresh == nil && c.isReady() {
@@ -306,23 +386,34 @@ func (c *conn) writeLoop() {
 			if !c.joined.Load() || c.closing.Load() {
 				continue
 			}
+			c.beginBatch()
 			err = c.write(encode(TypePing, "", PingBody{TS: time.Now().UnixMilli()}))
 			if err == nil {
 				// Also a WebSocket ping, which keeps idle proxies open.
 				err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout))
 			}
 		case <-refreshC:
+			c.beginBatch()
 			err = c.writeToken()
 			refresh.Reset(cfg.TokenTTL / 2)
 		case <-c.closeReq:
-			if err := c.flushQueued(); err == nil {
+			c.beginBatch()
+			if err := c.writeQueued(); err == nil {
 				msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
 				_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(cfg.WriteTimeout))
 			}
+			// The batch stays open (writing set): nothing may follow the
+			// close frame.
+			_ = c.flushBatch()
 			c.setCloseDeadline()
 			return
 		}
-		if err != nil {
+		if ferr := c.flushBatch(); err == nil {
+			err = ferr
+		}
+		if err == nil {
+			c.endBatch()
+		} else {
 			c.closing.Store(true)
 			if !errors.Is(err, net.ErrClosed) {
 				c.log.Debug("write failed", "err", err)
@@ -333,25 +424,49 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// beginBatch starts collecting frames; flushBatch sends them. The deadline
+// covers the whole batch, so a client that stopped reading cannot hold
+// the writer for long.
+func (c *conn) beginBatch() {
+	c.qmu.Lock()
+	c.writing = true
+	c.qmu.Unlock()
+	d := time.Now().Add(c.s.cfg.WriteTimeout)
+	_ = c.ws.SetWriteDeadline(d)
+	if c.bc != nil {
+		c.bc.begin(d)
+	}
+}
+
+func (c *conn) flushBatch() error {
+	if c.bc != nil {
+		return c.bc.flush()
+	}
+	return nil
+}
+
+// endBatch allows direct writes again after a successful flushBatch.
+func (c *conn) endBatch() {
+	c.qmu.Lock()
+	c.writing = false
+	c.qmu.Unlock()
+}
+
+// write adds one message to the open batch.
 func (c *conn) write(msg []byte) error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	return c.ws.WriteMessage(websocket.TextMessage, msg)
 }
 
-// flushQueued writes what is queued now, under one deadline so a client
-// that stopped reading cannot hold the writer for long.
-func (c *conn) flushQueued() error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	for {
-		select {
-		case msg := <-c.send:
-			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
-				return err
-			}
-		default:
-			return nil
+// writeQueued adds what is queued now to the open batch.
+func (c *conn) writeQueued() error {
+	q := c.takeQueued()
+	for _, msg := range q {
+		if err := c.write(msg); err != nil {
+			return err
 		}
 	}
+	c.recycle(q)
+	return nil
 }
 
 // writeToken sends a fresh token with the joined identity and grants, so

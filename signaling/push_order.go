@@ -31,11 +31,21 @@ type heldPush struct {
 // pushOrdered queues a stored event (seq in conv) to every connected
 // member's sessions except skip, in seq order where it can. It returns
 // how many sessions it was queued to now.
+//
+// Only the conversation's own lock is held while queueing: every push of
+// a conversation (and its hold timer) runs under it, which is what keeps
+// each session's queue in seq order.
 func (h *hub) pushOrdered(convID string, seq int64, msg []byte, skip *conn) int {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	e := h.convs[convID]
-	if e == nil || h.closed {
+	closed := h.closed
+	h.mu.Unlock()
+	if e == nil || closed {
+		return 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dead {
 		return 0
 	}
 	if e.next == 0 || seq <= e.next {
@@ -45,7 +55,7 @@ func (h *hub) pushOrdered(convID string, seq int64, msg []byte, skip *conn) int 
 		if seq >= e.next {
 			e.next = seq + 1
 		}
-		return n + h.drainLocked(convID, e)
+		return n + h.drainLocked(e)
 	}
 	if e.held == nil {
 		e.held = map[int64]heldPush{}
@@ -55,26 +65,26 @@ func (h *hub) pushOrdered(convID string, seq int64, msg []byte, skip *conn) int 
 		return h.flushLocked(e)
 	}
 	if e.flush == nil {
-		h.armFlushLocked(convID, e)
+		h.armFlushLocked(e)
 	}
 	return 0
 }
 
+// deliverLocked queues msg to e's sessions except skip; e.mu is held.
 func (h *hub) deliverLocked(e *convEntry, msg []byte, skip *conn) int {
 	n := 0
-	for id := range e.members {
-		for c := range h.sessions[id] {
-			if c != skip {
-				c.enqueue(msg)
-				n++
-			}
+	for _, c := range e.conns {
+		if c != skip {
+			c.enqueue(msg)
+			n++
 		}
 	}
 	return n
 }
 
-// drainLocked sends held pushes that are now next in line.
-func (h *hub) drainLocked(convID string, e *convEntry) int {
+// drainLocked sends held pushes that are now next in line. The *Locked
+// functions of this file run with e.mu held.
+func (h *hub) drainLocked(e *convEntry) int {
 	n := 0
 	for {
 		p, ok := e.held[e.next]
@@ -109,16 +119,17 @@ func (h *hub) flushLocked(e *convEntry) int {
 	return n
 }
 
-// armFlushLocked starts the hold timer of e. Timer callbacks are counted
-// in h.timers so that Run can wait for them.
-func (h *hub) armFlushLocked(convID string, e *convEntry) {
+// armFlushLocked starts the hold timer of e (e.mu is held). Timer
+// callbacks are counted in h.timers so that Run can wait for them.
+func (h *hub) armFlushLocked(e *convEntry) {
 	h.timers.Add(1)
 	var t *time.Timer
 	t = time.AfterFunc(pushHoldMax, func() {
 		defer h.timers.Done()
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.closed || h.convs[convID] != e || e.flush != t {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		// dead covers both the hub closing and the entry leaving the index.
+		if e.dead || e.flush != t {
 			return
 		}
 		e.flush = nil // this callback is running; nothing to stop
@@ -142,7 +153,10 @@ func (h *hub) close() {
 	defer h.mu.Unlock()
 	h.closed = true
 	for _, e := range h.convs {
+		e.mu.Lock()
+		e.dead = true
 		h.disarmFlushLocked(e)
+		e.mu.Unlock()
 	}
 }
 

@@ -12,19 +12,15 @@ import (
 
 // hubConn is a session with only a send queue, enough for the hub.
 func hubConn(s *Server, identity string) *conn {
-	return &conn{s: s, send: make(chan []byte, 1024), claims: auth.Claims{Identity: identity}, name: identity}
+	return &conn{s: s, sendMax: 1024, claims: auth.Claims{Identity: identity}, name: identity}
 }
 
 func drained(c *conn) []string {
 	var out []string
-	for {
-		select {
-		case m := <-c.send:
-			out = append(out, string(m))
-		default:
-			return out
-		}
+	for _, m := range c.takeQueued() {
+		out = append(out, string(m))
 	}
+	return out
 }
 
 // The hub holds a push that runs ahead of the next seq until the missing

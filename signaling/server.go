@@ -51,16 +51,18 @@ type Deps struct {
 
 // Server is the signaling HTTP + WebSocket server.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	media   Media
-	keys    *auth.KeySet
-	ice     ICEServerProvider
-	chat    *chat.Service
-	hub     *hub
-	calls   *callTable
-	metrics *metrics
-	hooks   testHooks
+	// batchBufs lends write-batch buffers to connections (batch_conn.go).
+	batchBufs *sync.Pool
+	cfg       Config
+	log       *slog.Logger
+	media     Media
+	keys      *auth.KeySet
+	ice       ICEServerProvider
+	chat      *chat.Service
+	hub       *hub
+	calls     *callTable
+	metrics   *metrics
+	hooks     testHooks
 
 	// baseCtx bounds chat store calls; it ends when Run has finished, so
 	// a write that started before shutdown still completes and is acked.
@@ -105,17 +107,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     log,
-		media:   deps.Media,
-		keys:    keys,
-		ice:     deps.ICEServers,
-		chat:    deps.Chat,
-		hub:     newHub(),
-		metrics: m,
-		origins: map[string]bool{},
-		rooms:   map[string]*room{},
-		conns:   map[*conn]struct{}{},
+		batchBufs: newBatchBufs(),
+		cfg:       cfg,
+		log:       log,
+		media:     deps.Media,
+		keys:      keys,
+		ice:       deps.ICEServers,
+		chat:      deps.Chat,
+		hub:       newHub(),
+		metrics:   m,
+		origins:   map[string]bool{},
+		rooms:     map[string]*room{},
+		conns:     map[*conn]struct{}{},
 
 		listening: make(chan struct{}),
 	}
@@ -125,9 +128,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.upgr = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
-		CheckOrigin:      s.originAllowed,
+		// Memory per idle connection is the budget that matters at
+		// thousands of clients: a small read buffer (larger messages are
+		// read in several syscalls, which is rare), and write buffers
+		// from a pool, held only while a frame is being built (frames are
+		// then batched by batchConn).
+		ReadBufferSize:  wsReadBufferSize,
+		WriteBufferSize: wsWriteBufferSize,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.originAllowed,
 	}
 	s.calls = newCallTable(s)
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
@@ -332,15 +341,30 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
 
-	ws, err := s.upgr.Upgrade(w, r, nil)
+	ws, err := s.upgr.Upgrade(&batchHijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout, bufs: s.batchBufs}, r, nil)
 	if err != nil {
 		// Upgrade already answered with an HTTP error.
 		s.log.Debug("websocket upgrade failed", "err", err)
+		s.wg.Done()
 		return
 	}
 	c := newConn(s, ws, s.log.With("remote", r.RemoteAddr))
+	// The connection runs on a fresh goroutine and this handler returns:
+	// net/http keeps its per-connection request state and buffers (about
+	// 12 KiB) for as long as the handler runs, even after a hijack.
+	go s.runConn(c)
+}
+
+// wsReadBufferSize and wsWriteBufferSize size gorilla's buffers (see New).
+const (
+	wsReadBufferSize  = 1024
+	wsWriteBufferSize = 2048
+)
+
+// runConn serves one upgraded connection until it ends.
+func (s *Server) runConn(c *conn) {
+	defer s.wg.Done()
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	late := s.shuttingDown

@@ -14,8 +14,11 @@ import (
 // conversations that have at least one connected member, so its size is
 // bounded by the connected identities' memberships, not by history.
 //
-// Lock order: Server.mu may be taken before hub.mu, never after. Only
-// non-blocking enqueues happen under hub.mu.
+// Lock order: Server.mu, then hub.mu, then a convEntry's mu; never the
+// other way. Only non-blocking enqueues happen under these locks. Chat
+// pushes (the hot path) hold only their conversation's lock while they
+// queue to its members, so rooms do not contend with each other or with
+// joins and leaves.
 type hub struct {
 	mu       sync.Mutex
 	sessions map[string]map[*conn]struct{}  // by identity
@@ -29,12 +32,48 @@ type hub struct {
 
 type convEntry struct {
 	kind    chat.ConversationKind
-	members map[string]struct{} // connected identities only
+	members map[string]struct{} // connected identities only; hub.mu
+
+	// mu guards the fields below; it is taken with or without hub.mu.
+	mu sync.Mutex
+	// conns is every session of every member, rebuilt (never changed in
+	// place) under hub.mu whenever members or their sessions change.
+	conns []*conn
+	// dead: the entry left the index (no connected member, or the hub
+	// closed); pushes that still hold it send nothing.
+	dead bool
 	// Push ordering (push_order.go): next is the seq expected next (0:
 	// none pushed yet), held the pushes waiting for an earlier seq.
 	next  int64
 	held  map[int64]heldPush
 	flush *time.Timer
+}
+
+// refreshLocked rebuilds e.conns from the index; hub.mu is held.
+func (h *hub) refreshLocked(e *convEntry) {
+	n := 0
+	for id := range e.members {
+		n += len(h.sessions[id])
+	}
+	conns := make([]*conn, 0, n)
+	for id := range e.members {
+		for c := range h.sessions[id] {
+			conns = append(conns, c)
+		}
+	}
+	e.mu.Lock()
+	e.conns = conns
+	e.mu.Unlock()
+}
+
+// refreshIdentityLocked rebuilds the delivery lists of identity's
+// conversations after its sessions changed; hub.mu is held.
+func (h *hub) refreshIdentityLocked(identity string) {
+	for convID := range h.memberOf[identity] {
+		if e := h.convs[convID]; e != nil {
+			h.refreshLocked(e)
+		}
+	}
 }
 
 func newHub() *hub {
@@ -81,6 +120,7 @@ func (h *hub) register(c *conn, limit int, first []byte) (before, after string, 
 	if c.part != nil {
 		h.inCall[id]++
 	}
+	h.refreshIdentityLocked(id)
 	return before, h.statusLocked(id), true
 }
 
@@ -112,12 +152,19 @@ func (h *hub) unregister(c *conn) (before, after string, contacts []string) {
 			if e := h.convs[convID]; e != nil {
 				delete(e.members, id)
 				if len(e.members) == 0 {
+					e.mu.Lock()
+					e.dead, e.conns = true, nil
 					h.disarmFlushLocked(e)
+					e.mu.Unlock()
 					delete(h.convs, convID)
+				} else {
+					h.refreshLocked(e)
 				}
 			}
 		}
 		delete(h.memberOf, id)
+	} else {
+		h.refreshIdentityLocked(id)
 	}
 	return before, h.statusLocked(id), contacts
 }
@@ -149,6 +196,9 @@ func (h *hub) addMembers(convID string, kind chat.ConversationKind, identities .
 		}
 		m[convID] = struct{}{}
 		added = append(added, id)
+	}
+	if len(added) > 0 {
+		h.refreshLocked(h.convs[convID])
 	}
 	return added
 }
