@@ -180,10 +180,12 @@ func (e *e2eEnv) newRTCClient(identity string, g auth.Grants) (*rtcClient, Joine
 }
 
 func (c *rtcClient) close() {
+	// Stop the read loop before closing the PeerConnections: an offer it
+	// is still handling must not meet a closed connection.
 	_ = c.ws.Close()
+	c.wg.Wait()
 	_ = c.pub.Close()
 	_ = c.sub.Close()
-	c.wg.Wait()
 }
 
 func (c *rtcClient) send(typ, id string, data any) {
