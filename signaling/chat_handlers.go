@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"context"
 	"errors"
 
 	"github.com/parleyhq/parley/chat"
@@ -186,20 +187,22 @@ func (s *Server) pushMessage(m chat.Message, skip *conn) {
 	s.metrics.chatPushes.Add(float64(n))
 }
 
-func (c *conn) pageLimit(typ string, limit int) *ProtoError {
+// pageLimit checks a client's page size and returns the one to use:
+// chat_page_max when the client gave none.
+func (c *conn) pageLimit(typ string, limit int) (int, *ProtoError) {
 	if limit > c.s.cfg.ChatPageMax {
-		return badRequest("%s: limit %d is above chat_page_max (%d)", typ, limit, c.s.cfg.ChatPageMax)
+		return 0, badRequest("%s: limit %d is above chat_page_max (%d)", typ, limit, c.s.cfg.ChatPageMax)
 	}
-	return nil
+	if limit == 0 {
+		limit = c.s.cfg.ChatPageMax
+	}
+	return limit, nil
 }
 
 func (c *conn) handleChatSync(reqID string, b *ChatSyncBody) *ProtoError {
-	if perr := c.pageLimit(TypeChatSync, b.Limit); perr != nil {
+	limit, perr := c.pageLimit(TypeChatSync, b.Limit)
+	if perr != nil {
 		return perr
-	}
-	limit := b.Limit
-	if limit == 0 {
-		limit = c.s.cfg.ChatPageMax
 	}
 	ctx, cancel := c.s.chatCtx()
 	res, err := c.s.chat.CatchUp(ctx, c.identity(), b.LastSeqs, limit)
@@ -227,38 +230,30 @@ func (c *conn) handleChatSync(reqID string, b *ChatSyncBody) *ProtoError {
 }
 
 func (c *conn) handleChatHistory(reqID string, b *ChatHistoryBody) *ProtoError {
-	if perr := c.pageLimit(TypeChatHistory, b.Limit); perr != nil {
-		return perr
-	}
-	limit := b.Limit
-	if limit == 0 {
-		limit = c.s.cfg.ChatPageMax
-	}
-	ctx, cancel := c.s.chatCtx()
-	page, err := c.s.chat.History(ctx, c.identity(), b.ConversationID, b.BeforeSeq, limit)
-	cancel()
-	if err != nil {
-		return c.chatError("chat_history", err)
-	}
-	c.enqueue(encode(TypeChatPage, reqID, ChatPageBody{ConversationID: b.ConversationID, Messages: messageViews(page.Messages), More: page.More}))
-	return nil
+	return c.sendPage(reqID, TypeChatHistory, b.ConversationID, b.Limit, func(ctx context.Context, limit int) (chat.Page, error) {
+		return c.s.chat.History(ctx, c.identity(), b.ConversationID, b.BeforeSeq, limit)
+	})
 }
 
 func (c *conn) handleChatRange(reqID string, b *ChatRangeBody) *ProtoError {
-	if perr := c.pageLimit(TypeChatRange, b.Limit); perr != nil {
+	return c.sendPage(reqID, TypeChatRange, b.ConversationID, b.Limit, func(ctx context.Context, limit int) (chat.Page, error) {
+		return c.s.chat.Range(ctx, c.identity(), b.ConversationID, b.AfterSeq, limit)
+	})
+}
+
+// sendPage answers a history or range request with one page of events.
+func (c *conn) sendPage(reqID, typ, convID string, limit int, fetch func(context.Context, int) (chat.Page, error)) *ProtoError {
+	limit, perr := c.pageLimit(typ, limit)
+	if perr != nil {
 		return perr
 	}
-	limit := b.Limit
-	if limit == 0 {
-		limit = c.s.cfg.ChatPageMax
-	}
 	ctx, cancel := c.s.chatCtx()
-	page, err := c.s.chat.Range(ctx, c.identity(), b.ConversationID, b.AfterSeq, limit)
+	page, err := fetch(ctx, limit)
 	cancel()
 	if err != nil {
-		return c.chatError("chat_range", err)
+		return c.chatError(typ, err)
 	}
-	c.enqueue(encode(TypeChatPage, reqID, ChatPageBody{ConversationID: b.ConversationID, Messages: messageViews(page.Messages), More: page.More}))
+	c.enqueue(encode(TypeChatPage, reqID, ChatPageBody{ConversationID: convID, Messages: messageViews(page.Messages), More: page.More}))
 	return nil
 }
 
