@@ -338,3 +338,23 @@ func TestHealthMetricsAndWeb(t *testing.T) {
 		t.Fatalf("web client route %d %q", code, body)
 	}
 }
+
+// A burst of guest token requests beyond the endpoint's ceiling is
+// answered 429 rate_limited, not served without bound.
+func TestDevTokenRateLimited(t *testing.T) {
+	env := startServer(t, func(c *Config) { c.DevMode = true })
+	limited := 0
+	for range devTokenBurst + 20 {
+		code, body := env.do(httpReq{method: "POST", path: "/api/dev/token", body: `{"room":"r","name":"x"}`, origin: env.base})
+		if code == http.StatusTooManyRequests {
+			var eb errorBody
+			if err := json.Unmarshal(body, &eb); err != nil || eb.Code != "rate_limited" {
+				t.Fatalf("429 body %s", body)
+			}
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatalf("%d requests in a burst were all served", devTokenBurst+20)
+	}
+}

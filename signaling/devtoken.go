@@ -22,6 +22,11 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "forbidden", "origin not allowed")
 		return
 	}
+	// Minting is cheap, but an open endpoint still gets a ceiling.
+	if !s.devTokens.Allow() {
+		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "too many guest tokens requested; try again shortly")
+		return
+	}
 	var req devTokenRequest
 	if !decodeJSONBody(w, r, &req) {
 		return

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	"log/slog"
 	"net"
@@ -49,10 +50,19 @@ type Deps struct {
 	AdminRoutes map[string]http.Handler
 }
 
+// Guest tokens (dev mode) per second for the whole server, with a burst
+// that lets a room's worth of people join at once.
+const (
+	devTokensPerSecond = 10
+	devTokenBurst      = 50
+)
+
 // Server is the signaling HTTP + WebSocket server.
 type Server struct {
 	// batchBufs lends write-batch buffers to connections (batch_conn.go).
 	batchBufs *sync.Pool
+	// devTokens bounds guest tokens minted by POST /api/dev/token.
+	devTokens *rate.Limiter
 	cfg       Config
 	log       *slog.Logger
 	media     Media
@@ -108,6 +118,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		batchBufs: newBatchBufs(),
+		devTokens: rate.NewLimiter(devTokensPerSecond, devTokenBurst),
 		cfg:       cfg,
 		log:       log,
 		media:     deps.Media,
