@@ -101,12 +101,13 @@ func BenchmarkUclientParley(b *testing.B) {
 			for range b.N {
 				var ru0, ru1 syscall.Rusage
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+				cs0 := ctxSwitches(os.Getpid())
 				start := time.Now()
 				r := runUclient(b, tr.addr, tr.name, peer, loadClients, loadMessages, loadSize, loadInterval)
 				wall := time.Since(start)
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 				cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
-				reportLoad(b, r, cpu, wall)
+				reportLoad(b, r, cpu, wall, ctxSwitches(os.Getpid())-cs0)
 			}
 		})
 	}
@@ -140,16 +141,17 @@ func BenchmarkUclientCoturn(b *testing.B) {
 		b.Run(tr, func(b *testing.B) {
 			for range b.N {
 				cpu0 := procCPU(b, cmd.Process.Pid)
+				cs0 := ctxSwitches(cmd.Process.Pid)
 				start := time.Now()
 				r := runUclient(b, addr, tr, peer, loadClients, loadMessages, loadSize, loadInterval)
 				wall := time.Since(start)
-				reportLoad(b, r, procCPU(b, cmd.Process.Pid)-cpu0, wall)
+				reportLoad(b, r, procCPU(b, cmd.Process.Pid)-cpu0, wall, ctxSwitches(cmd.Process.Pid)-cs0)
 			}
 		})
 	}
 }
 
-func reportLoad(b *testing.B, r uclientResult, cpu, wall time.Duration) {
+func reportLoad(b *testing.B, r uclientResult, cpu, wall time.Duration, switches int) {
 	b.Helper()
 	if r.recv == 0 {
 		b.Fatalf("nothing relayed\n%s", tail(r.out))
@@ -163,6 +165,9 @@ func reportLoad(b *testing.B, r uclientResult, cpu, wall time.Duration) {
 	// Each echoed message crosses the relay twice.
 	b.ReportMetric(cpu.Seconds()/float64(2*r.recv)*1e5, "server-cpu-s/100k-relayed")
 	b.ReportMetric(wall.Seconds(), "wall-s")
+	// Thread wake-ups are what a server's CPU goes to once nothing is
+	// allocated per packet: every switch costs a trip through the kernel.
+	b.ReportMetric(float64(switches)/float64(2*r.recv)*1e5, "ctx-switches/100k-relayed")
 }
 
 // procCPU reads a process's user+system CPU time from /proc/<pid>/stat.
@@ -180,4 +185,24 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	st, _ := strconv.ParseInt(fields[12], 10, 64)
 
 	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// ctxSwitches sums the context switches of every thread of a process.
+func ctxSwitches(pid int) int {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	total := 0
+	for _, d := range dirs {
+		raw, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "voluntary_ctxt_switches:") || strings.HasPrefix(line, "nonvoluntary_ctxt_switches:") {
+				v, _ := strconv.Atoi(strings.TrimSpace(line[strings.IndexByte(line, ':')+1:]))
+				total += v
+			}
+		}
+	}
+
+	return total
 }

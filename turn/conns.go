@@ -3,10 +3,10 @@ package turn
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,7 +22,8 @@ const tlsHandshakeTimeout = 10 * time.Second
 // being answered.
 type clientPacketConn struct {
 	net.PacketConn
-	udp   *net.UDPConn // nil on a vnet
+	raw   *rawSock // nil on a vnet
+	local netip.AddrPort
 	addrs addrCache
 	srv   *Server
 	tr    *tracked
@@ -31,32 +32,64 @@ type clientPacketConn struct {
 	once  sync.Once
 }
 
-func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	c.tr.enter()
-	n, addr, err := c.readFrom(p)
-	c.tr.leave()
-	// STUN messages start with two zero bits; ChannelData (0x40..0x4f) is
-	// data and is not worth a look.
-	if err == nil && n >= 20 && p[0] < 0x40 {
-		c.srv.noteRequest(&c.notes, p[:n], addr)
-		if c.learn != nil {
-			c.learn(p[:n])
-		}
+// loopDatagram is the event loop's first look at a client datagram
+// (frame[4:4+n]): ChannelData on a bound channel is relayed at once.
+// Datagrams of pion's read size or more may have been cut short; pion
+// drops them, so they go to pion.
+func (c *clientPacketConn) loopDatagram(frame []byte, n int, from netip.AddrPort) bool {
+	b := frame[4 : 4+n]
+	if n < 4 || n >= maxRelayPayload || b[0]&0xc0 != 0x40 {
+		return false
 	}
 
-	return n, addr, err
+	return c.srv.fast.lookup(fastKey{client: from, server: c.local}).toPeer(b)
 }
 
-func (c *clientPacketConn) readFrom(p []byte) (int, net.Addr, error) {
-	if c.udp == nil {
-		return c.PacketConn.ReadFrom(p)
+func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		c.tr.enter()
+		n, ap, addr, err := c.readFrom(p)
+		c.tr.leave()
+		if err != nil {
+			return n, addr, err
+		}
+		// STUN messages start with two zero bits, ChannelData with 01.
+		if n >= 4 && p[0]&0xc0 == 0x40 {
+			// The event loop tried the fast path already; on a vnet
+			// there is no loop, so try it here.
+			if c.raw == nil && c.srv.fast.lookup(fastKey{client: ap, server: c.local}).toPeer(p[:n]) {
+				continue
+			}
+
+			return n, addr, nil
+		}
+		if n >= 20 && p[0] < 0x40 {
+			c.srv.noteRequest(&c.notes, p[:n], addr)
+			if c.learn != nil {
+				c.learn(p[:n])
+			}
+		}
+
+		return n, addr, nil
 	}
-	n, ap, err := c.udp.ReadFromUDPAddrPort(p)
+}
+
+func (c *clientPacketConn) readFrom(p []byte) (int, netip.AddrPort, net.Addr, error) {
+	if c.raw == nil {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, netip.AddrPort{}, nil, err
+		}
+		ap, _ := addrPort(addr)
+
+		return n, ap, addr, nil
+	}
+	n, ap, err := c.raw.recv(p)
 	if err != nil {
-		return n, nil, err
+		return n, ap, nil, err
 	}
 
-	return n, c.addrs.get(ap), nil
+	return n, ap, c.addrs.get(ap), nil
 }
 
 // addrCache hands out one *net.UDPAddr per client address so that pion's
@@ -141,16 +174,17 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		}
 		w := &clientConn{Conn: c, srv: l.srv, sem: l.sem}
 		learn := l.srv.auth.wantsRaw()
-		w.framer = &stunFramer{learn: func(m []byte) {
+		w.learn = func(m []byte) {
 			l.srv.noteRequest(&w.notes, m, c.RemoteAddr())
 			if learn {
 				l.srv.auth.learn(m)
 			}
-		}}
+		}
 		l.srv.metrics.tcpConnsActive.Inc()
 		if !l.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 			return nil, net.ErrClosed
 		}
+		l.srv.fast.addStream(w)
 
 		return w, nil
 	}
@@ -166,19 +200,24 @@ func (l *clientListener) Close() error {
 	return err
 }
 
-// clientConn is one client TCP/TLS connection. After a ConnectionBind it
-// carries raw relayed data; the framer notices and stops looking.
+// clientConn is one client TCP/TLS connection. Its reader splits the
+// stream into frames: ChannelData on a bound channel goes straight to the
+// peer (fastpath.go), everything else reaches pion one frame per read.
+// After a ConnectionBind it carries raw relayed data and is left alone.
 type clientConn struct {
 	net.Conn
-	srv    *Server
-	tr     *tracked
-	sem    chan struct{}
-	framer *stunFramer
-	notes  requestNotes
-	hs     sync.Once
-	hsErr  error
-	ended  sync.Once
-	once   sync.Once
+	srv   *Server
+	tr    *tracked
+	sem   chan struct{}
+	in    frameReader
+	learn func([]byte)
+	key   fastKey
+	fa    atomic.Pointer[fastAlloc]
+	notes requestNotes
+	hs    sync.Once
+	hsErr error
+	ended sync.Once
+	once  sync.Once
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
@@ -196,16 +235,67 @@ func (c *clientConn) Read(p []byte) (int, error) {
 			return 0, c.hsErr
 		}
 	}
-	n, err := c.Conn.Read(p)
-	if n > 0 && c.framer != nil {
-		c.framer.feed(p[:n])
-	}
-	if err != nil {
-		// pion deletes this client's allocation next; say why.
-		c.ended.Do(func() { c.srv.closes.note(c.Conn.RemoteAddr()) })
-	}
+	for {
+		if c.in.raw {
+			if n := c.in.drain(p); n > 0 {
+				return n, nil
+			}
+			n, err := c.Conn.Read(p)
+			if err != nil {
+				c.readEnded()
+			}
 
-	return n, err
+			return n, err
+		}
+		frame, kind := c.in.next(min(len(p), streamBufSize))
+		switch kind {
+		case frameChannelData:
+			if c.fa.Load().toPeer(frame) {
+				continue
+			}
+
+			return copy(p, frame), nil
+		case frameSTUN:
+			if len(frame) <= maxLearnFrame {
+				c.learn(frame)
+			}
+			if isConnectionBind(frame) {
+				c.in.raw = true
+			}
+
+			return copy(p, frame), nil
+		case frameSkipped:
+			continue
+		case frameInvalid:
+			c.in.raw = true // pion sees the bytes and ends the connection
+
+			continue
+		case frameNeedMore:
+		}
+		if err := c.in.fill(c.Conn); err != nil {
+			c.readEnded()
+
+			return 0, err
+		}
+	}
+}
+
+// readEnded notes why pion is about to delete this client's allocation.
+func (c *clientConn) readEnded() {
+	c.ended.Do(func() { c.srv.closes.note(c.Conn.RemoteAddr()) })
+}
+
+// writeChannelData sends a fast-path frame, padded to 4 bytes as stream
+// transports require; frame has the capacity for the padding.
+func (c *clientConn) writeChannelData(frame []byte) error {
+	n := len(frame)
+	padded := frame[:(n+3)&^3]
+	clear(padded[n:])
+	c.tr.enter()
+	_, err := c.Conn.Write(padded)
+	c.tr.leave()
+
+	return err
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
@@ -238,6 +328,7 @@ func (c *clientConn) Close() error {
 			<-c.sem
 		}
 		c.srv.metrics.tcpConnsActive.Dec()
+		c.srv.fast.removeStream(c)
 		c.tr.markClosed()
 	})
 
@@ -247,62 +338,3 @@ func (c *clientConn) Close() error {
 // maxLearnFrame is the largest STUN message shown to the authenticator;
 // control requests are far smaller, larger frames are skipped.
 const maxLearnFrame = 2048
-
-// stunFramer follows the TURN-over-TCP framing (RFC 8656 section 12: STUN
-// messages and ChannelData padded to 4 bytes) of a client stream and hands
-// complete STUN messages to learn. Anything that is neither turns it off.
-type stunFramer struct {
-	learn func([]byte)
-	buf   []byte
-	skip  int
-	off   bool
-}
-
-func (f *stunFramer) feed(b []byte) {
-	for len(b) > 0 && !f.off {
-		if f.skip > 0 {
-			n := min(f.skip, len(b))
-			f.skip -= n
-			b = b[n:]
-
-			continue
-		}
-		if len(f.buf) < 4 {
-			take := min(4-len(f.buf), len(b))
-			f.buf = append(f.buf, b[:take]...)
-			b = b[take:]
-			if len(f.buf) < 4 {
-				return
-			}
-		}
-		length := int(binary.BigEndian.Uint16(f.buf[2:4]))
-		switch first := f.buf[0]; {
-		case first < 0x40: // STUN
-			total := 20 + length
-			if total > maxLearnFrame {
-				f.skip = total - len(f.buf)
-				f.buf = f.buf[:0]
-
-				continue
-			}
-			take := min(total-len(f.buf), len(b))
-			f.buf = append(f.buf, b[:take]...)
-			b = b[take:]
-			if len(f.buf) < total {
-				return
-			}
-			if binary.BigEndian.Uint32(f.buf[4:8]) != 0x2112A442 {
-				f.off = true
-
-				return
-			}
-			f.learn(f.buf)
-			f.buf = f.buf[:0]
-		case first < 0x50: // ChannelData (channels 0x4000-0x4fff), padded to 4 bytes over TCP
-			f.skip = (length + 3) &^ 3
-			f.buf = f.buf[:0]
-		default:
-			f.off = true
-		}
-	}
-}

@@ -104,7 +104,17 @@ func (s *Server) openSockets(ctx context.Context, cfg Config, nw transport.Net) 
 
 			return fail(fmt.Errorf("turn.listen_udp %s: %w", a, err))
 		}
-		socks.udp = append(socks.udp, conns...)
+		for i, c := range conns {
+			raw, err := newRawSock(c, s.loop, s.metrics.droppedBacklogOut)
+			if err != nil {
+				for _, rest := range conns[i:] {
+					_ = rest.Close()
+				}
+
+				return fail(fmt.Errorf("turn.listen_udp %s: %w", a, err))
+			}
+			socks.udp = append(socks.udp, raw)
+		}
 	}
 	for _, a := range cfg.ListenTCP {
 		l, err := listenTCP(ctx, a)

@@ -32,6 +32,10 @@ type metrics struct {
 	packetsToClient     prometheus.Counter
 	droppedBandwidthOut prometheus.Counter
 	droppedBandwidthIn  prometheus.Counter
+	droppedSendFailed   prometheus.Counter
+	droppedSendFailedTo prometheus.Counter
+	droppedBacklogIn    prometheus.Counter
+	droppedBacklogOut   prometheus.Counter
 }
 
 // Allocation deletion reasons.
@@ -101,6 +105,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.packetsToClient = m.relayedPackets.WithLabelValues(dirToClient)
 	m.droppedBandwidthOut = m.droppedPackets.WithLabelValues(dirToPeer, "bandwidth")
 	m.droppedBandwidthIn = m.droppedPackets.WithLabelValues(dirToClient, "bandwidth")
+	m.droppedSendFailed = m.droppedPackets.WithLabelValues(dirToClient, "send_failed")
+	m.droppedSendFailedTo = m.droppedPackets.WithLabelValues(dirToPeer, "send_failed")
+	m.droppedBacklogIn = m.droppedPackets.WithLabelValues(dirToClient, "backlog")
+	m.droppedBacklogOut = m.droppedPackets.WithLabelValues(dirToPeer, "backlog")
 	if reg == nil {
 		return m, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v4"
@@ -114,12 +115,12 @@ func (g *relayGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig
 		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
 	}
 	setBuffers(conn, relaySocketBuffer)
-	w := &relayPacketConn{PacketConn: conn, m: g.srv.metrics}
-	w.udp, _ = conn.(*net.UDPConn) // nil on a vnet
+	w := &relayPacketConn{PacketConn: conn, m: g.srv.metrics, fast: g.srv.fast}
 	w.toPeer, w.toClient = g.limiters()
 	if !g.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 		return nil, nil, net.ErrClosed
 	}
+	g.srv.fast.addRelay(w, addr)
 
 	return w, addr, nil
 }
@@ -175,11 +176,19 @@ func (g *relayGenerator) wrapConn(c net.Conn) (net.Conn, error) {
 	return w, nil
 }
 
+// maxRelayPayload is the largest peer datagram relayed, pion's own limit
+// (its relay loop reads into a buffer of this size).
+const maxRelayPayload = 1600
+
 // relayPacketConn is an allocation's UDP relay socket. pion writes what
 // the client sends (to a peer) and reads what peers send (for the client).
+// Datagrams from peers on bound channels are relayed to the client by the
+// fast path (fastpath.go): on the event loop for UDP clients, in ReadFrom
+// (pion's goroutine for the allocation) for TCP clients and on a vnet.
+// ReadFrom returns only the others to pion.
 type relayPacketConn struct {
 	net.PacketConn
-	udp *net.UDPConn
+	raw *rawSock // nil on a vnet
 	// lastPeer and lastAddr let ReadFrom hand pion the same *net.UDPAddr
 	// while datagrams keep coming from one peer (the usual case) instead of
 	// allocating one per datagram. Only pion's single reader of this socket
@@ -190,6 +199,17 @@ type relayPacketConn struct {
 	tr               *tracked
 	toPeer, toClient *rate.Limiter
 	once             sync.Once
+	// swapMu orders useLoop's change of socket against Close.
+	swapMu sync.Mutex
+	closed bool
+
+	fast       *fastPath
+	fa         atomic.Pointer[fastAlloc]
+	advertised netip.AddrPort
+	// frame is where peer datagrams land when ReadFrom reads the socket
+	// itself: 4 bytes left free for the ChannelData header, 3 at the end
+	// for padding.
+	frame []byte
 }
 
 func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -209,36 +229,111 @@ func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
+// sendToPeer is WriteTo for the fast path: no net.Addr, no allocation.
+func (c *relayPacketConn) sendToPeer(p []byte, to netip.AddrPort) {
+	if c.toPeer != nil && !c.toPeer.AllowN(time.Now(), len(p)) {
+		c.m.droppedBandwidthOut.Inc()
+
+		return
+	}
+	var err error
+	if c.raw != nil {
+		err = c.raw.sendTo(p, to)
+	} else {
+		_, err = c.PacketConn.WriteTo(p, net.UDPAddrFromAddrPort(to))
+	}
+	if err != nil {
+		c.m.droppedSendFailedTo.Inc()
+
+		return
+	}
+	c.m.bytesToPeer.Add(float64(len(p)))
+	c.m.packetsToPeer.Inc()
+}
+
+// fromPeer counts and caps a peer's datagram (in frame[4:4+n]) and relays
+// it on the fast path when it can. It reports whether the datagram is
+// dealt with (relayed or dropped); toStream says whether relaying to a
+// TCP client is allowed on the calling goroutine.
+func (c *relayPacketConn) fromPeer(frame []byte, n int, from netip.AddrPort, toStream bool) bool {
+	if c.toClient != nil && !c.toClient.AllowN(time.Now(), n) {
+		c.m.droppedBandwidthIn.Inc()
+
+		return true
+	}
+	c.m.bytesToClient.Add(float64(n))
+	c.m.packetsToClient.Inc()
+	fa := c.fa.Load()
+
+	return fa != nil && (toStream || !fa.stream) && fa.toClient(frame, n, from)
+}
+
+// useLoop moves the socket to the event loop. It is called when pion
+// reports the allocation of a UDP client, before pion starts reading the
+// socket. Allocations of TCP clients stay on Go's poller: their relaying
+// writes to TCP, which may block, so it belongs on the allocation's own
+// goroutine (ReadFrom), not on the loop.
+func (c *relayPacketConn) useLoop(loop *eventLoop) error {
+	// pion's lifetime timer may close the allocation at any moment.
+	c.swapMu.Lock()
+	defer c.swapMu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
+	raw, err := newRawSock(c.PacketConn, loop, c.m.droppedBacklogIn)
+	if err != nil {
+		return err
+	}
+	c.PacketConn, c.raw = raw, raw
+	if err := raw.attach(c.loopDatagram); err != nil {
+		_ = raw.Close() // pion's reader gets an error and deletes the allocation
+
+		return err
+	}
+
+	return nil
+}
+
+// loopDatagram is the event loop's look at a peer datagram.
+func (c *relayPacketConn) loopDatagram(frame []byte, n int, from netip.AddrPort) bool {
+	return c.fromPeer(frame, n, from, false)
+}
+
 func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.raw != nil {
+		return c.readQueued(p)
+	}
+	// Not on the loop: a TCP client's allocation, or a vnet.
+	if c.frame == nil {
+		c.frame = make([]byte, 4+maxRelayPayload+3)
+	}
 	for {
+		buf := c.frame[4 : 4+min(len(p), maxRelayPayload)]
 		c.tr.enter()
-		n, addr, err := c.readFrom(p)
+		n, addr, err := c.PacketConn.ReadFrom(buf)
 		c.tr.leave()
 		if err != nil {
 			return n, addr, err
 		}
-		if c.toClient != nil && !c.toClient.AllowN(time.Now(), n) {
-			c.m.droppedBandwidthIn.Inc()
-
+		from, _ := addrPort(addr)
+		if c.fromPeer(c.frame, n, from, true) {
 			continue
 		}
-		c.m.bytesToClient.Add(float64(n))
-		c.m.packetsToClient.Inc()
 
-		return n, addr, nil
+		return copy(p, buf[:n]), addr, nil
 	}
 }
 
-func (c *relayPacketConn) readFrom(p []byte) (int, net.Addr, error) {
-	if c.udp == nil {
-		return c.PacketConn.ReadFrom(p)
-	}
-	n, ap, err := c.udp.ReadFromUDPAddrPort(p)
+// readQueued returns what the event loop left for pion.
+func (c *relayPacketConn) readQueued(p []byte) (int, net.Addr, error) {
+	c.tr.enter()
+	n, from, err := c.raw.recv(p)
+	c.tr.leave()
 	if err != nil {
-		return n, nil, err
+		return 0, nil, err
 	}
-	if c.lastAddr == nil || ap != c.lastPeer {
-		c.lastPeer, c.lastAddr = ap, net.UDPAddrFromAddrPort(ap)
+	if c.lastAddr == nil || from != c.lastPeer {
+		c.lastPeer, c.lastAddr = from, net.UDPAddrFromAddrPort(from)
 	}
 
 	return n, c.lastAddr, nil
@@ -247,7 +342,11 @@ func (c *relayPacketConn) readFrom(p []byte) (int, net.Addr, error) {
 func (c *relayPacketConn) Close() error {
 	var err error
 	c.once.Do(func() {
+		c.swapMu.Lock()
+		c.closed = true
 		err = c.PacketConn.Close()
+		c.swapMu.Unlock()
+		c.fast.removeRelay(c)
 		c.tr.markClosed()
 	})
 

@@ -45,6 +45,10 @@ type Server struct {
 	quotas  *quotas
 	tracker *tracker
 	gen     *relayGenerator
+	fast    *fastPath
+	// loop serves the UDP sockets (eventloop.go); nil on a vnet, where
+	// pion's goroutines read the sockets themselves.
+	loop    *eventLoop
 	logRate *rate.Limiter
 	// unsignedSlack bounds answers to unsigned requests (amplify.go).
 	unsignedSlack int
@@ -99,6 +103,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		policy:  policy,
 		quotas:  newQuotas(cfg.MaxAllocationsPerUser, cfg.MaxAllocations, now),
 		tracker: newTracker(),
+		fast:    newFastPath(),
 		// Refusals can come at packet rate from an attacker; the counters
 		// keep the full picture, the log keeps a sample.
 		logRate:       rate.NewLimiter(20, 100),
@@ -107,9 +112,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.auth = newAuthenticator(cfg, now, s.authFailed)
 	s.gen = newRelayGenerator(s, cfg, deps.Net)
+	if deps.Net == nil {
+		if s.loop, err = newEventLoop(); err != nil {
+			s.cancel()
+
+			return nil, fmt.Errorf("turn: %w", err)
+		}
+		s.fast.loop = s.loop
+	}
 	socks, err := s.openSockets(context.Background(), cfg, deps.Net)
 	if err != nil {
 		s.cancel()
+		s.closeLoop(false)
 
 		return nil, err
 	}
@@ -153,8 +167,15 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.cancel()
 	s.socks.close()
+	s.closeLoop(false)
 
 	return nil
+}
+
+func (s *Server) closeLoop(running bool) {
+	if s.loop != nil {
+		s.loop.Close(running)
+	}
 }
 
 // Run serves until ctx ends, then closes every listener, relay and client
@@ -170,10 +191,14 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	defer s.cancel()
 
+	if s.loop != nil {
+		go s.loop.run()
+	}
 	srv, err := pionturn.NewServer(s.pionConfig())
 	if err != nil {
 		s.tracker.shutdown()
 		s.socks.close()
+		s.closeLoop(true)
 
 		return fmt.Errorf("start turn server: %w", err)
 	}
@@ -187,6 +212,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if busy := s.tracker.wait(shutdownWait); busy > 0 {
 		s.log.Warn("turn: sockets still busy after shutdown", "count", busy)
 	}
+	s.closeLoop(true)
 	if closeErr != nil && !errors.Is(closeErr, net.ErrClosed) {
 		s.log.Debug("turn: close", "err", closeErr)
 	}
@@ -209,8 +235,14 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 	}
 	for _, c := range s.socks.udp {
 		w := &clientPacketConn{PacketConn: c, srv: s, learn: learn}
-		w.udp, _ = c.(*net.UDPConn)
 		s.tracker.add(w, func(tr *tracked) { w.tr = tr })
+		s.fast.addUDPListener(w)
+		if raw, ok := c.(*rawSock); ok {
+			w.raw = raw
+			if err := raw.attach(w.loopDatagram); err != nil {
+				s.log.Error("turn: UDP socket not served", "addr", raw.LocalAddr().String(), "err", err)
+			}
+		}
 		pc.PacketConnConfigs = append(pc.PacketConnConfigs, pionturn.PacketConnConfig{
 			PacketConn:            w,
 			RelayAddressGenerator: s.gen,
@@ -287,7 +319,8 @@ func (s *Server) events() pionturn.EventHandler {
 				s.authFailed(authBadCredential, username, src)
 			}
 		},
-		OnAllocationCreated: func(src, _ net.Addr, protocol, userID, _ string, relay net.Addr, _ int) {
+		OnAllocationCreated: func(src, dst net.Addr, protocol, userID, _ string, relay net.Addr, _ int) {
+			s.fast.allocationCreated(src, dst, relay)
 			s.quotas.created(userID, src)
 			m.allocationsActive.Inc()
 			m.allocationsCreated.Inc()
@@ -295,7 +328,8 @@ func (s *Server) events() pionturn.EventHandler {
 				slog.String("user", userID), slog.String("client", src.String()),
 				slog.String("protocol", protocol), slog.String("relay", relay.String()))
 		},
-		OnAllocationDeleted: func(src, _ net.Addr, _, userID, _ string) {
+		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
+			s.fast.allocationDeleted(src, dst)
 			s.quotas.deleted(userID)
 			m.allocationsActive.Dec()
 			reason := deleteExpired
@@ -314,17 +348,21 @@ func (s *Server) events() pionturn.EventHandler {
 			s.log.LogAttrs(context.Background(), slog.LevelDebug, "turn: request failed",
 				slog.String("client", src.String()), slog.String("err", message))
 		},
-		OnPermissionCreated: func(_, _ net.Addr, _, _, _ string, _ net.Addr, _ net.IP) {
+		OnPermissionCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+			s.fast.permissionCreated(src, dst, peer)
 			m.permissionsActive.Inc()
 			m.permissionsCreated.Inc()
 		},
-		OnPermissionDeleted: func(_, _ net.Addr, _, _, _ string, _ net.Addr, _ net.IP) {
+		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+			s.fast.permissionDeleted(src, dst, peer)
 			m.permissionsActive.Dec()
 		},
-		OnChannelCreated: func(_, _ net.Addr, _, _, _ string, _, _ net.Addr, _ uint16) {
+		OnChannelCreated: func(src, dst net.Addr, _, _, _ string, _, peer net.Addr, number uint16) {
+			s.fast.channelCreated(src, dst, peer, number)
 			m.channelsActive.Inc()
 		},
-		OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, _, _ net.Addr, _ uint16) {
+		OnChannelDeleted: func(src, dst net.Addr, _, _, _ string, _, peer net.Addr, number uint16) {
+			s.fast.channelDeleted(src, dst, peer, number)
 			m.channelsActive.Dec()
 		},
 	}

@@ -1,0 +1,233 @@
+package turn
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The event loop reads the server's UDP sockets (client listeners and the
+// relay sockets of UDP clients' allocations) from one goroutine, through
+// one epoll set, the way coturn's relay threads do.
+//
+// Why not a goroutine per socket, as pion runs them: every datagram then
+// readies a goroutine of its own, and the Go scheduler wakes an idle
+// thread to look for more work each time one starts running. On the TURN
+// load of docs/benchmarks.md that cost about twice coturn's context
+// switches once the fast path had removed pion's allocations. Here the
+// epoll set itself is registered with Go's poller: the loop goroutine
+// parks until the set is readable, then takes every ready socket in one
+// epoll_wait and reads each until it is empty.
+//
+// The loop relays ChannelData itself (fastpath.go) and queues every other
+// datagram for the socket's reader, where pion's goroutine finds it as it
+// always did. It never blocks on anything but the poller: sends are
+// non-blocking UDP writes, and relaying to TCP clients, which could block,
+// stays on the allocation's own goroutine.
+type eventLoop struct {
+	epfd int
+	file *os.File // the epoll fd, registered with Go's poller
+
+	mu     sync.RWMutex
+	socks  map[int32]*rawSock
+	nextID int32
+
+	events []unix.EpollEvent
+	// buf receives each datagram at offset 4, leaving room for a
+	// ChannelData header in front and padding behind.
+	buf    []byte
+	rsa    unix.RawSockaddrAny
+	rsaLen uint32
+
+	stopping  atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// maxBatch bounds the datagrams read from one socket per round so a
+// flooded socket cannot starve the others (epoll is level-triggered: the
+// rest is reported again in the next round).
+const maxBatch = 64
+
+func newEventLoop() (*eventLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	// Non-blocking, so that os.NewFile hands it to Go's poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+
+		return nil, fmt.Errorf("epoll fd: %w", err)
+	}
+
+	return &eventLoop{
+		epfd:   epfd,
+		file:   os.NewFile(uintptr(epfd), "turn-epoll"),
+		socks:  make(map[int32]*rawSock),
+		events: make([]unix.EpollEvent, 128),
+		buf:    make([]byte, 4+maxRelayPayload+3),
+		done:   make(chan struct{}),
+	}, nil
+}
+
+// add starts watching s.
+func (l *eventLoop) add(s *rawSock) error {
+	l.mu.Lock()
+	if l.stopping.Load() {
+		l.mu.Unlock()
+
+		return net.ErrClosed
+	}
+	for {
+		l.nextID++
+		if l.nextID <= 0 { // wrapped after 2^31 sockets
+			l.nextID = 1
+		}
+		if l.socks[l.nextID] == nil {
+			break
+		}
+	}
+	s.id = l.nextID
+	l.socks[s.id] = s
+	l.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: s.id}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		l.remove(s)
+
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+
+	return nil
+}
+
+// remove stops watching s; its fd must still be open.
+func (l *eventLoop) remove(s *rawSock) {
+	l.mu.Lock()
+	if l.socks[s.id] == s {
+		delete(l.socks, s.id)
+	}
+	stopped := l.stopping.Load()
+	l.mu.Unlock()
+	if !stopped { // after Close the epoll fd number may belong to someone else
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	}
+}
+
+// run serves until Close; it must be called once.
+func (l *eventLoop) run() {
+	defer close(l.done)
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Read(func(fd uintptr) bool {
+		for !l.stopping.Load() {
+			n, err := unix.EpollWait(int(fd), l.events, 0)
+			if err != nil {
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+
+				return true
+			}
+			if n == 0 {
+				return false // park until the set is readable again
+			}
+			for i := range n {
+				l.mu.RLock()
+				s := l.socks[l.events[i].Fd]
+				l.mu.RUnlock()
+				if s != nil {
+					l.drain(s)
+				}
+			}
+		}
+
+		return true
+	})
+}
+
+// drain reads what s has, up to maxBatch datagrams.
+func (l *eventLoop) drain(s *rawSock) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return
+	}
+	for range maxBatch {
+		n, from, ok := l.recv(s.fd)
+		if !ok {
+			return
+		}
+		if s.handle != nil && s.handle(l.buf, n, from) {
+			continue
+		}
+		s.enqueue(l.buf[4:4+n], from)
+	}
+}
+
+// recv reads one datagram into buf[4:] without allocating.
+func (l *eventLoop) recv(fd int) (int, netip.AddrPort, bool) {
+	for {
+		l.rsaLen = unix.SizeofSockaddrAny
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd),
+			uintptr(unsafe.Pointer(&l.buf[4])), uintptr(maxRelayPayload), 0,
+			uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&l.rsaLen)))
+		switch errno {
+		case 0:
+			return int(r), sockaddrPort(&l.rsa), true
+		case unix.EINTR:
+			continue
+		default: // EAGAIN: nothing left; anything else (ICMP errors) ends this batch too
+			return 0, netip.AddrPort{}, false
+		}
+	}
+}
+
+// Close stops the loop, waits for it if it was running, and closes the
+// epoll fd. The sockets are closed by their owners.
+func (l *eventLoop) Close(running bool) {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.stopping.Store(true)
+		l.mu.Unlock()
+		_ = l.file.Close() // wakes a parked loop
+		if running {
+			<-l.done
+		}
+	})
+}
+
+func sockaddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), portOf(&sa.Port))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), portOf(&sa.Port))
+	}
+
+	return netip.AddrPort{}
+}
+
+// portOf reads a sockaddr's port, stored in network byte order.
+func portOf(p *uint16) uint16 {
+	return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(p))[:])
+}
+
+// setPort stores a port in network byte order.
+func setPort(p *uint16, port uint16) {
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(p))[:], port)
+}

@@ -1,0 +1,303 @@
+package turn
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+)
+
+// rawSock is a UDP socket served by the event loop instead of Go's
+// poller. It is a net.PacketConn for pion: ReadFrom returns the datagrams
+// the loop did not relay itself, WriteTo sends at once. Sends never block
+// (a full socket buffer drops the datagram, as a congested link would),
+// so write deadlines have nothing to bound.
+type rawSock struct {
+	fd    int
+	id    int32
+	v6    bool
+	local *net.UDPAddr
+	loop  *eventLoop
+
+	// mu is held for reading while the fd is in use and for writing while
+	// it is closed, so a closed fd number is never used again by mistake.
+	mu     sync.RWMutex
+	closed bool
+
+	// handle, when set, sees each datagram first (in frame[4:4+n]) on the
+	// loop's goroutine and reports whether it took care of it.
+	handle func(frame []byte, n int, from netip.AddrPort) bool
+	// in holds the rest for ReadFrom; when it is full the loop drops and
+	// counts, as the kernel would with a full socket buffer.
+	in      chan rawPacket
+	dropped prometheus.Counter
+
+	done      chan struct{}
+	closeOnce sync.Once
+
+	deadlineMu sync.Mutex
+	deadline   time.Time
+	deadlineCh chan struct{} // nudges a blocked ReadFrom to look again
+}
+
+type rawPacket struct {
+	buf  *[]byte // from packetPool; the datagram is at offset 4
+	n    int
+	from netip.AddrPort
+}
+
+// rawQueueLen is how many datagrams wait for pion's goroutine per socket:
+// control messages, Send indications, data for unknown channels.
+const rawQueueLen = 256
+
+var packetPool = sync.Pool{New: func() any {
+	b := make([]byte, 4+maxRelayPayload+3)
+
+	return &b
+}}
+
+var errFamily = errors.New("address family does not match the socket")
+
+// newRawSock takes over pc's socket: the fd is duplicated and pc is
+// closed, leaving Go's poller; attach hands the socket to the loop. pc
+// must be a bound UDP socket of the host.
+func newRawSock(pc net.PacketConn, loop *eventLoop, dropped prometheus.Counter) (*rawSock, error) {
+	sc, ok := pc.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("socket %T has no file descriptor", pc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(f uintptr) {
+		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, fmt.Errorf("dup: %w", dupErr)
+	}
+	_ = pc.Close()
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		_ = unix.Close(fd)
+
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	s := &rawSock{
+		fd:         fd,
+		loop:       loop,
+		in:         make(chan rawPacket, rawQueueLen),
+		dropped:    dropped,
+		done:       make(chan struct{}),
+		deadlineCh: make(chan struct{}, 1),
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		s.local = &net.UDPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		s.v6 = true
+		s.local = &net.UDPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	default:
+		_ = unix.Close(fd)
+
+		return nil, fmt.Errorf("unexpected socket address %T", sa)
+	}
+	// Go's sockets are non-blocking and the flag belongs to the open file,
+	// so the duplicate is too; set it anyway, a blocking read would stall
+	// every socket of the loop.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+
+		return nil, fmt.Errorf("set non-blocking: %w", err)
+	}
+
+	return s, nil
+}
+
+// attach sets the loop's first look at each datagram (nil: none) and
+// starts serving the socket; until then datagrams wait in the kernel.
+func (s *rawSock) attach(handle func(frame []byte, n int, from netip.AddrPort) bool) error {
+	s.handle = handle
+
+	return s.loop.add(s)
+}
+
+// enqueue hands a datagram the loop did not relay to ReadFrom.
+func (s *rawSock) enqueue(b []byte, from netip.AddrPort) {
+	bp, _ := packetPool.Get().(*[]byte)
+	n := copy((*bp)[4:], b)
+	select {
+	case s.in <- rawPacket{buf: bp, n: n, from: from}:
+	default:
+		packetPool.Put(bp)
+		s.dropped.Inc()
+	}
+}
+
+// next waits for a queued datagram, the read deadline or Close. The
+// caller owns the returned buffer and gives it back with release.
+func (s *rawSock) next() (rawPacket, error) {
+	for {
+		s.deadlineMu.Lock()
+		dl := s.deadline
+		s.deadlineMu.Unlock()
+		var expire <-chan time.Time
+		var t *time.Timer
+		if !dl.IsZero() {
+			wait := time.Until(dl)
+			if wait <= 0 {
+				return rawPacket{}, os.ErrDeadlineExceeded
+			}
+			t = time.NewTimer(wait)
+			expire = t.C
+		}
+		var (
+			p   rawPacket
+			err error
+			got bool
+		)
+		select {
+		case p = <-s.in:
+			got = true
+		case <-s.done:
+			err = net.ErrClosed
+		case <-expire:
+			err = os.ErrDeadlineExceeded
+		case <-s.deadlineCh:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if got || err != nil {
+			return p, err
+		}
+	}
+}
+
+func release(p rawPacket) { packetPool.Put(p.buf) }
+
+// recv copies the next queued datagram into p.
+func (s *rawSock) recv(p []byte) (int, netip.AddrPort, error) {
+	pkt, err := s.next()
+	if err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	n := copy(p, (*pkt.buf)[4:4+pkt.n])
+	release(pkt)
+
+	return n, pkt.from, nil
+}
+
+// ReadFrom is for callers other than the wrappers (which use recv and
+// cache addresses): it allocates an address per datagram.
+func (s *rawSock) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := s.recv(p)
+	if err != nil {
+		return 0, nil, err
+	}
+
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+func (s *rawSock) WriteTo(p []byte, addr net.Addr) (int, error) {
+	to, ok := addrPort(addr)
+	if !ok {
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: errFamily}
+	}
+	if err := s.sendTo(p, to); err != nil {
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: err}
+	}
+
+	return len(p), nil
+}
+
+// sendTo sends one datagram without blocking and without allocating.
+func (s *rawSock) sendTo(p []byte, to netip.AddrPort) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	var sa4 unix.RawSockaddrInet4
+	var sa6 unix.RawSockaddrInet6
+	var sa unsafe.Pointer
+	var saLen uintptr
+	ip := to.Addr()
+	switch {
+	case s.v6:
+		sa6.Family = unix.AF_INET6
+		setPort(&sa6.Port, to.Port())
+		sa6.Addr = ip.As16()
+		sa, saLen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
+	case ip.Unmap().Is4():
+		sa4.Family = unix.AF_INET
+		setPort(&sa4.Port, to.Port())
+		sa4.Addr = ip.Unmap().As4()
+		sa, saLen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
+	default:
+		return errFamily
+	}
+	var buf unsafe.Pointer
+	if len(p) > 0 {
+		buf = unsafe.Pointer(&p[0])
+	}
+	for {
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(buf), uintptr(len(p)),
+			0, uintptr(sa), saLen)
+		switch errno {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		default:
+			return errno
+		}
+	}
+}
+
+func (s *rawSock) Close() error {
+	err := net.ErrClosed
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.loop.remove(s)
+		err = unix.Close(s.fd)
+		s.mu.Unlock()
+		close(s.done)
+	})
+
+	return err
+}
+
+func (s *rawSock) LocalAddr() net.Addr { return s.local }
+
+func (s *rawSock) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
+
+func (s *rawSock) SetReadDeadline(t time.Time) error {
+	s.deadlineMu.Lock()
+	s.deadline = t
+	s.deadlineMu.Unlock()
+	select {
+	case s.deadlineCh <- struct{}{}:
+	default:
+	}
+
+	return nil
+}
+
+// SetWriteDeadline accepts any deadline: sends never wait.
+func (s *rawSock) SetWriteDeadline(time.Time) error { return nil }

@@ -1,0 +1,115 @@
+package turn
+
+import (
+	"encoding/binary"
+	"io"
+)
+
+// streamBufSize is a client stream's read buffer. pion reads client
+// frames into 1600 bytes and drops anything that does not fit, so frames
+// larger than the caller's buffer are skipped, never buffered.
+const streamBufSize = 8192
+
+// methodConnectionBind is the message type of an RFC 6062 ConnectionBind
+// request; after it the connection carries raw peer data.
+const methodConnectionBind = 0x000b
+
+// frameKind says what frameReader.next found.
+type frameKind int
+
+const (
+	frameNeedMore    frameKind = iota // an incomplete frame: read more
+	frameSTUN                         // a STUN message
+	frameChannelData                  // ChannelData with its padding
+	frameSkipped                      // a frame too large for the caller, discarded
+	frameInvalid                      // neither STUN nor ChannelData
+)
+
+// frameReader splits a client's TURN-over-TCP stream (RFC 8656 section
+// 12: STUN messages, and ChannelData padded to 4 bytes) into whole frames,
+// so ChannelData can take the fast path and pion gets one whole frame per
+// read. Once raw is set (after a ConnectionBind, or on bytes that are not
+// TURN framing) the bytes pass through untouched and pion decides.
+type frameReader struct {
+	buf  []byte // buffered bytes are buf[r:w]
+	r, w int
+	skip int // bytes of a skipped frame not yet read
+	raw  bool
+}
+
+// next returns the next complete frame, at most limit bytes long.
+func (f *frameReader) next(limit int) ([]byte, frameKind) {
+	if f.skip > 0 {
+		n := min(f.skip, f.w-f.r)
+		f.skip -= n
+		f.r += n
+		if f.skip > 0 {
+			return nil, frameNeedMore
+		}
+	}
+	b := f.buf[f.r:f.w]
+	if len(b) < 4 {
+		return nil, frameNeedMore
+	}
+	length := int(binary.BigEndian.Uint16(b[2:4]))
+	var total int
+	var kind frameKind
+	switch {
+	case b[0] < 0x40:
+		if len(b) < 8 {
+			return nil, frameNeedMore
+		}
+		if binary.BigEndian.Uint32(b[4:8]) != 0x2112A442 {
+			return nil, frameInvalid
+		}
+		total, kind = 20+length, frameSTUN
+	case b[0] < 0x80:
+		total, kind = 4+(length+3)&^3, frameChannelData
+	default:
+		return nil, frameInvalid
+	}
+	if total > limit {
+		n := min(total, len(b))
+		f.r += n
+		f.skip = total - n
+
+		return nil, frameSkipped
+	}
+	if len(b) < total {
+		return nil, frameNeedMore
+	}
+	f.r += total
+
+	return b[:total], kind
+}
+
+// fill reads more of the stream into the buffer.
+func (f *frameReader) fill(r io.Reader) error {
+	if f.buf == nil {
+		f.buf = make([]byte, streamBufSize)
+	}
+	if f.r > 0 {
+		f.w = copy(f.buf, f.buf[f.r:f.w])
+		f.r = 0
+	}
+	n, err := r.Read(f.buf[f.w:])
+	f.w += n
+	if n > 0 {
+		return nil // an error comes back on the next read
+	}
+
+	return err
+}
+
+// drain hands out buffered bytes (raw mode).
+func (f *frameReader) drain(p []byte) int {
+	n := copy(p, f.buf[f.r:f.w])
+	f.r += n
+
+	return n
+}
+
+// isConnectionBind reports whether a STUN frame is a ConnectionBind request.
+func isConnectionBind(frame []byte) bool {
+	return binary.BigEndian.Uint16(frame[0:2]) == methodConnectionBind
+}
