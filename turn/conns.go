@@ -3,6 +3,7 @@ package turn
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -206,18 +207,24 @@ func (l *clientListener) Close() error {
 // After a ConnectionBind it carries raw relayed data and is left alone.
 type clientConn struct {
 	net.Conn
-	srv   *Server
-	tr    *tracked
-	sem   chan struct{}
-	in    frameReader
-	learn func([]byte)
-	key   fastKey
-	fa    atomic.Pointer[fastAlloc]
-	notes requestNotes
-	hs    sync.Once
-	hsErr error
-	ended sync.Once
-	once  sync.Once
+	srv *Server
+	tr  *tracked
+	sem chan struct{}
+	in  frameReader
+	// stream is set once the connection moved to the event loop
+	// (rawstream.go); Conn is then the stream.
+	stream *rawStream
+	moved  bool
+	swapMu sync.Mutex // orders the move against Close
+	closed bool
+	learn  func([]byte)
+	key    fastKey
+	fa     atomic.Pointer[fastAlloc]
+	notes  requestNotes
+	hs     sync.Once
+	hsErr  error
+	ended  sync.Once
+	once   sync.Once
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
@@ -236,6 +243,9 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		}
 	}
 	for {
+		if c.stream != nil {
+			return c.readStream(p)
+		}
 		if c.in.raw {
 			if n := c.in.drain(p); n > 0 {
 				return n, nil
@@ -259,11 +269,14 @@ func (c *clientConn) Read(p []byte) (int, error) {
 			if len(frame) <= maxLearnFrame {
 				c.learn(frame)
 			}
+			n := copy(p, frame)
 			if isConnectionBind(frame) {
 				c.in.raw = true
+			} else if !c.moved {
+				c.moveToLoop()
 			}
 
-			return copy(p, frame), nil
+			return n, nil
 		case frameSkipped:
 			continue
 		case frameInvalid:
@@ -280,6 +293,51 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	}
 }
 
+// moveToLoop hands a plain TCP control connection to the event loop
+// after its first message: not a ConnectionBind, so this is not an RFC
+// 6062 data connection, which carries raw bytes and stays here. Nothing
+// else uses the connection yet (pion reads its first message now), and
+// bytes already read move along with it.
+func (c *clientConn) moveToLoop() {
+	c.moved = true
+	tcp, ok := c.Conn.(*net.TCPConn)
+	if !ok || c.srv.loop == nil {
+		return // TLS, or a vnet
+	}
+	c.swapMu.Lock()
+	defer c.swapMu.Unlock()
+	if c.closed {
+		return
+	}
+	st, err := newRawStream(tcp, c.srv.loop, c.in)
+	if err != nil {
+		c.srv.log.Debug("turn: TCP connection stays off the event loop", "err", err)
+
+		return
+	}
+	c.in = frameReader{}
+	c.Conn, c.stream = st, st
+	toPeer := func(frame []byte) bool { return c.fa.Load().toPeer(frame) }
+	if err := st.attach(toPeer, c.srv.metrics.tcpBacklogCloses.Inc); err != nil {
+		st.end(err) // pion reads the error and closes the connection
+	}
+}
+
+// readStream returns the next message the event loop queued.
+func (c *clientConn) readStream(p []byte) (int, error) {
+	n, err := c.stream.Read(p)
+	if err != nil {
+		c.readEnded()
+
+		return 0, err
+	}
+	if n >= 20 && n <= maxLearnFrame && p[0] < 0x40 {
+		c.learn(p[:n])
+	}
+
+	return n, nil
+}
+
 // readEnded notes why pion is about to delete this client's allocation.
 func (c *clientConn) readEnded() {
 	c.ended.Do(func() { c.srv.closes.note(c.Conn.RemoteAddr()) })
@@ -291,6 +349,19 @@ func (c *clientConn) writeChannelData(frame []byte) error {
 	n := len(frame)
 	padded := frame[:(n+3)&^3]
 	clear(padded[n:])
+	if c.stream != nil { // on the event loop: never wait
+		if err := c.stream.tryWrite(padded); err != nil {
+			if errors.Is(err, errStreamBacklog) {
+				c.srv.metrics.droppedClientBehind.Inc()
+
+				return nil
+			}
+
+			return err
+		}
+
+		return nil
+	}
 	c.tr.enter()
 	_, err := c.Conn.Write(padded)
 	c.tr.leave()
@@ -323,7 +394,10 @@ func (c *clientConn) Write(p []byte) (int, error) {
 func (c *clientConn) Close() error {
 	var err error
 	c.once.Do(func() {
+		c.swapMu.Lock()
+		c.closed = true
 		err = c.Conn.Close()
+		c.swapMu.Unlock()
 		if c.sem != nil {
 			<-c.sem
 		}

@@ -36,9 +36,9 @@ type eventLoop struct {
 	epfd int
 	file *os.File // the epoll fd, registered with Go's poller
 
-	mu     sync.RWMutex
-	socks  map[int32]*rawSock
-	nextID int32
+	mu      sync.RWMutex
+	members map[int32]loopMember
+	nextID  int32
 
 	events []unix.EpollEvent
 	// buf receives each datagram at offset 4, leaving room for a
@@ -70,17 +70,25 @@ func newEventLoop() (*eventLoop, error) {
 	}
 
 	return &eventLoop{
-		epfd:   epfd,
-		file:   os.NewFile(uintptr(epfd), "turn-epoll"),
-		socks:  make(map[int32]*rawSock),
-		events: make([]unix.EpollEvent, 128),
-		buf:    make([]byte, 4+maxRelayPayload+3),
-		done:   make(chan struct{}),
+		epfd:    epfd,
+		file:    os.NewFile(uintptr(epfd), "turn-epoll"),
+		members: make(map[int32]loopMember),
+		events:  make([]unix.EpollEvent, 128),
+		buf:     make([]byte, 4+maxRelayPayload+3),
+		done:    make(chan struct{}),
 	}, nil
 }
 
-// add starts watching s.
-func (l *eventLoop) add(s *rawSock) error {
+// loopMember is a socket the loop serves: a datagram socket (rawSock) or
+// a client's TCP stream (rawStream).
+type loopMember interface {
+	// serve handles the epoll events reported for the member's fd.
+	serve(l *eventLoop, events uint32)
+}
+
+// add starts watching fd for events on behalf of m and stores in *id
+// (before the loop can see m) the id that later calls name it by.
+func (l *eventLoop) add(m loopMember, fd int, events uint32, id *int32) error {
 	l.mu.Lock()
 	if l.stopping.Load() {
 		l.mu.Unlock()
@@ -92,16 +100,16 @@ func (l *eventLoop) add(s *rawSock) error {
 		if l.nextID <= 0 { // wrapped after 2^31 sockets
 			l.nextID = 1
 		}
-		if l.socks[l.nextID] == nil {
+		if l.members[l.nextID] == nil {
 			break
 		}
 	}
-	s.id = l.nextID
-	l.socks[s.id] = s
+	*id = l.nextID
+	l.members[*id] = m
 	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: s.id}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
-		l.remove(s)
+	ev := unix.EpollEvent{Events: events, Fd: *id}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.remove(*id, fd)
 
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
@@ -109,16 +117,26 @@ func (l *eventLoop) add(s *rawSock) error {
 	return nil
 }
 
-// remove stops watching s; its fd must still be open.
-func (l *eventLoop) remove(s *rawSock) {
-	l.mu.Lock()
-	if l.socks[s.id] == s {
-		delete(l.socks, s.id)
+// modify changes the events watched for a member.
+func (l *eventLoop) modify(id int32, fd int, events uint32) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.stopping.Load() || l.members[id] == nil {
+		return
 	}
+	ev := unix.EpollEvent{Events: events, Fd: id}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
+}
+
+// remove stops watching a member; its fd must still be open.
+func (l *eventLoop) remove(id int32, fd int) {
+	l.mu.Lock()
+	_, known := l.members[id]
+	delete(l.members, id)
 	stopped := l.stopping.Load()
 	l.mu.Unlock()
-	if !stopped { // after Close the epoll fd number may belong to someone else
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	if known && !stopped { // after Close the epoll fd number may belong to someone else
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
 }
 
@@ -144,10 +162,10 @@ func (l *eventLoop) run() {
 			}
 			for i := range n {
 				l.mu.RLock()
-				s := l.socks[l.events[i].Fd]
+				m := l.members[l.events[i].Fd]
 				l.mu.RUnlock()
-				if s != nil {
-					l.drain(s)
+				if m != nil {
+					m.serve(l, l.events[i].Events)
 				}
 			}
 		}
@@ -156,7 +174,7 @@ func (l *eventLoop) run() {
 	})
 }
 
-// drain reads what s has, up to maxBatch datagrams.
+// drain reads what a datagram socket has, up to maxBatch datagrams.
 func (l *eventLoop) drain(s *rawSock) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -56,9 +56,10 @@ type fastKey struct {
 type fastAlloc struct {
 	relay *relayPacketConn // nil: TCP relay (RFC 6062) or unknown socket
 	out   clientWriter     // nil: the client's socket is unknown
-	// stream: the client is on TCP/TLS, where a send can block; only the
-	// allocation's own goroutine relays to it, never the event loop.
-	stream bool
+	// blockingOut: sending to the client can block (TLS, or TCP off the
+	// event loop), so only the allocation's own goroutine relays to it,
+	// never the event loop.
+	blockingOut bool
 	// refs counts pion allocations on this key. pion keeps one allocation
 	// manager per listening socket, so two SO_REUSEPORT sockets could in
 	// theory both hold the same 5-tuple; then the mirror cannot tell them
@@ -196,25 +197,28 @@ func (f *fastPath) allocationCreated(src, dst, relay net.Addr) {
 	}
 	fa := &fastAlloc{
 		relay:  r,
-		stream: key.stream,
 		refs:   1,
 		byNum:  make(map[uint16]netip.AddrPort),
 		byPeer: make(map[netip.AddrPort]uint16),
 		perms:  make(map[netip.Addr]struct{}),
 	}
+	loopOut := false
 	if key.stream {
 		if c := f.streams[key]; c != nil {
 			fa.out = c
 			c.fa.Store(fa)
+			loopOut = c.stream != nil
 		}
+		fa.blockingOut = !loopOut
 	} else if l := f.udpOut[key.server]; l != nil {
 		fa.out = &udpClient{conn: l, to: key.client, addr: src}
-		if r != nil && f.loop != nil {
-			// pion starts reading the relay socket only after this
-			// event, so it can still change hands. If it cannot, pion's
-			// goroutine keeps reading it and relays through ReadFrom.
-			_ = r.useLoop(f.loop)
-		}
+		loopOut = l.raw != nil
+	}
+	if r != nil && f.loop != nil && loopOut {
+		// pion starts reading the relay socket only after this event, so
+		// it can still change hands. If it cannot, pion's goroutine keeps
+		// reading it and relays through ReadFrom.
+		_ = r.useLoop(f.loop)
 	}
 	f.allocs[key] = fa
 	if r != nil && fa.out != nil {

@@ -36,6 +36,8 @@ type metrics struct {
 	droppedSendFailedTo prometheus.Counter
 	droppedBacklogIn    prometheus.Counter
 	droppedBacklogOut   prometheus.Counter
+	droppedClientBehind prometheus.Counter
+	tcpBacklogCloses    prometheus.Counter
 }
 
 // Allocation deletion reasons.
@@ -93,6 +95,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parley_turn_tcp_connections_active", Help: "Client TCP and TLS connections open now."}),
 		tcpConnsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_turn_tcp_connections_refused_total", Help: "Client TCP connections closed at once because max_tcp_connections was reached."}),
+		tcpBacklogCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_turn_tcp_connections_flooded_total",
+			Help: "Client TCP connections closed because they sent requests faster than they were answered."}),
 		logsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_turn_logs_suppressed_total", Help: "Denial and auth-failure log lines skipped by the log rate limit."}),
 		amplificationDrops: prometheus.NewCounter(prometheus.CounterOpts{
@@ -109,6 +114,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.droppedSendFailedTo = m.droppedPackets.WithLabelValues(dirToPeer, "send_failed")
 	m.droppedBacklogIn = m.droppedPackets.WithLabelValues(dirToClient, "backlog")
 	m.droppedBacklogOut = m.droppedPackets.WithLabelValues(dirToPeer, "backlog")
+	m.droppedClientBehind = m.droppedPackets.WithLabelValues(dirToClient, "client_behind")
 	if reg == nil {
 		return m, nil
 	}
@@ -116,7 +122,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.allocationsActive, m.allocationsCreated, m.allocationsDeleted, m.permissionsActive,
 		m.permissionsCreated, m.channelsActive, m.relayedBytes, m.relayedPackets, m.droppedPackets,
 		m.peerDenials, m.quotaRejections, m.authFailures, m.requestErrors, m.tcpConnsActive,
-		m.tcpConnsRefused, m.logsSuppressed, m.amplificationDrops,
+		m.tcpConnsRefused, m.tcpBacklogCloses, m.logsSuppressed, m.amplificationDrops,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register turn metrics: %w", err)

@@ -132,9 +132,10 @@ func newRawSock(pc net.PacketConn, loop *eventLoop, dropped prometheus.Counter) 
 // starts serving the socket; until then datagrams wait in the kernel.
 func (s *rawSock) attach(handle func(frame []byte, n int, from netip.AddrPort) bool) error {
 	s.handle = handle
-
-	return s.loop.add(s)
+	return s.loop.add(s, s.fd, unix.EPOLLIN, &s.id)
 }
+
+func (s *rawSock) serve(l *eventLoop, _ uint32) { l.drain(s) }
 
 // enqueue hands a datagram the loop did not relay to ReadFrom.
 func (s *rawSock) enqueue(b []byte, from netip.AddrPort) {
@@ -274,7 +275,7 @@ func (s *rawSock) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		s.loop.remove(s)
+		s.loop.remove(s.id, s.fd)
 		err = unix.Close(s.fd)
 		s.mu.Unlock()
 		close(s.done)

@@ -265,7 +265,7 @@ func (c *relayPacketConn) fromPeer(frame []byte, n int, from netip.AddrPort, toS
 	c.m.packetsToClient.Inc()
 	fa := c.fa.Load()
 
-	return fa != nil && (toStream || !fa.stream) && fa.toClient(frame, n, from)
+	return fa != nil && (toStream || !fa.blockingOut) && fa.toClient(frame, n, from)
 }
 
 // useLoop moves the socket to the event loop. It is called when pion

@@ -1,0 +1,477 @@
+package turn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// rawStream is a client's plain TCP control connection served by the
+// event loop (eventloop.go). The loop reads it, splits the stream into
+// frames, relays ChannelData itself and queues the rest (STUN messages)
+// for pion's goroutine, which reads them through clientConn as before.
+// Writes never block the loop: what the socket does not take at once
+// waits in pending and goes out when epoll reports the socket writable.
+//
+// TLS connections stay on Go's poller (the loop cannot encrypt), and so do
+// RFC 6062 data connections: a connection moves to the loop only after
+// its first message turned out not to be a ConnectionBind.
+type rawStream struct {
+	fd     int
+	id     int32
+	loop   *eventLoop
+	local  net.Addr
+	remote net.Addr
+
+	// mu is held for reading while the fd is in use and for writing while
+	// it is closed.
+	mu     sync.RWMutex
+	closed atomic.Bool
+
+	// Loop-only reading state.
+	in        frameReader
+	raw       bool                    // not TURN framing any more: pass bytes on as they come
+	toPeer    func(frame []byte) bool // the fast path for ChannelData
+	fdr       fdReader
+	endOnce   sync.Once
+	endErr    error
+	ended     chan struct{} // closed when the stream ended (EOF, error, backlog)
+	q         chan streamItem
+	cur       streamItem // the item Read is part way through
+	curOff    int
+	done      chan struct{}
+	closeOnce sync.Once
+	backlog   func() // counts a connection ended for an overlong queue
+
+	wmu     sync.Mutex
+	wcond   *sync.Cond
+	pending []byte
+	wantOut bool
+
+	deadline readDeadline
+}
+
+type streamItem struct {
+	buf *[]byte // from packetPool, data from offset 4
+	n   int
+}
+
+const (
+	// streamFrameLimit is pion's read size: larger frames are dropped
+	// (skipped whole), as pion drops them.
+	streamFrameLimit = maxRelayPayload
+	// streamQueueLen bounds the messages waiting for pion per connection.
+	// A client that keeps more requests outstanding than this is
+	// flooding; its connection is closed.
+	streamQueueLen = 256
+	// maxPending bounds what waits to be written to a slow client. The
+	// loop drops relayed frames beyond it (whole frames, so the framing
+	// holds); pion's own writes wait for room.
+	maxPending = 256 << 10
+)
+
+var errStreamBacklog = errors.New("turn: client sent more than the server could queue")
+
+// newRawStream takes over c's socket (the fd is duplicated, c is closed),
+// carrying over bytes already read into in. Call attach to start serving.
+func newRawStream(c *net.TCPConn, loop *eventLoop, in frameReader) (*rawStream, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(f uintptr) {
+		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, fmt.Errorf("dup: %w", dupErr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+
+		return nil, fmt.Errorf("set non-blocking: %w", err)
+	}
+	s := &rawStream{
+		fd:     fd,
+		loop:   loop,
+		local:  c.LocalAddr(),
+		remote: c.RemoteAddr(),
+		in:     in,
+		ended:  make(chan struct{}),
+		q:      make(chan streamItem, streamQueueLen),
+		done:   make(chan struct{}),
+	}
+	s.fdr.fd = fd
+	s.wcond = sync.NewCond(&s.wmu)
+	s.deadline.init()
+	_ = c.Close()
+
+	return s, nil
+}
+
+// attach starts serving the stream; toPeer relays ChannelData.
+func (s *rawStream) attach(toPeer func(frame []byte) bool, backlog func()) error {
+	s.toPeer, s.backlog = toPeer, backlog
+	// Bytes read before the move may already hold whole frames; epoll
+	// only reports new data, so hand them on now, before the loop owns
+	// the reading state.
+	if !s.deliver() {
+		return nil // ended; Read reports why
+	}
+	return s.loop.add(s, s.fd, unix.EPOLLIN|unix.EPOLLRDHUP, &s.id)
+}
+
+func (s *rawStream) serve(_ *eventLoop, events uint32) {
+	if events&unix.EPOLLOUT != 0 {
+		s.flush()
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		s.readSome()
+	}
+}
+
+// readSome reads what the socket has (bounded, so one client cannot hold
+// the loop) and hands the frames on.
+func (s *rawStream) readSome() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return
+	}
+	for range maxBatch {
+		if !s.deliver() {
+			return
+		}
+		if err := s.in.fill(&s.fdr); err != nil {
+			if !errors.Is(err, unix.EAGAIN) {
+				s.end(err)
+			}
+
+			return
+		}
+	}
+	s.deliver()
+}
+
+// deliver relays or queues every complete frame in the buffer; it
+// reports false once the stream has ended.
+func (s *rawStream) deliver() bool {
+	for {
+		select {
+		case <-s.ended:
+			return false
+		default:
+		}
+		if s.raw {
+			for s.in.r < s.in.w {
+				chunk := s.in.buf[s.in.r:min(s.in.w, s.in.r+streamFrameLimit)]
+				s.in.r += len(chunk)
+				if !s.push(chunk) {
+					return false
+				}
+			}
+
+			return true
+		}
+		frame, kind := s.in.next(streamFrameLimit)
+		switch kind {
+		case frameNeedMore:
+			return true
+		case frameSkipped:
+			continue
+		case frameInvalid:
+			s.raw = true // pion sees the bytes and ends the connection
+
+			continue
+		case frameChannelData:
+			if s.toPeer(frame) {
+				continue
+			}
+		case frameSTUN:
+			if isConnectionBind(frame) {
+				s.raw = true
+			}
+		}
+		if !s.push(frame) {
+			return false
+		}
+	}
+}
+
+func (s *rawStream) push(b []byte) bool {
+	bp, _ := packetPool.Get().(*[]byte)
+	n := copy((*bp)[4:], b)
+	select {
+	case s.q <- streamItem{buf: bp, n: n}:
+		return true
+	default:
+		packetPool.Put(bp)
+		if s.backlog != nil {
+			s.backlog()
+		}
+		s.end(errStreamBacklog)
+
+		return false
+	}
+}
+
+// end records why the stream ended; Read returns it after the queue. The
+// loop stops watching the socket (a hung-up socket would be reported
+// again and again); pion closes the connection once it has read the end.
+// It is called with the fd open.
+func (s *rawStream) end(err error) {
+	s.endOnce.Do(func() {
+		s.endErr = err
+		close(s.ended)
+		s.loop.remove(s.id, s.fd)
+	})
+}
+
+// Read returns the queued frames, one per call (or as much of one as fits).
+func (s *rawStream) Read(p []byte) (int, error) {
+	if s.cur.buf == nil {
+		it, err := s.next()
+		if err != nil {
+			return 0, err
+		}
+		s.cur, s.curOff = it, 0
+	}
+	n := copy(p, (*s.cur.buf)[4+s.curOff:4+s.cur.n])
+	s.curOff += n
+	if s.curOff == s.cur.n {
+		packetPool.Put(s.cur.buf)
+		s.cur = streamItem{}
+	}
+
+	return n, nil
+}
+
+func (s *rawStream) next() (streamItem, error) {
+	for {
+		select {
+		case it := <-s.q:
+			return it, nil
+		default:
+		}
+		expire, stop := s.deadline.wait()
+		select {
+		case it := <-s.q:
+			stop()
+
+			return it, nil
+		case <-s.ended:
+			stop()
+			select {
+			case it := <-s.q:
+				return it, nil
+			default:
+			}
+			if errors.Is(s.endErr, unix.ECONNRESET) {
+				return streamItem{}, io.EOF
+			}
+
+			return streamItem{}, s.endErr
+		case <-s.done:
+			stop()
+
+			return streamItem{}, net.ErrClosed
+		case <-expire:
+			return streamItem{}, os.ErrDeadlineExceeded
+		case <-s.deadline.changed:
+			stop()
+		}
+	}
+}
+
+// Write sends p, waiting while too much is pending (pion's messages and
+// RFC 6062 data must not be dropped).
+func (s *rawStream) Write(p []byte) (int, error) {
+	return s.write(p, true)
+}
+
+// tryWrite sends a relayed frame from the loop: it never waits and drops
+// the whole frame when the client is too far behind.
+func (s *rawStream) tryWrite(p []byte) error {
+	_, err := s.write(p, false)
+
+	return err
+}
+
+func (s *rawStream) write(p []byte, mayWait bool) (int, error) {
+	total := len(p)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for len(s.pending) > maxPending {
+		if !mayWait {
+			return 0, errStreamBacklog
+		}
+		if s.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		s.wcond.Wait()
+	}
+	if s.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if len(s.pending) == 0 {
+		n, err := s.writeFd(p)
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			return n, err
+		}
+		p = p[n:]
+		if len(p) == 0 {
+			return total, nil
+		}
+	}
+	s.pending = append(s.pending, p...)
+	if !s.wantOut {
+		s.wantOut = true
+		s.loop.modify(s.id, s.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLOUT)
+	}
+
+	return total, nil
+}
+
+// flush writes pending bytes when the socket has room again.
+func (s *rawStream) flush() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	n, err := s.writeFd(s.pending)
+	s.pending = s.pending[:copy(s.pending, s.pending[n:])]
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		s.pending = s.pending[:0]
+		s.mu.RLock()
+		if !s.closed.Load() {
+			s.end(err)
+		}
+		s.mu.RUnlock()
+	}
+	if len(s.pending) == 0 && s.wantOut {
+		s.wantOut = false
+		s.loop.modify(s.id, s.fd, unix.EPOLLIN|unix.EPOLLRDHUP)
+	}
+	s.wcond.Broadcast()
+}
+
+// writeFd writes without blocking and without allocating.
+func (s *rawStream) writeFd(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	for {
+		r, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch errno {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		default:
+			return 0, errno
+		}
+	}
+}
+
+func (s *rawStream) Close() error {
+	err := net.ErrClosed
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed.Store(true)
+		s.loop.remove(s.id, s.fd)
+		err = unix.Close(s.fd)
+		s.mu.Unlock()
+		close(s.done)
+		s.wmu.Lock()
+		s.wcond.Broadcast()
+		s.wmu.Unlock()
+	})
+
+	return err
+}
+
+func (s *rawStream) LocalAddr() net.Addr  { return s.local }
+func (s *rawStream) RemoteAddr() net.Addr { return s.remote }
+
+func (s *rawStream) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
+
+func (s *rawStream) SetReadDeadline(t time.Time) error {
+	s.deadline.set(t)
+
+	return nil
+}
+
+// SetWriteDeadline accepts any deadline: writes wait only for room in
+// pending, which Close ends.
+func (s *rawStream) SetWriteDeadline(time.Time) error { return nil }
+
+// fdReader reads a non-blocking fd for frameReader.fill; EAGAIN comes back
+// as an error, end of stream as io.EOF.
+type fdReader struct{ fd int }
+
+func (r *fdReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(r.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case errno != 0:
+			return 0, errno
+		case n == 0:
+			return 0, io.EOF
+		default:
+			return int(n), nil
+		}
+	}
+}
+
+// readDeadline is a read deadline that a blocked reader notices when it
+// changes.
+type readDeadline struct {
+	mu      sync.Mutex
+	at      time.Time
+	changed chan struct{}
+}
+
+func (d *readDeadline) init() { d.changed = make(chan struct{}, 1) }
+
+func (d *readDeadline) set(t time.Time) {
+	d.mu.Lock()
+	d.at = t
+	d.mu.Unlock()
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns a channel that fires at the deadline (nil: none) and a
+// function that releases its timer. A deadline already past fires at once.
+func (d *readDeadline) wait() (<-chan time.Time, func()) {
+	d.mu.Lock()
+	at := d.at
+	d.mu.Unlock()
+	if at.IsZero() {
+		return nil, func() {}
+	}
+	t := time.NewTimer(max(time.Until(at), 0))
+
+	return t.C, func() { t.Stop() }
+}
