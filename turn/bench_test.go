@@ -3,6 +3,7 @@ package turn
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -76,10 +77,11 @@ func BenchmarkRelayUDP(b *testing.B) {
 	}
 }
 
-// uclientLoad is the load used to compare servers: 50 clients, 2000
-// messages of 1000 bytes each, 1 ms apart (-m 50 -n 2000 -l 1000 -z 1).
+// The load used to compare servers: 50 clients (-uclient.m to change),
+// 2000 messages of 1000 bytes each, 1 ms apart (-m 50 -n 2000 -l 1000 -z 1).
+var loadClientsFlag = flag.Int("uclient.m", 50, "turnutils_uclient clients (-m) for the Uclient benchmarks")
+
 const (
-	loadClients  = 50
 	loadMessages = 2000
 	loadSize     = 1000
 	loadInterval = 1
@@ -103,11 +105,11 @@ func BenchmarkUclientParley(b *testing.B) {
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 				cs0 := ctxSwitches(os.Getpid())
 				start := time.Now()
-				r := runUclient(b, tr.addr, tr.name, peer, loadClients, loadMessages, loadSize, loadInterval)
+				r := runUclient(b, tr.addr, tr.name, peer, *loadClientsFlag, loadMessages, loadSize, loadInterval)
 				wall := time.Since(start)
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 				cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
-				reportLoad(b, r, cpu, wall, ctxSwitches(os.Getpid())-cs0)
+				reportLoad(b, r, cpu, wall, ctxSwitches(os.Getpid())-cs0, os.Getpid())
 			}
 		})
 	}
@@ -143,15 +145,15 @@ func BenchmarkUclientCoturn(b *testing.B) {
 				cpu0 := procCPU(b, cmd.Process.Pid)
 				cs0 := ctxSwitches(cmd.Process.Pid)
 				start := time.Now()
-				r := runUclient(b, addr, tr, peer, loadClients, loadMessages, loadSize, loadInterval)
+				r := runUclient(b, addr, tr, peer, *loadClientsFlag, loadMessages, loadSize, loadInterval)
 				wall := time.Since(start)
-				reportLoad(b, r, procCPU(b, cmd.Process.Pid)-cpu0, wall, ctxSwitches(cmd.Process.Pid)-cs0)
+				reportLoad(b, r, procCPU(b, cmd.Process.Pid)-cpu0, wall, ctxSwitches(cmd.Process.Pid)-cs0, cmd.Process.Pid)
 			}
 		})
 	}
 }
 
-func reportLoad(b *testing.B, r uclientResult, cpu, wall time.Duration, switches int) {
+func reportLoad(b *testing.B, r uclientResult, cpu, wall time.Duration, switches int, pid int) {
 	b.Helper()
 	if r.recv == 0 {
 		b.Fatalf("nothing relayed\n%s", tail(r.out))
@@ -168,6 +170,7 @@ func reportLoad(b *testing.B, r uclientResult, cpu, wall time.Duration, switches
 	// Thread wake-ups are what a server's CPU goes to once nothing is
 	// allocated per packet: every switch costs a trip through the kernel.
 	b.ReportMetric(float64(switches)/float64(2*r.recv)*1e5, "ctx-switches/100k-relayed")
+	b.ReportMetric(float64(procStatusKiB(pid, "VmHWM"))/1024, "peak-rss-MiB")
 }
 
 // procCPU reads a process's user+system CPU time from /proc/<pid>/stat.
@@ -205,4 +208,22 @@ func ctxSwitches(pid int) int {
 	}
 
 	return total
+}
+
+// procStatusKiB reads a kB field (VmHWM, VmRSS) of /proc/<pid>/status.
+// For this test process it includes the benchmark itself, a few MiB.
+func procStatusKiB(pid int, field string) int {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+
+			return kb
+		}
+	}
+
+	return 0
 }

@@ -35,9 +35,17 @@ type Config struct {
 	TLSCert   string   `yaml:"tls_cert"`
 	TLSKey    string   `yaml:"tls_key"`
 	// UDPSocketsPerAddress opens this many SO_REUSEPORT sockets per UDP
-	// address so the kernel spreads clients across read loops (and cores).
-	// 0 means one per CPU.
+	// address so the kernel spreads clients across them. 0 means one per
+	// CPU.
 	UDPSocketsPerAddress int `yaml:"udp_sockets_per_address"`
+	// EventLoops is how many goroutines read the sockets (each through
+	// its own epoll set): socket i of an address goes to loop i mod
+	// EventLoops, allocations are spread by client port. One loop relays
+	// a few hundred thousand packets per second; every extra loop costs
+	// wake-ups at lower rates (two loops doubled the CPU per packet of the
+	// benchmark in docs/benchmarks.md). 0 means one per 4 CPUs, at least
+	// one.
+	EventLoops int `yaml:"event_loops"`
 
 	// PublicIPv4 and PublicIPv6 are the addresses advertised to clients as
 	// relay addresses (XOR-RELAYED-ADDRESS). An allocation of a family whose
@@ -97,6 +105,7 @@ func DefaultConfig() Config {
 		ListenTCP:            []string{"0.0.0.0:3478", "[::]:3478"},
 		ListenTLS:            []string{"0.0.0.0:5349", "[::]:5349"},
 		UDPSocketsPerAddress: 0,
+		EventLoops:           0,
 		RelayBindIPv4:        "0.0.0.0",
 		RelayBindIPv6:        "::",
 		RelayPortMin:         49152,
@@ -130,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("turn.tls_cert and turn.tls_key: set both or neither")
+	}
+	if c.EventLoops < 0 || c.EventLoops > 256 {
+		return fmt.Errorf("turn.event_loops: %d not in 0..256", c.EventLoops)
 	}
 	if c.UDPSocketsPerAddress < 0 || c.UDPSocketsPerAddress > 256 {
 		return fmt.Errorf("turn.udp_sockets_per_address: %d not in 0..256", c.UDPSocketsPerAddress)

@@ -301,7 +301,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 func (c *clientConn) moveToLoop() {
 	c.moved = true
 	tcp, ok := c.Conn.(*net.TCPConn)
-	if !ok || c.srv.loop == nil {
+	if !ok || len(c.srv.loops) == 0 {
 		return // TLS, or a vnet
 	}
 	c.swapMu.Lock()
@@ -309,7 +309,7 @@ func (c *clientConn) moveToLoop() {
 	if c.closed {
 		return
 	}
-	st, err := newRawStream(tcp, c.srv.loop, c.in)
+	st, err := newRawStream(tcp, c.srv.loops.pick(c.key.client), c.in)
 	if err != nil {
 		c.srv.log.Debug("turn: TCP connection stays off the event loop", "err", err)
 

@@ -52,6 +52,15 @@ type eventLoop struct {
 	done      chan struct{}
 }
 
+// loopSet is the server's event loops.
+type loopSet []*eventLoop
+
+// pick spreads sockets over the loops by the client's port, so both
+// directions of one allocation are served by the same loop.
+func (ls loopSet) pick(client netip.AddrPort) *eventLoop {
+	return ls[int(client.Port())%len(ls)]
+}
+
 // maxBatch bounds the datagrams read from one socket per round so a
 // flooded socket cannot starve the others (epoll is level-triggered: the
 // rest is reported again in the next round).

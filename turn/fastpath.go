@@ -30,8 +30,9 @@ import (
 // what is relayed. Deletions are mirrored synchronously from inside pion,
 // so nothing outlives its permission by more than a packet in flight.
 type fastPath struct {
-	// loop, when set, takes over the relay sockets of UDP clients.
-	loop *eventLoop
+	// loops, when set, take over the relay sockets of clients served by
+	// a loop.
+	loops loopSet
 
 	mu     sync.RWMutex
 	allocs map[fastKey]*fastAlloc
@@ -214,11 +215,11 @@ func (f *fastPath) allocationCreated(src, dst, relay net.Addr) {
 		fa.out = &udpClient{conn: l, to: key.client, addr: src}
 		loopOut = l.raw != nil
 	}
-	if r != nil && f.loop != nil && loopOut {
+	if r != nil && len(f.loops) > 0 && loopOut {
 		// pion starts reading the relay socket only after this event, so
 		// it can still change hands. If it cannot, pion's goroutine keeps
 		// reading it and relays through ReadFrom.
-		_ = r.useLoop(f.loop)
+		_ = r.useLoop(f.loops.pick(key.client))
 	}
 	f.allocs[key] = fa
 	if r != nil && fa.out != nil {

@@ -3,6 +3,7 @@ package turn
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -87,14 +88,22 @@ func readFull(c net.Conn, b []byte) (int, error) {
 // frames are padded to 4 bytes and may arrive glued together or split).
 // Send indications still work beside it.
 func TestChannelDataRelayed(t *testing.T) {
+	for _, loops := range []int{1, 3} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) { testChannelDataRelayed(t, loops) })
+	}
+}
+
+func testChannelDataRelayed(t *testing.T, loops int) {
 	cfg := testConfig()
 	cfg.AllowedPeerCIDRs = []string{"127.0.0.1/32"}
+	cfg.EventLoops = loops
+	cfg.UDPSocketsPerAddress = loops
 	ts := startServer(t, cfg)
 	echo := udpEcho(t).(*net.UDPAddr)
 	for _, tc := range []struct {
 		network, addr string
 		stream        bool
-	}{{"udp", ts.udp, false}, {"tcp", ts.tcp, true}} {
+	}{{"udp", ts.udp, false}, {"tcp", ts.tcp, true}, {"udp", ts.udp, false}, {"tcp", ts.tcp, true}} {
 		t.Run(tc.network, func(t *testing.T) {
 			u, p := RESTCredentials(testSecret, "browser-"+tc.network, time.Hour, time.Now())
 			rc := newRawClient(t, tc.network, tc.addr, u, p)

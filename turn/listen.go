@@ -89,10 +89,7 @@ func (s *Server) openSockets(ctx context.Context, cfg Config, nw transport.Net) 
 
 		return nil, err
 	}
-	perAddr := cfg.UDPSocketsPerAddress
-	if perAddr == 0 {
-		perAddr = runtime.NumCPU()
-	}
+	perAddr := socketsPerAddress(cfg)
 	for _, a := range cfg.ListenUDP {
 		conns, err := listenUDP(ctx, a, perAddr)
 		if err != nil {
@@ -105,7 +102,7 @@ func (s *Server) openSockets(ctx context.Context, cfg Config, nw transport.Net) 
 			return fail(fmt.Errorf("turn.listen_udp %s: %w", a, err))
 		}
 		for i, c := range conns {
-			raw, err := newRawSock(c, s.loop, s.metrics.droppedBacklogOut)
+			raw, err := newRawSock(c, s.loops[i%len(s.loops)], s.metrics.droppedBacklogOut)
 			if err != nil {
 				for _, rest := range conns[i:] {
 					_ = rest.Close()
@@ -152,6 +149,24 @@ func (s *Server) openSockets(ctx context.Context, cfg Config, nw transport.Net) 
 	}
 
 	return socks, nil
+}
+
+// socketsPerAddress is udp_sockets_per_address, 0 meaning one per CPU.
+func socketsPerAddress(cfg Config) int {
+	if cfg.UDPSocketsPerAddress > 0 {
+		return cfg.UDPSocketsPerAddress
+	}
+
+	return runtime.NumCPU()
+}
+
+// eventLoops is event_loops, 0 meaning one per 4 CPUs.
+func eventLoops(cfg Config) int {
+	if cfg.EventLoops > 0 {
+		return cfg.EventLoops
+	}
+
+	return max(1, runtime.NumCPU()/4)
 }
 
 // listenUDP opens n sockets on one address. With n > 1 they share the port

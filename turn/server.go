@@ -46,9 +46,9 @@ type Server struct {
 	tracker *tracker
 	gen     *relayGenerator
 	fast    *fastPath
-	// loop serves the UDP sockets (eventloop.go); nil on a vnet, where
-	// pion's goroutines read the sockets themselves.
-	loop    *eventLoop
+	// loops serve the UDP sockets and plain TCP clients (eventloop.go);
+	// none on a vnet, where pion's goroutines read the sockets.
+	loops   loopSet
 	logRate *rate.Limiter
 	// unsignedSlack bounds answers to unsigned requests (amplify.go).
 	unsignedSlack int
@@ -113,12 +113,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.auth = newAuthenticator(cfg, now, s.authFailed)
 	s.gen = newRelayGenerator(s, cfg, deps.Net)
 	if deps.Net == nil {
-		if s.loop, err = newEventLoop(); err != nil {
-			s.cancel()
+		for range eventLoops(cfg) {
+			l, err := newEventLoop()
+			if err != nil {
+				s.cancel()
+				s.closeLoop(false)
 
-			return nil, fmt.Errorf("turn: %w", err)
+				return nil, fmt.Errorf("turn: %w", err)
+			}
+			s.loops = append(s.loops, l)
 		}
-		s.fast.loop = s.loop
+		s.fast.loops = s.loops
 	}
 	socks, err := s.openSockets(context.Background(), cfg, deps.Net)
 	if err != nil {
@@ -173,8 +178,8 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) closeLoop(running bool) {
-	if s.loop != nil {
-		s.loop.Close(running)
+	for _, l := range s.loops {
+		l.Close(running)
 	}
 }
 
@@ -191,8 +196,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	defer s.cancel()
 
-	if s.loop != nil {
-		go s.loop.run()
+	for _, l := range s.loops {
+		go l.run()
 	}
 	srv, err := pionturn.NewServer(s.pionConfig())
 	if err != nil {
