@@ -41,10 +41,12 @@ func turnCommand(ctx context.Context, args, environ []string, stdout, stderr io.
 	}
 	cfg.TURN.Enabled = true
 	if os.Getenv("GOGC") == "" {
-		// pion/turn allocates a buffer per relayed packet; a standalone
-		// TURN process holds little live memory, so trading heap for
-		// fewer collections cut TCP relay CPU by about a quarter
-		// (docs/benchmarks.md). An operator's GOGC still wins.
+		// ChannelData relays allocate nothing, but what turn leaves to
+		// pion (Send and Data indications, TLS clients) allocates per
+		// packet; a standalone TURN process holds little live memory, so
+		// trading heap for fewer collections is cheap (it cut pion's TCP
+		// relay CPU by a quarter, docs/benchmarks.md). An operator's GOGC
+		// still wins.
 		debug.SetGCPercent(400)
 	}
 	if err := ensureTURNSecret(&cfg, stdout); err != nil {
