@@ -94,6 +94,11 @@ type Config struct {
 	// MaxTCPConnections bounds concurrent TCP and TLS client connections,
 	// each of which costs a goroutine before it authenticates.
 	MaxTCPConnections int `yaml:"max_tcp_connections"`
+	// UnallocatedAnswerRate caps the answers per second sent over UDP to
+	// one source address that holds no allocation (sourcebudget.go): the
+	// bound on what a forged source can make this server send to a
+	// victim. Loopback sources are exempt. 0 means unlimited.
+	UnallocatedAnswerRate int `yaml:"unallocated_answer_rate"`
 }
 
 // DefaultConfig returns a disabled server listening on the standard ports.
@@ -118,6 +123,7 @@ func DefaultConfig() Config {
 		AllocationBandwidth:   0,
 		AllocationLifetime:    10 * time.Minute,
 		MaxTCPConnections:     10000,
+		UnallocatedAnswerRate: 50,
 	}
 }
 
@@ -191,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAllocations < 0 {
 		return errors.New("turn.max_allocations: must not be negative")
+	}
+	if c.UnallocatedAnswerRate < 0 {
+		return errors.New("turn.unallocated_answer_rate: must not be negative")
 	}
 	if c.AllocationBandwidth < 0 {
 		return errors.New("turn.allocation_bandwidth: must not be negative")

@@ -117,6 +117,9 @@ func (a *addrCache) get(ap netip.AddrPort) *net.UDPAddr {
 }
 
 func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if !c.answerAllowed(p, addr) {
+		return len(p), nil // dropped like a lost datagram
+	}
 	if r := c.srv.rewriteRefusal(p, addr, &c.notes); r != nil {
 		_, err := c.PacketConn.WriteTo(r, addr)
 
@@ -133,6 +136,25 @@ func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 
 	return c.PacketConn.WriteTo(p, addr)
+}
+
+// answerAllowed applies the per-source budget (sourcebudget.go) to STUN
+// responses for sources that hold no allocation.
+func (c *clientPacketConn) answerAllowed(p []byte, addr net.Addr) bool {
+	// Responses have two zero bits first and class bit C1 set.
+	if len(p) < stunHeaderSize || p[0]&0xc0 != 0 || p[0]&0x01 == 0 {
+		return true
+	}
+	ap, ok := addrPort(addr)
+	if !ok || c.srv.fast.lookup(fastKey{client: ap, server: c.local}) != nil {
+		return true
+	}
+	if c.srv.answers.allow(ap.Addr(), time.Now()) {
+		return true
+	}
+	c.srv.metrics.answersRateLimited.Inc()
+
+	return false
 }
 
 func (c *clientPacketConn) Close() error {

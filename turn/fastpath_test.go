@@ -151,7 +151,10 @@ func testChannelDataRelayed(t *testing.T, loops int) {
 			if got := readFrame(t, rc.conn, tc.stream); !bytes.Equal(got, channelFrame(ch, []byte("by indication"), tc.stream)) {
 				t.Fatalf("answer to a Send indication: % x", got)
 			}
-			// ChannelData on a channel never bound reaches nobody.
+			// ChannelData on a channel never bound reaches nobody. (pion
+			// counts the indication above after its send returns, which
+			// can be after the echo is back: let that settle first.)
+			time.Sleep(50 * time.Millisecond)
 			before := counter(ts.metrics.packetsToPeer)
 			if _, err := rc.conn.Write(channelFrame(0x4002, []byte("nowhere"), tc.stream)); err != nil {
 				t.Fatal(err)

@@ -38,6 +38,7 @@ type metrics struct {
 	droppedBacklogOut   prometheus.Counter
 	droppedClientBehind prometheus.Counter
 	tcpBacklogCloses    prometheus.Counter
+	answersRateLimited  prometheus.Counter
 }
 
 // Allocation deletion reasons.
@@ -95,6 +96,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parley_turn_tcp_connections_active", Help: "Client TCP and TLS connections open now."}),
 		tcpConnsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_turn_tcp_connections_refused_total", Help: "Client TCP connections closed at once because max_tcp_connections was reached."}),
+		answersRateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_turn_answers_rate_limited_total",
+			Help: "UDP answers not sent because their destination, holding no allocation, had used its unallocated_answer_rate."}),
 		tcpBacklogCloses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_turn_tcp_connections_flooded_total",
 			Help: "Client TCP connections closed because they sent requests faster than they were answered."}),
@@ -122,7 +126,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.allocationsActive, m.allocationsCreated, m.allocationsDeleted, m.permissionsActive,
 		m.permissionsCreated, m.channelsActive, m.relayedBytes, m.relayedPackets, m.droppedPackets,
 		m.peerDenials, m.quotaRejections, m.authFailures, m.requestErrors, m.tcpConnsActive,
-		m.tcpConnsRefused, m.tcpBacklogCloses, m.logsSuppressed, m.amplificationDrops,
+		m.tcpConnsRefused, m.tcpBacklogCloses, m.logsSuppressed, m.amplificationDrops, m.answersRateLimited,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register turn metrics: %w", err)

@@ -52,6 +52,8 @@ type Server struct {
 	logRate *rate.Limiter
 	// unsignedSlack bounds answers to unsigned requests (amplify.go).
 	unsignedSlack int
+	// answers caps answers to UDP sources without an allocation.
+	answers *sourceBudget
 	// refusals turn pion's 400 for a refused credential into 401;
 	// releases and closes tell why an allocation was deleted.
 	refusals addrNotes
@@ -108,6 +110,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		// keep the full picture, the log keeps a sample.
 		logRate:       rate.NewLimiter(20, 100),
 		unsignedSlack: unsignedSlack(cfg.Realm),
+		answers:       newSourceBudget(cfg.UnallocatedAnswerRate),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.auth = newAuthenticator(cfg, now, s.authFailed)

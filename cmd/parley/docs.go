@@ -39,6 +39,8 @@ func init() {
 		"turn.shared_secrets":                 "TURN REST secrets (coturn's use-auth-secret); the first signs new credentials, all are accepted, for rotation.",
 		"turn.allowed_peer_cidrs":             "Peer ranges TURN may relay to despite the special-purpose deny list, e.g. the SFU's private address.",
 		"turn.public_ipv4":                    "Public IPv4 address advertised as the relay address.",
+		"turn.event_loops":                    "Goroutines reading the TURN sockets through epoll; 0 means one per 4 CPUs (each relays a few hundred thousand packets/s).",
+		"turn.unallocated_answer_rate":        "Answers per second over UDP to one source without an allocation (bounds reflection through forged sources); 0 = unlimited.",
 	} {
 		exampleDocs[k] = v
 	}
