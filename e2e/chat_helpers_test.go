@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -283,6 +284,20 @@ func (p *participant) openDirect(ctx context.Context, identity string) string {
 }
 
 // domTexts reads the message texts the page shows, in order.
+// waitDOMTexts polls the rendered message list until it equals want (the
+// page renders a moment after the state the debug hook reports) and
+// returns what it showed last.
+func (p *participant) waitDOMTexts(ctx context.Context, limit time.Duration, want []string) []string {
+	deadline := time.Now().Add(limit)
+	for {
+		got := p.domTexts(ctx)
+		if slices.Equal(got, want) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (p *participant) domTexts(ctx context.Context) []string {
 	v, err := Eval[[]string](ctx, p.B, `[...document.querySelectorAll('[data-testid="message"][data-kind="text"] [data-testid="message-text"]')].filter(e => e.offsetParent !== null).map(e => e.textContent)`)
 	if err != nil {

@@ -77,7 +77,7 @@ func TestChatInRoomAndDirect(t *testing.T) {
 			c := s.conv(s.RoomConversationID)
 			return slices.Equal(c.texts(), want) && seqsAscending(c) && allEqual(statuses(c), "sent", 1)
 		})
-		if got := p.domTexts(ctx); !slices.Equal(got, want) {
+		if got := p.waitDOMTexts(ctx, chatLimit, want); !slices.Equal(got, want) {
 			t.Errorf("%s: the page shows %q, want %q", p.Name, got, want)
 		}
 		if c := st.conv(st.RoomConversationID); c.Unread != 0 {
@@ -135,7 +135,7 @@ func TestChatInRoomAndDirect(t *testing.T) {
 			c := s.conv(convID)
 			return slices.Equal(c.texts(), want) && seqsAscending(c)
 		})
-		if got := p.domTexts(ctx); !slices.Equal(got, want) {
+		if got := p.waitDOMTexts(ctx, chatLimit, want); !slices.Equal(got, want) {
 			t.Errorf("%s: the page shows %q, want %q", p.Name, got, want)
 		}
 		p.shot(ctx, "direct-read")
@@ -221,7 +221,7 @@ func TestChatOfflineCatchUp(t *testing.T) {
 	}
 	dave.shot(ctx, "unread-after-return")
 	dave.openConversation(ctx, convID)
-	if got := dave.domTexts(ctx); !slices.Equal(got, []string{"m1", "m2", "m3", "m4"}) {
+	if got := dave.waitDOMTexts(ctx, chatLimit, []string{"m1", "m2", "m3", "m4"}); !slices.Equal(got, []string{"m1", "m2", "m3", "m4"}) {
 		t.Errorf("Dave: page shows %q", got)
 	}
 	carol.waitChat(ctx, chatLimit, "marks read", func(s chatState) bool {
@@ -294,7 +294,7 @@ func TestChatHistoryScrollBack(t *testing.T) {
 		c := s.conv(convID)
 		return slices.Equal(c.texts(), want) && !c.More && seqsAscending(c)
 	})
-	if got := hana.domTexts(ctx); !slices.Equal(got, want) {
+	if got := hana.waitDOMTexts(ctx, chatLimit, want); !slices.Equal(got, want) {
 		t.Errorf("Hana: page shows %d lines, want %d in order: %q", len(got), n, got)
 	}
 	hana.shot(ctx, "history")

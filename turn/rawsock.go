@@ -3,6 +3,7 @@ package turn
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -43,9 +44,7 @@ type rawSock struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
-	deadlineMu sync.Mutex
-	deadline   time.Time
-	deadlineCh chan struct{} // nudges a blocked ReadFrom to look again
+	deadline readDeadline
 }
 
 type rawPacket struct {
@@ -70,27 +69,10 @@ var errFamily = errors.New("address family does not match the socket")
 // closed, leaving Go's poller; attach hands the socket to the loop. pc
 // must be a bound UDP socket of the host.
 func newRawSock(pc net.PacketConn, loop *eventLoop, dropped prometheus.Counter) (*rawSock, error) {
-	sc, ok := pc.(interface {
-		SyscallConn() (syscall.RawConn, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("socket %T has no file descriptor", pc)
-	}
-	rc, err := sc.SyscallConn()
+	fd, err := takeFD(pc)
 	if err != nil {
 		return nil, err
 	}
-	fd := -1
-	var dupErr error
-	if err := rc.Control(func(f uintptr) {
-		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if dupErr != nil {
-		return nil, fmt.Errorf("dup: %w", dupErr)
-	}
-	_ = pc.Close()
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		_ = unix.Close(fd)
@@ -98,13 +80,13 @@ func newRawSock(pc net.PacketConn, loop *eventLoop, dropped prometheus.Counter) 
 		return nil, fmt.Errorf("getsockname: %w", err)
 	}
 	s := &rawSock{
-		fd:         fd,
-		loop:       loop,
-		in:         make(chan rawPacket, rawQueueLen),
-		dropped:    dropped,
-		done:       make(chan struct{}),
-		deadlineCh: make(chan struct{}, 1),
+		fd:      fd,
+		loop:    loop,
+		in:      make(chan rawPacket, rawQueueLen),
+		dropped: dropped,
+		done:    make(chan struct{}),
 	}
+	s.deadline.init()
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
 		s.local = &net.UDPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
@@ -116,15 +98,6 @@ func newRawSock(pc net.PacketConn, loop *eventLoop, dropped prometheus.Counter) 
 
 		return nil, fmt.Errorf("unexpected socket address %T", sa)
 	}
-	// Go's sockets are non-blocking and the flag belongs to the open file,
-	// so the duplicate is too; set it anyway, a blocking read would stall
-	// every socket of the loop.
-	if err := unix.SetNonblock(fd, true); err != nil {
-		_ = unix.Close(fd)
-
-		return nil, fmt.Errorf("set non-blocking: %w", err)
-	}
-
 	return s, nil
 }
 
@@ -136,6 +109,41 @@ func (s *rawSock) attach(handle func(frame []byte, n int, from netip.AddrPort) b
 }
 
 func (s *rawSock) serve(l *eventLoop, _ uint32) { l.drain(s) }
+
+// takeFD takes a socket away from Go's poller: it duplicates the fd,
+// makes the duplicate non-blocking and closes c, whose socket lives on in
+// the duplicate. c must be a socket of the host (a syscall.Conn).
+func takeFD(c io.Closer) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("socket %T has no file descriptor", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(f uintptr) {
+		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, fmt.Errorf("dup: %w", dupErr)
+	}
+	// Go's sockets are non-blocking and the flag belongs to the open
+	// file, so the duplicate is too; set it anyway: a blocking read would
+	// stall every socket of the loop.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+
+		return -1, fmt.Errorf("set non-blocking: %w", err)
+	}
+	_ = c.Close()
+
+	return fd, nil
+}
 
 // enqueue hands a datagram the loop did not relay to ReadFrom.
 func (s *rawSock) enqueue(b []byte, from netip.AddrPort) {
@@ -153,38 +161,20 @@ func (s *rawSock) enqueue(b []byte, from netip.AddrPort) {
 // caller owns the returned buffer and gives it back with release.
 func (s *rawSock) next() (rawPacket, error) {
 	for {
-		s.deadlineMu.Lock()
-		dl := s.deadline
-		s.deadlineMu.Unlock()
-		var expire <-chan time.Time
-		var t *time.Timer
-		if !dl.IsZero() {
-			wait := time.Until(dl)
-			if wait <= 0 {
-				return rawPacket{}, os.ErrDeadlineExceeded
-			}
-			t = time.NewTimer(wait)
-			expire = t.C
-		}
-		var (
-			p   rawPacket
-			err error
-			got bool
-		)
+		expire, stop := s.deadline.wait()
 		select {
-		case p = <-s.in:
-			got = true
+		case p := <-s.in:
+			stop()
+
+			return p, nil
 		case <-s.done:
-			err = net.ErrClosed
+			stop()
+
+			return rawPacket{}, net.ErrClosed
 		case <-expire:
-			err = os.ErrDeadlineExceeded
-		case <-s.deadlineCh:
-		}
-		if t != nil {
-			t.Stop()
-		}
-		if got || err != nil {
-			return p, err
+			return rawPacket{}, os.ErrDeadlineExceeded
+		case <-s.deadline.changed:
+			stop()
 		}
 	}
 }
@@ -289,13 +279,7 @@ func (s *rawSock) LocalAddr() net.Addr { return s.local }
 func (s *rawSock) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
 
 func (s *rawSock) SetReadDeadline(t time.Time) error {
-	s.deadlineMu.Lock()
-	s.deadline = t
-	s.deadlineMu.Unlock()
-	select {
-	case s.deadlineCh <- struct{}{}:
-	default:
-	}
+	s.deadline.set(t)
 
 	return nil
 }

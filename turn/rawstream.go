@@ -2,7 +2,6 @@ package turn
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -83,30 +82,16 @@ var errStreamBacklog = errors.New("turn: client sent more than the server could 
 // newRawStream takes over c's socket (the fd is duplicated, c is closed),
 // carrying over bytes already read into in. Call attach to start serving.
 func newRawStream(c *net.TCPConn, loop *eventLoop, in frameReader) (*rawStream, error) {
-	rc, err := c.SyscallConn()
+	local, remote := c.LocalAddr(), c.RemoteAddr()
+	fd, err := takeFD(c)
 	if err != nil {
 		return nil, err
-	}
-	fd := -1
-	var dupErr error
-	if err := rc.Control(func(f uintptr) {
-		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if dupErr != nil {
-		return nil, fmt.Errorf("dup: %w", dupErr)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		_ = unix.Close(fd)
-
-		return nil, fmt.Errorf("set non-blocking: %w", err)
 	}
 	s := &rawStream{
 		fd:     fd,
 		loop:   loop,
-		local:  c.LocalAddr(),
-		remote: c.RemoteAddr(),
+		local:  local,
+		remote: remote,
 		in:     in,
 		ended:  make(chan struct{}),
 		q:      make(chan streamItem, streamQueueLen),
@@ -115,7 +100,6 @@ func newRawStream(c *net.TCPConn, loop *eventLoop, in frameReader) (*rawStream, 
 	s.fdr.fd = fd
 	s.wcond = sync.NewCond(&s.wmu)
 	s.deadline.init()
-	_ = c.Close()
 
 	return s, nil
 }
@@ -440,38 +424,4 @@ func (r *fdReader) Read(p []byte) (int, error) {
 			return int(n), nil
 		}
 	}
-}
-
-// readDeadline is a read deadline that a blocked reader notices when it
-// changes.
-type readDeadline struct {
-	mu      sync.Mutex
-	at      time.Time
-	changed chan struct{}
-}
-
-func (d *readDeadline) init() { d.changed = make(chan struct{}, 1) }
-
-func (d *readDeadline) set(t time.Time) {
-	d.mu.Lock()
-	d.at = t
-	d.mu.Unlock()
-	select {
-	case d.changed <- struct{}{}:
-	default:
-	}
-}
-
-// wait returns a channel that fires at the deadline (nil: none) and a
-// function that releases its timer. A deadline already past fires at once.
-func (d *readDeadline) wait() (<-chan time.Time, func()) {
-	d.mu.Lock()
-	at := d.at
-	d.mu.Unlock()
-	if at.IsZero() {
-		return nil, func() {}
-	}
-	t := time.NewTimer(max(time.Until(at), 0))
-
-	return t.C, func() { t.Stop() }
 }
