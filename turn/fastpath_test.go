@@ -289,3 +289,40 @@ func TestVNetChannelExpiryStopsRelay(t *testing.T) {
 		}
 	})
 }
+
+// TestChannelDataRelayedIPv6 runs the fast path over IPv6 sockets on both
+// sides: an IPv6 client, an IPv6 relay, an IPv6 peer.
+func TestChannelDataRelayedIPv6(t *testing.T) {
+	cfg := testConfig()
+	cfg.ListenUDP = []string{"[::1]:0"}
+	cfg.ListenTCP = nil
+	cfg.PublicIPv6 = "::1"
+	cfg.RelayBindIPv6 = "::1"
+	cfg.AllowedPeerCIDRs = []string{"::1/128"}
+	ts := startServer(t, cfg)
+	pc, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("no IPv6 on loopback: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); echoLoop(pc) }()
+	t.Cleanup(func() { _ = pc.Close(); <-done })
+	echo := pc.LocalAddr().(*net.UDPAddr)
+
+	u, p := RESTCredentials(testSecret, "v6", time.Hour, time.Now())
+	rc := newRawClient(t, "udp", ts.Addrs().UDP[0].String(), u, p)
+	if _, code := rc.do(stun.MethodAllocate, requestedTransport(17),
+		stun.RawAttribute{Type: stun.AttrRequestedAddressFamily, Value: []byte{0x02, 0, 0, 0}}); code != 0 {
+		t.Fatalf("allocate: %d", code)
+	}
+	if _, code := rc.do(stun.MethodChannelBind, channelNumber(0x4321), peerAddr{ip: echo.IP, port: echo.Port}); code != 0 {
+		t.Fatalf("channel bind: %d", code)
+	}
+	frame := channelFrame(0x4321, []byte("over IPv6"), false)
+	if _, err := rc.conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFrame(t, rc.conn, false); !bytes.Equal(got, frame) {
+		t.Fatalf("got % x, want % x", got, frame)
+	}
+}
