@@ -15,8 +15,12 @@ type Config struct {
 	// short gap instead of a leave and a join.
 	ReconnectGrace time.Duration `yaml:"reconnect_grace" doc:"How long a stream's participant stays after the publisher disconnects; reconnecting within it keeps the participant."`
 	// MaxStreams bounds live ingest streams (RTMP and WHIP together).
-	MaxStreams int        `yaml:"max_streams" doc:"Live ingest streams (RTMP and WHIP together)."`
-	WHIP       WHIPConfig `yaml:"whip" doc:"WHIP endpoint for OBS 30+ (Service WHIP, Bearer Token = stream key)."`
+	MaxStreams int `yaml:"max_streams" doc:"Live ingest streams (RTMP and WHIP together)."`
+	// KeyCheckInterval is how often live streams' keys are checked, so a
+	// key revoked while live (by the admin API or `parley ingress revoke`
+	// in another process) ends its stream.
+	KeyCheckInterval time.Duration `yaml:"key_check_interval" doc:"How often live streams' keys are re-checked; a key revoked while live ends its stream within this time."`
+	WHIP             WHIPConfig    `yaml:"whip" doc:"WHIP endpoint for OBS 30+ (Service WHIP, Bearer Token = stream key)."`
 }
 
 // WHIPConfig configures the WHIP endpoint (OBS 30+ "WHIP" service).
@@ -41,8 +45,9 @@ type WHIPConfig struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		ReconnectGrace: 10 * time.Second,
-		MaxStreams:     32,
+		ReconnectGrace:   10 * time.Second,
+		MaxStreams:       32,
+		KeyCheckInterval: 5 * time.Second,
 		WHIP: WHIPConfig{
 			Enabled:           true,
 			Path:              "/whip",
@@ -65,6 +70,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStreams < 1 || c.MaxStreams > 10000 {
 		bad("max_streams", "%d must be between 1 and 10000", c.MaxStreams)
+	}
+	if c.KeyCheckInterval < 100*time.Millisecond || c.KeyCheckInterval > time.Hour {
+		bad("key_check_interval", "%v must be between 100ms and 1h", c.KeyCheckInterval)
 	}
 	w := c.WHIP
 	if w.Enabled && (!strings.HasPrefix(w.Path, "/") || strings.HasSuffix(w.Path, "/") || strings.ContainsAny(w.Path, "?# ")) {

@@ -201,8 +201,8 @@ func (s *KeyStore) List(ctx context.Context) ([]Key, error) {
 }
 
 // Revoke marks the key with this id revoked: new publishes with it are
-// refused with rtmp.ErrRevoked. A publish already live is not cut: the
-// key is checked when a publish starts. Revoking twice is not an error;
+// refused with rtmp.ErrRevoked, and the Service ends a publish already
+// live within ingest.key_check_interval. Revoking twice is not an error;
 // an unknown id is ErrKeyNotFound.
 func (s *KeyStore) Revoke(ctx context.Context, id string) (Key, error) {
 	now := s.now().UTC().Truncate(time.Millisecond).UnixMilli()
@@ -255,7 +255,23 @@ func (s *KeyStore) lookup(ctx context.Context, key string) (rtmp.Binding, string
 	case revoked.Valid:
 		return rtmp.Binding{}, id, fmt.Errorf("stream key %s: %w", id, rtmp.ErrRevoked)
 	}
+	b.KeyID = id
 	return b, id, nil
+}
+
+// Revoked reports whether the key with this id is revoked (or gone). The
+// Service asks it about live streams, so a revocation made by another
+// process (`parley ingress revoke`) ends them too.
+func (s *KeyStore) Revoked(ctx context.Context, id string) (bool, error) {
+	var revoked sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT revoked_at FROM ingress_keys WHERE id = ?`, id).Scan(&revoked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("check stream key %s: %w", id, err)
+	}
+	return revoked.Valid, nil
 }
 
 func hashKey(key string) string {

@@ -57,7 +57,7 @@ func TestKeyStoreLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b != (rtmp.Binding{Room: "stage", Name: "Main Stage", Identity: "ingress-main-stage"}) {
+	if b != (rtmp.Binding{Room: "stage", Name: "Main Stage", Identity: "ingress-main-stage", KeyID: k.ID}) {
 		t.Fatalf("binding %+v", b)
 	}
 	if _, err := ks.Lookup(ctx, "sk_nope"); !errors.Is(err, rtmp.ErrUnknownKey) {
@@ -80,9 +80,21 @@ func TestKeyStoreLifecycle(t *testing.T) {
 		}
 	}
 
+	if b, err := ks.Lookup(ctx, k.Secret); err != nil || b.KeyID != k.ID {
+		t.Fatalf("lookup binds key id %q (%v), want %q", b.KeyID, err, k.ID)
+	}
+	if r, err := ks.Revoked(ctx, k.ID); err != nil || r {
+		t.Fatalf("fresh key reported revoked (%v)", err)
+	}
 	rk, err := ks.Revoke(ctx, k.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r, err := ks.Revoked(ctx, k.ID); err != nil || !r {
+		t.Fatalf("revoked key not reported revoked (%v)", err)
+	}
+	if r, err := ks.Revoked(ctx, "IK_missing"); err != nil || !r {
+		t.Fatalf("unknown key id should count as revoked (%v)", err)
 	}
 	if rk.RevokedAt == nil {
 		t.Fatal("revoked key has no RevokedAt")

@@ -8,12 +8,13 @@ import (
 )
 
 type metrics struct {
-	streams   *prometheus.GaugeVec   // protocol
-	started   *prometheus.CounterVec // protocol
-	refused   *prometheus.CounterVec // protocol, reason
-	keyframes *prometheus.CounterVec // protocol, result
-	reconnect prometheus.Counter
-	whip      *prometheus.CounterVec // method, status
+	streams     *prometheus.GaugeVec   // protocol
+	started     *prometheus.CounterVec // protocol
+	refused     *prometheus.CounterVec // protocol, reason
+	revokedLive *prometheus.CounterVec // protocol
+	keyframes   *prometheus.CounterVec // protocol, result
+	reconnect   prometheus.Counter
+	whip        *prometheus.CounterVec // method, status
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -24,6 +25,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Ingest streams started by protocol."}, []string{"protocol"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ingest_refused_total",
 			Help: "Ingest streams refused by protocol and reason."}, []string{"protocol", "reason"}),
+		revokedLive: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ingest_revoked_live_total",
+			Help: "Live ingest streams ended because their stream key was revoked."}, []string{"protocol"}),
 		keyframes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ingest_keyframe_requests_total",
 			Help: "Viewers' key-frame requests (after the SFU's throttle): forwarded to a WHIP encoder, or unsupported (RTMP cannot carry them)."},
 			[]string{"protocol", "result"}),
@@ -35,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.streams, m.started, m.refused, m.keyframes, m.reconnect, m.whip} {
+	for _, c := range []prometheus.Collector{m.streams, m.started, m.refused, m.revokedLive, m.keyframes, m.reconnect, m.whip} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

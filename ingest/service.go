@@ -116,7 +116,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // connections on its own shutdown), tells the Directory they left, and
 // returns once every goroutine the Service started has exited.
 func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
+	s.watchKeys(ctx)
 	s.life.Lock()
 	s.closed = true
 	var live []*stream
@@ -226,7 +226,7 @@ func (s *Service) begin(b rtmp.Binding, protocol, remote string, logAttrs ...any
 		}
 		s.entries[k] = e
 	}
-	st := &stream{s: s, e: e, protocol: protocol, since: time.Now(),
+	st := &stream{s: s, e: e, protocol: protocol, since: time.Now(), keyID: b.KeyID,
 		log: s.log.With("room", e.room, "participant", e.pid, "identity", identity, "protocol", protocol, "remote", remote).With(logAttrs...)}
 	e.live = st
 	s.live++

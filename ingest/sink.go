@@ -46,11 +46,7 @@ func (r *rtmpSession) addTrack(spec rtmp.TrackSpec, id string, onKeyframe func()
 	if err != nil {
 		return nil, err
 	}
-	w := &rtpWriter{lt: lt}
-	if isAudio(spec.MimeType) {
-		w.st = r.st
-	}
-	return w, nil
+	return &rtpWriter{lt: lt, st: r.st, audio: isAudio(spec.MimeType)}, nil
 }
 
 // AudioUnavailable is told by the RTMP side that audio stopped (ffmpeg
@@ -72,14 +68,18 @@ func (r *rtmpSession) Close() error {
 // rtpWriter marshals rtmp's packets into the local track. The RTMP side
 // calls it from one goroutine per track; the mutex only guards buf.
 type rtpWriter struct {
-	lt  *sfu.LocalTrack
-	st  *stream // audio only: clears "audio unavailable" when packets flow
-	mu  sync.Mutex
-	buf [1500]byte
+	lt    *sfu.LocalTrack
+	st    *stream
+	audio bool // clears "audio unavailable" when packets flow
+	mu    sync.Mutex
+	buf   [1500]byte
 }
 
 func (w *rtpWriter) WriteRTP(p *rtp.Packet) error {
-	if w.st != nil && w.st.audioDown.Load() {
+	if w.st.revoked.Load() {
+		return fmt.Errorf("ingest: %w", rtmp.ErrRevoked)
+	}
+	if w.audio && w.st.audioDown.Load() {
 		w.st.setAudioUnavailable("")
 	}
 	w.mu.Lock()

@@ -29,6 +29,24 @@ type stream struct {
 
 	audioDown atomic.Bool // a cheap check on the audio packet path
 	keyframes atomic.Uint64
+
+	keyID   string      // the stream key's id, for revocation checks
+	revoked atomic.Bool // the key was revoked while live: writes fail
+}
+
+// revoke ends a stream whose key was revoked while it was live. An RTMP
+// publisher learns it from its next packet (the writer fails with
+// rtmp.ErrRevoked and the RTMP server disconnects it); a WHIP session is
+// closed here.
+func (st *stream) revoke() {
+	if st.revoked.Swap(true) {
+		return
+	}
+	st.s.m.revokedLive.WithLabelValues(st.protocol).Inc()
+	st.log.Info("ingest stream key revoked while live: ending the stream")
+	if st.protocol == "whip" {
+		st.close()
+	}
 }
 
 func (st *stream) status() StreamStatus {

@@ -178,6 +178,9 @@ func (p *publish) video(ts uint32, body []byte) error {
 	pkts := p.pkt.packetize(out, p.vclock.rtp(pts))
 	for _, pk := range pkts {
 		if err := p.videoW.WriteRTP(pk); err != nil {
+			if errors.Is(err, ErrRevoked) {
+				return &refusal{Reason: reasonRevokedKey, Code: "NetStream.Publish.BadName", Desc: "parley: stream key revoked", Err: err}
+			}
 			p.log.LogAttrs(p.ctx, slog.LevelDebug, "video write failed", slog.Any("err", err))
 		}
 	}

@@ -13,6 +13,9 @@ type Binding struct {
 	Room     string
 	Name     string
 	Identity string
+	// KeyID names the stream key (never the secret) so the Sink can end
+	// the stream if the key is revoked while it is live.
+	KeyID string
 }
 
 // Sentinel errors a KeyStore returns; the server refuses the publish with a
@@ -57,6 +60,9 @@ type TrackSpec struct {
 // the transcoder's reader (audio). The packet is not reused after the call
 // returns, so implementations may keep it.
 type TrackWriter interface {
+	// WriteRTP hands one packet on. An error wrapping ErrRevoked ends the
+	// publish (the key was revoked while live): the publisher is told and
+	// disconnected. Other errors are logged and the stream goes on.
 	WriteRTP(p *rtp.Packet) error
 }
 
