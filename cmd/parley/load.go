@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/internal/loadtest"
+	"github.com/parleyhq/parley/internal/promtext"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
@@ -55,8 +56,7 @@ func loadCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		return keys.Issue(*key, auth.Claims{Identity: identity, Room: *room, Grants: auth.Grants{Publish: publish, Subscribe: !publish}}, time.Hour)
 	}
 	metricsURL := origin + "/metrics"
-	names := []string{"process_cpu_seconds_total", "parley_sfu_packets_forwarded_total"}
-	before, err := loadtest.Scrape(ctx, metricsURL, names...)
+	before, err := promtext.Scrape(ctx, metricsURL)
 	if err != nil {
 		return err
 	}
@@ -67,13 +67,13 @@ func loadCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	after, err := loadtest.Scrape(context.Background(), metricsURL, names...)
+	after, err := promtext.Scrape(context.Background(), metricsURL)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, rep)
-	cpu := after[names[0]] - before[names[0]]
-	fwd := after[names[1]] - before[names[1]]
+	cpu := after.Sum("process_cpu_seconds_total") - before.Sum("process_cpu_seconds_total")
+	fwd := after.Sum("parley_sfu_packets_forwarded_total") - before.Sum("parley_sfu_packets_forwarded_total")
 	if fwd > 0 {
 		fmt.Fprintf(stdout, "server: cpu=%.2fs forwarded=%.0f cpu_s_per_100k=%.3f (whole run incl. joins and warm-up)\n", cpu, fwd, cpu/fwd*1e5)
 	}

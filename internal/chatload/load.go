@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/parleyhq/parley/internal/promtext"
 )
 
 // Load modes: where the clients meet.
@@ -341,7 +343,7 @@ func (l *Load) scrape(ctx context.Context) (map[string]float64, error) {
 	if l.opts.MetricsURL == "" {
 		return nil, errors.New("no metrics URL")
 	}
-	m, err := ScrapeMetrics(ctx, l.opts.MetricsURL)
+	m, err := promtext.Scrape(ctx, l.opts.MetricsURL)
 	if err != nil {
 		l.opts.Logger.Warn("metrics unavailable", "err", err)
 	}
@@ -482,7 +484,7 @@ func (l *Load) serverCPU(ctx context.Context) float64 {
 	if l.opts.MetricsURL == "" {
 		return -1
 	}
-	m, err := ScrapeMetrics(ctx, l.opts.MetricsURL)
+	m, err := promtext.Scrape(ctx, l.opts.MetricsURL)
 	if err != nil {
 		return -1
 	}

@@ -3,7 +3,6 @@ package chatload
 import (
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,34 +106,6 @@ func TestStepResultOK(t *testing.T) {
 		tc.mod(&r)
 		if got := r.OK(50 * time.Millisecond); got != tc.want {
 			t.Errorf("%s: OK = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestParseMetrics(t *testing.T) {
-	in := `# HELP process_resident_memory_bytes Resident memory size in bytes.
-# TYPE process_resident_memory_bytes gauge
-process_resident_memory_bytes 1.9795968e+07
-go_goroutines 16
-parley_signaling_errors_total{code="rate limited"} 3 1732233600000
-broken_line
-not_a_number abc
-`
-	m, err := ParseMetrics(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]float64{
-		"process_resident_memory_bytes":                      19795968,
-		"go_goroutines":                                      16,
-		`parley_signaling_errors_total{code="rate limited"}`: 3,
-	}
-	if len(m) != len(want) {
-		t.Errorf("got %v, want %v", m, want)
-	}
-	for k, v := range want {
-		if m[k] != v {
-			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -49,25 +48,5 @@ func TestPercentiles(t *testing.T) {
 	}
 	if a, b, c := percentiles(nil); a != 0 || b != 0 || c != 0 {
 		t.Fatal("empty input must give zeros")
-	}
-}
-
-func TestParseMetrics(t *testing.T) {
-	text := `# HELP process_cpu_seconds_total CPU
-# TYPE process_cpu_seconds_total counter
-process_cpu_seconds_total 12.5
-parley_sfu_packets_forwarded_total{kind="audio"} 100
-parley_sfu_packets_forwarded_total{kind="video"} 2e3
-other_metric 7
-`
-	m, err := parseMetrics(strings.NewReader(text), []string{"process_cpu_seconds_total", "parley_sfu_packets_forwarded_total"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m["process_cpu_seconds_total"] != 12.5 || m["parley_sfu_packets_forwarded_total"] != 2100 || len(m) != 2 {
-		t.Fatalf("got %v", m)
-	}
-	if _, err := parseMetrics(strings.NewReader("process_cpu_seconds_total abc\n"), []string{"process_cpu_seconds_total"}); err == nil {
-		t.Fatal("bad value accepted")
 	}
 }
