@@ -112,53 +112,42 @@ func (c *conn) allowChatWrite() *ProtoError {
 }
 
 func (c *conn) handleChatSend(reqID string, b *ChatSendBody) *ProtoError {
-	if perr := c.allowChatWrite(); perr != nil {
-		return perr
-	}
-	ctx, cancel := c.s.chatCtx()
-	ack, err := c.s.chat.Send(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.Text)
-	cancel()
-	if err != nil {
-		return c.chatError("chat_send", err)
-	}
-	c.stored(reqID, chat.Message{
-		ServerID: ack.ServerID, ConversationID: b.ConversationID, Seq: ack.Seq, ClientMsgID: ack.ClientMsgID,
-		Sender: c.chatIdentity(), Kind: chat.EventText, Text: b.Text, CreatedAt: ack.CreatedAt,
-	}, ack.Duplicate)
-	return nil
+	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventText, Text: b.Text}
+	return c.storeEvent(reqID, "chat_send", ev, func(ctx context.Context) (chat.Ack, error) {
+		return c.s.chat.Send(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.Text)
+	})
 }
 
 func (c *conn) handleChatEdit(reqID string, b *ChatEditBody) *ProtoError {
-	if perr := c.allowChatWrite(); perr != nil {
-		return perr
-	}
-	ctx, cancel := c.s.chatCtx()
-	ack, err := c.s.chat.Edit(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq, b.Text)
-	cancel()
-	if err != nil {
-		return c.chatError("chat_edit", err)
-	}
-	c.stored(reqID, chat.Message{
-		ServerID: ack.ServerID, ConversationID: b.ConversationID, Seq: ack.Seq, ClientMsgID: ack.ClientMsgID,
-		Sender: c.chatIdentity(), Kind: chat.EventEdit, Text: b.Text, TargetSeq: b.TargetSeq, CreatedAt: ack.CreatedAt,
-	}, ack.Duplicate)
-	return nil
+	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventEdit, Text: b.Text, TargetSeq: b.TargetSeq}
+	return c.storeEvent(reqID, "chat_edit", ev, func(ctx context.Context) (chat.Ack, error) {
+		return c.s.chat.Edit(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq, b.Text)
+	})
 }
 
 func (c *conn) handleChatDelete(reqID string, b *ChatDeleteBody) *ProtoError {
+	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventDelete, TargetSeq: b.TargetSeq}
+	return c.storeEvent(reqID, "chat_delete", ev, func(ctx context.Context) (chat.Ack, error) {
+		return c.s.chat.Delete(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq)
+	})
+}
+
+// storeEvent runs one chat write under the write rate limit and, once the
+// store has it (durably), acks it to the sender and pushes it (stored).
+// ev carries what the request said; the store's ack fills in the rest.
+func (c *conn) storeEvent(reqID, op string, ev chat.Message, write func(context.Context) (chat.Ack, error)) *ProtoError {
 	if perr := c.allowChatWrite(); perr != nil {
 		return perr
 	}
 	ctx, cancel := c.s.chatCtx()
-	ack, err := c.s.chat.Delete(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq)
+	ack, err := write(ctx)
 	cancel()
 	if err != nil {
-		return c.chatError("chat_delete", err)
+		return c.chatError(op, err)
 	}
-	c.stored(reqID, chat.Message{
-		ServerID: ack.ServerID, ConversationID: b.ConversationID, Seq: ack.Seq, ClientMsgID: ack.ClientMsgID,
-		Sender: c.chatIdentity(), Kind: chat.EventDelete, TargetSeq: b.TargetSeq, CreatedAt: ack.CreatedAt,
-	}, ack.Duplicate)
+	ev.ServerID, ev.Seq, ev.ClientMsgID, ev.CreatedAt = ack.ServerID, ack.Seq, ack.ClientMsgID, ack.CreatedAt
+	ev.Sender = c.chatIdentity()
+	c.stored(reqID, ev, ack.Duplicate)
 	return nil
 }
 
