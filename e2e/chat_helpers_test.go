@@ -47,6 +47,21 @@ type chatMsg struct {
 	Sender      string `json:"sender"`
 	Own         bool   `json:"own"`
 	Status      string `json:"status"`
+	Deleted     bool   `json:"deleted"`
+	Edited      bool   `json:"edited"`
+}
+
+// message finds a conversation's message by its text.
+func (c *chatConv) message(text string) *chatMsg {
+	if c == nil {
+		return nil
+	}
+	for i := range c.Messages {
+		if c.Messages[i].Text == text {
+			return &c.Messages[i]
+		}
+	}
+	return nil
 }
 
 type chatConv struct {

@@ -12,7 +12,7 @@ import { SignalingError, backoff } from './signaling.js';
 export const FAIL_AFTER_MS = 30000;
 const SEND_TIMEOUT_MS = 8000;
 // Refusals that a retry cannot fix.
-const PERMANENT = new Set(['bad_request', 'too_large', 'forbidden', 'not_found', 'conflict', 'unavailable']);
+export const PERMANENT = new Set(['bad_request', 'too_large', 'forbidden', 'not_found', 'conflict', 'unavailable']);
 
 export class Outbox {
   // chat: the Chat that owns this outbox (its sig, store and ack handler).

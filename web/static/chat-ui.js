@@ -38,6 +38,9 @@ export class ChatUI {
     this.showingList = mode === 'split';
     this.open = true; // panel mode: whether the panel is shown at all
     this.items = new Map(); // message key -> {el, sig}
+    // editing: the own message being edited ({key, seq, input}); its input
+    // survives re-renders so typing is never lost.
+    this.editing = null;
     this.listItems = new Map(); // conversation id -> {li, dot, title, preview, badge}
     this.renderedFor = '';
     this.build();
@@ -242,7 +245,8 @@ export class ChatUI {
     const nodes = [];
     const keep = new Map();
     for (const m of chat.timeline(c.id)) {
-      const sig = `${m.kind}|${m.text}|${m.status}|${m.deleted}|${m.edited}|${m.seq}|${m.senderName}`;
+      const editing = this.editing && this.editing.key === m.key;
+      const sig = `${m.kind}|${m.text}|${m.status}|${m.deleted}|${m.edited}|${m.seq}|${m.senderName}|${editing}`;
       let it = this.items.get(m.key);
       if (!it || it.sig !== sig) it = { el: this.messageEl(c, m), sig };
       keep.set(m.key, it);
@@ -255,6 +259,7 @@ export class ChatUI {
     if (nodes.length !== this.msgs.children.length || nodes.some((n, i) => this.msgs.children[i] !== n)) {
       this.msgs.replaceChildren(...nodes);
     }
+    if (this.editing && document.activeElement !== this.editing.input && this.editing.input.isConnected) this.editing.input.focus();
     if (atBottom) sc.scrollTop = sc.scrollHeight;
     else sc.scrollTop = sc.scrollHeight - sc.clientHeight - fromBottom;
     this.stick = false;
@@ -271,9 +276,10 @@ export class ChatUI {
     const e = el('div', `msg${m.own ? ' own' : ''}${m.deleted ? ' deleted' : ''}${m.status === 'failed' ? ' failed' : ''}`, { testid: 'message' });
     setData(e, m);
     if (!m.own && c.kind !== 'direct') e.append(el('div', 'msg-sender', { testid: 'message-sender', text: m.senderName }));
-    e.append(el('div', 'msg-text', { testid: 'message-text', text: m.deleted ? 'Message deleted' : m.text }));
+    if (this.editing && this.editing.key === m.key && !m.deleted) e.append(this.editing.input);
+    else e.append(el('div', 'msg-text', { testid: 'message-text', text: m.deleted ? 'Message deleted' : m.text }));
     const meta = el('div', 'msg-meta');
-    if (m.edited) meta.append(el('span', '', { text: 'edited' }));
+    if (m.edited) meta.append(el('span', '', { testid: 'message-edited', text: 'edited' }));
     meta.append(el('time', 'msg-time', { text: clock(m.createdAt) }));
     if (m.own && m.status) {
       const s = el('span', `msg-status st-${m.status}`, { testid: 'message-status', title: m.error ? `${STATUS_TITLE[m.status]}: ${m.error}` : STATUS_TITLE[m.status], text: STATUS_MARK[m.status] });
@@ -284,8 +290,56 @@ export class ChatUI {
         meta.append(retry);
       }
     }
+    if (m.own && m.seq > 0 && m.kind === 'text' && !m.deleted) meta.append(...this.changeButtons(c, m, e));
     e.append(meta);
     return e;
+  }
+
+  // changeButtons lets the author edit or delete a stored message. Delete
+  // asks for a second click within 3 s instead of a dialog.
+  changeButtons(c, m, e) {
+    const edit = el('button', 'link-btn msg-change', { testid: 'edit-button', type: 'button', text: 'Edit' });
+    edit.addEventListener('click', () => this.startEdit(c, m));
+    const del = el('button', 'link-btn msg-change', { testid: 'delete-button', type: 'button', text: 'Delete' });
+    del.addEventListener('click', () => {
+      if (!del.dataset.armed) {
+        del.dataset.armed = '1';
+        del.textContent = 'Delete?';
+        setTimeout(() => { delete del.dataset.armed; del.textContent = 'Delete'; }, 3000);
+        return;
+      }
+      del.disabled = true;
+      this.chat.remove(c.id, m.seq).catch((err) => this.changeFailed(e, 'Not deleted', err));
+    });
+    return [edit, del];
+  }
+
+  startEdit(c, m) {
+    const input = el('input', 'msg-edit', { testid: 'edit-input', type: 'text', maxlength: '4000', 'aria-label': 'Edit message' });
+    input.value = m.text;
+    const done = () => { this.editing = null; this.renderPane(); };
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') done();
+      if (ev.key !== 'Enter') return;
+      ev.preventDefault();
+      const text = input.value;
+      if (text.trim() === m.text) { done(); return; }
+      input.disabled = true;
+      this.chat.edit(c.id, m.seq, text).then(done, (err) => {
+        input.disabled = false;
+        input.title = `Not saved: ${err.message || err}`;
+        input.classList.add('failed');
+      });
+    });
+    this.editing = { key: m.key, seq: m.seq, input };
+    this.renderPane();
+    input.focus();
+  }
+
+  changeFailed(e, what, err) {
+    const note = el('span', 'msg-error', { testid: 'change-error', text: `${what}: ${err.message || err}` });
+    e.append(note);
+    setTimeout(() => note.remove(), 8000);
   }
 }
 

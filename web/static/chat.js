@@ -11,7 +11,8 @@
 // missing.
 
 import { ChatStore } from './chat-store.js';
-import { Outbox } from './chat-outbox.js';
+import { Outbox, PERMANENT } from './chat-outbox.js';
+import { SignalingError, backoff } from './signaling.js';
 import { Receipts } from './chat-receipts.js';
 
 export const PAGE = 30; // events per history page
@@ -20,6 +21,7 @@ const MAX_RANGE_PAGES = 20;
 const PRELOAD_CONVERSATIONS = 20; // new conversations whose latest page loads at once
 const TYPING_SEND_MS = 3000;
 const TYPING_SHOW_MS = 6000;
+const CHANGE_ATTEMPTS = 5; // an edit or delete is retried this often before it is reported failed
 export const VISIBLE_KINDS = new Set(['text', 'call_missed', 'call_declined', 'system']);
 const PERSISTED = ['id', 'kind', 'peer', 'room', 'title', 'lastSeq', 'held', 'delivered', 'read', 'unread', 'lastActivity', 'syncSeq', 'peerMarks', 'oldest', 'more'];
 
@@ -427,6 +429,50 @@ export class Chat extends EventTarget {
 
   retry(clientMsgId) { this.outbox.retry(clientMsgId); }
 
+  // edit and remove change one of the user's own stored messages. The
+  // change is an event with a seq of its own: it shows once the server
+  // stored it (its ack), and retries reuse one clientMsgId so it is
+  // stored once. They resolve with the ack or reject with the reason.
+  edit(id, targetSeq, text) {
+    const t = text.trim();
+    if (!t) return Promise.reject(new Error('an edit cannot be empty; delete the message instead'));
+    return this.change('chat_edit', 'edit', id, { targetSeq, text: t });
+  }
+
+  remove(id, targetSeq) {
+    return this.change('chat_delete', 'delete', id, { targetSeq });
+  }
+
+  async change(type, kind, id, body) {
+    const clientMsgId = crypto.randomUUID();
+    const me = this.self || {};
+    let lastErr = null;
+    for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, backoff(attempt - 1)));
+      if (!this.sig || !this.sig.isOpen) {
+        lastErr = new Error('no connection to the server');
+        continue;
+      }
+      try {
+        const reply = await this.sig.request(type, { conversationId: id, clientMsgId, ...body }, 8000);
+        const ack = reply.data;
+        const c = this.conv(ack.conversationId);
+        const gap = c.held > 0 && ack.seq > c.held + 1;
+        await this.ingest(c, [{
+          conversationId: ack.conversationId, seq: ack.seq, serverId: ack.serverId, clientMsgId: ack.clientMsgId,
+          sender: { identity: me.identity, name: me.name }, kind, text: body.text || '', targetSeq: body.targetSeq,
+          createdAt: ack.createdAt,
+        }]);
+        if (gap) this.fillGap(c);
+        return ack;
+      } catch (err) {
+        if (err instanceof SignalingError && PERMANENT.has(err.code)) throw err;
+        lastErr = err;
+      }
+    }
+    throw lastErr || new Error(`${type} failed`);
+  }
+
   // onAck is the outbox's hook once the server stored a message.
   async onAck(item, ack) {
     const c = this.conv(ack.conversationId);
@@ -556,8 +602,8 @@ export class Chat extends EventTarget {
         lastSeq: c.lastSeq, held: c.held, delivered: c.delivered, read: c.read, unread: c.unread,
         oldest: c.oldest, more: c.more, peerMarks: c.peerMarks,
         typing: [...c.typing.values()].map((t) => t.name),
-        messages: this.timeline(c.id).map(({ seq, clientMsgId, kind, text, sender, own, status, deleted }) => ({
-          seq, clientMsgId, kind, text, sender, own, status, deleted,
+        messages: this.timeline(c.id).map(({ seq, clientMsgId, kind, text, sender, own, status, deleted, edited }) => ({
+          seq, clientMsgId, kind, text, sender, own, status, deleted, edited,
         })),
       })),
     };
