@@ -52,7 +52,7 @@ export class ChatUI {
     const r = el('div', `chat chat-${this.mode}`, { testid: 'chat' });
     const list = el('section', 'chat-list', { testid: 'conv-list' });
     const form = el('form', 'new-chat', { testid: 'new-chat-form' });
-    this.newInput = el('input', '', { testid: 'new-chat-input', placeholder: 'Identity, e.g. bob', maxlength: '128', autocomplete: 'off', 'aria-label': 'Identity to message' });
+    this.newInput = el('input', '', { testid: 'new-chat-input', placeholder: 'Identity (bob), or several for a group (bob, carol)', maxlength: '2048', autocomplete: 'off', 'aria-label': 'Identity to message, or several separated by commas for a group', title: 'One identity opens a direct chat; several, separated by commas, make a group' });
     const newBtn = el('button', 'small', { testid: 'new-chat-button', type: 'submit', text: 'Open' });
     form.append(this.newInput, newBtn);
     form.addEventListener('submit', (ev) => { ev.preventDefault(); this.openDirect(); });
@@ -102,12 +102,22 @@ export class ChatUI {
     this.el = r;
   }
 
+  // openDirect opens a direct chat with one identity, or makes a group
+  // when several are given (comma-separated); the group's title lists
+  // its members, the user first.
   async openDirect() {
-    const id = this.newInput.value.trim();
-    if (!id) return;
+    const me = this.chat.self ? this.chat.self.identity : '';
+    const ids = [...new Set(this.newInput.value.split(',').map((s) => s.trim()).filter((s) => s && s !== me))];
+    if (!ids.length) return;
     this.newError.hidden = true;
     try {
-      const convId = await this.chat.openDirect(id);
+      let convId;
+      if (ids.length === 1 && !this.newInput.value.includes(',')) {
+        convId = await this.chat.openDirect(ids[0]);
+      } else {
+        const names = [this.chat.self ? this.chat.self.name || me : me, ...ids.map((id) => this.chat.nameOf(id))];
+        convId = await this.chat.createGroup(groupTitle(names), ids);
+      }
       this.newInput.value = '';
       this.select(convId);
     } catch (err) {
@@ -341,6 +351,17 @@ export class ChatUI {
     e.append(note);
     setTimeout(() => note.remove(), 8000);
   }
+}
+
+// groupTitle joins names into a title within the server's 128 bytes.
+function groupTitle(names) {
+  let t = '';
+  for (const n of names) {
+    const next = t ? `${t}, ${n}` : n;
+    if (new TextEncoder().encode(next).length > 120) return `${t}, …`;
+    t = next;
+  }
+  return t;
 }
 
 function setText(e, text) {

@@ -525,6 +525,18 @@ export class Chat extends EventTarget {
     return c.id;
   }
 
+  // createGroup makes a group conversation with the given members (the
+  // user is added by the server) and returns its id.
+  async createGroup(title, members) {
+    if (!this.sig || !this.sig.isOpen) throw new Error('not connected');
+    const reply = await this.sig.request('chat_group', { title, members });
+    const c = this.applyView(reply.data.conversation);
+    if (!c.syncSeq) c.syncSeq = c.lastSeq;
+    await this.saveConv(c);
+    this.changed();
+    return c.id;
+  }
+
   // ----- views -----
 
   nameOf(identity) {
