@@ -1,19 +1,17 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/rtmp"
 )
 
@@ -42,71 +40,28 @@ func startRTMP(t *testing.T, keys rtmp.KeyStore, sink rtmp.Sink) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("rtmp Serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("rtmp Serve did not return")
-		}
-	})
+	testkit.RunInBackground(t, "rtmp Serve", func(ctx context.Context) error { return srv.Serve(ctx, l) })
 	return l.Addr().String()
 }
 
-// ffmpegPublish runs ffmpeg publishing a test pattern and a sine tone;
-// it is killed with its process group when the test ends.
-type ffmpegPublish struct {
-	stderr bytes.Buffer
-	done   chan error
-}
-
-func startFFmpegPublish(t *testing.T, url, seconds string) *ffmpegPublish {
+// startFFmpegPublish runs ffmpeg publishing a test pattern and a sine
+// tone for at most a minute; its Wait returns ffmpeg's output and exit
+// error.
+func startFFmpegPublish(t *testing.T, url, seconds string) *testkit.Process {
 	return startFFmpegProfile(t, url, seconds, "baseline")
 }
 
-func startFFmpegProfile(t *testing.T, url, seconds, profile string) *ffmpegPublish {
+func startFFmpegProfile(t *testing.T, url, seconds, profile string) *testkit.Process {
 	t.Helper()
 	requireFFmpeg(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, ffmpegBin, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+	t.Cleanup(cancel)
+	return testkit.StartProcess(t, ctx, ffmpegBin, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", seconds,
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", profile, "-tune", "zerolatency", "-bf", "0", "-g", "30",
 		"-c:a", "aac", "-ac", "2", "-f", "flv", url)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	p := &ffmpegPublish{done: make(chan error, 1)}
-	cmd.Stderr = &p.stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start ffmpeg: %v", err)
-	}
-	go func() { p.done <- cmd.Wait(); cancel() }()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	return p
-}
-
-func (p *ffmpegPublish) wait(t *testing.T) (error, string) {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return err, p.stderr.String()
-	case <-time.After(60 * time.Second):
-		t.Fatal("ffmpeg did not exit")
-		return nil, ""
-	}
 }
 
 // TestRTMPEndToEnd: ffmpeg publishes H.264 + AAC to the real RTMP server
@@ -137,7 +92,7 @@ func TestRTMPEndToEnd(t *testing.T) {
 
 	// Wrong and revoked keys: ffmpeg fails, nothing joins the room.
 	for _, k := range []string{"sk_wrong", revoked.Secret} {
-		err, stderr := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+k, "2").wait(t)
+		stderr, err := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+k, "2").Wait()
 		if err == nil {
 			t.Fatalf("ffmpeg with a bad key succeeded:\n%s", stderr)
 		}
@@ -147,7 +102,7 @@ func TestRTMPEndToEnd(t *testing.T) {
 	}
 
 	p := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+key.Secret, "8")
-	eventually(t, 20*time.Second, "viewer receives H.264 and Opus from ffmpeg", func() bool {
+	testkit.Eventually(t, 20*time.Second, "viewer receives H.264 and Opus from ffmpeg", func() bool {
 		return v.received(webrtc.RTPCodecTypeVideo) >= 150 && v.received(webrtc.RTPCodecTypeAudio) >= 100
 	})
 	streams := svc.Streams()
@@ -185,12 +140,12 @@ func TestRTMPEndToEnd(t *testing.T) {
 	}
 
 	// A second publish on the same key while live is refused.
-	err2, stderr := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+key.Secret, "2").wait(t)
+	stderr, err2 := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+key.Secret, "2").Wait()
 	if err2 == nil {
 		t.Fatalf("second publish on a live key succeeded:\n%s", stderr)
 	}
 
-	if err, stderr := p.wait(t); err != nil {
+	if stderr, err := p.Wait(); err != nil {
 		t.Fatalf("ffmpeg publish failed: %v\n%s", err, stderr)
 	}
 	firstVideo := vt.id
@@ -198,7 +153,7 @@ func TestRTMPEndToEnd(t *testing.T) {
 	// The publisher comes back within the grace period (here in High
 	// profile, still without B-frames): same participant, new tracks.
 	p = startFFmpegProfile(t, "rtmp://"+addr+"/live/"+key.Secret, "3", "high")
-	eventually(t, 20*time.Second, "viewer receives the reconnected stream", func() bool {
+	testkit.Eventually(t, 20*time.Second, "viewer receives the reconnected stream", func() bool {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		for id, rt := range v.tracks {
@@ -214,13 +169,13 @@ func TestRTMPEndToEnd(t *testing.T) {
 	if dir.count("add ") != 1 || dir.count("remove ") != 0 || dir.count("track stage "+pid+" video") != 2 {
 		t.Fatalf("reconnect seen as leave/join: %v", dir.all())
 	}
-	if err, stderr := p.wait(t); err != nil {
+	if stderr, err := p.Wait(); err != nil {
 		t.Fatalf("ffmpeg publish failed: %v\n%s", err, stderr)
 	}
-	eventually(t, 15*time.Second, "stream leaves after ffmpeg ends", func() bool {
+	testkit.Eventually(t, 15*time.Second, "stream leaves after ffmpeg ends", func() bool {
 		return dir.count("remove stage "+pid) == 1 && len(svc.Streams()) == 0
 	})
-	eventually(t, 10*time.Second, "viewer sees the tracks end", func() bool {
+	testkit.Eventually(t, 10*time.Second, "viewer sees the tracks end", func() bool {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		for _, rt := range v.tracks {

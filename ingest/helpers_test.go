@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/rtmp"
 	"github.com/parleyhq/parley/sfu"
 )
@@ -40,21 +40,11 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // startSFU runs a real SFU restricted to loopback until the test ends.
 func startSFU(t testing.TB) *sfu.SFU {
 	t.Helper()
 	cfg := sfu.DefaultConfig()
-	cfg.UDPPort = freeUDPPort(t)
+	cfg.UDPPort = testkit.FreeUDPPort(t)
 	cfg.TCPPort = 0
 	cfg.IncludeLoopback = true
 	cfg.Interfaces = []string{"lo"}
@@ -64,17 +54,9 @@ func startSFU(t testing.TB) *sfu.SFU {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("SFU Run did not return")
-		}
-	})
+	// Run's result is the SFU's own tests' business; here it only has to
+	// return.
+	testkit.RunInBackground(t, "SFU Run", func(ctx context.Context) error { _ = s.Run(ctx); return nil })
 	return s
 }
 
@@ -90,29 +72,10 @@ func startService(t testing.TB, cfg Config, deps Deps) (*Service, *prometheus.Re
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("Service Run did not return")
-		}
-	})
+	// Run's result is checked by the shutdown test; here it only has to
+	// return.
+	testkit.RunInBackground(t, "Service Run", func(ctx context.Context) error { _ = svc.Run(ctx); return nil })
 	return svc, reg
-}
-
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // fakeDir records Directory calls as strings, in order.

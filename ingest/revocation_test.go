@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // TestRevokeEndsLiveRTMPStream: ffmpeg publishes with a key; the key is
@@ -39,14 +41,14 @@ func TestRevokeEndsLiveRTMPStream(t *testing.T) {
 
 	p := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+doomed.Secret, "30")
 	other := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+kept.Secret, "30")
-	eventually(t, 20*time.Second, "both streams live and video flowing", func() bool {
+	testkit.Eventually(t, 20*time.Second, "both streams live and video flowing", func() bool {
 		return len(svc.Streams()) == 2 && v.received(webrtc.RTPCodecTypeVideo) >= 60
 	})
 	if _, err := ks.Revoke(ctx, doomed.ID); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err, stderr := p.wait(t)
+	stderr, err := p.Wait()
 	took := time.Since(start)
 	if err == nil {
 		t.Fatalf("ffmpeg kept publishing with a revoked key:\n%s", stderr)
@@ -54,7 +56,7 @@ func TestRevokeEndsLiveRTMPStream(t *testing.T) {
 	if took > 10*time.Second {
 		t.Fatalf("the revoked stream ended after %v", took)
 	}
-	eventually(t, 5*time.Second, "the doomed participant leaves", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the doomed participant leaves", func() bool {
 		st := svc.Streams()
 		return len(st) == 1 && st[0].Name == "Kept" && dir.count("remove ") == 1
 	})
@@ -62,13 +64,13 @@ func TestRevokeEndsLiveRTMPStream(t *testing.T) {
 		t.Fatalf("revoked_live counted %v, want 1", n)
 	}
 	select {
-	case err := <-other.done:
-		other.done <- err
-		t.Fatalf("the stream on the other key ended too: %v\n%s", err, other.stderr.String())
+	case <-other.Done():
+		out, err := other.Wait()
+		t.Fatalf("the stream on the other key ended too: %v\n%s", err, out)
 	default:
 	}
 	// Reconnecting with the revoked key is refused.
-	err, stderr = startFFmpegPublish(t, "rtmp://"+addr+"/live/"+doomed.Secret, "2").wait(t)
+	stderr, err = startFFmpegPublish(t, "rtmp://"+addr+"/live/"+doomed.Secret, "2").Wait()
 	if err == nil || strings.Count(strings.Join(dir.all(), "\n"), "add ") != 2 {
 		t.Fatalf("reconnect with the revoked key: err %v, directory %v\n%s", err, dir.all(), stderr)
 	}
@@ -89,20 +91,20 @@ func TestRevokeEndsLiveWHIPStream(t *testing.T) {
 	})
 	c := newWHIPClient(t)
 	c.publish(base, key.Secret)
-	eventually(t, 15*time.Second, "viewer receives video over WHIP", func() bool {
+	testkit.Eventually(t, 15*time.Second, "viewer receives video over WHIP", func() bool {
 		return v.received(webrtc.RTPCodecTypeVideo) >= 20
 	})
 	pid := svc.Streams()[0].ParticipantID
 	if _, err := ks.Revoke(ctx, key.ID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the participant leaves", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the participant leaves", func() bool {
 		return len(svc.Streams()) == 0 && dir.count("remove stage "+pid) == 1
 	})
 	if resp, _ := whipRequest(t, http.MethodDelete, base+c.location, key.Secret, "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("DELETE after revocation: %d, want 404 (session already ended)", resp.StatusCode)
 	}
-	eventually(t, 10*time.Second, "publisher connection closed", func() bool {
+	testkit.Eventually(t, 10*time.Second, "publisher connection closed", func() bool {
 		s := c.pc.ConnectionState()
 		return s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected
 	})

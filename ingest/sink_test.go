@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/rtmp"
 )
 
@@ -162,7 +163,7 @@ func TestSinkPublishesToViewer(t *testing.T) {
 				v.received(webrtc.RTPCodecTypeAudio), v.pc.ConnectionState(), s.RoomStats("stage"))
 		}
 	})
-	eventually(t, 15*time.Second, "viewer receives H.264 and Opus", func() bool {
+	testkit.Eventually(t, 15*time.Second, "viewer receives H.264 and Opus", func() bool {
 		return v.received(webrtc.RTPCodecTypeVideo) >= 40 && v.received(webrtc.RTPCodecTypeAudio) >= 40
 	})
 	vt, _ := v.track(webrtc.RTPCodecTypeVideo)
@@ -193,7 +194,7 @@ func TestSinkPublishesToViewer(t *testing.T) {
 	if err := v.sendPLI(vt.ssrc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "PLI counted", func() bool { return svc.Streams()[0].KeyframeRequests > before })
+	testkit.Eventually(t, 5*time.Second, "PLI counted", func() bool { return svc.Streams()[0].KeyframeRequests > before })
 	if got := counterValue(t, reg, "parley_ingest_keyframe_requests_total", "rtmp", "unsupported"); got < 1 {
 		t.Fatalf("keyframe metric %v", got)
 	}
@@ -206,7 +207,7 @@ func TestSinkPublishesToViewer(t *testing.T) {
 	if err := sess.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "viewer sees both tracks end", func() bool {
+	testkit.Eventually(t, 10*time.Second, "viewer sees both tracks end", func() bool {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		ended := 0
@@ -217,7 +218,7 @@ func TestSinkPublishesToViewer(t *testing.T) {
 		}
 		return ended == 2
 	})
-	eventually(t, 5*time.Second, "participant removed after grace", func() bool { return dir.count("remove ") == 1 })
+	testkit.Eventually(t, 5*time.Second, "participant removed after grace", func() bool { return dir.count("remove ") == 1 })
 	calls := dir.all()
 	if calls[len(calls)-1] != "remove stage "+pid || dir.count("untrack ") != 2 {
 		t.Fatalf("directory calls %v", calls)
@@ -227,29 +228,22 @@ func TestSinkPublishesToViewer(t *testing.T) {
 	}
 }
 
-// counterValue finds one labelled counter in a registry (0 if absent).
+// counterValue reads the counter with exactly these label values, in
+// label-name order; a series not yet observed reads as 0.
 func counterValue(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
+	mf := testkit.MetricFamily(t, reg, name)
+metrics:
+	for _, m := range mf.GetMetric() {
+		if len(m.GetLabel()) != len(labels) {
 			continue
 		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
+		for i, l := range m.GetLabel() {
+			if l.GetValue() != labels[i] {
+				continue metrics
 			}
-			for i, l := range m.GetLabel() {
-				if l.GetValue() != labels[i] {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
 		}
+		return m.GetCounter().GetValue()
 	}
 	return 0
 }
@@ -294,7 +288,7 @@ func TestSinkReconnectKeepsParticipant(t *testing.T) {
 		t.Fatalf("live stream removed by a stale grace timer: %v", dir.all())
 	}
 	_ = again.Close()
-	eventually(t, 5*time.Second, "removed after grace", func() bool { return dir.count("remove r "+pid) == 1 })
+	testkit.Eventually(t, 5*time.Second, "removed after grace", func() bool { return dir.count("remove r "+pid) == 1 })
 
 	// After the grace period a new publish is a new participant.
 	later := startStream(t, svc, b)

@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/rtmp"
 )
 
@@ -229,7 +230,7 @@ func TestWHIPPublishPLIAndDelete(t *testing.T) {
 
 	c := newWHIPClient(t)
 	c.publish(base, "sk_good")
-	eventually(t, 15*time.Second, "viewer receives H.264 and Opus over WHIP", func() bool {
+	testkit.Eventually(t, 15*time.Second, "viewer receives H.264 and Opus over WHIP", func() bool {
 		return v.received(webrtc.RTPCodecTypeVideo) >= 40 && v.received(webrtc.RTPCodecTypeAudio) >= 40
 	})
 	streams := svc.Streams()
@@ -256,7 +257,7 @@ func TestWHIPPublishPLIAndDelete(t *testing.T) {
 
 	// A viewer's key-frame request reaches the WHIP publisher.
 	before := c.plis.Load()
-	eventually(t, 10*time.Second, "viewer PLI reaches the WHIP publisher", func() bool {
+	testkit.Eventually(t, 10*time.Second, "viewer PLI reaches the WHIP publisher", func() bool {
 		if err := v.sendPLI(vt.ssrc); err != nil {
 			t.Fatal(err)
 		}
@@ -277,7 +278,7 @@ func TestWHIPPublishPLIAndDelete(t *testing.T) {
 	if resp, body := whipRequest(t, http.MethodDelete, base+c.location, "sk_good", "", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", resp.StatusCode, body)
 	}
-	eventually(t, 10*time.Second, "viewer sees the WHIP tracks end", func() bool {
+	testkit.Eventually(t, 10*time.Second, "viewer sees the WHIP tracks end", func() bool {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		for _, rt := range v.tracks {
@@ -287,11 +288,11 @@ func TestWHIPPublishPLIAndDelete(t *testing.T) {
 		}
 		return len(v.tracks) == 2
 	})
-	eventually(t, 5*time.Second, "participant leaves", func() bool { return dir.count("remove stage "+pid) == 1 })
+	testkit.Eventually(t, 5*time.Second, "participant leaves", func() bool { return dir.count("remove stage "+pid) == 1 })
 	if resp, _ := whipRequest(t, http.MethodDelete, base+c.location, "sk_good", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d", resp.StatusCode)
 	}
-	eventually(t, 10*time.Second, "publisher connection closed", func() bool {
+	testkit.Eventually(t, 10*time.Second, "publisher connection closed", func() bool {
 		s := c.pc.ConnectionState()
 		return s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected
 	})
@@ -384,7 +385,7 @@ func TestWHIPConnectTimeout(t *testing.T) {
 	if len(svc.Streams()) != 1 {
 		t.Fatal("no live stream after POST")
 	}
-	eventually(t, 10*time.Second, "stream ended by the connect timeout", func() bool {
+	testkit.Eventually(t, 10*time.Second, "stream ended by the connect timeout", func() bool {
 		return len(svc.Streams()) == 0 && dir.count("remove stage ") == 1
 	})
 	if resp, _ := whipRequest(t, http.MethodDelete, base+resp.Header.Get("Location"), "", "", ""); resp.StatusCode != http.StatusNotFound {

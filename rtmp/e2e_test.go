@@ -20,6 +20,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 const ffmpegBin = "/usr/bin/ffmpeg"
@@ -64,20 +66,7 @@ func startServer(t testing.TB, keys fakeKeys, mod func(*Config, *Deps)) *testSer
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("Serve did not return after cancel")
-		}
-	})
+	testkit.RunInBackground(t, "Serve", func(ctx context.Context) error { return srv.Serve(ctx, l) })
 	return &testServer{srv: srv, addr: l.Addr().String(), sink: sink, reg: reg}
 }
 
@@ -112,47 +101,20 @@ func (p publishOpts) args(addr string) []string {
 	return a
 }
 
-// ffmpegProc is a publishing ffmpeg; it is killed (with its process group)
-// at test cleanup if still running.
-type ffmpegProc struct {
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	done   chan error
-}
-
-func startFFmpeg(t testing.TB, args []string) *ffmpegProc {
+// startFFmpeg runs a publishing ffmpeg for at most a minute; its Wait
+// returns ffmpeg's output and exit error.
+func startFFmpeg(t testing.TB, args []string) *testkit.Process {
 	t.Helper()
 	requireFFmpeg(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, ffmpegBin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	p := &ffmpegProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start ffmpeg: %v", err)
-	}
-	go func() { p.done <- cmd.Wait(); cancel() }()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	return p
-}
-
-// wait returns ffmpeg's exit error and stderr (bounded by its 60 s context).
-func (p *ffmpegProc) wait() (error, string) {
-	err := <-p.done
-	p.done <- err // let cleanup read it again
-	return err, p.stderr.String()
+	t.Cleanup(cancel)
+	return testkit.StartProcess(t, ctx, ffmpegBin, args...)
 }
 
 func runPublish(t *testing.T, ts *testServer, o publishOpts) (*fakeSession, string) {
 	t.Helper()
 	p := startFFmpeg(t, o.args(ts.addr))
-	err, stderr := p.wait()
+	stderr, err := p.Wait()
 	if err != nil {
 		t.Fatalf("ffmpeg publish failed: %v\n%s", err, stderr)
 	}
@@ -341,7 +303,7 @@ func TestE2ERefusedKeys(t *testing.T) {
 	}
 	for _, c := range cases {
 		p := startFFmpeg(t, publishOpts{key: c.key, seconds: 2}.args(ts.addr))
-		err, stderr := p.wait()
+		stderr, err := p.Wait()
 		if err == nil {
 			t.Fatalf("key %q: ffmpeg exited 0; want a refusal", c.key)
 		}
@@ -363,7 +325,7 @@ func TestE2ESecondPublishOnLiveKeyRefused(t *testing.T) {
 	s := waitSession(t, ts.sink)
 	v := waitVideo(t, s)
 	second := startFFmpeg(t, publishOpts{key: "k", seconds: 2}.args(ts.addr))
-	err, stderr := second.wait()
+	stderr, err := second.Wait()
 	if err == nil || !strings.Contains(stderr, "stream key already live") {
 		t.Fatalf("second publish: err %v, stderr:\n%s", err, stderr)
 	}
@@ -373,14 +335,14 @@ func TestE2ESecondPublishOnLiveKeyRefused(t *testing.T) {
 	if after := len(v.packets()); after <= before {
 		t.Fatalf("first publish stopped flowing (%d -> %d packets)", before, after)
 	}
-	if err, stderr := first.wait(); err != nil {
+	if stderr, err := first.Wait(); err != nil {
 		t.Fatalf("first publish: %v\n%s", err, stderr)
 	}
 	<-s.closedCh
 	// The key is free again once the first publisher left.
 	waitKeyFree(t, ts.srv, "k")
 	again := startFFmpeg(t, publishOpts{key: "k", seconds: 1}.args(ts.addr))
-	if err, stderr := again.wait(); err != nil {
+	if stderr, err := again.Wait(); err != nil {
 		t.Fatalf("republish after the first ended: %v\n%s", err, stderr)
 	}
 }
@@ -407,7 +369,7 @@ func TestE2EBFramesRefused(t *testing.T) {
 	ts := startServer(t, fakeKeys{"b": nil}, nil)
 	p := startFFmpeg(t, publishOpts{key: "b", seconds: 3,
 		videoArgs: []string{"-profile:v", "main", "-bf", "2", "-g", "30"}}.args(ts.addr))
-	err, stderr := p.wait()
+	stderr, err := p.Wait()
 	if err == nil {
 		t.Fatalf("B-frame stream: ffmpeg exited 0\n%s", stderr)
 	}
@@ -535,7 +497,7 @@ func TestShutdownEndsPublishesAndTranscoders(t *testing.T) {
 			t.Errorf("transcoder ffmpeg %d outlived the server: %v", pid, err)
 		}
 	}
-	if err, _ := pub.wait(); err == nil {
+	if _, err := pub.Wait(); err == nil {
 		t.Error("publisher's ffmpeg exited 0 although the server shut down mid-stream")
 	}
 }

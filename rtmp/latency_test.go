@@ -109,7 +109,7 @@ func BenchmarkIngestLatency(b *testing.B) {
 			mu.Unlock()
 		}
 		p := startFFmpeg(b, publishOpts{key: "k", seconds: 10}.args(ts.addr))
-		if err, stderr := p.wait(); err != nil {
+		if stderr, err := p.Wait(); err != nil {
 			b.Fatalf("ffmpeg: %v\n%s", err, stderr)
 		}
 		s := <-ts.sink.started

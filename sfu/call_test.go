@@ -10,6 +10,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/transport/v4/vnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // TestCall runs one call on the virtual network: a publisher, one
@@ -27,7 +29,7 @@ func testCall(t *testing.T) {
 	ada := env.newClient("standup", "PA_ada", opts)
 	ada.publish()
 
-	eventually(t, 10*time.Second, "ada's track published", func() bool {
+	testkit.Eventually(t, 10*time.Second, "ada's track published", func() bool {
 		ada.mu.Lock()
 		defer ada.mu.Unlock()
 		return len(ada.published) == 1
@@ -42,7 +44,7 @@ func testCall(t *testing.T) {
 	cyd := env.newClient("standup", "PA_cyd", JoinOptions{CanSubscribe: true}) // joins after
 
 	for _, c := range []*client{bob, cyd} {
-		eventually(t, 10*time.Second, c.id+" receiving media", func() bool { return c.received(info.SID) >= 50 })
+		testkit.Eventually(t, 10*time.Second, c.id+" receiving media", func() bool { return c.received(info.SID) >= 50 })
 		rt := c.remoteTracks()[info.SID]
 		if rt.streamID != "PA_ada|"+info.SID || rt.id != info.SID {
 			t.Fatalf("%s: stream %q track %q", c.id, rt.streamID, rt.id)
@@ -72,9 +74,9 @@ func testCall(t *testing.T) {
 			dropped.Store(int32(b[2])<<8 | int32(b[3]))
 			return false
 		})
-		eventually(t, 5*time.Second, "a packet dropped", func() bool { return dropped.Load() >= 0 })
+		testkit.Eventually(t, 5*time.Second, "a packet dropped", func() bool { return dropped.Load() >= 0 })
 		seq := uint16(dropped.Load())
-		eventually(t, 5*time.Second, "bob receives the retransmission", func() bool {
+		testkit.Eventually(t, 5*time.Second, "bob receives the retransmission", func() bool {
 			return bob.remoteTracks()[info.SID].seqs[seq] == 1
 		})
 		after := env.sfu.RoomStats("standup")[0]
@@ -90,7 +92,7 @@ func testCall(t *testing.T) {
 		// Make ada's sender skip a sequence number a little ahead.
 		target := uint16(ada.sentCount.Load() + 20)
 		ada.skipSeq.Store(int32(target))
-		eventually(t, 5*time.Second, "ada receives a NACK for the lost packet", func() bool {
+		testkit.Eventually(t, 5*time.Second, "ada receives a NACK for the lost packet", func() bool {
 			return ada.nackedCount(target) > 0
 		})
 		if st := ada.peer.Stats()[0]; st.NACKsSent == 0 || st.PacketsLost == 0 {
@@ -114,7 +116,7 @@ func testCall(t *testing.T) {
 		if err := bob.sub.WriteRTCP(burst); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "PLI at the publisher", func() bool { return ada.plis.Load() > plis0 })
+		testkit.Eventually(t, 5*time.Second, "PLI at the publisher", func() bool { return ada.plis.Load() > plis0 })
 		time.Sleep(cfg.PLIInterval / 2)
 		st := ada.peer.Stats()[0]
 		if got := ada.plis.Load() - plis0; got != 1 || st.PLIsReceived-st0.PLIsReceived != 5 || st.PLIsSent-st0.PLIsSent != 1 {
@@ -124,8 +126,8 @@ func testCall(t *testing.T) {
 	})
 
 	step(t, "RTCP reports both ways", func() {
-		eventually(t, 5*time.Second, "receiver reports at the publisher", func() bool { return ada.receiverReports.Load() > 0 })
-		eventually(t, 5*time.Second, "sender reports at subscribers", func() bool {
+		testkit.Eventually(t, 5*time.Second, "receiver reports at the publisher", func() bool { return ada.receiverReports.Load() > 0 })
+		testkit.Eventually(t, 5*time.Second, "sender reports at subscribers", func() bool {
 			return bob.senderReports.Load() > 0 && cyd.senderReports.Load() > 0
 		})
 		if st := ada.peer.Stats()[0]; st.BitrateBps <= 0 || st.Packets == 0 || st.Bytes == 0 || st.LastPacketTime.IsZero() {
@@ -148,7 +150,7 @@ func testCall(t *testing.T) {
 		}
 		// bob's subscriber connection is renegotiated without the track.
 		for _, c := range []*client{bob, cyd} {
-			eventually(t, 5*time.Second, c.id+"'s remote track ends", func() bool {
+			testkit.Eventually(t, 5*time.Second, c.id+"'s remote track ends", func() bool {
 				return c.remoteTracks()[info.SID].ended
 			})
 		}
@@ -205,13 +207,13 @@ func TestSlowSubscriber(t *testing.T) {
 		}
 		ada := env.newClient("r", "PA_ada", JoinOptions{CanPublish: true})
 		ada.publish()
-		eventually(t, 5*time.Second, "published", func() bool { return len(env.sfu.RoomStats("r")) == 1 })
+		testkit.Eventually(t, 5*time.Second, "published", func() bool { return len(env.sfu.RoomStats("r")) == 1 })
 		sid := env.sfu.RoomStats("r")[0].SID
 		fast := env.newClient("r", "PA_fast", JoinOptions{CanSubscribe: true})
 		slow := env.newClient("r", "PA_slow", JoinOptions{CanSubscribe: true})
 		// The slow writer is stuck on its first packet; a second of media
 		// (200 packets) overflows its queue.
-		eventually(t, 5*time.Second, "fast receives a second of media", func() bool { return fast.received(sid) >= 200 })
+		testkit.Eventually(t, 5*time.Second, "fast receives a second of media", func() bool { return fast.received(sid) >= 200 })
 		st := env.sfu.RoomStats("r")[0]
 		if st.Drops[DropQueueFull] == 0 {
 			t.Fatalf("stalled subscriber's drops not counted: %+v", st.Drops)
@@ -233,7 +235,7 @@ func TestSlowSubscriber(t *testing.T) {
 		stalled.Store(false)
 		close(stall)
 		n0 := slow.received(sid)
-		eventually(t, 5*time.Second, "slow subscriber resumes", func() bool { return slow.received(sid) >= n0+100 })
+		testkit.Eventually(t, 5*time.Second, "slow subscriber resumes", func() bool { return slow.received(sid) >= n0+100 })
 	})
 }
 
@@ -247,12 +249,12 @@ func TestH264Call(t *testing.T) {
 			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "ada-h264")
 		ada.negotiatePublisher(false)
 		bob := env.newClient("r", "PA_bob", JoinOptions{CanSubscribe: true})
-		eventually(t, 5*time.Second, "published", func() bool { return len(env.sfu.RoomStats("r")) == 1 })
+		testkit.Eventually(t, 5*time.Second, "published", func() bool { return len(env.sfu.RoomStats("r")) == 1 })
 		st := env.sfu.RoomStats("r")[0]
 		if st.Codec != webrtc.MimeTypeH264 {
 			t.Fatalf("codec %q", st.Codec)
 		}
-		eventually(t, 5*time.Second, "bob receives H.264", func() bool { return bob.received(st.SID) >= 20 })
+		testkit.Eventually(t, 5*time.Second, "bob receives H.264", func() bool { return bob.received(st.SID) >= 20 })
 		v, _ := bob.codecs.Load(st.SID)
 		codec := v.(webrtc.RTPCodecParameters)
 		if !strings.Contains(codec.SDPFmtpLine, "profile-level-id=42e01f") || !strings.Contains(codec.SDPFmtpLine, "packetization-mode=1") {

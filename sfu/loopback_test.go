@@ -1,11 +1,12 @@
 package sfu
 
 import (
-	"net"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // These tests use real sockets on 127.0.0.1, so they run outside
@@ -13,37 +14,17 @@ import (
 // the fake clock would stall). They check what vnet cannot: the real UDP
 // mux with interface/CIDR filters and loopback candidates, and ICE-TCP.
 
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	default:
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-}
-
 func TestLoopbackUDP(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.UDPPort = freePort(t, "udp")
+	cfg.UDPPort = testkit.FreeUDPPort(t)
 	cfg.TCPPort = 0
 	loopbackCall(t, cfg, nil)
 }
 
 func TestLoopbackICETCP(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.UDPPort = freePort(t, "udp")
-	cfg.TCPPort = freePort(t, "tcp")
+	cfg.UDPPort = testkit.FreeUDPPort(t)
+	cfg.TCPPort = testkit.FreeTCPPort(t)
 	// Clients that cannot use UDP at all must still connect.
 	loopbackCall(t, cfg, []webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 }
@@ -54,7 +35,7 @@ func loopbackCall(t *testing.T, cfg Config, clientNetworks []webrtc.NetworkType)
 	ada := env.newClient("r", "PA_ada", JoinOptions{CanPublish: true})
 	ada.publish()
 	bob := env.newClient("r", "PA_bob", JoinOptions{CanSubscribe: true})
-	eventually(t, 10*time.Second, "bob receives media over loopback", func() bool {
+	testkit.Eventually(t, 10*time.Second, "bob receives media over loopback", func() bool {
 		for _, rt := range bob.remoteTracks() {
 			if rt.count >= 20 {
 				return true

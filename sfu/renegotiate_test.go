@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // TestRenegotiation: several publishers and tracks, tracks added and
@@ -39,7 +41,7 @@ func testRenegotiation(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, 5*time.Second, "tracks published", func() bool { return len(sids(ada)) == 2 && len(sids(bob)) == 1 })
+	testkit.Eventually(t, 5*time.Second, "tracks published", func() bool { return len(sids(ada)) == 2 && len(sids(bob)) == 1 })
 	adaCam, adaMicInfo, bobCam := sids(ada)["ada-cam"], sids(ada)["ada-mic"], sids(bob)["cam-PA_bob"]
 	if adaMicInfo.Kind != "audio" || adaMicInfo.Codec != webrtc.MimeTypeOpus {
 		t.Fatalf("audio track info %+v", adaMicInfo)
@@ -47,7 +49,7 @@ func testRenegotiation(t *testing.T) {
 	flowing := func(c *client, sid string) {
 		t.Helper()
 		n0 := c.received(sid)
-		eventually(t, 5*time.Second, c.id+" receives "+sid, func() bool { return c.received(sid) >= n0+10 })
+		testkit.Eventually(t, 5*time.Second, c.id+" receives "+sid, func() bool { return c.received(sid) >= n0+10 })
 	}
 	for _, c := range []*client{bob, cyd} {
 		flowing(c, adaCam.SID)
@@ -68,7 +70,7 @@ func testRenegotiation(t *testing.T) {
 	step(t, "publisher adds a track mid-call", func() {
 		ada.addTrack("video", "ada-screen")
 		ada.negotiatePublisher(false)
-		eventually(t, 5*time.Second, "screen published", func() bool { return len(sids(ada)) == 3 })
+		testkit.Eventually(t, 5*time.Second, "screen published", func() bool { return len(sids(ada)) == 3 })
 		screen := sids(ada)["ada-screen"]
 		flowing(bob, screen.SID)
 		flowing(cyd, screen.SID)
@@ -77,13 +79,13 @@ func testRenegotiation(t *testing.T) {
 	step(t, "publisher removes a track", func() {
 		ada.removeTrack(adaMic)
 		ada.negotiatePublisher(false)
-		eventually(t, 5*time.Second, "mic unpublished", func() bool {
+		testkit.Eventually(t, 5*time.Second, "mic unpublished", func() bool {
 			ada.mu.Lock()
 			defer ada.mu.Unlock()
 			return len(ada.unpublished) == 1 && ada.unpublished[0].SID == adaMicInfo.SID
 		})
 		for _, c := range []*client{bob, cyd} {
-			eventually(t, 5*time.Second, c.id+"'s mic track ends", func() bool { return c.remoteTracks()[adaMicInfo.SID].ended })
+			testkit.Eventually(t, 5*time.Second, c.id+"'s mic track ends", func() bool { return c.remoteTracks()[adaMicInfo.SID].ended })
 		}
 		for _, st := range env.sfu.RoomStats("r") {
 			if st.SID == adaMicInfo.SID {
@@ -117,7 +119,7 @@ func testRenegotiation(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := iceUfrag(bob.sub.CurrentRemoteDescription().SDP)
-		eventually(t, 5*time.Second, "restart offer answered", func() bool {
+		testkit.Eventually(t, 5*time.Second, "restart offer answered", func() bool {
 			return bob.offers.Load() > offers && !bob.offerOut.Load()
 		})
 		if after := iceUfrag(bob.sub.CurrentRemoteDescription().SDP); after == before {
@@ -216,7 +218,7 @@ func TestRunCloses(t *testing.T) {
 		ada := env.newClient("r", "PA_ada", JoinOptions{CanPublish: true, CanSubscribe: true})
 		ada.publish()
 		bob := env.newClient("r", "PA_bob", JoinOptions{CanSubscribe: true})
-		eventually(t, 5*time.Second, "media", func() bool { return len(bob.remoteTracks()) == 1 })
+		testkit.Eventually(t, 5*time.Second, "media", func() bool { return len(bob.remoteTracks()) == 1 })
 		// newTestEnv's cleanup cancels Run; do it now through a second SFU
 		// handle check: Run must close everything and later Joins fail.
 		env.stop()
@@ -263,7 +265,7 @@ func TestLocalPublish(t *testing.T) {
 				}
 			}
 		}()
-		eventually(t, 5*time.Second, "bob receives the ingest track", func() bool { return bob.received(sid) >= 20 })
+		testkit.Eventually(t, 5*time.Second, "bob receives the ingest track", func() bool { return bob.received(sid) >= 20 })
 		if kf.Load() == 0 {
 			t.Fatal("no key-frame request reached the ingest")
 		}
@@ -275,7 +277,7 @@ func TestLocalPublish(t *testing.T) {
 		if err := lt.Close(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "track ends at bob", func() bool { return bob.remoteTracks()[sid].ended })
+		testkit.Eventually(t, 5*time.Second, "track ends at bob", func() bool { return bob.remoteTracks()[sid].ended })
 		if err := lt.WriteRTP(vp8Packet(1, true)); !errors.Is(err, ErrClosed) {
 			t.Fatalf("write after close: %v", err)
 		}

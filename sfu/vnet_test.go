@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // Network tests: real pion clients and the SFU on pion's virtual network.
@@ -90,16 +90,7 @@ func (env *testEnv) startSFU(cfg Config, n transport.Net) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- env.sfu.Run(ctx) }()
-	env.stop = sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	t.Cleanup(env.stop)
+	env.stop = testkit.RunInBackground(t, "Run", env.sfu.Run)
 }
 
 // client is a pion endpoint playing the browser's part.
@@ -607,15 +598,4 @@ func (c *client) nackedCount(seq uint16) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.nacked[seq]
-}
-
-// eventually polls cond every 10 ms for up to limit.
-func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

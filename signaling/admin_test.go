@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 )
@@ -162,7 +163,7 @@ func TestAdminRemoveParticipant(t *testing.T) {
 	if left.SID != bj.Participant.SID {
 		t.Fatalf("left %+v", left)
 	}
-	eventually(t, "bob's media closed", env.media.peer(t, bj.Participant.SID).isClosed)
+	testkit.Eventually(t, waitLimit, "bob's media closed", env.media.peer(t, bj.Participant.SID).isClosed)
 	if code, _ := env.admin("DELETE", "/api/admin/rooms/r/participants/bob", ""); code != http.StatusNotFound {
 		t.Fatalf("second remove: %d", code)
 	}

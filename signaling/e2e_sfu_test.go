@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 )
@@ -57,9 +57,10 @@ func startE2E(t *testing.T) *e2eEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	// Cleanups run last-registered first: signaling stops, then the SFU,
+	// then the virtual network under both.
+	t.Cleanup(func() { _ = router.Stop() })
+	testkit.RunInBackground(t, "SFU Run", s.Run)
 
 	cfg := testConfig()
 	keys, err := auth.NewKeySet(map[string]string{testKeyID: testSecret})
@@ -70,25 +71,12 @@ func startE2E(t *testing.T) *e2eEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, scancel := context.WithCancel(context.Background())
-	sdone := make(chan error, 1)
-	go func() { sdone <- srv.Run(sctx) }()
-	eventually(t, "listener", func() bool { return srv.Addr() != nil })
+	testkit.RunInBackground(t, "signaling Run", srv.Run)
+	testkit.Eventually(t, waitLimit, "listener", func() bool { return srv.Addr() != nil })
 	env := &e2eEnv{
 		testEnv: &testEnv{t: t, srv: srv, keys: keys, base: "http://" + srv.Addr().String()},
 		router:  router, sfu: s, nextIP: 10,
 	}
-	t.Cleanup(func() {
-		scancel()
-		if err := <-sdone; err != nil {
-			t.Error(err)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		_ = router.Stop()
-	})
 	return env
 }
 
@@ -370,7 +358,7 @@ func TestCallThroughRealSFU(t *testing.T) {
 		t.Fatalf("bob's snapshot %+v", bj.Participants)
 	}
 	stream := aj.Participant.SID + "|" + tv.SID
-	eventually(t, "bob receives ada's audio", func() bool { return bob.received(stream) >= 10 })
+	testkit.Eventually(t, waitLimit, "bob receives ada's audio", func() bool { return bob.received(stream) >= 10 })
 
 	ada.send("leave", "", nil)
 	var left participantLeftBody
@@ -378,5 +366,5 @@ func TestCallThroughRealSFU(t *testing.T) {
 	if left.SID != aj.Participant.SID {
 		t.Fatalf("left %+v", left)
 	}
-	eventually(t, "SFU forgets ada's track", func() bool { return len(env.sfu.RoomStats("room")) == 0 })
+	testkit.Eventually(t, waitLimit, "SFU forgets ada's track", func() bool { return len(env.sfu.RoomStats("room")) == 0 })
 }

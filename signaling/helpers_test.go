@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 )
@@ -146,18 +147,6 @@ func (p *fakePeer) isClosed() bool {
 	return p.closed
 }
 
-// eventually polls cond until it holds or waitLimit passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // The WebSocket tests run on real loopback sockets, not inside
 // testing/synctest: gorilla blocks in real network syscalls, which synctest
 // does not treat as durably blocked, so its fake clock would never advance.
@@ -209,32 +198,13 @@ func startServerWith(t testing.TB, mutate func(*Config), chatSvc *chat.Service) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(ctx, waitLimit)
+	stop := testkit.RunInBackground(t, "Run", srv.Run)
+	wctx, wcancel := context.WithTimeout(context.Background(), waitLimit)
 	defer wcancel()
 	if srv.WaitAddr(wctx) == nil {
-		cancel()
 		t.Fatal("server did not start listening")
 	}
-	env := &testEnv{t: t, srv: srv, media: media, keys: keys, reg: reg, base: "http://" + srv.Addr().String()}
-	var once sync.Once
-	env.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("Run did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(env.stop)
-	return env
+	return &testEnv{t: t, srv: srv, media: media, keys: keys, reg: reg, base: "http://" + srv.Addr().String(), stop: stop}
 }
 
 type staticICE struct{}

@@ -10,28 +10,23 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
-// counterValue reads a counter or gauge from a registry by name.
+// counterValue sums a counter or gauge over all its labels; a metric
+// missing from the registry fails the test.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	mf := testkit.MetricFamily(t, reg, name)
+	if mf == nil {
+		t.Fatalf("metric %s not found", name)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		var sum float64
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-		return sum
+	var sum float64
+	for _, m := range mf.GetMetric() {
+		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	return sum
 }
 
 // A client whose send queue fills (its writer is stuck behind a socket the

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 )
@@ -152,7 +153,7 @@ func TestJoinAndLeaveSeenByOthers(t *testing.T) {
 		t.Fatalf("participant_left %+v", left)
 	}
 	bobPeer := env.media.peer(t, bj.Participant.SID)
-	eventually(t, "bob's media closed", bobPeer.isClosed)
+	testkit.Eventually(t, waitLimit, "bob's media closed", bobPeer.isClosed)
 
 	// carol saw nothing from standup: her next message is a pong reply path
 	// check via an error we provoke.
@@ -222,7 +223,7 @@ func TestNegotiationRelayed(t *testing.T) {
 	}
 	ada.send("ice_restart", "", nil)
 
-	eventually(t, "SFU to see answer, candidate and restart", func() bool {
+	testkit.Eventually(t, waitLimit, "SFU to see answer, candidate and restart", func() bool {
 		fp.mu.Lock()
 		defer fp.mu.Unlock()
 		return len(fp.answers) == 1 && fp.answers[0] == "v=0 sub-answer" &&
@@ -396,7 +397,7 @@ func TestHeartbeatTimeoutDropsSilentClient(t *testing.T) {
 	}
 	bob.expect("participant_updated") // his own track, queued before he went silent
 	bob.expectBye(ByeTimeout)
-	eventually(t, "bob's media closed", fp.isClosed)
+	testkit.Eventually(t, waitLimit, "bob's media closed", fp.isClosed)
 	// ada, who answered pings, is still in the room.
 	ada.send("unpublish", "x", TrackRef{TrackID: "none"})
 	ada.expectError(CodeNotFound)
@@ -423,7 +424,7 @@ func TestDuplicateIdentityReplaced(t *testing.T) {
 	if left.SID != oj.Participant.SID || joined.Participant.SID != nj.Participant.SID {
 		t.Fatalf("observer saw left %+v joined %+v", left, joined.Participant)
 	}
-	eventually(t, "old media closed", env.media.peer(t, oj.Participant.SID).isClosed)
+	testkit.Eventually(t, waitLimit, "old media closed", env.media.peer(t, oj.Participant.SID).isClosed)
 	// The replacement keeps working and is not removed by the old one's teardown.
 	newer.send("unpublish", "x", TrackRef{TrackID: "none"})
 	newer.expectError(CodeNotFound)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // BenchmarkRelayUDP measures the relay path of one allocation: each
@@ -121,16 +123,15 @@ func BenchmarkUclientParley(b *testing.B) {
 func BenchmarkUclientCoturn(b *testing.B) {
 	bin := needTool(b, "turnserver")
 	peer := startPeer(b)
-	port := freeUDPPort(b)
+	port := testkit.FreeUDPPort(b)
 	dir := b.TempDir()
-	var out bytes.Buffer
-	cmd := startProc(b, context.Background(), &out, bin, "-n", "--no-cli", "--no-tls", "--no-dtls",
+	turnserver := testkit.StartProcess(b, context.Background(), bin, "-n", "--no-cli", "--no-tls", "--no-dtls",
 		"--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
 		"--min-port", "30000", "--max-port", "39999", "--use-auth-secret", "--static-auth-secret", testSecret,
 		"--realm", testRealm, "--allow-loopback-peers", "--no-multicast-peers", "--log-file", "stdout",
 		"--pidfile", filepath.Join(dir, "turn.pid"), "--userdb", filepath.Join(dir, "turn.db"), "--simple-log")
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitFor(b, 10*time.Second, "turnserver listening", func() bool {
+	testkit.Eventually(b, 10*time.Second, "turnserver listening", func() bool {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err != nil {
 			return false
@@ -142,12 +143,12 @@ func BenchmarkUclientCoturn(b *testing.B) {
 	for _, tr := range []string{"udp", "tcp"} {
 		b.Run(tr, func(b *testing.B) {
 			for range b.N {
-				cpu0 := procCPU(b, cmd.Process.Pid)
-				cs0 := ctxSwitches(cmd.Process.Pid)
+				cpu0 := procCPU(b, turnserver.Pid())
+				cs0 := ctxSwitches(turnserver.Pid())
 				start := time.Now()
 				r := runUclient(b, addr, tr, peer, *loadClientsFlag, loadMessages, loadSize, loadInterval)
 				wall := time.Since(start)
-				reportLoad(b, r, procCPU(b, cmd.Process.Pid)-cpu0, wall, ctxSwitches(cmd.Process.Pid)-cs0, cmd.Process.Pid)
+				reportLoad(b, r, procCPU(b, turnserver.Pid())-cpu0, wall, ctxSwitches(turnserver.Pid())-cs0, turnserver.Pid())
 			}
 		})
 	}

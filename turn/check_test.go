@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 func TestCheck(t *testing.T) {
@@ -23,7 +25,7 @@ func TestCheck(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 3*time.Second, "check allocations released", func() bool { return ts.AllocationCount() == 0 })
+	testkit.Eventually(t, 3*time.Second, "check allocations released", func() bool { return ts.AllocationCount() == 0 })
 
 	o := ts.opts("udp")
 	o.Secret, o.Timeout = "wrong-secret-0123456789", 5*time.Second

@@ -13,6 +13,8 @@ import (
 	pionturn "github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // Lifetimes (refresh over 40 minutes, expiry to the second) run on pion's
@@ -64,20 +66,7 @@ func startServerDeps(t testing.TB, cfg Config, deps Deps) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	testkit.RunInBackground(t, "Run", s.Run)
 	ts := &testServer{Server: s, reg: reg}
 	a := s.Addrs()
 	if len(a.UDP) > 0 {
@@ -125,18 +114,6 @@ func counter(c prometheus.Metric) float64 {
 	}
 
 	return m.Gauge.GetValue()
-}
-
-// waitFor polls cond for up to limit.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // udpEcho answers every datagram on 127.0.0.1 until the test ends.

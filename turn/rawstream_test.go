@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // loopPair runs an event loop and returns a TCP connection pair on
@@ -94,7 +96,7 @@ func TestRawStreamClosesFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nobody reads until the loop has had the whole flood.
-	waitFor(t, 2*time.Second, "the stream to end", func() bool {
+	testkit.Eventually(t, 2*time.Second, "the stream to end", func() bool {
 		select {
 		case <-st.ended:
 			return true

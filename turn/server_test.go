@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // relayRoundTrip sends msg through relay to peer and waits for the echo.
@@ -60,7 +62,7 @@ func TestRelayUDPAndTCPTransports(t *testing.T) {
 			// The first write creates the permission; later ones go over a
 			// channel once pion's client has bound one.
 			relayRoundTrip(t, a.relay, echo, []byte("hello over "+transport))
-			waitFor(t, 3*time.Second, "channel binding", func() bool { return counter(ts.metrics.channelsActive) >= 1 })
+			testkit.Eventually(t, 3*time.Second, "channel binding", func() bool { return counter(ts.metrics.channelsActive) >= 1 })
 			relayRoundTrip(t, a.relay, echo, []byte("over the channel"))
 			if counter(ts.metrics.permissionsCreated) < 1 {
 				t.Error("no permission counted")
@@ -205,7 +207,7 @@ func TestQuotas(t *testing.T) {
 	}
 	// Releasing one allocation frees its slot.
 	_ = a1.relay.Close() // sends Refresh with LIFETIME 0
-	waitFor(t, 3*time.Second, "allocation release", func() bool { return ts.AllocationCount() == 2 })
+	testkit.Eventually(t, 3*time.Second, "allocation release", func() bool { return ts.AllocationCount() == 2 })
 	if counter(ts.metrics.allocationsDeleted.WithLabelValues(deleteReleased)) != 1 {
 		t.Fatal("release not counted as released")
 	}
@@ -241,7 +243,7 @@ func TestAllocationExpires(t *testing.T) {
 	if ts.AllocationCount() != 1 || counter(ts.metrics.allocationsActive) != 1 {
 		t.Fatal("allocation not active")
 	}
-	waitFor(t, 5*time.Second, "expiry", func() bool { return ts.AllocationCount() == 0 })
+	testkit.Eventually(t, 5*time.Second, "expiry", func() bool { return ts.AllocationCount() == 0 })
 	if counter(ts.metrics.allocationsDeleted.WithLabelValues(deleteExpired)) != 1 || counter(ts.metrics.allocationsActive) != 0 {
 		t.Fatal("expiry not counted")
 	}
@@ -361,7 +363,7 @@ func TestRunClosesListenersAndReturns(t *testing.T) {
 	}
 	// pion's server goroutines (read loops, relay loops, TCP connection
 	// loops) are gone while the clients are still connected.
-	waitFor(t, 3*time.Second, "pion server goroutines to exit", func() bool {
+	testkit.Eventually(t, 3*time.Second, "pion server goroutines to exit", func() bool {
 		buf := make([]byte, 1<<20)
 		stacks := string(buf[:runtime.Stack(buf, true)])
 		return !strings.Contains(stacks, "turn/v5.(*Server)") && !strings.Contains(stacks, "turn/v5/internal/allocation") &&
@@ -369,7 +371,7 @@ func TestRunClosesListenersAndReturns(t *testing.T) {
 	})
 	a.close()
 	b.close()
-	waitFor(t, 3*time.Second, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= baseline })
+	testkit.Eventually(t, 3*time.Second, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
 func TestBandwidthCapDrops(t *testing.T) {
@@ -388,7 +390,7 @@ func TestBandwidthCapDrops(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 3*time.Second, "drops", func() bool { return counter(ts.metrics.droppedBandwidthOut) > 0 })
+	testkit.Eventually(t, 3*time.Second, "drops", func() bool { return counter(ts.metrics.droppedBandwidthOut) > 0 })
 	time.Sleep(200 * time.Millisecond)
 	if got := k.received(); got <= 0 || got > 30_000 {
 		t.Fatalf("peer received %d bytes; want some, at most the burst plus a moment of rate", got)
@@ -438,7 +440,7 @@ func TestDeletionReasonConnectionClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = a.conn.Close() // drop the TCP connection without releasing
-	waitFor(t, 3*time.Second, "allocation deletion", func() bool { return ts.AllocationCount() == 0 })
+	testkit.Eventually(t, 3*time.Second, "allocation deletion", func() bool { return ts.AllocationCount() == 0 })
 	if counter(ts.metrics.allocationsDeleted.WithLabelValues(deleteConnClosed)) != 1 ||
 		counter(ts.metrics.allocationsDeleted.WithLabelValues(deleteExpired)) != 0 {
 		t.Fatal("deletion not counted as connection_closed")

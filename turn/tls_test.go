@@ -2,68 +2,23 @@ package turn
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
-
-// selfSigned writes a certificate for 127.0.0.1 and returns its files and
-// a client config trusting it.
-func selfSigned(t *testing.T) (certFile, keyFile string, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "turn test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-
-	return certFile, keyFile, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-}
 
 func TestTLSListener(t *testing.T) {
 	cfg := testConfig()
 	cfg.AllowedPeerCIDRs = []string{"127.0.0.1/32"}
 	cfg.ListenTLS = []string{"127.0.0.1:0"}
-	var client *tls.Config
-	cfg.TLSCert, cfg.TLSKey, client = selfSigned(t)
+	var roots *x509.CertPool
+	cfg.TLSCert, cfg.TLSKey, roots = testkit.SelfSignedCert(t)
+	client := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	ts := startServer(t, cfg)
 	tlsAddr := ts.Addrs().TLS[0].String()
 
@@ -83,9 +38,9 @@ func TestTLSListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "connection counted", func() bool { return counter(ts.metrics.tcpConnsActive) >= 1 })
+	testkit.Eventually(t, 2*time.Second, "connection counted", func() bool { return counter(ts.metrics.tcpConnsActive) >= 1 })
 	_ = c.Close()
-	waitFor(t, 2*time.Second, "connection released", func() bool { return counter(ts.metrics.tcpConnsActive) == 0 })
+	testkit.Eventually(t, 2*time.Second, "connection released", func() bool { return counter(ts.metrics.tcpConnsActive) == 0 })
 }
 
 func TestMaxTCPConnections(t *testing.T) {
@@ -105,7 +60,7 @@ func TestMaxTCPConnections(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	waitFor(t, 2*time.Second, "refusal", func() bool { return counter(ts.metrics.tcpConnsRefused) == 1 })
+	testkit.Eventually(t, 2*time.Second, "refusal", func() bool { return counter(ts.metrics.tcpConnsRefused) == 1 })
 	// The refused connection is closed by the server.
 	_ = conns[2].SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := conns[2].Read(make([]byte, 1)); err == nil {

@@ -1,7 +1,6 @@
 package turn
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -9,9 +8,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // coturn's turnutils_uclient and turnutils_peer are a TURN client and
@@ -28,45 +28,12 @@ func needTool(t testing.TB, name string) string {
 	return p
 }
 
-// startProc starts a command in its own process group and kills the whole
-// group when the test ends, so nothing outlives the test.
-func startProc(t testing.TB, ctx context.Context, out *bytes.Buffer, name string, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-
-	return cmd
-}
-
-// freeUDPPort finds a loopback port for turnutils_peer (it cannot report one).
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // startPeer runs turnutils_peer (a UDP echo) on loopback.
 func startPeer(t testing.TB) int {
 	t.Helper()
 	bin := needTool(t, "turnutils_peer")
-	port := freeUDPPort(t)
-	var out bytes.Buffer
-	startProc(t, context.Background(), &out, bin, "-L", "127.0.0.1", "-p", strconv.Itoa(port))
+	port := testkit.FreeUDPPort(t)
+	peer := testkit.StartProcess(t, context.Background(), bin, "-L", "127.0.0.1", "-p", strconv.Itoa(port))
 	// Wait until it echoes.
 	c, err := net.Dial("udp4", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
@@ -82,7 +49,7 @@ func startPeer(t testing.TB) int {
 		}
 		time.Sleep(50 * time.Millisecond) // ICMP "port unreachable" fails the read at once
 	}
-	t.Fatalf("turnutils_peer did not start: %s", out.String())
+	t.Fatalf("turnutils_peer did not start: %s", peer.Output())
 
 	return 0
 }
@@ -114,10 +81,9 @@ func runUclient(t testing.TB, server, transport string, peerPort, clients, msgs,
 	args = append(args, host)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var out bytes.Buffer
-	cmd := startProc(t, ctx, &out, bin, args...)
-	_ = cmd.Wait() // uclient exits non-zero on some failures; the output decides
-	res := uclientResult{out: out.String(), lost: -1}
+	// uclient exits non-zero on some failures; the output decides.
+	out, _ := testkit.StartProcess(t, ctx, bin, args...).Wait()
+	res := uclientResult{out: out, lost: -1}
 	if m := reLost.FindStringSubmatch(res.out); m != nil {
 		res.lost, _ = strconv.Atoi(m[1])
 	}

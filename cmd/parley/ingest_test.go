@@ -18,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/client"
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
@@ -30,7 +31,7 @@ func TestOBSStreamReachesRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal("ffmpeg not found: install it with `apt-get install -y ffmpeg` (or run ./scripts/test)")
 	}
-	rtmpPort := freePort(t, "tcp")
+	rtmpPort := testkit.FreeTCPPort(t)
 	extra := fmt.Sprintf("rtmp:\n  enabled: true\n  listen: 127.0.0.1:%d\n", rtmpPort)
 	base, file := startServerFile(t, extra)
 
@@ -125,7 +126,7 @@ func TestOBSStreamReachesRoom(t *testing.T) {
 // TestTURNCredentialsEndpoint: other apps get TURN credentials from the
 // running server with an API key, and nothing without one.
 func TestTURNCredentialsEndpoint(t *testing.T) {
-	udp := freePort(t, "udp")
+	udp := testkit.FreeUDPPort(t)
 	extra := fmt.Sprintf("turn:\n  enabled: true\n  listen_udp: [127.0.0.1:%d]\n  listen_tcp: []\n  listen_tls: []\n  public_ipv4: 127.0.0.1\n  shared_secrets: [%s]\n", udp, turnTestSecret)
 	base, _ := startServerFile(t, extra)
 	req, _ := http.NewRequest("GET", base+"/api/turn/credentials?user=app1", nil)

@@ -5,57 +5,20 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parleyhq/parley/internal/loadtest"
 	"github.com/parleyhq/parley/internal/promtext"
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
 const testKeyID, testSecret = "PKtest", "test-secret-test-secret-test-secret-1234"
-
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer lets the test read what the server printed while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startServer runs the real command in-process on free loopback ports
 // with a config file, as an operator would, and stops it at test end.
@@ -69,7 +32,7 @@ func startServer(t *testing.T, extra string) (base string) {
 // subcommands that read the same configuration.
 func startServerFile(t *testing.T, extra string) (base, file string) {
 	t.Helper()
-	httpPort, udpPort, tcpPort := freePort(t, "tcp"), freePort(t, "udp"), freePort(t, "tcp")
+	httpPort, udpPort, tcpPort := testkit.FreeTCPPort(t), testkit.FreeUDPPort(t), testkit.FreeTCPPort(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`data_dir: %s
 log:
@@ -90,7 +53,7 @@ sfu:
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testkit.SyncBuffer{}, &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"--config", file}, nil, stdout, stderr) }()
 	t.Cleanup(func() {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 const turnTestSecret = "turn-test-secret-turn-test-secret-0123"
@@ -23,7 +25,7 @@ const turnTestSecret = "turn-test-secret-turn-test-secret-0123"
 // returns the config file other subcommands can read.
 func startTURN(t *testing.T, allowLoopback bool) (file string, port int) {
 	t.Helper()
-	port = freePort(t, "udp")
+	port = testkit.FreeUDPPort(t)
 	tcpPort := port
 	if l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 		l.Close()
@@ -52,20 +54,9 @@ turn:
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"turn", "--config", file}, nil, &out, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("parley turn exited with %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("parley turn did not stop within 10s")
-		}
+	var out testkit.SyncBuffer
+	testkit.RunInBackground(t, "parley turn", func(ctx context.Context) error {
+		return run(ctx, []string{"turn", "--config", file}, nil, &out, &out)
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "TURN is up") {
@@ -124,7 +115,7 @@ func TestTurnCredentialsWithCoturnClient(t *testing.T) {
 		t.Fatalf("urls %v do not name the server", ice.URLs)
 	}
 
-	peerPort := freePort(t, "udp")
+	peerPort := testkit.FreeUDPPort(t)
 	peerCtx, stopPeer := context.WithCancel(context.Background())
 	peer := exec.CommandContext(peerCtx, peerBin, "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
 	if err := peer.Start(); err != nil {

@@ -1,20 +1,18 @@
 package chatload
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
@@ -46,52 +44,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects a process's output from its copier goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // server is one parley process on a fixed port and data directory, so it
 // can be killed and started again in the same place.
 type server struct {
 	t       *testing.T
 	cfgFile string
 	port    int
-	out     *lockedBuffer
+	out     *testkit.SyncBuffer
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	keys    *auth.KeySet
-}
-
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // newServer writes a config for a fresh data directory; extraSignaling is
@@ -99,7 +61,7 @@ func freePort(t *testing.T, network string) int {
 func newServer(t *testing.T, extraSignaling string) *server {
 	t.Helper()
 	dir := t.TempDir()
-	port := freePort(t, "tcp")
+	port := testkit.FreeTCPPort(t)
 	cfg := fmt.Sprintf(`data_dir: %s
 log:
   level: warn
@@ -114,7 +76,7 @@ sfu:
   bind_address: 127.0.0.1
   include_loopback: true
   cidrs: [127.0.0.0/8]
-`, filepath.Join(dir, "data"), port, testKeyID, testSecret, extraSignaling, freePort(t, "udp"), freePort(t, "tcp"))
+`, filepath.Join(dir, "data"), port, testKeyID, testSecret, extraSignaling, testkit.FreeUDPPort(t), testkit.FreeTCPPort(t))
 	file := filepath.Join(dir, "parley.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -123,7 +85,7 @@ sfu:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cfgFile: file, port: port, out: &lockedBuffer{}, keys: keys}
+	s := &server{t: t, cfgFile: file, port: port, out: &testkit.SyncBuffer{}, keys: keys}
 	t.Cleanup(func() {
 		s.kill()
 		if t.Failed() {

@@ -5,13 +5,15 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // TestSessionFailsAfterBound: with no server to talk to, a queued message
 // stays pending and then turns failed once FailAfter has passed, and the
 // session keeps retrying the connection until ctx ends.
 func TestSessionFailsAfterBound(t *testing.T) {
-	port := freePort(t, "tcp") // nothing listens there
+	port := testkit.FreeTCPPort(t) // nothing listens there
 	s := NewSession(SessionOptions{
 		URL:        "ws://127.0.0.1:" + strconv.Itoa(port) + "/ws",
 		Token:      func() (string, error) { return "unused", nil },

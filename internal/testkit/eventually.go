@@ -1,0 +1,24 @@
+package testkit
+
+import (
+	"testing"
+	"time"
+)
+
+// pollEvery is short next to the latencies tests wait for, and long enough
+// that a polling test does not starve the code it waits on of CPU.
+const pollEvery = 10 * time.Millisecond
+
+// Eventually polls cond until it holds, failing the test after limit.
+// Tests of concurrent code wait for a state rather than sleep a guessed
+// time: fast when the state comes early, bounded when it never does.
+func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(pollEvery)
+	}
+}
