@@ -109,3 +109,43 @@ func TestRevokeEndsLiveWHIPStream(t *testing.T) {
 		return s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected
 	})
 }
+
+// TestRevokeEndsAudioOnlyRTMPStream: a publish without video learns of the
+// revocation from its audio path (the transcoder's writes fail) and ends
+// too.
+func TestRevokeEndsAudioOnlyRTMPStream(t *testing.T) {
+	requireFFmpeg(t)
+	ctx := context.Background()
+	ks := openTestKeys(t, filepath.Join(t.TempDir(), KeyStoreFile))
+	key, err := ks.Create(ctx, KeyRequest{Room: "radio", Name: "Radio"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSFU(t)
+	cfg := DefaultConfig()
+	cfg.ReconnectGrace = 0
+	cfg.KeyCheckInterval = 200 * time.Millisecond
+	svc, _ := startService(t, cfg, Deps{Media: s, Keys: ks, Directory: &fakeDir{}})
+	addr := startRTMP(t, ks, svc)
+	v := newViewer(t, s, "radio", "PA_listener")
+	pctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	p := testkit.StartProcess(t, pctx, ffmpegBin, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "30",
+		"-c:a", "aac", "-ac", "2", "-f", "flv", "rtmp://"+addr+"/live/"+key.Secret)
+	testkit.Eventually(t, 20*time.Second, "the listener hears Opus", func() bool {
+		return v.received(webrtc.RTPCodecTypeAudio) >= 50
+	})
+	if _, err := ks.Revoke(ctx, key.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the audio-only publish outlived its key's revocation by 10 s")
+	}
+	if out, err := p.Wait(); err == nil {
+		t.Fatalf("ffmpeg ended without an error:\n%s", out)
+	}
+	testkit.Eventually(t, 5*time.Second, "the stream is gone", func() bool { return len(svc.Streams()) == 0 })
+}

@@ -2,6 +2,7 @@ package rtmp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,6 +31,9 @@ type audioPipelineOptions struct {
 	// onOpus, when set, is called after each packet is written (tests,
 	// latency measurement).
 	onOpus func(p *rtp.Packet)
+	// OnRevoked is called when the Writer reports the key revoked; the
+	// connection's goroutine ends the publish (this one cannot).
+	OnRevoked func()
 }
 
 // audioPipeline supervises the transcoder for one publish: it feeds AAC
@@ -174,6 +178,9 @@ func (a *audioPipeline) readLoop(st TranscodeStream) error {
 		a.ts += uint32(op.Samples)
 		a.lastWall = now
 		if err := a.o.Writer.WriteRTP(pkt); err != nil {
+			if errors.Is(err, ErrRevoked) && a.o.OnRevoked != nil {
+				a.o.OnRevoked()
+			}
 			a.o.Logger.Debug("audio write failed", "err", err)
 		}
 		if a.o.onOpus != nil {

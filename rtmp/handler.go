@@ -198,10 +198,7 @@ func (h *connHandler) OnVideo(ts uint32, payload io.Reader) (err error) {
 	if err := h.pub.video(ts, b); err != nil {
 		var r *refusal
 		if errors.As(err, &r) {
-			_ = h.refuse(h.pub.streamID(), r)
-			h.endPublish()
-			h.stopped = true
-			h.nc.closeBy(time.Now().Add(refusalLinger))
+			h.endRefused(r)
 			return nil
 		}
 		h.srv.m.refuse(reasonMalformed)
@@ -209,6 +206,15 @@ func (h *connHandler) OnVideo(ts uint32, payload io.Reader) (err error) {
 		return err
 	}
 	return nil
+}
+
+// endRefused tells the publisher why its live publish ends, ends it and
+// closes the connection after a moment (so the status reaches OBS).
+func (h *connHandler) endRefused(r *refusal) {
+	_ = h.refuse(h.pub.streamID(), r)
+	h.endPublish()
+	h.stopped = true
+	h.nc.closeBy(time.Now().Add(refusalLinger))
 }
 
 func (h *connHandler) OnAudio(ts uint32, payload io.Reader) (err error) {
@@ -219,6 +225,11 @@ func (h *connHandler) OnAudio(ts uint32, payload io.Reader) (err error) {
 	b, err := h.readPayload(payload)
 	if err != nil {
 		return err
+	}
+	var r *refusal
+	if errors.As(h.pub.revokedRefusal(), &r) {
+		h.endRefused(r)
+		return nil
 	}
 	h.pub.audioTag(ts, b)
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -69,6 +70,9 @@ type publish struct {
 	audioOff   bool // unsupported audio: ignored for the rest of the publish
 	audioSSRC  uint32
 	audioTSOff uint32
+	// revoked is set by the audio pipeline when the key was revoked, so an
+	// audio-only publish ends too (revokedRefusal).
+	revoked atomic.Bool
 
 	// bitrate windows (wall time)
 	winStart time.Time
@@ -179,7 +183,8 @@ func (p *publish) video(ts uint32, body []byte) error {
 	for _, pk := range pkts {
 		if err := p.videoW.WriteRTP(pk); err != nil {
 			if errors.Is(err, ErrRevoked) {
-				return &refusal{Reason: reasonRevokedKey, Code: "NetStream.Publish.BadName", Desc: "parley: stream key revoked", Err: err}
+				p.revoked.Store(true)
+				return p.revokedRefusal()
 			}
 			p.log.LogAttrs(p.ctx, slog.LevelDebug, "video write failed", slog.Any("err", err))
 		}
@@ -315,7 +320,17 @@ func (p *publish) audioConfig(cfg AudioConfig) {
 		SSRC: p.audioSSRC, TSOffset: p.audioTSOff,
 		RestartMin: p.opts.RestartMin, RestartMax: p.opts.RestartMax,
 		Logger: p.log, Metrics: p.m, onOpus: p.opts.onOpus,
+		OnRevoked: func() { p.revoked.Store(true) },
 	})
+}
+
+// revokedRefusal is the refusal that ends a publish whose key was revoked
+// while live, once the audio pipeline noticed; nil otherwise.
+func (p *publish) revokedRefusal() error {
+	if !p.revoked.Load() {
+		return nil
+	}
+	return &refusal{Reason: reasonRevokedKey, Code: "NetStream.Publish.BadName", Desc: "parley: stream key revoked", Err: ErrRevoked}
 }
 
 // close stops the audio pipeline (and its ffmpeg) and ends the Session.
