@@ -90,7 +90,11 @@ func (s *Service) page(ctx context.Context, identity, convID string, limit int, 
 // CatchUp answers a reconnect: lastSeqs is the newest seq the client holds
 // per conversation id. For each of identity's conversations it returns the
 // summary (last seq, watermarks, unread) and, for those in lastSeqs, up to
-// pageLimit missed events (capped by chat.catch_up_page_max).
+// pageLimit missed events (capped by chat.catch_up_page_max). The events
+// of all conversations together stop at chat.catch_up_total_max, so the
+// reply stays bounded for a member of many busy conversations: the
+// conversations after that (least recent activity) come with More set and
+// no events, and the client pages them like any other.
 func (s *Service) CatchUp(ctx context.Context, identity string, lastSeqs map[string]int64, pageLimit int) (CatchUpResult, error) {
 	if pageLimit <= 0 || pageLimit > s.cfg.CatchUpPageMax {
 		pageLimit = s.cfg.CatchUpPageMax
@@ -106,19 +110,27 @@ func (s *Service) CatchUp(ctx context.Context, identity string, lastSeqs map[str
 	}
 	res := CatchUpResult{Conversations: make([]ConversationCatchUp, 0, len(sums))}
 	seen := make(map[string]bool, len(sums))
+	budget := s.cfg.CatchUpTotalMax
 	for _, sum := range sums {
 		id := sum.Conversation.ID
 		seen[id] = true
 		cu := ConversationCatchUp{Summary: sum}
 		if after, ok := lastSeqs[id]; ok && after < sum.Conversation.LastSeq {
-			msgs, err := s.store.Range(ctx, id, after, pageLimit+1)
+			if budget <= 0 {
+				cu.More = true
+				res.Conversations = append(res.Conversations, cu)
+				continue
+			}
+			n := min(pageLimit, budget)
+			msgs, err := s.store.Range(ctx, id, after, n+1)
 			if err != nil {
 				return CatchUpResult{}, fmt.Errorf("catch up %s: %w", id, err)
 			}
-			if len(msgs) > pageLimit {
-				msgs, cu.More = msgs[:pageLimit], true
+			if len(msgs) > n {
+				msgs, cu.More = msgs[:n], true
 			}
 			cu.Messages = msgs
+			budget -= len(msgs)
 		}
 		res.Conversations = append(res.Conversations, cu)
 	}

@@ -15,6 +15,7 @@ type Config struct {
 	MaxMessageBytes int           `yaml:"max_message_bytes" doc:"largest message text in bytes of UTF-8"`
 	HistoryPageMax  int           `yaml:"history_page_max" doc:"most events one history or range page returns"`
 	CatchUpPageMax  int           `yaml:"catch_up_page_max" doc:"most missed events returned per conversation on reconnect; clients page the rest"`
+	CatchUpTotalMax int           `yaml:"catch_up_total_max" doc:"most missed events returned by one reconnect across all conversations (bounds the reply); the rest is marked more and paged by the client"`
 	MaxGroupMembers int           `yaml:"max_group_members" doc:"largest group a member may create"`
 	BusyTimeout     time.Duration `yaml:"busy_timeout" doc:"how long a database write waits for a lock before failing"`
 	GroupCommitMax  int           `yaml:"group_commit_max" doc:"most concurrent sends committed in one transaction (1 disables batching)"`
@@ -28,6 +29,7 @@ func DefaultConfig() Config {
 		MaxMessageBytes: DefaultMaxMessageBytes,
 		HistoryPageMax:  200,
 		CatchUpPageMax:  100,
+		CatchUpTotalMax: 2000,
 		MaxGroupMembers: 256,
 		BusyTimeout:     5 * time.Second,
 		GroupCommitMax:  64,
@@ -49,6 +51,9 @@ func (c Config) Validate() error {
 	}
 	if c.HistoryPageMax < 1 || c.HistoryPageMax > 10000 {
 		bad("history_page_max", "must be between 1 and 10000, got %d", c.HistoryPageMax)
+	}
+	if c.CatchUpTotalMax < c.CatchUpPageMax || c.CatchUpTotalMax > 1000000 {
+		bad("catch_up_total_max", "must be between catch_up_page_max and 1000000, got %d", c.CatchUpTotalMax)
 	}
 	if c.CatchUpPageMax < 1 || c.CatchUpPageMax > 10000 {
 		bad("catch_up_page_max", "must be between 1 and 10000, got %d", c.CatchUpPageMax)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -286,4 +287,48 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestCatchUpTotalBudget: one reconnect returns at most catch_up_total_max
+// events across conversations, most recently active first; the rest come
+// marked More, without events, for the client to page.
+func TestCatchUpTotalBudget(t *testing.T) {
+	f := newService(t, func(c *chat.Config) { c.CatchUpPageMax = 3; c.CatchUpTotalMax = 5 })
+	ctx := t.Context()
+	var ids []string
+	for _, title := range []string{"oldest", "middle", "newest"} { // sent in this order: newest is most recent
+		g, err := f.svc.CreateGroup(ctx, alice, title, []chat.Identity{bob})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 4 {
+			if _, err := f.svc.Send(ctx, alice, g.ID, id(), title); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = append(ids, g.ID)
+		time.Sleep(3 * time.Millisecond) // activity times are milliseconds: keep the order unambiguous
+	}
+	res, err := f.svc.CatchUp(ctx, bob.ID, map[string]int64{ids[0]: 0, ids[1]: 0, ids[2]: 0}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]chat.ConversationCatchUp{}
+	total := 0
+	for _, cu := range res.Conversations {
+		got[cu.Summary.Conversation.ID] = cu
+		total += len(cu.Messages)
+	}
+	if total != 5 {
+		t.Fatalf("%d events in one catch-up, want the budget of 5", total)
+	}
+	for i, want := range []struct {
+		events int
+		more   bool
+	}{{0, true}, {2, true}, {3, true}} { // oldest, middle, newest
+		cu := got[ids[i]]
+		if len(cu.Messages) != want.events || cu.More != want.more {
+			t.Errorf("conversation %d: %d events, more %v; want %d, %v", i, len(cu.Messages), cu.More, want.events, want.more)
+		}
+	}
 }
