@@ -175,14 +175,5 @@ func TestRTMPEndToEnd(t *testing.T) {
 	testkit.Eventually(t, 15*time.Second, "stream leaves after ffmpeg ends", func() bool {
 		return dir.count("remove stage "+pid) == 1 && len(svc.Streams()) == 0
 	})
-	testkit.Eventually(t, 10*time.Second, "viewer sees the tracks end", func() bool {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		for _, rt := range v.tracks {
-			if !rt.ended {
-				return false
-			}
-		}
-		return len(v.tracks) == 4
-	})
+	v.waitTracksEnded(t, 4)
 }

@@ -319,6 +319,34 @@ func (v *viewer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 }
 
+// waitTracksEnded waits until the viewer has seen n tracks and every one
+// of them ended (the SFU renegotiated them away). The limit is generous:
+// under the race detector with every package's tests in parallel on two
+// cores this took over 10 s twice. On failure it says which tracks are
+// still open.
+func (v *viewer) waitTracksEnded(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v.mu.Lock()
+		var open []string
+		for _, rt := range v.tracks {
+			if !rt.ended {
+				open = append(open, fmt.Sprintf("%s %s (%d packets)", rt.kind, rt.id, rt.count))
+			}
+		}
+		seen := len(v.tracks)
+		v.mu.Unlock()
+		if seen == n && len(open) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("viewer: %d tracks seen (want %d), still open after 30 s: %v", seen, n, open)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // track returns a snapshot of the first track of this kind.
 func (v *viewer) track(kind webrtc.RTPCodecType) (rxTrack, bool) {
 	v.mu.Lock()

@@ -278,16 +278,7 @@ func TestWHIPPublishPLIAndDelete(t *testing.T) {
 	if resp, body := whipRequest(t, http.MethodDelete, base+c.location, "sk_good", "", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", resp.StatusCode, body)
 	}
-	testkit.Eventually(t, 10*time.Second, "viewer sees the WHIP tracks end", func() bool {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		for _, rt := range v.tracks {
-			if !rt.ended {
-				return false
-			}
-		}
-		return len(v.tracks) == 2
-	})
+	v.waitTracksEnded(t, 2)
 	testkit.Eventually(t, 5*time.Second, "participant leaves", func() bool { return dir.count("remove stage "+pid) == 1 })
 	if resp, _ := whipRequest(t, http.MethodDelete, base+c.location, "sk_good", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d", resp.StatusCode)
