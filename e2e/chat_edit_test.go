@@ -54,6 +54,10 @@ func TestChatEditAndDelete(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Ann: edit: %v", err)
 	}
+	ann.waitChat(ctx, chatLimit, "with the edit stored", func(s chatState) bool {
+		m := s.conv(convID).message("first draft")
+		return m != nil && m.Edited
+	})
 	// Delete: two clicks (the first one asks).
 	del := msgCSS(mistake) + ` [data-testid="delete-button"]`
 	for range 2 {

@@ -264,11 +264,7 @@ export class ChatUI {
     }
     this.items = keep;
     this.noMessages.hidden = nodes.length > 0 || c.lastSeq > 0;
-    // Touch the DOM only where it changed: nodes that stay are not
-    // detached (a click in flight, a text selection survive).
-    if (nodes.length !== this.msgs.children.length || nodes.some((n, i) => this.msgs.children[i] !== n)) {
-      this.msgs.replaceChildren(...nodes);
-    }
+    patchChildren(this.msgs, nodes);
     if (this.editing && document.activeElement !== this.editing.input && this.editing.input.isConnected) this.editing.input.focus();
     if (atBottom) sc.scrollTop = sc.scrollHeight;
     else sc.scrollTop = sc.scrollHeight - sc.clientHeight - fromBottom;
@@ -362,6 +358,18 @@ function groupTitle(names) {
     t = next;
   }
   return t;
+}
+
+// patchChildren makes parent's children equal nodes, touching only what
+// differs: a message that stays where it was is never detached, so a
+// click in flight on it or a text selection in it survives an update
+// elsewhere in the list (replacing all children would drop them).
+function patchChildren(parent, nodes) {
+  nodes.forEach((n, i) => {
+    const at = parent.children[i];
+    if (at !== n) parent.insertBefore(n, at || null);
+  });
+  while (parent.children.length > nodes.length) parent.lastElementChild.remove();
 }
 
 function setText(e, text) {
