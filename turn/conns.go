@@ -279,33 +279,17 @@ func (c *clientConn) Read(p []byte) (int, error) {
 
 			return n, err
 		}
-		frame, kind := c.in.next(min(len(p), streamBufSize))
-		switch kind {
-		case frameChannelData:
-			if c.fa.Load().toPeer(frame) {
-				continue
-			}
-
-			return copy(p, frame), nil
-		case frameSTUN:
-			if len(frame) <= maxLearnFrame {
+		frame, kind := c.in.nextForPion(min(len(p), streamBufSize), c.toPeer)
+		if kind != frameNeedMore {
+			if kind == frameSTUN && len(frame) <= maxLearnFrame {
 				c.learn(frame)
 			}
 			n := copy(p, frame)
-			if isConnectionBind(frame) {
-				c.in.raw = true
-			} else if !c.moved {
+			if kind == frameSTUN && !c.in.raw && !c.moved {
 				c.moveToLoop()
 			}
 
 			return n, nil
-		case frameSkipped:
-			continue
-		case frameInvalid:
-			c.in.raw = true // pion sees the bytes and ends the connection
-
-			continue
-		case frameNeedMore:
 		}
 		if err := c.in.fill(c.Conn); err != nil {
 			c.readEnded()
@@ -339,11 +323,13 @@ func (c *clientConn) moveToLoop() {
 	}
 	c.in = frameReader{}
 	c.Conn, c.stream = st, st
-	toPeer := func(frame []byte) bool { return c.fa.Load().toPeer(frame) }
-	if err := st.attach(toPeer, c.srv.metrics.tcpBacklogCloses.Inc); err != nil {
+	if err := st.attach(c.toPeer, c.srv.metrics.tcpBacklogCloses.Inc); err != nil {
 		st.end(err) // pion reads the error and closes the connection
 	}
 }
+
+// toPeer relays ChannelData on the fast path once the allocation exists.
+func (c *clientConn) toPeer(frame []byte) bool { return c.fa.Load().toPeer(frame) }
 
 // readStream returns the next message the event loop queued.
 func (c *clientConn) readStream(p []byte) (int, error) {

@@ -37,7 +37,6 @@ type rawStream struct {
 
 	// Loop-only reading state.
 	in        frameReader
-	raw       bool                    // not TURN framing any more: pass bytes on as they come
 	toPeer    func(frame []byte) bool // the fast path for ChannelData
 	fdr       fdReader
 	endOnce   sync.Once
@@ -148,8 +147,8 @@ func (s *rawStream) readSome() {
 	s.deliver()
 }
 
-// deliver relays or queues every complete frame in the buffer; it
-// reports false once the stream has ended.
+// deliver relays or queues every complete frame in the buffer (raw bytes
+// once the framing ended); it reports false once the stream has ended.
 func (s *rawStream) deliver() bool {
 	for {
 		select {
@@ -157,35 +156,9 @@ func (s *rawStream) deliver() bool {
 			return false
 		default:
 		}
-		if s.raw {
-			for s.in.r < s.in.w {
-				chunk := s.in.buf[s.in.r:min(s.in.w, s.in.r+streamFrameLimit)]
-				s.in.r += len(chunk)
-				if !s.push(chunk) {
-					return false
-				}
-			}
-
+		frame, kind := s.in.nextForPion(streamFrameLimit, s.toPeer)
+		if kind == frameNeedMore {
 			return true
-		}
-		frame, kind := s.in.next(streamFrameLimit)
-		switch kind {
-		case frameNeedMore:
-			return true
-		case frameSkipped:
-			continue
-		case frameInvalid:
-			s.raw = true // pion sees the bytes and ends the connection
-
-			continue
-		case frameChannelData:
-			if s.toPeer(frame) {
-				continue
-			}
-		case frameSTUN:
-			if isConnectionBind(frame) {
-				s.raw = true
-			}
 		}
 		if !s.push(frame) {
 			return false

@@ -23,6 +23,7 @@ const (
 	frameChannelData                  // ChannelData with its padding
 	frameSkipped                      // a frame too large for the caller, discarded
 	frameInvalid                      // neither STUN nor ChannelData
+	frameRaw                          // raw bytes after the framing ended (nextForPion)
 )
 
 // frameReader splits a client's TURN-over-TCP stream (RFC 8656 section
@@ -81,6 +82,45 @@ func (f *frameReader) next(limit int) ([]byte, frameKind) {
 	f.r += total
 
 	return b[:total], kind
+}
+
+// nextForPion returns the next piece of the stream that pion must read:
+// a STUN message, ChannelData that toPeer (the fast path) did not relay,
+// or, once the framing has ended, up to limit raw bytes. It applies the
+// rules both readers of a client stream share: oversized frames are
+// skipped, a ConnectionBind or bytes that are not TURN framing switch the
+// stream to raw. frameNeedMore means fill and ask again.
+func (f *frameReader) nextForPion(limit int, toPeer func([]byte) bool) ([]byte, frameKind) {
+	for {
+		if f.raw {
+			if f.r == f.w {
+				return nil, frameNeedMore
+			}
+			chunk := f.buf[f.r:min(f.w, f.r+limit)]
+			f.r += len(chunk)
+
+			return chunk, frameRaw
+		}
+		frame, kind := f.next(limit)
+		switch kind {
+		case frameSkipped:
+			continue
+		case frameInvalid:
+			f.raw = true // pion sees the bytes and ends the connection
+
+			continue
+		case frameChannelData:
+			if toPeer(frame) {
+				continue
+			}
+		case frameSTUN:
+			if isConnectionBind(frame) {
+				f.raw = true
+			}
+		}
+
+		return frame, kind
+	}
 }
 
 // fill reads more of the stream into the buffer.
