@@ -99,7 +99,7 @@ func (h *connHandler) OnPublish(sc *gortmp.StreamContext, _ uint32, cmd *message
 	case errors.Is(err, ErrUnknownKey):
 		return h.refuse(sc.StreamID, &refusal{Reason: reasonUnknownKey, Code: "NetStream.Publish.BadName", Desc: "parley: unknown stream key", Err: err})
 	case errors.Is(err, ErrRevoked):
-		return h.refuse(sc.StreamID, &refusal{Reason: reasonRevokedKey, Code: "NetStream.Publish.BadName", Desc: "parley: stream key revoked", Err: err})
+		return h.refuse(sc.StreamID, revokedKeyRefusal(err))
 	case err != nil:
 		return h.refuse(sc.StreamID, &refusal{Reason: reasonKeyStore, Code: "NetStream.Publish.Failed", Desc: "parley: key check failed", Err: err})
 	}

@@ -330,7 +330,13 @@ func (p *publish) revokedRefusal() error {
 	if !p.revoked.Load() {
 		return nil
 	}
-	return &refusal{Reason: reasonRevokedKey, Code: "NetStream.Publish.BadName", Desc: "parley: stream key revoked", Err: ErrRevoked}
+	return revokedKeyRefusal(ErrRevoked)
+}
+
+// revokedKeyRefusal is what a publisher hears about a revoked key, at
+// publish time or while live.
+func revokedKeyRefusal(err error) *refusal {
+	return &refusal{Reason: reasonRevokedKey, Code: "NetStream.Publish.BadName", Desc: "parley: stream key revoked", Err: err}
 }
 
 // close stops the audio pipeline (and its ffmpeg) and ends the Session.

@@ -445,7 +445,6 @@ export class Chat extends EventTarget {
 
   async change(type, kind, id, body) {
     const clientMsgId = crypto.randomUUID();
-    const me = this.self || {};
     let lastErr = null;
     for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, backoff(attempt - 1)));
@@ -455,16 +454,8 @@ export class Chat extends EventTarget {
       }
       try {
         const reply = await this.sig.request(type, { conversationId: id, clientMsgId, ...body }, 8000);
-        const ack = reply.data;
-        const c = this.conv(ack.conversationId);
-        const gap = c.held > 0 && ack.seq > c.held + 1;
-        await this.ingest(c, [{
-          conversationId: ack.conversationId, seq: ack.seq, serverId: ack.serverId, clientMsgId: ack.clientMsgId,
-          sender: { identity: me.identity, name: me.name }, kind, text: body.text || '', targetSeq: body.targetSeq,
-          createdAt: ack.createdAt,
-        }]);
-        if (gap) this.fillGap(c);
-        return ack;
+        await this.ingestOwn(reply.data, { kind, text: body.text || '', targetSeq: body.targetSeq });
+        return reply.data;
       } catch (err) {
         if (err instanceof SignalingError && PERMANENT.has(err.code)) throw err;
         lastErr = err;
@@ -475,15 +466,21 @@ export class Chat extends EventTarget {
 
   // onAck is the outbox's hook once the server stored a message.
   async onAck(item, ack) {
+    this.outbox.settled(item.clientMsgId);
+    await this.ingestOwn(ack, { kind: 'text', text: item.text });
+  }
+
+  // ingestOwn stores an event of the user's own once its chat_ack came
+  // (the server pushes it to everyone but this connection); fields are
+  // what the request said (kind, text, targetSeq).
+  async ingestOwn(ack, fields) {
     const c = this.conv(ack.conversationId);
     const me = this.self || {};
-    const m = {
-      conversationId: ack.conversationId, seq: ack.seq, serverId: ack.serverId, clientMsgId: ack.clientMsgId,
-      sender: { identity: me.identity, name: me.name }, kind: 'text', text: item.text, createdAt: ack.createdAt,
-    };
-    this.outbox.settled(item.clientMsgId);
     const gap = c.held > 0 && ack.seq > c.held + 1;
-    await this.ingest(c, [m]);
+    await this.ingest(c, [{
+      conversationId: ack.conversationId, seq: ack.seq, serverId: ack.serverId, clientMsgId: ack.clientMsgId,
+      sender: { identity: me.identity, name: me.name }, createdAt: ack.createdAt, ...fields,
+    }]);
     if (gap) this.fillGap(c);
   }
 
@@ -514,25 +511,25 @@ export class Chat extends EventTarget {
     if (c.held > c.read) this.receipts.queue(id, { delivered: c.held, read: c.held });
   }
 
-  async openDirect(identity) {
-    if (!this.sig || !this.sig.isOpen) throw new Error('not connected');
-    const reply = await this.sig.request('chat_direct', { identity });
-    const c = this.applyView(reply.data.conversation);
-    if (!c.syncSeq) c.syncSeq = c.lastSeq;
-    await this.saveConv(c);
-    if (c.lastSeq > c.held) await this.fillGap(c);
-    this.changed();
-    return c.id;
+  openDirect(identity) {
+    return this.openConversation('chat_direct', { identity });
   }
 
   // createGroup makes a group conversation with the given members (the
   // user is added by the server) and returns its id.
-  async createGroup(title, members) {
+  createGroup(title, members) {
+    return this.openConversation('chat_group', { title, members });
+  }
+
+  // openConversation asks for a conversation (chat_direct, chat_group),
+  // keeps its description and fetches what it already holds.
+  async openConversation(type, body) {
     if (!this.sig || !this.sig.isOpen) throw new Error('not connected');
-    const reply = await this.sig.request('chat_group', { title, members });
+    const reply = await this.sig.request(type, body);
     const c = this.applyView(reply.data.conversation);
     if (!c.syncSeq) c.syncSeq = c.lastSeq;
     await this.saveConv(c);
+    if (c.lastSeq > c.held) await this.fillGap(c);
     this.changed();
     return c.id;
   }
