@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/parleyhq/parley/internal/ids"
 )
 
 // Fuzz targets for everything a publisher or an admin client sends that
@@ -28,7 +30,7 @@ func FuzzParseBearer(f *testing.F) {
 }
 
 func FuzzParseResourceID(f *testing.F) {
-	f.Add(newResourceID())
+	f.Add(ids.Secret())
 	f.Add("../../etc/passwd")
 	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAA")
 	f.Fuzz(func(t *testing.T, s string) {

@@ -18,6 +18,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/rtmp"
 )
 
@@ -159,7 +160,7 @@ func (s *KeyStore) Create(ctx context.Context, r KeyRequest) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	k := Key{ID: newID("IK_"), Secret: secret, Room: r.Room, Name: r.Name, Identity: r.Identity,
+	k := Key{ID: ids.New("IK_"), Secret: secret, Room: r.Room, Name: r.Name, Identity: r.Identity,
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
 	_, err = s.db.ExecContext(ctx,
 		`INSERT INTO ingress_keys (id, key_hash, room, name, identity, created_at) VALUES (?, ?, ?, ?, ?, ?)`,

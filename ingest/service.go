@@ -12,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/rtmp"
 	"github.com/parleyhq/parley/sfu"
 )
@@ -220,7 +221,7 @@ func (s *Service) begin(b rtmp.Binding, protocol, remote string, logAttrs ...any
 		e.name = name
 		s.m.reconnect.Inc()
 	} else {
-		e = &entry{key: k, room: b.Room, identity: identity, name: name, pid: newID("PA_")}
+		e = &entry{key: k, room: b.Room, identity: identity, name: name, pid: ids.New("PA_")}
 		if err := s.dir.AddStream(e.room, e.pid, identity, name); err != nil {
 			return refuse("directory", fmt.Errorf("room %q refused stream %q: %w", b.Room, identity, err))
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/rtmp"
 )
 
@@ -235,7 +236,7 @@ func (s *Service) startWHIP(ctx context.Context, st *stream, offer, keyHash stri
 	if err != nil {
 		return nil, "", http.StatusServiceUnavailable, fmt.Errorf("media server unavailable: %w", err)
 	}
-	ws := &whipSession{id: newResourceID(), keyHash: keyHash, st: st, pc: pc,
+	ws := &whipSession{id: ids.Secret(), keyHash: keyHash, st: st, pc: pc,
 		pli: make(chan uint32, 4), done: make(chan struct{})}
 	s.life.Lock()
 	st.onClose = append(st.onClose, func() { s.whipEnded(ws) })

@@ -27,7 +27,7 @@ func parseBearer(h string) (string, bool) {
 	return tok, true
 }
 
-// parseResourceID accepts what newResourceID makes: 26 base-32 characters.
+// parseResourceID accepts what ids.Secret makes: 26 base-32 characters.
 func parseResourceID(s string) (string, bool) {
 	if len(s) != 26 {
 		return "", false

@@ -7,6 +7,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
@@ -50,7 +51,7 @@ func (c *conn) handleIMJoin(reqID string, claims auth.Claims, body *JoinBody) {
 		c.fail(reqID, &ProtoError{Code: CodeUnavailable, Message: "chat is not enabled on this server"}, websocket.ClosePolicyViolation)
 		return
 	}
-	c.claims, c.name, c.sid = claims, displayNameFor(claims, body.Name), newID("SE_")
+	c.claims, c.name, c.sid = claims, displayNameFor(claims, body.Name), ids.New("SE_")
 	joined := encode(TypeJoined, reqID, JoinedBody{
 		Protocol:       ProtocolVersion,
 		Participant:    ParticipantView{SID: c.sid, Identity: claims.Identity, Name: c.name, Tracks: []TrackView{}},

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
@@ -44,7 +45,7 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		name = "Guest"
 	}
 	tok, err := s.keys.Issue(s.keys.DefaultKeyID(), auth.Claims{
-		Identity: newID("guest-"),
+		Identity: ids.New("guest-"),
 		Name:     name,
 		Room:     req.Room,
 		Grants:   auth.Grants{Publish: true, Subscribe: true, Chat: true},

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 )
@@ -111,7 +112,7 @@ func (c *conn) handleJoin(reqID string, body *JoinBody) {
 	}
 	name := displayNameFor(claims, body.Name)
 	p := &participant{
-		sid:      newID("PA_"),
+		sid:      ids.New("PA_"),
 		identity: claims.Identity,
 		name:     name,
 		room:     claims.Room,

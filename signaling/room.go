@@ -1,8 +1,6 @@
 package signaling
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -325,14 +323,4 @@ func (s *Server) lookup(roomName, identity string) *participant {
 		return nil
 	}
 	return r.participants[identity]
-}
-
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// newID returns prefix plus 16 random base32 characters (80 bits).
-func newID(prefix string) string {
-	b := make([]byte, 10)
-	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
-	_, _ = rand.Read(b)
-	return prefix + idEncoding.EncodeToString(b)
 }
