@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // maxAdminBody bounds admin request bodies.
@@ -105,7 +106,7 @@ func (s *Server) handleAdminToken(w http.ResponseWriter, r *http.Request, caller
 	case req.Identity == "" || len(req.Identity) > 128 || !utf8.ValidString(req.Identity):
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "identity must be 1 to 128 bytes")
 		return
-	case utf8.RuneCountInString(req.Name) > maxNameRunes:
+	case utf8.RuneCountInString(req.Name) > proto.MaxNameRunes:
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "name is too long")
 		return
 	}
@@ -128,7 +129,7 @@ func (s *Server) handleAdminToken(w http.ResponseWriter, r *http.Request, caller
 		writeJSONError(w, http.StatusInternalServerError, "internal", "could not issue token")
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenBody{Token: tok})
+	writeJSON(w, http.StatusOK, proto.TokenBody{Token: tok})
 }
 
 type adminRoom struct {
@@ -169,7 +170,7 @@ type AdminTrackStats struct {
 }
 
 type adminTrack struct {
-	TrackView
+	proto.TrackView
 	Stats *AdminTrackStats `json:"stats"`
 }
 
@@ -240,7 +241,7 @@ func (s *Server) handleAdminRemove(w http.ResponseWriter, r *http.Request, _ adm
 	}
 	if p != nil && !p.stream {
 		s.detachLocked(p)
-		p.conn.sendBye(ByeRemoved)
+		p.conn.sendBye(proto.ByeRemoved)
 	}
 	s.mu.Unlock()
 	if p == nil {
@@ -294,7 +295,7 @@ func (s *Server) handleAdminMute(w http.ResponseWriter, r *http.Request, _ admin
 	s.mu.Lock()
 	if t := p.trackBySIDLocked(sid); t != nil && !p.removed {
 		t.muted = muted
-		p.conn.enqueue(encode(TypeMuted, "", mutedBody{TrackID: t.trackID, Muted: muted}))
+		p.conn.enqueue(proto.Encode(proto.TypeMuted, "", proto.MutedBody{TrackID: t.trackID, Muted: muted}))
 		s.updatedLocked(p)
 	}
 	s.mu.Unlock()
@@ -326,5 +327,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, errorBody{Code: code, Message: msg})
+	writeJSON(w, status, proto.ErrorBody{Code: code, Message: msg})
 }

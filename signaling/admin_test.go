@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 type httpReq struct {
@@ -85,7 +86,7 @@ func TestAdminAuthRequired(t *testing.T) {
 				t.Fatalf("status %d (%s), want %d", code, body, tc.want)
 			}
 			if code >= 400 {
-				var eb errorBody
+				var eb proto.ErrorBody
 				if err := json.Unmarshal(body, &eb); err != nil || eb.Code == "" {
 					t.Fatalf("error body %q is not {code,message}", body)
 				}
@@ -100,7 +101,7 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	env.join("bob", "standup", allGrants)
 	env.join("carol", "other", allGrants)
 	ada.expect("participant_joined")
-	ada.send("publish", "p", PublishBody{Tracks: []TrackAnnouncement{{TrackID: "t-v", Kind: "video", Source: "camera"}}})
+	ada.send("publish", "p", proto.PublishBody{Tracks: []proto.TrackAnnouncement{{TrackID: "t-v", Kind: "video", Source: "camera"}}})
 	ada.expect("published")
 	env.media.peer(t, aj.Participant.SID).opts.Events.TrackPublished(sfu.TrackInfo{SID: "TR_v", ClientTrackID: "t-v", Kind: "video", Codec: "video/VP8"})
 	ada.expect("participant_updated")
@@ -156,9 +157,9 @@ func TestAdminRemoveParticipant(t *testing.T) {
 	if code, body := env.admin("DELETE", "/api/admin/rooms/r/participants/bob", ""); code != http.StatusNoContent {
 		t.Fatalf("remove: %d %s", code, body)
 	}
-	bob.expectBye(ByeRemoved)
+	bob.expectBye(proto.ByeRemoved)
 	bob.expectClose(websocket.CloseNormalClosure)
-	var left participantLeftBody
+	var left proto.ParticipantLeftBody
 	ada.expect("participant_left").decode(t, &left)
 	if left.SID != bj.Participant.SID {
 		t.Fatalf("left %+v", left)
@@ -174,7 +175,7 @@ func TestAdminMuteTrack(t *testing.T) {
 	ada, aj := env.join("ada", "r", allGrants)
 	bob, _ := env.join("bob", "r", allGrants)
 	ada.expect("participant_joined")
-	ada.send("publish", "p", PublishBody{Tracks: []TrackAnnouncement{{TrackID: "t-a", Kind: "audio", Source: "microphone"}}})
+	ada.send("publish", "p", proto.PublishBody{Tracks: []proto.TrackAnnouncement{{TrackID: "t-a", Kind: "audio", Source: "microphone"}}})
 	ada.expect("published")
 	fp := env.media.peer(t, aj.Participant.SID)
 	fp.opts.Events.TrackPublished(sfu.TrackInfo{SID: "TR_a", ClientTrackID: "t-a", Kind: "audio"})
@@ -184,12 +185,12 @@ func TestAdminMuteTrack(t *testing.T) {
 	if code, body := env.admin("POST", "/api/admin/rooms/r/participants/ada/tracks/TR_a/mute", `{"muted":true}`); code != http.StatusNoContent {
 		t.Fatalf("mute: %d %s", code, body)
 	}
-	var mb mutedBody
+	var mb proto.MutedBody
 	ada.expect("muted").decode(t, &mb)
 	if mb.TrackID != "t-a" || !mb.Muted {
 		t.Fatalf("muted %+v", mb)
 	}
-	var upd participantBody
+	var upd proto.ParticipantBody
 	bob.expect("participant_updated").decode(t, &upd)
 	if len(upd.Participant.Tracks) != 1 || !upd.Participant.Tracks[0].Muted {
 		t.Fatalf("bob sees %+v", upd.Participant.Tracks)
@@ -222,7 +223,7 @@ func TestAdminCreateToken(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("create: %d %s", code, body)
 	}
-	var tb tokenBody
+	var tb proto.TokenBody
 	if err := json.Unmarshal(body, &tb); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +239,7 @@ func TestAdminCreateToken(t *testing.T) {
 	}
 	// The new token joins the room.
 	ws := env.mustDial()
-	ws.send("join", "1", JoinBody{Token: tb.Token, Protocol: 1})
+	ws.send("join", "1", proto.JoinBody{Token: tb.Token, Protocol: 1})
 	ws.expect("joined")
 
 	bad := []string{
@@ -279,7 +280,7 @@ func TestDevTokenEndpoint(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("status %d %s", code, body)
 		}
-		var tb tokenBody
+		var tb proto.TokenBody
 		if err := json.Unmarshal(body, &tb); err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +316,7 @@ func TestHealthMetricsAndWeb(t *testing.T) {
 	env := startServer(t, nil)
 	ada, _ := env.join("ada", "r", allGrants)
 	ada.sendRaw([]byte("{bad"))
-	ada.expectError(CodeBadRequest)
+	ada.expectError(proto.CodeBadRequest)
 	if code, body := env.do(httpReq{method: "GET", path: "/healthz"}); code != 200 || string(body) != "ok" {
 		t.Fatalf("healthz %d %q", code, body)
 	}
@@ -348,7 +349,7 @@ func TestDevTokenRateLimited(t *testing.T) {
 	for range devTokenBurst + 20 {
 		code, body := env.do(httpReq{method: "POST", path: "/api/dev/token", body: `{"room":"r","name":"x"}`, origin: env.base})
 		if code == http.StatusTooManyRequests {
-			var eb errorBody
+			var eb proto.ErrorBody
 			if err := json.Unmarshal(body, &eb); err != nil || eb.Code != "rate_limited" {
 				t.Fatalf("429 body %s", body)
 			}

@@ -2,6 +2,8 @@ package signaling
 
 import (
 	"testing"
+
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // BenchmarkJoin measures what a user waits for on the signaling side:
@@ -13,7 +15,7 @@ func BenchmarkJoin(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c := env.mustDial()
-		c.send("join", "j", JoinBody{Token: tok, Protocol: 1})
+		c.send("join", "j", proto.JoinBody{Token: tok, Protocol: 1})
 		c.expect("joined")
 		_ = c.ws.Close()
 	}
@@ -24,7 +26,7 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	frame := []byte(`{"type":"candidate","data":{"target":"publisher","candidate":{"candidate":"candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host generation 0","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abcd"}}}`)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, perr := DecodeRequest(frame); perr != nil {
+		if _, perr := proto.DecodeRequest(frame); perr != nil {
 			b.Fatal(perr)
 		}
 	}

@@ -9,17 +9,7 @@ import (
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/signaling/auth"
-)
-
-// Reasons carried by "call_ended" (docs/protocol.md, Calls).
-const (
-	CallEndAnsweredElsewhere = "answered_elsewhere"
-	CallEndDeclined          = "declined"
-	CallEndDeclinedElsewhere = "declined_elsewhere"
-	CallEndCancelled         = "cancelled"
-	CallEndBusy              = "busy"
-	CallEndOffline           = "offline"
-	CallEndNoAnswer          = "no_answer"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 type calleeState int
@@ -69,47 +59,12 @@ type callRecord struct {
 	outcome chat.EventKind
 }
 
-// CallRingingBody answers "call".
-type CallRingingBody struct {
-	CallID         string   `json:"callId"`
-	ConversationID string   `json:"conversationId"`
-	Ringing        []string `json:"ringing"`
-	Busy           []string `json:"busy"`
-	Offline        []string `json:"offline"`
-}
-
-// RingBody is the body of "ring".
-type RingBody struct {
-	CallID         string       `json:"callId"`
-	Caller         IdentityView `json:"caller"`
-	ConversationID string       `json:"conversationId"`
-	Kind           string       `json:"kind"`
-	TimeoutMs      int64        `json:"timeoutMs"`
-}
-
-// CallAcceptedBody is the body of "call_accepted".
-type CallAcceptedBody struct {
-	CallID         string       `json:"callId"`
-	ConversationID string       `json:"conversationId"`
-	Room           string       `json:"room"`
-	Token          string       `json:"token"`
-	Peer           IdentityView `json:"peer"`
-}
-
-// CallEndedBody is the body of "call_ended".
-type CallEndedBody struct {
-	CallID string `json:"callId"`
-	Reason string `json:"reason"`
-	// Identity names the callee a per-callee reason is about (group calls).
-	Identity string `json:"identity,omitempty"`
-}
-
 func callEnded(re, callID, reason, identity string) []byte {
-	return encode(TypeCallEnded, re, CallEndedBody{CallID: callID, Reason: reason, Identity: identity})
+	return proto.Encode(proto.TypeCallEnded, re, proto.CallEndedBody{CallID: callID, Reason: reason, Identity: identity})
 }
 
 // start places a call from c.
-func (t *callTable) start(c *conn, reqID string, b *CallBody) *ProtoError {
+func (t *callTable) start(c *conn, reqID string, b *proto.CallBody) *proto.Error {
 	s := t.s
 	me := c.chatIdentity()
 	var convID string
@@ -119,7 +74,7 @@ func (t *callTable) start(c *conn, reqID string, b *CallBody) *ProtoError {
 	defer cancel()
 	if b.To != "" {
 		if b.To == me.ID {
-			return badRequest("call: cannot call yourself")
+			return proto.BadRequest("call: cannot call yourself")
 		}
 		peer := chat.Identity{ID: b.To, Name: s.hub.name(b.To)}
 		if peer.Name == "" {
@@ -144,12 +99,12 @@ func (t *callTable) start(c *conn, reqID string, b *CallBody) *ProtoError {
 			}
 		}
 		if found == nil {
-			return &ProtoError{Code: CodeForbidden, Message: "call: not a member of this conversation"}
+			return &proto.Error{Code: proto.CodeForbidden, Message: "call: not a member of this conversation"}
 		}
 		convID, kind = found.Conversation.ID, found.Conversation.Kind
 		switch kind {
 		case chat.KindDirect:
-			callees = []string{directPeer(found.Conversation.Key, me.ID)}
+			callees = []string{proto.DirectPeer(found.Conversation.Key, me.ID)}
 		case chat.KindGroup:
 			// Only connected members can ring; the others learn of the
 			// call from the conversation when it is recorded as missed.
@@ -160,28 +115,28 @@ func (t *callTable) start(c *conn, reqID string, b *CallBody) *ProtoError {
 			}
 			sort.Strings(callees)
 		default:
-			return badRequest("call: room conversations are joined, not rung")
+			return proto.BadRequest("call: room conversations are joined, not rung")
 		}
 	}
 	if len(callees) > s.cfg.MaxCallCallees {
-		return &ProtoError{Code: CodeTooLarge, Message: "call: more callees than max_call_callees"}
+		return &proto.Error{Code: proto.CodeTooLarge, Message: "call: more callees than max_call_callees"}
 	}
 
 	cl := &call{
 		id: uuid.NewString(), caller: me, callerConn: c, convID: convID, kind: kind,
 		callees: map[string]calleeState{}, names: map[string]string{},
 	}
-	ringing := CallRingingBody{CallID: cl.id, ConversationID: convID, Ringing: []string{}, Busy: []string{}, Offline: []string{}}
+	ringing := proto.CallRingingBody{CallID: cl.id, ConversationID: convID, Ringing: []string{}, Busy: []string{}, Offline: []string{}}
 	var records []callRecord
 
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return &ProtoError{Code: CodeUnavailable, Message: "server is shutting down"}
+		return &proto.Error{Code: proto.CodeUnavailable, Message: "server is shutting down"}
 	}
 	if t.byCaller[me.ID] >= s.cfg.MaxPendingCalls {
 		t.mu.Unlock()
-		return &ProtoError{Code: CodeCallLimit, Message: "too many calls ringing at once (max_pending_calls)"}
+		return &proto.Error{Code: proto.CodeCallLimit, Message: "too many calls ringing at once (max_pending_calls)"}
 	}
 	for _, id := range callees {
 		name := s.hub.name(id)
@@ -190,10 +145,10 @@ func (t *callTable) start(c *conn, reqID string, b *CallBody) *ProtoError {
 		}
 		cl.names[id] = name
 		switch s.hub.status(id) {
-		case PresenceOnline:
+		case proto.PresenceOnline:
 			cl.callees[id] = calleeRinging
 			ringing.Ringing = append(ringing.Ringing, id)
-		case PresenceInCall:
+		case proto.PresenceInCall:
 			cl.callees[id] = calleeMissed
 			ringing.Busy = append(ringing.Busy, id)
 			records = append(records, t.record(cl, id, chat.EventCallMissed))
@@ -205,11 +160,11 @@ func (t *callTable) start(c *conn, reqID string, b *CallBody) *ProtoError {
 	}
 	if len(ringing.Ringing) == 0 {
 		t.mu.Unlock()
-		reason := CallEndOffline
+		reason := proto.CallEndOffline
 		if len(ringing.Busy) > 0 {
-			reason = CallEndBusy
+			reason = proto.CallEndBusy
 		}
-		c.enqueue(encode(TypeCallRinging, reqID, ringing))
+		c.enqueue(proto.Encode(proto.TypeCallRinging, reqID, ringing))
 		c.enqueue(callEnded("", cl.id, reason, ""))
 		t.store(records)
 		return nil
@@ -224,9 +179,9 @@ func (t *callTable) start(c *conn, reqID string, b *CallBody) *ProtoError {
 		defer t.timers.Done()
 		t.timeout(id)
 	})
-	c.enqueue(encode(TypeCallRinging, reqID, ringing))
-	ring := encode(TypeRing, "", RingBody{
-		CallID: cl.id, Caller: IdentityView{Identity: me.ID, Name: me.Name},
+	c.enqueue(proto.Encode(proto.TypeCallRinging, reqID, ringing))
+	ring := proto.Encode(proto.TypeRing, "", proto.RingBody{
+		CallID: cl.id, Caller: proto.IdentityView{Identity: me.ID, Name: me.Name},
 		ConversationID: convID, Kind: string(kind), TimeoutMs: timeout.Milliseconds(),
 	})
 	for _, id := range ringing.Ringing {
@@ -289,17 +244,17 @@ func (t *callTable) removeLocked(cl *call) {
 }
 
 // answer handles call_accept, call_decline and call_cancel.
-func (t *callTable) answer(c *conn, reqID, typ, callID string) *ProtoError {
+func (t *callTable) answer(c *conn, reqID, typ, callID string) *proto.Error {
 	var records []callRecord
-	var perr *ProtoError
+	var perr *proto.Error
 	t.mu.Lock()
 	cl := t.calls[callID]
 	switch {
 	case cl == nil:
-		perr = &ProtoError{Code: CodeNotFound, Message: "no such ringing call"}
-	case typ == TypeCallCancel:
+		perr = &proto.Error{Code: proto.CodeNotFound, Message: "no such ringing call"}
+	case typ == proto.TypeCallCancel:
 		perr, records = t.cancelLocked(c, reqID, cl)
-	case typ == TypeCallAccept:
+	case typ == proto.TypeCallAccept:
 		perr = t.acceptLocked(c, reqID, cl)
 	default:
 		perr, records = t.declineLocked(c, reqID, cl)
@@ -309,11 +264,11 @@ func (t *callTable) answer(c *conn, reqID, typ, callID string) *ProtoError {
 	return perr
 }
 
-func (t *callTable) acceptLocked(c *conn, reqID string, cl *call) *ProtoError {
+func (t *callTable) acceptLocked(c *conn, reqID string, cl *call) *proto.Error {
 	s := t.s
 	me := c.identity()
 	if st, ok := cl.callees[me]; !ok || st != calleeRinging {
-		return &ProtoError{Code: CodeNotFound, Message: "no such ringing call for you"}
+		return &proto.Error{Code: proto.CodeNotFound, Message: "no such ringing call for you"}
 	}
 	first := cl.room == ""
 	if first {
@@ -321,64 +276,64 @@ func (t *callTable) acceptLocked(c *conn, reqID string, cl *call) *ProtoError {
 	}
 	mine, err := t.mint(me, c.name, cl.room)
 	if err != nil {
-		return &ProtoError{Code: CodeInternal, Message: "could not issue a call token"}
+		return &proto.Error{Code: proto.CodeInternal, Message: "could not issue a call token"}
 	}
 	if first {
 		theirs, err := t.mint(cl.caller.ID, cl.caller.Name, cl.room)
 		if err != nil {
 			cl.room = ""
-			return &ProtoError{Code: CodeInternal, Message: "could not issue a call token"}
+			return &proto.Error{Code: proto.CodeInternal, Message: "could not issue a call token"}
 		}
-		cl.callerConn.enqueue(encode(TypeCallAccepted, "", CallAcceptedBody{
+		cl.callerConn.enqueue(proto.Encode(proto.TypeCallAccepted, "", proto.CallAcceptedBody{
 			CallID: cl.id, ConversationID: cl.convID, Room: cl.room, Token: theirs,
-			Peer: IdentityView{Identity: me, Name: c.name},
+			Peer: proto.IdentityView{Identity: me, Name: c.name},
 		}))
 	}
 	cl.callees[me] = calleeAccepted
 	s.metrics.calls.WithLabelValues("accepted").Inc()
-	c.enqueue(encode(TypeCallAccepted, reqID, CallAcceptedBody{
+	c.enqueue(proto.Encode(proto.TypeCallAccepted, reqID, proto.CallAcceptedBody{
 		CallID: cl.id, ConversationID: cl.convID, Room: cl.room, Token: mine,
-		Peer: IdentityView{Identity: cl.caller.ID, Name: cl.caller.Name},
+		Peer: proto.IdentityView{Identity: cl.caller.ID, Name: cl.caller.Name},
 	}))
-	s.hub.pushIdentity(me, callEnded("", cl.id, CallEndAnsweredElsewhere, ""), c)
+	s.hub.pushIdentity(me, callEnded("", cl.id, proto.CallEndAnsweredElsewhere, ""), c)
 	if len(cl.ringingLocked()) == 0 {
 		t.removeLocked(cl)
 	}
 	return nil
 }
 
-func (t *callTable) declineLocked(c *conn, reqID string, cl *call) (*ProtoError, []callRecord) {
+func (t *callTable) declineLocked(c *conn, reqID string, cl *call) (*proto.Error, []callRecord) {
 	s := t.s
 	me := c.identity()
 	if st, ok := cl.callees[me]; !ok || st != calleeRinging {
-		return &ProtoError{Code: CodeNotFound, Message: "no such ringing call for you"}, nil
+		return &proto.Error{Code: proto.CodeNotFound, Message: "no such ringing call for you"}, nil
 	}
 	cl.callees[me] = calleeDeclined
-	c.enqueue(callEnded(reqID, cl.id, CallEndDeclined, ""))
-	s.hub.pushIdentity(me, callEnded("", cl.id, CallEndDeclinedElsewhere, ""), c)
+	c.enqueue(callEnded(reqID, cl.id, proto.CallEndDeclined, ""))
+	s.hub.pushIdentity(me, callEnded("", cl.id, proto.CallEndDeclinedElsewhere, ""), c)
 	records := []callRecord{t.record(cl, me, chat.EventCallDeclined)}
 	if cl.kind == chat.KindGroup {
 		// The caller sees each decline of a group call; the call goes
 		// on while someone still rings.
-		cl.callerConn.enqueue(callEnded("", cl.id, CallEndDeclined, me))
+		cl.callerConn.enqueue(callEnded("", cl.id, proto.CallEndDeclined, me))
 	}
 	if len(cl.ringingLocked()) == 0 {
 		if !cl.anyAcceptedLocked() {
-			cl.callerConn.enqueue(callEnded("", cl.id, CallEndDeclined, ""))
+			cl.callerConn.enqueue(callEnded("", cl.id, proto.CallEndDeclined, ""))
 		}
 		t.removeLocked(cl)
 	}
 	return nil, records
 }
 
-func (t *callTable) cancelLocked(c *conn, reqID string, cl *call) (*ProtoError, []callRecord) {
+func (t *callTable) cancelLocked(c *conn, reqID string, cl *call) (*proto.Error, []callRecord) {
 	if c.identity() != cl.caller.ID {
-		return &ProtoError{Code: CodeNotFound, Message: "no such call of yours"}, nil
+		return &proto.Error{Code: proto.CodeNotFound, Message: "no such call of yours"}, nil
 	}
-	records := t.endRingingLocked(cl, CallEndCancelled)
-	c.enqueue(callEnded(reqID, cl.id, CallEndCancelled, ""))
+	records := t.endRingingLocked(cl, proto.CallEndCancelled)
+	c.enqueue(callEnded(reqID, cl.id, proto.CallEndCancelled, ""))
 	if c != cl.callerConn {
-		cl.callerConn.enqueue(callEnded("", cl.id, CallEndCancelled, ""))
+		cl.callerConn.enqueue(callEnded("", cl.id, proto.CallEndCancelled, ""))
 	}
 	t.removeLocked(cl)
 	return nil, records
@@ -405,9 +360,9 @@ func (t *callTable) timeout(callID string) {
 		return
 	}
 	cl.timer = nil // this callback is running; nothing to stop
-	records := t.endRingingLocked(cl, CallEndNoAnswer)
+	records := t.endRingingLocked(cl, proto.CallEndNoAnswer)
 	if !cl.anyAcceptedLocked() {
-		cl.callerConn.enqueue(callEnded("", cl.id, CallEndNoAnswer, ""))
+		cl.callerConn.enqueue(callEnded("", cl.id, proto.CallEndNoAnswer, ""))
 	}
 	t.removeLocked(cl)
 	t.mu.Unlock()
@@ -421,7 +376,7 @@ func (t *callTable) sessionGone(c *conn) {
 	t.mu.Lock()
 	for _, cl := range t.calls {
 		if cl.callerConn == c {
-			records = append(records, t.endRingingLocked(cl, CallEndCancelled)...)
+			records = append(records, t.endRingingLocked(cl, proto.CallEndCancelled)...)
 			t.removeLocked(cl)
 		}
 	}

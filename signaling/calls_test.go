@@ -6,44 +6,45 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
-func (c *cc) call(to string) CallRingingBody {
+func (c *cc) call(to string) proto.CallRingingBody {
 	c.t.Helper()
-	c.send(TypeCall, "call-"+to, CallBody{To: to})
+	c.send(proto.TypeCall, "call-"+to, proto.CallBody{To: to})
 	m := c.waitRe("call-" + to)
-	if m.Type != TypeCallRinging {
+	if m.Type != proto.TypeCallRinging {
 		c.t.Fatalf("call answered %s %s", m.Type, m.Data)
 	}
-	var b CallRingingBody
+	var b proto.CallRingingBody
 	m.decode(c.t, &b)
 	return b
 }
 
-func (c *cc) ring() RingBody {
+func (c *cc) ring() proto.RingBody {
 	c.t.Helper()
-	var r RingBody
-	c.waitType(TypeRing).decode(c.t, &r)
+	var r proto.RingBody
+	c.waitType(proto.TypeRing).decode(c.t, &r)
 	return r
 }
 
-func (c *cc) ended(callID string) CallEndedBody {
+func (c *cc) ended(callID string) proto.CallEndedBody {
 	c.t.Helper()
 	m := c.waitFor("call_ended "+callID, func(m msg) bool {
-		return m.Type == TypeCallEnded && strings.Contains(string(m.Data), callID)
+		return m.Type == proto.TypeCallEnded && strings.Contains(string(m.Data), callID)
 	})
-	var b CallEndedBody
+	var b proto.CallEndedBody
 	m.decode(c.t, &b)
 	return b
 }
 
 // callEntry waits for the pushed history entry of a call.
-func (c *cc) callEntry(callID string) MessageView {
+func (c *cc) callEntry(callID string) proto.MessageView {
 	c.t.Helper()
 	m := c.waitFor("call entry "+callID, func(m msg) bool {
-		return m.Type == TypeMessage && strings.Contains(string(m.Data), callID)
+		return m.Type == proto.TypeMessage && strings.Contains(string(m.Data), callID)
 	})
-	var v MessageView
+	var v proto.MessageView
 	m.decode(c.t, &v)
 	return v
 }
@@ -63,11 +64,11 @@ func TestCallRingsEveryDeviceAndAcceptStopsTheOthers(t *testing.T) {
 			t.Fatalf("ring %+v", ring)
 		}
 	}
-	bob1.send(TypeCallAccept, "acc", CallRefBody{CallID: r.CallID})
-	var mine, theirs CallAcceptedBody
+	bob1.send(proto.TypeCallAccept, "acc", proto.CallRefBody{CallID: r.CallID})
+	var mine, theirs proto.CallAcceptedBody
 	bob1.waitRe("acc").decode(t, &mine)
-	alice.waitType(TypeCallAccepted).decode(t, &theirs)
-	if e := bob2.ended(r.CallID); e.Reason != CallEndAnsweredElsewhere {
+	alice.waitType(proto.TypeCallAccepted).decode(t, &theirs)
+	if e := bob2.ended(r.CallID); e.Reason != proto.CallEndAnsweredElsewhere {
 		t.Fatalf("second device: %+v", e)
 	}
 	if !strings.HasPrefix(mine.Room, "call-") || mine.Room != theirs.Room || mine.CallID != r.CallID {
@@ -89,12 +90,12 @@ func TestCallRingsEveryDeviceAndAcceptStopsTheOthers(t *testing.T) {
 		}
 	}
 	// The call is over for the table: accepting again finds nothing.
-	bob2.send(TypeCallAccept, "acc2", CallRefBody{CallID: r.CallID})
-	bob2.waitError(CodeNotFound)
+	bob2.send(proto.TypeCallAccept, "acc2", proto.CallRefBody{CallID: r.CallID})
+	bob2.waitError(proto.CodeNotFound)
 	// Both can join the fresh room with their tokens.
 	c := env.dialCC()
-	c.send("join", "j", JoinBody{Token: theirs.Token, Protocol: 1})
-	var jb JoinedBody
+	c.send("join", "j", proto.JoinBody{Token: theirs.Token, Protocol: 1})
+	var jb proto.JoinedBody
 	c.waitType("joined").decode(t, &jb)
 	if jb.Room != mine.Room || jb.ConversationID == "" {
 		t.Fatalf("joined call room %+v", jb)
@@ -113,14 +114,14 @@ func TestCallDeclineLeavesHistoryEntry(t *testing.T) {
 	r := alice.call("bob")
 	bob1.ring()
 	bob2.ring()
-	bob2.send(TypeCallDecline, "dec", CallRefBody{CallID: r.CallID})
-	if m := bob2.waitRe("dec"); m.Type != TypeCallEnded {
+	bob2.send(proto.TypeCallDecline, "dec", proto.CallRefBody{CallID: r.CallID})
+	if m := bob2.waitRe("dec"); m.Type != proto.TypeCallEnded {
 		t.Fatalf("decline answered %s %s", m.Type, m.Data)
 	}
-	if e := bob1.ended(r.CallID); e.Reason != CallEndDeclinedElsewhere {
+	if e := bob1.ended(r.CallID); e.Reason != proto.CallEndDeclinedElsewhere {
 		t.Fatalf("other device %+v", e)
 	}
-	if e := alice.ended(r.CallID); e.Reason != CallEndDeclined {
+	if e := alice.ended(r.CallID); e.Reason != proto.CallEndDeclined {
 		t.Fatalf("caller %+v", e)
 	}
 	for _, c := range []*cc{alice, bob1} {
@@ -150,13 +151,13 @@ func TestCallCancelByCaller(t *testing.T) {
 	bob := env.imJoin("bob")
 	r := alice.call("bob")
 	bob.ring()
-	bob.send(TypeCallCancel, "c0", CallRefBody{CallID: r.CallID})
-	bob.waitError(CodeNotFound) // only the caller cancels
-	alice.send(TypeCallCancel, "c", CallRefBody{CallID: r.CallID})
-	if e := alice.ended(r.CallID); e.Reason != CallEndCancelled {
+	bob.send(proto.TypeCallCancel, "c0", proto.CallRefBody{CallID: r.CallID})
+	bob.waitError(proto.CodeNotFound) // only the caller cancels
+	alice.send(proto.TypeCallCancel, "c", proto.CallRefBody{CallID: r.CallID})
+	if e := alice.ended(r.CallID); e.Reason != proto.CallEndCancelled {
 		t.Fatalf("caller %+v", e)
 	}
-	if e := bob.ended(r.CallID); e.Reason != CallEndCancelled {
+	if e := bob.ended(r.CallID); e.Reason != proto.CallEndCancelled {
 		t.Fatalf("callee %+v", e)
 	}
 	if v := bob.callEntry(r.CallID); v.Kind != string(chat.EventCallMissed) {
@@ -173,10 +174,10 @@ func TestCallBusyCallee(t *testing.T) {
 	if len(r.Ringing) != 0 || len(r.Busy) != 1 || r.Busy[0] != "bob" {
 		t.Fatalf("ringing %+v", r)
 	}
-	if e := alice.ended(r.CallID); e.Reason != CallEndBusy {
+	if e := alice.ended(r.CallID); e.Reason != proto.CallEndBusy {
 		t.Fatalf("caller %+v", e)
 	}
-	bobIM.none(TypeRing, 100*time.Millisecond)
+	bobIM.none(proto.TypeRing, 100*time.Millisecond)
 	if v := bobIM.callEntry(r.CallID); v.Kind != string(chat.EventCallMissed) {
 		t.Fatalf("entry %+v", v)
 	}
@@ -189,7 +190,7 @@ func TestCallOfflineCallee(t *testing.T) {
 	if len(r.Offline) != 1 {
 		t.Fatalf("ringing %+v", r)
 	}
-	if e := alice.ended(r.CallID); e.Reason != CallEndOffline {
+	if e := alice.ended(r.CallID); e.Reason != proto.CallEndOffline {
 		t.Fatalf("caller %+v", e)
 	}
 	if v := alice.callEntry(r.CallID); v.Kind != string(chat.EventCallMissed) {
@@ -205,18 +206,18 @@ func TestCallNoAnswerTimeout(t *testing.T) {
 	if ring := bob.ring(); ring.TimeoutMs != 150 {
 		t.Fatalf("ring %+v", ring)
 	}
-	if e := bob.ended(r.CallID); e.Reason != CallEndNoAnswer {
+	if e := bob.ended(r.CallID); e.Reason != proto.CallEndNoAnswer {
 		t.Fatalf("callee %+v", e)
 	}
-	if e := alice.ended(r.CallID); e.Reason != CallEndNoAnswer {
+	if e := alice.ended(r.CallID); e.Reason != proto.CallEndNoAnswer {
 		t.Fatalf("caller %+v", e)
 	}
 	v := bob.callEntry(r.CallID)
 	if v.Kind != string(chat.EventCallMissed) || v.Sender.Identity != "alice" {
 		t.Fatalf("entry %+v", v)
 	}
-	bob.send(TypeCallAccept, "late", CallRefBody{CallID: r.CallID})
-	bob.waitError(CodeNotFound)
+	bob.send(proto.TypeCallAccept, "late", proto.CallRefBody{CallID: r.CallID})
+	bob.waitError(proto.CodeNotFound)
 }
 
 func TestCallCallerDisconnectIsMissed(t *testing.T) {
@@ -226,7 +227,7 @@ func TestCallCallerDisconnectIsMissed(t *testing.T) {
 	r := alice.call("bob")
 	bob.ring()
 	alice.close()
-	if e := bob.ended(r.CallID); e.Reason != CallEndCancelled {
+	if e := bob.ended(r.CallID); e.Reason != proto.CallEndCancelled {
 		t.Fatalf("callee %+v", e)
 	}
 	if v := bob.callEntry(r.CallID); v.Kind != string(chat.EventCallMissed) {
@@ -240,12 +241,12 @@ func TestCallLimits(t *testing.T) {
 	env.imJoin("bob")
 	env.imJoin("carol")
 	alice.call("bob")
-	alice.send(TypeCall, "second", CallBody{To: "carol"})
-	alice.waitError(CodeCallLimit)
-	alice.send(TypeCall, "self", CallBody{To: "alice"})
-	alice.waitError(CodeBadRequest)
-	alice.send(TypeCallAccept, "x", CallRefBody{CallID: testUUID})
-	alice.waitError(CodeNotFound)
+	alice.send(proto.TypeCall, "second", proto.CallBody{To: "carol"})
+	alice.waitError(proto.CodeCallLimit)
+	alice.send(proto.TypeCall, "self", proto.CallBody{To: "alice"})
+	alice.waitError(proto.CodeBadRequest)
+	alice.send(proto.TypeCallAccept, "x", proto.CallRefBody{CallID: testUUID})
+	alice.waitError(proto.CodeNotFound)
 }
 
 func TestGroupCall(t *testing.T) {
@@ -254,14 +255,14 @@ func TestGroupCall(t *testing.T) {
 	bob := env.imJoin("bob")
 	carol := env.imJoin("carol")
 	dave := env.imJoin("dave")
-	alice.send(TypeChatGroup, "g", ChatGroupBody{Title: "T", Members: []string{"bob", "carol", "dave"}})
-	var gb ConversationBody
+	alice.send(proto.TypeChatGroup, "g", proto.ChatGroupBody{Title: "T", Members: []string{"bob", "carol", "dave"}})
+	var gb proto.ConversationBody
 	alice.waitRe("g").decode(t, &gb)
 	for _, c := range []*cc{bob, carol, dave} {
-		c.waitType(TypeConversation)
+		c.waitType(proto.TypeConversation)
 	}
-	alice.send(TypeCall, "gc", CallBody{ConversationID: gb.Conversation.ID})
-	var r CallRingingBody
+	alice.send(proto.TypeCall, "gc", proto.CallBody{ConversationID: gb.Conversation.ID})
+	var r proto.CallRingingBody
 	alice.waitRe("gc").decode(t, &r)
 	if strings.Join(r.Ringing, ",") != "bob,carol,dave" {
 		t.Fatalf("ringing %+v", r)
@@ -271,13 +272,13 @@ func TestGroupCall(t *testing.T) {
 			t.Fatalf("ring %+v", ring)
 		}
 	}
-	bob.send(TypeCallAccept, "a1", CallRefBody{CallID: r.CallID})
-	var b1 CallAcceptedBody
+	bob.send(proto.TypeCallAccept, "a1", proto.CallRefBody{CallID: r.CallID})
+	var b1 proto.CallAcceptedBody
 	bob.waitRe("a1").decode(t, &b1)
-	var ac CallAcceptedBody
-	alice.waitType(TypeCallAccepted).decode(t, &ac)
-	carol.send(TypeCallAccept, "a2", CallRefBody{CallID: r.CallID})
-	var c1 CallAcceptedBody
+	var ac proto.CallAcceptedBody
+	alice.waitType(proto.TypeCallAccepted).decode(t, &ac)
+	carol.send(proto.TypeCallAccept, "a2", proto.CallRefBody{CallID: r.CallID})
+	var c1 proto.CallAcceptedBody
 	carol.waitRe("a2").decode(t, &c1)
 	if b1.Room != ac.Room || c1.Room != ac.Room {
 		t.Fatalf("group call rooms differ: %q %q %q", ac.Room, b1.Room, c1.Room)
@@ -285,14 +286,14 @@ func TestGroupCall(t *testing.T) {
 	// Dave never answers: his ring times out into a missed entry in his
 	// direct conversation with the caller; the caller is not told
 	// "no_answer" because others answered.
-	if e := dave.ended(r.CallID); e.Reason != CallEndNoAnswer {
+	if e := dave.ended(r.CallID); e.Reason != proto.CallEndNoAnswer {
 		t.Fatalf("dave %+v", e)
 	}
 	if v := dave.callEntry(r.CallID); v.Kind != string(chat.EventCallMissed) {
 		t.Fatalf("entry %+v", v)
 	}
 	alice.noneFn("no_answer to the caller", func(m msg) bool {
-		return m.Type == TypeCallEnded && strings.Contains(string(m.Data), CallEndNoAnswer)
+		return m.Type == proto.TypeCallEnded && strings.Contains(string(m.Data), proto.CallEndNoAnswer)
 	}, 100*time.Millisecond)
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // BenchmarkChatRoomFanout measures chat as users feel it: senders in a
@@ -43,13 +45,13 @@ func benchChatFanout(b *testing.B, senders, window int) {
 		c.PingInterval, c.PingTimeout = 5*time.Second, 10*time.Minute
 	}, nil)
 	wsURL := strings.Replace(env.base, "http", "ws", 1) + "/ws"
-	join := func(identity string) (*websocket.Conn, JoinedBody) {
+	join := func(identity string) (*websocket.Conn, proto.JoinedBody) {
 		ws, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = ws.Close() })
-		raw, _ := json.Marshal(map[string]any{"type": "join", "data": JoinBody{Token: env.token(identity, "bench", allGrants), Protocol: 1}})
+		raw, _ := json.Marshal(map[string]any{"type": "join", "data": proto.JoinBody{Token: env.token(identity, "bench", allGrants), Protocol: 1}})
 		if err := ws.WriteMessage(websocket.TextMessage, raw); err != nil {
 			b.Fatal(err)
 		}
@@ -61,7 +63,7 @@ func benchChatFanout(b *testing.B, senders, window int) {
 			var m msg
 			_ = json.Unmarshal(raw, &m)
 			if m.Type == "joined" {
-				var jb JoinedBody
+				var jb proto.JoinedBody
 				m.decode(b, &jb)
 				return ws, jb
 			}
@@ -97,7 +99,7 @@ func benchChatFanout(b *testing.B, senders, window int) {
 					break
 				}
 				var p push
-				if json.Unmarshal(raw, &p) != nil || p.Type != TypeMessage {
+				if json.Unmarshal(raw, &p) != nil || p.Type != proto.TypeMessage {
 					continue
 				}
 				sent, err := strconv.ParseInt(p.Data.Text, 10, 64)
@@ -130,7 +132,7 @@ func benchChatFanout(b *testing.B, senders, window int) {
 				var m msg
 				_ = json.Unmarshal(raw, &m)
 				switch m.Type {
-				case TypeChatAck:
+				case proto.TypeChatAck:
 					n++
 					<-sd.acks
 				case "error":
@@ -157,7 +159,7 @@ func benchChatFanout(b *testing.B, senders, window int) {
 					b.Errorf("sender %d: connection ended after %d messages", i, j)
 					return
 				}
-				raw, _ := json.Marshal(map[string]any{"type": TypeChatSend, "id": fmt.Sprintf("%d-%d", i, j), "data": ChatSendBody{
+				raw, _ := json.Marshal(map[string]any{"type": proto.TypeChatSend, "id": fmt.Sprintf("%d-%d", i, j), "data": proto.ChatSendBody{
 					ConversationID: conv, ClientMsgID: newClientID(), Text: strconv.FormatInt(time.Now().UnixNano(), 10),
 				}})
 				if err := sd.ws.WriteMessage(websocket.TextMessage, raw); err != nil {

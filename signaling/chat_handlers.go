@@ -5,86 +5,30 @@ import (
 	"errors"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/signaling/proto"
 )
-
-// dispatchChat handles chat, presence and call messages; it reports false
-// for every other type. Handlers run on the reader goroutine, so one
-// connection's chat requests are answered in the order they were sent.
-func (c *conn) dispatchChat(req Request) bool {
-	if newChatBody(req.Type) == nil {
-		return false
-	}
-	if c.s.chat == nil {
-		c.sendError(req.ID, &ProtoError{Code: CodeUnavailable, Message: "chat is not enabled on this server"})
-		return true
-	}
-	if !c.claims.Grants.Chat {
-		c.sendError(req.ID, &ProtoError{Code: CodeForbidden, Message: "token has no chat grant"})
-		return true
-	}
-	var perr *ProtoError
-	switch req.Type {
-	case TypeChatDirect, TypeChatGroup, TypeCall:
-		// They write to the store too (a conversation, a missed-call
-		// entry for an offline callee), so they share the write bucket.
-		if perr = c.allowChatWrite(); perr != nil {
-			c.sendError(req.ID, perr)
-			return true
-		}
-	}
-	switch b := req.Body.(type) {
-	case *ChatSendBody:
-		perr = c.handleChatSend(req.ID, b)
-	case *ChatEditBody:
-		perr = c.handleChatEdit(req.ID, b)
-	case *ChatDeleteBody:
-		perr = c.handleChatDelete(req.ID, b)
-	case *ChatSyncBody:
-		perr = c.handleChatSync(req.ID, b)
-	case *ChatHistoryBody:
-		perr = c.handleChatHistory(req.ID, b)
-	case *ChatRangeBody:
-		perr = c.handleChatRange(req.ID, b)
-	case *ChatReceiptBody:
-		perr = c.handleChatReceipt(req.ID, b)
-	case *ChatDirectBody:
-		perr = c.handleChatDirect(req.ID, b)
-	case *ChatGroupBody:
-		perr = c.handleChatGroup(req.ID, b)
-	case *TypingBody:
-		perr = c.handleTyping(b)
-	case *CallBody:
-		perr = c.s.calls.start(c, req.ID, b)
-	case *CallRefBody:
-		perr = c.s.calls.answer(c, req.ID, req.Type, b.CallID)
-	}
-	if perr != nil {
-		c.sendError(req.ID, perr)
-	}
-	return true
-}
 
 // chatError maps a chat service error to the protocol's error codes. The
 // message keeps the service's explanation (it never carries secrets).
-func (c *conn) chatError(op string, err error) *ProtoError {
-	code := CodeInternal
+func (c *conn) chatError(op string, err error) *proto.Error {
+	code := proto.CodeInternal
 	switch {
 	case errors.Is(err, chat.ErrTooLarge):
-		code = CodeTooLarge
+		code = proto.CodeTooLarge
 	case errors.Is(err, chat.ErrInvalid):
-		code = CodeBadRequest
+		code = proto.CodeBadRequest
 	case errors.Is(err, chat.ErrNotMember), errors.Is(err, chat.ErrForbidden):
-		code = CodeForbidden
+		code = proto.CodeForbidden
 	case errors.Is(err, chat.ErrNotFound):
-		code = CodeNotFound
+		code = proto.CodeNotFound
 	case errors.Is(err, chat.ErrConflict):
-		code = CodeConflict
+		code = proto.CodeConflict
 	}
-	if code == CodeInternal {
+	if code == proto.CodeInternal {
 		c.log.Error("chat failure", "op", op, "err", err)
-		return &ProtoError{Code: CodeInternal, Message: op + " failed; retry later"}
+		return &proto.Error{Code: proto.CodeInternal, Message: op + " failed; retry later"}
 	}
-	return &ProtoError{Code: code, Message: op + ": " + trimChatErr(err)}
+	return &proto.Error{Code: code, Message: op + ": " + proto.TrimChatErr(err)}
 }
 
 // joinRoomChat makes a call participant with the chat grant a member of
@@ -104,28 +48,21 @@ func (c *conn) joinRoomChat(p *participant) string {
 	return conv.ID
 }
 
-func (c *conn) allowChatWrite() *ProtoError {
-	if !c.chatLimiter.Allow() {
-		return &ProtoError{Code: CodeRateLimited, Message: "chat write rate limit exceeded (chat_rate_per_second); nothing stored"}
-	}
-	return nil
-}
-
-func (c *conn) handleChatSend(reqID string, b *ChatSendBody) *ProtoError {
+func (c *conn) handleChatSend(reqID string, b *proto.ChatSendBody) *proto.Error {
 	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventText, Text: b.Text}
 	return c.storeEvent(reqID, "chat_send", ev, func(ctx context.Context) (chat.Ack, error) {
 		return c.s.chat.Send(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.Text)
 	})
 }
 
-func (c *conn) handleChatEdit(reqID string, b *ChatEditBody) *ProtoError {
+func (c *conn) handleChatEdit(reqID string, b *proto.ChatEditBody) *proto.Error {
 	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventEdit, Text: b.Text, TargetSeq: b.TargetSeq}
 	return c.storeEvent(reqID, "chat_edit", ev, func(ctx context.Context) (chat.Ack, error) {
 		return c.s.chat.Edit(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq, b.Text)
 	})
 }
 
-func (c *conn) handleChatDelete(reqID string, b *ChatDeleteBody) *ProtoError {
+func (c *conn) handleChatDelete(reqID string, b *proto.ChatDeleteBody) *proto.Error {
 	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventDelete, TargetSeq: b.TargetSeq}
 	return c.storeEvent(reqID, "chat_delete", ev, func(ctx context.Context) (chat.Ack, error) {
 		return c.s.chat.Delete(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq)
@@ -135,10 +72,7 @@ func (c *conn) handleChatDelete(reqID string, b *ChatDeleteBody) *ProtoError {
 // storeEvent runs one chat write under the write rate limit and, once the
 // store has it (durably), acks it to the sender and pushes it (stored).
 // ev carries what the request said; the store's ack fills in the rest.
-func (c *conn) storeEvent(reqID, op string, ev chat.Message, write func(context.Context) (chat.Ack, error)) *ProtoError {
-	if perr := c.allowChatWrite(); perr != nil {
-		return perr
-	}
+func (c *conn) storeEvent(reqID, op string, ev chat.Message, write func(context.Context) (chat.Ack, error)) *proto.Error {
 	ctx, cancel := c.s.chatCtx()
 	ack, err := write(ctx)
 	cancel()
@@ -159,9 +93,9 @@ func (c *conn) stored(reqID string, m chat.Message, duplicate bool) {
 	if h := c.s.hooks.afterChatSend; h != nil {
 		h(c)
 	}
-	c.enqueue(encode(TypeChatAck, reqID, ChatAckBody{
+	c.enqueue(proto.Encode(proto.TypeChatAck, reqID, proto.ChatAckBody{
 		ConversationID: m.ConversationID, ClientMsgID: m.ClientMsgID, Seq: m.Seq,
-		ServerID: m.ServerID, CreatedAt: millis(m.CreatedAt), Duplicate: duplicate,
+		ServerID: m.ServerID, CreatedAt: proto.Millis(m.CreatedAt), Duplicate: duplicate,
 	}))
 	if duplicate {
 		return
@@ -172,15 +106,15 @@ func (c *conn) stored(reqID string, m chat.Message, duplicate bool) {
 // pushMessage sends a stored event to every connected member's sessions
 // except skip.
 func (s *Server) pushMessage(m chat.Message, skip *conn) {
-	n := s.hub.pushOrdered(m.ConversationID, m.Seq, encode(TypeMessage, "", messageView(m)), skip)
+	n := s.hub.pushOrdered(m.ConversationID, m.Seq, proto.Encode(proto.TypeMessage, "", proto.NewMessageView(m)), skip)
 	s.metrics.chatPushes.Add(float64(n))
 }
 
 // pageLimit checks a client's page size and returns the one to use:
 // chat_page_max when the client gave none.
-func (c *conn) pageLimit(typ string, limit int) (int, *ProtoError) {
+func (c *conn) pageLimit(typ string, limit int) (int, *proto.Error) {
 	if limit > c.s.cfg.ChatPageMax {
-		return 0, badRequest("%s: limit %d is above chat_page_max (%d)", typ, limit, c.s.cfg.ChatPageMax)
+		return 0, proto.BadRequest("%s: limit %d is above chat_page_max (%d)", typ, limit, c.s.cfg.ChatPageMax)
 	}
 	if limit == 0 {
 		limit = c.s.cfg.ChatPageMax
@@ -188,8 +122,8 @@ func (c *conn) pageLimit(typ string, limit int) (int, *ProtoError) {
 	return limit, nil
 }
 
-func (c *conn) handleChatSync(reqID string, b *ChatSyncBody) *ProtoError {
-	limit, perr := c.pageLimit(TypeChatSync, b.Limit)
+func (c *conn) handleChatSync(reqID string, b *proto.ChatSyncBody) *proto.Error {
+	limit, perr := c.pageLimit(proto.TypeChatSync, b.Limit)
 	if perr != nil {
 		return perr
 	}
@@ -199,7 +133,7 @@ func (c *conn) handleChatSync(reqID string, b *ChatSyncBody) *ProtoError {
 	if err != nil {
 		return c.chatError("chat_sync", err)
 	}
-	out := ChatSyncedBody{Conversations: make([]SyncedConversation, 0, len(res.Conversations)), Gone: res.Gone}
+	out := proto.ChatSyncedBody{Conversations: make([]proto.SyncedConversation, 0, len(res.Conversations)), Gone: res.Gone}
 	if out.Gone == nil {
 		out.Gone = []string{}
 	}
@@ -208,30 +142,30 @@ func (c *conn) handleChatSync(reqID string, b *ChatSyncBody) *ProtoError {
 		// indexed them (a group made on another node, a room joined from
 		// another device): index them now so pushes arrive.
 		c.s.hub.addMembers(cu.Summary.Conversation.ID, cu.Summary.Conversation.Kind, c.identity())
-		out.Conversations = append(out.Conversations, SyncedConversation{
-			Conversation: conversationView(cu.Summary, c.identity()),
-			Messages:     messageViews(cu.Messages),
+		out.Conversations = append(out.Conversations, proto.SyncedConversation{
+			Conversation: proto.NewConversationView(cu.Summary, c.identity()),
+			Messages:     proto.NewMessageViews(cu.Messages),
 			More:         cu.More,
 		})
 	}
-	c.enqueue(encode(TypeChatSynced, reqID, out))
+	c.enqueue(proto.Encode(proto.TypeChatSynced, reqID, out))
 	return nil
 }
 
-func (c *conn) handleChatHistory(reqID string, b *ChatHistoryBody) *ProtoError {
-	return c.sendPage(reqID, TypeChatHistory, b.ConversationID, b.Limit, func(ctx context.Context, limit int) (chat.Page, error) {
+func (c *conn) handleChatHistory(reqID string, b *proto.ChatHistoryBody) *proto.Error {
+	return c.sendPage(reqID, proto.TypeChatHistory, b.ConversationID, b.Limit, func(ctx context.Context, limit int) (chat.Page, error) {
 		return c.s.chat.History(ctx, c.identity(), b.ConversationID, b.BeforeSeq, limit)
 	})
 }
 
-func (c *conn) handleChatRange(reqID string, b *ChatRangeBody) *ProtoError {
-	return c.sendPage(reqID, TypeChatRange, b.ConversationID, b.Limit, func(ctx context.Context, limit int) (chat.Page, error) {
+func (c *conn) handleChatRange(reqID string, b *proto.ChatRangeBody) *proto.Error {
+	return c.sendPage(reqID, proto.TypeChatRange, b.ConversationID, b.Limit, func(ctx context.Context, limit int) (chat.Page, error) {
 		return c.s.chat.Range(ctx, c.identity(), b.ConversationID, b.AfterSeq, limit)
 	})
 }
 
 // sendPage answers a history or range request with one page of events.
-func (c *conn) sendPage(reqID, typ, convID string, limit int, fetch func(context.Context, int) (chat.Page, error)) *ProtoError {
+func (c *conn) sendPage(reqID, typ, convID string, limit int, fetch func(context.Context, int) (chat.Page, error)) *proto.Error {
 	limit, perr := c.pageLimit(typ, limit)
 	if perr != nil {
 		return perr
@@ -242,7 +176,7 @@ func (c *conn) sendPage(reqID, typ, convID string, limit int, fetch func(context
 	if err != nil {
 		return c.chatError(typ, err)
 	}
-	c.enqueue(encode(TypeChatPage, reqID, ChatPageBody{ConversationID: convID, Messages: messageViews(page.Messages), More: page.More}))
+	c.enqueue(proto.Encode(proto.TypeChatPage, reqID, proto.ChatPageBody{ConversationID: convID, Messages: proto.NewMessageViews(page.Messages), More: page.More}))
 	return nil
 }
 
@@ -252,10 +186,7 @@ func (c *conn) sendPage(reqID, typ, convID string, limit int, fetch func(context
 // get a "chat_receipt". In room conversations only the identity's own
 // devices are told: per-member read state of a broadcast room would cost
 // every member a message per receipt of every other member.
-func (c *conn) handleChatReceipt(reqID string, b *ChatReceiptBody) *ProtoError {
-	if perr := c.allowChatWrite(); perr != nil {
-		return perr
-	}
+func (c *conn) handleChatReceipt(reqID string, b *proto.ChatReceiptBody) *proto.Error {
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
 	var wm chat.Watermarks
@@ -269,15 +200,15 @@ func (c *conn) handleChatReceipt(reqID string, b *ChatReceiptBody) *ProtoError {
 	if err != nil {
 		return c.chatError("chat_receipt", err)
 	}
-	body := WatermarksBody{ConversationID: b.ConversationID, Identity: c.identity(), Delivered: wm.Delivered, Read: wm.Read}
-	c.enqueue(encode(TypeChatWatermarks, reqID, body))
+	body := proto.WatermarksBody{ConversationID: b.ConversationID, Identity: c.identity(), Delivered: wm.Delivered, Read: wm.Read}
+	c.enqueue(proto.Encode(proto.TypeChatWatermarks, reqID, body))
 	// Marks only grow, so a result equal to what was asked for is the
 	// one case where this receipt may have moved them.
 	moved := b.Read > 0 && wm.Read == b.Read || b.Delivered > 0 && wm.Delivered == b.Delivered
 	if !moved {
 		return nil
 	}
-	msg := encode(TypeChatReceipt, "", body)
+	msg := proto.Encode(proto.TypeChatReceipt, "", body)
 	if kind := c.s.hub.convKind(b.ConversationID); kind == chat.KindDirect || kind == chat.KindGroup {
 		c.s.hub.pushConv(b.ConversationID, msg, c, "")
 	} else {
@@ -288,23 +219,23 @@ func (c *conn) handleChatReceipt(reqID string, b *ChatReceiptBody) *ProtoError {
 
 // handleTyping forwards a typing notice to the other members' sessions.
 // It is ephemeral: no seq, no storage, nothing on reconnect.
-func (c *conn) handleTyping(b *TypingBody) *ProtoError {
+func (c *conn) handleTyping(b *proto.TypingBody) *proto.Error {
 	if !c.typingLimiter.Allow() {
-		return &ProtoError{Code: CodeRateLimited, Message: "typing rate limit exceeded (typing_rate_per_second)"}
+		return &proto.Error{Code: proto.CodeRateLimited, Message: "typing rate limit exceeded (typing_rate_per_second)"}
 	}
 	if !c.s.hub.isMember(c.identity(), b.ConversationID) {
-		return &ProtoError{Code: CodeForbidden, Message: "typing: not a member of this conversation"}
+		return &proto.Error{Code: proto.CodeForbidden, Message: "typing: not a member of this conversation"}
 	}
-	msg := encode(TypeTyping, "", TypingEventBody{ConversationID: b.ConversationID, Identity: c.identity(), Name: c.name})
+	msg := proto.Encode(proto.TypeTyping, "", proto.TypingEventBody{ConversationID: b.ConversationID, Identity: c.identity(), Name: c.name})
 	c.s.hub.pushConv(b.ConversationID, msg, c, c.identity())
 	return nil
 }
 
 // handleChatDirect opens (or finds) the direct conversation with another
 // identity. The peer's sessions learn of it with a "conversation" push.
-func (c *conn) handleChatDirect(reqID string, b *ChatDirectBody) *ProtoError {
+func (c *conn) handleChatDirect(reqID string, b *proto.ChatDirectBody) *proto.Error {
 	if b.Identity == c.identity() {
-		return badRequest("chat_direct: cannot open a direct conversation with yourself")
+		return proto.BadRequest("chat_direct: cannot open a direct conversation with yourself")
 	}
 	peer := chat.Identity{ID: b.Identity, Name: c.s.hub.name(b.Identity)}
 	if peer.Name == "" {
@@ -321,7 +252,7 @@ func (c *conn) handleChatDirect(reqID string, b *ChatDirectBody) *ProtoError {
 }
 
 // handleChatGroup creates a group with the sender as admin.
-func (c *conn) handleChatGroup(reqID string, b *ChatGroupBody) *ProtoError {
+func (c *conn) handleChatGroup(reqID string, b *proto.ChatGroupBody) *proto.Error {
 	members := make([]chat.Identity, 0, len(b.Members))
 	ids := []string{c.identity()}
 	seen := map[string]bool{c.identity(): true}
@@ -338,7 +269,7 @@ func (c *conn) handleChatGroup(reqID string, b *ChatGroupBody) *ProtoError {
 		ids = append(ids, m)
 	}
 	if len(members) == 0 {
-		return badRequest("chat_group: members must name someone other than yourself")
+		return proto.BadRequest("chat_group: members must name someone other than yourself")
 	}
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
@@ -363,20 +294,20 @@ func (s *Server) announceConversation(conv chat.Conversation, members []string, 
 		return
 	}
 	for _, id := range added {
-		view := conversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, id)
-		s.hub.pushIdentity(id, encode(TypeConversation, "", ConversationBody{Conversation: view}), skip)
+		view := proto.NewConversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, id)
+		s.hub.pushIdentity(id, proto.Encode(proto.TypeConversation, "", proto.ConversationBody{Conversation: view}), skip)
 	}
 	if conv.Kind == chat.KindRoom || len(members)*len(added) > maxPresenceIntroductions {
 		return
 	}
 	for _, a := range members {
 		st := s.hub.status(a)
-		if st == PresenceOffline {
+		if st == proto.PresenceOffline {
 			continue
 		}
 		for _, b := range added {
 			if a != b {
-				s.hub.pushIdentity(b, encode(TypePresence, "", PresenceBody{Identity: a, Status: st}), nil)
+				s.hub.pushIdentity(b, proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: a, Status: st}), nil)
 			}
 		}
 	}
@@ -384,20 +315,20 @@ func (s *Server) announceConversation(conv chat.Conversation, members []string, 
 
 // replyConversation answers with the requester's view (watermarks and
 // unread count included) of conv.
-func (c *conn) replyConversation(reqID string, conv chat.Conversation) *ProtoError {
+func (c *conn) replyConversation(reqID string, conv chat.Conversation) *proto.Error {
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
 	sums, err := c.s.chat.Conversations(ctx, c.identity())
 	if err != nil {
 		return c.chatError("conversation", err)
 	}
-	view := conversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, c.identity())
+	view := proto.NewConversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, c.identity())
 	for _, sum := range sums {
 		if sum.Conversation.ID == conv.ID {
-			view = conversationView(sum, c.identity())
+			view = proto.NewConversationView(sum, c.identity())
 			break
 		}
 	}
-	c.enqueue(encode(TypeConversation, reqID, ConversationBody{Conversation: view}))
+	c.enqueue(proto.Encode(proto.TypeConversation, reqID, proto.ConversationBody{Conversation: view}))
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // chatEnv is a signaling server with the real chat service over a SQLite
@@ -55,7 +56,7 @@ type cc struct {
 	wmu    sync.Mutex
 	in     chan msg
 	done   chan struct{}
-	joined JoinedBody
+	joined proto.JoinedBody
 	// backlog keeps messages skipped by one wait for the next ones, so
 	// waiting for a reply never loses a push that arrived before it.
 	backlog []msg
@@ -88,7 +89,7 @@ func (c *cc) readLoop() {
 		}
 		switch m.Type {
 		case "ping":
-			var pb PingBody
+			var pb proto.PingBody
 			_ = json.Unmarshal(m.Data, &pb)
 			c.trySend("pong", "", pb)
 			continue
@@ -173,10 +174,10 @@ func (c *cc) waitRe(id string) msg {
 }
 
 // waitError waits for an error reply with code.
-func (c *cc) waitError(code string) errorBody {
+func (c *cc) waitError(code string) proto.ErrorBody {
 	c.t.Helper()
 	m := c.waitType("error")
-	var eb errorBody
+	var eb proto.ErrorBody
 	m.decode(c.t, &eb)
 	if eb.Code != code {
 		c.t.Fatalf("error %q (%s), want %q", eb.Code, eb.Message, code)
@@ -225,45 +226,45 @@ func (e *chatEnv) imJoin(identity string) *cc {
 func (e *chatEnv) joinCC(identity, room string, g auth.Grants) *cc {
 	e.t.Helper()
 	c := e.dialCC()
-	c.send("join", "j", JoinBody{Token: e.token(identity, room, g), Protocol: 1})
+	c.send("join", "j", proto.JoinBody{Token: e.token(identity, room, g), Protocol: 1})
 	m := c.waitType("joined")
 	m.decode(e.t, &c.joined)
 	return c
 }
 
 // direct opens the direct conversation with peer and returns it.
-func (c *cc) direct(peer string) ConversationView {
+func (c *cc) direct(peer string) proto.ConversationView {
 	c.t.Helper()
 	id := "d-" + peer
-	c.send(TypeChatDirect, id, ChatDirectBody{Identity: peer})
+	c.send(proto.TypeChatDirect, id, proto.ChatDirectBody{Identity: peer})
 	m := c.waitRe(id)
-	if m.Type != TypeConversation {
+	if m.Type != proto.TypeConversation {
 		c.t.Fatalf("chat_direct answered %s %s", m.Type, m.Data)
 	}
-	var b ConversationBody
+	var b proto.ConversationBody
 	m.decode(c.t, &b)
 	return b.Conversation
 }
 
 // sendText sends one message and returns its ack.
-func (c *cc) sendText(convID, clientID, text string) ChatAckBody {
+func (c *cc) sendText(convID, clientID, text string) proto.ChatAckBody {
 	c.t.Helper()
 	id := "s-" + clientID
-	c.send(TypeChatSend, id, ChatSendBody{ConversationID: convID, ClientMsgID: clientID, Text: text})
+	c.send(proto.TypeChatSend, id, proto.ChatSendBody{ConversationID: convID, ClientMsgID: clientID, Text: text})
 	m := c.waitRe(id)
-	if m.Type != TypeChatAck {
+	if m.Type != proto.TypeChatAck {
 		c.t.Fatalf("chat_send answered %s %s", m.Type, m.Data)
 	}
-	var ack ChatAckBody
+	var ack proto.ChatAckBody
 	m.decode(c.t, &ack)
 	return ack
 }
 
 // nextMessage waits for a pushed "message".
-func (c *cc) nextMessage() MessageView {
+func (c *cc) nextMessage() proto.MessageView {
 	c.t.Helper()
-	m := c.waitType(TypeMessage)
-	var v MessageView
+	m := c.waitType(proto.TypeMessage)
+	var v proto.MessageView
 	m.decode(c.t, &v)
 	return v
 }
@@ -279,3 +280,6 @@ func (e *chatEnv) storedEvents(identity, convID string) []chat.Message {
 	}
 	return page.Messages
 }
+
+// testUUID is a well-formed client message id.
+const testUUID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"

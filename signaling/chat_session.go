@@ -9,6 +9,7 @@ import (
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // typingBurst lets a client send a few typing notices at once (one per
@@ -45,24 +46,24 @@ func displayNameFor(claims auth.Claims, requested string) string {
 
 // handleIMJoin admits a messaging-only session: a token with no room and
 // the chat grant. It gets "joined" with an empty room and no media.
-func (c *conn) handleIMJoin(reqID string, claims auth.Claims, body *JoinBody) {
+func (c *conn) handleIMJoin(reqID string, claims auth.Claims, body *proto.JoinBody) {
 	s := c.s
 	if s.chat == nil {
-		c.fail(reqID, &ProtoError{Code: CodeUnavailable, Message: "chat is not enabled on this server"}, websocket.ClosePolicyViolation)
+		c.fail(reqID, &proto.Error{Code: proto.CodeUnavailable, Message: "chat is not enabled on this server"}, websocket.ClosePolicyViolation)
 		return
 	}
 	c.claims, c.name, c.sid = claims, displayNameFor(claims, body.Name), ids.New("SE_")
-	joined := encode(TypeJoined, reqID, JoinedBody{
-		Protocol:       ProtocolVersion,
-		Participant:    ParticipantView{SID: c.sid, Identity: claims.Identity, Name: c.name, Tracks: []TrackView{}},
-		Participants:   []ParticipantView{},
-		ICEServers:     []ICEServerView{},
+	joined := proto.Encode(proto.TypeJoined, reqID, proto.JoinedBody{
+		Protocol:       proto.ProtocolVersion,
+		Participant:    proto.ParticipantView{SID: c.sid, Identity: claims.Identity, Name: c.name, Tracks: []proto.TrackView{}},
+		Participants:   []proto.ParticipantView{},
+		ICEServers:     []proto.ICEServerView{},
 		PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
 		PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
 		Grants:         claims.Grants,
 	})
 	if !c.enterIM(s.cfg.MaxSessionsPerIdentity, joined) {
-		c.fail(reqID, &ProtoError{Code: CodeTooManySessions, Message: "this identity has too many open sessions"}, websocket.ClosePolicyViolation)
+		c.fail(reqID, &proto.Error{Code: proto.CodeTooManySessions, Message: "this identity has too many open sessions"}, websocket.ClosePolicyViolation)
 		return
 	}
 	c.afterIMJoined()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 func TestIMSessionJoin(t *testing.T) {
@@ -20,8 +21,8 @@ func TestIMSessionJoin(t *testing.T) {
 		t.Fatalf("joined %+v", a.joined)
 	}
 	// Media messages need a call session.
-	a.send("publish", "p", PublishBody{Tracks: []TrackAnnouncement{{TrackID: "t", Kind: "video", Source: "camera"}}})
-	a.waitError(CodeNotInCall)
+	a.send("publish", "p", proto.PublishBody{Tracks: []proto.TrackAnnouncement{{TrackID: "t", Kind: "video", Source: "camera"}}})
+	a.waitError(proto.CodeNotInCall)
 	// A call join is also a messaging session and joins the room's chat.
 	c := env.joinCC("alice", "standup", allGrants)
 	if c.joined.Room != "standup" || c.joined.ConversationID == "" {
@@ -32,20 +33,20 @@ func TestIMSessionJoin(t *testing.T) {
 	if n.joined.ConversationID != "" {
 		t.Fatalf("room conversation without chat grant: %+v", n.joined)
 	}
-	n.send(TypeChatHistory, "h", ChatHistoryBody{ConversationID: c.joined.ConversationID})
-	n.waitError(CodeForbidden)
+	n.send(proto.TypeChatHistory, "h", proto.ChatHistoryBody{ConversationID: c.joined.ConversationID})
+	n.waitError(proto.CodeForbidden)
 }
 
 func TestIMSessionWithoutChat(t *testing.T) {
 	env := startServer(t, nil)
 	c := env.mustDial()
-	c.send("join", "j", JoinBody{Token: env.token("alice", "", chatOnly), Protocol: 1})
-	c.expectError(CodeUnavailable)
+	c.send("join", "j", proto.JoinBody{Token: env.token("alice", "", chatOnly), Protocol: 1})
+	c.expectError(proto.CodeUnavailable)
 	c.expectClose(websocket.ClosePolicyViolation)
 
 	call, _ := env.join("bob", "r", allGrants)
-	call.send(TypeChatSend, "1", ChatSendBody{ConversationID: "c", ClientMsgID: testUUID, Text: "hi"})
-	call.expectError(CodeUnavailable)
+	call.send(proto.TypeChatSend, "1", proto.ChatSendBody{ConversationID: "c", ClientMsgID: testUUID, Text: "hi"})
+	call.expectError(proto.CodeUnavailable)
 }
 
 func TestIMSessionLimit(t *testing.T) {
@@ -53,8 +54,8 @@ func TestIMSessionLimit(t *testing.T) {
 	env.imJoin("alice")
 	env.imJoin("alice")
 	c := env.dialCC()
-	c.send("join", "j", JoinBody{Token: env.token("alice", "", chatOnly), Protocol: 1})
-	c.waitError(CodeTooManySessions)
+	c.send("join", "j", proto.JoinBody{Token: env.token("alice", "", chatOnly), Protocol: 1})
+	c.waitError(proto.CodeTooManySessions)
 }
 
 func TestChatSendAckAfterDurableWrite(t *testing.T) {
@@ -67,8 +68,8 @@ func TestChatSendAckAfterDurableWrite(t *testing.T) {
 		t.Fatalf("direct %+v", conv)
 	}
 	// Bob's session learns of the new conversation.
-	var cb ConversationBody
-	bob.waitType(TypeConversation).decode(t, &cb)
+	var cb proto.ConversationBody
+	bob.waitType(proto.TypeConversation).decode(t, &cb)
 	if cb.Conversation.ID != conv.ID || cb.Conversation.Peer != "alice" {
 		t.Fatalf("bob's conversation %+v", cb.Conversation)
 	}
@@ -98,8 +99,8 @@ func TestChatSendAckAfterDurableWrite(t *testing.T) {
 		t.Fatalf("%d events after retry", len(got))
 	}
 	// The same id with other text is a conflict, not a second message.
-	alice1.send(TypeChatSend, "x", ChatSendBody{ConversationID: conv.ID, ClientMsgID: cid, Text: "other"})
-	alice1.waitError(CodeConflict)
+	alice1.send(proto.TypeChatSend, "x", proto.ChatSendBody{ConversationID: conv.ID, ClientMsgID: cid, Text: "other"})
+	alice1.waitError(proto.CodeConflict)
 	// Nothing else was pushed for the retry: the next push is seq 2.
 	alice1.sendText(conv.ID, newClientID(), "second")
 	if m := bob.nextMessage(); m.Seq != 2 {
@@ -115,15 +116,15 @@ func TestChatEditDeleteAndHistory(t *testing.T) {
 	for i := range 4 {
 		alice.sendText(conv.ID, newClientID(), strings.Repeat("x", i+1))
 	}
-	alice.send(TypeChatEdit, "e", ChatEditBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 1, Text: "edited"})
-	if m := alice.waitRe("e"); m.Type != TypeChatAck {
+	alice.send(proto.TypeChatEdit, "e", proto.ChatEditBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 1, Text: "edited"})
+	if m := alice.waitRe("e"); m.Type != proto.TypeChatAck {
 		t.Fatalf("edit: %s %s", m.Type, m.Data)
 	}
-	bob.send(TypeChatEdit, "e2", ChatEditBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 1, Text: "not mine"})
-	bob.waitError(CodeForbidden)
-	alice.send(TypeChatDelete, "d", ChatDeleteBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 2})
+	bob.send(proto.TypeChatEdit, "e2", proto.ChatEditBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 1, Text: "not mine"})
+	bob.waitError(proto.CodeForbidden)
+	alice.send(proto.TypeChatDelete, "d", proto.ChatDeleteBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 2})
 	alice.waitRe("d")
-	var seen []MessageView
+	var seen []proto.MessageView
 	for len(seen) < 6 {
 		seen = append(seen, bob.nextMessage())
 	}
@@ -131,19 +132,19 @@ func TestChatEditDeleteAndHistory(t *testing.T) {
 		t.Fatalf("edit/delete pushes %+v", seen[4:])
 	}
 	// Scroll back page by page: newest first, three at a time.
-	bob.send(TypeChatHistory, "h1", ChatHistoryBody{ConversationID: conv.ID})
-	var p ChatPageBody
+	bob.send(proto.TypeChatHistory, "h1", proto.ChatHistoryBody{ConversationID: conv.ID})
+	var p proto.ChatPageBody
 	bob.waitRe("h1").decode(t, &p)
 	if len(p.Messages) != 3 || p.Messages[0].Seq != 6 || p.Messages[2].Seq != 4 || !p.More {
 		t.Fatalf("history page 1 %+v", p)
 	}
-	bob.send(TypeChatHistory, "h2", ChatHistoryBody{ConversationID: conv.ID, BeforeSeq: 4})
+	bob.send(proto.TypeChatHistory, "h2", proto.ChatHistoryBody{ConversationID: conv.ID, BeforeSeq: 4})
 	bob.waitRe("h2").decode(t, &p)
 	if len(p.Messages) != 3 || p.Messages[0].Seq != 3 || p.Messages[2].Seq != 1 || p.More {
 		t.Fatalf("history page 2 %+v", p)
 	}
-	bob.send(TypeChatHistory, "h3", ChatHistoryBody{ConversationID: conv.ID, Limit: 4})
-	bob.waitError(CodeBadRequest)
+	bob.send(proto.TypeChatHistory, "h3", proto.ChatHistoryBody{ConversationID: conv.ID, Limit: 4})
+	bob.waitError(proto.CodeBadRequest)
 }
 
 func TestChatRangeRefillsGap(t *testing.T) {
@@ -165,8 +166,8 @@ func TestChatRangeRefillsGap(t *testing.T) {
 	if m.Seq != 3 {
 		t.Fatalf("expected the jump to seq 3, got %d", m.Seq)
 	}
-	bob.send(TypeChatRange, "r", ChatRangeBody{ConversationID: conv.ID, AfterSeq: 1})
-	var p ChatPageBody
+	bob.send(proto.TypeChatRange, "r", proto.ChatRangeBody{ConversationID: conv.ID, AfterSeq: 1})
+	var p proto.ChatPageBody
 	bob.waitRe("r").decode(t, &p)
 	if len(p.Messages) != 2 || p.Messages[0].Seq != 2 || p.Messages[0].Text != "two" || p.Messages[1].Seq != 3 || p.More {
 		t.Fatalf("range %+v", p)
@@ -180,7 +181,7 @@ func TestChatSyncAfterOffline(t *testing.T) {
 	conv := alice.direct("bob")
 	alice.sendText(conv.ID, newClientID(), "m1")
 	bob.nextMessage()
-	bob.send(TypeChatReceipt, "rc", ChatReceiptBody{ConversationID: conv.ID, Read: 1})
+	bob.send(proto.TypeChatReceipt, "rc", proto.ChatReceiptBody{ConversationID: conv.ID, Read: 1})
 	bob.waitRe("rc")
 	bob.close()
 
@@ -191,8 +192,8 @@ func TestChatSyncAfterOffline(t *testing.T) {
 		alice.sendText(conv.ID, newClientID(), text)
 	}
 	bob = env.imJoin("bob")
-	bob.send(TypeChatSync, "s", ChatSyncBody{LastSeqs: map[string]int64{conv.ID: 1, "gone-conversation": 3}, Limit: 3})
-	var sb ChatSyncedBody
+	bob.send(proto.TypeChatSync, "s", proto.ChatSyncBody{LastSeqs: map[string]int64{conv.ID: 1, "gone-conversation": 3}, Limit: 3})
+	var sb proto.ChatSyncedBody
 	bob.waitRe("s").decode(t, &sb)
 	if len(sb.Conversations) != 1 || len(sb.Gone) != 1 || sb.Gone[0] != "gone-conversation" {
 		t.Fatalf("synced %+v", sb)
@@ -211,8 +212,8 @@ func TestChatSyncAfterOffline(t *testing.T) {
 		got = append(got, m.Text)
 	}
 	// The rest of the page comes by range from the last seq.
-	bob.send(TypeChatRange, "r", ChatRangeBody{ConversationID: conv.ID, AfterSeq: last})
-	var p ChatPageBody
+	bob.send(proto.TypeChatRange, "r", proto.ChatRangeBody{ConversationID: conv.ID, AfterSeq: last})
+	var p proto.ChatPageBody
 	bob.waitRe("r").decode(t, &p)
 	for _, m := range p.Messages {
 		if m.Seq != last+1 {
@@ -225,9 +226,9 @@ func TestChatSyncAfterOffline(t *testing.T) {
 		t.Fatalf("caught up %v, want %v", got, texts)
 	}
 	// After reading everything, unread drops to zero.
-	bob.send(TypeChatReceipt, "rc2", ChatReceiptBody{ConversationID: conv.ID, Read: 6})
+	bob.send(proto.TypeChatReceipt, "rc2", proto.ChatReceiptBody{ConversationID: conv.ID, Read: 6})
 	bob.waitRe("rc2")
-	bob.send(TypeChatSync, "s2", ChatSyncBody{LastSeqs: map[string]int64{conv.ID: 6}})
+	bob.send(proto.TypeChatSync, "s2", proto.ChatSyncBody{LastSeqs: map[string]int64{conv.ID: 6}})
 	bob.waitRe("s2").decode(t, &sb)
 	if sb.Conversations[0].Conversation.Unread != 0 || len(sb.Conversations[0].Messages) != 0 {
 		t.Fatalf("after read: %+v", sb.Conversations[0])
@@ -242,21 +243,21 @@ func TestChatReceiptsAreMonotonicAndNotifySender(t *testing.T) {
 	for range 3 {
 		alice.sendText(conv.ID, newClientID(), "hi")
 	}
-	receipt := func(id string, delivered, read int64) WatermarksBody {
+	receipt := func(id string, delivered, read int64) proto.WatermarksBody {
 		t.Helper()
-		bob.send(TypeChatReceipt, id, ChatReceiptBody{ConversationID: conv.ID, Delivered: delivered, Read: read})
+		bob.send(proto.TypeChatReceipt, id, proto.ChatReceiptBody{ConversationID: conv.ID, Delivered: delivered, Read: read})
 		m := bob.waitRe(id)
-		if m.Type != TypeChatWatermarks {
+		if m.Type != proto.TypeChatWatermarks {
 			t.Fatalf("receipt answered %s %s", m.Type, m.Data)
 		}
-		var w WatermarksBody
+		var w proto.WatermarksBody
 		m.decode(t, &w)
 		return w
 	}
-	senderSees := func() WatermarksBody {
+	senderSees := func() proto.WatermarksBody {
 		t.Helper()
-		var w WatermarksBody
-		alice.waitType(TypeChatReceipt).decode(t, &w)
+		var w proto.WatermarksBody
+		alice.waitType(proto.TypeChatReceipt).decode(t, &w)
 		return w
 	}
 	if w := receipt("1", 2, 0); w.Delivered != 2 || w.Read != 0 {
@@ -276,8 +277,8 @@ func TestChatReceiptsAreMonotonicAndNotifySender(t *testing.T) {
 	if w := senderSees(); w.Read != 3 || w.Delivered != 3 {
 		t.Fatalf("sender saw %+v (the backwards receipt must not be forwarded)", w)
 	}
-	bob.send(TypeChatReceipt, "4", ChatReceiptBody{ConversationID: conv.ID, Read: 99})
-	bob.waitError(CodeBadRequest)
+	bob.send(proto.TypeChatReceipt, "4", proto.ChatReceiptBody{ConversationID: conv.ID, Read: 99})
+	bob.waitError(proto.CodeBadRequest)
 }
 
 func TestChatTypingAndRateLimit(t *testing.T) {
@@ -288,20 +289,20 @@ func TestChatTypingAndRateLimit(t *testing.T) {
 	carol := env.imJoin("carol")
 	conv := alice.direct("bob")
 	for range typingBurst {
-		alice.send(TypeTyping, "", TypingBody{ConversationID: conv.ID})
+		alice.send(proto.TypeTyping, "", proto.TypingBody{ConversationID: conv.ID})
 	}
-	var tb TypingEventBody
-	bob.waitType(TypeTyping).decode(t, &tb)
+	var tb proto.TypingEventBody
+	bob.waitType(proto.TypeTyping).decode(t, &tb)
 	if tb.Identity != "alice" || tb.ConversationID != conv.ID || tb.Name != "Alice" {
 		t.Fatalf("typing %+v", tb)
 	}
-	alice.send(TypeTyping, "t4", TypingBody{ConversationID: conv.ID})
-	if eb := alice.waitError(CodeRateLimited); !strings.Contains(eb.Message, "typing") {
+	alice.send(proto.TypeTyping, "t4", proto.TypingBody{ConversationID: conv.ID})
+	if eb := alice.waitError(proto.CodeRateLimited); !strings.Contains(eb.Message, "typing") {
 		t.Fatalf("message %q", eb.Message)
 	}
-	alice2.none(TypeTyping, 100*time.Millisecond) // own devices are not told
-	carol.send(TypeTyping, "c", TypingBody{ConversationID: conv.ID})
-	carol.waitError(CodeForbidden)
+	alice2.none(proto.TypeTyping, 100*time.Millisecond) // own devices are not told
+	carol.send(proto.TypeTyping, "c", proto.TypingBody{ConversationID: conv.ID})
+	carol.waitError(proto.CodeForbidden)
 }
 
 func TestChatSendRateLimit(t *testing.T) {
@@ -310,8 +311,8 @@ func TestChatSendRateLimit(t *testing.T) {
 	conv := alice.direct("bob") // a write: one token of the burst of 3
 	alice.sendText(conv.ID, newClientID(), "1")
 	alice.sendText(conv.ID, newClientID(), "2")
-	alice.send(TypeChatSend, "3", ChatSendBody{ConversationID: conv.ID, ClientMsgID: newClientID(), Text: "3"})
-	alice.waitError(CodeRateLimited)
+	alice.send(proto.TypeChatSend, "3", proto.ChatSendBody{ConversationID: conv.ID, ClientMsgID: newClientID(), Text: "3"})
+	alice.waitError(proto.CodeRateLimited)
 	if got := env.storedEvents("alice", conv.ID); len(got) != 2 {
 		t.Fatalf("%d stored, want 2", len(got))
 	}
@@ -321,8 +322,8 @@ func TestChatTooLargeKeepsConnection(t *testing.T) {
 	env := startChatServer(t, nil, func(c *chat.Config) { c.MaxMessageBytes = 64 })
 	alice := env.imJoin("alice")
 	conv := alice.direct("bob")
-	alice.send(TypeChatSend, "big", ChatSendBody{ConversationID: conv.ID, ClientMsgID: newClientID(), Text: strings.Repeat("a", 65)})
-	if m := alice.waitRe("big"); m.Type != "error" || !strings.Contains(string(m.Data), CodeTooLarge) {
+	alice.send(proto.TypeChatSend, "big", proto.ChatSendBody{ConversationID: conv.ID, ClientMsgID: newClientID(), Text: strings.Repeat("a", 65)})
+	if m := alice.waitRe("big"); m.Type != "error" || !strings.Contains(string(m.Data), proto.CodeTooLarge) {
 		t.Fatalf("oversized message answered %s %s", m.Type, m.Data)
 	}
 	if ack := alice.sendText(conv.ID, newClientID(), strings.Repeat("a", 64)); ack.Seq != 1 {
@@ -340,42 +341,42 @@ func TestChatNonMemberForbidden(t *testing.T) {
 		typ  string
 		body any
 	}{
-		{TypeChatSend, ChatSendBody{ConversationID: conv.ID, ClientMsgID: newClientID(), Text: "hi"}},
-		{TypeChatHistory, ChatHistoryBody{ConversationID: conv.ID}},
-		{TypeChatRange, ChatRangeBody{ConversationID: conv.ID}},
-		{TypeChatReceipt, ChatReceiptBody{ConversationID: conv.ID, Read: 1}},
-		{TypeCall, CallBody{ConversationID: conv.ID}},
+		{proto.TypeChatSend, proto.ChatSendBody{ConversationID: conv.ID, ClientMsgID: newClientID(), Text: "hi"}},
+		{proto.TypeChatHistory, proto.ChatHistoryBody{ConversationID: conv.ID}},
+		{proto.TypeChatRange, proto.ChatRangeBody{ConversationID: conv.ID}},
+		{proto.TypeChatReceipt, proto.ChatReceiptBody{ConversationID: conv.ID, Read: 1}},
+		{proto.TypeCall, proto.CallBody{ConversationID: conv.ID}},
 	} {
 		carol.send(tc.typ, tc.typ, tc.body)
-		if m := carol.waitRe(tc.typ); m.Type != "error" || !strings.Contains(string(m.Data), CodeForbidden) {
+		if m := carol.waitRe(tc.typ); m.Type != "error" || !strings.Contains(string(m.Data), proto.CodeForbidden) {
 			t.Fatalf("%s by non-member answered %s %s", tc.typ, m.Type, m.Data)
 		}
 	}
 	// A call session without the chat grant may not chat either.
 	nc := env.joinCC("dave", "r", auth.Grants{Publish: true})
-	nc.send(TypeChatDirect, "d", ChatDirectBody{Identity: "alice"})
-	nc.waitError(CodeForbidden)
+	nc.send(proto.TypeChatDirect, "d", proto.ChatDirectBody{Identity: "alice"})
+	nc.waitError(proto.CodeForbidden)
 }
 
 func TestChatGroupAndRoomPush(t *testing.T) {
 	env := startChatServer(t, nil, nil)
 	alice := env.imJoin("alice")
 	bob := env.imJoin("bob")
-	alice.send(TypeChatGroup, "g", ChatGroupBody{Title: "Team", Members: []string{"bob", "carol"}})
-	var gb ConversationBody
+	alice.send(proto.TypeChatGroup, "g", proto.ChatGroupBody{Title: "Team", Members: []string{"bob", "carol"}})
+	var gb proto.ConversationBody
 	alice.waitRe("g").decode(t, &gb)
 	if gb.Conversation.Kind != "group" || gb.Conversation.Title != "Team" {
 		t.Fatalf("group %+v", gb)
 	}
-	bob.waitType(TypeConversation)
+	bob.waitType(proto.TypeConversation)
 	alice.sendText(gb.Conversation.ID, newClientID(), "team hello")
 	if m := bob.nextMessage(); m.ConversationID != gb.Conversation.ID || m.Text != "team hello" {
 		t.Fatalf("group push %+v", m)
 	}
 	// Carol was offline; she sees the group in her sync.
 	carol := env.imJoin("carol")
-	carol.send(TypeChatSync, "s", ChatSyncBody{})
-	var sb ChatSyncedBody
+	carol.send(proto.TypeChatSync, "s", proto.ChatSyncBody{})
+	var sb proto.ChatSyncedBody
 	carol.waitRe("s").decode(t, &sb)
 	if len(sb.Conversations) != 1 || sb.Conversations[0].Conversation.Unread != 1 {
 		t.Fatalf("carol synced %+v", sb)
@@ -389,7 +390,7 @@ func TestChatGroupAndRoomPush(t *testing.T) {
 	}
 	// Pushes are guaranteed from the client's first request after joined
 	// on (earlier messages come with chat_sync), so ben syncs first.
-	r2.send(TypeChatSync, "s2", ChatSyncBody{})
+	r2.send(proto.TypeChatSync, "s2", proto.ChatSyncBody{})
 	r2.waitRe("s2")
 	r1.sendText(r1.joined.ConversationID, newClientID(), "room hello")
 	if m := r2.nextMessage(); m.Text != "room hello" || m.Sender.Identity != "ann" {
@@ -413,9 +414,9 @@ func TestChatNetworkCutBetweenWriteAndAck(t *testing.T) {
 	alice := env.imJoin("alice")
 	conv := alice.direct("bob")
 	cid := newClientID()
-	alice.send(TypeChatSend, "s1", ChatSendBody{ConversationID: conv.ID, ClientMsgID: cid, Text: "survives"})
+	alice.send(proto.TypeChatSend, "s1", proto.ChatSendBody{ConversationID: conv.ID, ClientMsgID: cid, Text: "survives"})
 	for m := range alice.in {
-		if m.Type == TypeChatAck {
+		if m.Type == proto.TypeChatAck {
 			t.Fatalf("ack arrived despite the cut: %s", m.Data)
 		}
 	}
@@ -430,7 +431,7 @@ func TestChatNetworkCutBetweenWriteAndAck(t *testing.T) {
 	if len(got) != 1 || got[0].ClientMsgID != cid {
 		t.Fatalf("stored %v", got)
 	}
-	bob.none(TypeMessage, 100*time.Millisecond) // the retry is not pushed again
+	bob.none(proto.TypeMessage, 100*time.Millisecond) // the retry is not pushed again
 }
 
 func TestPresence(t *testing.T) {
@@ -440,27 +441,27 @@ func TestPresence(t *testing.T) {
 	waitPresence := func(c *cc, who, status string) {
 		t.Helper()
 		c.waitFor(who+" "+status, func(m msg) bool {
-			if m.Type != TypePresence {
+			if m.Type != proto.TypePresence {
 				return false
 			}
-			var p PresenceBody
+			var p proto.PresenceBody
 			m.decode(t, &p)
 			return p.Identity == who && p.Status == status
 		})
 	}
 	bob := env.imJoin("bob")
-	waitPresence(alice, "bob", PresenceOnline)
-	waitPresence(bob, "alice", PresenceOnline) // snapshot for the new session
+	waitPresence(alice, "bob", proto.PresenceOnline)
+	waitPresence(bob, "alice", proto.PresenceOnline) // snapshot for the new session
 	call := env.joinCC("bob", "standup", allGrants)
-	waitPresence(alice, "bob", PresenceInCall)
+	waitPresence(alice, "bob", proto.PresenceInCall)
 	call.close()
-	waitPresence(alice, "bob", PresenceOnline)
+	waitPresence(alice, "bob", proto.PresenceOnline)
 	bob.close()
-	waitPresence(alice, "bob", PresenceOffline)
+	waitPresence(alice, "bob", proto.PresenceOffline)
 	// Strangers are not told.
 	env.imJoin("carol")
 	alice.noneFn("carol's presence", func(m msg) bool {
-		return m.Type == TypePresence && strings.Contains(string(m.Data), `"carol"`)
+		return m.Type == proto.TypePresence && strings.Contains(string(m.Data), `"carol"`)
 	}, 100*time.Millisecond)
 }
 
@@ -470,7 +471,7 @@ func TestAdminIssuesMessagingOnlyTokens(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("status %d %s", code, body)
 	}
-	var tb tokenBody
+	var tb proto.TokenBody
 	if err := json.Unmarshal(body, &tb); err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +480,7 @@ func TestAdminIssuesMessagingOnlyTokens(t *testing.T) {
 		t.Fatalf("claims %+v %v", claims, err)
 	}
 	c := env.dialCC()
-	c.send("join", "j", JoinBody{Token: tb.Token, Protocol: 1})
+	c.send("join", "j", proto.JoinBody{Token: tb.Token, Protocol: 1})
 	if m := c.waitRe("j"); m.Type != "joined" {
 		t.Fatalf("join answered %s %s", m.Type, m.Data)
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // maxRateViolations is how many rate-limited messages in a row close the
@@ -203,13 +204,13 @@ func (c *conn) requestClose(code int, text string) {
 }
 
 // sendError queues an error message answering request re.
-func (c *conn) sendError(re string, perr *ProtoError) {
+func (c *conn) sendError(re string, perr *proto.Error) {
 	c.s.metrics.errors.WithLabelValues(perr.Code).Inc()
-	c.enqueue(encode(TypeError, re, errorBody{Code: perr.Code, Message: perr.Message}))
+	c.enqueue(proto.Encode(proto.TypeError, re, proto.ErrorBody{Code: perr.Code, Message: perr.Message}))
 }
 
 // fail sends an error and closes with the given WebSocket close code.
-func (c *conn) fail(re string, perr *ProtoError, closeCode int) {
+func (c *conn) fail(re string, perr *proto.Error, closeCode int) {
 	c.log.Debug("closing connection", "code", perr.Code, "reason", perr.Message)
 	c.sendError(re, perr)
 	c.requestClose(closeCode, perr.Code)
@@ -220,9 +221,9 @@ func (c *conn) sendBye(reason string) {
 	if c == nil {
 		return
 	}
-	c.enqueue(encode(TypeBye, "", byeBody{Reason: reason}))
+	c.enqueue(proto.Encode(proto.TypeBye, "", proto.ByeBody{Reason: reason}))
 	code := websocket.CloseNormalClosure
-	if reason == ByeShutdown {
+	if reason == proto.ByeShutdown {
 		code = websocket.CloseGoingAway
 	}
 	c.requestClose(code, reason)
@@ -278,9 +279,9 @@ func (c *conn) afterRead(err error) {
 		// We initiated the close; the error is its expected end.
 	case timedOut && c.joined.Load():
 		c.log.Info("heartbeat timeout")
-		c.sendBye(ByeTimeout)
+		c.sendBye(proto.ByeTimeout)
 	case timedOut:
-		c.fail("", &ProtoError{Code: CodeUnauthorized, Message: "no join message in time"}, websocket.ClosePolicyViolation)
+		c.fail("", &proto.Error{Code: proto.CodeUnauthorized, Message: "no join message in time"}, websocket.ClosePolicyViolation)
 	default:
 		if websocket.IsUnexpectedCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 			c.log.Debug("connection ended", "err", err)
@@ -312,7 +313,7 @@ func (c *conn) readLoop() error {
 			continue
 		}
 		if len(frame) > cfg.MaxMessageBytes {
-			c.fail("", &ProtoError{Code: CodeTooLarge, Message: "message larger than max_message_bytes"}, websocket.CloseMessageTooBig)
+			c.fail("", &proto.Error{Code: proto.CodeTooLarge, Message: "message larger than max_message_bytes"}, websocket.CloseMessageTooBig)
 			continue
 		}
 		if c.joined.Load() {
@@ -321,22 +322,22 @@ func (c *conn) readLoop() error {
 		if !c.limiter.Allow() {
 			violations++
 			if violations >= maxRateViolations {
-				c.fail("", &ProtoError{Code: CodeRateLimited, Message: "too many messages; closing"}, websocket.ClosePolicyViolation)
+				c.fail("", &proto.Error{Code: proto.CodeRateLimited, Message: "too many messages; closing"}, websocket.ClosePolicyViolation)
 			} else {
-				c.sendError("", &ProtoError{Code: CodeRateLimited, Message: "message rate limit exceeded; message dropped"})
+				c.sendError("", &proto.Error{Code: proto.CodeRateLimited, Message: "message rate limit exceeded; message dropped"})
 			}
 			continue
 		}
 		violations = 0
 		if mt != websocket.TextMessage {
 			c.s.metrics.countMessage("")
-			c.sendError("", badRequest("binary frames are not supported"))
+			c.sendError("", proto.BadRequest("binary frames are not supported"))
 			continue
 		}
-		req, perr := DecodeRequest(frame)
+		req, perr := proto.DecodeRequest(frame)
 		c.s.metrics.countMessage(req.Type)
 		if perr != nil {
-			if perr.Code == CodeUnauthorized {
+			if perr.Code == proto.CodeUnauthorized {
 				c.fail(req.ID, perr, websocket.ClosePolicyViolation)
 				continue
 			}
@@ -387,7 +388,7 @@ func (c *conn) writeLoop() {
 				continue
 			}
 			c.beginBatch()
-			err = c.write(encode(TypePing, "", PingBody{TS: time.Now().UnixMilli()}))
+			err = c.write(proto.Encode(proto.TypePing, "", proto.PingBody{TS: time.Now().UnixMilli()}))
 			if err == nil {
 				// Also a WebSocket ping, which keeps idle proxies open.
 				err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout))
@@ -482,5 +483,5 @@ func (c *conn) writeToken() error {
 		c.log.Error("issuing refresh token", "err", err)
 		return nil
 	}
-	return c.write(encode(TypeToken, "", tokenBody{Token: tok}))
+	return c.write(proto.Encode(proto.TypeToken, "", proto.TokenBody{Token: tok}))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 type devTokenRequest struct {
@@ -36,7 +37,7 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "room must match [A-Za-z0-9_-]{1,64}")
 		return
 	}
-	if utf8.RuneCountInString(strings.TrimSpace(req.Name)) > maxNameRunes {
+	if utf8.RuneCountInString(strings.TrimSpace(req.Name)) > proto.MaxNameRunes {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "name is too long")
 		return
 	}
@@ -55,5 +56,5 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusInternalServerError, "internal", "could not issue token")
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenBody{Token: tok})
+	writeJSON(w, http.StatusOK, proto.TokenBody{Token: tok})
 }

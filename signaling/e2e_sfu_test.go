@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // This test runs the real SFU behind signaling: media flows over pion's
@@ -99,7 +100,7 @@ type rtcClient struct {
 	streams map[string]int // remote stream id -> RTP packets received
 }
 
-func (e *e2eEnv) newRTCClient(identity string, g auth.Grants) (*rtcClient, JoinedBody) {
+func (e *e2eEnv) newRTCClient(identity string, g auth.Grants) (*rtcClient, proto.JoinedBody) {
 	t := e.t
 	e.nextIP++
 	n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"10.77.0." + strconv.Itoa(e.nextIP)}})
@@ -136,7 +137,7 @@ func (e *e2eEnv) newRTCClient(identity string, g auth.Grants) (*rtcClient, Joine
 		pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
 			if ic != nil {
 				j := ic.ToJSON()
-				c.send("candidate", "", CandidateBody{Target: target, Candidate: &CandidateInit{
+				c.send("candidate", "", proto.CandidateBody{Target: target, Candidate: &proto.CandidateInit{
 					Candidate: j.Candidate, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment,
 				}})
 			}
@@ -160,9 +161,9 @@ func (e *e2eEnv) newRTCClient(identity string, g auth.Grants) (*rtcClient, Joine
 	t.Cleanup(c.close)
 	c.wg.Add(1)
 	go c.readLoop()
-	c.send("join", "j", JoinBody{Token: e.token(identity, "room", g), Protocol: 1})
+	c.send("join", "j", proto.JoinBody{Token: e.token(identity, "room", g), Protocol: 1})
 	m := c.expect("joined")
-	var jb JoinedBody
+	var jb proto.JoinedBody
 	m.decode(t, &jb)
 	return c, jb
 }
@@ -215,11 +216,11 @@ func (c *rtcClient) readLoop() {
 		}
 		switch m.Type {
 		case "ping":
-			var pb PingBody
+			var pb proto.PingBody
 			_ = json.Unmarshal(m.Data, &pb)
 			c.send("pong", "", pb)
 		case "offer":
-			var b SDPBody
+			var b proto.SDPBody
 			_ = json.Unmarshal(m.Data, &b)
 			if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: b.SDP}); err != nil {
 				c.t.Errorf("subscriber offer: %v", err)
@@ -234,16 +235,16 @@ func (c *rtcClient) readLoop() {
 				c.t.Errorf("subscriber answer: %v", err)
 				continue
 			}
-			c.send("answer", "", SDPBody{SDP: ans.SDP})
+			c.send("answer", "", proto.SDPBody{SDP: ans.SDP})
 		case "answer":
-			var b SDPBody
+			var b proto.SDPBody
 			_ = json.Unmarshal(m.Data, &b)
 			if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: b.SDP}); err != nil {
 				c.t.Errorf("publisher answer: %v", err)
 			}
 			c.flush("publisher")
 		case "candidate":
-			var b CandidateBody
+			var b proto.CandidateBody
 			_ = json.Unmarshal(m.Data, &b)
 			ci := webrtc.ICECandidateInit{Candidate: b.Candidate.Candidate, SDPMid: b.Candidate.SDPMid,
 				SDPMLineIndex: b.Candidate.SDPMLineIndex, UsernameFragment: b.Candidate.UsernameFragment}
@@ -313,7 +314,7 @@ func TestCallThroughRealSFU(t *testing.T) {
 	if _, err := ada.pub.AddTrack(track); err != nil {
 		t.Fatal(err)
 	}
-	ada.send("publish", "p", PublishBody{Tracks: []TrackAnnouncement{{TrackID: "mic-ada", Kind: "audio", Source: "microphone"}}})
+	ada.send("publish", "p", proto.PublishBody{Tracks: []proto.TrackAnnouncement{{TrackID: "mic-ada", Kind: "audio", Source: "microphone"}}})
 	ada.expect("published")
 	offer, err := ada.pub.CreateOffer(nil)
 	if err != nil {
@@ -322,7 +323,7 @@ func TestCallThroughRealSFU(t *testing.T) {
 	if err := ada.pub.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
-	ada.send("offer", "o", SDPBody{SDP: offer.SDP})
+	ada.send("offer", "o", proto.SDPBody{SDP: offer.SDP})
 
 	// Send Opus-sized RTP packets every 20 ms until the test ends.
 	stop := make(chan struct{})
@@ -343,7 +344,7 @@ func TestCallThroughRealSFU(t *testing.T) {
 	}()
 	defer func() { close(stop); sender.Wait() }()
 
-	var upd participantBody
+	var upd proto.ParticipantBody
 	ada.expect("participant_updated").decode(t, &upd)
 	if len(upd.Participant.Tracks) != 1 {
 		t.Fatalf("ada's tracks %+v", upd.Participant.Tracks)
@@ -361,7 +362,7 @@ func TestCallThroughRealSFU(t *testing.T) {
 	testkit.Eventually(t, waitLimit, "bob receives ada's audio", func() bool { return bob.received(stream) >= 10 })
 
 	ada.send("leave", "", nil)
-	var left participantLeftBody
+	var left proto.ParticipantLeftBody
 	bob.expect("participant_left").decode(t, &left)
 	if left.SID != aj.Participant.SID {
 		t.Fatalf("left %+v", left)

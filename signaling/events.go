@@ -4,6 +4,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // maxPendingEvents bounds SFU events waiting for the writer. The SFU
@@ -113,17 +114,17 @@ func (c *conn) handleEvents() error {
 		}
 		switch ev.kind {
 		case evOffer:
-			if err := c.write(encode(TypeOffer, "", SDPBody{SDP: ev.sdp.SDP})); err != nil {
+			if err := c.write(proto.Encode(proto.TypeOffer, "", proto.SDPBody{SDP: ev.sdp.SDP})); err != nil {
 				return err
 			}
 		case evCandidate:
-			body := CandidateBody{Target: ev.target.String(), Candidate: &CandidateInit{
+			body := proto.CandidateBody{Target: ev.target.String(), Candidate: &proto.CandidateInit{
 				Candidate:        ev.cand.Candidate,
 				SDPMid:           ev.cand.SDPMid,
 				SDPMLineIndex:    ev.cand.SDPMLineIndex,
 				UsernameFragment: ev.cand.UsernameFragment,
 			}}
-			if err := c.write(encode(TypeCandidate, "", body)); err != nil {
+			if err := c.write(proto.Encode(proto.TypeCandidate, "", body)); err != nil {
 				return err
 			}
 		case evTrackPublished:

@@ -12,73 +12,10 @@ import (
 	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
-// dispatch handles one decoded client request on the reader goroutine.
-func (c *conn) dispatch(req Request) {
-	if req.Type == TypeJoin {
-		if c.joined.Load() {
-			c.sendError(req.ID, badRequest("already joined"))
-			return
-		}
-		c.handleJoin(req.ID, req.Body.(*JoinBody))
-		return
-	}
-	if !c.joined.Load() {
-		c.fail(req.ID, &ProtoError{Code: CodeNotJoined, Message: "the first message must be join"}, websocket.ClosePolicyViolation)
-		return
-	}
-	if c.dispatchChat(req) {
-		return
-	}
-	p := c.part
-	if p == nil {
-		// A messaging-only session has no media and no room.
-		switch req.Type {
-		case TypePong:
-		case TypeLeave:
-			c.sendBye(ByeLeft)
-		default:
-			c.sendError(req.ID, &ProtoError{Code: CodeNotInCall, Message: req.Type + " needs a call session (a token with a room)"})
-		}
-		return
-	}
-	var perr *ProtoError
-	switch req.Type {
-	case TypePublish:
-		perr = c.handlePublish(req.ID, p, req.Body.(*PublishBody))
-	case TypeUnpublish:
-		perr = c.handleUnpublish(p, req.Body.(*TrackRef))
-	case TypeOffer:
-		perr = c.handleOffer(req.ID, p, req.Body.(*SDPBody))
-	case TypeAnswer:
-		body := req.Body.(*SDPBody)
-		if err := p.peer.HandleAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body.SDP}); err != nil {
-			p.log.Info("subscriber answer failed", "err", err)
-			perr = &ProtoError{Code: CodeNegotiationFailed, Message: "subscriber answer rejected"}
-		}
-	case TypeCandidate:
-		perr = c.handleCandidate(p, req.Body.(*CandidateBody))
-	case TypeICERestart:
-		if err := p.peer.RestartICE(); err != nil {
-			p.log.Info("ICE restart failed", "err", err)
-			perr = &ProtoError{Code: CodeNegotiationFailed, Message: "ICE restart failed"}
-		}
-	case TypeMute:
-		perr = c.handleMute(p, req.Body.(*MuteBody))
-	case TypePong:
-		// Any message already counted as a heartbeat.
-	case TypeLeave:
-		// Tell the room now rather than after the close handshake.
-		c.s.detach(p)
-		c.sendBye(ByeLeft)
-	}
-	if perr != nil {
-		c.sendError(req.ID, perr)
-	}
-}
-
-func (c *conn) handleJoin(reqID string, body *JoinBody) {
+func (c *conn) handleJoin(reqID string, body *proto.JoinBody) {
 	s := c.s
 	claims, err := s.keys.Verify(body.Token)
 	if err != nil {
@@ -87,11 +24,11 @@ func (c *conn) handleJoin(reqID string, body *JoinBody) {
 			msg = "token expired"
 		}
 		c.log.Info("join refused", "reason", msg)
-		c.fail(reqID, &ProtoError{Code: CodeUnauthorized, Message: msg}, websocket.ClosePolicyViolation)
+		c.fail(reqID, &proto.Error{Code: proto.CodeUnauthorized, Message: msg}, websocket.ClosePolicyViolation)
 		return
 	}
-	if body.Protocol != ProtocolVersion {
-		c.fail(reqID, &ProtoError{Code: CodeProtocolVersion, Message: "this server speaks protocol 1"}, websocket.ClosePolicyViolation)
+	if body.Protocol != proto.ProtocolVersion {
+		c.fail(reqID, &proto.Error{Code: proto.CodeProtocolVersion, Message: "this server speaks protocol 1"}, websocket.ClosePolicyViolation)
 		return
 	}
 	if claims.Room == "" {
@@ -99,15 +36,15 @@ func (c *conn) handleJoin(reqID string, body *JoinBody) {
 		return
 	}
 	if claims.Room == auth.AllRooms || !validRoomName(claims.Room) {
-		c.fail(reqID, &ProtoError{Code: CodeUnauthorized, Message: "token does not name a joinable room"}, websocket.ClosePolicyViolation)
+		c.fail(reqID, &proto.Error{Code: proto.CodeUnauthorized, Message: "token does not name a joinable room"}, websocket.ClosePolicyViolation)
 		return
 	}
 	if !s.roomHasSpace(claims.Room, claims.Identity) {
-		c.fail(reqID, &ProtoError{Code: CodeRoomFull, Message: "room is full"}, websocket.ClosePolicyViolation)
+		c.fail(reqID, &proto.Error{Code: proto.CodeRoomFull, Message: "room is full"}, websocket.ClosePolicyViolation)
 		return
 	}
 	if s.chat != nil && s.hub.sessionCount(claims.Identity) >= s.cfg.MaxSessionsPerIdentity {
-		c.fail(reqID, &ProtoError{Code: CodeTooManySessions, Message: "this identity has too many open sessions"}, websocket.ClosePolicyViolation)
+		c.fail(reqID, &proto.Error{Code: proto.CodeTooManySessions, Message: "this identity has too many open sessions"}, websocket.ClosePolicyViolation)
 		return
 	}
 	name := displayNameFor(claims, body.Name)
@@ -130,15 +67,15 @@ func (c *conn) handleJoin(reqID string, body *JoinBody) {
 	})
 	if err != nil {
 		p.log.Error("media join failed", "err", err)
-		c.fail(reqID, &ProtoError{Code: CodeInternal, Message: "media session could not be created"}, websocket.CloseInternalServerErr)
+		c.fail(reqID, &proto.Error{Code: proto.CodeInternal, Message: "media session could not be created"}, websocket.CloseInternalServerErr)
 		return
 	}
 	p.peer = peer
-	var ice []ICEServerView
+	var ice []proto.ICEServerView
 	if s.ice != nil {
 		ice = iceServerViews(s.ice.ICEServers(p.identity))
 	} else {
-		ice = []ICEServerView{}
+		ice = []proto.ICEServerView{}
 	}
 	c.part, c.claims, c.name, c.sid = p, claims, name, p.sid
 	p.chatConv = c.joinRoomChat(p)
@@ -169,30 +106,24 @@ func cleanName(n string) string {
 		}
 		return r
 	}, strings.TrimSpace(n))
-	if utf8.RuneCountInString(n) > maxNameRunes {
-		n = string([]rune(n)[:maxNameRunes])
+	if utf8.RuneCountInString(n) > proto.MaxNameRunes {
+		n = string([]rune(n)[:proto.MaxNameRunes])
 	}
 	return n
 }
 
-func (c *conn) handlePublish(reqID string, p *participant, body *PublishBody) *ProtoError {
-	if !p.grants.Publish {
-		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
-	}
+func (c *conn) handlePublish(reqID string, p *participant, body *proto.PublishBody) *proto.Error {
 	if perr := c.s.announce(p, body.Tracks); perr != nil {
 		return perr
 	}
-	c.enqueue(encode(TypePublished, reqID, body))
+	c.enqueue(proto.Encode(proto.TypePublished, reqID, body))
 	return nil
 }
 
-func (c *conn) handleUnpublish(p *participant, body *TrackRef) *ProtoError {
-	if !p.grants.Publish {
-		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
-	}
+func (c *conn) handleUnpublish(p *participant, body *proto.TrackRef) *proto.Error {
 	sid, ok := c.s.forgetTrack(p, body.TrackID)
 	if !ok {
-		return &ProtoError{Code: CodeNotFound, Message: "unknown trackId"}
+		return &proto.Error{Code: proto.CodeNotFound, Message: "unknown trackId"}
 	}
 	if sid != "" {
 		if err := p.peer.Unpublish(sid); err != nil {
@@ -203,26 +134,23 @@ func (c *conn) handleUnpublish(p *participant, body *TrackRef) *ProtoError {
 	return nil
 }
 
-func (c *conn) handleOffer(reqID string, p *participant, body *SDPBody) *ProtoError {
-	if !p.grants.Publish {
-		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
-	}
+func (c *conn) handleOffer(reqID string, p *participant, body *proto.SDPBody) *proto.Error {
 	answer, err := p.peer.HandleOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: body.SDP})
 	if err != nil {
 		p.log.Info("publisher offer failed", "err", err)
-		return &ProtoError{Code: CodeNegotiationFailed, Message: "publisher offer rejected"}
+		return &proto.Error{Code: proto.CodeNegotiationFailed, Message: "publisher offer rejected"}
 	}
-	c.enqueue(encode(TypeAnswer, reqID, SDPBody{SDP: answer.SDP}))
+	c.enqueue(proto.Encode(proto.TypeAnswer, reqID, proto.SDPBody{SDP: answer.SDP}))
 	return nil
 }
 
-func (c *conn) handleCandidate(p *participant, body *CandidateBody) *ProtoError {
+func (c *conn) handleCandidate(p *participant, body *proto.CandidateBody) *proto.Error {
 	target := sfu.Publisher
 	if body.Target == "subscriber" {
 		target = sfu.Subscriber
 	}
 	if target == sfu.Publisher && !p.grants.Publish {
-		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
+		return &proto.Error{Code: proto.CodeForbidden, Message: "token has no publish grant"}
 	}
 	ci := webrtc.ICECandidateInit{
 		Candidate:        body.Candidate.Candidate,
@@ -232,18 +160,15 @@ func (c *conn) handleCandidate(p *participant, body *CandidateBody) *ProtoError 
 	}
 	if err := p.peer.AddICECandidate(target, ci); err != nil {
 		p.log.Debug("add ICE candidate", "target", body.Target, "err", err)
-		return &ProtoError{Code: CodeNegotiationFailed, Message: "candidate rejected"}
+		return &proto.Error{Code: proto.CodeNegotiationFailed, Message: "candidate rejected"}
 	}
 	return nil
 }
 
-func (c *conn) handleMute(p *participant, body *MuteBody) *ProtoError {
-	if !p.grants.Publish {
-		return &ProtoError{Code: CodeForbidden, Message: "token has no publish grant"}
-	}
+func (c *conn) handleMute(p *participant, body *proto.MuteBody) *proto.Error {
 	sid, ok := c.s.setMuted(p, body.TrackID, *body.Muted)
 	if !ok {
-		return &ProtoError{Code: CodeNotFound, Message: "unknown trackId"}
+		return &proto.Error{Code: proto.CodeNotFound, Message: "unknown trackId"}
 	}
 	if sid != "" {
 		// Stop forwarding a muted track instead of relaying black frames

@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 const (
@@ -268,15 +269,15 @@ func (e *testEnv) mustDial() *client {
 }
 
 // join connects, joins and returns the client with its "joined" body.
-func (e *testEnv) join(identity, room string, g auth.Grants) (*client, JoinedBody) {
+func (e *testEnv) join(identity, room string, g auth.Grants) (*client, proto.JoinedBody) {
 	e.t.Helper()
 	c := e.mustDial()
-	c.send("join", "j", JoinBody{Token: e.token(identity, room, g), Protocol: 1})
+	c.send("join", "j", proto.JoinBody{Token: e.token(identity, room, g), Protocol: 1})
 	m := c.expect("joined")
 	if m.Re != "j" {
 		e.t.Fatalf("joined re = %q", m.Re)
 	}
-	var jb JoinedBody
+	var jb proto.JoinedBody
 	m.decode(e.t, &jb)
 	c.sid = jb.Participant.SID
 	return c, jb
@@ -322,7 +323,7 @@ func (c *client) next(keepTokens bool) (msg, error) {
 		switch {
 		case m.Type == "ping":
 			if c.autoPong {
-				var pb PingBody
+				var pb proto.PingBody
 				_ = json.Unmarshal(m.Data, &pb)
 				c.send("pong", "", pb)
 			}
@@ -346,10 +347,10 @@ func (c *client) expect(typ string) msg {
 	return m
 }
 
-func (c *client) expectError(code string) errorBody {
+func (c *client) expectError(code string) proto.ErrorBody {
 	c.t.Helper()
 	m := c.expect("error")
-	var eb errorBody
+	var eb proto.ErrorBody
 	m.decode(c.t, &eb)
 	if eb.Code != code {
 		c.t.Fatalf("error code %q (%s), want %q", eb.Code, eb.Message, code)
@@ -379,7 +380,7 @@ func (c *client) expectClose(code int) {
 func (c *client) expectBye(reason string) {
 	c.t.Helper()
 	m := c.expect("bye")
-	var b byeBody
+	var b proto.ByeBody
 	m.decode(c.t, &b)
 	if b.Reason != reason {
 		c.t.Fatalf("bye reason %q, want %q", b.Reason, reason)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // metrics are created even without a Registerer so the code never checks
@@ -76,19 +78,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// knownTypes bounds the label values of messages_total.
-var knownTypes = map[string]bool{
-	TypeJoin: true, TypePublish: true, TypeUnpublish: true, TypeOffer: true,
-	TypeAnswer: true, TypeCandidate: true, TypeICERestart: true, TypeMute: true,
-	TypePong: true, TypeLeave: true,
-	TypeChatSend: true, TypeChatEdit: true, TypeChatDelete: true, TypeChatSync: true,
-	TypeChatHistory: true, TypeChatRange: true, TypeChatReceipt: true, TypeChatDirect: true,
-	TypeChatGroup: true, TypeTyping: true, TypeCall: true, TypeCallAccept: true,
-	TypeCallDecline: true, TypeCallCancel: true,
-}
-
+// countMessage counts a client message by type. The label set is proto's
+// registry plus "unknown", so a client cannot grow it.
 func (m *metrics) countMessage(typ string) {
-	if !knownTypes[typ] {
+	if _, ok := proto.Lookup(typ); !ok {
 		typ = "unknown"
 	}
 	m.messages.WithLabelValues(typ).Inc()

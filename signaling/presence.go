@@ -4,13 +4,7 @@ import (
 	"sort"
 
 	"github.com/parleyhq/parley/chat"
-)
-
-// Presence states (docs/protocol.md, Presence).
-const (
-	PresenceOnline  = "online"
-	PresenceInCall  = "in_call"
-	PresenceOffline = "offline"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // maxPresenceContacts bounds how many identities one presence change is
@@ -23,11 +17,11 @@ const maxPresenceContacts = 500
 func (h *hub) statusLocked(identity string) string {
 	switch {
 	case h.inCall[identity] > 0:
-		return PresenceInCall
+		return proto.PresenceInCall
 	case len(h.sessions[identity]) > 0:
-		return PresenceOnline
+		return proto.PresenceOnline
 	}
-	return PresenceOffline
+	return proto.PresenceOffline
 }
 
 func (h *hub) status(identity string) string {
@@ -71,7 +65,7 @@ func (h *hub) announcePresence(identity, before, after string, contacts []string
 	if before == after {
 		return
 	}
-	msg := encode(TypePresence, "", PresenceBody{Identity: identity, Status: after})
+	msg := proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: identity, Status: after})
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if contacts == nil {
@@ -93,6 +87,6 @@ func (h *hub) sendPresenceSnapshot(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range h.contactsLocked(c.identity()) {
-		c.enqueue(encode(TypePresence, "", PresenceBody{Identity: id, Status: h.statusLocked(id)}))
+		c.enqueue(proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: id, Status: h.statusLocked(id)}))
 	}
 }

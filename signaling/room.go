@@ -8,6 +8,7 @@ import (
 
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // Room and participant state lives in the Server under s.mu. The lock is
@@ -59,13 +60,13 @@ type track struct {
 	sid     string
 }
 
-func (p *participant) viewLocked() ParticipantView {
-	v := ParticipantView{SID: p.sid, Identity: p.identity, Name: p.name, Tracks: []TrackView{}, Stream: p.stream, Notice: p.notice}
+func (p *participant) viewLocked() proto.ParticipantView {
+	v := proto.ParticipantView{SID: p.sid, Identity: p.identity, Name: p.name, Tracks: []proto.TrackView{}, Stream: p.stream, Notice: p.notice}
 	for _, t := range p.tracks {
 		if t.sid == "" {
 			continue
 		}
-		v.Tracks = append(v.Tracks, TrackView{SID: t.sid, TrackID: t.trackID, Kind: t.kind, Source: t.source, Muted: t.muted})
+		v.Tracks = append(v.Tracks, proto.TrackView{SID: t.sid, TrackID: t.trackID, Kind: t.kind, Source: t.source, Muted: t.muted})
 	}
 	sort.Slice(v.Tracks, func(i, j int) bool { return v.Tracks[i].SID < v.Tracks[j].SID })
 	return v
@@ -129,14 +130,14 @@ func (s *Server) roomHasSpaceLocked(roomName, identity string) bool {
 // the same identity, sends p "joined" (answering request reqID) and tells
 // the others. Everything happens under one lock so that every later room
 // event reaches p after its "joined".
-func (s *Server) addParticipant(p *participant, reqID string, ice []ICEServerView) *ProtoError {
+func (s *Server) addParticipant(p *participant, reqID string, ice []proto.ICEServerView) *proto.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shuttingDown {
-		return &ProtoError{Code: CodeInternal, Message: "server is shutting down"}
+		return &proto.Error{Code: proto.CodeInternal, Message: "server is shutting down"}
 	}
 	if !s.roomHasSpaceLocked(p.room, p.identity) {
-		return &ProtoError{Code: CodeRoomFull, Message: "room is full"}
+		return &proto.Error{Code: proto.CodeRoomFull, Message: "room is full"}
 	}
 	r := s.rooms[p.room]
 	if r == nil {
@@ -146,17 +147,17 @@ func (s *Server) addParticipant(p *participant, reqID string, ice []ICEServerVie
 	}
 	if old := r.participants[p.identity]; old != nil {
 		s.detachLocked(old)
-		old.conn.sendBye(ByeReplaced)
+		old.conn.sendBye(proto.ByeReplaced)
 	}
 	others := r.sortedParticipantsLocked()
 	r.participants[p.identity] = p
 	s.metrics.participants.Inc()
 
-	body := JoinedBody{
-		Protocol:       ProtocolVersion,
+	body := proto.JoinedBody{
+		Protocol:       proto.ProtocolVersion,
 		Room:           p.room,
 		Participant:    p.viewLocked(),
-		Participants:   make([]ParticipantView, 0, len(others)),
+		Participants:   make([]proto.ParticipantView, 0, len(others)),
 		ICEServers:     ice,
 		PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
 		PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
@@ -166,8 +167,8 @@ func (s *Server) addParticipant(p *participant, reqID string, ice []ICEServerVie
 	for _, o := range others {
 		body.Participants = append(body.Participants, o.viewLocked())
 	}
-	p.conn.enqueue(encode(TypeJoined, reqID, body))
-	s.broadcastLocked(r, p, encode(TypeParticipantJoined, "", participantBody{Participant: p.viewLocked()}))
+	p.conn.enqueue(proto.Encode(proto.TypeJoined, reqID, body))
+	s.broadcastLocked(r, p, proto.Encode(proto.TypeParticipantJoined, "", proto.ParticipantBody{Participant: p.viewLocked()}))
 	return nil
 }
 
@@ -190,7 +191,7 @@ func (s *Server) detachLocked(p *participant) {
 	}
 	delete(r.participants, p.identity)
 	s.metrics.participants.Dec()
-	s.broadcastLocked(r, nil, encode(TypeParticipantLeft, "", participantLeftBody{SID: p.sid, Identity: p.identity}))
+	s.broadcastLocked(r, nil, proto.Encode(proto.TypeParticipantLeft, "", proto.ParticipantLeftBody{SID: p.sid, Identity: p.identity}))
 	if len(r.participants) == 0 {
 		delete(s.rooms, p.room)
 		s.metrics.rooms.Set(float64(len(s.rooms)))
@@ -204,12 +205,12 @@ func (s *Server) updatedLocked(p *participant) {
 		return
 	}
 	if r := s.rooms[p.room]; r != nil {
-		s.broadcastLocked(r, nil, encode(TypeParticipantUpdated, "", participantBody{Participant: p.viewLocked()}))
+		s.broadcastLocked(r, nil, proto.Encode(proto.TypeParticipantUpdated, "", proto.ParticipantBody{Participant: p.viewLocked()}))
 	}
 }
 
 // announce records the client's "publish" list.
-func (s *Server) announce(p *participant, list []TrackAnnouncement) *ProtoError {
+func (s *Server) announce(p *participant, list []proto.TrackAnnouncement) *proto.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	added := 0
@@ -219,7 +220,7 @@ func (s *Server) announce(p *participant, list []TrackAnnouncement) *ProtoError 
 		}
 	}
 	if len(p.tracks)+added > maxTracksPerParticipant {
-		return badRequest("publish: at most %d tracks per participant", maxTracksPerParticipant)
+		return proto.BadRequest("publish: at most %d tracks per participant", maxTracksPerParticipant)
 	}
 	changed := false
 	for _, a := range list {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // Deps are the collaborators a Server needs.
@@ -293,7 +294,7 @@ func (s *Server) shutdownConns() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.sendBye(ByeShutdown)
+		c.sendBye(proto.ByeShutdown)
 	}
 }
 
@@ -383,7 +384,7 @@ func (s *Server) runConn(c *conn) {
 	s.mu.Unlock()
 	s.metrics.connections.Inc()
 	if late {
-		c.sendBye(ByeShutdown)
+		c.sendBye(proto.ByeShutdown)
 	}
 	c.serve()
 	s.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // Ingest streams (OBS over RTMP or WHIP) appear in rooms as participants
@@ -43,7 +44,7 @@ func (s *Server) AddStream(roomName, participantID, identity, name string) error
 		tracks: map[string]*track{}}
 	r.participants[identity] = p
 	s.metrics.participants.Inc()
-	s.broadcastLocked(r, p, encode(TypeParticipantJoined, "", participantBody{Participant: p.viewLocked()}))
+	s.broadcastLocked(r, p, proto.Encode(proto.TypeParticipantJoined, "", proto.ParticipantBody{Participant: p.viewLocked()}))
 	return nil
 }
 

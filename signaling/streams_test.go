@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // An ingest stream is a participant viewers see join, publish, show an
@@ -17,8 +18,8 @@ func TestIngestStreamParticipant(t *testing.T) {
 	if err := env.srv.AddStream("stage", "PA_stream1", "ingress-obs", "OBS"); err != nil {
 		t.Fatal(err)
 	}
-	var joined participantBody
-	viewer.expect(TypeParticipantJoined).decode(t, &joined)
+	var joined proto.ParticipantBody
+	viewer.expect(proto.TypeParticipantJoined).decode(t, &joined)
 	if !joined.Participant.Stream || joined.Participant.Name != "OBS" || joined.Participant.SID != "PA_stream1" {
 		t.Fatalf("joined %+v", joined.Participant)
 	}
@@ -27,13 +28,13 @@ func TestIngestStreamParticipant(t *testing.T) {
 	}
 
 	env.srv.StreamTrackPublished("stage", "PA_stream1", sfu.TrackInfo{SID: "TR_v", ClientTrackID: "video", Kind: "video"}, "camera")
-	var upd participantBody
-	viewer.expect(TypeParticipantUpdated).decode(t, &upd)
+	var upd proto.ParticipantBody
+	viewer.expect(proto.TypeParticipantUpdated).decode(t, &upd)
 	if len(upd.Participant.Tracks) != 1 || upd.Participant.Tracks[0].SID != "TR_v" || upd.Participant.Tracks[0].Source != "camera" {
 		t.Fatalf("updated %+v", upd.Participant)
 	}
 	env.srv.StreamAudioUnavailable("stage", "PA_stream1", "ffmpeg not found")
-	viewer.expect(TypeParticipantUpdated).decode(t, &upd)
+	viewer.expect(proto.TypeParticipantUpdated).decode(t, &upd)
 	if upd.Participant.Notice != "audio unavailable: ffmpeg not found" {
 		t.Fatalf("notice %q", upd.Participant.Notice)
 	}
@@ -46,8 +47,8 @@ func TestIngestStreamParticipant(t *testing.T) {
 	}
 
 	env.srv.RemoveStream("stage", "PA_stream1")
-	var left participantLeftBody
-	viewer.expect(TypeParticipantLeft).decode(t, &left)
+	var left proto.ParticipantLeftBody
+	viewer.expect(proto.TypeParticipantLeft).decode(t, &left)
 	if left.SID != "PA_stream1" {
 		t.Fatalf("left %+v", left)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 func TestTLSJoin(t *testing.T) {
@@ -25,7 +26,7 @@ func TestTLSJoin(t *testing.T) {
 	}
 	defer ws.Close()
 	c := &client{t: t, ws: ws, autoPong: true}
-	c.send("join", "1", JoinBody{Token: env.token("ada", "r", allGrants), Protocol: 1})
+	c.send("join", "1", proto.JoinBody{Token: env.token("ada", "r", allGrants), Protocol: 1})
 	c.expect("joined")
 
 	// Plain HTTP on the TLS port is not served.

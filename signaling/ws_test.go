@@ -13,6 +13,7 @@ import (
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 func TestOriginCheck(t *testing.T) {
@@ -74,11 +75,11 @@ func TestJoinRefused(t *testing.T) {
 		msgPart  string
 		closeLen int
 	}{
-		{"forged token", "join", JoinBody{Token: forged, Protocol: 1}, CodeUnauthorized, "invalid", websocket.ClosePolicyViolation},
-		{"expired token", "join", JoinBody{Token: expiredTok, Protocol: 1}, CodeUnauthorized, "expired", websocket.ClosePolicyViolation},
-		{"wildcard admin token", "join", JoinBody{Token: adminAll, Protocol: 1}, CodeUnauthorized, "room", websocket.ClosePolicyViolation},
-		{"wrong protocol", "join", JoinBody{Token: good, Protocol: 2}, CodeProtocolVersion, "protocol 1", websocket.ClosePolicyViolation},
-		{"publish before join", "publish", PublishBody{Tracks: []TrackAnnouncement{{TrackID: "t", Kind: "video", Source: "camera"}}}, CodeNotJoined, "join", websocket.ClosePolicyViolation},
+		{"forged token", "join", proto.JoinBody{Token: forged, Protocol: 1}, proto.CodeUnauthorized, "invalid", websocket.ClosePolicyViolation},
+		{"expired token", "join", proto.JoinBody{Token: expiredTok, Protocol: 1}, proto.CodeUnauthorized, "expired", websocket.ClosePolicyViolation},
+		{"wildcard admin token", "join", proto.JoinBody{Token: adminAll, Protocol: 1}, proto.CodeUnauthorized, "room", websocket.ClosePolicyViolation},
+		{"wrong protocol", "join", proto.JoinBody{Token: good, Protocol: 2}, proto.CodeProtocolVersion, "protocol 1", websocket.ClosePolicyViolation},
+		{"publish before join", "publish", proto.PublishBody{Tracks: []proto.TrackAnnouncement{{TrackID: "t", Kind: "video", Source: "camera"}}}, proto.CodeNotJoined, "join", websocket.ClosePolicyViolation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,7 +90,7 @@ func TestJoinRefused(t *testing.T) {
 			if m.Re != "1" {
 				t.Errorf("re = %q", m.Re)
 			}
-			var eb errorBody
+			var eb proto.ErrorBody
 			m.decode(t, &eb)
 			if eb.Code != tc.code || !strings.Contains(eb.Message, tc.msgPart) {
 				t.Fatalf("error %+v, want code %s mentioning %q", eb, tc.code, tc.msgPart)
@@ -109,7 +110,7 @@ func TestJoinRefused(t *testing.T) {
 func TestJoinTimeout(t *testing.T) {
 	env := startServer(t, func(c *Config) { c.JoinTimeout = 150 * time.Millisecond })
 	c := env.mustDial()
-	c.expectError(CodeUnauthorized)
+	c.expectError(proto.CodeUnauthorized)
 	c.expectClose(websocket.ClosePolicyViolation)
 }
 
@@ -136,7 +137,7 @@ func TestJoinAndLeaveSeenByOthers(t *testing.T) {
 	if len(bj.Participants) != 1 || bj.Participants[0].Identity != "ada" || bj.Participants[0].Tracks == nil {
 		t.Fatalf("bob's joined participants = %+v", bj.Participants)
 	}
-	var pj participantBody
+	var pj proto.ParticipantBody
 	ada.expect("participant_joined").decode(t, &pj)
 	if pj.Participant.SID != bj.Participant.SID || pj.Participant.Identity != "bob" {
 		t.Fatalf("participant_joined %+v", pj)
@@ -145,9 +146,9 @@ func TestJoinAndLeaveSeenByOthers(t *testing.T) {
 	carol, _ := env.join("carol", "other", allGrants)
 
 	bob.send("leave", "", nil)
-	bob.expectBye(ByeLeft)
+	bob.expectBye(proto.ByeLeft)
 	bob.expectClose(websocket.CloseNormalClosure)
-	var left participantLeftBody
+	var left proto.ParticipantLeftBody
 	ada.expect("participant_left").decode(t, &left)
 	if left.SID != bj.Participant.SID || left.Identity != "bob" {
 		t.Fatalf("participant_left %+v", left)
@@ -157,17 +158,17 @@ func TestJoinAndLeaveSeenByOthers(t *testing.T) {
 
 	// carol saw nothing from standup: her next message is a pong reply path
 	// check via an error we provoke.
-	carol.send("unpublish", "x", TrackRef{TrackID: "nope"})
-	carol.expectError(CodeNotFound)
+	carol.send("unpublish", "x", proto.TrackRef{TrackID: "nope"})
+	carol.expectError(proto.CodeNotFound)
 }
 
 func TestFreshTokenAfterJoin(t *testing.T) {
 	env := startServer(t, func(c *Config) { c.TokenTTL = 2 * time.Second })
 	c := env.mustDial()
-	c.send("join", "1", JoinBody{Token: env.token("ada", "r", allGrants), Protocol: 1})
+	c.send("join", "1", proto.JoinBody{Token: env.token("ada", "r", allGrants), Protocol: 1})
 	c.expect("joined")
 	for i := 0; i < 2; i++ { // right after join, then after TokenTTL/2
-		var tb tokenBody
+		var tb proto.TokenBody
 		c.expect("token").decode(t, &tb)
 		claims, err := env.keys.Verify(tb.Token)
 		if err != nil {
@@ -188,35 +189,35 @@ func TestNegotiationRelayed(t *testing.T) {
 	fp := env.media.peer(t, aj.Participant.SID)
 
 	// Publisher offer -> SFU -> answer with the request id.
-	ada.send("offer", "3", SDPBody{SDP: "v=0 pub"})
+	ada.send("offer", "3", proto.SDPBody{SDP: "v=0 pub"})
 	m := ada.expect("answer")
-	var ans SDPBody
+	var ans proto.SDPBody
 	m.decode(t, &ans)
 	if m.Re != "3" || ans.SDP != "answer-to:v=0 pub" {
 		t.Fatalf("answer re=%q sdp=%q", m.Re, ans.SDP)
 	}
 	// A bad offer is reported, the connection stays usable.
-	ada.send("offer", "4", SDPBody{SDP: "bad"})
+	ada.send("offer", "4", proto.SDPBody{SDP: "bad"})
 	if e := ada.expect("error"); e.Re != "4" {
 		t.Fatalf("error re %q", e.Re)
 	}
 
 	// Subscriber offer from the SFU reaches the client; its answer returns.
 	fp.opts.Events.SubscriberOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: "v=0 sub"})
-	var off SDPBody
+	var off proto.SDPBody
 	ada.expect("offer").decode(t, &off)
 	if off.SDP != "v=0 sub" {
 		t.Fatalf("subscriber offer %q", off.SDP)
 	}
-	ada.send("answer", "", SDPBody{SDP: "v=0 sub-answer"})
+	ada.send("answer", "", proto.SDPBody{SDP: "v=0 sub-answer"})
 
 	// Candidates both ways.
 	mid := "0"
-	ada.send("candidate", "", CandidateBody{Target: "subscriber", Candidate: &CandidateInit{Candidate: "candidate:c1", SDPMid: &mid}})
+	ada.send("candidate", "", proto.CandidateBody{Target: "subscriber", Candidate: &proto.CandidateInit{Candidate: "candidate:c1", SDPMid: &mid}})
 	idx := uint16(0)
 	fp.opts.Events.ICECandidate(sfu.Publisher, &webrtc.ICECandidateInit{Candidate: "candidate:s1", SDPMid: &mid, SDPMLineIndex: &idx})
 	fp.opts.Events.ICECandidate(sfu.Publisher, nil) // end of gathering: not sent
-	var cb CandidateBody
+	var cb proto.CandidateBody
 	ada.expect("candidate").decode(t, &cb)
 	if cb.Target != "publisher" || cb.Candidate.Candidate != "candidate:s1" || *cb.Candidate.SDPMid != "0" || *cb.Candidate.SDPMLineIndex != 0 {
 		t.Fatalf("server candidate %+v", cb)
@@ -236,11 +237,11 @@ func TestPublishTracksAndMute(t *testing.T) {
 	ada, aj := env.join("ada", "r", allGrants)
 	fp := env.media.peer(t, aj.Participant.SID)
 
-	ada.send("publish", "2", PublishBody{Tracks: []TrackAnnouncement{
+	ada.send("publish", "2", proto.PublishBody{Tracks: []proto.TrackAnnouncement{
 		{TrackID: "t-v", Kind: "video", Source: "screen"},
 		{TrackID: "t-a", Kind: "audio", Source: "microphone", Muted: true},
 	}})
-	var pub PublishBody
+	var pub proto.PublishBody
 	m := ada.expect("published")
 	m.decode(t, &pub)
 	if m.Re != "2" || len(pub.Tracks) != 2 {
@@ -249,10 +250,10 @@ func TestPublishTracksAndMute(t *testing.T) {
 	// The SFU reports the media; the announcement supplies source and mute.
 	fp.opts.Events.TrackPublished(sfu.TrackInfo{SID: "TR_v", ParticipantID: aj.Participant.SID, ClientTrackID: "t-v", Kind: "video"})
 	fp.opts.Events.TrackPublished(sfu.TrackInfo{SID: "TR_a", ParticipantID: aj.Participant.SID, ClientTrackID: "t-a", Kind: "audio"})
-	var upd participantBody
+	var upd proto.ParticipantBody
 	ada.expect("participant_updated")
 	ada.expect("participant_updated").decode(t, &upd)
-	want := []TrackView{{SID: "TR_a", TrackID: "t-a", Kind: "audio", Source: "microphone", Muted: true}, {SID: "TR_v", TrackID: "t-v", Kind: "video", Source: "screen"}}
+	want := []proto.TrackView{{SID: "TR_a", TrackID: "t-a", Kind: "audio", Source: "microphone", Muted: true}, {SID: "TR_v", TrackID: "t-v", Kind: "video", Source: "screen"}}
 	if len(upd.Participant.Tracks) != 2 || upd.Participant.Tracks[0] != want[0] || upd.Participant.Tracks[1] != want[1] {
 		t.Fatalf("tracks %+v, want %+v", upd.Participant.Tracks, want)
 	}
@@ -265,7 +266,7 @@ func TestPublishTracksAndMute(t *testing.T) {
 	ada.expect("participant_joined")
 
 	// Unmute is seen by both and reaches the SFU.
-	ada.send("mute", "", MuteBody{TrackID: "t-a", Muted: ptr(false)})
+	ada.send("mute", "", proto.MuteBody{TrackID: "t-a", Muted: ptr(false)})
 	for _, c := range []*client{ada, bob} {
 		c.expect("participant_updated").decode(t, &upd)
 		if upd.Participant.Tracks[0].Muted {
@@ -273,22 +274,22 @@ func TestPublishTracksAndMute(t *testing.T) {
 		}
 	}
 	// bob may not publish.
-	bob.send("publish", "p", PublishBody{Tracks: []TrackAnnouncement{{TrackID: "x", Kind: "video", Source: "camera"}}})
-	if e := bob.expectError(CodeForbidden); !strings.Contains(e.Message, "publish") {
+	bob.send("publish", "p", proto.PublishBody{Tracks: []proto.TrackAnnouncement{{TrackID: "x", Kind: "video", Source: "camera"}}})
+	if e := bob.expectError(proto.CodeForbidden); !strings.Contains(e.Message, "publish") {
 		t.Fatalf("forbidden message %q", e.Message)
 	}
-	bob.send("mute", "", MuteBody{TrackID: "t-a", Muted: ptr(true)})
-	bob.expectError(CodeForbidden)
+	bob.send("mute", "", proto.MuteBody{TrackID: "t-a", Muted: ptr(true)})
+	bob.expectError(proto.CodeForbidden)
 
 	// Unpublish removes the track everywhere and tells the SFU.
-	ada.send("unpublish", "", TrackRef{TrackID: "t-v"})
+	ada.send("unpublish", "", proto.TrackRef{TrackID: "t-v"})
 	bob.expect("participant_updated").decode(t, &upd)
 	if len(upd.Participant.Tracks) != 1 || upd.Participant.Tracks[0].SID != "TR_a" {
 		t.Fatalf("after unpublish %+v", upd.Participant.Tracks)
 	}
-	ada.send("unpublish", "u2", TrackRef{TrackID: "t-v"})
+	ada.send("unpublish", "u2", proto.TrackRef{TrackID: "t-v"})
 	ada.expect("participant_updated")
-	ada.expectError(CodeNotFound)
+	ada.expectError(proto.CodeNotFound)
 
 	// The SFU ending a track also updates the room.
 	fp.opts.Events.TrackUnpublished(sfu.TrackInfo{SID: "TR_a", ClientTrackID: "t-a", Kind: "audio"})
@@ -312,31 +313,31 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 	env := startServer(t, func(c *Config) { c.MaxMessageBytes = 1024 })
 	c, _ := env.join("ada", "r", allGrants)
 	c.sendRaw([]byte(`{"type":"pong","data":{"ts":1},"pad":"` + strings.Repeat("x", 4000) + `"}`))
-	c.expectError(CodeTooLarge)
+	c.expectError(proto.CodeTooLarge)
 	c.expectClose(websocket.CloseMessageTooBig)
 }
 
 func TestRateLimit(t *testing.T) {
 	env := startServer(t, func(c *Config) { c.RatePerSecond = 1; c.RateBurst = 3 })
 	c := env.mustDial()
-	c.send("join", "1", JoinBody{Token: env.token("ada", "r", allGrants), Protocol: 1})
+	c.send("join", "1", proto.JoinBody{Token: env.token("ada", "r", allGrants), Protocol: 1})
 	c.expect("joined")
 	const sent = 10
 	for i := 0; i < sent; i++ {
-		c.send("unpublish", "u", TrackRef{TrackID: "none"})
+		c.send("unpublish", "u", proto.TrackRef{TrackID: "none"})
 	}
 	// The burst left after join lets the first requests through (answered
 	// not_found); the rest are refused with rate_limited, not processed.
 	codes := map[string]int{}
 	for i := 0; i < sent; i++ {
-		var eb errorBody
+		var eb proto.ErrorBody
 		c.expect("error").decode(t, &eb)
 		codes[eb.Code]++
-		if i == 0 && eb.Code != CodeNotFound {
+		if i == 0 && eb.Code != proto.CodeNotFound {
 			t.Fatalf("first request answered %s", eb.Code)
 		}
 	}
-	if codes[CodeNotFound] < 2 || codes[CodeRateLimited] < 5 || codes[CodeNotFound]+codes[CodeRateLimited] != sent {
+	if codes[proto.CodeNotFound] < 2 || codes[proto.CodeRateLimited] < 5 || codes[proto.CodeNotFound]+codes[proto.CodeRateLimited] != sent {
 		t.Fatalf("answers %v", codes)
 	}
 }
@@ -345,7 +346,7 @@ func TestRateLimitClosesAfterManyViolations(t *testing.T) {
 	env := startServer(t, func(c *Config) { c.RatePerSecond = 1; c.RateBurst = 1 })
 	c, _ := env.join("ada", "r", allGrants)
 	for i := 0; i < maxRateViolations+1; i++ {
-		c.send("pong", "", PingBody{TS: 1})
+		c.send("pong", "", proto.PingBody{TS: 1})
 	}
 	c.autoPong = false
 	c.expectClose(websocket.ClosePolicyViolation)
@@ -355,16 +356,16 @@ func TestMalformedJSONKeepsConnection(t *testing.T) {
 	env := startServer(t, nil)
 	c, _ := env.join("ada", "r", allGrants)
 	c.sendRaw([]byte(`{"type":"publish",`))
-	c.expectError(CodeBadRequest)
+	c.expectError(proto.CodeBadRequest)
 	c.send("dance", "d", nil)
-	if m := c.expect("error"); m.Re != "d" || !strings.Contains(string(m.Data), CodeUnknownType) {
+	if m := c.expect("error"); m.Re != "d" || !strings.Contains(string(m.Data), proto.CodeUnknownType) {
 		t.Fatalf("unknown type answer %s re=%q", m.Data, m.Re)
 	}
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	c.expectError(CodeBadRequest)
-	c.send("publish", "p", PublishBody{Tracks: []TrackAnnouncement{{TrackID: "t", Kind: "video", Source: "camera"}}})
+	c.expectError(proto.CodeBadRequest)
+	c.send("publish", "p", proto.PublishBody{Tracks: []proto.TrackAnnouncement{{TrackID: "t", Kind: "video", Source: "camera"}}})
 	if m := c.expect("published"); m.Re != "p" {
 		t.Fatalf("published re %q", m.Re)
 	}
@@ -387,7 +388,7 @@ func TestHeartbeatTimeoutDropsSilentClient(t *testing.T) {
 	ada.expect("participant_updated")
 
 	start := time.Now()
-	var left participantLeftBody
+	var left proto.ParticipantLeftBody
 	ada.expect("participant_left").decode(t, &left) // ada keeps answering pings
 	if left.Identity != "bob" {
 		t.Fatalf("left %+v", left)
@@ -396,11 +397,11 @@ func TestHeartbeatTimeoutDropsSilentClient(t *testing.T) {
 		t.Fatalf("bob dropped after %s, before the ping timeout", d)
 	}
 	bob.expect("participant_updated") // his own track, queued before he went silent
-	bob.expectBye(ByeTimeout)
+	bob.expectBye(proto.ByeTimeout)
 	testkit.Eventually(t, waitLimit, "bob's media closed", fp.isClosed)
 	// ada, who answered pings, is still in the room.
-	ada.send("unpublish", "x", TrackRef{TrackID: "none"})
-	ada.expectError(CodeNotFound)
+	ada.send("unpublish", "x", proto.TrackRef{TrackID: "none"})
+	ada.expectError(proto.CodeNotFound)
 }
 
 func TestDuplicateIdentityReplaced(t *testing.T) {
@@ -415,19 +416,19 @@ func TestDuplicateIdentityReplaced(t *testing.T) {
 	if len(nj.Participants) != 1 || nj.Participants[0].Identity != "observer" {
 		t.Fatalf("new snapshot %+v", nj.Participants)
 	}
-	old.expectBye(ByeReplaced)
+	old.expectBye(proto.ByeReplaced)
 	old.expectClose(websocket.CloseNormalClosure)
-	var left participantLeftBody
+	var left proto.ParticipantLeftBody
 	obs.expect("participant_left").decode(t, &left)
-	var joined participantBody
+	var joined proto.ParticipantBody
 	obs.expect("participant_joined").decode(t, &joined)
 	if left.SID != oj.Participant.SID || joined.Participant.SID != nj.Participant.SID {
 		t.Fatalf("observer saw left %+v joined %+v", left, joined.Participant)
 	}
 	testkit.Eventually(t, waitLimit, "old media closed", env.media.peer(t, oj.Participant.SID).isClosed)
 	// The replacement keeps working and is not removed by the old one's teardown.
-	newer.send("unpublish", "x", TrackRef{TrackID: "none"})
-	newer.expectError(CodeNotFound)
+	newer.send("unpublish", "x", proto.TrackRef{TrackID: "none"})
+	newer.expectError(proto.CodeNotFound)
 	if p := env.srv.lookup("r", "ada"); p == nil || p.sid != nj.Participant.SID {
 		t.Fatalf("room holds %+v", p)
 	}
@@ -437,8 +438,8 @@ func TestRoomFull(t *testing.T) {
 	env := startServer(t, func(c *Config) { c.MaxParticipantsPerRoom = 1 })
 	env.join("ada", "r", allGrants)
 	c := env.mustDial()
-	c.send("join", "1", JoinBody{Token: env.token("bob", "r", allGrants), Protocol: 1})
-	c.expectError(CodeRoomFull)
+	c.send("join", "1", proto.JoinBody{Token: env.token("bob", "r", allGrants), Protocol: 1})
+	c.expectError(proto.CodeRoomFull)
 	c.expectClose(websocket.ClosePolicyViolation)
 	// Replacing yourself is not blocked by the limit.
 	env.join("ada", "r", allGrants)
@@ -449,9 +450,9 @@ func TestShutdownSendsBye(t *testing.T) {
 	ada, aj := env.join("ada", "r", allGrants)
 	pre := env.mustDial() // not joined yet
 	env.stop()
-	ada.expectBye(ByeShutdown)
+	ada.expectBye(proto.ByeShutdown)
 	ada.expectClose(websocket.CloseGoingAway)
-	pre.expectBye(ByeShutdown)
+	pre.expectBye(proto.ByeShutdown)
 	if !env.media.peer(t, aj.Participant.SID).isClosed() {
 		t.Fatal("media session left open after shutdown")
 	}

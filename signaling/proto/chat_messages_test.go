@@ -1,4 +1,4 @@
-package signaling
+package proto
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package signaling
+package proto
 
 import (
 	"encoding/json"
@@ -110,7 +110,7 @@ func TestDecodeRequest(t *testing.T) {
 }
 
 func TestEncodeEnvelope(t *testing.T) {
-	raw := encode(TypeError, "7", errorBody{Code: CodeForbidden, Message: "no"})
+	raw := Encode(TypeError, "7", ErrorBody{Code: CodeForbidden, Message: "no"})
 	var got struct {
 		Type string          `json:"type"`
 		Re   string          `json:"re"`
@@ -137,7 +137,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	known := map[string]bool{}
-	for k := range knownTypes {
+	for _, k := range ClientTypes() {
 		known[k] = true
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -149,7 +149,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			if req.Body != nil {
 				t.Fatal("body returned with an error")
 			}
-			if len(req.ID) > maxIDBytes {
+			if len(req.ID) > MaxIDBytes {
 				t.Fatal("over-long id echoed back")
 			}
 			return
@@ -157,7 +157,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		if !known[req.Type] {
 			t.Fatalf("accepted unknown type %q", req.Type)
 		}
-		if len(req.ID) > maxIDBytes {
+		if len(req.ID) > MaxIDBytes {
 			t.Fatalf("accepted id of %d bytes", len(req.ID))
 		}
 		if req.Type != TypeLeave && req.Type != TypeICERestart && req.Body == nil {
@@ -181,44 +181,4 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestConfigValidate(t *testing.T) {
-	tests := []struct {
-		name    string
-		mutate  func(*Config)
-		wantKey string // "" means valid
-	}{
-		{"defaults", func(*Config) {}, ""},
-		{"empty listen", func(c *Config) { c.Listen = "" }, "signaling.listen"},
-		{"only cert", func(c *Config) { c.TLSCert = "c.pem" }, "signaling.tls_cert"},
-		{"wildcard origin", func(c *Config) { c.AllowedOrigins = []string{"*"} }, "signaling.allowed_origins"},
-		{"origin with path", func(c *Config) { c.AllowedOrigins = []string{"https://a.example/x"} }, "signaling.allowed_origins"},
-		{"good origin", func(c *Config) { c.AllowedOrigins = []string{"https://a.example:8443"} }, ""},
-		{"short secret", func(c *Config) { c.APIKeys = map[string]string{"k": "short"} }, "signaling.api_keys"},
-		{"tiny frames", func(c *Config) { c.MaxMessageBytes = 10 }, "signaling.max_message_bytes"},
-		{"no rate", func(c *Config) { c.RatePerSecond = 0 }, "signaling.rate_per_second"},
-		{"zero ping", func(c *Config) { c.PingInterval = 0 }, "signaling.ping_interval"},
-		{"timeout below interval", func(c *Config) { c.PingTimeout = c.PingInterval }, "signaling.ping_timeout"},
-		{"negative participants", func(c *Config) { c.MaxParticipantsPerRoom = -1 }, "signaling.max_participants_per_room"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
-			tc.mutate(&c)
-			err := c.Validate()
-			if tc.wantKey == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantKey) {
-				t.Fatalf("err = %v, want mention of %s", err, tc.wantKey)
-			}
-			if strings.Contains(err.Error(), "short\"") {
-				t.Fatal("error leaks a secret")
-			}
-		})
-	}
 }
