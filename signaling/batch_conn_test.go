@@ -12,10 +12,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/parleyhq/parley/internal/wsbatch"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
-// batchPair is a server conn (upgraded through batchHijacker, its writer
+// batchPair is a server conn (upgraded through wsbatch, its writer
 // running) and the client end of the same WebSocket.
 func batchPair(t *testing.T, mutate func(*Config)) (*conn, *websocket.Conn) {
 	t.Helper()
@@ -33,7 +34,7 @@ func batchPair(t *testing.T, mutate func(*Config)) (*conn, *websocket.Conn) {
 	}
 	upgraded := make(chan *conn, 1)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := s.upgr.Upgrade(&batchHijacker{ResponseWriter: w, writeTimeout: cfg.WriteTimeout, bufs: newBatchBufs()}, r, nil)
+		ws, _, err := wsbatch.Upgrade(s.upgr, w, r, cfg.WriteTimeout, wsbatch.NewBufPool())
 		if err != nil {
 			t.Error(err)
 			return
@@ -47,7 +48,7 @@ func batchPair(t *testing.T, mutate func(*Config)) (*conn, *websocket.Conn) {
 	}
 	t.Cleanup(func() { _ = cli.Close() })
 	c := <-upgraded
-	if c.bc == nil || c.bc.raw == nil {
+	if c.bc == nil || !c.bc.CanWriteDirect() {
 		t.Fatal("upgraded socket is not a batchConn with a file descriptor")
 	}
 	go c.writeLoop()

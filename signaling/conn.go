@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/parleyhq/parley/internal/wsbatch"
 	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
 )
@@ -29,25 +30,15 @@ const closeGrace = time.Second
 // reads; the writer drains a bounded queue and writes everything that may
 // have to wait for the socket. Everyone else only enqueues, which never
 // blocks: when the connection is idle, enqueue offers the frame to the
-// socket at once without waiting (batch_conn.go), and a full queue drops
+// socket at once without waiting (internal/wsbatch), and a full queue drops
 // the client rather than blocking the room.
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
-	bc      *batchConn // ws's socket; nil when ws was made without one (tests)
+	bc      *wsbatch.Conn // ws's socket; nil when ws was made without one (tests)
+	q       *wsbatch.Queue
 	log     *slog.Logger
 	limiter *rate.Limiter
-
-	// The send queue: a slice rather than a channel so that an idle
-	// connection holds no slots, only what its bursts needed (spare is
-	// the writer's last batch, reused). wake has a token whenever queue
-	// went from empty to not empty and the writer has not taken it yet.
-	qmu     sync.Mutex
-	queue   [][]byte
-	spare   [][]byte
-	sendMax int // SendQueue: a queue this long drops the client
-	wake    chan struct{}
-	writing bool // the writer has a batch open: no direct writes (batch_conn.go)
 
 	closing   atomic.Bool // no more messages are queued or processed
 	closeOnce sync.Once
@@ -87,14 +78,13 @@ type conn struct {
 }
 
 func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
-	bc, _ := ws.NetConn().(*batchConn)
+	bc, _ := ws.NetConn().(*wsbatch.Conn)
 	return &conn{
 		s:       s,
 		ws:      ws,
 		bc:      bc,
+		q:       wsbatch.NewQueue(bc, s.cfg.SendQueue),
 		log:     log,
-		sendMax: s.cfg.SendQueue,
-		wake:    make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.RatePerSecond), s.cfg.RateBurst),
 
 		chatLimiter:   rate.NewLimiter(rate.Limit(s.cfg.ChatRatePerSecond), s.cfg.ChatRateBurst),
@@ -114,37 +104,11 @@ func (c *conn) enqueue(msg []byte) {
 	if c == nil || c.closing.Load() {
 		return
 	}
-	c.qmu.Lock()
-	if len(c.queue) == 0 && !c.writing && c.bc != nil {
-		handled, wake, err := c.bc.tryDirect(msg)
-		if handled {
-			c.qmu.Unlock()
-			switch {
-			case err != nil:
-				c.directFailed(err)
-			case wake:
-				c.wakeWriter()
-			}
-			return
-		}
-	}
-	if len(c.queue) >= c.sendMax {
-		c.qmu.Unlock()
+	switch res, err := c.q.Push(msg); res {
+	case wsbatch.Full:
 		c.dropSlow()
-		return
-	}
-	c.queue = append(c.queue, msg)
-	first := len(c.queue) == 1
-	c.qmu.Unlock()
-	if first {
-		c.wakeWriter()
-	}
-}
-
-func (c *conn) wakeWriter() {
-	select {
-	case c.wake <- struct{}{}:
-	default: // a wake-up is already pending
+	case wsbatch.Failed:
+		c.directFailed(err)
 	}
 }
 
@@ -155,32 +119,6 @@ func (c *conn) directFailed(err error) {
 		c.log.Debug("write failed", "err", err)
 	}
 	_ = c.ws.NetConn().Close()
-}
-
-// takeQueued empties the queue and returns what was in it.
-func (c *conn) takeQueued() [][]byte {
-	c.qmu.Lock()
-	q := c.queue
-	c.queue, c.spare = c.spare, nil
-	c.qmu.Unlock()
-	return q
-}
-
-// maxSpareQueue is the largest batch array kept for reuse; a burst's
-// bigger one is left to the GC so an idle connection stays small.
-const maxSpareQueue = 64
-
-// recycle keeps a written batch's array for the next one.
-func (c *conn) recycle(q [][]byte) {
-	if cap(q) > maxSpareQueue {
-		return
-	}
-	clear(q) // the messages may be large; don't keep them alive
-	c.qmu.Lock()
-	if c.spare == nil {
-		c.spare = q[:0]
-	}
-	c.qmu.Unlock()
 }
 
 func (c *conn) dropSlow() {
@@ -366,7 +304,7 @@ func (c *conn) writeLoop() {
 	for {
 		var err error
 		select {
-		case <-c.wake:
+		case <-c.q.Wake():
 			c.beginBatch()
 			err = c.writeQueued()
 		case <-c.evSignal:
@@ -403,17 +341,17 @@ func (c *conn) writeLoop() {
 				msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
 				_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(cfg.WriteTimeout))
 			}
-			// The batch stays open (writing set): nothing may follow the
+			// The batch stays open (no End): nothing may follow the
 			// close frame.
-			_ = c.flushBatch()
+			_ = c.q.Flush()
 			c.setCloseDeadline()
 			return
 		}
-		if ferr := c.flushBatch(); err == nil {
+		if ferr := c.q.Flush(); err == nil {
 			err = ferr
 		}
 		if err == nil {
-			c.endBatch()
+			c.q.End()
 		} else {
 			c.closing.Store(true)
 			if !errors.Is(err, net.ErrClosed) {
@@ -425,32 +363,13 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// beginBatch starts collecting frames; flushBatch sends them. The deadline
-// covers the whole batch, so a client that stopped reading cannot hold
-// the writer for long.
+// beginBatch starts collecting frames; c.q.Flush sends them. The
+// deadline covers the whole batch, so a client that stopped reading
+// cannot hold the writer for long.
 func (c *conn) beginBatch() {
-	c.qmu.Lock()
-	c.writing = true
-	c.qmu.Unlock()
 	d := time.Now().Add(c.s.cfg.WriteTimeout)
 	_ = c.ws.SetWriteDeadline(d)
-	if c.bc != nil {
-		c.bc.begin(d)
-	}
-}
-
-func (c *conn) flushBatch() error {
-	if c.bc != nil {
-		return c.bc.flush()
-	}
-	return nil
-}
-
-// endBatch allows direct writes again after a successful flushBatch.
-func (c *conn) endBatch() {
-	c.qmu.Lock()
-	c.writing = false
-	c.qmu.Unlock()
+	c.q.Begin(d)
 }
 
 // write adds one message to the open batch.
@@ -460,13 +379,13 @@ func (c *conn) write(msg []byte) error {
 
 // writeQueued adds what is queued now to the open batch.
 func (c *conn) writeQueued() error {
-	q := c.takeQueued()
+	q := c.q.Take()
 	for _, msg := range q {
 		if err := c.write(msg); err != nil {
 			return err
 		}
 	}
-	c.recycle(q)
+	c.q.Recycle(q)
 	return nil
 }
 

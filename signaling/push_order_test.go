@@ -7,17 +7,18 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/internal/wsbatch"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
 // hubConn is a session with only a send queue, enough for the hub.
 func hubConn(s *Server, identity string) *conn {
-	return &conn{s: s, sendMax: 1024, claims: auth.Claims{Identity: identity}, name: identity}
+	return &conn{s: s, q: wsbatch.NewQueue(nil, 1024), claims: auth.Claims{Identity: identity}, name: identity}
 }
 
 func drained(c *conn) []string {
 	var out []string
-	for _, m := range c.takeQueued() {
+	for _, m := range c.q.Take() {
 		out = append(out, string(m))
 	}
 	return out

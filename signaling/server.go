@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/internal/wsbatch"
 	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
 )
@@ -61,7 +62,7 @@ const (
 
 // Server is the signaling HTTP + WebSocket server.
 type Server struct {
-	// batchBufs lends write-batch buffers to connections (batch_conn.go).
+	// batchBufs lends write-batch buffers to connections (internal/wsbatch).
 	batchBufs *sync.Pool
 	// devTokens bounds guest tokens minted by POST /api/dev/token.
 	devTokens *rate.Limiter
@@ -82,7 +83,7 @@ type Server struct {
 	baseCancel context.CancelFunc
 	handler    http.Handler
 	origins    map[string]bool
-	upgr       websocket.Upgrader
+	upgr       *websocket.Upgrader
 
 	mu           sync.Mutex
 	rooms        map[string]*room
@@ -119,7 +120,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		batchBufs: newBatchBufs(),
+		batchBufs: wsbatch.NewBufPool(),
 		devTokens: rate.NewLimiter(devTokensPerSecond, devTokenBurst),
 		cfg:       cfg,
 		log:       log,
@@ -139,18 +140,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		n, _ := normalizeOrigin(o) // validated above
 		s.origins[n] = true
 	}
-	s.upgr = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
-		// Memory per idle connection is the budget that matters at
-		// thousands of clients: a small read buffer (larger messages are
-		// read in several syscalls, which is rare), and write buffers
-		// from a pool, held only while a frame is being built (frames are
-		// then batched by batchConn).
-		ReadBufferSize:  wsReadBufferSize,
-		WriteBufferSize: wsWriteBufferSize,
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     s.originAllowed,
-	}
+	s.upgr = wsbatch.Upgrader(s.originAllowed)
 	s.calls = newCallTable(s)
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	s.handler = s.routes(deps)
@@ -355,7 +345,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 
-	ws, err := s.upgr.Upgrade(&batchHijacker{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout, bufs: s.batchBufs}, r, nil)
+	ws, _, err := wsbatch.Upgrade(s.upgr, w, r, s.cfg.WriteTimeout, s.batchBufs)
 	if err != nil {
 		// Upgrade already answered with an HTTP error.
 		s.log.Debug("websocket upgrade failed", "err", err)
@@ -368,12 +358,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// 12 KiB) for as long as the handler runs, even after a hijack.
 	go s.runConn(c)
 }
-
-// wsReadBufferSize and wsWriteBufferSize size gorilla's buffers (see New).
-const (
-	wsReadBufferSize  = 1024
-	wsWriteBufferSize = 2048
-)
 
 // runConn serves one upgraded connection until it ends.
 func (s *Server) runConn(c *conn) {
