@@ -28,7 +28,7 @@ func ParseClientMsgID(s string) (string, error) {
 	}
 	u, err := uuid.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("%w: client message id: %v", ErrInvalid, err)
+		return "", fmt.Errorf("%w: client message id: %w", ErrInvalid, err)
 	}
 	if u == uuid.Nil {
 		return "", fmt.Errorf("%w: client message id must not be the nil UUID", ErrInvalid)

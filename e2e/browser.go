@@ -25,7 +25,7 @@ var ErrNoChromium = errors.New(ChromiumPath + " is missing: run `apt-get install
 // CheckChromium reports ErrNoChromium when the browser is not installed.
 func CheckChromium() error {
 	if _, err := os.Stat(ChromiumPath); err != nil {
-		return fmt.Errorf("%w (%v)", ErrNoChromium, err)
+		return fmt.Errorf("%w (%w)", ErrNoChromium, err)
 	}
 	return nil
 }

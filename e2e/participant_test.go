@@ -204,14 +204,6 @@ func videosFrom(stats []trackStat, source string, sids ...string) []trackStat {
 	return out
 }
 
-func distinctParticipants(stats []trackStat) int {
-	seen := map[string]bool{}
-	for _, s := range stats {
-		seen[s.Participant] = true
-	}
-	return len(seen)
-}
-
 // assertFlowing samples stats twice, 2 s apart, and checks that every
 // given track decoded more frames (video) or received more packets
 // (audio) in between: media is flowing now, not just at some point.

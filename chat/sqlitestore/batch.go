@@ -134,7 +134,7 @@ func (b *batcher) one(ctx context.Context, tx *sql.Tx, msg chat.Message) appendR
 	stored, dup, err := b.s.appendTx(ctx, tx, msg)
 	if err != nil {
 		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO append_one`); rerr != nil {
-			return appendRes{err: fmt.Errorf("%w (and rollback to savepoint: %v)", err, rerr)}
+			return appendRes{err: fmt.Errorf("%w (and rollback to savepoint: %w)", err, rerr)}
 		}
 	}
 	if _, rerr := tx.ExecContext(ctx, `RELEASE append_one`); rerr != nil && err == nil {

@@ -116,7 +116,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	writer.SetConnMaxIdleTime(0)
 	s := &Store{opts: opts, writer: writer}
 	if err := s.init(ctx, path, busy); err != nil {
-		s.closeDBs()
+		_ = s.closeDBs() // the open error is the one to report
 		return nil, fmt.Errorf("open chat db %s: %w", path, err)
 	}
 	if opts.MaxBatch > 1 {
@@ -182,7 +182,7 @@ func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 // can tell shutdown from a real failure.
 func mapErr(err error) error {
 	if errors.Is(err, sql.ErrConnDone) || (err != nil && strings.Contains(err.Error(), "sql: database is closed")) {
-		return fmt.Errorf("%w: %v", chat.ErrClosed, err)
+		return fmt.Errorf("%w: %w", chat.ErrClosed, err)
 	}
 	return err
 }

@@ -100,7 +100,7 @@ func (c *BiDi) read() {
 	for {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
-			stop = fmt.Errorf("%w: %v", ErrBiDiClosed, err)
+			stop = fmt.Errorf("%w: %w", ErrBiDiClosed, err)
 			break
 		}
 		var f frame

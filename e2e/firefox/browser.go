@@ -25,7 +25,7 @@ var ErrNoFirefox = errors.New(Path + " is missing: run `apt-get install -y firef
 // Check reports ErrNoFirefox when the browser is not installed.
 func Check() error {
 	if _, err := os.Stat(Path); err != nil {
-		return fmt.Errorf("%w (%v)", ErrNoFirefox, err)
+		return fmt.Errorf("%w (%w)", ErrNoFirefox, err)
 	}
 	return nil
 }
@@ -87,7 +87,7 @@ func Start(ctx context.Context, name string, opts Options) (*Browser, error) {
 	}
 	sink, err := startSinkProxy()
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("firefox %s: %w", name, err)
 	}
 	b := &Browser{Name: name, profileDir: dir, sink: sink, exited: make(chan struct{})}
@@ -95,7 +95,7 @@ func Start(ctx context.Context, name string, opts Options) (*Browser, error) {
 	maps.Copy(extra, opts.Prefs)
 	if err := writeUserJS(dir, extra); err != nil {
 		sink.close()
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("firefox %s: %w", name, err)
 	}
 	b.cmd = exec.Command(Path,
@@ -116,13 +116,13 @@ func Start(ctx context.Context, name string, opts Options) (*Browser, error) {
 	out, err := b.cmd.StdoutPipe()
 	if err != nil {
 		sink.close()
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("firefox %s: %w", name, err)
 	}
 	b.cmd.Stderr = b.cmd.Stdout // one pipe, one reader, lines in order
 	if err := b.cmd.Start(); err != nil {
 		sink.close()
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("firefox %s: start %s: %w", name, Path, err)
 	}
 	listening := make(chan string, 1)

@@ -100,7 +100,7 @@ func chromiumFlags(dir string) []chromedp.ExecAllocatorOption {
 
 func startChromium() (*chromiumPage, error) {
 	if _, err := os.Stat(chromiumPath); err != nil {
-		return nil, fmt.Errorf("%s is missing: run `apt-get install -y chromium` (%v)", chromiumPath, err)
+		return nil, fmt.Errorf("%s is missing: run `apt-get install -y chromium` (%w)", chromiumPath, err)
 	}
 	dir, err := os.MkdirTemp("", "parley-e2e-firefox-chromium-")
 	if err != nil {

@@ -45,7 +45,7 @@ func (s *sinkProxy) accept() {
 }
 
 func (s *sinkProxy) refuse(c net.Conn) {
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReaderSize(c, 4096).ReadString('\n')
 	if err != nil && line == "" {

@@ -20,7 +20,7 @@ type leaf struct {
 	value reflect.Value
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var durationType = reflect.TypeFor[time.Duration]() //nolint:gochecknoglobals // a constant the language cannot spell
 
 // leaves lists every settable key below root (a pointer to a struct), in
 // declaration order.

@@ -101,7 +101,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	var clients []*client.Client
 	defer func() {
 		for _, c := range clients {
-			c.Close()
+			_ = c.Close()
 		}
 	}()
 	var joins []time.Duration
@@ -190,7 +190,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	rep.DelayP50, rep.DelayP99, rep.DelayMax = percentiles(d)
 	rep.JoinP50, _, rep.JoinMax = percentiles(joins)
 	for _, c := range clients {
-		c.Close()
+		_ = c.Close()
 	}
 	clients = nil
 	readers.Wait()
@@ -276,8 +276,8 @@ func (p *publisher) run(ctx context.Context) {
 	}
 	vbuf := make([]byte, p.o.VideoBytes)
 	abuf := make([]byte, 120)
-	var vseq, aseq uint16 = uint16(rand.Uint32()), uint16(rand.Uint32())
-	var vts, ats uint32 = rand.Uint32(), rand.Uint32()
+	vseq, aseq := uint16(rand.Uint32()), uint16(rand.Uint32())
+	vts, ats := rand.Uint32(), rand.Uint32()
 	var frame, probe uint64
 	p.keyframe.Store(true)
 	for {

@@ -10,7 +10,7 @@ import (
 
 // probeMagic marks a payload written by the load tool, so receivers can
 // find the send time without trusting anything else in the packet.
-var probeMagic = [4]byte{'P', 'L', 'T', '1'}
+var probeMagic = [4]byte{'P', 'L', 'T', '1'} //nolint:gochecknoglobals // read-only
 
 const probeLen = 4 + 8 + 8 // magic, send time (unix ns), generator sequence
 
