@@ -14,6 +14,8 @@ type handler func(c *conn, req proto.Request) *proto.Error
 
 // handlers binds every client message type of proto's registry to its
 // handler; TestEveryTypeHasAHandler keeps the two in step.
+//
+//nolint:gochecknoglobals // a read-only table, filled at init
 var handlers = map[string]handler{
 	proto.TypeJoin: func(c *conn, r proto.Request) *proto.Error {
 		c.handleJoin(r.ID, r.Body.(*proto.JoinBody))

@@ -281,21 +281,3 @@ func (h *hub) pushIdentity(identity string, msg []byte, skip *conn) int {
 	}
 	return n
 }
-
-// sessionsOf returns identity's sessions now.
-func (h *hub) sessionsOf(identity string) []*conn {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]*conn, 0, len(h.sessions[identity]))
-	for c := range h.sessions[identity] {
-		out = append(out, c)
-	}
-	return out
-}
-
-// connected reports whether identity has at least one session.
-func (h *hub) connected(identity string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.sessions[identity]) > 0
-}

@@ -51,6 +51,8 @@ type PublishBody struct {
 }
 
 // sourceKinds maps each allowed source to the only kind it can carry.
+//
+//nolint:gochecknoglobals // a read-only table
 var sourceKinds = map[string]string{
 	"camera":       "video",
 	"microphone":   "audio",

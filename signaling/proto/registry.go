@@ -56,6 +56,8 @@ func body[T any, P interface {
 
 // client is every message a client may send. Adding a message type is
 // one entry here plus its handler in the server.
+//
+//nolint:gochecknoglobals // a read-only table
 var client = map[string]Spec{
 	TypeJoin:       {New: body[JoinBody]()},
 	TypePublish:    {New: body[PublishBody](), Needs: NeedJoined | NeedCall | NeedPublish},
@@ -88,6 +90,8 @@ var client = map[string]Spec{
 
 // server is every message a server may send, with the Go type of its
 // body, for clients that decode them (nil: no body worth decoding).
+//
+//nolint:gochecknoglobals // a read-only table
 var server = map[string]func() any{
 	TypeJoined:             func() any { return new(JoinedBody) },
 	TypePublished:          func() any { return new(PublishBody) },
