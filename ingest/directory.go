@@ -2,12 +2,11 @@ package ingest
 
 import "github.com/parleyhq/parley/sfu"
 
-// Directory is how the room directory (signaling) learns about ingest
-// streams, so viewers see each stream as a participant with its tracks.
-//
-// Every argument is a string or an sfu type on purpose: signaling may not
-// import ingest (ingest imports rtmp, which signaling must not depend on),
-// so a signaling type must be able to satisfy this interface as it is.
+// Directory is how the room directory (*rooms.Directory, built by cmd
+// before ingest and signaling) learns about ingest streams, so viewers
+// see each stream as a participant with its tracks. It is declared here,
+// by its user, and uses only strings and sfu types, so ingest needs
+// nothing of the rooms package.
 //
 // Calls for one stream come in this order, never concurrently:
 // AddStream, then any number of StreamTrackPublished /

@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
@@ -97,7 +97,7 @@ func (s *Server) handleAdminToken(w http.ResponseWriter, r *http.Request, caller
 	case req.Room == "" && !grants.Chat:
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "room is required unless the token is messaging-only (grants include chat)")
 		return
-	case req.Room != auth.AllRooms && req.Room != "" && !validRoomName(req.Room):
+	case req.Room != auth.AllRooms && req.Room != "" && !rooms.ValidName(req.Room):
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "room must match [A-Za-z0-9_-]{1,64}")
 		return
 	case !caller.allows(req.Room):
@@ -138,15 +138,11 @@ type adminRoom struct {
 }
 
 func (s *Server) handleAdminRooms(w http.ResponseWriter, _ *http.Request, caller adminCaller) {
-	s.mu.Lock()
-	out := make([]adminRoom, 0, len(s.rooms))
-	for name, rm := range s.rooms {
-		if caller.allows(name) {
-			out = append(out, adminRoom{Name: name, Participants: len(rm.participants)})
-		}
+	list := s.dir.Rooms(caller.allows)
+	out := make([]adminRoom, 0, len(list))
+	for _, r := range list {
+		out = append(out, adminRoom{Name: r.Name, Participants: r.Participants})
 	}
-	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
 }
 
@@ -190,17 +186,15 @@ func (s *Server) handleAdminParticipants(w http.ResponseWriter, r *http.Request,
 	for _, st := range s.media.RoomStats(roomName) {
 		stats[st.SID] = st
 	}
-	s.mu.Lock()
-	rm := s.rooms[roomName]
-	if rm == nil {
-		s.mu.Unlock()
+	list, ok := s.dir.Participants(roomName)
+	if !ok {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such room")
 		return
 	}
-	out := make([]adminParticipant, 0, len(rm.participants))
-	for _, p := range rm.sortedParticipantsLocked() {
-		v := p.viewLocked()
-		ap := adminParticipant{SID: p.sid, Identity: p.identity, Name: p.name, JoinedAt: p.joinedAt, Grants: p.grants, Tracks: []adminTrack{}}
+	out := make([]adminParticipant, 0, len(list))
+	for _, p := range list {
+		v := p.View
+		ap := adminParticipant{SID: v.SID, Identity: v.Identity, Name: v.Name, JoinedAt: p.JoinedAt, Grants: p.Grants, Tracks: []adminTrack{}}
 		for _, t := range v.Tracks {
 			at := adminTrack{TrackView: t}
 			if st, ok := stats[t.SID]; ok {
@@ -210,7 +204,6 @@ func (s *Server) handleAdminParticipants(w http.ResponseWriter, r *http.Request,
 		}
 		out = append(out, ap)
 	}
-	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"room": roomName, "participants": out})
 }
 
@@ -234,25 +227,16 @@ func adminStats(st sfu.TrackStats) *AdminTrackStats {
 
 func (s *Server) handleAdminRemove(w http.ResponseWriter, r *http.Request, _ adminCaller) {
 	roomName, identity := r.PathValue("room"), r.PathValue("identity")
-	s.mu.Lock()
-	var p *participant
-	if rm := s.rooms[roomName]; rm != nil {
-		p = rm.participants[identity]
-	}
-	if p != nil && !p.stream {
-		s.detachLocked(p)
-		p.conn.sendBye(proto.ByeRemoved)
-	}
-	s.mu.Unlock()
-	if p == nil {
+	p, err := s.dir.Remove(roomName, identity)
+	switch {
+	case errors.Is(err, rooms.ErrStream):
+		writeJSONError(w, http.StatusConflict, "conflict", "this participant is an ingest stream: revoke its stream key or stop the encoder")
+		return
+	case err != nil:
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such participant")
 		return
 	}
-	if p.stream {
-		writeJSONError(w, http.StatusConflict, "conflict", "this participant is an ingest stream: revoke its stream key or stop the encoder")
-		return
-	}
-	s.log.Info("participant removed by admin", "room", roomName, "participant", p.sid, "identity", identity)
+	s.log.Info("participant removed by admin", "room", roomName, "participant", p.SID, "identity", identity)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -271,36 +255,21 @@ func (s *Server) handleAdminMute(w http.ResponseWriter, r *http.Request, _ admin
 		return
 	}
 	muted := *req.Muted
-	p := s.lookup(roomName, identity)
-	if p == nil {
+	err := s.dir.MuteTrack(roomName, identity, sid, muted)
+	switch {
+	case errors.Is(err, rooms.ErrNoParticipant):
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such participant")
-		return
-	}
-	s.mu.Lock()
-	found := p.trackBySIDLocked(sid) != nil
-	s.mu.Unlock()
-	if !found {
+	case errors.Is(err, rooms.ErrNoTrack):
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such track")
-		return
-	}
-	if p.peer == nil {
+	case errors.Is(err, rooms.ErrStream):
 		writeJSONError(w, http.StatusConflict, "conflict", "ingest stream tracks cannot be muted here")
-		return
-	}
-	if err := p.peer.SetTrackMuted(sid, muted); err != nil {
-		p.log.Error("admin mute failed", "track", sid, "err", err)
+	case err != nil:
+		s.log.Error("admin mute failed", "room", roomName, "identity", identity, "track", sid, "err", err)
 		writeJSONError(w, http.StatusInternalServerError, "internal", "the media server could not mute the track")
-		return
+	default:
+		s.log.Info("track mute set by admin", "room", roomName, "identity", identity, "track", sid, "muted", muted)
+		w.WriteHeader(http.StatusNoContent)
 	}
-	s.mu.Lock()
-	if t := p.trackBySIDLocked(sid); t != nil && !p.removed {
-		t.muted = muted
-		p.conn.enqueue(proto.Encode(proto.TypeMuted, "", proto.MutedBody{TrackID: t.trackID, Muted: muted}))
-		s.updatedLocked(p)
-	}
-	s.mu.Unlock()
-	p.log.Info("track mute set by admin", "track", sid, "muted", muted)
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // decodeJSONBody reads a small JSON object, answering 400/413 itself.

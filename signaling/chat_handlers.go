@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/signaling/proto"
@@ -32,17 +33,18 @@ func (c *conn) chatError(op string, err error) *proto.Error {
 }
 
 // joinRoomChat makes a call participant with the chat grant a member of
-// the room's conversation. A failure only costs the room its chat.
-func (c *conn) joinRoomChat(p *participant) string {
+// the room's conversation and returns its id. A failure only costs the
+// room its chat.
+func (c *conn) joinRoomChat(room string, log *slog.Logger) string {
 	s := c.s
-	if s.chat == nil || !p.grants.Chat {
+	if s.chat == nil || !c.claims.Grants.Chat {
 		return ""
 	}
 	ctx, cancel := s.chatCtx()
 	defer cancel()
-	conv, err := s.chat.JoinRoom(ctx, p.room, c.chatIdentity(), chat.RoleMember)
+	conv, err := s.chat.JoinRoom(ctx, room, c.chatIdentity(), chat.RoleMember)
 	if err != nil {
-		p.log.Error("joining room chat", "err", err)
+		log.Error("joining room chat", "err", err)
 		return ""
 	}
 	return conv.ID

@@ -59,9 +59,9 @@ type conn struct {
 	writerDone chan struct{}
 
 	joined atomic.Bool
-	// part and claims are written by the reader before markReady and only
+	// call and claims are written by the reader before markReady and only
 	// read by the writer after it (ordered by evMu).
-	part   *participant
+	call   *callSession
 	claims auth.Claims
 	// name is the display name shown to others; set with claims.
 	name string
@@ -189,9 +189,9 @@ func (c *conn) serve() {
 	err := c.readLoop()
 	c.afterRead(err)
 	c.leaveIM()
-	if p := c.part; p != nil {
-		c.s.detach(p)
-		if cerr := p.peer.Close(); cerr != nil {
+	if cs := c.call; cs != nil {
+		c.s.dir.Leave(cs.p)
+		if cerr := cs.peer.Close(); cerr != nil {
 			c.log.Debug("closing media session", "err", cerr)
 		}
 	}

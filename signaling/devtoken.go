@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
 )
@@ -33,7 +34,7 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSONBody(w, r, &req) {
 		return
 	}
-	if !validRoomName(req.Room) {
+	if !rooms.ValidName(req.Room) {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "room must match [A-Za-z0-9_-]{1,64}")
 		return
 	}

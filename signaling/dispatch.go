@@ -22,42 +22,42 @@ var handlers = map[string]handler{
 		return nil
 	},
 	proto.TypePublish: func(c *conn, r proto.Request) *proto.Error {
-		return c.handlePublish(r.ID, c.part, r.Body.(*proto.PublishBody))
+		return c.handlePublish(r.ID, c.call, r.Body.(*proto.PublishBody))
 	},
 	proto.TypeUnpublish: func(c *conn, r proto.Request) *proto.Error {
-		return c.handleUnpublish(c.part, r.Body.(*proto.TrackRef))
+		return c.handleUnpublish(c.call, r.Body.(*proto.TrackRef))
 	},
 	proto.TypeOffer: func(c *conn, r proto.Request) *proto.Error {
-		return c.handleOffer(r.ID, c.part, r.Body.(*proto.SDPBody))
+		return c.handleOffer(r.ID, c.call, r.Body.(*proto.SDPBody))
 	},
 	proto.TypeAnswer: func(c *conn, r proto.Request) *proto.Error {
-		p := c.part
-		if err := p.peer.HandleAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: r.Body.(*proto.SDPBody).SDP}); err != nil {
-			p.log.Info("subscriber answer failed", "err", err)
+		cs := c.call
+		if err := cs.peer.HandleAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: r.Body.(*proto.SDPBody).SDP}); err != nil {
+			cs.log.Info("subscriber answer failed", "err", err)
 			return &proto.Error{Code: proto.CodeNegotiationFailed, Message: "subscriber answer rejected"}
 		}
 		return nil
 	},
 	proto.TypeCandidate: func(c *conn, r proto.Request) *proto.Error {
-		return c.handleCandidate(c.part, r.Body.(*proto.CandidateBody))
+		return c.handleCandidate(c.call, r.Body.(*proto.CandidateBody))
 	},
 	proto.TypeICERestart: func(c *conn, _ proto.Request) *proto.Error {
-		if err := c.part.peer.RestartICE(); err != nil {
-			c.part.log.Info("ICE restart failed", "err", err)
+		if err := c.call.peer.RestartICE(); err != nil {
+			c.call.log.Info("ICE restart failed", "err", err)
 			return &proto.Error{Code: proto.CodeNegotiationFailed, Message: "ICE restart failed"}
 		}
 		return nil
 	},
 	proto.TypeMute: func(c *conn, r proto.Request) *proto.Error {
-		return c.handleMute(c.part, r.Body.(*proto.MuteBody))
+		return c.handleMute(c.call, r.Body.(*proto.MuteBody))
 	},
 	proto.TypePong: func(*conn, proto.Request) *proto.Error {
 		return nil // any message already counted as a heartbeat
 	},
 	proto.TypeLeave: func(c *conn, _ proto.Request) *proto.Error {
-		if p := c.part; p != nil {
+		if cs := c.call; cs != nil {
 			// Tell the room now rather than after the close handshake.
-			c.s.detach(p)
+			c.s.dir.Leave(cs.p)
 		}
 		c.sendBye(proto.ByeLeft)
 		return nil
@@ -140,11 +140,11 @@ func (c *conn) admit(typ string, spec proto.Spec) *proto.Error {
 	if spec.Has(proto.NeedWrite) && !c.chatLimiter.Allow() {
 		return &proto.Error{Code: proto.CodeRateLimited, Message: "chat write rate limit exceeded (chat_rate_per_second); nothing stored"}
 	}
-	if spec.Has(proto.NeedCall) && c.part == nil {
+	if spec.Has(proto.NeedCall) && c.call == nil {
 		// A messaging-only session has no media and no room.
 		return &proto.Error{Code: proto.CodeNotInCall, Message: typ + " needs a call session (a token with a room)"}
 	}
-	if spec.Has(proto.NeedPublish) && !c.part.grants.Publish {
+	if spec.Has(proto.NeedPublish) && !c.call.p.Grants.Publish {
 		return &proto.Error{Code: proto.CodeForbidden, Message: "token has no publish grant"}
 	}
 	return nil

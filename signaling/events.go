@@ -107,7 +107,7 @@ func (c *conn) handleEvents() error {
 	evs := c.events
 	c.events = nil
 	c.evMu.Unlock()
-	p := c.part
+	cs := c.call
 	for _, ev := range evs {
 		if c.closing.Load() {
 			return nil
@@ -128,9 +128,9 @@ func (c *conn) handleEvents() error {
 				return err
 			}
 		case evTrackPublished:
-			c.s.trackPublished(p, ev.track)
+			c.s.dir.TrackPublished(cs.p, ev.track)
 		case evTrackUnpublished:
-			c.s.trackUnpublished(p, ev.track)
+			c.s.dir.TrackUnpublished(cs.p, ev.track)
 		case evConnState:
 			c.log.Debug("peer connection state", "target", ev.target.String(), "state", ev.state.String())
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
@@ -35,11 +36,11 @@ func (c *conn) handleJoin(reqID string, body *proto.JoinBody) {
 		c.handleIMJoin(reqID, claims, body)
 		return
 	}
-	if claims.Room == auth.AllRooms || !validRoomName(claims.Room) {
+	if claims.Room == auth.AllRooms || !rooms.ValidName(claims.Room) {
 		c.fail(reqID, &proto.Error{Code: proto.CodeUnauthorized, Message: "token does not name a joinable room"}, websocket.ClosePolicyViolation)
 		return
 	}
-	if !s.roomHasSpace(claims.Room, claims.Identity) {
+	if !s.dir.HasSpace(claims.Room, claims.Identity) {
 		c.fail(reqID, &proto.Error{Code: proto.CodeRoomFull, Message: "room is full"}, websocket.ClosePolicyViolation)
 		return
 	}
@@ -48,54 +49,92 @@ func (c *conn) handleJoin(reqID string, body *proto.JoinBody) {
 		return
 	}
 	name := displayNameFor(claims, body.Name)
-	p := &participant{
-		sid:      ids.New("PA_"),
-		identity: claims.Identity,
-		name:     name,
-		room:     claims.Room,
-		grants:   claims.Grants,
-		joinedAt: time.Now(),
-		conn:     c,
-		tracks:   map[string]*track{},
-	}
-	p.log = c.log.With("room", p.room, "participant", p.sid, "identity", p.identity)
-	peer, err := s.media.Join(p.room, p.sid, sfu.JoinOptions{
+	sid := ids.New("PA_")
+	log := c.log.With("room", claims.Room, "participant", sid, "identity", claims.Identity)
+	peer, err := s.media.Join(claims.Room, sid, sfu.JoinOptions{
 		Events:       peerEvents{c: c},
 		CanPublish:   claims.Grants.Publish,
 		CanSubscribe: claims.Grants.Subscribe,
-		Logger:       p.log,
+		Logger:       log,
 	})
 	if err != nil {
-		p.log.Error("media join failed", "err", err)
+		log.Error("media join failed", "err", err)
 		c.fail(reqID, &proto.Error{Code: proto.CodeInternal, Message: "media session could not be created"}, websocket.CloseInternalServerErr)
 		return
 	}
-	p.peer = peer
-	var ice []proto.ICEServerView
+	ice := []proto.ICEServerView{}
 	if s.ice != nil {
-		ice = iceServerViews(s.ice.ICEServers(p.identity))
-	} else {
-		ice = []proto.ICEServerView{}
+		ice = iceServerViews(s.ice.ICEServers(claims.Identity))
 	}
-	c.part, c.claims, c.name, c.sid = p, claims, name, p.sid
-	p.chatConv = c.joinRoomChat(p)
-	if perr := s.addParticipant(p, reqID, ice); perr != nil {
-		c.part = nil
+	c.claims, c.name, c.sid = claims, name, sid
+	p := &rooms.Participant{
+		SID:            sid,
+		Identity:       claims.Identity,
+		Name:           name,
+		Room:           claims.Room,
+		Grants:         claims.Grants,
+		JoinedAt:       time.Now(),
+		ConversationID: c.joinRoomChat(claims.Room, log),
+		Member:         c,
+		Media:          peer,
+	}
+	c.call = &callSession{p: p, peer: peer, log: log}
+	perr := s.refuseWhenShuttingDown()
+	if perr == nil {
+		perr = s.joinRoom(p, reqID, ice)
+	}
+	if perr != nil {
+		c.call = nil
 		_ = peer.Close()
 		c.fail(reqID, perr, websocket.ClosePolicyViolation)
 		return
 	}
-	// "joined" is already queued (addParticipant); the cap was checked
-	// before the media session was made. Requests are handled one at a
-	// time per connection, so the chat_sync a client sends after joined
-	// runs after this registration: what was stored before it is in the
-	// sync, what is stored after it is pushed.
+	// "joined" is already queued (joinRoom); the cap was checked before
+	// the media session was made. Requests are handled one at a time per
+	// connection, so the chat_sync a client sends after joined runs after
+	// this registration: what was stored before it is in the sync, what
+	// is stored after it is pushed.
 	c.enterIM(0, nil)
 	c.afterIMJoined()
 	c.joined.Store(true)
 	c.extendReadDeadline(s.cfg.PingTimeout)
 	c.markReady()
-	p.log.Info("joined")
+	log.Info("joined")
+}
+
+// refuseWhenShuttingDown keeps a join that races shutdown out of the
+// room: its connection is already being told bye.
+func (s *Server) refuseWhenShuttingDown() *proto.Error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return &proto.Error{Code: proto.CodeInternal, Message: "server is shutting down"}
+	}
+	return nil
+}
+
+// joinRoom adds p to the directory; its "joined" answers request reqID.
+func (s *Server) joinRoom(p *rooms.Participant, reqID string, ice []proto.ICEServerView) *proto.Error {
+	err := s.dir.Join(p, func(self proto.ParticipantView, others []proto.ParticipantView) []byte {
+		return proto.Encode(proto.TypeJoined, reqID, proto.JoinedBody{
+			Protocol:       proto.ProtocolVersion,
+			Room:           p.Room,
+			Participant:    self,
+			Participants:   others,
+			ICEServers:     ice,
+			PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
+			PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
+			Grants:         p.Grants,
+			ConversationID: p.ConversationID,
+		})
+	})
+	if errors.Is(err, rooms.ErrRoomFull) {
+		return &proto.Error{Code: proto.CodeRoomFull, Message: "room is full"}
+	}
+	if err != nil {
+		return &proto.Error{Code: proto.CodeInternal, Message: "could not join the room"}
+	}
+	return nil
 }
 
 // cleanName trims a display name and drops control characters.
@@ -112,44 +151,44 @@ func cleanName(n string) string {
 	return n
 }
 
-func (c *conn) handlePublish(reqID string, p *participant, body *proto.PublishBody) *proto.Error {
-	if perr := c.s.announce(p, body.Tracks); perr != nil {
+func (c *conn) handlePublish(reqID string, cs *callSession, body *proto.PublishBody) *proto.Error {
+	if perr := c.s.dir.Announce(cs.p, body.Tracks); perr != nil {
 		return perr
 	}
 	c.enqueue(proto.Encode(proto.TypePublished, reqID, body))
 	return nil
 }
 
-func (c *conn) handleUnpublish(p *participant, body *proto.TrackRef) *proto.Error {
-	sid, ok := c.s.forgetTrack(p, body.TrackID)
+func (c *conn) handleUnpublish(cs *callSession, body *proto.TrackRef) *proto.Error {
+	sid, ok := c.s.dir.ForgetTrack(cs.p, body.TrackID)
 	if !ok {
 		return &proto.Error{Code: proto.CodeNotFound, Message: "unknown trackId"}
 	}
 	if sid != "" {
-		if err := p.peer.Unpublish(sid); err != nil {
+		if err := cs.peer.Unpublish(sid); err != nil {
 			// The track may already be gone in the SFU; our state is updated.
-			p.log.Debug("unpublish", "track", sid, "err", err)
+			cs.log.Debug("unpublish", "track", sid, "err", err)
 		}
 	}
 	return nil
 }
 
-func (c *conn) handleOffer(reqID string, p *participant, body *proto.SDPBody) *proto.Error {
-	answer, err := p.peer.HandleOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: body.SDP})
+func (c *conn) handleOffer(reqID string, cs *callSession, body *proto.SDPBody) *proto.Error {
+	answer, err := cs.peer.HandleOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: body.SDP})
 	if err != nil {
-		p.log.Info("publisher offer failed", "err", err)
+		cs.log.Info("publisher offer failed", "err", err)
 		return &proto.Error{Code: proto.CodeNegotiationFailed, Message: "publisher offer rejected"}
 	}
 	c.enqueue(proto.Encode(proto.TypeAnswer, reqID, proto.SDPBody{SDP: answer.SDP}))
 	return nil
 }
 
-func (c *conn) handleCandidate(p *participant, body *proto.CandidateBody) *proto.Error {
+func (c *conn) handleCandidate(cs *callSession, body *proto.CandidateBody) *proto.Error {
 	target := sfu.Publisher
 	if body.Target == "subscriber" {
 		target = sfu.Subscriber
 	}
-	if target == sfu.Publisher && !p.grants.Publish {
+	if target == sfu.Publisher && !cs.p.Grants.Publish {
 		return &proto.Error{Code: proto.CodeForbidden, Message: "token has no publish grant"}
 	}
 	ci := webrtc.ICECandidateInit{
@@ -158,23 +197,23 @@ func (c *conn) handleCandidate(p *participant, body *proto.CandidateBody) *proto
 		SDPMLineIndex:    body.Candidate.SDPMLineIndex,
 		UsernameFragment: body.Candidate.UsernameFragment,
 	}
-	if err := p.peer.AddICECandidate(target, ci); err != nil {
-		p.log.Debug("add ICE candidate", "target", body.Target, "err", err)
+	if err := cs.peer.AddICECandidate(target, ci); err != nil {
+		cs.log.Debug("add ICE candidate", "target", body.Target, "err", err)
 		return &proto.Error{Code: proto.CodeNegotiationFailed, Message: "candidate rejected"}
 	}
 	return nil
 }
 
-func (c *conn) handleMute(p *participant, body *proto.MuteBody) *proto.Error {
-	sid, ok := c.s.setMuted(p, body.TrackID, *body.Muted)
+func (c *conn) handleMute(cs *callSession, body *proto.MuteBody) *proto.Error {
+	sid, ok := c.s.dir.SetMuted(cs.p, body.TrackID, *body.Muted)
 	if !ok {
 		return &proto.Error{Code: proto.CodeNotFound, Message: "unknown trackId"}
 	}
 	if sid != "" {
 		// Stop forwarding a muted track instead of relaying black frames
 		// or silence to every subscriber.
-		if err := p.peer.SetTrackMuted(sid, *body.Muted); err != nil {
-			p.log.Debug("set track muted", "track", sid, "err", err)
+		if err := cs.peer.SetTrackMuted(sid, *body.Muted); err != nil {
+			cs.log.Debug("set track muted", "track", sid, "err", err)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -14,8 +15,8 @@ type metrics struct {
 	connections  prometheus.Gauge
 	messages     *prometheus.CounterVec
 	errors       *prometheus.CounterVec
-	rooms        prometheus.Gauge
-	participants prometheus.Gauge
+	rooms        prometheus.GaugeFunc
+	participants prometheus.GaugeFunc
 	queueDrops   prometheus.Counter
 	sessions     prometheus.Gauge
 	chatPushes   prometheus.Counter
@@ -23,7 +24,8 @@ type metrics struct {
 	ringing      prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics makes the counters; the room gauges read dir.
+func newMetrics(reg prometheus.Registerer, dir *rooms.Directory) (*metrics, error) {
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_signaling_connections",
@@ -37,14 +39,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parley_signaling_errors_total",
 			Help: "Error messages sent to clients, by code.",
 		}, []string{"code"}),
-		rooms: prometheus.NewGauge(prometheus.GaugeOpts{
+		rooms: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parley_signaling_rooms",
 			Help: "Rooms with at least one participant.",
-		}),
-		participants: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, func() float64 { n, _ := dir.Counts(); return float64(n) }),
+		participants: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parley_signaling_participants",
-			Help: "Joined participants.",
-		}),
+			Help: "Joined participants (ingest streams included).",
+		}, func() float64 { _, n := dir.Counts(); return float64(n) }),
 		queueDrops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_signaling_send_queue_drops_total",
 			Help: "Clients disconnected because their send queue was full.",

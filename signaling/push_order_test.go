@@ -8,6 +8,7 @@ import (
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/internal/wsbatch"
+	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
@@ -29,7 +30,7 @@ func drained(c *conn) []string {
 // the hold exact; the hub has no sockets, so nothing blocks outside it.
 func TestPushOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m, err := newMetrics(nil)
+		m, err := newMetrics(nil, rooms.New(rooms.Config{}, nil))
 		if err != nil {
 			t.Fatal(err)
 		}

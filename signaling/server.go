@@ -26,6 +26,7 @@ import (
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/internal/wsbatch"
+	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
 )
@@ -47,6 +48,9 @@ type Deps struct {
 	// such as TURN credentials or WHIP, mounted before the catch-all that
 	// answers unknown /api/ paths with 404. They do their own auth.
 	Routes map[string]http.Handler
+	// Rooms is the room directory, shared with ingest; nil: the server
+	// makes its own.
+	Rooms *rooms.Directory
 	// AdminRoutes are other components' admin endpoints; signaling puts
 	// its admin authentication in front (API key or an admin token valid
 	// for every room).
@@ -85,8 +89,9 @@ type Server struct {
 	origins    map[string]bool
 	upgr       *websocket.Upgrader
 
+	dir *rooms.Directory
+
 	mu           sync.Mutex
-	rooms        map[string]*room
 	conns        map[*conn]struct{}
 	shuttingDown bool
 	addr         net.Addr
@@ -115,7 +120,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(deps.Registry)
+	dir := deps.Rooms
+	if dir == nil {
+		dir = rooms.New(rooms.Config{MaxParticipants: cfg.MaxParticipantsPerRoom}, log.With("component", "rooms"))
+	}
+	m, err := newMetrics(deps.Registry, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -129,9 +138,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		ice:       deps.ICEServers,
 		chat:      deps.Chat,
 		hub:       newHub(),
+		dir:       dir,
 		metrics:   m,
 		origins:   map[string]bool{},
-		rooms:     map[string]*room{},
 		conns:     map[*conn]struct{}{},
 
 		listening: make(chan struct{}),

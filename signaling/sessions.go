@@ -117,7 +117,7 @@ func (h *hub) register(c *conn, limit int, first []byte) (before, after string, 
 	set[c] = struct{}{}
 	c.s.metrics.sessions.Inc()
 	h.names[id] = c.displayName()
-	if c.part != nil {
+	if c.call != nil {
 		h.inCall[id]++
 	}
 	h.refreshIdentityLocked(id)
@@ -140,7 +140,7 @@ func (h *hub) unregister(c *conn) (before, after string, contacts []string) {
 	contacts = h.contactsLocked(id)
 	delete(set, c)
 	c.s.metrics.sessions.Dec()
-	if c.part != nil {
+	if c.call != nil {
 		if h.inCall[id]--; h.inCall[id] <= 0 {
 			delete(h.inCall, id)
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/proto"
 )
@@ -15,7 +16,7 @@ func TestIngestStreamParticipant(t *testing.T) {
 	env := startServer(t, nil)
 	viewer, _ := env.join("ada", "stage", allGrants)
 
-	if err := env.srv.AddStream("stage", "PA_stream1", "ingress-obs", "OBS"); err != nil {
+	if err := env.srv.dir.AddStream("stage", "PA_stream1", "ingress-obs", "OBS"); err != nil {
 		t.Fatal(err)
 	}
 	var joined proto.ParticipantBody
@@ -23,17 +24,17 @@ func TestIngestStreamParticipant(t *testing.T) {
 	if !joined.Participant.Stream || joined.Participant.Name != "OBS" || joined.Participant.SID != "PA_stream1" {
 		t.Fatalf("joined %+v", joined.Participant)
 	}
-	if err := env.srv.AddStream("stage", "PA_stream2", "ada", "dup"); !errors.Is(err, ErrIdentityInRoom) {
+	if err := env.srv.dir.AddStream("stage", "PA_stream2", "ada", "dup"); !errors.Is(err, rooms.ErrIdentityInRoom) {
 		t.Fatalf("a stream with a present identity: err %v", err)
 	}
 
-	env.srv.StreamTrackPublished("stage", "PA_stream1", sfu.TrackInfo{SID: "TR_v", ClientTrackID: "video", Kind: "video"}, "camera")
+	env.srv.dir.StreamTrackPublished("stage", "PA_stream1", sfu.TrackInfo{SID: "TR_v", ClientTrackID: "video", Kind: "video"}, "camera")
 	var upd proto.ParticipantBody
 	viewer.expect(proto.TypeParticipantUpdated).decode(t, &upd)
 	if len(upd.Participant.Tracks) != 1 || upd.Participant.Tracks[0].SID != "TR_v" || upd.Participant.Tracks[0].Source != "camera" {
 		t.Fatalf("updated %+v", upd.Participant)
 	}
-	env.srv.StreamAudioUnavailable("stage", "PA_stream1", "ffmpeg not found")
+	env.srv.dir.StreamAudioUnavailable("stage", "PA_stream1", "ffmpeg not found")
 	viewer.expect(proto.TypeParticipantUpdated).decode(t, &upd)
 	if upd.Participant.Notice != "audio unavailable: ffmpeg not found" {
 		t.Fatalf("notice %q", upd.Participant.Notice)
@@ -46,7 +47,7 @@ func TestIngestStreamParticipant(t *testing.T) {
 		t.Fatalf("admin mute of a stream track: %d %s", code, body)
 	}
 
-	env.srv.RemoveStream("stage", "PA_stream1")
+	env.srv.dir.RemoveStream("stage", "PA_stream1")
 	var left proto.ParticipantLeftBody
 	viewer.expect(proto.TypeParticipantLeft).decode(t, &left)
 	if left.SID != "PA_stream1" {

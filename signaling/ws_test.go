@@ -429,7 +429,7 @@ func TestDuplicateIdentityReplaced(t *testing.T) {
 	// The replacement keeps working and is not removed by the old one's teardown.
 	newer.send("unpublish", "x", proto.TrackRef{TrackID: "none"})
 	newer.expectError(proto.CodeNotFound)
-	if p := env.srv.lookup("r", "ada"); p == nil || p.sid != nj.Participant.SID {
+	if p := env.srv.dir.Lookup("r", "ada"); p == nil || p.SID != nj.Participant.SID {
 		t.Fatalf("room holds %+v", p)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/ingest"
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/rtmp"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling"
@@ -99,9 +100,9 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 		return fmt.Errorf("ingest keys: %w", err)
 	}
 	defer ingestKeys.Close()
-	// The stream directory is signaling itself, which exists only after
-	// New; ingest reaches it through this forwarder, set before Run.
-	dir := &streamDirectory{}
+	// The room directory comes first: ingest puts its streams in rooms,
+	// signaling its participants.
+	dir := rooms.New(rooms.Config{MaxParticipants: cfg.Signaling.MaxParticipantsPerRoom}, logger.With("component", "rooms"))
 	ingestSvc, err := ingest.New(cfg.Ingest, ingest.Deps{Media: media, Keys: ingestKeys, Directory: dir, Logger: logger.With("component", "ingest"), Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -121,6 +122,7 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 		Routes:      routes,
 		AdminRoutes: adminRoutes,
 		Chat:        chatSvc,
+		Rooms:       dir,
 		Logger:      logger.With("component", "signaling"),
 		Registry:    reg,
 		Gatherer:    reg,
@@ -135,8 +137,6 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 		}
 		return fmt.Errorf("signaling: %w", err)
 	}
-
-	dir.set(sig)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ingestSvc.Run(gctx) })
