@@ -148,10 +148,12 @@ func (p *fakePeer) isClosed() bool {
 	return p.closed
 }
 
-// The WebSocket tests run on real loopback sockets, not inside
+// Most WebSocket tests run on real loopback sockets, not inside
 // testing/synctest: gorilla blocks in real network syscalls, which synctest
 // does not treat as durably blocked, so its fake clock would never advance.
-// Timings are therefore short real durations with bounded waits.
+// Timings are therefore short real durations with bounded waits. Tests of
+// timing itself serve over in-memory pipes on the fake clock instead
+// (fakeclock_test.go).
 type testEnv struct {
 	t     testing.TB
 	srv   *Server

@@ -218,25 +218,50 @@ func (s *Server) WaitAddr(ctx context.Context) net.Addr {
 	}
 }
 
-// Run listens on cfg.Listen (TLS when configured) until ctx ends, then
-// says bye to every client, closes them and returns after all connection
-// goroutines have exited.
+// Run listens on cfg.Listen and serves there (see Serve).
 func (s *Server) Run(ctx context.Context) error {
-	if !s.started.CompareAndSwap(false, true) {
-		return errors.New("signaling: Run called twice")
-	}
-	var tlsConf *tls.Config
-	if s.cfg.TLSCert != "" {
-		// Load before listening so a bad file fails start with its key name.
-		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("signaling.tls_cert/tls_key: %w", err)
-		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	// Load the certificate before listening, so a bad file fails start
+	// with its key name and nothing was bound.
+	tlsConf, err := s.tlsConfig()
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("signaling.listen %s: %w", s.cfg.Listen, err)
+	}
+	return s.serve(ctx, ln, tlsConf)
+}
+
+// Serve serves HTTP and WebSockets on ln (TLS when configured) until ctx
+// ends, then says bye to every client, closes them and returns after all
+// connection goroutines have exited. It closes ln. Tests hand it an
+// in-memory listener to run the server on a fake clock.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	tlsConf, err := s.tlsConfig()
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	return s.serve(ctx, ln, tlsConf)
+}
+
+// tlsConfig loads the configured certificate; nil without TLS.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	if s.cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("signaling.tls_cert/tls_key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config) error {
+	if !s.started.CompareAndSwap(false, true) {
+		_ = ln.Close()
+		return errors.New("signaling: Run or Serve called twice")
 	}
 	s.mu.Lock()
 	s.addr = ln.Addr()
@@ -274,7 +299,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	<-serveErr
+	// Serve's own error after Shutdown is always ErrServerClosed.
+	_ = <-serveErr
 	s.waitConns()
 	s.calls.wait()
 	s.hub.close()
