@@ -306,10 +306,7 @@ func TestCallShutdownWhileRinging(t *testing.T) {
 	alice.call("bob")
 	bob.ring()
 	env.stop()
-	env.srv.calls.mu.Lock()
-	n := len(env.srv.calls.calls)
-	env.srv.calls.mu.Unlock()
-	if n != 0 {
+	if n := env.srv.calls.pending(); n != 0 {
 		t.Fatalf("%d calls left after shutdown", n)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 // chatError maps a chat service error to the protocol's error codes. The
 // message keeps the service's explanation (it never carries secrets).
-func (c *conn) chatError(op string, err error) *proto.Error {
+func (s *Server) chatError(op string, err error) *proto.Error {
 	code := proto.CodeInternal
 	switch {
 	case errors.Is(err, chat.ErrTooLarge):
@@ -26,7 +26,7 @@ func (c *conn) chatError(op string, err error) *proto.Error {
 		code = proto.CodeConflict
 	}
 	if code == proto.CodeInternal {
-		c.log.Error("chat failure", "op", op, "err", err)
+		s.log.Error("chat failure", "op", op, "err", err)
 		return &proto.Error{Code: proto.CodeInternal, Message: op + " failed; retry later"}
 	}
 	return &proto.Error{Code: code, Message: op + ": " + proto.TrimChatErr(err)}
@@ -79,7 +79,7 @@ func (c *conn) storeEvent(reqID, op string, ev chat.Message, write func(context.
 	ack, err := write(ctx)
 	cancel()
 	if err != nil {
-		return c.chatError(op, err)
+		return c.s.chatError(op, err)
 	}
 	ev.ServerID, ev.Seq, ev.ClientMsgID, ev.CreatedAt = ack.ServerID, ack.Seq, ack.ClientMsgID, ack.CreatedAt
 	ev.Sender = c.chatIdentity()
@@ -133,7 +133,7 @@ func (c *conn) handleChatSync(reqID string, b *proto.ChatSyncBody) *proto.Error 
 	res, err := c.s.chat.CatchUp(ctx, c.identity(), b.LastSeqs, limit)
 	cancel()
 	if err != nil {
-		return c.chatError("chat_sync", err)
+		return c.s.chatError("chat_sync", err)
 	}
 	out := proto.ChatSyncedBody{Conversations: make([]proto.SyncedConversation, 0, len(res.Conversations)), Gone: res.Gone}
 	if out.Gone == nil {
@@ -176,7 +176,7 @@ func (c *conn) sendPage(reqID, typ, convID string, limit int, fetch func(context
 	page, err := fetch(ctx, limit)
 	cancel()
 	if err != nil {
-		return c.chatError(typ, err)
+		return c.s.chatError(typ, err)
 	}
 	c.enqueue(proto.Encode(proto.TypeChatPage, reqID, proto.ChatPageBody{ConversationID: convID, Messages: proto.NewMessageViews(page.Messages), More: page.More}))
 	return nil
@@ -200,7 +200,7 @@ func (c *conn) handleChatReceipt(reqID string, b *proto.ChatReceiptBody) *proto.
 		wm, err = c.s.chat.MarkDelivered(ctx, c.identity(), b.ConversationID, b.Delivered)
 	}
 	if err != nil {
-		return c.chatError("chat_receipt", err)
+		return c.s.chatError("chat_receipt", err)
 	}
 	body := proto.WatermarksBody{ConversationID: b.ConversationID, Identity: c.identity(), Delivered: wm.Delivered, Read: wm.Read}
 	c.enqueue(proto.Encode(proto.TypeChatWatermarks, reqID, body))
@@ -239,15 +239,12 @@ func (c *conn) handleChatDirect(reqID string, b *proto.ChatDirectBody) *proto.Er
 	if b.Identity == c.identity() {
 		return proto.BadRequest("chat_direct: cannot open a direct conversation with yourself")
 	}
-	peer := chat.Identity{ID: b.Identity, Name: c.s.hub.name(b.Identity)}
-	if peer.Name == "" {
-		peer.Name = b.Identity
-	}
+	peer := chat.Identity{ID: b.Identity, Name: c.s.hub.displayName(b.Identity)}
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
 	conv, err := c.s.chat.Direct(ctx, c.chatIdentity(), peer)
 	if err != nil {
-		return c.chatError("chat_direct", err)
+		return c.s.chatError("chat_direct", err)
 	}
 	c.s.announceConversation(conv, []string{c.identity(), peer.ID}, c)
 	return c.replyConversation(reqID, conv)
@@ -263,11 +260,7 @@ func (c *conn) handleChatGroup(reqID string, b *proto.ChatGroupBody) *proto.Erro
 			continue
 		}
 		seen[m] = true
-		name := c.s.hub.name(m)
-		if name == "" {
-			name = m
-		}
-		members = append(members, chat.Identity{ID: m, Name: name})
+		members = append(members, chat.Identity{ID: m, Name: c.s.hub.displayName(m)})
 		ids = append(ids, m)
 	}
 	if len(members) == 0 {
@@ -277,7 +270,7 @@ func (c *conn) handleChatGroup(reqID string, b *proto.ChatGroupBody) *proto.Erro
 	defer cancel()
 	conv, err := c.s.chat.CreateGroup(ctx, c.chatIdentity(), b.Title, members)
 	if err != nil {
-		return c.chatError("chat_group", err)
+		return c.s.chatError("chat_group", err)
 	}
 	c.s.announceConversation(conv, ids, c)
 	return c.replyConversation(reqID, conv)
@@ -322,7 +315,7 @@ func (c *conn) replyConversation(reqID string, conv chat.Conversation) *proto.Er
 	defer cancel()
 	sums, err := c.s.chat.Conversations(ctx, c.identity())
 	if err != nil {
-		return c.chatError("conversation", err)
+		return c.s.chatError("conversation", err)
 	}
 	view := proto.NewConversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, c.identity())
 	for _, sum := range sums {

@@ -94,7 +94,7 @@ var handlers = map[string]handler{
 		return c.handleTyping(r.Body.(*proto.TypingBody))
 	},
 	proto.TypeCall: func(c *conn, r proto.Request) *proto.Error {
-		return c.s.calls.start(c, r.ID, r.Body.(*proto.CallBody))
+		return c.handleCall(r.ID, r.Body.(*proto.CallBody))
 	},
 	proto.TypeCallAccept:  answerCall,
 	proto.TypeCallDecline: answerCall,
@@ -102,7 +102,7 @@ var handlers = map[string]handler{
 }
 
 func answerCall(c *conn, r proto.Request) *proto.Error {
-	return c.s.calls.answer(c, r.ID, r.Type, r.Body.(*proto.CallRefBody).CallID)
+	return c.s.calls.answer(c.chatIdentity(), c, r.ID, r.Type, r.Body.(*proto.CallRefBody).CallID)
 }
 
 // dispatch checks what the request's type needs (proto.Spec) and runs

@@ -150,7 +150,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.origins[n] = true
 	}
 	s.upgr = wsbatch.Upgrader(s.originAllowed)
-	s.calls = newCallTable(s)
+	s.calls = s.newCallTable()
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	s.handler = s.routes(deps)
 	return s, nil
@@ -299,8 +299,9 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	// Serve's own error after Shutdown is always ErrServerClosed.
-	_ = <-serveErr
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Debug("serve ended", "err", err)
+	}
 	s.waitConns()
 	s.calls.wait()
 	s.hub.close()

@@ -236,11 +236,15 @@ func (h *hub) members(convID string) []string {
 	return out
 }
 
-// name returns a connected identity's display name, or "" if offline.
-func (h *hub) name(identity string) string {
+// displayName returns a connected identity's display name, or the
+// identity itself when it is offline (or chose none).
+func (h *hub) displayName(identity string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.names[identity]
+	if n := h.names[identity]; n != "" {
+		return n
+	}
+	return identity
 }
 
 // pushConv queues msg for every session of every connected member of
@@ -269,7 +273,7 @@ func (h *hub) pushConv(convID string, msg []byte, skip *conn, skipIdentity strin
 }
 
 // pushIdentity queues msg for every session of identity except skip.
-func (h *hub) pushIdentity(identity string, msg []byte, skip *conn) int {
+func (h *hub) pushIdentity(identity string, msg []byte, skip outbound) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0

@@ -197,7 +197,7 @@ func (k *KeySet) Verify(token string) (Claims, error) {
 			return Claims{}, fmt.Errorf("%w", ErrExpired)
 		}
 		// jwt's messages describe the check that failed, never the token.
-		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if jc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: identity is required", ErrInvalid)
