@@ -18,7 +18,7 @@ import (
 
 // batchPair is a server conn (upgraded through wsbatch, its writer
 // running) and the client end of the same WebSocket.
-func batchPair(t *testing.T, mutate func(*Config)) (*conn, *websocket.Conn) {
+func batchPair(t *testing.T, mutate func(*Config)) (*wsConn, *websocket.Conn) {
 	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
@@ -32,14 +32,14 @@ func batchPair(t *testing.T, mutate func(*Config)) (*conn, *websocket.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upgraded := make(chan *conn, 1)
+	upgraded := make(chan *wsConn, 1)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, _, err := wsbatch.Upgrade(s.upgr, w, r, cfg.WriteTimeout, wsbatch.NewBufPool())
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		upgraded <- newConn(s, ws, s.log)
+		upgraded <- newWSConn(s, ws, s.log)
 	}))
 	t.Cleanup(hs.Close)
 	cli, _, err := websocket.DefaultDialer.Dial(strings.Replace(hs.URL, "http", "ws", 1), nil)

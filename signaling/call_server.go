@@ -23,7 +23,7 @@ func (s *Server) newCallTable() *callTable {
 }
 
 // handleCall places a call from c.
-func (c *conn) handleCall(reqID string, b *proto.CallBody) *proto.Error {
+func (c *chatSession) handleCall(reqID string, b *proto.CallBody) *proto.Error {
 	me := c.chatIdentity()
 	convID, kind, callees, perr := c.s.resolveCallees(me, b)
 	if perr != nil {

@@ -3,7 +3,6 @@ package signaling
 import (
 	"context"
 	"errors"
-	"log/slog"
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/signaling/proto"
@@ -32,39 +31,21 @@ func (s *Server) chatError(op string, err error) *proto.Error {
 	return &proto.Error{Code: code, Message: op + ": " + proto.TrimChatErr(err)}
 }
 
-// joinRoomChat makes a call participant with the chat grant a member of
-// the room's conversation and returns its id. A failure only costs the
-// room its chat.
-func (c *conn) joinRoomChat(room string, log *slog.Logger) string {
-	s := c.s
-	if s.chat == nil || !c.claims.Grants.Chat {
-		return ""
-	}
-	ctx, cancel := s.chatCtx()
-	defer cancel()
-	conv, err := s.chat.JoinRoom(ctx, room, c.chatIdentity(), chat.RoleMember)
-	if err != nil {
-		log.Error("joining room chat", "err", err)
-		return ""
-	}
-	return conv.ID
-}
-
-func (c *conn) handleChatSend(reqID string, b *proto.ChatSendBody) *proto.Error {
+func (c *chatSession) handleChatSend(reqID string, b *proto.ChatSendBody) *proto.Error {
 	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventText, Text: b.Text}
 	return c.storeEvent(reqID, "chat_send", ev, func(ctx context.Context) (chat.Ack, error) {
 		return c.s.chat.Send(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.Text)
 	})
 }
 
-func (c *conn) handleChatEdit(reqID string, b *proto.ChatEditBody) *proto.Error {
+func (c *chatSession) handleChatEdit(reqID string, b *proto.ChatEditBody) *proto.Error {
 	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventEdit, Text: b.Text, TargetSeq: b.TargetSeq}
 	return c.storeEvent(reqID, "chat_edit", ev, func(ctx context.Context) (chat.Ack, error) {
 		return c.s.chat.Edit(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq, b.Text)
 	})
 }
 
-func (c *conn) handleChatDelete(reqID string, b *proto.ChatDeleteBody) *proto.Error {
+func (c *chatSession) handleChatDelete(reqID string, b *proto.ChatDeleteBody) *proto.Error {
 	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventDelete, TargetSeq: b.TargetSeq}
 	return c.storeEvent(reqID, "chat_delete", ev, func(ctx context.Context) (chat.Ack, error) {
 		return c.s.chat.Delete(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq)
@@ -74,7 +55,7 @@ func (c *conn) handleChatDelete(reqID string, b *proto.ChatDeleteBody) *proto.Er
 // storeEvent runs one chat write under the write rate limit and, once the
 // store has it (durably), acks it to the sender and pushes it (stored).
 // ev carries what the request said; the store's ack fills in the rest.
-func (c *conn) storeEvent(reqID, op string, ev chat.Message, write func(context.Context) (chat.Ack, error)) *proto.Error {
+func (c *chatSession) storeEvent(reqID, op string, ev chat.Message, write func(context.Context) (chat.Ack, error)) *proto.Error {
 	ctx, cancel := c.s.chatCtx()
 	ack, err := write(ctx)
 	cancel()
@@ -91,7 +72,7 @@ func (c *conn) storeEvent(reqID, op string, ev chat.Message, write func(context.
 // other session of every member. A duplicate (a retry) is only acked: the
 // original was pushed when it was stored, and members that missed that
 // push find it by seq (range or sync).
-func (c *conn) stored(reqID string, m chat.Message, duplicate bool) {
+func (c *chatSession) stored(reqID string, m chat.Message, duplicate bool) {
 	if h := c.s.hooks.afterChatSend; h != nil {
 		h(c)
 	}
@@ -107,14 +88,14 @@ func (c *conn) stored(reqID string, m chat.Message, duplicate bool) {
 
 // pushMessage sends a stored event to every connected member's sessions
 // except skip.
-func (s *Server) pushMessage(m chat.Message, skip *conn) {
+func (s *Server) pushMessage(m chat.Message, skip *chatSession) {
 	n := s.hub.pushOrdered(m.ConversationID, m.Seq, proto.Encode(proto.TypeMessage, "", proto.NewMessageView(m)), skip)
 	s.metrics.chatPushes.Add(float64(n))
 }
 
 // pageLimit checks a client's page size and returns the one to use:
 // chat_page_max when the client gave none.
-func (c *conn) pageLimit(typ string, limit int) (int, *proto.Error) {
+func (c *chatSession) pageLimit(typ string, limit int) (int, *proto.Error) {
 	if limit > c.s.cfg.ChatPageMax {
 		return 0, proto.BadRequest("%s: limit %d is above chat_page_max (%d)", typ, limit, c.s.cfg.ChatPageMax)
 	}
@@ -124,7 +105,7 @@ func (c *conn) pageLimit(typ string, limit int) (int, *proto.Error) {
 	return limit, nil
 }
 
-func (c *conn) handleChatSync(reqID string, b *proto.ChatSyncBody) *proto.Error {
+func (c *chatSession) handleChatSync(reqID string, b *proto.ChatSyncBody) *proto.Error {
 	limit, perr := c.pageLimit(proto.TypeChatSync, b.Limit)
 	if perr != nil {
 		return perr
@@ -154,20 +135,20 @@ func (c *conn) handleChatSync(reqID string, b *proto.ChatSyncBody) *proto.Error 
 	return nil
 }
 
-func (c *conn) handleChatHistory(reqID string, b *proto.ChatHistoryBody) *proto.Error {
+func (c *chatSession) handleChatHistory(reqID string, b *proto.ChatHistoryBody) *proto.Error {
 	return c.sendPage(reqID, proto.TypeChatHistory, b.ConversationID, b.Limit, func(ctx context.Context, limit int) (chat.Page, error) {
 		return c.s.chat.History(ctx, c.identity(), b.ConversationID, b.BeforeSeq, limit)
 	})
 }
 
-func (c *conn) handleChatRange(reqID string, b *proto.ChatRangeBody) *proto.Error {
+func (c *chatSession) handleChatRange(reqID string, b *proto.ChatRangeBody) *proto.Error {
 	return c.sendPage(reqID, proto.TypeChatRange, b.ConversationID, b.Limit, func(ctx context.Context, limit int) (chat.Page, error) {
 		return c.s.chat.Range(ctx, c.identity(), b.ConversationID, b.AfterSeq, limit)
 	})
 }
 
 // sendPage answers a history or range request with one page of events.
-func (c *conn) sendPage(reqID, typ, convID string, limit int, fetch func(context.Context, int) (chat.Page, error)) *proto.Error {
+func (c *chatSession) sendPage(reqID, typ, convID string, limit int, fetch func(context.Context, int) (chat.Page, error)) *proto.Error {
 	limit, perr := c.pageLimit(typ, limit)
 	if perr != nil {
 		return perr
@@ -188,7 +169,7 @@ func (c *conn) sendPage(reqID, typ, convID string, limit int, fetch func(context
 // get a "chat_receipt". In room conversations only the identity's own
 // devices are told: per-member read state of a broadcast room would cost
 // every member a message per receipt of every other member.
-func (c *conn) handleChatReceipt(reqID string, b *proto.ChatReceiptBody) *proto.Error {
+func (c *chatSession) handleChatReceipt(reqID string, b *proto.ChatReceiptBody) *proto.Error {
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
 	var wm chat.Watermarks
@@ -221,21 +202,21 @@ func (c *conn) handleChatReceipt(reqID string, b *proto.ChatReceiptBody) *proto.
 
 // handleTyping forwards a typing notice to the other members' sessions.
 // It is ephemeral: no seq, no storage, nothing on reconnect.
-func (c *conn) handleTyping(b *proto.TypingBody) *proto.Error {
-	if !c.typingLimiter.Allow() {
+func (c *chatSession) handleTyping(b *proto.TypingBody) *proto.Error {
+	if !c.typing.Allow() {
 		return &proto.Error{Code: proto.CodeRateLimited, Message: "typing rate limit exceeded (typing_rate_per_second)"}
 	}
 	if !c.s.hub.isMember(c.identity(), b.ConversationID) {
 		return &proto.Error{Code: proto.CodeForbidden, Message: "typing: not a member of this conversation"}
 	}
-	msg := proto.Encode(proto.TypeTyping, "", proto.TypingEventBody{ConversationID: b.ConversationID, Identity: c.identity(), Name: c.name})
+	msg := proto.Encode(proto.TypeTyping, "", proto.TypingEventBody{ConversationID: b.ConversationID, Identity: c.identity(), Name: c.displayName()})
 	c.s.hub.pushConv(b.ConversationID, msg, c, c.identity())
 	return nil
 }
 
 // handleChatDirect opens (or finds) the direct conversation with another
 // identity. The peer's sessions learn of it with a "conversation" push.
-func (c *conn) handleChatDirect(reqID string, b *proto.ChatDirectBody) *proto.Error {
+func (c *chatSession) handleChatDirect(reqID string, b *proto.ChatDirectBody) *proto.Error {
 	if b.Identity == c.identity() {
 		return proto.BadRequest("chat_direct: cannot open a direct conversation with yourself")
 	}
@@ -251,7 +232,7 @@ func (c *conn) handleChatDirect(reqID string, b *proto.ChatDirectBody) *proto.Er
 }
 
 // handleChatGroup creates a group with the sender as admin.
-func (c *conn) handleChatGroup(reqID string, b *proto.ChatGroupBody) *proto.Error {
+func (c *chatSession) handleChatGroup(reqID string, b *proto.ChatGroupBody) *proto.Error {
 	members := make([]chat.Identity, 0, len(b.Members))
 	ids := []string{c.identity()}
 	seen := map[string]bool{c.identity(): true}
@@ -283,7 +264,7 @@ const maxPresenceIntroductions = 1024
 // announceConversation indexes conv for its connected members and tells
 // those who did not know it yet (except skip, which gets a reply), plus
 // the presence of the connected members to the newly indexed ones.
-func (s *Server) announceConversation(conv chat.Conversation, members []string, skip *conn) {
+func (s *Server) announceConversation(conv chat.Conversation, members []string, skip *chatSession) {
 	added := s.hub.addMembers(conv.ID, conv.Kind, members...)
 	if len(added) == 0 {
 		return
@@ -310,7 +291,7 @@ func (s *Server) announceConversation(conv chat.Conversation, members []string, 
 
 // replyConversation answers with the requester's view (watermarks and
 // unread count included) of conv.
-func (c *conn) replyConversation(reqID string, conv chat.Conversation) *proto.Error {
+func (c *chatSession) replyConversation(reqID string, conv chat.Conversation) *proto.Error {
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
 	sums, err := c.s.chat.Conversations(ctx, c.identity())

@@ -2,13 +2,10 @@ package signaling
 
 import (
 	"context"
-	"time"
 
-	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/parleyhq/parley/chat"
-	"github.com/parleyhq/parley/internal/ids"
-	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -20,74 +17,60 @@ const typingBurst = 3
 type testHooks struct {
 	// afterChatSend runs after the chat service stored a message and
 	// before its ack is queued (the network-cut test closes the socket).
-	afterChatSend func(c *conn)
+	afterChatSend func(c *chatSession)
 }
 
-func (c *conn) identity() string { return c.claims.Identity }
+// chatSession is the chat side of a session (docs/protocol.md, Chat,
+// presence and calls): its rate limits, its registration in the hub,
+// and the presence change that registration made. Every session has one
+// while chat is enabled, call sessions included. It reaches the socket
+// through its session's outbound, and is itself the outbound the hub and
+// the call table hold for it.
+type chatSession struct {
+	s  *Server
+	ss *session
 
-func (c *conn) displayName() string { return c.name }
+	// Used by the reader only.
+	writes *rate.Limiter // chat_rate_per_second (proto.NeedWrite)
+	typing *rate.Limiter // typing_rate_per_second
 
-func (c *conn) chatIdentity() chat.Identity {
-	return chat.Identity{ID: c.claims.Identity, Name: c.name}
+	// registered is set once the session is in the hub; the presence
+	// pair is what registering changed, announced after "joined".
+	registered                    bool
+	presenceBefore, presenceAfter string
 }
 
-// displayNameFor picks the name shown to others: the token's, else the
-// one the client asked for, else the identity.
-func displayNameFor(claims auth.Claims, requested string) string {
-	name := claims.Name
-	if name == "" {
-		name = cleanName(requested)
+var _ outbound = (*chatSession)(nil)
+
+func newChatSession(ss *session) *chatSession {
+	cfg := &ss.s.cfg
+	return &chatSession{
+		s: ss.s, ss: ss,
+		writes: rate.NewLimiter(rate.Limit(cfg.ChatRatePerSecond), cfg.ChatRateBurst),
+		typing: rate.NewLimiter(rate.Limit(cfg.TypingRatePerSecond), typingBurst),
 	}
-	if name == "" {
-		name = claims.Identity
-	}
-	return name
 }
 
-// handleIMJoin admits a messaging-only session: a token with no room and
-// the chat grant. It gets "joined" with an empty room and no media.
-func (c *conn) handleIMJoin(reqID string, claims auth.Claims, body *proto.JoinBody) {
-	s := c.s
-	if s.chat == nil {
-		c.fail(reqID, &proto.Error{Code: proto.CodeUnavailable, Message: "chat is not enabled on this server"}, websocket.ClosePolicyViolation)
-		return
-	}
-	c.claims, c.name, c.sid = claims, displayNameFor(claims, body.Name), ids.New("SE_")
-	joined := proto.Encode(proto.TypeJoined, reqID, proto.JoinedBody{
-		Protocol:       proto.ProtocolVersion,
-		Participant:    proto.ParticipantView{SID: c.sid, Identity: claims.Identity, Name: c.name, Tracks: []proto.TrackView{}},
-		Participants:   []proto.ParticipantView{},
-		ICEServers:     []proto.ICEServerView{},
-		PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
-		PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
-		Grants:         claims.Grants,
-	})
-	if !c.enterIM(s.cfg.MaxSessionsPerIdentity, joined) {
-		c.fail(reqID, &proto.Error{Code: proto.CodeTooManySessions, Message: "this identity has too many open sessions"}, websocket.ClosePolicyViolation)
-		return
-	}
-	c.afterIMJoined()
-	c.joined.Store(true)
-	c.extendReadDeadline(s.cfg.PingTimeout)
-	c.markReady()
-	c.log.Info("messaging session joined", "identity", claims.Identity, "session", c.sid)
-}
+func (c *chatSession) enqueue(msg []byte)                     { c.ss.out.enqueue(msg) }
+func (c *chatSession) sendError(re string, perr *proto.Error) { c.ss.out.sendError(re, perr) }
+func (c *chatSession) sendBye(reason string)                  { c.ss.out.sendBye(reason) }
 
-// enterIM registers c in the hub and loads its conversations into the
-// index; limit and joined are as for hub.register. Presence and snapshots
-// follow in afterIMJoined.
-func (c *conn) enterIM(limit int, joined []byte) bool {
-	s := c.s
-	if s.chat == nil {
-		return true
-	}
-	before, after, ok := s.hub.register(c, limit, joined)
+func (c *chatSession) identity() string            { return c.ss.identity() }
+func (c *chatSession) displayName() string         { return c.ss.name }
+func (c *chatSession) chatIdentity() chat.Identity { return c.ss.chatIdentity() }
+func (c *chatSession) inCall() bool                { return c.ss.call != nil }
+
+// enter registers the session in the hub and loads its conversations
+// into the index; limit and joined are as for hub.register. The presence
+// change follows in announce.
+func (c *chatSession) enter(limit int, joined []byte) bool {
+	before, after, ok := c.s.hub.register(c, limit, joined)
 	if !ok {
 		return false
 	}
 	c.presenceBefore, c.presenceAfter = before, after
-	c.im = true
-	if c.claims.Grants.Chat {
+	c.registered = true
+	if c.ss.claims.Grants.Chat {
 		c.loadConversations()
 	}
 	return true
@@ -96,12 +79,12 @@ func (c *conn) enterIM(limit int, joined []byte) bool {
 // loadConversations indexes the identity's conversations so pushes reach
 // this session. A message stored between this read and the index update
 // is not pushed here; the client's chat_sync after joined fetches it.
-func (c *conn) loadConversations() {
+func (c *chatSession) loadConversations() {
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
 	sums, err := c.s.chat.Conversations(ctx, c.identity())
 	if err != nil {
-		c.log.Error("loading conversations", "err", err)
+		c.ss.log.Error("loading conversations", "err", err)
 		return
 	}
 	for _, sum := range sums {
@@ -109,10 +92,10 @@ func (c *conn) loadConversations() {
 	}
 }
 
-// afterIMJoined announces the new session's presence and sends it its
-// contacts' presence.
-func (c *conn) afterIMJoined() {
-	if !c.im {
+// announce tells the identity's contacts about the new session's
+// presence and sends it its contacts' presence.
+func (c *chatSession) announce() {
+	if !c.registered {
 		return
 	}
 	h := c.s.hub
@@ -120,16 +103,15 @@ func (c *conn) afterIMJoined() {
 	h.sendPresenceSnapshot(c)
 }
 
-// leaveIM runs at teardown: the session leaves the hub, its calls end and
+// leave runs at teardown: the session leaves the hub, its calls end and
 // its presence is updated.
-func (c *conn) leaveIM() {
-	if !c.im {
+func (c *chatSession) leave() {
+	if !c.registered {
 		return
 	}
-	s := c.s
-	s.calls.sessionGone(c)
-	before, after, contacts := s.hub.unregister(c)
-	s.hub.announcePresence(c.identity(), before, after, contacts)
+	c.s.calls.sessionGone(c)
+	before, after, contacts := c.s.hub.unregister(c)
+	c.s.hub.announcePresence(c.identity(), before, after, contacts)
 }
 
 // chatCtx bounds one chat service call: the server's lifetime plus a
@@ -137,6 +119,3 @@ func (c *conn) leaveIM() {
 func (s *Server) chatCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.baseCtx, chatCallTimeout)
 }
-
-// chatCallTimeout bounds one chat store call made for a client.
-const chatCallTimeout = 10 * time.Second

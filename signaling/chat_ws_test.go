@@ -405,9 +405,9 @@ func TestChatGroupAndRoomPush(t *testing.T) {
 func TestChatNetworkCutBetweenWriteAndAck(t *testing.T) {
 	env := startChatServer(t, nil, nil)
 	var cut atomic.Bool
-	env.srv.hooks.afterChatSend = func(c *conn) {
+	env.srv.hooks.afterChatSend = func(c *chatSession) {
 		if cut.CompareAndSwap(false, true) {
-			_ = c.ws.NetConn().Close()
+			_ = c.ss.out.(*wsConn).ws.NetConn().Close()
 		}
 	}
 	bob := env.imJoin("bob")

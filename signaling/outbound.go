@@ -15,4 +15,4 @@ type outbound interface {
 	sendBye(reason string)
 }
 
-var _ outbound = (*conn)(nil)
+var _ outbound = (*wsConn)(nil)

@@ -83,7 +83,7 @@ func (h *hub) announcePresence(identity, before, after string, contacts []string
 
 // sendPresenceSnapshot queues the status of every online contact of c's
 // identity to c, so a new session starts with the current picture.
-func (h *hub) sendPresenceSnapshot(c *conn) {
+func (h *hub) sendPresenceSnapshot(c *chatSession) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range h.contactsLocked(c.identity()) {

@@ -25,7 +25,7 @@ const maxHeldPushes = 256
 
 type heldPush struct {
 	msg  []byte
-	skip *conn
+	skip *chatSession
 }
 
 // pushOrdered queues a stored event (seq in conv) to every connected
@@ -35,7 +35,7 @@ type heldPush struct {
 // Only the conversation's own lock is held while queueing: every push of
 // a conversation (and its hold timer) runs under it, which is what keeps
 // each session's queue in seq order.
-func (h *hub) pushOrdered(convID string, seq int64, msg []byte, skip *conn) int {
+func (h *hub) pushOrdered(convID string, seq int64, msg []byte, skip *chatSession) int {
 	h.mu.Lock()
 	e := h.convs[convID]
 	closed := h.closed
@@ -71,7 +71,7 @@ func (h *hub) pushOrdered(convID string, seq int64, msg []byte, skip *conn) int 
 }
 
 // deliverLocked queues msg to e's sessions except skip; e.mu is held.
-func (h *hub) deliverLocked(e *convEntry, msg []byte, skip *conn) int {
+func (h *hub) deliverLocked(e *convEntry, msg []byte, skip *chatSession) int {
 	n := 0
 	for _, c := range e.conns {
 		if c != skip {

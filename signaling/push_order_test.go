@@ -10,16 +10,25 @@ import (
 	"github.com/parleyhq/parley/internal/wsbatch"
 	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
-// hubConn is a session with only a send queue, enough for the hub.
-func hubConn(s *Server, identity string) *conn {
-	return &conn{s: s, q: wsbatch.NewQueue(nil, 1024), claims: auth.Claims{Identity: identity}, name: identity}
+// queueOut is a connection that is only a send queue.
+type queueOut struct{ q *wsbatch.Queue }
+
+func (o queueOut) enqueue(msg []byte)             { _, _ = o.q.Push(msg) }
+func (o queueOut) sendError(string, *proto.Error) {}
+func (o queueOut) sendBye(string)                 {}
+
+// hubConn is a chat session with only a send queue, enough for the hub.
+func hubConn(s *Server, identity string) *chatSession {
+	ss := &session{s: s, out: queueOut{q: wsbatch.NewQueue(nil, 1024)}, claims: auth.Claims{Identity: identity}, name: identity}
+	return &chatSession{s: s, ss: ss}
 }
 
-func drained(c *conn) []string {
+func drained(c *chatSession) []string {
 	var out []string
-	for _, m := range c.q.Take() {
+	for _, m := range c.ss.out.(queueOut).q.Take() {
 		out = append(out, string(m))
 	}
 	return out
@@ -35,7 +44,7 @@ func TestPushOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := &Server{metrics: m}
-		h := newHub()
+		h := newHub(m.sessions)
 		a, b := hubConn(s, "a"), hubConn(s, "b")
 		h.register(a, 0, nil)
 		h.register(b, 0, nil)

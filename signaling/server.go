@@ -92,7 +92,7 @@ type Server struct {
 	dir *rooms.Directory
 
 	mu           sync.Mutex
-	conns        map[*conn]struct{}
+	conns        map[*wsConn]struct{}
 	shuttingDown bool
 	addr         net.Addr
 	listening    chan struct{} // closed once addr is set
@@ -137,11 +137,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		keys:      keys,
 		ice:       deps.ICEServers,
 		chat:      deps.Chat,
-		hub:       newHub(),
+		hub:       newHub(m.sessions),
 		dir:       dir,
 		metrics:   m,
 		origins:   map[string]bool{},
-		conns:     map[*conn]struct{}{},
+		conns:     map[*wsConn]struct{}{},
 
 		listening: make(chan struct{}),
 	}
@@ -314,7 +314,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 func (s *Server) shutdownConns() {
 	s.mu.Lock()
 	s.shuttingDown = true
-	conns := make([]*conn, 0, len(s.conns))
+	conns := make([]*wsConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
@@ -388,7 +388,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.wg.Done()
 		return
 	}
-	c := newConn(s, ws, s.log.With("remote", r.RemoteAddr))
+	c := newWSConn(s, ws, s.log.With("remote", r.RemoteAddr))
 	// The connection runs on a fresh goroutine and this handler returns:
 	// net/http keeps its per-connection request state and buffers (about
 	// 12 KiB) for as long as the handler runs, even after a hijack.
@@ -396,7 +396,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // runConn serves one upgraded connection until it ends.
-func (s *Server) runConn(c *conn) {
+func (s *Server) runConn(c *wsConn) {
 	defer s.wg.Done()
 	s.mu.Lock()
 	s.conns[c] = struct{}{}

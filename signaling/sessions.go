@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parleyhq/parley/chat"
 )
 
@@ -21,13 +23,15 @@ import (
 // joins and leaves.
 type hub struct {
 	mu       sync.Mutex
-	sessions map[string]map[*conn]struct{}  // by identity
-	names    map[string]string              // display name of connected identities
-	inCall   map[string]int                 // identity -> call-room sessions
-	convs    map[string]*convEntry          // by conversation id
-	memberOf map[string]map[string]struct{} // identity -> conversation ids
-	closed   bool                           // Run is ending; no more pushes
-	timers   sync.WaitGroup                 // push hold timers (push_order.go)
+	sessions map[string]map[*chatSession]struct{} // by identity
+	names    map[string]string                    // display name of connected identities
+	inCall   map[string]int                       // identity -> call-room sessions
+	convs    map[string]*convEntry                // by conversation id
+	memberOf map[string]map[string]struct{}       // identity -> conversation ids
+	closed   bool                                 // Run is ending; no more pushes
+	// sessionGauge counts registered sessions (parley_signaling_sessions).
+	sessionGauge prometheus.Gauge
+	timers       sync.WaitGroup // push hold timers (push_order.go)
 }
 
 type convEntry struct {
@@ -38,7 +42,7 @@ type convEntry struct {
 	mu sync.Mutex
 	// conns is every session of every member, rebuilt (never changed in
 	// place) under hub.mu whenever members or their sessions change.
-	conns []*conn
+	conns []*chatSession
 	// dead: the entry left the index (no connected member, or the hub
 	// closed); pushes that still hold it send nothing.
 	dead bool
@@ -55,7 +59,7 @@ func (h *hub) refreshLocked(e *convEntry) {
 	for id := range e.members {
 		n += len(h.sessions[id])
 	}
-	conns := make([]*conn, 0, n)
+	conns := make([]*chatSession, 0, n)
 	for id := range e.members {
 		for c := range h.sessions[id] {
 			conns = append(conns, c)
@@ -76,13 +80,14 @@ func (h *hub) refreshIdentityLocked(identity string) {
 	}
 }
 
-func newHub() *hub {
+func newHub(sessionGauge prometheus.Gauge) *hub {
 	return &hub{
-		sessions: map[string]map[*conn]struct{}{},
-		names:    map[string]string{},
-		inCall:   map[string]int{},
-		convs:    map[string]*convEntry{},
-		memberOf: map[string]map[string]struct{}{},
+		sessionGauge: sessionGauge,
+		sessions:     map[string]map[*chatSession]struct{}{},
+		names:        map[string]string{},
+		inCall:       map[string]int{},
+		convs:        map[string]*convEntry{},
+		memberOf:     map[string]map[string]struct{}{},
 	}
 }
 
@@ -98,7 +103,7 @@ func (h *hub) sessionCount(identity string) int {
 // change. With limit > 0 it refuses a session beyond limit (ok false).
 // first, when set, is queued to c under the same lock, so no push can
 // overtake it ("joined" of a messaging session).
-func (h *hub) register(c *conn, limit int, first []byte) (before, after string, ok bool) {
+func (h *hub) register(c *chatSession, limit int, first []byte) (before, after string, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := c.identity()
@@ -111,13 +116,13 @@ func (h *hub) register(c *conn, limit int, first []byte) (before, after string, 
 		c.enqueue(first)
 	}
 	if set == nil {
-		set = map[*conn]struct{}{}
+		set = map[*chatSession]struct{}{}
 		h.sessions[id] = set
 	}
 	set[c] = struct{}{}
-	c.s.metrics.sessions.Inc()
+	h.sessionGauge.Inc()
 	h.names[id] = c.displayName()
-	if c.call != nil {
+	if c.inCall() {
 		h.inCall[id]++
 	}
 	h.refreshIdentityLocked(id)
@@ -128,7 +133,7 @@ func (h *hub) register(c *conn, limit int, first []byte) (before, after string, 
 // identity leaves the conversation index. It returns the presence before
 // and after, and the contacts computed before the index shrank (so an
 // "offline" still reaches them).
-func (h *hub) unregister(c *conn) (before, after string, contacts []string) {
+func (h *hub) unregister(c *chatSession) (before, after string, contacts []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := c.identity()
@@ -139,8 +144,8 @@ func (h *hub) unregister(c *conn) (before, after string, contacts []string) {
 	before = h.statusLocked(id)
 	contacts = h.contactsLocked(id)
 	delete(set, c)
-	c.s.metrics.sessions.Dec()
-	if c.call != nil {
+	h.sessionGauge.Dec()
+	if c.inCall() {
 		if h.inCall[id]--; h.inCall[id] <= 0 {
 			delete(h.inCall, id)
 		}
@@ -250,7 +255,7 @@ func (h *hub) displayName(identity string) string {
 // pushConv queues msg for every session of every connected member of
 // conv except skip (the session that caused it, which gets its own reply)
 // and, when skipIdentity is set, except all of that identity's sessions.
-func (h *hub) pushConv(convID string, msg []byte, skip *conn, skipIdentity string) int {
+func (h *hub) pushConv(convID string, msg []byte, skip *chatSession, skipIdentity string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.convs[convID]

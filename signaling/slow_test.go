@@ -63,7 +63,7 @@ func TestSlowClientDisconnected(t *testing.T) {
 	defer ws.Close()
 
 	// No writer runs: the queue only fills, as behind a stuck write.
-	c := newConn(s, ws, s.log)
+	c := newWSConn(s, ws, s.log)
 	start := time.Now()
 	for i := 0; i < cfg.SendQueue+5; i++ {
 		c.enqueue([]byte(`{"type":"ping","data":{"ts":1}}`))

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parleyhq/parley/internal/wsbatch"
-	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -26,13 +25,15 @@ const maxRateViolations = 100
 // of being answered with a TCP reset that could hide our last messages.
 const closeGrace = time.Second
 
-// conn is one WebSocket. The reader (which also runs request handlers)
-// reads; the writer drains a bounded queue and writes everything that may
-// have to wait for the socket. Everyone else only enqueues, which never
-// blocks: when the connection is idle, enqueue offers the frame to the
-// socket at once without waiting (internal/wsbatch), and a full queue drops
-// the client rather than blocking the room.
-type conn struct {
+// wsConn is one WebSocket, and only that: the reader (which also runs
+// request handlers) reads; the writer drains the bounded send queue of
+// internal/wsbatch and writes, pings and the final close frame. Everyone
+// else only enqueues, which never blocks: an idle connection takes the
+// frame at once (a direct write), and a full queue drops the client
+// rather than blocking the room. What a joined connection is (a call, a
+// chat session) lives in its session (session.go), which reaches the
+// socket through outbound.
+type wsConn struct {
 	s       *Server
 	ws      *websocket.Conn
 	bc      *wsbatch.Conn // ws's socket; nil when ws was made without one (tests)
@@ -49,59 +50,32 @@ type conn struct {
 	deadlineMu  sync.Mutex
 	readClosing bool // the close grace deadline is set; don't extend it
 
-	// SFU events wait here until "joined" is queued (ready), so that a
-	// client never sees an offer before it knows its room.
-	evMu     sync.Mutex
-	events   []peerEvent
-	ready    bool
-	evSignal chan struct{}
-
 	writerDone chan struct{}
 
 	joined atomic.Bool
-	// call and claims are written by the reader before markReady and only
-	// read by the writer after it (ordered by evMu).
-	call   *callSession
-	claims auth.Claims
-	// name is the display name shown to others; set with claims.
-	name string
-	// sid identifies the session (the participant sid for call joins).
-	sid string
-
-	// Chat limits (docs/protocol.md, Chat limits), used by the reader only.
-	chatLimiter   *rate.Limiter
-	typingLimiter *rate.Limiter
-	// im is set by the reader once the session is in the hub; the
-	// presence pair is what registering changed, announced after joined.
-	im                            bool
-	presenceBefore, presenceAfter string
+	// sess is set by the reader when a join succeeds; only the reader
+	// (and its teardown) uses it.
+	sess *session
 }
 
-func newConn(s *Server, ws *websocket.Conn, log *slog.Logger) *conn {
+func newWSConn(s *Server, ws *websocket.Conn, log *slog.Logger) *wsConn {
 	bc, _ := ws.NetConn().(*wsbatch.Conn)
-	return &conn{
-		s:       s,
-		ws:      ws,
-		bc:      bc,
-		q:       wsbatch.NewQueue(bc, s.cfg.SendQueue),
-		log:     log,
-		limiter: rate.NewLimiter(rate.Limit(s.cfg.RatePerSecond), s.cfg.RateBurst),
-
-		chatLimiter:   rate.NewLimiter(rate.Limit(s.cfg.ChatRatePerSecond), s.cfg.ChatRateBurst),
-		typingLimiter: rate.NewLimiter(rate.Limit(s.cfg.TypingRatePerSecond), typingBurst),
-		closeReq:      make(chan struct{}),
-		evSignal:      make(chan struct{}, 1),
-		writerDone:    make(chan struct{}),
+	return &wsConn{
+		s:          s,
+		ws:         ws,
+		bc:         bc,
+		q:          wsbatch.NewQueue(bc, s.cfg.SendQueue),
+		log:        log,
+		limiter:    rate.NewLimiter(rate.Limit(s.cfg.RatePerSecond), s.cfg.RateBurst),
+		closeReq:   make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 }
 
 // enqueue queues one message without blocking. A client whose queue is
 // full cannot keep up; it is disconnected and counted.
-//
-// Ingest stream participants have no connection (nil); messages to them
-// are dropped on purpose.
-func (c *conn) enqueue(msg []byte) {
-	if c == nil || c.closing.Load() {
+func (c *wsConn) enqueue(msg []byte) {
+	if c.closing.Load() {
 		return
 	}
 	switch res, err := c.q.Push(msg); res {
@@ -114,14 +88,14 @@ func (c *conn) enqueue(msg []byte) {
 
 // directFailed ends a connection whose socket failed a direct write, as
 // the writer does when its write fails.
-func (c *conn) directFailed(err error) {
+func (c *wsConn) directFailed(err error) {
 	if c.closing.CompareAndSwap(false, true) && !errors.Is(err, net.ErrClosed) {
 		c.log.Debug("write failed", "err", err)
 	}
 	_ = c.ws.NetConn().Close()
 }
 
-func (c *conn) dropSlow() {
+func (c *wsConn) dropSlow() {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
@@ -133,7 +107,7 @@ func (c *conn) dropSlow() {
 }
 
 // requestClose asks the writer to flush the queue and send a close frame.
-func (c *conn) requestClose(code int, text string) {
+func (c *wsConn) requestClose(code int, text string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeText = code, text
 		c.closing.Store(true)
@@ -142,23 +116,20 @@ func (c *conn) requestClose(code int, text string) {
 }
 
 // sendError queues an error message answering request re.
-func (c *conn) sendError(re string, perr *proto.Error) {
+func (c *wsConn) sendError(re string, perr *proto.Error) {
 	c.s.metrics.errors.WithLabelValues(perr.Code).Inc()
 	c.enqueue(proto.Encode(proto.TypeError, re, proto.ErrorBody{Code: perr.Code, Message: perr.Message}))
 }
 
 // fail sends an error and closes with the given WebSocket close code.
-func (c *conn) fail(re string, perr *proto.Error, closeCode int) {
+func (c *wsConn) fail(re string, perr *proto.Error, closeCode int) {
 	c.log.Debug("closing connection", "code", perr.Code, "reason", perr.Message)
 	c.sendError(re, perr)
 	c.requestClose(closeCode, perr.Code)
 }
 
 // sendBye tells the client why it is being disconnected, then closes.
-func (c *conn) sendBye(reason string) {
-	if c == nil {
-		return
-	}
+func (c *wsConn) sendBye(reason string) {
 	c.enqueue(proto.Encode(proto.TypeBye, "", proto.ByeBody{Reason: reason}))
 	code := websocket.CloseNormalClosure
 	if reason == proto.ByeShutdown {
@@ -167,7 +138,7 @@ func (c *conn) sendBye(reason string) {
 	c.requestClose(code, reason)
 }
 
-func (c *conn) extendReadDeadline(d time.Duration) {
+func (c *wsConn) extendReadDeadline(d time.Duration) {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	if !c.readClosing {
@@ -175,25 +146,22 @@ func (c *conn) extendReadDeadline(d time.Duration) {
 	}
 }
 
-func (c *conn) setCloseDeadline() {
+func (c *wsConn) setCloseDeadline() {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	c.readClosing = true
 	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
-// serve runs the connection until it ends, then removes the participant
-// and releases its media. It returns after the writer has exited.
-func (c *conn) serve() {
+// serve runs the connection until it ends, then ends its session (which
+// leaves the room and releases its media). It returns after the writer
+// has exited.
+func (c *wsConn) serve() {
 	go c.writeLoop()
 	err := c.readLoop()
 	c.afterRead(err)
-	c.leaveIM()
-	if cs := c.call; cs != nil {
-		c.s.dir.Leave(cs.p)
-		if cerr := cs.peer.Close(); cerr != nil {
-			c.log.Debug("closing media session", "err", cerr)
-		}
+	if c.sess != nil {
+		c.sess.end()
 	}
 	// The writer's flush and close frame are bounded by WriteTimeout; give
 	// it that long, then cut the socket so it cannot hang.
@@ -209,7 +177,7 @@ func (c *conn) serve() {
 }
 
 // afterRead explains a read failure to the client when it is still there.
-func (c *conn) afterRead(err error) {
+func (c *wsConn) afterRead(err error) {
 	var ne net.Error
 	timedOut := errors.As(err, &ne) && ne.Timeout()
 	switch {
@@ -232,7 +200,7 @@ func (c *conn) afterRead(err error) {
 // Protocol errors are answered, never fatal to the loop itself: after a
 // fatal one the loop keeps reading (and ignoring) until the client's
 // close reply or the grace deadline.
-func (c *conn) readLoop() error {
+func (c *wsConn) readLoop() error {
 	cfg := &c.s.cfg
 	c.extendReadDeadline(cfg.JoinTimeout)
 	violations := 0
@@ -286,41 +254,20 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// writeLoop owns all writes: queued messages, SFU events, pings, token
-// refreshes and the final close frame. Each wake-up writes everything it
-// has as one batch: one write(2) and one deadline for the lot.
-func (c *conn) writeLoop() {
+// writeLoop owns all writes: queued messages, pings and the final close
+// frame. Each wake-up writes everything it has as one batch: one
+// write(2) and one deadline for the lot.
+func (c *wsConn) writeLoop() {
 	defer close(c.writerDone)
 	cfg := &c.s.cfg
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()
-	var refresh *time.Timer
-	var refreshC <-chan time.Time
-	defer func() {
-		if refresh != nil {
-			refresh.Stop()
-		}
-	}()
 	for {
 		var err error
 		select {
 		case <-c.q.Wake():
 			c.beginBatch()
 			err = c.writeQueued()
-		case <-c.evSignal:
-			c.beginBatch()
-			// Queued messages first so "joined" precedes anything the SFU said.
-			if err = c.writeQueued(); err != nil {
-				break
-			}
-			if refresh == nil && c.isReady() {
-				err = c.writeToken()
-				refresh = time.NewTimer(cfg.TokenTTL / 2)
-				refreshC = refresh.C
-			}
-			if err == nil {
-				err = c.handleEvents()
-			}
 		case <-ping.C:
 			if !c.joined.Load() || c.closing.Load() {
 				continue
@@ -331,10 +278,6 @@ func (c *conn) writeLoop() {
 				// Also a WebSocket ping, which keeps idle proxies open.
 				err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout))
 			}
-		case <-refreshC:
-			c.beginBatch()
-			err = c.writeToken()
-			refresh.Reset(cfg.TokenTTL / 2)
 		case <-c.closeReq:
 			c.beginBatch()
 			if err := c.writeQueued(); err == nil {
@@ -366,19 +309,19 @@ func (c *conn) writeLoop() {
 // beginBatch starts collecting frames; c.q.Flush sends them. The
 // deadline covers the whole batch, so a client that stopped reading
 // cannot hold the writer for long.
-func (c *conn) beginBatch() {
+func (c *wsConn) beginBatch() {
 	d := time.Now().Add(c.s.cfg.WriteTimeout)
 	_ = c.ws.SetWriteDeadline(d)
 	c.q.Begin(d)
 }
 
 // write adds one message to the open batch.
-func (c *conn) write(msg []byte) error {
+func (c *wsConn) write(msg []byte) error {
 	return c.ws.WriteMessage(websocket.TextMessage, msg)
 }
 
 // writeQueued adds what is queued now to the open batch.
-func (c *conn) writeQueued() error {
+func (c *wsConn) writeQueued() error {
 	q := c.q.Take()
 	for _, msg := range q {
 		if err := c.write(msg); err != nil {
@@ -387,20 +330,4 @@ func (c *conn) writeQueued() error {
 	}
 	c.q.Recycle(q)
 	return nil
-}
-
-// writeToken sends a fresh token with the joined identity and grants, so
-// the client can rejoin after its original token expired.
-func (c *conn) writeToken() error {
-	tok, err := c.s.keys.Issue(c.claims.KeyID, auth.Claims{
-		Identity: c.claims.Identity,
-		Name:     c.claims.Name,
-		Room:     c.claims.Room,
-		Grants:   c.claims.Grants,
-	}, c.s.cfg.TokenTTL)
-	if err != nil {
-		c.log.Error("issuing refresh token", "err", err)
-		return nil
-	}
-	return c.write(proto.Encode(proto.TypeToken, "", proto.TokenBody{Token: tok}))
 }

@@ -1,0 +1,167 @@
+package signaling
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
+)
+
+// session is what a connection is once joined: an identity with a call
+// side (a room participant with media; nil for a messaging session) and
+// a chat side (nil when chat is off). It reaches its connection only
+// through out.
+type session struct {
+	s      *Server
+	out    outbound
+	log    *slog.Logger
+	claims auth.Claims
+	name   string // shown to others
+	sid    string // the participant sid of a call, "SE_..." otherwise
+	call   *callSession
+	chat   *chatSession
+	tokens *tokenRefresher
+}
+
+func (ss *session) identity() string { return ss.claims.Identity }
+
+func (ss *session) chatIdentity() chat.Identity {
+	return chat.Identity{ID: ss.claims.Identity, Name: ss.name}
+}
+
+// end runs at teardown, on the connection's reader: the session leaves
+// the hub (its calls end, its presence changes) and the room, and its
+// media and token refreshes stop.
+func (ss *session) end() {
+	if ss.tokens != nil {
+		ss.tokens.stop()
+	}
+	if ss.chat != nil {
+		ss.chat.leave()
+	}
+	if ss.call != nil {
+		ss.call.end()
+	}
+}
+
+// handleJoin admits the connection: a call session for a token with a
+// room, a messaging session for a room-less token with the chat grant.
+func (c *wsConn) handleJoin(reqID string, body *proto.JoinBody) {
+	s := c.s
+	claims, err := s.keys.Verify(body.Token)
+	if err != nil {
+		msg := "invalid token"
+		if errors.Is(err, auth.ErrExpired) {
+			msg = "token expired"
+		}
+		c.log.Info("join refused", "reason", msg)
+		c.fail(reqID, &proto.Error{Code: proto.CodeUnauthorized, Message: msg}, websocket.ClosePolicyViolation)
+		return
+	}
+	if body.Protocol != proto.ProtocolVersion {
+		c.fail(reqID, &proto.Error{Code: proto.CodeProtocolVersion, Message: "this server speaks protocol 1"}, websocket.ClosePolicyViolation)
+		return
+	}
+	ss := &session{s: s, out: c, log: c.log, claims: claims, name: displayNameFor(claims, body.Name)}
+	var perr *proto.Error
+	closeCode := websocket.ClosePolicyViolation
+	if claims.Room == "" {
+		perr = c.joinMessaging(ss, reqID)
+	} else {
+		perr, closeCode = c.joinCall(ss, reqID)
+	}
+	if perr != nil {
+		c.fail(reqID, perr, closeCode)
+		return
+	}
+	c.sess = ss
+	// After "joined": the presence it changed, then a fresh token, then
+	// (below) what the SFU said meanwhile.
+	if ss.chat != nil {
+		ss.chat.announce()
+	}
+	ss.tokens = newTokenRefresher(ss.refreshToken, c, s.cfg.TokenTTL/2, ss.log)
+	ss.tokens.start()
+	c.joined.Store(true)
+	c.extendReadDeadline(s.cfg.PingTimeout)
+	if ss.call != nil {
+		// SFU events waited for "joined"; the client may now see offers.
+		ss.call.events.start()
+		ss.call.log.Info("joined")
+	} else {
+		ss.log.Info("messaging session joined", "identity", claims.Identity, "session", ss.sid)
+	}
+}
+
+// joinMessaging admits a messaging-only session: no room, no media.
+func (c *wsConn) joinMessaging(ss *session, reqID string) *proto.Error {
+	s := c.s
+	if s.chat == nil {
+		return &proto.Error{Code: proto.CodeUnavailable, Message: "chat is not enabled on this server"}
+	}
+	ss.sid = ids.New("SE_")
+	joined := proto.Encode(proto.TypeJoined, reqID, proto.JoinedBody{
+		Protocol:       proto.ProtocolVersion,
+		Participant:    proto.ParticipantView{SID: ss.sid, Identity: ss.identity(), Name: ss.name, Tracks: []proto.TrackView{}},
+		Participants:   []proto.ParticipantView{},
+		ICEServers:     []proto.ICEServerView{},
+		PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
+		PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
+		Grants:         ss.claims.Grants,
+	})
+	ss.chat = newChatSession(ss)
+	if !ss.chat.enter(s.cfg.MaxSessionsPerIdentity, joined) {
+		ss.chat = nil
+		return &proto.Error{Code: proto.CodeTooManySessions, Message: "this identity has too many open sessions"}
+	}
+	return nil
+}
+
+// displayNameFor picks the name shown to others: the token's, else the
+// one the client asked for, else the identity.
+func displayNameFor(claims auth.Claims, requested string) string {
+	name := claims.Name
+	if name == "" {
+		name = cleanName(requested)
+	}
+	if name == "" {
+		name = claims.Identity
+	}
+	return name
+}
+
+// cleanName trims a display name and drops control characters.
+func cleanName(n string) string {
+	n = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(n))
+	if utf8.RuneCountInString(n) > proto.MaxNameRunes {
+		n = string([]rune(n)[:proto.MaxNameRunes])
+	}
+	return n
+}
+
+// refreshToken issues the session's next token: the joined identity and
+// grants again.
+func (ss *session) refreshToken() (string, error) {
+	return ss.s.keys.Issue(ss.claims.KeyID, auth.Claims{
+		Identity: ss.claims.Identity,
+		Name:     ss.claims.Name,
+		Room:     ss.claims.Room,
+		Grants:   ss.claims.Grants,
+	}, ss.s.cfg.TokenTTL)
+}
+
+// chatCallTimeout bounds one chat store call made for a client.
+const chatCallTimeout = 10 * time.Second
