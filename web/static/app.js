@@ -8,8 +8,8 @@ import { UI, roomFromPath, roomLabel } from './ui.js';
 import { Chat } from './chat.js';
 import { ChatUI } from './chat-ui.js';
 import { startChatPage, CHAT_TOKEN_KEY } from './chat-page.js';
+import { $ } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 
 let current = null; // {call, ui, chat, chatUI}
 let chatPage = null; // {messenger, chat, calls, ui} on /chat

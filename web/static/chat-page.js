@@ -8,15 +8,11 @@ import { ChatUI } from './chat-ui.js';
 import { Calls } from './calls.js';
 import { CallsUI } from './calls-ui.js';
 import { Messenger } from './messenger.js';
+import { $, showPill } from './dom.js';
 
 export const CHAT_TOKEN_KEY = 'parley.chatToken';
 
-const STATUS_TEXT = {
-  idle: 'Idle', connecting: 'Connecting…', connected: 'Online',
-  reconnecting: 'Reconnecting…', closed: 'Signed out', failed: 'Failed',
-};
-
-const $ = (id) => document.getElementById(id);
+const PILL_WORDS = { connected: 'Online', closed: 'Signed out' };
 
 // startChatPage runs the page with token; it returns the pieces the test
 // hook reads.
@@ -32,8 +28,7 @@ export function startChatPage(token) {
   const pill = $('messenger-status');
   messenger.addEventListener('status', (ev) => {
     const { status, detail } = ev.detail;
-    pill.dataset.state = status;
-    pill.querySelector('.label').textContent = STATUS_TEXT[status] || status;
+    showPill(pill, status, PILL_WORDS);
     const banner = $('messenger-banner');
     banner.textContent = detail || '';
     banner.hidden = !detail;
