@@ -15,12 +15,15 @@ export const CHAT_TOKEN_KEY = 'parley.chatToken';
 const PILL_WORDS = { connected: 'Online', closed: 'Signed out' };
 
 // startChatPage runs the page with token; it returns the pieces the test
-// hook reads.
-export function startChatPage(token) {
+// hook reads. tap(link) may put a debug ChatTap between the link and the
+// chat (app.js, with ?debug); null: none.
+export function startChatPage(token, { tap = () => null } = {}) {
   sessionStorage.setItem(CHAT_TOKEN_KEY, token);
-  const messenger = new Messenger({ token, onToken: (t) => sessionStorage.setItem(CHAT_TOKEN_KEY, t) });
+  const messenger = new Messenger({ token });
+  messenger.addEventListener('token', (ev) => sessionStorage.setItem(CHAT_TOKEN_KEY, ev.detail));
   const chat = new Chat();
-  chat.attach(messenger);
+  const chatTap = tap(messenger);
+  chat.attach(chatTap || messenger);
   const calls = new Calls({ chat });
   calls.attach(messenger);
   const ui = new ChatUI({ root: $('messenger-body'), chat, calls, mode: 'split' });
@@ -46,8 +49,8 @@ export function startChatPage(token) {
   });
   window.addEventListener('pagehide', () => {
     chat.receipts.flushNow();
-    messenger.end('Signed out.');
+    messenger.leave();
   });
   messenger.start();
-  return { messenger, chat, calls, ui };
+  return { messenger, chat, calls, ui, tap: chatTap };
 }

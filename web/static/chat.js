@@ -47,8 +47,6 @@ export class Chat extends EventTarget {
     this.visibleId = ''; // the conversation the user is looking at
     this.status = 'offline';
     this.syncs = 0;
-    this.gapFills = 0; // chat_range requests made for gaps (test hook)
-    this.dropPushes = 0; // fault simulation: ignore this many 'message' pushes
     this.outbox = new Outbox(this);
     this.receipts = new Receipts(this);
     this.lastTyping = new Map(); // conversationId -> ms of our last typing send
@@ -256,10 +254,6 @@ export class Chat extends EventTarget {
   }
 
   onPushedMessage(m) {
-    if (this.dropPushes > 0) {
-      this.dropPushes--;
-      return;
-    }
     const known = this.convs.has(m.conversationId);
     const c = this.conv(m.conversationId);
     if (!known) this.log(`message for a conversation not synced yet: ${m.conversationId}`);
@@ -284,7 +278,6 @@ export class Chat extends EventTarget {
   async fillForward(c) {
     const sig = this.sig;
     for (let i = 0; i < MAX_RANGE_PAGES && sig && sig.isOpen; i++) {
-      this.gapFills++;
       const reply = await sig.request('chat_range', { conversationId: c.id, afterSeq: c.held, limit: SYNC_LIMIT });
       const before = c.held;
       await this.ingest(c, reply.data.messages || []);
@@ -601,7 +594,6 @@ export class Chat extends EventTarget {
       status: this.status,
       self: this.self,
       syncs: this.syncs,
-      gapFills: this.gapFills,
       roomConversationId: this.roomConversationId,
       visible: this.visibleId,
       persistent: !!(this.store && this.store.persistent),
