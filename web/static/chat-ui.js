@@ -234,7 +234,7 @@ export class ChatUI {
     this.olderBtn.hidden = !c.more || !c.oldest;
     this.olderBtn.disabled = c.loadingOlder;
     this.olderBtn.textContent = c.loadingOlder ? 'Loading…' : 'Load earlier messages';
-    const typing = [...c.typing.values()].map((t) => t.name);
+    const typing = chat.typingIn(c.id);
     this.typingLine.textContent = typing.length ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : '';
 
     const sc = this.scroller;
