@@ -59,7 +59,7 @@ type SFU struct {
 	pionLog  pionlogging.LoggerFactory
 	settings *webrtc.SettingEngine
 	subAPI   *webrtc.API
-	closers  []io.Closer // listeners and muxes, closed by Run on exit
+	closers  []io.Closer // listeners and muxes, closed by Close
 
 	mu     sync.Mutex
 	rooms  map[string]*room
@@ -77,7 +77,7 @@ type room struct {
 }
 
 // New validates cfg, opens the UDP mux and (if TCPPort != 0) the ICE-TCP
-// listener.
+// listener. Run it, or Close it to release them.
 func New(cfg Config, deps Deps) (*SFU, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -201,11 +201,24 @@ func (s *SFU) closeListeners() {
 	s.closers = nil
 }
 
-// Run blocks until ctx ends, then closes every peer and the listeners. It
+// Run blocks until ctx ends, then shuts the SFU down as Close does. It
 // returns after all goroutines the SFU started have exited.
 func (s *SFU) Run(ctx context.Context) error {
 	<-ctx.Done()
+	return s.Close()
+}
+
+// Close closes every peer and the listeners New opened, and returns after
+// the SFU's goroutines have exited. New opens the sockets (so a busy port
+// fails at start, before anything runs); Close is how a caller that built
+// the SFU but never ran it gives them back. Joins after Close fail with
+// ErrClosed. It is safe to call more than once and after Run returned.
+func (s *SFU) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	var peers []*Peer
 	for _, r := range s.rooms {
