@@ -195,7 +195,7 @@ func TestReconnectAfterConnectionCut(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	srv := startServer(t)
 	const room = "e2e-reconnect"
-	ada := join(t, ctx, srv, room, "Ada")
+	ada := joinDebug(t, ctx, srv, room, "Ada")
 	bob := join(t, ctx, srv, room, "Bob")
 	waitSeesOthers(ctx, ada, bob)
 	waitSeesOthers(ctx, bob, ada)
@@ -273,7 +273,7 @@ func TestICERestartKeepsTheCall(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	srv := startServer(t)
 	const room = "e2e-ice-restart"
-	ada := join(t, ctx, srv, room, "Ada")
+	ada := joinDebug(t, ctx, srv, room, "Ada")
 	bob := join(t, ctx, srv, room, "Bob")
 	waitSeesOthers(ctx, ada, bob)
 	waitSeesOthers(ctx, bob, ada)

@@ -58,7 +58,8 @@ func TestChatInRoomAndDirect(t *testing.T) {
 	srv := startServer(t)
 	const room = "e2e-chat"
 	ada := joinWithToken(t, ctx, srv, room, "Ada", mintToken(t, "ada", "Ada", room, callUser), "")
-	bob := joinWithToken(t, ctx, srv, room, "Bob", mintToken(t, "bob", "Bob", room, callUser), "")
+	// Bob's page has the ?debug switch: the gap test drops pushes.
+	bob := joinWithToken(t, ctx, srv, room, "Bob", mintToken(t, "bob", "Bob", room, callUser), "?debug=1")
 	for _, p := range []*participant{ada, bob} {
 		p.waitChat(ctx, chatLimit, "online in the room conversation", func(s chatState) bool {
 			return s.Status == "online" && s.RoomConversationID != "" && s.conv(s.RoomConversationID) != nil
@@ -205,7 +206,8 @@ func TestChatOfflineCatchUp(t *testing.T) {
 
 	// Back on /chat (the tab keeps its token for the session): the list
 	// shows 3 unread; m1 comes from the local copy, m2..m4 from the sync.
-	if err := dave.B.Navigate(ctx, srv.URL+"/chat"); err != nil {
+	// ?debug adds the connection cut used below.
+	if err := dave.B.Navigate(ctx, srv.URL+"/chat?debug=1"); err != nil {
 		t.Fatal(err)
 	}
 	st := dave.waitChat(ctx, chatLimit, "caught up with 3 unread", func(s chatState) bool {

@@ -68,13 +68,26 @@ func (s trackStat) key() string { return s.Participant + "|" + s.TrackSid }
 // fetches a dev token and joins directly.
 func join(t *testing.T, ctx context.Context, srv *server, room, name string) *participant {
 	t.Helper()
+	return joinQuery(t, ctx, srv, room, name, "")
+}
+
+// joinDebug is join with the page's ?debug switch, which adds the fault
+// simulations of window.parley.debug.
+func joinDebug(t *testing.T, ctx context.Context, srv *server, room, name string) *participant {
+	t.Helper()
+	return joinQuery(t, ctx, srv, room, name, "&debug=1")
+}
+
+// joinQuery is join with more query parameters (starting with &).
+func joinQuery(t *testing.T, ctx context.Context, srv *server, room, name, query string) *participant {
+	t.Helper()
 	b, err := StartBrowser(context.Background(), name, BrowserOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &participant{t: t, owner: t, Name: name, B: b}
 	t.Cleanup(func() { p.finish(ctx) })
-	link := fmt.Sprintf("%s/r/%s?name=%s", srv.URL, url.PathEscape(room), url.QueryEscape(name))
+	link := fmt.Sprintf("%s/r/%s?name=%s%s", srv.URL, url.PathEscape(room), url.QueryEscape(name), query)
 	if err := b.Navigate(ctx, link); err != nil {
 		t.Fatal(err)
 	}

@@ -106,6 +106,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		defer close(stopped)
 		<-ctx.Done()
 		_ = srv.Close()
+		// go-rtmp's Close closes only a listener its Serve has already
+		// registered; when ctx ends first (a sibling failed at start),
+		// Serve would then accept forever. Closing l ourselves covers it.
+		_ = l.Close()
 		s.mu.Lock()
 		for c := range s.conns {
 			_ = c.Conn.Close() // unblocks the read loop; go-rtmp then runs OnClose

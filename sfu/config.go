@@ -136,8 +136,16 @@ func (c Config) parsedCIDRs() []*net.IPNet {
 
 // ipAllowed applies CIDRs and BindAddress to one local address.
 func (c Config) ipAllowed(nets []*net.IPNet, ip net.IP) bool {
-	if c.BindAddress != "" && !ip.Equal(net.ParseIP(c.BindAddress)) {
-		return false
+	if c.BindAddress != "" {
+		bind := net.ParseIP(c.BindAddress)
+		// 0.0.0.0 means every IPv4 address, :: every address.
+		if bind.IsUnspecified() {
+			if bind.To4() != nil && ip.To4() == nil {
+				return false
+			}
+		} else if !ip.Equal(bind) {
+			return false
+		}
 	}
 	if len(nets) == 0 {
 		return true

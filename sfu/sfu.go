@@ -8,8 +8,9 @@
 // server with a public address, but full ICE also works when the server
 // sits behind a NAT with only srflx candidates, and pion's cost for it is
 // negligible next to SRTP. All peers share one UDP port (UDPPort, one
-// socket per allowed local address, demultiplexed by ICE ufrag) and one
-// passive ICE-TCP port. No STUN servers are used; PublicIPs covers 1:1 NAT.
+// socket per allowed local address, demultiplexed by ICE ufrag; addresses
+// that are not ready at start or appear later are bound as they come, see
+// portMux) and one passive ICE-TCP port. No STUN servers are used; PublicIPs covers 1:1 NAT.
 package sfu
 
 import (
@@ -20,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -27,7 +29,6 @@ import (
 	"github.com/pion/ice/v4"
 	pionlogging "github.com/pion/logging"
 	"github.com/pion/transport/v4"
-	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -59,7 +60,7 @@ type SFU struct {
 	pionLog  pionlogging.LoggerFactory
 	settings *webrtc.SettingEngine
 	subAPI   *webrtc.API
-	closers  []io.Closer // listeners and muxes, closed by Run on exit
+	closers  []io.Closer // listeners and muxes, closed by Close
 
 	mu     sync.Mutex
 	rooms  map[string]*room
@@ -77,7 +78,7 @@ type room struct {
 }
 
 // New validates cfg, opens the UDP mux and (if TCPPort != 0) the ICE-TCP
-// listener.
+// listener. Run it, or Close it to release them.
 func New(cfg Config, deps Deps) (*SFU, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func New(cfg Config, deps Deps) (*SFU, error) {
 	}
 	n := deps.Net
 	if n == nil {
-		if n, err = stdnet.NewNet(); err != nil {
+		if n, err = newLiveNet(); err != nil {
 			return nil, fmt.Errorf("sfu: network: %w", err)
 		}
 	}
@@ -127,29 +128,12 @@ func (s *SFU) buildSettings(n transport.Net) error {
 	// on this hardware; the latter stays for clients without GCM.
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 
-	var udpMux ice.UDPMux
-	if cfg.BindAddress != "" {
-		conn, err := n.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(cfg.BindAddress), Port: cfg.UDPPort})
-		if err != nil {
-			return fmt.Errorf("sfu: listen udp %s:%d (sfu.udp_port): %w", cfg.BindAddress, cfg.UDPPort, err)
-		}
-		udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: s.pionLog.NewLogger("udpmux"), UDPConn: conn, Net: n})
-	} else {
-		opts := []ice.UDPMuxFromPortOption{
-			ice.UDPMuxFromPortWithNet(n),
-			ice.UDPMuxFromPortWithInterfaceFilter(cfg.interfaceAllowed),
-			ice.UDPMuxFromPortWithIPFilter(ipOK),
-			ice.UDPMuxFromPortWithLogger(s.pionLog.NewLogger("udpmux")),
-			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
-		}
-		if cfg.IncludeLoopback {
-			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
-		}
-		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
-		if err != nil {
-			return fmt.Errorf("sfu: listen udp port %d (sfu.udp_port): %w", cfg.UDPPort, err)
-		}
-		udpMux = mux
+	allowed := func(iface string, ip netip.Addr) bool {
+		return (cfg.IncludeLoopback || !ip.IsLoopback()) && cfg.interfaceAllowed(iface) && ipOK(ip.AsSlice())
+	}
+	udpMux, err := newPortMux(cfg.UDPPort, n, allowed, s.log, s.pionLog.NewLogger("udpmux"))
+	if err != nil {
+		return err
 	}
 	s.closers = append(s.closers, udpMux)
 	se.SetICEUDPMux(udpMux)
@@ -201,11 +185,24 @@ func (s *SFU) closeListeners() {
 	s.closers = nil
 }
 
-// Run blocks until ctx ends, then closes every peer and the listeners. It
+// Run blocks until ctx ends, then shuts the SFU down as Close does. It
 // returns after all goroutines the SFU started have exited.
 func (s *SFU) Run(ctx context.Context) error {
 	<-ctx.Done()
+	return s.Close()
+}
+
+// Close closes every peer and the listeners New opened, and returns after
+// the SFU's goroutines have exited. New opens the sockets (so a busy port
+// fails at start, before anything runs); Close is how a caller that built
+// the SFU but never ran it gives them back. Joins after Close fail with
+// ErrClosed. It is safe to call more than once and after Run returned.
+func (s *SFU) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	var peers []*Peer
 	for _, r := range s.rooms {

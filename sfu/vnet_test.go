@@ -37,6 +37,7 @@ type testEnv struct {
 	stop   func() // cancels Run and waits for it; idempotent
 
 	clientNetworks []webrtc.NetworkType // loopback env: restrict clients (e.g. TCP only)
+	clientIface    string               // real network: clients use only this interface (default lo)
 }
 
 func testLogger() *slog.Logger {
@@ -167,6 +168,9 @@ func (e *testEnv) newClientWith(room, id string, opts JoinOptions, adjust func(*
 			t.Fatal(err)
 		}
 		se.SetNet(n)
+	} else if e.clientIface != "" {
+		// A test host's interface in a network namespace of the test's own.
+		se.SetInterfaceFilter(func(name string) bool { return name == e.clientIface })
 	} else {
 		// Real loopback: like Chromium with --allow-loopback-in-peer-connection.
 		ip = "127.0.0.1"

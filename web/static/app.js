@@ -1,6 +1,6 @@
-// Bootstrap: decide between the landing form and a meeting, obtain a
-// token, and wire Call, LocalMedia and UI together. Also installs the
-// read-only `window.parley` hook that end-to-end tests read.
+// Bootstrap: decide between the landing form, a meeting and /chat, obtain a
+// token, and wire Call, LocalMedia and UI together. The App object owns
+// what the page currently shows; `window.parley` (hook.js) reads it.
 
 import { Call } from './call.js';
 import { LocalMedia } from './media.js';
@@ -8,17 +8,9 @@ import { UI, roomFromPath, roomLabel } from './ui.js';
 import { Chat } from './chat.js';
 import { ChatUI } from './chat-ui.js';
 import { startChatPage, CHAT_TOKEN_KEY } from './chat-page.js';
-
-const $ = (id) => document.getElementById(id);
-
-let current = null; // {call, ui, chat, chatUI}
-let chatPage = null; // {messenger, chat, calls, ui} on /chat
-let lastJoin = null; // {room, name, token}
-let lastEnd = null; // {status, message} of the call that ended last
-
-function show(view) {
-  for (const id of ['landing', 'call', 'ended', 'messenger', 'chat-signin']) $(id).hidden = id !== view;
-}
+import { $ } from './dom.js';
+import { debugEnabled, ChatTap } from './debug.js';
+import { installHook } from './hook.js';
 
 // relayMode reads the `?relay=` diagnostic (web/README.md): 1/true/all
 // force TURN relay, udp/tcp force relay over that transport only.
@@ -39,35 +31,6 @@ function tokenRoom(token) {
   } catch {
     return null;
   }
-}
-
-// mountChat adds the chat panel beside the video grid of a call.
-function mountChat(call) {
-  const chat = new Chat();
-  chat.attach(call);
-  const panel = $('chat-panel');
-  const chatUI = new ChatUI({ root: panel, chat, mode: 'panel' });
-  const btn = $('chat-btn');
-  const setOpen = (open) => {
-    panel.hidden = !open;
-    btn.setAttribute('aria-expanded', String(open));
-    chatUI.setOpen(open);
-    if (current) current.ui.layout();
-  };
-  btn.onclick = () => setOpen(panel.hidden);
-  chatUI.onRender = () => {
-    // A token without the chat grant has no chat to show.
-    if (chat.status === 'disabled' && !btn.hidden) {
-      btn.hidden = true;
-      setOpen(false);
-    }
-    const n = panel.hidden ? chatUI.totalUnread() : 0;
-    const badge = $('chat-badge');
-    badge.textContent = String(n);
-    badge.hidden = n === 0;
-  };
-  setOpen(window.innerWidth >= 900);
-  return { chat, chatUI };
 }
 
 // takeFragmentToken reads `#token=` and removes it from the address bar,
@@ -104,142 +67,170 @@ async function devToken(room, name) {
   return body.token;
 }
 
-async function join({ room, name, token }) {
-  const err = $('landing-error');
-  err.hidden = true;
-  const button = $('join-button');
-  button.disabled = true;
-  try {
-    if (!token) token = await devToken(room, name);
-  } catch (e) {
-    show('landing');
-    err.textContent = e.message;
-    err.hidden = false;
-    return;
-  } finally {
-    button.disabled = false;
-  }
-  lastJoin = { room, name, token };
-  const path = `/r/${encodeURIComponent(room)}`;
-  if (window.location.pathname !== path) history.pushState(null, '', path);
-  show('call');
-  $('room-name').textContent = roomLabel(room);
-  const media = new LocalMedia();
-  await media.open();
-  const call = new Call({ token, name, media, relay: relayMode() });
-  const ui = new UI(call);
-  current = { call, ui };
-  Object.assign(current, mountChat(call));
-  ui.mount();
-  if (media.error && !media.cam && !media.mic) ui.notice(`No camera or microphone: ${media.error}`);
-  call.addEventListener('ended', (ev) => ended(call, ev.detail));
-  call.start();
+function show(view) {
+  for (const id of ['landing', 'call', 'ended', 'messenger', 'chat-signin']) $(id).hidden = id !== view;
 }
 
-function ended(call, { message, status }) {
-  if (!current || current.call !== call) return;
-  lastEnd = { status, message };
-  if (lastJoin) lastJoin.token = call.token; // the newest one
-  current.ui.unmount();
-  current.chat.stop();
-  call.media.stopAll();
-  current = null;
-  $('ended-message').textContent = message || 'The call ended.';
-  $('back-to-chats').hidden = !sessionStorage.getItem(CHAT_TOKEN_KEY);
-  show('ended');
-}
-
-function bootChat(token) {
-  if (window.location.pathname !== '/chat') history.replaceState(null, '', '/chat' + window.location.search);
-  token = token || sessionStorage.getItem(CHAT_TOKEN_KEY) || '';
-  if (!token) {
-    show('chat-signin');
-    return;
+class App {
+  constructor() {
+    // The switch is read once: joining a room rewrites the address.
+    this.debug = debugEnabled();
+    this.meeting = null; // {call, ui, chat, chatUI, tap} while in a call
+    this.chatPage = null; // {messenger, chat, calls, ui, tap} on /chat
+    this.lastJoin = null; // {room, name, token}
+    this.lastEnd = null; // {status, message} of the call that ended last
   }
-  show('messenger');
-  chatPage = startChatPage(token);
-  chatPage.messenger.addEventListener('ended', (ev) => {
-    if (ev.detail.status === 'failed') {
-      $('chat-signin-message').textContent = `${ev.detail.message}. Open a fresh chat link.`;
-      show('chat-signin');
+
+  // link is the connection the page's chat rides on.
+  link() {
+    if (this.meeting) return this.meeting.call;
+    return this.chatPage ? this.chatPage.messenger : null;
+  }
+
+  chatTap() {
+    const view = this.meeting || this.chatPage;
+    return view ? view.tap : null;
+  }
+
+  // tap puts a ChatTap between link and the chat in debug mode.
+  tap(link) {
+    return this.debug ? new ChatTap(link) : null;
+  }
+
+  boot() {
+    const room = roomFromPath();
+    const params = new URLSearchParams(window.location.search);
+    const name = (params.get('name') || '').trim();
+    const token = takeFragmentToken();
+    // A token without a room is a messaging-only token: the chat page.
+    if (window.location.pathname === '/chat' || (window.location.pathname === '/' && token && tokenRoom(token) === '')) {
+      this.bootChat(token);
+      return;
     }
-  });
+    if (window.location.pathname !== '/' && !room) {
+      show('landing');
+      return;
+    }
+    $('room-input').value = room;
+    $('name-input').value = name;
+    $('join-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const r = $('room-input').value.trim();
+      this.join({ room: r, name: $('name-input').value.trim(), token: room === r ? token : '' });
+    });
+    $('rejoin-btn').addEventListener('click', () => {
+      // After a refusal (typically an expired token) ask for a fresh one;
+      // otherwise the newest token the call held is still good.
+      const j = this.lastJoin;
+      if (j) this.join({ ...j, token: this.lastEnd && this.lastEnd.status === 'failed' ? '' : j.token });
+      else show('landing');
+    });
+    window.addEventListener('pagehide', () => {
+      if (!this.meeting) return;
+      this.meeting.chat.receipts.flushNow();
+      this.meeting.call.leave();
+    });
+    if (room && (name || token)) {
+      this.join({ room, name, token });
+    } else {
+      show('landing');
+      (room ? $('name-input') : $('room-input')).focus();
+    }
+  }
+
+  async join({ room, name, token }) {
+    const err = $('landing-error');
+    err.hidden = true;
+    const button = $('join-button');
+    button.disabled = true;
+    try {
+      if (!token) token = await devToken(room, name);
+    } catch (e) {
+      show('landing');
+      err.textContent = e.message;
+      err.hidden = false;
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    this.lastJoin = { room, name, token };
+    const path = `/r/${encodeURIComponent(room)}`;
+    if (window.location.pathname !== path) history.pushState(null, '', path);
+    show('call');
+    $('room-name').textContent = roomLabel(room);
+    const media = new LocalMedia();
+    await media.open();
+    const call = new Call({ token, name, media, relay: relayMode() });
+    const ui = new UI(call);
+    this.meeting = { call, ui, ...this.mountChat(call) };
+    ui.mount();
+    if (media.error && !media.cam && !media.mic) ui.notice(`No camera or microphone: ${media.error}`);
+    call.addEventListener('ended', (ev) => this.ended(call, ev.detail));
+    call.start();
+  }
+
+  // mountChat adds the chat panel beside the video grid of a call.
+  mountChat(call) {
+    const chat = new Chat();
+    const tap = this.tap(call);
+    chat.attach(tap || call);
+    const panel = $('chat-panel');
+    const chatUI = new ChatUI({ root: panel, chat, mode: 'panel' });
+    const btn = $('chat-btn');
+    const setOpen = (open) => {
+      panel.hidden = !open;
+      btn.setAttribute('aria-expanded', String(open));
+      chatUI.setOpen(open);
+      if (this.meeting) this.meeting.ui.layout();
+    };
+    btn.onclick = () => setOpen(panel.hidden);
+    chatUI.onRender = () => {
+      // A token without the chat grant has no chat to show.
+      if (chat.status === 'disabled' && !btn.hidden) {
+        btn.hidden = true;
+        setOpen(false);
+      }
+      const n = panel.hidden ? chatUI.totalUnread() : 0;
+      const badge = $('chat-badge');
+      badge.textContent = String(n);
+      badge.hidden = n === 0;
+    };
+    setOpen(window.innerWidth >= 900);
+    return { chat, chatUI, tap };
+  }
+
+  ended(call, { message, status }) {
+    const m = this.meeting;
+    if (!m || m.call !== call) return;
+    this.lastEnd = { status, message };
+    if (this.lastJoin) this.lastJoin.token = call.token; // the newest one
+    m.ui.unmount();
+    m.chat.stop();
+    call.media.stopAll();
+    this.meeting = null;
+    $('ended-message').textContent = message || 'The call ended.';
+    $('back-to-chats').hidden = !sessionStorage.getItem(CHAT_TOKEN_KEY);
+    show('ended');
+  }
+
+  bootChat(token) {
+    if (window.location.pathname !== '/chat') history.replaceState(null, '', '/chat' + window.location.search);
+    token = token || sessionStorage.getItem(CHAT_TOKEN_KEY) || '';
+    if (!token) {
+      show('chat-signin');
+      return;
+    }
+    show('messenger');
+    this.chatPage = startChatPage(token, { tap: (link) => this.tap(link) });
+    this.chatPage.messenger.addEventListener('ended', (ev) => {
+      if (ev.detail.status === 'failed') {
+        $('chat-signin-message').textContent = `${ev.detail.message}. Open a fresh chat link.`;
+        show('chat-signin');
+      }
+    });
+  }
 }
 
-function boot() {
-  const room = roomFromPath();
-  const params = new URLSearchParams(window.location.search);
-  const name = (params.get('name') || '').trim();
-  const token = takeFragmentToken();
-  // A token without a room is a messaging-only token: the chat page.
-  if (window.location.pathname === '/chat' || (window.location.pathname === '/' && token && tokenRoom(token) === '')) {
-    bootChat(token);
-    return;
-  }
-  if (window.location.pathname !== '/' && !room) {
-    show('landing');
-    return;
-  }
-  $('room-input').value = room;
-  $('name-input').value = name;
-  $('join-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    join({ room: $('room-input').value.trim(), name: $('name-input').value.trim(), token: room === $('room-input').value.trim() ? token : '' });
-  });
-  $('rejoin-btn').addEventListener('click', () => {
-    // After a refusal (typically an expired token) ask for a fresh one;
-    // otherwise the newest token the call held is still good.
-    if (lastJoin) join({ ...lastJoin, token: lastEnd && lastEnd.status === 'failed' ? '' : lastJoin.token });
-    else show('landing');
-  });
-  window.addEventListener('pagehide', () => {
-    if (!current) return;
-    current.chat.receipts.flushNow();
-    current.call.leave();
-  });
-  if (room && (name || token)) {
-    join({ room, name, token });
-  } else {
-    show('landing');
-    (room ? $('name-input') : $('room-input')).focus();
-  }
-}
-
-function chatState() {
-  const chat = current ? current.chat : chatPage ? chatPage.chat : null;
-  if (!chat) return null;
-  const link = current ? current.call : chatPage.messenger;
-  return {
-    ...chat.snapshot(),
-    link: { status: link.status, reconnects: link.reconnects },
-    calls: chatPage ? chatPage.calls.snapshot() : null,
-  };
-}
-
-// The hook exposes copies only; tests cannot steer the call through it
-// except for the explicit fault simulations under `debug`.
-window.parley = Object.freeze({
-  state: () => (current ? current.call.state()
-    : { status: lastEnd ? lastEnd.status : 'idle', message: lastEnd ? lastEnd.message : '', participants: [], remoteTracks: [] }),
-  stats: () => (current ? current.call.stats() : Promise.resolve([])),
-  // transport: the selected ICE candidate pair of each PeerConnection.
-  transport: () => (current ? current.call.transport() : Promise.resolve({})),
-  // chat: conversations, messages (seq, status), unread counts, presence,
-  // and on /chat the call invitations (ringing state, ring tone).
-  chat: chatState,
-  debug: Object.freeze({
-    dropConnection: () => {
-      if (current) current.call.dropConnection();
-      else if (chatPage) chatPage.messenger.dropConnection();
-    },
-    restartIce: () => { if (current) current.call.forceIceRestart(); },
-    // dropChatPushes(n) loses the next n pushed chat messages, as a
-    // server that dropped them for a slow connection would.
-    dropChatPushes: (n) => {
-      const chat = current ? current.chat : chatPage ? chatPage.chat : null;
-      if (chat) chat.dropPushes = Math.max(0, Number(n) || 0);
-    },
-  }),
-});
-
-boot();
+const app = new App();
+installHook(app);
+app.boot();

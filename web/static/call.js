@@ -1,90 +1,59 @@
-// Call is one user's presence in a room across reconnects: it holds the
-// local media, the newest token and the participant roster, and replaces
-// the Signaling + Session pair whenever the connection breaks
-// (docs/protocol.md, "Reconnect").
+// Call is one user's presence in a room across reconnects: a Link that
+// also holds the local media and the participant roster, and owns the
+// Session (the PeerConnections) of each connection. A broken
+// PeerConnection is first repaired with an ICE restart; only when that
+// does not connect in time, or signaling itself broke, does it rejoin.
 
-import { Signaling, SignalingError, PROTOCOL_VERSION, backoff } from './signaling.js';
+import { Link } from './link.js';
+import { SignalingError } from './signaling.js';
 import { Session } from './session.js';
 
 const RESTART_DEADLINE_MS = 10000; // ICE restart must connect within this
-const NO_RECONNECT_BYE = new Set(['replaced', 'removed', 'left']);
+const BYE_TEXT = {
+  replaced: 'You joined this room from another tab or device.',
+  removed: 'You were removed from the call.',
+  left: 'You left the call.',
+};
 
-export class Call extends EventTarget {
+export class Call extends Link {
   // media: a LocalMedia; token: JWT; name: display name.
   // relay: '' (any path), 'all' (TURN only), 'udp' or 'tcp' (TURN over
   // that transport only); a diagnostic option, see web/README.md.
-  constructor({ token, name, media, url, relay = '', log = console.debug.bind(console) }) {
-    super();
+  constructor({ token, name, media, url, relay = '', log, signaling }) {
+    super({ token, url, log, signaling, byeText: BYE_TEXT });
     this.relay = relay;
-    this.token = token;
     this.name = name;
     this.media = media;
-    this.url = url;
-    this.log = log;
-    this.status = 'idle';
     this.room = '';
-    this.self = null;
+    this.grants = {};
     this.participants = new Map(); // sid -> participant (others only)
     this.remoteTracks = new Map(); // `${participant}|${trackSid}` -> MediaStreamTrack
-    this.sig = null;
     this.session = null;
-    this.ended = false;
-    this.attempt = 0;
-    this.reconnects = 0;
     this.iceRestarts = 0;
     this.restartTimer = 0;
-    this.retryTimer = 0;
-    this.lastError = null;
   }
 
-  setStatus(status, detail = '') {
-    if (this.status === status && !detail) return;
-    this.status = status;
-    this.dispatchEvent(new CustomEvent('status', { detail: { status, detail } }));
+  joinRequest() {
+    return { ...super.joinRequest(), name: this.name };
   }
 
-  emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
-  }
-
-  async start() {
-    this.setStatus('connecting');
-    try {
-      await this.connect();
-    } catch (err) {
-      this.handleConnectError(err);
-    }
-  }
-
-  // connect builds one Signaling + Session, joins and publishes.
-  async connect() {
-    this.teardownConnection();
-    const sig = new Signaling({ url: this.url, log: this.log });
-    this.sig = sig;
-    sig.addEventListener('message', (ev) => { if (this.sig === sig) this.onMessage(ev.detail); });
-    sig.addEventListener('close', (ev) => { if (this.sig === sig) this.onClose(ev.detail); });
-    await sig.open();
-    const reply = await sig.request('join', { token: this.token, protocol: PROTOCOL_VERSION, name: this.name });
-    if (this.sig !== sig) return;
-    const j = reply.data;
-    sig.setSilence(j.pingTimeoutMs);
+  onJoin(sig, j) {
     this.room = j.room;
-    this.self = j.participant;
     this.grants = j.grants || {};
     this.participants.clear();
     for (const p of j.participants || []) this.participants.set(p.sid, p);
     this.emit('roster');
-    // Chat and call invitations ride on this connection (a link, as
-    // Messenger is for chat-only pages).
-    this.emit('joined', { sig, data: j });
     const session = new Session({ signaling: sig, iceServers: j.iceServers || [], relay: this.relay, log: this.log });
     this.session = session;
     session.addEventListener('track', (ev) => this.onTrack(ev.detail));
     session.addEventListener('trackremoved', (ev) => this.onTrackRemoved(ev.detail));
     session.addEventListener('broken', (ev) => this.onBroken(ev.detail.target));
     session.addEventListener('state', () => this.refreshStatus());
-    this.attempt = 0;
-    this.setStatus('connected');
+  }
+
+  // afterJoin publishes the local media on the new connection.
+  async afterJoin() {
+    const session = this.session;
     if (session.relayProblem) this.emit('notice', session.relayProblem);
     if (this.grants.publish === false && this.media.publishable().length > 0) {
       // A view-only token: release camera and microphone (and their
@@ -99,7 +68,7 @@ export class Call extends EventTarget {
       } catch (err) {
         // A refusal (forbidden, negotiation_failed) would repeat on every
         // rejoin, so stay in the call receive-only; anything else is a
-        // broken connection and goes to the caller's retry.
+        // broken connection and goes to the rejoin.
         if (!(err instanceof SignalingError)) throw err;
         this.emit('notice', `Cannot send your camera and microphone: ${err.message}`);
       }
@@ -118,95 +87,40 @@ export class Call extends EventTarget {
     this.setStatus('connected');
   }
 
-  handleConnectError(err) {
-    this.log(`connect: ${err && err.message}`);
-    if (err instanceof SignalingError && err.fatal) {
-      this.fail(`${err.code}: ${err.message}`);
-      return;
-    }
-    this.scheduleRejoin();
-  }
-
-  onMessage(msg) {
+  consume(msg) {
     const d = msg.data || {};
     switch (msg.type) {
       case 'offer':
         if (this.session) this.session.handleOffer(d.sdp);
-        break;
+        return true;
       case 'candidate':
         if (this.session) this.session.addRemoteCandidate(d.target, d.candidate);
-        break;
+        return true;
       case 'participant_joined':
       case 'participant_updated':
-        if (!d.participant) break;
+        if (!d.participant) return true;
         if (this.self && d.participant.sid === this.self.sid) {
           this.self = d.participant;
         } else {
           this.participants.set(d.participant.sid, d.participant);
         }
         this.emit('roster');
-        break;
+        return true;
       case 'participant_left':
         this.participants.delete(d.sid);
         for (const key of [...this.remoteTracks.keys()]) {
           if (key.startsWith(`${d.sid}|`)) this.remoteTracks.delete(key);
         }
         this.emit('roster');
-        break;
-      case 'token':
-        if (d.token) this.token = d.token;
-        break;
+        return true;
       case 'muted':
         this.media.setEnabledById(d.trackId, !d.muted);
         this.emit('local');
         this.emit('notice', d.muted ? 'A moderator muted you.' : '');
-        break;
-      case 'bye':
-        this.onBye(d.reason || '');
-        break;
-      case 'error':
-        this.onServerError(d, msg.re);
-        this.emit('message', msg);
-        break;
+        return true;
       default:
-        this.emit('message', msg);
-        break;
+        return false;
     }
-  }
-
-  onServerError(d, re) {
-    this.log(`server error ${d.code}: ${d.message}`);
-    if (d.code === 'unauthorized' || d.code === 'protocol_version' || d.code === 'not_joined') {
-      // The server closes after these; a pending join rejects by itself.
-      this.lastError = d;
-      return;
-    }
-    if (!re) this.emit('notice', d.message || d.code);
-  }
-
-  onBye(reason) {
-    this.log(`bye: ${reason}`);
-    if (NO_RECONNECT_BYE.has(reason)) {
-      const text = {
-        replaced: 'You joined this room from another tab or device.',
-        removed: 'You were removed from the call.',
-        left: 'You left the call.',
-      }[reason];
-      this.end(text);
-    }
-    // shutdown and timeout: the close that follows triggers a rejoin.
-  }
-
-  onClose({ code, dead }) {
-    if (this.ended) return;
-    this.log(`signaling closed (${code}${dead ? ', heartbeat' : ''})`);
-    if (this.lastError && this.lastError.code !== 'not_joined') {
-      this.fail(`${this.lastError.code}: ${this.lastError.message || ''}`);
-      return;
-    }
-    this.lastError = null;
-    // Without signaling an ICE restart cannot be negotiated: rejoin.
-    this.scheduleRejoin();
   }
 
   onBroken(target) {
@@ -234,30 +148,10 @@ export class Call extends EventTarget {
     }, RESTART_DEADLINE_MS);
   }
 
-  scheduleRejoin() {
-    if (this.ended || this.retryTimer) return;
-    this.teardownConnection();
-    this.setStatus('reconnecting');
-    const delay = backoff(this.attempt++);
-    this.log(`rejoin in ${delay} ms`);
-    this.retryTimer = setTimeout(async () => {
-      this.retryTimer = 0;
-      if (this.ended) return;
-      this.reconnects++;
-      try {
-        await this.connect();
-      } catch (err) {
-        this.handleConnectError(err);
-      }
-    }, delay);
-  }
-
-  teardownConnection() {
+  teardown() {
     clearTimeout(this.restartTimer);
     this.restartTimer = 0;
-    const sig = this.sig;
-    this.sig = null;
-    if (sig) sig.close(1000, 'reconnecting');
+    super.teardown();
     if (this.session) this.session.close();
     this.session = null;
     if (this.remoteTracks.size) {
@@ -310,28 +204,7 @@ export class Call extends EventTarget {
     this.emit('local');
   }
 
-  leave() {
-    if (this.ended) return;
-    if (this.sig) this.sig.send('leave');
-    this.end('You left the call.');
-  }
-
-  fail(message) {
-    this.lastError = null;
-    this.end(message, 'failed');
-  }
-
-  end(message, status = 'closed') {
-    if (this.ended) return;
-    this.ended = true;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = 0;
-    this.teardownConnection();
-    this.setStatus(status, message);
-    this.emit('ended', { message, status });
-  }
-
-  // ----- debug hook -----
+  // ----- diagnostics (window.parley) -----
 
   state() {
     const sess = this.session;
@@ -376,17 +249,5 @@ export class Call extends EventTarget {
         bytesReceived: s.bytesReceived,
       };
     });
-  }
-
-  // forceIceRestart runs the recovery used for a broken PeerConnection
-  // while signaling is up, so tests can check it end to end.
-  forceIceRestart() {
-    this.onBroken('publisher');
-  }
-
-  // dropConnection simulates a network cut for tests: the WebSocket is
-  // closed abruptly, exactly as when a proxy or NAT drops it.
-  dropConnection() {
-    if (this.sig && this.sig.ws) this.sig.ws.close(4001, 'simulated drop');
   }
 }

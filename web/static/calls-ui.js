@@ -3,18 +3,9 @@
 // cancel button while the other side rings, and a short notice when a
 // call ends without being answered.
 
-const NOTICE_MS = 8000;
+import { el } from './dom.js';
 
-function el(tag, cls, attrs = {}) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'testid') e.dataset.testid = v;
-    else if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  return e;
-}
+const NOTICE_MS = 8000;
 
 export class CallsUI {
   constructor({ root, calls }) {

@@ -48,10 +48,7 @@ export class Calls extends EventTarget {
     const d = msg.data || {};
     switch (msg.type) {
       case 'ring':
-        if (d.caller) {
-          this.chat.names.set(d.caller.identity, d.caller.name);
-          this.chat.changed();
-        }
+        if (d.caller) this.chat.learnName(d.caller.identity, d.caller.name);
         this.incoming.set(d.callId, {
           callId: d.callId, caller: d.caller || {}, conversationId: d.conversationId, kind: d.kind,
           expires: Date.now() + (d.timeoutMs || 30000),
@@ -70,10 +67,7 @@ export class Calls extends EventTarget {
   }
 
   onAccepted(d) {
-    if (d.peer) {
-      this.chat.names.set(d.peer.identity, d.peer.name);
-      this.chat.changed();
-    }
+    if (d.peer) this.chat.learnName(d.peer.identity, d.peer.name);
     this.incoming.delete(d.callId);
     this.outgoing = null;
     this.accepted = { callId: d.callId, room: d.room, peer: d.peer };

@@ -15,9 +15,15 @@ const SEND_TIMEOUT_MS = 8000;
 export const PERMANENT = new Set(['bad_request', 'too_large', 'forbidden', 'not_found', 'conflict', 'unavailable']);
 
 export class Outbox {
-  // chat: the Chat that owns this outbox (its sig, store and ack handler).
-  constructor(chat) {
-    this.chat = chat;
+  // channel: the Channel to send on; onAck(item, ack): the message is
+  // stored (the chat shows it as an event from then on); onChange():
+  // something shown changed. The store comes with restore().
+  constructor({ channel, onAck, onChange, log }) {
+    this.channel = channel;
+    this.onAck = onAck;
+    this.onChange = onChange;
+    this.log = log;
+    this.store = null;
     this.items = []; // {clientMsgId, conversationId, text, createdAt, firstTry, attempts, status, error}
     this.busy = false;
     this.timer = 0;
@@ -48,7 +54,9 @@ export class Outbox {
     return this.items.find((x) => x.status === 'pending');
   }
 
+  // restore takes the identity's store and the messages it kept.
   async restore(store) {
+    this.store = store;
     const saved = await store.outbox();
     saved.sort((a, b) => a.createdAt - b.createdAt);
     for (const it of saved) {
@@ -65,17 +73,18 @@ export class Outbox {
     this.progress = now;
     this.sweep();
     await this.save(item);
-    this.chat.changed();
+    this.onChange();
     this.kick();
     return item;
   }
 
   async save(item) {
+    if (!this.store) return; // not restored yet: kept in memory only
     const { clientMsgId, conversationId, text, createdAt, firstTry, status, error } = item;
     try {
-      await this.chat.store.putOutbox({ clientMsgId, conversationId, text, createdAt, firstTry, status, error });
+      await this.store.putOutbox({ clientMsgId, conversationId, text, createdAt, firstTry, status, error });
     } catch (err) {
-      this.chat.log(`outbox save: ${err}`);
+      this.log(`outbox save: ${err}`);
     }
   }
 
@@ -90,7 +99,7 @@ export class Outbox {
     if (i < 0) return false;
     this.items.splice(i, 1);
     this.progress = Date.now();
-    this.chat.store.deleteOutbox(clientMsgId).catch(() => {});
+    if (this.store) this.store.deleteOutbox(clientMsgId).catch((err) => this.log(`outbox delete: ${err}`));
     return true;
   }
 
@@ -104,7 +113,7 @@ export class Outbox {
     this.progress = Date.now();
     this.save(it);
     this.sweep();
-    this.chat.changed();
+    this.onChange();
     this.kick();
   }
 
@@ -114,26 +123,25 @@ export class Outbox {
     if (this.busy || this.timer) return;
     const it = this.head();
     if (!it) return;
-    const sig = this.chat.sig;
-    if (!sig || !sig.isOpen) return; // the next attach kicks again
+    if (!this.channel.open) return; // the next join kicks again
     if (Date.now() > this.deadline(it)) {
       this.fail(it, 'not sent: no connection to the server');
       this.kick();
       return;
     }
     this.busy = true;
-    this.send(sig, it).finally(() => {
+    this.send(it).finally(() => {
       this.busy = false;
       this.kick();
     });
   }
 
-  async send(sig, it) {
+  async send(it) {
     try {
-      const reply = await sig.request('chat_send', {
+      const reply = await this.channel.request('chat_send', {
         conversationId: it.conversationId, clientMsgId: it.clientMsgId, text: it.text,
       }, SEND_TIMEOUT_MS);
-      await this.chat.onAck(it, reply.data);
+      await this.onAck(it, reply.data);
     } catch (err) {
       if (err instanceof SignalingError && PERMANENT.has(err.code)) {
         this.fail(it, err.message);
@@ -144,7 +152,7 @@ export class Outbox {
         return;
       }
       const delay = backoff(it.attempts++);
-      this.chat.log(`chat_send ${it.clientMsgId}: ${err.message || err}; retry in ${delay} ms`);
+      this.log(`chat_send ${it.clientMsgId}: ${err.message || err}; retry in ${delay} ms`);
       this.timer = setTimeout(() => {
         this.timer = 0;
         this.kick();
@@ -156,7 +164,7 @@ export class Outbox {
     it.status = 'failed';
     it.error = message;
     this.save(it);
-    this.chat.changed();
+    this.onChange();
   }
 
   stop() {

@@ -8,23 +8,22 @@ import { ChatUI } from './chat-ui.js';
 import { Calls } from './calls.js';
 import { CallsUI } from './calls-ui.js';
 import { Messenger } from './messenger.js';
+import { $, showPill } from './dom.js';
 
 export const CHAT_TOKEN_KEY = 'parley.chatToken';
 
-const STATUS_TEXT = {
-  idle: 'Idle', connecting: 'Connecting…', connected: 'Online',
-  reconnecting: 'Reconnecting…', closed: 'Signed out', failed: 'Failed',
-};
-
-const $ = (id) => document.getElementById(id);
+const PILL_WORDS = { connected: 'Online', closed: 'Signed out' };
 
 // startChatPage runs the page with token; it returns the pieces the test
-// hook reads.
-export function startChatPage(token) {
+// hook reads. tap(link) may put a debug ChatTap between the link and the
+// chat (app.js, with ?debug); null: none.
+export function startChatPage(token, { tap = () => null } = {}) {
   sessionStorage.setItem(CHAT_TOKEN_KEY, token);
-  const messenger = new Messenger({ token, onToken: (t) => sessionStorage.setItem(CHAT_TOKEN_KEY, t) });
+  const messenger = new Messenger({ token });
+  messenger.addEventListener('token', (ev) => sessionStorage.setItem(CHAT_TOKEN_KEY, ev.detail));
   const chat = new Chat();
-  chat.attach(messenger);
+  const chatTap = tap(messenger);
+  chat.attach(chatTap || messenger);
   const calls = new Calls({ chat });
   calls.attach(messenger);
   const ui = new ChatUI({ root: $('messenger-body'), chat, calls, mode: 'split' });
@@ -32,8 +31,7 @@ export function startChatPage(token) {
   const pill = $('messenger-status');
   messenger.addEventListener('status', (ev) => {
     const { status, detail } = ev.detail;
-    pill.dataset.state = status;
-    pill.querySelector('.label').textContent = STATUS_TEXT[status] || status;
+    showPill(pill, status, PILL_WORDS);
     const banner = $('messenger-banner');
     banner.textContent = detail || '';
     banner.hidden = !detail;
@@ -51,8 +49,8 @@ export function startChatPage(token) {
   });
   window.addEventListener('pagehide', () => {
     chat.receipts.flushNow();
-    messenger.end('Signed out.');
+    messenger.leave();
   });
   messenger.start();
-  return { messenger, chat, calls, ui };
+  return { messenger, chat, calls, ui, tap: chatTap };
 }

@@ -9,8 +9,15 @@ const FLUSH_MS = 250;
 const PER_FLUSH = 3;
 
 export class Receipts {
-  constructor(chat) {
-    this.chat = chat;
+  // channel: the Channel to send on; marks(conversationId): the marks the
+  // server already has ({delivered, read}, or undefined when unknown), so
+  // nothing is sent twice; onMarks(data): the server's reply, this
+  // identity's new watermarks.
+  constructor({ channel, marks, onMarks, log }) {
+    this.channel = channel;
+    this.marks = marks;
+    this.onMarks = onMarks;
+    this.log = log;
     this.pending = new Map(); // conversationId -> {delivered, read}
     this.timer = 0;
   }
@@ -29,21 +36,20 @@ export class Receipts {
 
   flush() {
     this.timer = 0;
-    const sig = this.chat.sig;
-    if (!sig || !sig.isOpen) return; // attach() calls schedule() again
+    if (!this.channel.open) return; // the next join calls schedule() again
     let n = 0;
     for (const [id, p] of [...this.pending]) {
       if (n++ >= PER_FLUSH) break;
       this.pending.delete(id);
-      const conv = this.chat.convs.get(id);
+      const known = this.marks(id);
       const data = { conversationId: id };
-      if (!conv || p.delivered > conv.delivered) data.delivered = p.delivered;
-      if (!conv || p.read > conv.read) data.read = p.read;
+      if (!known || p.delivered > known.delivered) data.delivered = p.delivered;
+      if (!known || p.read > known.read) data.read = p.read;
       if (!data.delivered && !data.read) continue;
-      sig.request('chat_receipt', data).then((reply) => {
-        this.chat.onOwnMarks(reply.data);
+      this.channel.request('chat_receipt', data).then((reply) => {
+        this.onMarks(reply.data);
       }, (err) => {
-        this.chat.log(`chat_receipt: ${err.message || err}`);
+        this.log(`chat_receipt: ${err.message || err}`);
         if (err.code === 'rate_limited' || !err.code) this.queue(id, { delivered: data.delivered || 0, read: data.read || 0 });
       });
     }
@@ -53,13 +59,12 @@ export class Receipts {
   // flushNow sends everything queued without waiting for replies: the
   // page is going away (best effort; the socket may close first).
   flushNow() {
-    const sig = this.chat.sig;
-    if (!sig || !sig.isOpen) return;
+    if (!this.channel.open) return;
     for (const [id, p] of this.pending) {
       const data = { conversationId: id };
       if (p.delivered) data.delivered = p.delivered;
       if (p.read) data.read = p.read;
-      sig.send('chat_receipt', data);
+      this.channel.send('chat_receipt', data);
     }
     this.pending.clear();
   }

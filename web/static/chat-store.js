@@ -31,12 +31,12 @@ export class ChatStore {
   }
 
   async open() {
-    if (!window.indexedDB) {
+    if (!globalThis.indexedDB) {
       this.useMemory();
       return;
     }
     try {
-      const req = indexedDB.open(this.name, VERSION);
+      const req = globalThis.indexedDB.open(this.name, VERSION);
       req.onupgradeneeded = () => {
         const db = req.result;
         db.createObjectStore('messages', { keyPath: ['conversationId', 'seq'] });
@@ -102,7 +102,11 @@ export class ChatStore {
   }
 
   async deleteConversation(id) {
-    if (this.memory) { this.memory.conversations.delete(id); return; }
+    if (this.memory) {
+      this.memory.conversations.delete(id);
+      for (const [k, m] of this.memory.messages) if (m.conversationId === id) this.memory.messages.delete(k);
+      return;
+    }
     const tx = this.db.transaction(['conversations', 'messages'], 'readwrite');
     tx.objectStore('conversations').delete(id);
     tx.objectStore('messages').delete(IDBKeyRange.bound([id, 0], [id, Number.MAX_SAFE_INTEGER]));

@@ -5,20 +5,11 @@
 // side (the /chat page); in 'panel' mode (beside the video grid) one at a
 // time, starting with the room's conversation.
 
+import { el } from './dom.js';
+
 const STATUS_MARK = { sent: '✓', delivered: '✓✓', read: '✓✓', pending: '…', failed: 'Not sent' };
 const STATUS_TITLE = { sent: 'Sent', delivered: 'Delivered', read: 'Read', pending: 'Sending', failed: 'Not sent' };
 const PRESENCE_TITLE = { online: 'Online', in_call: 'In a call', offline: 'Offline' };
-
-function el(tag, cls, attrs = {}) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'testid') e.dataset.testid = v;
-    else if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  return e;
-}
 
 function clock(ms) {
   if (!ms) return '';
@@ -243,7 +234,7 @@ export class ChatUI {
     this.olderBtn.hidden = !c.more || !c.oldest;
     this.olderBtn.disabled = c.loadingOlder;
     this.olderBtn.textContent = c.loadingOlder ? 'Loading…' : 'Load earlier messages';
-    const typing = [...c.typing.values()].map((t) => t.name);
+    const typing = chat.typingIn(c.id);
     this.typingLine.textContent = typing.length ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : '';
 
     const sc = this.scroller;

@@ -2,12 +2,7 @@
 // and the control bar. Rendering is keyed reconciliation: tiles are kept
 // across updates so a video never restarts because someone else changed.
 
-const STATUS_TEXT = {
-  idle: 'Idle', connecting: 'Connecting…', connected: 'Connected',
-  reconnecting: 'Reconnecting…', closed: 'Disconnected', failed: 'Failed',
-};
-
-const $ = (id) => document.getElementById(id);
+import { $, showPill } from './dom.js';
 
 export class UI {
   constructor(call) {
@@ -55,9 +50,7 @@ export class UI {
   }
 
   showStatus({ status, detail }) {
-    const el = $('conn-status');
-    el.dataset.state = status;
-    el.querySelector('.label').textContent = STATUS_TEXT[status] || status;
+    showPill($('conn-status'), status);
     if (detail) this.notice(detail);
     else if (status === 'connected') this.notice('');
     if (this.call.room) $('room-name').textContent = roomLabel(this.call.room);
