@@ -8,16 +8,26 @@ import (
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
+// notMember is the one answer about a conversation the identity is not
+// a member of, whether or not it exists: its message names neither the
+// conversation nor anything the store knows about it.
+func notMember(op string) *proto.Error {
+	return &proto.Error{Code: proto.CodeForbidden, Message: op + ": not a member of this conversation"}
+}
+
 // chatError maps a chat service error to the protocol's error codes. The
-// message keeps the service's explanation (it never carries secrets).
+// message keeps the service's explanation (it never carries secrets),
+// except that not being a member is always answered the same way.
 func (s *Server) chatError(op string, err error) *proto.Error {
 	code := proto.CodeInternal
 	switch {
+	case errors.Is(err, chat.ErrNotMember):
+		return notMember(op)
 	case errors.Is(err, chat.ErrTooLarge):
 		code = proto.CodeTooLarge
 	case errors.Is(err, chat.ErrInvalid):
 		code = proto.CodeBadRequest
-	case errors.Is(err, chat.ErrNotMember), errors.Is(err, chat.ErrForbidden):
+	case errors.Is(err, chat.ErrForbidden):
 		code = proto.CodeForbidden
 	case errors.Is(err, chat.ErrNotFound):
 		code = proto.CodeNotFound
@@ -60,6 +70,11 @@ func (c *chatSession) storeEvent(reqID, op string, ev chat.Message, write func(c
 	ack, err := write(ctx)
 	cancel()
 	if err != nil {
+		if ev.TargetSeq == 0 && errors.Is(err, chat.ErrNotFound) {
+			// Without a target event, only the conversation can be
+			// missing: answer as for any conversation one is not in.
+			return notMember(op)
+		}
 		return c.s.chatError(op, err)
 	}
 	ev.ServerID, ev.Seq, ev.ClientMsgID, ev.CreatedAt = ack.ServerID, ack.Seq, ack.ClientMsgID, ack.CreatedAt
@@ -172,6 +187,12 @@ func (c *chatSession) sendPage(reqID, typ, convID string, limit int, fetch func(
 func (c *chatSession) handleChatReceipt(reqID string, b *proto.ChatReceiptBody) *proto.Error {
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
+	// Membership first: the store checks a mark against the
+	// conversation's length before it checks who asks, and a non-member
+	// must learn neither the length nor whether the conversation exists.
+	if perr := c.member(ctx, proto.TypeChatReceipt, b.ConversationID); perr != nil {
+		return perr
+	}
 	var wm chat.Watermarks
 	var err error
 	if b.Read > 0 {
@@ -196,6 +217,19 @@ func (c *chatSession) handleChatReceipt(reqID string, b *proto.ChatReceiptBody) 
 		c.s.hub.pushConv(b.ConversationID, msg, c, "")
 	} else {
 		c.s.hub.pushIdentity(c.identity(), msg, c)
+	}
+	return nil
+}
+
+// member checks that the identity belongs to conversation convID: the
+// hub's index knows the conversations of connected identities, the store
+// the rest (one made on another node a moment ago).
+func (c *chatSession) member(ctx context.Context, op, convID string) *proto.Error {
+	if c.s.hub.isMember(c.identity(), convID) {
+		return nil
+	}
+	if _, err := c.s.chat.ConversationOf(ctx, c.identity(), convID); err != nil {
+		return c.s.chatError(op, err)
 	}
 	return nil
 }
