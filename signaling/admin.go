@@ -228,6 +228,10 @@ func adminStats(st sfu.TrackStats) *AdminTrackStats {
 func (s *Server) handleAdminRemove(w http.ResponseWriter, r *http.Request, _ adminCaller) {
 	roomName, identity := r.PathValue("room"), r.PathValue("identity")
 	p, err := s.dir.Remove(roomName, identity)
+	if err == nil {
+		// Its tokens, refreshed ones included, no longer join this room.
+		s.removals.add(roomName, identity, time.Now())
+	}
 	switch {
 	case errors.Is(err, rooms.ErrStream):
 		writeJSONError(w, http.StatusConflict, "conflict", "this participant is an ingest stream: revoke its stream key or stop the encoder")

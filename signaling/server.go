@@ -90,6 +90,8 @@ type Server struct {
 	upgr       *websocket.Upgrader
 
 	dir *rooms.Directory
+	// removals refuses rejoins with tokens older than an admin removal.
+	removals *removals
 
 	mu           sync.Mutex
 	conns        map[*wsConn]struct{}
@@ -139,6 +141,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		chat:      deps.Chat,
 		hub:       newHub(m.sessions),
 		dir:       dir,
+		removals:  newRemovals(max(cfg.MaxTokenTTL, cfg.TokenTTL, cfg.DevTokenTTL, cfg.CallTokenTTL)),
 		metrics:   m,
 		origins:   map[string]bool{},
 		conns:     map[*wsConn]struct{}{},

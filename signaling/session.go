@@ -66,6 +66,11 @@ func (c *wsConn) handleJoin(reqID string, body *proto.JoinBody) {
 		c.fail(reqID, &proto.Error{Code: proto.CodeUnauthorized, Message: msg}, websocket.ClosePolicyViolation)
 		return
 	}
+	if claims.Room != "" && s.removals.revoked(claims.Room, claims.Identity, claims.IssuedAt, time.Now()) {
+		c.log.Info("join refused", "reason", "removed from the room")
+		c.fail(reqID, &proto.Error{Code: proto.CodeUnauthorized, Message: "token revoked: removed from this room"}, websocket.ClosePolicyViolation)
+		return
+	}
 	if body.Protocol != proto.ProtocolVersion {
 		c.fail(reqID, &proto.Error{Code: proto.CodeProtocolVersion, Message: "this server speaks protocol 1"}, websocket.ClosePolicyViolation)
 		return
@@ -152,14 +157,18 @@ func cleanName(n string) string {
 	return n
 }
 
-// refreshToken issues the session's next token: the joined identity and
-// grants again.
+// refreshToken issues the session's next token: the joined identity, room
+// and grants again, never more. The admin grant is not refreshed: it is
+// for the admin API, which a room session does not need, and a refreshed
+// token must not turn a short admin token into a long-lived one.
 func (ss *session) refreshToken() (string, error) {
+	grants := ss.claims.Grants
+	grants.Admin = false
 	return ss.s.keys.Issue(ss.claims.KeyID, auth.Claims{
 		Identity: ss.claims.Identity,
 		Name:     ss.claims.Name,
 		Room:     ss.claims.Room,
-		Grants:   ss.claims.Grants,
+		Grants:   grants,
 	}, ss.s.cfg.TokenTTL)
 }
 
