@@ -15,7 +15,7 @@ var _ ingest.Directory = (*rooms.Directory)(nil)
 // TestDependencyDirection enforces the package map in docs/architecture.md:
 // cmd -> signaling -> {sfu, chat, rooms}; turn, rtmp, chat and web import
 // no sibling; sfu knows nothing of signaling, chat or users; the leaf
-// packages (signaling/proto, internal/ids, internal/wsbatch) import
+// packages (signaling/proto, internal/ids, internal/wsbatch, internal/wire) import
 // nothing of Parley's beyond what is listed. It reads the real import
 // graph with `go list -deps`, so a stray import fails the build.
 func TestDependencyDirection(t *testing.T) {
@@ -43,6 +43,8 @@ func TestDependencyDirection(t *testing.T) {
 		{pkg: "signaling/proto", forbid: all, except: []string{"signaling/auth", "chat"}},
 		{pkg: "internal/ids", forbid: all},
 		{pkg: "internal/wsbatch", forbid: all},
+		// The shared protocol client knows the wire format only.
+		{pkg: "internal/wire", forbid: all, except: []string{"signaling/proto", "signaling/auth", "chat"}},
 	}
 	for _, rule := range rules {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../"+rule.pkg+"/...").CombinedOutput()

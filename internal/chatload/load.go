@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleyhq/parley/internal/promtext"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // Load modes: where the clients meet.
@@ -390,7 +391,7 @@ func (l *Load) delivered(st *stepStats, text []byte, now int64) {
 }
 
 func (l *Load) onPush(typ string, data json.RawMessage) {
-	if typ == TypeMessage {
+	if typ == proto.TypeMessage {
 		now := time.Now().UnixNano()
 		var m Message
 		if st := l.cur.Load(); st != nil && json.Unmarshal(data, &m) == nil {
@@ -398,7 +399,7 @@ func (l *Load) onPush(typ string, data json.RawMessage) {
 		}
 		return
 	}
-	if typ != TypeError {
+	if typ != proto.TypeError {
 		return
 	}
 	var se ServerError

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/signaling/auth"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 func TestRawPushRecordsWindowedDeliveries(t *testing.T) {
@@ -32,7 +33,7 @@ func TestRawPushRecordsWindowedDeliveries(t *testing.T) {
 		t.Errorf("errors = %v, want one unparsable_push", st.errors.Snapshot())
 	}
 	// Another field order still counts, through the decoding path.
-	l.onPush(TypeMessage, []byte(`{"text":"t=1700 load-00002 y","seq":2}`))
+	l.onPush(proto.TypeMessage, []byte(`{"text":"t=1700 load-00002 y","seq":2}`))
 	if got := st.deliveries.Load(); got != 3 {
 		t.Errorf("deliveries = %d after a decoded push, want 3", got)
 	}

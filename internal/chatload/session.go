@@ -12,6 +12,9 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/parleyhq/parley/internal/wire"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // SessionOptions configures a reconnecting chat session.
@@ -218,7 +221,7 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 		backoff = s.opts.MinBackoff
 		err = s.serve(ctx, conn)
-		conn.Close()
+		_ = conn.Close()
 		if ctx.Err() == nil {
 			s.log.Debug("connection lost", "err", err)
 			// A short pause so a server that just died is not hammered.
@@ -267,14 +270,14 @@ func (s *Session) serve(ctx context.Context, c *Conn) error {
 	})
 	err := g.Wait()
 	if err == nil {
-		err = ErrClosed
+		err = wire.ErrClosed
 	}
 	return err
 }
 
 func (s *Session) onPush(typ string, data json.RawMessage) {
 	switch typ {
-	case TypeMessage:
+	case proto.TypeMessage:
 		var m Message
 		if json.Unmarshal(data, &m) != nil {
 			return
@@ -285,12 +288,12 @@ func (s *Session) onPush(typ string, data json.RawMessage) {
 		if l.Apply(m) {
 			signal(s.gapKick)
 		}
-	case TypeConversation:
-		var b conversationBody
+	case proto.TypeConversation:
+		var b proto.ConversationBody
 		if json.Unmarshal(data, &b) == nil && b.Conversation.ID != "" {
 			s.Track(b.Conversation.ID)
 		}
-	case TypeError:
+	case proto.TypeError:
 		var se ServerError
 		_ = json.Unmarshal(data, &se)
 		s.mu.Lock()
@@ -406,7 +409,7 @@ func (s *Session) sendLoop(ctx context.Context, c *Conn) error {
 			if item == nil {
 				break
 			}
-			call, err := c.Go(TypeChatSend, sendBody{ConversationID: item.convID, ClientMsgID: item.id, Text: item.text})
+			call, err := c.Go(proto.TypeChatSend, proto.ChatSendBody{ConversationID: item.convID, ClientMsgID: item.id, Text: item.text})
 			if err != nil {
 				return err
 			}
@@ -433,7 +436,7 @@ func (s *Session) sendLoop(ctx context.Context, c *Conn) error {
 					// No ack in time or the connection died: the message
 					// stays pending and goes out again, same id, on the
 					// next connection.
-					c.Close()
+					_ = c.Close()
 				}
 				return fmt.Errorf("chat_send %s: %w", head.item.id, err)
 			}

@@ -1,3 +1,8 @@
+// Package client is a Go participant of Parley's signaling protocol
+// (docs/protocol.md) with pion PeerConnections. The load tool and the
+// server's end-to-end tests use it to act as a participant without a
+// browser. Its signaling connection is internal/wire's, shared with the
+// chat load client.
 package client
 
 import (
@@ -7,16 +12,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"strconv"
 	"strings"
-	"sync"
-	"time"
+	"sync/atomic"
 
-	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/internal/wire"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // Options configures a participant.
@@ -29,32 +33,29 @@ type Options struct {
 	// connection with the participant and track sids parsed from the
 	// stream id.
 	OnTrack func(participantSID, trackSID string, t *webrtc.TrackRemote, r *webrtc.RTPReceiver)
-	// OnEvent sees every server message type (for tests that wait on
-	// participant_joined and the like).
+	// OnEvent sees every server message that is not a reply or a ping
+	// (for tests that wait on participant_joined and the like).
 	OnEvent func(msgType string, data json.RawMessage)
 	// API builds the PeerConnections; nil uses LoopbackAPI.
 	API *webrtc.API
 }
 
 // ServerError is an `error` message from the server.
-type ServerError struct{ Code, Message string }
+type ServerError = wire.ServerError
 
-func (e *ServerError) Error() string { return e.Code + ": " + e.Message }
-
-// Client is one participant: a WebSocket and two PeerConnections.
+// Client is one participant: a signaling connection (internal/wire) and
+// two PeerConnections.
 type Client struct {
-	opts   Options
-	ws     *websocket.Conn
-	pub    *webrtc.PeerConnection
-	sub    *webrtc.PeerConnection
-	Joined Joined
+	opts Options
+	pub  *webrtc.PeerConnection
+	sub  *webrtc.PeerConnection
+	// Joined is the server's answer to join.
+	Joined proto.JoinedBody
 
-	writeMu sync.Mutex
-	mu      sync.Mutex
-	nextID  int
-	waiters map[string]chan envelope
-	done    chan struct{}
-	readErr error
+	// conn is set by the first message the connection hands over (the
+	// join reply at the latest), before any local description exists, so
+	// every ICE candidate callback finds it.
+	conn atomic.Pointer[wire.Conn]
 }
 
 // LoopbackAPI returns a pion API that gathers only loopback host
@@ -87,32 +88,19 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.API == nil {
 		opts.API = LoopbackAPI()
 	}
-	h := http.Header{}
-	if opts.Origin != "" {
-		h.Set("Origin", opts.Origin)
-	}
-	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, opts.URL, h)
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %d)", opts.URL, err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("dial %s: %w", opts.URL, err)
-	}
-	c := &Client{opts: opts, ws: ws, waiters: map[string]chan envelope{}, done: make(chan struct{})}
+	c := &Client{opts: opts}
 	if err := c.setupPeers(); err != nil {
-		ws.Close()
 		return nil, err
 	}
-	go c.readLoop()
-	reply, err := c.request(ctx, "join", joinData{Token: opts.Token, Protocol: 1})
+	conn, err := wire.Dial(ctx, wire.Options{URL: opts.URL, Origin: opts.Origin, Token: opts.Token,
+		Intercept: c.intercept, OnPush: c.onPush})
 	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("join: %w", err)
+		_ = c.pub.Close()
+		_ = c.sub.Close()
+		return nil, err
 	}
-	if err := json.Unmarshal(reply.Data, &c.Joined); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("join reply: %w", err)
-	}
+	c.conn.Store(conn)
+	c.Joined = conn.Joined
 	return c, nil
 }
 
@@ -122,7 +110,7 @@ func (c *Client) setupPeers() error {
 		return fmt.Errorf("publisher connection: %w", err)
 	}
 	if c.sub, err = c.opts.API.NewPeerConnection(webrtc.Configuration{}); err != nil {
-		c.pub.Close()
+		_ = c.pub.Close()
 		return fmt.Errorf("subscriber connection: %w", err)
 	}
 	for target, pc := range map[string]*webrtc.PeerConnection{"publisher": c.pub, "subscriber": c.sub} {
@@ -130,8 +118,12 @@ func (c *Client) setupPeers() error {
 			if cand == nil {
 				return
 			}
-			raw, _ := json.Marshal(cand.ToJSON())
-			_ = c.send("candidate", "", candidateData{Target: target, Candidate: raw})
+			init := cand.ToJSON()
+			if conn := c.conn.Load(); conn != nil {
+				_ = conn.Notify(proto.TypeCandidate, proto.CandidateBody{Target: target, Candidate: &proto.CandidateInit{
+					Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment,
+				}})
+			}
 		})
 	}
 	c.sub.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
@@ -157,16 +149,16 @@ func drain(t *webrtc.TrackRemote) {
 // Publish adds tracks to the publisher connection, announces them and
 // negotiates.
 func (c *Client) Publish(ctx context.Context, tracks []webrtc.TrackLocal, sources []string) error {
-	metas := make([]TrackMeta, len(tracks))
+	metas := make([]proto.TrackAnnouncement, len(tracks))
 	for i, t := range tracks {
 		sender, err := c.pub.AddTrack(t)
 		if err != nil {
 			return fmt.Errorf("add track: %w", err)
 		}
 		go drainRTCP(sender)
-		metas[i] = TrackMeta{TrackID: t.ID(), Kind: t.Kind().String(), Source: sources[i]}
+		metas[i] = proto.TrackAnnouncement{TrackID: t.ID(), Kind: t.Kind().String(), Source: sources[i]}
 	}
-	if _, err := c.request(ctx, "publish", map[string]any{"tracks": metas}); err != nil {
+	if err := c.conn.Load().Request(ctx, proto.TypePublish, proto.PublishBody{Tracks: metas}, nil); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	return c.negotiatePublisher(ctx)
@@ -189,19 +181,11 @@ func (c *Client) negotiatePublisher(ctx context.Context) error {
 	if err := c.pub.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("set local offer: %w", err)
 	}
-	reply, err := c.request(ctx, "offer", sdpData{SDP: offer.SDP})
-	if err != nil {
+	// The answer is applied by intercept, in arrival order.
+	if err := c.conn.Load().Request(ctx, proto.TypeOffer, proto.SDPBody{SDP: offer.SDP}, nil); err != nil {
 		return fmt.Errorf("offer: %w", err)
 	}
-	if reply.Type != "answer" {
-		return fmt.Errorf("offer: server replied %q, want answer", reply.Type)
-	}
 	return nil
-}
-
-func mustJSON(v any) json.RawMessage {
-	raw, _ := json.Marshal(v)
-	return raw
 }
 
 // Publisher and Subscriber expose the PeerConnections for statistics.
@@ -209,114 +193,54 @@ func (c *Client) Publisher() *webrtc.PeerConnection  { return c.pub }
 func (c *Client) Subscriber() *webrtc.PeerConnection { return c.sub }
 
 // Done is closed when the WebSocket ends.
-func (c *Client) Done() <-chan struct{} { return c.done }
+func (c *Client) Done() <-chan struct{} { return c.conn.Load().Done() }
 
 // Close leaves and releases everything.
 func (c *Client) Close() error {
-	_ = c.send("leave", "", nil)
-	err := c.ws.Close()
-	c.pub.Close()
-	c.sub.Close()
-	<-c.done
+	conn := c.conn.Load()
+	_ = conn.Notify(proto.TypeLeave, nil)
+	err := conn.Close()
+	_ = c.pub.Close()
+	_ = c.sub.Close()
 	return err
 }
 
-func (c *Client) send(typ, id string, data any) error {
-	env := envelope{Type: typ, ID: id}
-	if data != nil {
-		raw, err := json.Marshal(data)
-		if err != nil {
-			return err
-		}
-		env.Data = raw
+// intercept applies the publisher's answer on the reader goroutine, in
+// arrival order, so the publisher candidates that follow it never reach
+// a connection that lacks its remote description; a failure becomes the
+// error reply to the offer.
+func (c *Client) intercept(conn *wire.Conn, env *proto.Envelope) {
+	c.conn.CompareAndSwap(nil, conn)
+	if env.Type != proto.TypeAnswer {
+		return
 	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return c.ws.WriteJSON(env)
-}
-
-func (c *Client) request(ctx context.Context, typ string, data any) (envelope, error) {
-	c.mu.Lock()
-	c.nextID++
-	id := strconv.Itoa(c.nextID)
-	ch := make(chan envelope, 1)
-	c.waiters[id] = ch
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.waiters, id)
-		c.mu.Unlock()
-	}()
-	if err := c.send(typ, id, data); err != nil {
-		return envelope{}, err
+	var a proto.SDPBody
+	err := json.Unmarshal(env.Data, &a)
+	if err == nil {
+		err = c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP})
 	}
-	select {
-	case env := <-ch:
-		if env.Type == "error" {
-			var e errorData
-			_ = json.Unmarshal(env.Data, &e)
-			return env, &ServerError{Code: e.Code, Message: e.Message}
-		}
-		return env, nil
-	case <-c.done:
-		if c.readErr != nil {
-			return envelope{}, c.readErr
-		}
-		return envelope{}, errors.New("connection closed")
-	case <-ctx.Done():
-		return envelope{}, ctx.Err()
+	if err != nil {
+		data, _ := json.Marshal(proto.ErrorBody{Code: "client", Message: "publisher answer: " + err.Error()})
+		*env = proto.Envelope{Type: proto.TypeError, Re: env.Re, Data: data}
 	}
 }
 
-func (c *Client) readLoop() {
-	defer close(c.done)
-	for {
-		var env envelope
-		if err := c.ws.ReadJSON(&env); err != nil {
-			c.readErr = err
-			return
-		}
-		if env.Type == "answer" {
-			// Applied here, in arrival order, so the publisher candidates
-			// that follow the answer never reach a connection that lacks
-			// its remote description.
-			var a sdpData
-			err := json.Unmarshal(env.Data, &a)
-			if err == nil {
-				err = c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP})
-			}
-			if err != nil {
-				env = envelope{Type: "error", Re: env.Re, Data: mustJSON(errorData{Code: "client", Message: "publisher answer: " + err.Error()})}
-			}
-		}
-		if env.Re != "" {
-			c.mu.Lock()
-			ch := c.waiters[env.Re]
-			c.mu.Unlock()
-			if ch != nil {
-				ch <- env
-				continue
-			}
-		}
-		if c.opts.OnEvent != nil {
-			c.opts.OnEvent(env.Type, env.Data)
-		}
-		if err := c.handle(env); err != nil {
-			c.opts.Logger.Warn("client: handling server message", "type", env.Type, "error", err)
-		}
+// onPush handles what the server sends unasked: subscriber offers and
+// candidates.
+func (c *Client) onPush(conn *wire.Conn, typ string, data json.RawMessage) {
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(typ, data)
+	}
+	if err := c.handle(conn, typ, data); err != nil {
+		c.opts.Logger.Warn("client: handling server message", "type", typ, "error", err)
 	}
 }
 
-func (c *Client) handle(env envelope) error {
-	switch env.Type {
-	case "ping":
-		var p pingData
-		_ = json.Unmarshal(env.Data, &p)
-		return c.send("pong", "", p)
-	case "offer":
-		var o sdpData
-		if err := json.Unmarshal(env.Data, &o); err != nil {
+func (c *Client) handle(conn *wire.Conn, typ string, data json.RawMessage) error {
+	switch typ {
+	case proto.TypeOffer:
+		var o proto.SDPBody
+		if err := json.Unmarshal(data, &o); err != nil {
 			return err
 		}
 		if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
@@ -329,16 +253,17 @@ func (c *Client) handle(env envelope) error {
 		if err := c.sub.SetLocalDescription(ans); err != nil {
 			return err
 		}
-		return c.send("answer", "", sdpData{SDP: ans.SDP})
-	case "candidate":
-		var cd candidateData
-		if err := json.Unmarshal(env.Data, &cd); err != nil {
+		return conn.Notify(proto.TypeAnswer, proto.SDPBody{SDP: ans.SDP})
+	case proto.TypeCandidate:
+		var cd proto.CandidateBody
+		if err := json.Unmarshal(data, &cd); err != nil {
 			return err
 		}
-		var init webrtc.ICECandidateInit
-		if err := json.Unmarshal(cd.Candidate, &init); err != nil {
-			return err
+		if cd.Candidate == nil {
+			return errors.New("candidate without candidate")
 		}
+		init := webrtc.ICECandidateInit{Candidate: cd.Candidate.Candidate, SDPMid: cd.Candidate.SDPMid,
+			SDPMLineIndex: cd.Candidate.SDPMLineIndex, UsernameFragment: cd.Candidate.UsernameFragment}
 		if cd.Target == "subscriber" {
 			return c.sub.AddICECandidate(init)
 		}
