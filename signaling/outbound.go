@@ -5,7 +5,7 @@ import "github.com/parleyhq/parley/signaling/proto"
 // outbound is how sessions and the call table reach one connection's
 // socket. Every method only queues, so it may be called under locks and
 // from any goroutine; behind it the socket could as well be on another
-// node. *conn implements it.
+// node. *wsConn implements it; a chatSession passes it on.
 type outbound interface {
 	// enqueue queues one encoded server message.
 	enqueue(msg []byte)

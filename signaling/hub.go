@@ -9,15 +9,15 @@ import (
 	"github.com/parleyhq/parley/chat"
 )
 
-// hub is the messaging side of the server: every connected session per
+// hub is the index of chat sessions: every connected chatSession per
 // identity (several devices and tabs each), and an index of which
 // connected identities belong to which conversation, so that a stored
 // message is pushed without a database query. The index only holds
 // conversations that have at least one connected member, so its size is
 // bounded by the connected identities' memberships, not by history.
 //
-// Lock order: Server.mu, then hub.mu, then a convEntry's mu; never the
-// other way. Only non-blocking enqueues happen under these locks. Chat
+// Lock order: callTable.mu, then hub.mu, then a convEntry's mu; never
+// the other way. Only non-blocking enqueues happen under these locks. Chat
 // pushes (the hot path) hold only their conversation's lock while they
 // queue to its members, so rooms do not contend with each other or with
 // joins and leaves.
