@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,6 +19,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/internal/peraddr"
 	"github.com/parleyhq/parley/rtmp"
 )
 
@@ -140,19 +141,14 @@ func (s *Service) cors(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Max-Age", "600")
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func (s *Service) whipCreate(w http.ResponseWriter, r *http.Request) {
-	ip := clientIP(r)
-	if !s.limiter.allow(ip) {
+	// The client address as the HTTP edge resolved it (a trusted reverse
+	// proxy's forwarded address), else the TCP peer.
+	addr := peraddr.FromRequest(r)
+	ip := addr.String()
+	if ok, retry := s.limiter.allow(addr); !ok {
 		s.m.refused.WithLabelValues("whip", "rate_limited").Inc()
-		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(retry.Seconds())))))
 		http.Error(w, "too many requests", http.StatusTooManyRequests)
 		return
 	}
