@@ -149,3 +149,19 @@ func TestWHIPRateLimitRetryAfter(t *testing.T) {
 		t.Fatalf("refused at Retry-After (%d s)", secs)
 	}
 }
+
+// The HTTP edge in front of WHIP (signaling) bounds request bodies at
+// what the handler declares; it must declare max_offer_bytes, or offers
+// above the edge's 16 KiB default would be cut.
+func TestWHIPHandlerDeclaresBodyLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WHIP.MaxOfferBytes = 200 << 10
+	svc, err := New(cfg, Deps{Media: noMedia{}, Keys: fakeKeys{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl, ok := svc.WHIPHandler().(interface{ MaxBodyBytes() int64 })
+	if !ok || bl.MaxBodyBytes() != 200<<10 {
+		t.Fatalf("WHIP handler declares no body limit or the wrong one (%v)", ok)
+	}
+}

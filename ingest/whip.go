@@ -33,7 +33,19 @@ import (
 
 // WHIPHandler serves the WHIP endpoint. Mount it on both cfg.WHIP.Path
 // and cfg.WHIP.Path + "/" (the resource URLs live under it).
-func (s *Service) WHIPHandler() http.Handler { return http.HandlerFunc(s.serveWHIP) }
+func (s *Service) WHIPHandler() http.Handler { return whipHandler{s} }
+
+// whipHandler is the WHIP endpoint as an http.Handler that also tells
+// the HTTP edge in front of it (signaling.BodyLimiter) how large its
+// request bodies may be, so an offer over ingest.whip.max_offer_bytes is
+// refused before the handler runs and a smaller one is not cut at the
+// edge's default.
+type whipHandler struct{ s *Service }
+
+func (h whipHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.s.serveWHIP(w, r) }
+
+// MaxBodyBytes is the largest WHIP request body: the SDP offer.
+func (h whipHandler) MaxBodyBytes() int64 { return int64(h.s.cfg.WHIP.MaxOfferBytes) }
 
 // whipSession is one WHIP resource.
 type whipSession struct {
