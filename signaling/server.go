@@ -73,6 +73,7 @@ type Server struct {
 	calls     *callTable
 	metrics   *metrics
 	hooks     testHooks
+	edge      *edge // limits before handlers run (edge.go)
 
 	// baseCtx bounds chat store calls; it ends when Run has finished, so
 	// a write that started before shutdown still completes and is acked.
@@ -116,7 +117,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	edge, err := newEdge(cfg, deps.Registry)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		edge:      edge,
 		batchBufs: newBatchBufs(),
 		devTokens: rate.NewLimiter(devTokensPerSecond, devTokenBurst),
 		cfg:       cfg,
@@ -193,7 +199,7 @@ func (s *Server) routes(deps Deps) http.Handler {
 		web = http.NotFoundHandler()
 	}
 	mux.Handle("/", web)
-	return mux
+	return s.edge.wrap(mux, s)
 }
 
 // Handler returns every route, for tests and for embedding.
@@ -344,6 +350,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	if !s.devHostAllowed(w, r) {
+		return
+	}
+	slot := s.admitUnjoined(w, r) // counts until the socket joins (addrcap.go)
+	if slot == nil {
+		return
+	}
+	defer slot.releaseUnlessBound()
 	s.mu.Lock()
 	if s.shuttingDown {
 		s.mu.Unlock()
@@ -361,10 +375,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newConn(s, ws, s.log.With("remote", r.RemoteAddr))
+	slot.bind(c)
 	// The connection runs on a fresh goroutine and this handler returns:
 	// net/http keeps its per-connection request state and buffers (about
 	// 12 KiB) for as long as the handler runs, even after a hijack.
-	go s.runConn(c)
+	go func() {
+		defer slot.release()
+		s.runConn(c)
+	}()
 }
 
 // wsReadBufferSize and wsWriteBufferSize size gorilla's buffers (see New).
