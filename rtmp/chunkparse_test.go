@@ -423,3 +423,26 @@ func TestChunkParserAgreesOnFFmpeg(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkChunkParser is the guard's cost per byte on what ffmpeg sends
+// (128-byte chunks, the worst case for per-chunk work), once publishing.
+//
+//	go test ./rtmp -run XXX -bench ChunkParser
+func BenchmarkChunkParser(b *testing.B) {
+	capture, err := os.ReadFile("testdata/ffmpeg-publish.rtmp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(capture)))
+	for b.Loop() {
+		p := newChunkParser()
+		p.handshakeLeft = 0
+		for off := 0; off < len(capture); {
+			n, err := p.feed(capture[off:min(len(capture), off+64<<10)], generous, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			off += n
+		}
+	}
+}
