@@ -22,60 +22,6 @@ import (
 	"github.com/parleyhq/parley/internal/testkit"
 )
 
-// The attacks in this file come from other loopback addresses
-// (127.0.0.2, 127.0.0.3, ...) than the legitimate client (127.0.0.1), as
-// they would from another host: per-address limits must stop the
-// attacker without touching anyone else. Linux routes all of 127/8 to
-// the loopback interface, so no setup is needed.
-
-// rssBudget is how much the server's resident memory may grow during
-// one attack. Each attack here is bounded to a few hundred connections;
-// an unbounded table or buffer would grow well past this.
-const rssBudget = 64 << 20
-
-// dialFrom opens a TCP connection from the loopback address src.
-func dialFrom(ctx context.Context, src, addr string) (net.Conn, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 3 * time.Second}
-	return d.DialContext(ctx, "tcp", addr)
-}
-
-// memWatch samples the server's RSS and keeps the peak.
-type memWatch struct {
-	p    *testkit.Parley
-	base int64
-	peak atomic.Int64
-}
-
-func watchMem(t *testing.T, p *testkit.Parley) *memWatch {
-	t.Helper()
-	base, err := p.RSS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &memWatch{p: p, base: base}
-	m.peak.Store(base)
-	return m
-}
-
-func (m *memWatch) sample() {
-	if rss, err := m.p.RSS(); err == nil && rss > m.peak.Load() {
-		m.peak.Store(rss)
-	}
-}
-
-// check fails the test if the peak grew beyond rssBudget.
-func (m *memWatch) check(t *testing.T) {
-	t.Helper()
-	m.sample()
-	grew := m.peak.Load() - m.base
-	t.Logf("RSS %.1f MiB before the attack, peak %.1f MiB (+%.1f)", mib(m.base), mib(m.peak.Load()), mib(grew))
-	if grew > rssBudget {
-		t.Fatalf("RSS grew by %.1f MiB during the attack, budget %.0f MiB", mib(grew), mib(rssBudget))
-	}
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
 // servedDuring calls legitJoin (and extra, if not nil) rounds times while
 // an attack runs, sampling memory each time; any failure fails the test.
 func servedDuring(t *testing.T, p *testkit.Parley, m *memWatch, rounds int, extra func(context.Context) error) {

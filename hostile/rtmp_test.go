@@ -111,56 +111,14 @@ func finished(t *testing.T, ff *testkit.Process) {
 
 // attackerAddr is a loopback source address: attacks come from 127.0.0.2
 // and up unless a test says otherwise, the publisher from 127.0.0.1.
-func attackerAddr(i int) net.Addr {
-	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))}
-}
-
-func dialFrom(addr string, local net.Addr) (net.Conn, error) {
-	d := net.Dialer{LocalAddr: local, Timeout: 3 * time.Second}
-	return d.Dial("tcp", addr)
+func attackerAddr(i int) string {
+	return fmt.Sprintf("127.0.0.%d", 2+i%200)
 }
 
 // chunkHeader is a type-0 RTMP chunk header on a one-byte chunk stream id.
 func chunkHeader(csid int, typeID byte, streamID, length uint32) []byte {
 	b := []byte{byte(csid), 0, 0, 0, byte(length >> 16), byte(length >> 8), byte(length), typeID}
 	return binary.LittleEndian.AppendUint32(b, streamID)
-}
-
-// rssSampler records the parley process's peak RSS until stopped.
-type rssSampler struct {
-	peak int64
-	stop chan struct{}
-	done chan struct{}
-}
-
-func sampleRSS(t *testing.T, p *testkit.Parley) *rssSampler {
-	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if rss, err := p.RSS(); err == nil && rss > s.peak {
-				s.peak = rss
-			}
-			select {
-			case <-s.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	t.Cleanup(s.finish)
-	return s
-}
-
-func (s *rssSampler) finish() {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	<-s.done
 }
 
 // TestRTMPMemoryAttack is issue #17 finding 1: connections that never
@@ -175,14 +133,10 @@ func TestRTMPMemoryAttack(t *testing.T) {
 	// rate is the yardstick for the rate under attack.
 	quietStart := r.metric(t, videoBytes)
 	time.Sleep(time.Second)
-	base, err := r.p.RSS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rss := watchMem(t, r.p)
 	bytesBefore := r.metric(t, videoBytes)
 	quietRate := bytesBefore - quietStart
 	attackStart := time.Now()
-	rss := sampleRSS(t, r.p)
 
 	const (
 		attackers     = 24
@@ -213,13 +167,8 @@ func TestRTMPMemoryAttack(t *testing.T) {
 	}
 	wg.Wait()
 	time.Sleep(time.Second) // let the server react to the last of it
-	rss.finish()
-	grew := rss.peak - base
-	t.Logf("attackers wrote %d MiB to their sockets; RSS %.1f MiB before, peak %.1f MiB (+%.1f MiB)",
-		sent>>20, float64(base)/(1<<20), float64(rss.peak)/(1<<20), float64(grew)/(1<<20))
-	if grew > 30<<20 {
-		t.Errorf("the server's RSS grew by %.1f MiB under the attack, want at most 30 MiB", float64(grew)/(1<<20))
-	}
+	t.Logf("attackers wrote %d MiB to their sockets", sent>>20)
+	rss.checkWithin(t, 30<<20)
 	// Video kept flowing at no less than half its quiet rate.
 	got, secs := r.metric(t, videoBytes)-bytesBefore, time.Since(attackStart).Seconds()
 	t.Logf("video: %.0f B/s quiet, %.0f B/s under attack", quietRate, got/secs)
@@ -234,8 +183,8 @@ func TestRTMPMemoryAttack(t *testing.T) {
 // and fills them round-robin, a chunk at a time, until the server closes
 // the connection, sendEach bytes are out or the deadline passes. It
 // returns the bytes it got out.
-func memoryAttackConn(addr string, local net.Addr, deadline time.Time, chunkStreams, chunkSize, sendEach int) int64 {
-	c, err := dialFrom(addr, local)
+func memoryAttackConn(addr string, local string, deadline time.Time, chunkStreams, chunkSize, sendEach int) int64 {
+	c, err := dialFrom(context.Background(), local, addr)
 	if err != nil {
 		return 0
 	}
@@ -284,9 +233,9 @@ func memoryAttackConn(addr string, local net.Addr, deadline time.Time, chunkStre
 // another; ffmpeg must still publish.
 func TestRTMPSlotAttack(t *testing.T) {
 	r := startRTMP(t)
-	for _, local := range []net.Addr{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, attackerAddr(0)} {
+	for _, local := range []string{"127.0.0.1", attackerAddr(0)} {
 		for range 64 {
-			c, err := dialFrom(r.addr, local)
+			c, err := dialFrom(context.Background(), local, r.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -333,7 +282,7 @@ func TestRTMPJunkClosesOnlyThatConnection(t *testing.T) {
 		{"set chunk size 0", true, append(chunkHeader(2, 1, 0, 4), 0, 0, 0, 0)},
 	}
 	for i, tc := range cases {
-		c, err := dialFrom(r.addr, attackerAddr(i))
+		c, err := dialFrom(context.Background(), attackerAddr(i), r.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
