@@ -30,9 +30,7 @@ func (p *participant) waitVisible(ctx context.Context, testid string, want bool)
 // the unanswered call are entries in their conversation on both sides.
 func TestChatOnlyCalls(t *testing.T) {
 	ctx := testContext(t, 4*time.Minute)
-	srv := startServerWith(t, func(_ *server, cfg map[string]any) {
-		cfg["signaling"].(map[string]any)["call_ring_timeout"] = ringTimeout.String()
-	})
+	srv := startServerWith(t, map[string]any{"signaling": map[string]any{"call_ring_timeout": ringTimeout.String()}})
 	// Jon's browser may play sound without a gesture, so the ring tone
 	// really starts (WebAudio) instead of waiting for a click.
 	sound := BrowserOptions{ExtraFlags: map[string]string{"autoplay-policy": "no-user-gesture-required"}}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // createStreamKey makes a stream key through the admin API, as an
@@ -52,10 +54,8 @@ func TestOBSStreamInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal("ffmpeg not found: install it with `apt-get install -y ffmpeg` (or run ./scripts/test)")
 	}
-	rtmpPort := freePort(t, "tcp")
-	srv := startServerWith(t, func(_ *server, cfg map[string]any) {
-		cfg["rtmp"] = map[string]any{"enabled": true, "listen": fmt.Sprintf("127.0.0.1:%d", rtmpPort)}
-	})
+	rtmpPort := testkit.FreeTCPPort(t)
+	srv := startServerWith(t, map[string]any{"rtmp": map[string]any{"enabled": true, "listen": fmt.Sprintf("127.0.0.1:%d", rtmpPort)}})
 	ctx := testContext(t, 4*time.Minute)
 	key := createStreamKey(t, srv, "stage", "Stage")
 	viewer := join(t, ctx, srv, "stage", "Viewer")

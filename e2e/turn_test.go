@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // turnSecret is the TURN REST shared secret of the relay test's server.
@@ -35,10 +37,10 @@ type transportInfo struct {
 
 // turnConfig enables the embedded TURN server on free loopback ports,
 // relaying to loopback (where the SFU listens) by explicit allow-list.
-func turnConfig(t *testing.T) func(*server, map[string]any) {
-	udp, tcp := freePort(t, "udp"), freePort(t, "tcp")
-	return func(_ *server, cfg map[string]any) {
-		cfg["turn"] = map[string]any{
+func turnConfig(t *testing.T) map[string]any {
+	udp, tcp := testkit.FreeUDPPort(t), testkit.FreeTCPPort(t)
+	return map[string]any{
+		"turn": map[string]any{
 			"enabled":            true,
 			"realm":              "parley.test",
 			"listen_udp":         []string{fmt.Sprintf("127.0.0.1:%d", udp)},
@@ -48,7 +50,7 @@ func turnConfig(t *testing.T) func(*server, map[string]any) {
 			"relay_bind_ipv4":    "127.0.0.1",
 			"shared_secrets":     []string{turnSecret},
 			"allowed_peer_cidrs": []string{"127.0.0.0/8"},
-		}
+		},
 	}
 }
 

@@ -31,9 +31,10 @@ type WHIPConfig struct {
 	Path string `yaml:"path" doc:"WHIP endpoint path: POST creates a stream, DELETE <path>/<id> ends it."`
 	// MaxOfferBytes bounds the SDP offer.
 	MaxOfferBytes int `yaml:"max_offer_bytes" doc:"Largest SDP offer accepted."`
-	// RequestsPerMinute is how many POSTs one client IP may make per
-	// minute (burst of a quarter of it, at least 2); 0 disables the limit.
-	RequestsPerMinute int `yaml:"requests_per_minute" doc:"WHIP POSTs per client IP per minute; 0 disables the limit."`
+	// RequestsPerMinute is how many POSTs one client address (IPv6: its
+	// /64) may make in any 60 s, up to a quarter of them back to back;
+	// 0 disables the limit.
+	RequestsPerMinute int `yaml:"requests_per_minute" doc:"WHIP POSTs per client address (IPv6: per /64) in any 60 s, a quarter of them back to back; 0 disables the limit."`
 	// CORSOrigins may call the endpoint from a browser ("*" for any; the
 	// endpoint uses Bearer tokens, never cookies). Empty: no CORS headers.
 	CORSOrigins []string `yaml:"cors_origins" doc:"Origins allowed to call WHIP from a browser (* for any; empty sends no CORS headers)."`

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -34,33 +35,29 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestIPLimiterBounded(t *testing.T) {
-	l := newIPLimiter(60) // 1/s, burst 15
-	now := time.Unix(1000, 0)
-	l.now = func() time.Time { return now }
-	l.max = 3
-	for i := range 15 {
-		if !l.allow("a") {
-			t.Fatalf("request %d within the burst refused", i)
+// whipRate's bucket: a quarter of the minute's budget back to back, and
+// never more than the budget in 60 s (TestWHIPRateMatchesRequestsPerMinute
+// checks the second by replaying requests).
+func TestWHIPRateParameters(t *testing.T) {
+	for _, tc := range []struct {
+		n, burst int
+		every    time.Duration
+	}{
+		{30, 7, time.Minute / 24},
+		{8, 2, time.Minute / 7},
+		{1, 1, time.Minute},
+		{600, 150, time.Minute / 451},
+	} {
+		every, burst := whipRate(tc.n)
+		if every != tc.every || burst != tc.burst {
+			t.Errorf("whipRate(%d) = %v, %d; want %v, %d", tc.n, every, burst, tc.every, tc.burst)
 		}
 	}
-	if l.allow("a") {
-		t.Fatal("request over the burst allowed")
+	l, err := newIPLimiter(0)
+	if err != nil || l != nil {
+		t.Fatalf("requests_per_minute 0: %v, %v; want no limiter", l, err)
 	}
-	if !l.allow("b") || !l.allow("c") {
-		t.Fatal("other IPs limited")
-	}
-	if l.allow("d") {
-		t.Fatal("table over its bound accepted a new IP while all buckets are busy")
-	}
-	now = now.Add(time.Minute) // every bucket refilled: idle ones can go
-	if !l.allow("d") {
-		t.Fatal("new IP refused after idle buckets expired")
-	}
-	if len(l.m) > 3 {
-		t.Fatalf("table holds %d entries, bound 3", len(l.m))
-	}
-	if newIPLimiter(0).allow("x") != true {
+	if ok, _ := l.allow(netip.MustParseAddr("192.0.2.1")); !ok {
 		t.Fatal("disabled limiter refused")
 	}
 }

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -107,8 +106,14 @@ func decodeKeyRequest(r io.Reader) (KeyRequest, error) {
 		}
 		return req, errors.New("malformed JSON body: " + err.Error())
 	}
-	if rest, _ := io.ReadAll(io.LimitReader(dec.Buffered(), 64)); len(bytes.TrimSpace(rest)) > 0 {
-		return req, errors.New("malformed JSON body: trailing data")
+	// Read on to the end of the body, not only what the decoder has
+	// buffered: anything but white space after the object is refused.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return req, err
+		}
+		return req, errors.New("malformed JSON body: trailing data after the JSON object")
 	}
 	return req, nil
 }

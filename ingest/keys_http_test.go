@@ -87,3 +87,24 @@ func TestKeysHandler(t *testing.T) {
 		t.Fatalf("GET one: %d", code)
 	}
 }
+
+// Finding #17.7: data after the JSON object is refused wherever it is in
+// the body, not only in what the decoder happened to buffer.
+func TestKeysHandlerRefusesTrailingData(t *testing.T) {
+	ks := openTestKeys(t, filepath.Join(t.TempDir(), KeyStoreFile))
+	h := ks.KeysHandler(func(*http.Request) bool { return true })
+	for _, body := range []string{
+		`{"room":"r","name":"n"}` + strings.Repeat(" ", 600) + `garbage`,
+		`{"room":"r","name":"n"}` + strings.Repeat("\n", 2000) + `{"room":"s","name":"m"}`,
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", KeysPath, strings.NewReader(body)))
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "trailing") {
+			t.Errorf("body with trailing data after %d bytes: %d %s", len(body)-7, rec.Code, rec.Body)
+		}
+	}
+	keys, err := ks.List(context.Background())
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("keys created from refused bodies: %v %v", keys, err)
+	}
+}

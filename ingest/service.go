@@ -103,12 +103,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	limiter, err := newIPLimiter(cfg.WHIP.RequestsPerMinute)
+	if err != nil {
+		return nil, err
+	}
 	return &Service{
 		cfg: cfg, media: deps.Media, keys: deps.Keys, dir: deps.Directory,
 		log: deps.Logger.With("component", "ingest"), m: m,
 		entries: map[string]*entry{},
 		whipRes: map[string]*whipSession{},
-		limiter: newIPLimiter(cfg.WHIP.RequestsPerMinute),
+		limiter: limiter,
 	}, nil
 }
 

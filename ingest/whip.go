@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/internal/peraddr"
 	"github.com/parleyhq/parley/rtmp"
 )
 
@@ -33,7 +34,19 @@ import (
 
 // WHIPHandler serves the WHIP endpoint. Mount it on both cfg.WHIP.Path
 // and cfg.WHIP.Path + "/" (the resource URLs live under it).
-func (s *Service) WHIPHandler() http.Handler { return http.HandlerFunc(s.serveWHIP) }
+func (s *Service) WHIPHandler() http.Handler { return whipHandler{s} }
+
+// whipHandler is the WHIP endpoint as an http.Handler that also tells
+// the HTTP edge in front of it (signaling.BodyLimiter) how large its
+// request bodies may be, so an offer over ingest.whip.max_offer_bytes is
+// refused before the handler runs and a smaller one is not cut at the
+// edge's default.
+type whipHandler struct{ s *Service }
+
+func (h whipHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.s.serveWHIP(w, r) }
+
+// MaxBodyBytes is the largest WHIP request body: the SDP offer.
+func (h whipHandler) MaxBodyBytes() int64 { return int64(h.s.cfg.WHIP.MaxOfferBytes) }
 
 // whipSession is one WHIP resource.
 type whipSession struct {
@@ -141,19 +154,14 @@ func (s *Service) cors(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Max-Age", "600")
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func (s *Service) whipCreate(w http.ResponseWriter, r *http.Request) {
-	ip := clientIP(r)
-	if !s.limiter.allow(ip) {
+	// The client address as the HTTP edge resolved it (a trusted reverse
+	// proxy's forwarded address), else the TCP peer.
+	addr := peraddr.FromRequest(r)
+	ip := addr.String()
+	if ok, retry := s.limiter.allow(addr); !ok {
 		s.m.refused.WithLabelValues("whip", "rate_limited").Inc()
-		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(retry.Seconds())))))
 		http.Error(w, "too many requests", http.StatusTooManyRequests)
 		return
 	}

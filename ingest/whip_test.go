@@ -333,7 +333,7 @@ func TestWHIPRefusals(t *testing.T) {
 }
 
 func TestWHIPRateLimit(t *testing.T) {
-	_, _, base, _ := startWHIP(t, fakeKeys{}, func(c *Config) { c.WHIP.RequestsPerMinute = 8 }) // burst 2
+	_, _, base, _ := startWHIP(t, fakeKeys{}, func(c *Config) { c.WHIP.RequestsPerMinute = 8 }) // burst 2, then one per 60/7 s
 	codes := map[int]int{}
 	for range 5 {
 		resp, _ := whipRequest(t, "POST", base+"/whip", "sk_bad", "application/sdp", "v=0\r\n")

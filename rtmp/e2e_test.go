@@ -49,6 +49,13 @@ type testServer struct {
 // durably blocked, so synctest's fake clock cannot drive them.
 func startServer(t testing.TB, keys fakeKeys, mod func(*Config, *Deps)) *testServer {
 	t.Helper()
+	return startServerOn(t, keys, mod, nil)
+}
+
+// startServerOn is startServer with the listener wrapped by wrap (nil:
+// unwrapped), for tests that watch the raw connection.
+func startServerOn(t testing.TB, keys fakeKeys, mod func(*Config, *Deps), wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Enabled = true
 	cfg.Listen = "127.0.0.1:0"
@@ -66,8 +73,12 @@ func startServer(t testing.TB, keys fakeKeys, mod func(*Config, *Deps)) *testSer
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := l.Addr().String()
+	if wrap != nil {
+		l = wrap(l)
+	}
 	testkit.RunInBackground(t, "Serve", func(ctx context.Context) error { return srv.Serve(ctx, l) })
-	return &testServer{srv: srv, addr: l.Addr().String(), sink: sink, reg: reg}
+	return &testServer{srv: srv, addr: addr, sink: sink, reg: reg}
 }
 
 type publishOpts struct {

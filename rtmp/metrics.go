@@ -6,18 +6,26 @@ import (
 
 // Refusal reasons, the values of the "reason" label.
 const (
-	reasonApp            = "wrong_app"
-	reasonUnknownKey     = "unknown_key"
-	reasonRevokedKey     = "revoked_key"
-	reasonKeyInUse       = "key_in_use"
-	reasonKeyStore       = "keystore_error"
-	reasonSink           = "sink_error"
-	reasonVideoCodec     = "unsupported_video"
-	reasonBFrames        = "bframes"
-	reasonMalformed      = "malformed"
-	reasonTooLarge       = "message_too_large"
-	reasonTooManyConns   = "too_many_connections"
-	reasonServerShutdown = "shutdown"
+	reasonApp          = "wrong_app"
+	reasonUnknownKey   = "unknown_key"
+	reasonRevokedKey   = "revoked_key"
+	reasonKeyInUse     = "key_in_use"
+	reasonKeyStore     = "keystore_error"
+	reasonSink         = "sink_error"
+	reasonVideoCodec   = "unsupported_video"
+	reasonBFrames      = "bframes"
+	reasonMalformed    = "malformed"
+	reasonTooLarge     = "message_too_large"
+	reasonTooManyConns = "too_many_connections"
+	reasonChunkStreams = "too_many_chunk_streams"
+	reasonBufferBudget = "buffer_budget"
+	reasonAMF          = "amf_declared_too_large"
+	// Connection slots (the connection was closed before it published).
+	reasonPerIP            = "too_many_connections_per_ip"
+	reasonEvicted          = "evicted_unauthenticated"
+	reasonEvictedPerIP     = "evicted_unauthenticated_per_ip"
+	reasonHandshakeTimeout = "handshake_timeout"
+	reasonServerShutdown   = "shutdown"
 )
 
 // metrics are the parley_rtmp_* series. A nil *metrics is valid and does
@@ -25,6 +33,7 @@ const (
 type metrics struct {
 	active       prometheus.Gauge
 	connections  prometheus.Gauge
+	unauth       prometheus.Gauge
 	bytesIn      *prometheus.CounterVec
 	bitrate      *prometheus.HistogramVec
 	keyframeIvl  prometheus.Histogram
@@ -42,6 +51,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_rtmp_connections", Help: "Open RTMP TCP connections.",
+		}),
+		unauth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_rtmp_unauthenticated_connections", Help: "Open RTMP connections whose publish key has not been accepted yet.",
 		}),
 		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_rtmp_received_bytes_total", Help: "Media payload bytes received from publishers; rate() is the ingest bitrate.",
@@ -75,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.active, m.connections, m.bytesIn, m.bitrate, m.keyframeIvl, m.restarts, m.refused, m.audioDrops, m.panics, m.videoLatency} {
+		for _, c := range []prometheus.Collector{m.active, m.connections, m.unauth, m.bytesIn, m.bitrate, m.keyframeIvl, m.restarts, m.refused, m.audioDrops, m.panics, m.videoLatency} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -141,6 +153,12 @@ func (m *metrics) streamEnded() {
 func (m *metrics) connOpened() {
 	if m != nil {
 		m.connections.Inc()
+	}
+}
+
+func (m *metrics) unauthChanged(d float64) {
+	if m != nil {
+		m.unauth.Add(d)
 	}
 }
 

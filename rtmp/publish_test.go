@@ -145,16 +145,24 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 	cases := map[string]func(*Config){
-		"rtmp.listen":            func(c *Config) { c.Listen = "1935" },
-		"rtmp.app":               func(c *Config) { c.App = "a/b" },
-		"rtmp.handshake_timeout": func(c *Config) { c.HandshakeTimeout = 0 },
-		"rtmp.read_timeout":      func(c *Config) { c.ReadTimeout = -1 },
-		"rtmp.max_chunk_size":    func(c *Config) { c.MaxChunkSize = 1 },
-		"rtmp.max_message_size":  func(c *Config) { c.MaxMessageSize = 1 << 30 },
-		"rtmp.max_connections":   func(c *Config) { c.MaxConnections = 0 },
-		"rtmp.ffmpeg_path":       func(c *Config) { c.FFmpegPath = "" },
-		"rtmp.opus_bitrate":      func(c *Config) { c.OpusBitrate = 1 },
-		"rtmp.mtu":               func(c *Config) { c.MTU = 9000 },
+		"rtmp.listen":                 func(c *Config) { c.Listen = "1935" },
+		"rtmp.app":                    func(c *Config) { c.App = "a/b" },
+		"rtmp.handshake_timeout":      func(c *Config) { c.HandshakeTimeout = 0 },
+		"rtmp.read_timeout":           func(c *Config) { c.ReadTimeout = -1 },
+		"rtmp.max_chunk_size":         func(c *Config) { c.MaxChunkSize = 1 },
+		"rtmp.max_message_size":       func(c *Config) { c.MaxMessageSize = 1 << 30 },
+		"rtmp.max_connections":        func(c *Config) { c.MaxConnections = 0 },
+		"rtmp.max_connections_per_ip": func(c *Config) { c.MaxConnectionsPerIP = c.MaxConnections + 1 },
+		// unauthenticated slots must stay a minority
+		"rtmp.max_unauthenticated":          func(c *Config) { c.MaxUnauthenticated = c.MaxConnections/2 + 1 },
+		"rtmp.max_unauthenticated_per_ip":   func(c *Config) { c.MaxUnauthenticatedPerIP = c.MaxUnauthenticated + 1 },
+		"rtmp.max_chunk_streams":            func(c *Config) { c.MaxChunkStreams = 2 },
+		"rtmp.max_command_size":             func(c *Config) { c.MaxCommandSize = 100 },
+		"rtmp.unauthenticated_buffer_bytes": func(c *Config) { c.UnauthenticatedBufferBytes = c.MaxCommandSize - 1 },
+		"rtmp.max_buffer_bytes":             func(c *Config) { c.MaxBufferBytes = c.MaxMessageSize - 1 },
+		"rtmp.ffmpeg_path":                  func(c *Config) { c.FFmpegPath = "" },
+		"rtmp.opus_bitrate":                 func(c *Config) { c.OpusBitrate = 1 },
+		"rtmp.mtu":                          func(c *Config) { c.MTU = 9000 },
 		"rtmp.transcoder_restart_min": func(c *Config) {
 			c.TranscoderRestartMin, c.TranscoderRestartMax = time.Second, time.Millisecond
 		},

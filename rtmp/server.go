@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type Server struct {
 	mu    sync.Mutex
 	live  map[string]struct{} // stream keys with a live publish
 	conns map[*deadlineConn]struct{}
+	slots slotTable
 	wg    sync.WaitGroup // one per accepted connection
 
 	// test hooks
@@ -75,6 +77,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		pubOpts: publishOptions{MTU: cfg.MTU, Transcoder: tr, RestartMin: cfg.TranscoderRestartMin, RestartMax: cfg.TranscoderRestartMax},
 		live:    map[string]struct{}{},
 		conns:   map[*deadlineConn]struct{}{},
+		slots:   slotTable{perAddr: map[netip.Prefix]*addrSlots{}},
 	}, nil
 }
 
@@ -147,7 +150,9 @@ func (s *Server) releaseKey(key string) {
 func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *gortmp.ConnConfig) {
 	dc := nc.(*deadlineConn)
 	h := &connHandler{srv: s, nc: dc, log: s.log.With("remote", nc.RemoteAddr().String())}
-	return dc, &gortmp.ConnConfig{
+	guard := &chunkGuard{deadlineConn: dc, parser: newChunkParser(), log: h.log}
+	guard.unauth, guard.authed = s.cfg.limits()
+	return guard, &gortmp.ConnConfig{
 		Handler:                                 h,
 		ReaderBufferSize:                        64 << 10,
 		WriterBufferSize:                        4 << 10,
@@ -156,17 +161,19 @@ func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *gortmp.ConnConfig)
 		ControlState: gortmp.StreamControlStateConfig{
 			DefaultBandwidthWindowSize: 6 << 20,
 			MaxChunkSize:               uint32(s.cfg.MaxChunkSize),
-			MaxChunkStreams:            32,
-			MaxMessageSize:             uint32(s.cfg.MaxMessageSize),
-			MaxMessageStreams:          4,
+			// The guard enforces max_chunk_streams on what the client
+			// sends; go-rtmp's own cap also counts the server's streams.
+			MaxChunkStreams:   max(32, s.cfg.MaxChunkStreams),
+			MaxMessageSize:    uint32(s.cfg.MaxMessageSize),
+			MaxMessageStreams: 4,
 		},
 		Logger: newLibLogger(h.log),
 	}
 }
 
-// acceptLimiter registers accepted connections, enforces max_connections
-// and keeps go-rtmp's accept loop (which retries every error at once)
-// from spinning on a persistent error such as EMFILE.
+// acceptLimiter registers accepted connections, gives each a slot (see
+// slots.go) and keeps go-rtmp's accept loop (which retries every error at
+// once) from spinning on a persistent error such as EMFILE.
 type acceptLimiter struct {
 	net.Listener
 	s       *Server
@@ -190,18 +197,33 @@ func (a *acceptLimiter) Accept() (net.Conn, error) {
 		}
 		a.backoff = 0
 		s := a.s
+		dc := s.newSlotConn(nc, time.Now())
 		s.mu.Lock()
-		if len(s.conns) >= s.cfg.MaxConnections || a.ctx.Err() != nil {
+		if a.ctx.Err() != nil {
 			s.mu.Unlock()
-			s.m.refuse(reasonTooManyConns)
 			_ = nc.Close()
 			continue
 		}
-		dc := &deadlineConn{Conn: nc, s: s, handshakeUntil: time.Now().Add(s.cfg.HandshakeTimeout)}
+		victim, reason := s.admitLocked(dc.addr)
+		if victim == nil && reason != "" {
+			s.mu.Unlock()
+			s.m.refuse(reason)
+			_ = nc.Close()
+			continue
+		}
+		if victim != nil {
+			s.releaseSlotLocked(victim)
+		}
 		s.conns[dc] = struct{}{}
+		s.takeSlotLocked(dc)
 		s.wg.Add(1) // before Serve can return, so Wait never races Add
 		s.mu.Unlock()
-		s.m.connOpened()
+		if victim != nil {
+			s.m.refuse(reason)
+			s.log.Info("RTMP connection evicted for a newer one", "remote", victim.RemoteAddr().String(), "reason", reason)
+			// Unblocks its read; go-rtmp then closes it through dc.Close.
+			_ = victim.Conn.Close()
+		}
 		return dc, nil
 	}
 }
@@ -212,13 +234,25 @@ func (a *acceptLimiter) Accept() (net.Conn, error) {
 type deadlineConn struct {
 	net.Conn
 	s              *Server
+	addr           netip.Prefix // per-address caps count it here
+	acceptedAt     time.Time
 	handshakeUntil time.Time
+	slot           slotState // guarded by s.mu
 	publishing     atomic.Bool
+	timedOut       atomic.Bool  // the handshake deadline was counted
 	closeAt        atomic.Int64 // unix ns; 0 = none
 	closeOnce      sync.Once
 }
 
-func (c *deadlineConn) startPublishing() { c.publishing.Store(true) }
+// startPublishing is called once the publish key is accepted: the read
+// timeout replaces the handshake deadline, the publishing limits replace
+// the unauthenticated ones, and the slot leaves the unauthenticated pool.
+func (c *deadlineConn) startPublishing() {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	c.s.publishingLocked(c)
+	c.publishing.Store(true)
+}
 
 // closeBy makes reads fail at t at the latest, whatever the peer sends.
 func (c *deadlineConn) closeBy(t time.Time) { c.closeAt.Store(t.UnixNano()) }
@@ -232,7 +266,12 @@ func (c *deadlineConn) Read(b []byte) (int, error) {
 		d = time.Unix(0, at)
 	}
 	_ = c.Conn.SetReadDeadline(d)
-	return c.Conn.Read(b)
+	n, err := c.Conn.Read(b)
+	var ne net.Error
+	if err != nil && !c.publishing.Load() && errors.As(err, &ne) && ne.Timeout() && !c.timedOut.Swap(true) {
+		c.s.m.refuse(reasonHandshakeTimeout)
+	}
+	return n, err
 }
 
 func (c *deadlineConn) Write(b []byte) (int, error) {
@@ -245,8 +284,8 @@ func (c *deadlineConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
+		c.s.releaseSlotLocked(c)
 		c.s.mu.Unlock()
-		c.s.m.connClosed()
 		c.s.wg.Done()
 	})
 	return err

@@ -84,7 +84,7 @@ func tentativeChild(t *testing.T, peerNS string) {
 	ipCmd(t, "link", "set", "lo", "up") // for the free-port probe
 	cfg := DefaultConfig()
 	cfg.UDPPort = testkit.FreeUDPPort(t)
-	cfg.TCPPort = 0
+	cfg.TCPPort = testkit.FreeTCPPort(t)
 	cfg.Interfaces = []string{serverIface}
 
 	// The link comes up the moment the SFU starts.
@@ -120,7 +120,14 @@ func tentativeChild(t *testing.T, peerNS string) {
 			return false
 		})
 		got := remoteCandidates(t, bob.sub)
-		want := []string{fmt.Sprintf("[%s]:%d", tentativeIPv6, cfg.UDPPort), fmt.Sprintf("%s:%d", laterIPv4, cfg.UDPPort)}
+		want := []string{
+			fmt.Sprintf("udp [%s]:%d", tentativeIPv6, cfg.UDPPort),
+			fmt.Sprintf("udp %s:%d", laterIPv4, cfg.UDPPort),
+			// ICE-TCP listens on the wildcard; its candidates come from
+			// the same live interface list.
+			fmt.Sprintf("tcp [%s]:%d", tentativeIPv6, cfg.TCPPort),
+			fmt.Sprintf("tcp %s:%d", laterIPv4, cfg.TCPPort),
+		}
 		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return slices.Contains(got, w) })
 		if len(missing) == 0 {
 			pair, err := selectedPair(bob.sub)
@@ -140,8 +147,8 @@ func tentativeChild(t *testing.T, peerNS string) {
 	}
 }
 
-// remoteCandidates lists the host:port of every candidate pc got from
-// the SFU.
+// remoteCandidates lists "protocol host:port" of every candidate pc got
+// from the SFU.
 func remoteCandidates(t *testing.T, pc *webrtc.PeerConnection) []string {
 	t.Helper()
 	var out []string
@@ -151,7 +158,7 @@ func remoteCandidates(t *testing.T, pc *webrtc.PeerConnection) []string {
 			if strings.Contains(host, ":") {
 				host = "[" + host + "]"
 			}
-			out = append(out, fmt.Sprintf("%s:%d", host, c.Port))
+			out = append(out, fmt.Sprintf("%s %s:%d", c.Protocol, host, c.Port))
 		}
 	}
 	slices.Sort(out)

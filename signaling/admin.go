@@ -41,6 +41,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 func (s *Server) admin(h func(http.ResponseWriter, *http.Request, adminCaller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		if !s.adminRequestAllowed(w, r) { // cross-site, not JSON (adminguard.go)
+			return
+		}
 		authz := r.Header.Get("Authorization")
 		var caller adminCaller
 		switch {
@@ -281,7 +284,11 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		err = jsonEnd(dec) // one object, nothing after it (adminguard.go)
+	}
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")

@@ -39,6 +39,9 @@ func (e *testEnv) do(r httpReq) (int, []byte) {
 	if r.origin != "" {
 		req.Header.Set("Origin", r.origin)
 	}
+	if r.body != "" {
+		req.Header.Set("Content-Type", "application/json") // as API clients do
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

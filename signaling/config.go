@@ -84,6 +84,24 @@ type Config struct {
 	MaxPendingCalls int `yaml:"max_pending_calls"`
 	// MaxCallCallees bounds how many identities one group call rings.
 	MaxCallCallees int `yaml:"max_call_callees"`
+
+	// The HTTP edge: limits applied before any handler or auth runs
+	// (edge_config.go, docs/limits.md).
+
+	// BodyTimeout is how long a client has, after its request headers,
+	// to send the whole request body.
+	BodyTimeout time.Duration `yaml:"body_timeout" doc:"Time a client has after its request headers to send the whole body (every route; WebSocket upgrades carry none)."`
+	// TrustedProxies are reverse proxies (CIDRs or addresses) whose
+	// ForwardedHeader is believed for the client address.
+	TrustedProxies []string `yaml:"trusted_proxies" doc:"Reverse proxies (CIDRs or addresses) whose forwarded_header names the client; empty: the TCP peer is the client and forwarding headers are ignored."`
+	// ForwardedHeader is the header those proxies set.
+	ForwardedHeader string `yaml:"forwarded_header" doc:"Header the trusted proxies set: x-forwarded-for or forwarded (RFC 7239)."`
+	// MaxUnjoinedPerAddress bounds the WebSockets one client address
+	// (IPv6: its /64) may have open before they join.
+	MaxUnjoinedPerAddress int `yaml:"max_unjoined_per_address" doc:"WebSockets one client address (IPv6: its /64) may hold open before they join; more get HTTP 429."`
+	// DevAllowedHosts are host names, besides loopback, IP literals and
+	// this machine's names, that dev mode accepts in the Host header.
+	DevAllowedHosts []string `yaml:"dev_allowed_hosts" doc:"Dev mode: extra Host names accepted for guest tokens and the WebSocket (loopback, IP addresses and this machine's host name always are); guards against DNS rebinding."`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -113,6 +131,10 @@ func DefaultConfig() Config {
 		CallTokenTTL:           2 * time.Minute,
 		MaxPendingCalls:        3,
 		MaxCallCallees:         32,
+
+		BodyTimeout:           10 * time.Second,
+		ForwardedHeader:       "x-forwarded-for",
+		MaxUnjoinedPerAddress: 64,
 	}
 }
 
@@ -188,7 +210,7 @@ func (c Config) Validate() error {
 	if c.TokenTTL < 2*time.Second {
 		return fmt.Errorf("signaling.token_ttl: must be at least 2s, got %s", c.TokenTTL)
 	}
-	return nil
+	return c.validateEdge()
 }
 
 // normalizeOrigin reduces "https://Host:443/" style input to the exact

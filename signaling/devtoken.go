@@ -25,6 +25,9 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "forbidden", "origin not allowed")
 		return
 	}
+	if !s.devHostAllowed(w, r) || !s.requireJSON(w, r) { // hostcheck.go, adminguard.go
+		return
+	}
 	// Minting is cheap, but an open endpoint still gets a ceiling.
 	if !s.devTokens.Allow() {
 		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "too many guest tokens requested; try again shortly")

@@ -80,6 +80,7 @@ type Server struct {
 	calls     *callTable
 	metrics   *metrics
 	hooks     testHooks
+	edge      *edge // limits before handlers run (edge.go)
 
 	// baseCtx bounds chat store calls; it ends when Run has finished, so
 	// a write that started before shutdown still completes and is acked.
@@ -130,7 +131,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	edge, err := newEdge(cfg, deps.Registry)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		edge:      edge,
 		batchBufs: wsbatch.NewBufPool(),
 		devTokens: rate.NewLimiter(devTokensPerSecond, devTokenBurst),
 		cfg:       cfg,
@@ -197,7 +203,7 @@ func (s *Server) routes(deps Deps) http.Handler {
 		web = http.NotFoundHandler()
 	}
 	mux.Handle("/", web)
-	return mux
+	return s.edge.wrap(mux, s)
 }
 
 // Handler returns every route, for tests and for embedding.
@@ -375,6 +381,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	if !s.devHostAllowed(w, r) {
+		return
+	}
+	slot := s.admitUnjoined(w, r) // counts until the socket joins (addrcap.go)
+	if slot == nil {
+		return
+	}
+	defer slot.releaseUnlessBound()
 	s.mu.Lock()
 	if s.shuttingDown {
 		s.mu.Unlock()
@@ -392,10 +406,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newWSConn(s, ws, s.log.With("remote", r.RemoteAddr))
+	slot.bind(c)
 	// The connection runs on a fresh goroutine and this handler returns:
 	// net/http keeps its per-connection request state and buffers (about
 	// 12 KiB) for as long as the handler runs, even after a hijack.
-	go s.runConn(c)
+	go func() {
+		defer slot.release()
+		s.runConn(c)
+	}()
 }
 
 // runConn serves one upgraded connection until it ends.

@@ -75,6 +75,7 @@ func (c *wsConn) handleJoin(reqID string, body *proto.JoinBody) {
 		c.fail(reqID, &proto.Error{Code: proto.CodeProtocolVersion, Message: "this server speaks protocol 1"}, websocket.ClosePolicyViolation)
 		return
 	}
+	c.tokenShown.Store(true)
 	ss := &session{s: s, out: c, log: c.log, claims: claims, name: displayNameFor(claims, body.Name)}
 	var perr *proto.Error
 	closeCode := websocket.ClosePolicyViolation

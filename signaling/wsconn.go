@@ -53,6 +53,12 @@ type wsConn struct {
 	writerDone chan struct{}
 
 	joined atomic.Bool
+	// tokenShown is set once join presented a valid token, before the
+	// join's outcome is queued: from then on the socket either joins or
+	// is closed, so it no longer counts as waiting (addrcap.go), even in
+	// the moment between "joined" reaching the client and joined being
+	// set.
+	tokenShown atomic.Bool
 	// sess is set by the reader when a join succeeds; only the reader
 	// (and its teardown) uses it.
 	sess *session
@@ -71,6 +77,10 @@ func newWSConn(s *Server, ws *websocket.Conn, log *slog.Logger) *wsConn {
 		writerDone: make(chan struct{}),
 	}
 }
+
+// waitingForJoin reports whether the socket has not yet shown a valid
+// join token.
+func (c *wsConn) waitingForJoin() bool { return !c.tokenShown.Load() && !c.joined.Load() }
 
 // enqueue queues one message without blocking. A client whose queue is
 // full cannot keep up; it is disconnected and counted.

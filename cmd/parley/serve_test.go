@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,42 +51,24 @@ sfu:
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &testkit.SyncBuffer{}, &testkit.SyncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--config", file}, nil, stdout, stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server exited with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("server did not stop within 15s")
-		}
+	t.Cleanup(func() { // runs after the server stopped
 		if t.Failed() {
 			t.Logf("server stderr:\n%s", stderr.String())
 		}
 	})
+	stopped := make(chan struct{})
+	var runErr error
+	testkit.RunInBackground(t, "parley", func(ctx context.Context) error {
+		defer close(stopped)
+		runErr = run(ctx, []string{"--config", file}, nil, stdout, stderr)
+		return runErr
+	})
 	base = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base, file
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("server exited early: %v\n%s", err, stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("server not healthy within 10s\n%s", stderr.String())
-	return "", ""
+	testkit.WaitHealthy(t, base, 10*time.Second, stopped, func() string {
+		return fmt.Sprintf("run returned %v; stderr:\n%s", runErr, stderr.String())
+	})
+	return base, file
 }
 
 // TestCallThroughServer is a call as pion clients see it through the real

@@ -3,9 +3,10 @@ package firefox
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
 
 // parleyBin is the server binary built once per test binary run;
@@ -38,21 +39,6 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	parleyBin = filepath.Join(dir, "parley")
-	parleyBuildErr = build(parleyBin)
+	parleyBuildErr = testkit.BuildParley(".", parleyBin, false)
 	return m.Run()
-}
-
-// build compiles ./cmd/parley in the module root, two levels above this
-// package's directory (where `go test` runs us).
-func build(out string) error {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("the go tool is not on PATH: %w", err)
-	}
-	cmd := exec.Command(goTool, "build", "-o", out, "./cmd/parley")
-	cmd.Dir = filepath.Join("..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/parley: %w\n%s", err, b)
-	}
-	return nil
 }

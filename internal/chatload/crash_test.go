@@ -60,7 +60,7 @@ func crashStorm(t *testing.T, seed uint64, mode string) {
 
 	// The storm must not be throttled by the per-connection limits that
 	// protect a real server; everything else stays at its default.
-	srv := newServer(t, "  rate_per_second: 10000\n  rate_burst: 10000\n  chat_rate_per_second: 10000\n  chat_rate_burst: 10000")
+	srv := newServer(t, map[string]any{"rate_per_second": 10000, "rate_burst": 10000, "chat_rate_per_second": 10000, "chat_rate_burst": 10000})
 	srv.start()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)

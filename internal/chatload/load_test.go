@@ -46,7 +46,7 @@ func TestRawPushRecordsWindowedDeliveries(t *testing.T) {
 func TestLoadEndToEnd(t *testing.T) {
 	for _, mode := range []string{ModeRoom, ModeGroup} {
 		t.Run(mode, func(t *testing.T) {
-			srv := newServer(t, "")
+			srv := newServer(t, nil)
 			srv.start()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

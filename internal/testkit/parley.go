@@ -35,7 +35,9 @@ func BuildParley(dir, out string, race bool) error {
 	if err != nil {
 		return fmt.Errorf("the go tool is not on PATH: %w", err)
 	}
-	root, err := exec.Command(goBin, "env", "GOMOD").Output()
+	gomod := exec.Command(goBin, "env", "GOMOD")
+	gomod.Dir = dir
+	root, err := gomod.Output()
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
 	}
@@ -74,6 +76,12 @@ type Parley struct {
 	ConfigPath string
 	LogPath    string
 
+	bin     string
+	healthy time.Duration
+	config  []byte // the file's contents, logged when a test fails
+
+	// One run of the process; Restart replaces them once the last run
+	// has exited.
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
@@ -122,7 +130,12 @@ func StartParley(t testing.TB, opt ParleyOptions) *Parley {
 		LogPath:    filepath.Join(dir, "parley.log"),
 		exited:     make(chan struct{}),
 	}
+	close(p.exited) // no run yet: Stop and Kill have nothing to do
 	p.URL = "http://" + p.Host
+	p.bin, p.healthy = opt.Bin, opt.Healthy
+	if p.healthy == 0 {
+		p.healthy = 30 * time.Second
+	}
 	if err := os.MkdirAll(p.DataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -132,37 +145,75 @@ func StartParley(t testing.TB, opt ParleyOptions) *Parley {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.config = cfg
 	if err := os.WriteFile(p.ConfigPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logFile, err := os.Create(p.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(opt.Bin, "--config", p.ConfigPath)
-	p.cmd.Env = envWithoutParley()
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start parley: %v", err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
 	t.Cleanup(func() {
 		p.Stop(t)
 		if t.Failed() {
-			t.Logf("parley log (last lines):\n%s\nconfig:\n%s", p.LogTail(80), cfg)
+			t.Logf("parley log (last lines):\n%s\nconfig:\n%s", p.LogTail(80), p.config)
 		}
 	})
-	limit := opt.Healthy
-	if limit == 0 {
-		limit = 30 * time.Second
-	}
-	p.waitHealthy(t, limit)
+	p.launch(t)
 	return p
+}
+
+// launch runs the binary with the config file, appending to the log,
+// and waits until /healthz answers.
+func (p *Parley) launch(t testing.TB) {
+	t.Helper()
+	logFile, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(p.bin, "--config", p.ConfigPath)
+	cmd.Env = envWithoutParley()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start parley: %v", err)
+	}
+	exited := make(chan struct{})
+	p.cmd, p.exited, p.waitErr = cmd, exited, nil
+	go func() {
+		p.waitErr = cmd.Wait()
+		logFile.Close()
+		close(exited)
+	}()
+	p.waitHealthy(t, p.healthy)
+}
+
+// Kill ends the process with SIGKILL, as a crash or a power cut would,
+// and waits (up to 10 s) until it is reaped. Ports, data directory and
+// config stay, for Restart. Killing an exited process does nothing.
+func (p *Parley) Kill(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("parley pid %d not reaped 10 s after SIGKILL", p.cmd.Process.Pid)
+	}
+}
+
+// Restart runs the binary again on the same ports, data directory and
+// config file, once the last run has ended (Kill or Stop), and waits
+// until /healthz answers. The log file keeps both runs. The test's
+// cleanup stops whichever run is current.
+func (p *Parley) Restart(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.exited:
+	default:
+		t.Fatal("testkit: Restart while parley still runs; Kill or Stop it first")
+	}
+	p.launch(t)
 }
 
 // mergeConfig copies src into dst, recursing where both hold a section.
@@ -199,16 +250,27 @@ func envWithoutParley() []string {
 
 func (p *Parley) waitHealthy(t testing.TB, limit time.Duration) {
 	t.Helper()
+	WaitHealthy(t, p.URL, limit, p.exited, func() string {
+		return fmt.Sprintf("exit %v; log:\n%s", p.waitErr, p.LogTail(60))
+	})
+}
+
+// WaitHealthy polls base+"/healthz" until it answers 200. It fails the
+// test after limit, or at once when exited is closed (the server ended
+// before it was healthy, so waiting longer is pointless); output, read
+// only then, says what the server printed.
+func WaitHealthy(t testing.TB, base string, limit time.Duration, exited <-chan struct{}, output func() string) {
+	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(limit)
 	var last string
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.exited:
-			t.Fatalf("parley exited before it was healthy (%v); log:\n%s", p.waitErr, p.LogTail(60))
+		case <-exited:
+			t.Fatalf("the server at %s ended before it was healthy: %s", base, output())
 		default:
 		}
-		resp, err := client.Get(p.URL + "/healthz")
+		resp, err := client.Get(base + "/healthz")
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 			resp.Body.Close()
@@ -219,9 +281,12 @@ func (p *Parley) waitHealthy(t testing.TB, limit time.Duration) {
 		} else {
 			last = err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-exited:
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	t.Fatalf("parley not healthy within %v (last: %s); log:\n%s", limit, last, p.LogTail(60))
+	t.Fatalf("the server at %s was not healthy within %v (last: %s): %s", base, limit, last, output())
 }
 
 // Stop sends SIGTERM and gives the server 10 s for a clean shutdown; a
@@ -250,8 +315,15 @@ func (p *Parley) Stop(t testing.TB) {
 	}
 }
 
-// Exited is closed when the process has ended.
+// Exited is closed when the process (the current run) has ended.
 func (p *Parley) Exited() <-chan struct{} { return p.exited }
+
+// ExitErr is how the current run ended (nil for exit status 0); call it
+// only after Exited is closed.
+func (p *Parley) ExitErr() error {
+	<-p.exited
+	return p.waitErr
+}
 
 // Pid is the server's process id.
 func (p *Parley) Pid() int { return p.cmd.Process.Pid }
