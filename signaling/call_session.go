@@ -128,17 +128,7 @@ func (s *Server) refuseWhenShuttingDown() *proto.Error {
 // joinRoom adds p to the directory; its "joined" answers request reqID.
 func (s *Server) joinRoom(p *rooms.Participant, reqID string, ice []proto.ICEServerView) *proto.Error {
 	err := s.dir.Join(p, func(self proto.ParticipantView, others []proto.ParticipantView) []byte {
-		return proto.Encode(proto.TypeJoined, reqID, proto.JoinedBody{
-			Protocol:       proto.ProtocolVersion,
-			Room:           p.Room,
-			Participant:    self,
-			Participants:   others,
-			ICEServers:     ice,
-			PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
-			PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
-			Grants:         p.Grants,
-			ConversationID: p.ConversationID,
-		})
+		return proto.Encode(proto.TypeJoined, reqID, s.joinedBody(p.Room, self, others, ice, p.Grants, p.ConversationID))
 	})
 	if errors.Is(err, rooms.ErrRoomFull) {
 		return &proto.Error{Code: proto.CodeRoomFull, Message: "room is full"}

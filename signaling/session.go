@@ -114,21 +114,30 @@ func (c *wsConn) joinMessaging(ss *session, reqID string) *proto.Error {
 		return &proto.Error{Code: proto.CodeUnavailable, Message: "chat is not enabled on this server"}
 	}
 	ss.sid = ids.New("SE_")
-	joined := proto.Encode(proto.TypeJoined, reqID, proto.JoinedBody{
-		Protocol:       proto.ProtocolVersion,
-		Participant:    proto.ParticipantView{SID: ss.sid, Identity: ss.identity(), Name: ss.name, Tracks: []proto.TrackView{}},
-		Participants:   []proto.ParticipantView{},
-		ICEServers:     []proto.ICEServerView{},
-		PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
-		PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
-		Grants:         ss.claims.Grants,
-	})
+	self := proto.ParticipantView{SID: ss.sid, Identity: ss.identity(), Name: ss.name, Tracks: []proto.TrackView{}}
+	joined := proto.Encode(proto.TypeJoined, reqID, s.joinedBody("", self, []proto.ParticipantView{}, []proto.ICEServerView{}, ss.claims.Grants, ""))
 	ss.chat = newChatSession(ss)
 	if !ss.chat.enter(s.cfg.MaxSessionsPerIdentity, joined) {
 		ss.chat = nil
 		return &proto.Error{Code: proto.CodeTooManySessions, Message: "this identity has too many open sessions"}
 	}
 	return nil
+}
+
+// joinedBody is "joined" for a call session in room (others, ICE servers
+// and the room's conversation) or, with room "", a messaging session.
+func (s *Server) joinedBody(room string, self proto.ParticipantView, others []proto.ParticipantView, ice []proto.ICEServerView, grants auth.Grants, convID string) proto.JoinedBody {
+	return proto.JoinedBody{
+		Protocol:       proto.ProtocolVersion,
+		Room:           room,
+		Participant:    self,
+		Participants:   others,
+		ICEServers:     ice,
+		PingIntervalMs: s.cfg.PingInterval.Milliseconds(),
+		PingTimeoutMs:  s.cfg.PingTimeout.Milliseconds(),
+		Grants:         grants,
+		ConversationID: convID,
+	}
 }
 
 // displayNameFor picks the name shown to others: the token's, else the
