@@ -120,7 +120,7 @@ func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !c.answerAllowed(p, addr) {
 		return len(p), nil // dropped like a lost datagram
 	}
-	if r := c.srv.rewriteRefusal(p, addr, &c.notes); r != nil {
+	if r := c.srv.rewriteError(p, addr, &c.notes); r != nil {
 		_, err := c.PacketConn.WriteTo(r, addr)
 
 		return len(p), err
@@ -381,7 +381,7 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	c.tr.enter()
 	defer c.tr.leave()
 	// pion writes one whole STUN message per Write on a client connection.
-	if r := c.srv.rewriteRefusal(p, c.Conn.RemoteAddr(), &c.notes); r != nil {
+	if r := c.srv.rewriteError(p, c.Conn.RemoteAddr(), &c.notes); r != nil {
 		_, err := c.Conn.Write(r)
 
 		return len(p), err
