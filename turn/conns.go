@@ -39,11 +39,18 @@ type clientPacketConn struct {
 // drops them, so they go to pion.
 func (c *clientPacketConn) loopDatagram(frame []byte, n int, from netip.AddrPort) bool {
 	b := frame[4 : 4+n]
-	if n < 4 || n >= maxRelayPayload || b[0]&0xc0 != 0x40 {
-		return false
+	if n >= 4 && n < maxRelayPayload && b[0]&0xc0 == 0x40 &&
+		c.srv.fast.lookup(fastKey{client: from, server: c.local}).toPeer(b) {
+		return true
+	}
+	// A reservation claimed on another socket (steer.go).
+	if to := c.srv.steer.route(b, from, c); to != nil && to.raw != nil {
+		to.raw.enqueue(b, from)
+
+		return true
 	}
 
-	return c.srv.fast.lookup(fastKey{client: from, server: c.local}).toPeer(b)
+	return false
 }
 
 func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -129,6 +136,9 @@ func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !send {
 		return len(p), nil // dropped like a lost datagram; the client retries or gives up
 	}
+	if c.raw != nil {
+		c.srv.steer.issued(p, c) // before the client can use the token
+	}
 	if len(out) != len(p) {
 		_, err := c.PacketConn.WriteTo(out, addr)
 
@@ -161,6 +171,7 @@ func (c *clientPacketConn) Close() error {
 	var err error
 	c.once.Do(func() {
 		err = c.PacketConn.Close()
+		c.srv.steer.forgetSocket(c)
 		c.tr.markClosed()
 	})
 

@@ -28,6 +28,8 @@ type relayGenerator struct {
 	bind6      net.IP
 	bytesPerS  int
 	validateMu sync.Mutex
+	// held are reserved P+1 relay sockets (reservation.go).
+	held heldPorts
 }
 
 func newRelayGenerator(srv *Server, cfg Config, nw transport.Net) *relayGenerator {
@@ -110,7 +112,7 @@ func (g *relayGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, addr, err := inner.AllocatePacketConn(conf)
+	conn, addr, err := g.bindPacketConn(inner, conf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
 	}

@@ -46,6 +46,8 @@ type Server struct {
 	tracker *tracker
 	gen     *relayGenerator
 	fast    *fastPath
+	// steer routes reservations across SO_REUSEPORT sockets (steer.go).
+	steer *steering
 	// loops serve the UDP sockets and plain TCP clients (eventloop.go);
 	// none on a vnet, where pion's goroutines read the sockets.
 	loops   loopSet
@@ -106,6 +108,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		quotas:  newQuotas(cfg.MaxAllocationsPerUser, cfg.MaxAllocations, now),
 		tracker: newTracker(),
 		fast:    newFastPath(),
+		steer:   newSteering(),
 		// Refusals can come at packet rate from an attacker; the counters
 		// keep the full picture, the log keeps a sample.
 		logRate:       rate.NewLimiter(20, 100),
@@ -175,6 +178,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.cancel()
 	s.socks.close()
+	s.gen.held.closeAll()
 	s.closeLoop(false)
 
 	return nil
@@ -217,6 +221,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.cancel() // wakes relays waiting on the bandwidth cap
 	closeErr := srv.Close()
 	s.tracker.shutdown()
+	s.gen.held.closeAll()
 	if busy := s.tracker.wait(shutdownWait); busy > 0 {
 		s.log.Warn("turn: sockets still busy after shutdown", "count", busy)
 	}
@@ -329,6 +334,9 @@ func (s *Server) events() pionturn.EventHandler {
 		},
 		OnAllocationCreated: func(src, dst net.Addr, protocol, userID, _ string, relay net.Addr, _ int) {
 			s.fast.allocationCreated(src, dst, relay)
+			if ap, ok := src.(*net.UDPAddr); ok {
+				s.steer.allocated(unmapPort(ap.AddrPort()))
+			}
 			s.quotas.created(userID, src)
 			m.allocationsActive.Inc()
 			m.allocationsCreated.Inc()
@@ -338,6 +346,9 @@ func (s *Server) events() pionturn.EventHandler {
 		},
 		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			s.fast.allocationDeleted(src, dst)
+			if ap, ok := src.(*net.UDPAddr); ok {
+				s.steer.released(unmapPort(ap.AddrPort()))
+			}
 			s.quotas.deleted(userID)
 			m.allocationsActive.Dec()
 			reason := deleteExpired
