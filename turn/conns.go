@@ -178,14 +178,14 @@ func (c *clientPacketConn) Close() error {
 	return err
 }
 
-// clientListener wraps a TCP or TLS listener handed to pion: it bounds the
-// number of open client connections and wraps each accepted one.
+// clientListener wraps a TCP or TLS listener handed to pion: it admits
+// each accepted connection into its budget (connbudget.go) and wraps it.
 type clientListener struct {
 	net.Listener
-	srv  *Server
-	tr   *tracked
-	sem  chan struct{} // nil: unbounded
-	once sync.Once
+	srv    *Server
+	tr     *tracked
+	budget *connBudget
+	once   sync.Once
 }
 
 func (l *clientListener) Accept() (net.Conn, error) {
@@ -196,17 +196,17 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.sem != nil {
-			select {
-			case l.sem <- struct{}{}:
-			default:
-				l.srv.metrics.tcpConnsRefused.Inc()
-				_ = c.Close()
-
-				continue
-			}
+		w := &clientConn{Conn: c, srv: l.srv}
+		evicted, reason := l.budget.admit(w, time.Now(), func(t *connTicket) { w.ticket = t })
+		if evicted != nil {
+			_ = evicted.Close()
 		}
-		w := &clientConn{Conn: c, srv: l.srv, sem: l.sem}
+		if reason != "" {
+			l.srv.metrics.conns.refused.WithLabelValues(l.budget.kind, reason).Inc()
+			_ = c.Close()
+
+			continue
+		}
 		learn := l.srv.auth.wantsRaw()
 		w.learn = func(m []byte) {
 			l.srv.noteRequest(&w.notes, m, c.RemoteAddr())
@@ -214,7 +214,6 @@ func (l *clientListener) Accept() (net.Conn, error) {
 				l.srv.auth.learn(m)
 			}
 		}
-		l.srv.metrics.tcpConnsActive.Inc()
 		if !l.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 			return nil, net.ErrClosed
 		}
@@ -242,8 +241,11 @@ type clientConn struct {
 	net.Conn
 	srv *Server
 	tr  *tracked
-	sem chan struct{}
-	in  frameReader
+	// ticket is the connection's place in its listener's budget; authed
+	// is set once pion answered it a success (connbudget.go).
+	ticket *connTicket
+	authed atomic.Bool
+	in     frameReader
 	// stream is set once the connection moved to the event loop
 	// (rawstream.go); Conn is then the stream.
 	stream *rawStream
@@ -391,6 +393,7 @@ func (c *clientConn) writeChannelData(frame []byte) error {
 func (c *clientConn) Write(p []byte) (int, error) {
 	c.tr.enter()
 	defer c.tr.leave()
+	c.noteAuthenticated(p)
 	// pion writes one whole STUN message per Write on a client connection.
 	if r := c.srv.rewriteError(p, c.Conn.RemoteAddr(), &c.notes); r != nil {
 		_, err := c.Conn.Write(r)
@@ -417,15 +420,28 @@ func (c *clientConn) Close() error {
 		c.closed = true
 		err = c.Conn.Close()
 		c.swapMu.Unlock()
-		if c.sem != nil {
-			<-c.sem
+		if c.ticket != nil {
+			c.ticket.release()
 		}
-		c.srv.metrics.tcpConnsActive.Dec()
 		c.srv.fast.removeStream(c)
 		c.tr.markClosed()
 	})
 
 	return err
+}
+
+// noteAuthenticated ends the connection's authentication deadline when
+// pion answers it a success other than to a Binding: only an
+// authenticated request gets one.
+func (c *clientConn) noteAuthenticated(p []byte) {
+	// Success responses have class bits C1 = 1 (p[0]&0x01) and C0 = 0
+	// (p[1]&0x10); a Binding success is 0x0101.
+	if len(p) < stunHeaderSize || p[0]&0xc1 != 0x01 || p[1]&0x10 != 0 || (p[0] == 0x01 && p[1] == 0x01) {
+		return
+	}
+	if c.ticket != nil && !c.authed.Swap(true) {
+		c.ticket.authenticated()
+	}
 }
 
 // maxLearnFrame is the largest STUN message shown to the authenticator;

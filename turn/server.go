@@ -48,6 +48,10 @@ type Server struct {
 	fast    *fastPath
 	// steer routes reservations across SO_REUSEPORT sockets (steer.go).
 	steer *steering
+	// tcpBudget and tlsBudget admit client connections (connbudget.go);
+	// budgetWake wakes the reaper of unauthenticated ones.
+	tcpBudget, tlsBudget *connBudget
+	budgetWake           chan struct{}
 	// loops serve the UDP sockets and plain TCP clients (eventloop.go);
 	// none on a vnet, where pion's goroutines read the sockets.
 	loops   loopSet
@@ -116,6 +120,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		answers:       newSourceBudget(cfg.UnallocatedAnswerRate),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.budgetWake = make(chan struct{}, 1)
+	s.tcpBudget = newConnBudget("tcp", cfg.MaxTCPConnections, cfg, m.conns, s.budgetWake)
+	s.tlsBudget = newConnBudget("tls", cfg.MaxTLSConnections, cfg, m.conns, s.budgetWake)
 	s.auth = newAuthenticator(cfg, now, s.authFailed)
 	s.gen = newRelayGenerator(s, cfg, deps.Net)
 	if deps.Net == nil {
@@ -201,11 +208,19 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.started = true
 	s.mu.Unlock()
-	defer s.cancel()
 
 	for _, l := range s.loops {
 		go l.run()
 	}
+	reaped := make(chan struct{})
+	go func() {
+		defer close(reaped)
+		s.reapUnauthenticated(s.baseCtx, []*connBudget{s.tcpBudget, s.tlsBudget}, s.budgetWake)
+	}()
+	defer func() {
+		s.cancel() // ends the reaper on every return path
+		<-reaped
+	}()
 	srv, err := pionturn.NewServer(s.pionConfig())
 	if err != nil {
 		s.tracker.shutdown()
@@ -262,12 +277,8 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 			PermissionHandler:     s.permitPeer,
 		})
 	}
-	var sem chan struct{}
-	if s.cfg.MaxTCPConnections > 0 {
-		sem = make(chan struct{}, s.cfg.MaxTCPConnections)
-	}
-	for _, l := range append(append([]net.Listener(nil), s.socks.tcp...), s.socks.tls...) {
-		w := &clientListener{Listener: l, srv: s, sem: sem}
+	for _, l := range s.clientListeners() {
+		w := &clientListener{Listener: l.ln, srv: s, budget: l.budget}
 		s.tracker.add(w, func(tr *tracked) { w.tr = tr })
 		pc.ListenerConfigs = append(pc.ListenerConfigs, pionturn.ListenerConfig{
 			Listener:              w,
@@ -277,6 +288,24 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 	}
 
 	return pc
+}
+
+type budgetedListener struct {
+	ln     net.Listener
+	budget *connBudget
+}
+
+// clientListeners pairs the TCP and TLS listeners with their budgets.
+func (s *Server) clientListeners() []budgetedListener {
+	var ls []budgetedListener
+	for _, l := range s.socks.tcp {
+		ls = append(ls, budgetedListener{l, s.tcpBudget})
+	}
+	for _, l := range s.socks.tls {
+		ls = append(ls, budgetedListener{l, s.tlsBudget})
+	}
+
+	return ls
 }
 
 // permitPeer is the PermissionHandler: pion calls it for CreatePermission,
