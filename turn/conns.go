@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parleyhq/parley/turn/internal/relay"
 )
 
 // tlsHandshakeTimeout bounds a TLS client that connects and stays silent.
@@ -23,7 +25,7 @@ const tlsHandshakeTimeout = 10 * time.Second
 // being answered.
 type clientPacketConn struct {
 	net.PacketConn
-	raw   *rawSock // nil on a vnet
+	raw   relay.Socket // nil on a vnet and off Linux
 	local netip.AddrPort
 	addrs addrCache
 	srv   *Server
@@ -45,7 +47,7 @@ func (c *clientPacketConn) loopDatagram(frame []byte, n int, from netip.AddrPort
 	}
 	// A reservation claimed on another socket (steer.go).
 	if to := c.srv.steer.route(b, from, c); to != nil && to.raw != nil {
-		to.raw.enqueue(b, from)
+		to.raw.Enqueue(b, from)
 
 		return true
 	}
@@ -92,7 +94,7 @@ func (c *clientPacketConn) readFrom(p []byte) (int, netip.AddrPort, net.Addr, er
 
 		return n, ap, addr, nil
 	}
-	n, ap, err := c.raw.recv(p)
+	n, ap, err := c.raw.Recv(p)
 	if err != nil {
 		return n, ap, nil, err
 	}
@@ -245,10 +247,10 @@ type clientConn struct {
 	// is set once pion answered it a success (connbudget.go).
 	ticket *connTicket
 	authed atomic.Bool
-	in     frameReader
+	in     relay.FrameReader
 	// stream is set once the connection moved to the event loop
-	// (rawstream.go); Conn is then the stream.
-	stream *rawStream
+	// (internal/relay); Conn is then the stream.
+	stream relay.StreamConn
 	moved  bool
 	swapMu sync.Mutex // orders the move against Close
 	closed bool
@@ -281,8 +283,8 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		if c.stream != nil {
 			return c.readStream(p)
 		}
-		if c.in.raw {
-			if n := c.in.drain(p); n > 0 {
+		if c.in.Raw() {
+			if n := c.in.Drain(p); n > 0 {
 				return n, nil
 			}
 			n, err := c.Conn.Read(p)
@@ -292,19 +294,19 @@ func (c *clientConn) Read(p []byte) (int, error) {
 
 			return n, err
 		}
-		frame, kind := c.in.nextForPion(min(len(p), streamBufSize), c.toPeer)
-		if kind != frameNeedMore {
-			if kind == frameSTUN && len(frame) <= maxLearnFrame {
+		frame, kind := c.in.NextForPion(min(len(p), relay.StreamBufSize), c.toPeer)
+		if kind != relay.FrameNeedMore {
+			if kind == relay.FrameSTUN && len(frame) <= maxLearnFrame {
 				c.learn(frame)
 			}
 			n := copy(p, frame)
-			if kind == frameSTUN && !c.in.raw && !c.moved {
+			if kind == relay.FrameSTUN && !c.in.Raw() && !c.moved {
 				c.moveToLoop()
 			}
 
 			return n, nil
 		}
-		if err := c.in.fill(c.Conn); err != nil {
+		if err := c.in.Fill(c.Conn); err != nil {
 			c.readEnded()
 
 			return 0, err
@@ -320,24 +322,24 @@ func (c *clientConn) Read(p []byte) (int, error) {
 func (c *clientConn) moveToLoop() {
 	c.moved = true
 	tcp, ok := c.Conn.(*net.TCPConn)
-	if !ok || len(c.srv.loops) == 0 {
-		return // TLS, or a vnet
+	if !ok || c.srv.loops.Len() == 0 {
+		return // TLS, a vnet, or no event loops (off Linux)
 	}
 	c.swapMu.Lock()
 	defer c.swapMu.Unlock()
 	if c.closed {
 		return
 	}
-	st, err := newRawStream(tcp, c.srv.loops.pick(c.key.client), c.in)
+	st, err := c.srv.loops.Stream(tcp, c.key.client, c.in)
 	if err != nil {
 		c.srv.log.Debug("turn: TCP connection stays off the event loop", "err", err)
 
 		return
 	}
-	c.in = frameReader{}
+	c.in = relay.FrameReader{}
 	c.Conn, c.stream = st, st
-	if err := st.attach(c.toPeer, c.srv.metrics.tcpBacklogCloses.Inc); err != nil {
-		st.end(err) // pion reads the error and closes the connection
+	if err := st.Attach(c.toPeer, c.srv.metrics.tcpBacklogCloses.Inc); err != nil {
+		st.End(err) // pion reads the error and closes the connection
 	}
 }
 
@@ -371,8 +373,8 @@ func (c *clientConn) writeChannelData(frame []byte) error {
 	padded := frame[:(n+3)&^3]
 	clear(padded[n:])
 	if c.stream != nil { // on the event loop: never wait
-		if err := c.stream.tryWrite(padded); err != nil {
-			if errors.Is(err, errStreamBacklog) {
+		if err := c.stream.TryWrite(padded); err != nil {
+			if errors.Is(err, relay.ErrBacklog) {
 				c.srv.metrics.droppedClientBehind.Inc()
 
 				return nil

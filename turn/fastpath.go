@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/parleyhq/parley/turn/internal/relay"
 )
 
 // The fast path relays ChannelData (RFC 8656 section 12) without pion.
@@ -32,7 +34,7 @@ import (
 type fastPath struct {
 	// loops, when set, take over the relay sockets of clients served by
 	// a loop.
-	loops loopSet
+	loops *relay.Loops
 
 	mu     sync.RWMutex
 	allocs map[fastKey]*fastAlloc
@@ -215,11 +217,11 @@ func (f *fastPath) allocationCreated(src, dst, relay net.Addr) {
 		fa.out = &udpClient{conn: l, to: key.client, addr: src}
 		loopOut = l.raw != nil
 	}
-	if r != nil && len(f.loops) > 0 && loopOut {
+	if r != nil && f.loops.Len() > 0 && loopOut {
 		// pion starts reading the relay socket only after this event, so
 		// it can still change hands. If it cannot, pion's goroutine keeps
 		// reading it and relays through ReadFrom.
-		_ = r.useLoop(f.loops.pick(key.client))
+		_ = r.useLoop(f.loops, key.client)
 	}
 	f.allocs[key] = fa
 	if r != nil && fa.out != nil {
@@ -391,7 +393,7 @@ type udpClient struct {
 
 func (u *udpClient) writeChannelData(frame []byte) error {
 	if u.conn.raw != nil {
-		return u.conn.raw.sendTo(frame, u.to)
+		return u.conn.raw.SendTo(frame, u.to)
 	}
 	_, err := u.conn.PacketConn.WriteTo(frame, u.addr)
 

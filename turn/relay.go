@@ -14,6 +14,8 @@ import (
 	"github.com/pion/transport/v4"
 	pionturn "github.com/pion/turn/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/parleyhq/parley/turn/internal/relay"
 )
 
 var errFamilyNotConfigured = errors.New("no public address configured for this address family")
@@ -180,7 +182,7 @@ func (g *relayGenerator) wrapConn(c net.Conn) (net.Conn, error) {
 
 // maxRelayPayload is the largest peer datagram relayed, pion's own limit
 // (its relay loop reads into a buffer of this size).
-const maxRelayPayload = 1600
+const maxRelayPayload = relay.MaxPayload
 
 // relayPacketConn is an allocation's UDP relay socket. pion writes what
 // the client sends (to a peer) and reads what peers send (for the client).
@@ -190,7 +192,7 @@ const maxRelayPayload = 1600
 // ReadFrom returns only the others to pion.
 type relayPacketConn struct {
 	net.PacketConn
-	raw *rawSock // nil on a vnet
+	raw relay.Socket // nil on a vnet, off Linux, and for TCP clients
 	// lastPeer and lastAddr let ReadFrom hand pion the same *net.UDPAddr
 	// while datagrams keep coming from one peer (the usual case) instead of
 	// allocating one per datagram. Only pion's single reader of this socket
@@ -240,7 +242,7 @@ func (c *relayPacketConn) sendToPeer(p []byte, to netip.AddrPort) {
 	}
 	var err error
 	if c.raw != nil {
-		err = c.raw.sendTo(p, to)
+		err = c.raw.SendTo(p, to)
 	} else {
 		_, err = c.PacketConn.WriteTo(p, net.UDPAddrFromAddrPort(to))
 	}
@@ -275,19 +277,19 @@ func (c *relayPacketConn) fromPeer(frame []byte, n int, from netip.AddrPort, toS
 // socket. Allocations of TCP clients stay on Go's poller: their relaying
 // writes to TCP, which may block, so it belongs on the allocation's own
 // goroutine (ReadFrom), not on the loop.
-func (c *relayPacketConn) useLoop(loop *eventLoop) error {
+func (c *relayPacketConn) useLoop(loops *relay.Loops, client netip.AddrPort) error {
 	// pion's lifetime timer may close the allocation at any moment.
 	c.swapMu.Lock()
 	defer c.swapMu.Unlock()
 	if c.closed {
 		return net.ErrClosed
 	}
-	raw, err := newRawSock(c.PacketConn, loop, c.m.droppedBacklogIn)
+	raw, err := loops.RelaySocket(c.PacketConn, client, c.m.droppedBacklogIn)
 	if err != nil {
 		return err
 	}
 	c.PacketConn, c.raw = raw, raw
-	if err := raw.attach(c.loopDatagram); err != nil {
+	if err := raw.Attach(c.loopDatagram); err != nil {
 		_ = raw.Close() // pion's reader gets an error and deletes the allocation
 
 		return err
@@ -329,7 +331,7 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // readQueued returns what the event loop left for pion.
 func (c *relayPacketConn) readQueued(p []byte) (int, net.Addr, error) {
 	c.tr.enter()
-	n, from, err := c.raw.recv(p)
+	n, from, err := c.raw.Recv(p)
 	c.tr.leave()
 	if err != nil {
 		return 0, nil, err

@@ -13,6 +13,8 @@ import (
 	pionturn "github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/parleyhq/parley/turn/internal/relay"
 )
 
 // shutdownWait bounds how long Run waits for pion's goroutines to leave
@@ -52,9 +54,10 @@ type Server struct {
 	// budgetWake wakes the reaper of unauthenticated ones.
 	tcpBudget, tlsBudget *connBudget
 	budgetWake           chan struct{}
-	// loops serve the UDP sockets and plain TCP clients (eventloop.go);
-	// none on a vnet, where pion's goroutines read the sockets.
-	loops   loopSet
+	// loops serve the UDP sockets and plain TCP clients
+	// (internal/relay); none on a vnet or off Linux, where pion's
+	// goroutines read the sockets.
+	loops   *relay.Loops
 	logRate *rate.Limiter
 	// unsignedSlack bounds answers to unsigned requests (amplify.go).
 	unsignedSlack int
@@ -126,22 +129,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.auth = newAuthenticator(cfg, now, s.authFailed)
 	s.gen = newRelayGenerator(s, cfg, deps.Net)
 	if deps.Net == nil {
-		for range eventLoops(cfg) {
-			l, err := newEventLoop()
-			if err != nil {
-				s.cancel()
-				s.closeLoop(false)
+		loops, err := relay.NewLoops(eventLoops(cfg))
+		if err != nil {
+			s.cancel()
 
-				return nil, fmt.Errorf("turn: %w", err)
-			}
-			s.loops = append(s.loops, l)
+			return nil, fmt.Errorf("turn: %w", err)
 		}
-		s.fast.loops = s.loops
+		s.loops = loops
+		s.fast.loops = loops
 	}
 	socks, err := s.openSockets(context.Background(), cfg, deps.Net)
 	if err != nil {
 		s.cancel()
-		s.closeLoop(false)
+		s.loops.Close()
 
 		return nil, err
 	}
@@ -186,15 +186,9 @@ func (s *Server) Close() error {
 	s.cancel()
 	s.socks.close()
 	s.gen.held.closeAll()
-	s.closeLoop(false)
+	s.loops.Close()
 
 	return nil
-}
-
-func (s *Server) closeLoop(running bool) {
-	for _, l := range s.loops {
-		l.Close(running)
-	}
 }
 
 // Run serves until ctx ends, then closes every listener, relay and client
@@ -209,9 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	for _, l := range s.loops {
-		go l.run()
-	}
+	s.loops.Start()
 	reaped := make(chan struct{})
 	go func() {
 		defer close(reaped)
@@ -225,7 +217,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		s.tracker.shutdown()
 		s.socks.close()
-		s.closeLoop(true)
+		s.loops.Close()
 
 		return fmt.Errorf("start turn server: %w", err)
 	}
@@ -240,7 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if busy := s.tracker.wait(shutdownWait); busy > 0 {
 		s.log.Warn("turn: sockets still busy after shutdown", "count", busy)
 	}
-	s.closeLoop(true)
+	s.loops.Close()
 	if closeErr != nil && !errors.Is(closeErr, net.ErrClosed) {
 		s.log.Debug("turn: close", "err", closeErr)
 	}
@@ -265,9 +257,9 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 		w := &clientPacketConn{PacketConn: c, srv: s, learn: learn}
 		s.tracker.add(w, func(tr *tracked) { w.tr = tr })
 		s.fast.addUDPListener(w)
-		if raw, ok := c.(*rawSock); ok {
+		if raw, ok := c.(relay.Socket); ok {
 			w.raw = raw
-			if err := raw.attach(w.loopDatagram); err != nil {
+			if err := raw.Attach(w.loopDatagram); err != nil {
 				s.log.Error("turn: UDP socket not served", "addr", raw.LocalAddr().String(), "err", err)
 			}
 		}
