@@ -15,6 +15,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parleyhq/parley/turn/internal/relay"
+
+	"github.com/parleyhq/parley/internal/logging"
 )
 
 // shutdownWait bounds how long Run waits for pion's goroutines to leave
@@ -242,7 +244,10 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) pionConfig() pionturn.ServerConfig {
 	pc := pionturn.ServerConfig{
-		LoggerFactory:      pionLogs{log: s.log},
+		// pion/turn logs some events per packet or per request at Info and
+		// Error (a peer without permission, a scanner's failed TLS
+		// handshake); the server logs its refusals itself, rate limited.
+		LoggerFactory:      logging.PionFactory(s.log, logging.PionOptions{Demote: true}),
 		Realm:              s.cfg.Realm,
 		AuthHandler:        s.auth.handle,
 		QuotaHandler:       s.allowAllocation,
