@@ -37,7 +37,7 @@ type requestNotes struct {
 // remembers the size of an unsigned request (for limitUnsigned), the nonce
 // of a signed request (for rewriteRefusal) and notes a Refresh with
 // LIFETIME 0 (a release, for the deletion reason metric).
-func (s *Server) noteRequest(notes *requestNotes, p []byte, src net.Addr) {
+func (r *replies) noteRequest(notes *requestNotes, p []byte, src net.Addr) {
 	if len(p) < 20 || p[0]&0xc0 != 0 || p[0]&0x01 != 0 || p[1]&0x10 != 0 {
 		return // not a STUN request (class bits C1 and C0 both zero)
 	}
@@ -66,7 +66,7 @@ func (s *Server) noteRequest(notes *requestNotes, p []byte, src net.Addr) {
 	notes.signed.Store(sr)
 	if m.Type.Method == stun.MethodRefresh {
 		if lt, err := m.Get(stun.AttrLifetime); err == nil && len(lt) == 4 && binary.BigEndian.Uint32(lt) == 0 {
-			s.releases.note(src)
+			r.releases.note(src)
 		}
 	}
 }
@@ -75,7 +75,7 @@ func (s *Server) noteRequest(notes *requestNotes, p []byte, src net.Addr) {
 // writes to dst, or nil to send p unchanged: a 401 for pion's 400 to a
 // refused credential (below), a 403 for pion's answers to forbidden peers
 // (forbidden.go).
-func (s *Server) rewriteError(p []byte, dst net.Addr, notes *requestNotes) []byte {
+func (r *replies) rewriteError(p []byte, dst net.Addr, notes *requestNotes) []byte {
 	if len(p) < 20 || p[0]&0xc0 != 0 || p[0]&0x01 == 0 || p[1]&0x10 == 0 {
 		return nil // not a STUN error response: the common case, decided from two bytes
 	}
@@ -87,24 +87,24 @@ func (s *Server) rewriteError(p []byte, dst net.Addr, notes *requestNotes) []byt
 	if code.GetFrom(m) != nil {
 		return nil
 	}
-	if r := s.rewriteRefusal(m, code.Code, dst, notes); r != nil {
+	if r := r.rewriteRefusal(m, code.Code, dst, notes); r != nil {
 		return r
 	}
 
-	return s.rewriteForbidden(m, code.Code, notes)
+	return r.rewriteForbidden(m, code.Code, notes)
 }
 
 // rewriteRefusal returns a 401 replacing m when m is pion's 400 answer to
 // a request whose credential the server refused; otherwise nil.
-func (s *Server) rewriteRefusal(m *stun.Message, code stun.ErrorCode, dst net.Addr, notes *requestNotes) []byte {
-	if s.refusals.n.Load() == 0 || code != stun.CodeBadRequest || !s.refusals.take(dst) {
+func (r *replies) rewriteRefusal(m *stun.Message, code stun.ErrorCode, dst net.Addr, notes *requestNotes) []byte {
+	if r.refusals.n.Load() == 0 || code != stun.CodeBadRequest || !r.refusals.take(dst) {
 		return nil
 	}
 	setters := []stun.Setter{
 		stun.NewTransactionIDSetter(m.TransactionID),
 		stun.NewType(m.Type.Method, stun.ClassErrorResponse),
 		stun.CodeUnauthorized,
-		stun.NewRealm(s.cfg.Realm),
+		stun.NewRealm(r.realm),
 	}
 	if sr := notes.signed.Load(); sr != nil && sr.tx == m.TransactionID {
 		setters = append(setters, stun.Nonce(sr.nonce))

@@ -28,9 +28,8 @@ type clientPacketConn struct {
 	raw   relay.Socket // nil on a vnet and off Linux
 	local netip.AddrPort
 	addrs addrCache
-	srv   *Server
+	deps  *relayDeps
 	tr    *tracked
-	learn func([]byte)
 	notes requestNotes
 	once  sync.Once
 }
@@ -42,11 +41,11 @@ type clientPacketConn struct {
 func (c *clientPacketConn) loopDatagram(frame []byte, n int, from netip.AddrPort) bool {
 	b := frame[4 : 4+n]
 	if n >= 4 && n < maxRelayPayload && b[0]&0xc0 == 0x40 &&
-		c.srv.fast.lookup(fastKey{client: from, server: c.local}).toPeer(b) {
+		c.deps.fast.lookup(fastKey{client: from, server: c.local}).toPeer(b) {
 		return true
 	}
 	// A reservation claimed on another socket (steer.go).
-	if to := c.srv.steer.route(b, from, c); to != nil && to.raw != nil {
+	if to := c.deps.steer.route(b, from, c); to != nil && to.raw != nil {
 		to.raw.Enqueue(b, from)
 
 		return true
@@ -67,16 +66,16 @@ func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if n >= 4 && p[0]&0xc0 == 0x40 {
 			// The event loop tried the fast path already; on a vnet
 			// there is no loop, so try it here.
-			if c.raw == nil && c.srv.fast.lookup(fastKey{client: ap, server: c.local}).toPeer(p[:n]) {
+			if c.raw == nil && c.deps.fast.lookup(fastKey{client: ap, server: c.local}).toPeer(p[:n]) {
 				continue
 			}
 
 			return n, addr, nil
 		}
 		if n >= 20 && p[0] < 0x40 {
-			c.srv.noteRequest(&c.notes, p[:n], addr)
-			if c.learn != nil {
-				c.learn(p[:n])
+			c.deps.replies.noteRequest(&c.notes, p[:n], addr)
+			if c.deps.learn != nil {
+				c.deps.learn(p[:n])
 			}
 		}
 
@@ -129,17 +128,17 @@ func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !c.answerAllowed(p, addr) {
 		return len(p), nil // dropped like a lost datagram
 	}
-	if r := c.srv.rewriteError(p, addr, &c.notes); r != nil {
+	if r := c.deps.replies.rewriteError(p, addr, &c.notes); r != nil {
 		_, err := c.PacketConn.WriteTo(r, addr)
 
 		return len(p), err
 	}
-	out, send := c.srv.limitUnsigned(p, &c.notes, addr)
+	out, send := c.deps.replies.limitUnsigned(p, &c.notes, addr)
 	if !send {
 		return len(p), nil // dropped like a lost datagram; the client retries or gives up
 	}
 	if c.raw != nil {
-		c.srv.steer.issued(p, c) // before the client can use the token
+		c.deps.steer.issued(p, c) // before the client can use the token
 	}
 	if len(out) != len(p) {
 		_, err := c.PacketConn.WriteTo(out, addr)
@@ -158,13 +157,13 @@ func (c *clientPacketConn) answerAllowed(p []byte, addr net.Addr) bool {
 		return true
 	}
 	ap, ok := addrPort(addr)
-	if !ok || c.srv.fast.lookup(fastKey{client: ap, server: c.local}) != nil {
+	if !ok || c.deps.fast.lookup(fastKey{client: ap, server: c.local}) != nil {
 		return true
 	}
-	if c.srv.answers.allow(ap.Addr(), time.Now()) {
+	if c.deps.answers.allow(ap.Addr(), time.Now()) {
 		return true
 	}
-	c.srv.metrics.answersRateLimited.Inc()
+	c.deps.metrics.answersRateLimited.Inc()
 
 	return false
 }
@@ -173,7 +172,7 @@ func (c *clientPacketConn) Close() error {
 	var err error
 	c.once.Do(func() {
 		err = c.PacketConn.Close()
-		c.srv.steer.forgetSocket(c)
+		c.deps.steer.forgetSocket(c)
 		c.tr.markClosed()
 	})
 
@@ -184,7 +183,7 @@ func (c *clientPacketConn) Close() error {
 // each accepted connection into its budget (connbudget.go) and wraps it.
 type clientListener struct {
 	net.Listener
-	srv    *Server
+	deps   *relayDeps
 	tr     *tracked
 	budget *connBudget
 	once   sync.Once
@@ -198,28 +197,28 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		w := &clientConn{Conn: c, srv: l.srv}
+		w := &clientConn{Conn: c, deps: l.deps}
 		evicted, reason := l.budget.admit(w, time.Now(), func(t *connTicket) { w.ticket = t })
 		if evicted != nil {
 			_ = evicted.Close()
 		}
 		if reason != "" {
-			l.srv.metrics.conns.refused.WithLabelValues(l.budget.kind, reason).Inc()
+			l.deps.metrics.conns.refused.WithLabelValues(l.budget.kind, reason).Inc()
 			_ = c.Close()
 
 			continue
 		}
-		learn := l.srv.auth.wantsRaw()
+		learn := l.deps.learn
 		w.learn = func(m []byte) {
-			l.srv.noteRequest(&w.notes, m, c.RemoteAddr())
-			if learn {
-				l.srv.auth.learn(m)
+			l.deps.replies.noteRequest(&w.notes, m, c.RemoteAddr())
+			if learn != nil {
+				learn(m)
 			}
 		}
-		if !l.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
+		if !l.deps.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 			return nil, net.ErrClosed
 		}
-		l.srv.fast.addStream(w)
+		l.deps.fast.addStream(w)
 
 		return w, nil
 	}
@@ -241,8 +240,8 @@ func (l *clientListener) Close() error {
 // After a ConnectionBind it carries raw relayed data and is left alone.
 type clientConn struct {
 	net.Conn
-	srv *Server
-	tr  *tracked
+	deps *relayDeps
+	tr   *tracked
 	// ticket is the connection's place in its listener's budget; authed
 	// is set once pion answered it a success (connbudget.go).
 	ticket *connTicket
@@ -322,7 +321,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 func (c *clientConn) moveToLoop() {
 	c.moved = true
 	tcp, ok := c.Conn.(*net.TCPConn)
-	if !ok || c.srv.loops.Len() == 0 {
+	if !ok || c.deps.loops.Len() == 0 {
 		return // TLS, a vnet, or no event loops (off Linux)
 	}
 	c.swapMu.Lock()
@@ -330,15 +329,15 @@ func (c *clientConn) moveToLoop() {
 	if c.closed {
 		return
 	}
-	st, err := c.srv.loops.Stream(tcp, c.key.client, c.in)
+	st, err := c.deps.loops.Stream(tcp, c.key.client, c.in)
 	if err != nil {
-		c.srv.log.Debug("turn: TCP connection stays off the event loop", "err", err)
+		c.deps.log.Debug("turn: TCP connection stays off the event loop", "err", err)
 
 		return
 	}
 	c.in = relay.FrameReader{}
 	c.Conn, c.stream = st, st
-	if err := st.Attach(c.toPeer, c.srv.metrics.tcpBacklogCloses.Inc); err != nil {
+	if err := st.Attach(c.toPeer, c.deps.metrics.tcpBacklogCloses.Inc); err != nil {
 		st.End(err) // pion reads the error and closes the connection
 	}
 }
@@ -363,7 +362,7 @@ func (c *clientConn) readStream(p []byte) (int, error) {
 
 // readEnded notes why pion is about to delete this client's allocation.
 func (c *clientConn) readEnded() {
-	c.ended.Do(func() { c.srv.closes.note(c.Conn.RemoteAddr()) })
+	c.ended.Do(func() { c.deps.closes.note(c.Conn.RemoteAddr()) })
 }
 
 // writeChannelData sends a fast-path frame, padded to 4 bytes as stream
@@ -375,7 +374,7 @@ func (c *clientConn) writeChannelData(frame []byte) error {
 	if c.stream != nil { // on the event loop: never wait
 		if err := c.stream.TryWrite(padded); err != nil {
 			if errors.Is(err, relay.ErrBacklog) {
-				c.srv.metrics.droppedClientBehind.Inc()
+				c.deps.metrics.droppedClientBehind.Inc()
 
 				return nil
 			}
@@ -397,12 +396,12 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	defer c.tr.leave()
 	c.noteAuthenticated(p)
 	// pion writes one whole STUN message per Write on a client connection.
-	if r := c.srv.rewriteError(p, c.Conn.RemoteAddr(), &c.notes); r != nil {
+	if r := c.deps.replies.rewriteError(p, c.Conn.RemoteAddr(), &c.notes); r != nil {
 		_, err := c.Conn.Write(r)
 
 		return len(p), err
 	}
-	out, send := c.srv.limitUnsigned(p, &c.notes, c.Conn.RemoteAddr())
+	out, send := c.deps.replies.limitUnsigned(p, &c.notes, c.Conn.RemoteAddr())
 	if !send {
 		return len(p), nil
 	}
@@ -425,7 +424,7 @@ func (c *clientConn) Close() error {
 		if c.ticket != nil {
 			c.ticket.release()
 		}
-		c.srv.fast.removeStream(c)
+		c.deps.fast.removeStream(c)
 		c.tr.markClosed()
 	})
 

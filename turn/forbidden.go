@@ -32,7 +32,7 @@ const stunMagicCookie = 0x2112A442
 
 // rewriteForbidden returns a 403 replacing m when m is one of pion's two
 // answers above; otherwise nil.
-func (s *Server) rewriteForbidden(m *stun.Message, code stun.ErrorCode, notes *requestNotes) []byte {
+func (r *replies) rewriteForbidden(m *stun.Message, code stun.ErrorCode, notes *requestNotes) []byte {
 	method := m.Type.Method
 	sr := notes.signed.Load()
 	if sr != nil && sr.tx != m.TransactionID {
@@ -44,7 +44,7 @@ func (s *Server) rewriteForbidden(m *stun.Message, code stun.ErrorCode, notes *r
 	case code == stun.CodePeerAddrFamilyMismatch && sr != nil && sr.mappedPeer &&
 		(method == stun.MethodChannelBind || method == stun.MethodCreatePermission):
 		// pion refused before asking permitPeer.
-		s.metrics.peerDenials.WithLabelValues(DenyReasonMappedOnIPv6).Inc()
+		r.metrics.peerDenials.WithLabelValues(DenyReasonMappedOnIPv6).Inc()
 	default:
 		return nil
 	}
@@ -54,7 +54,7 @@ func (s *Server) rewriteForbidden(m *stun.Message, code stun.ErrorCode, notes *r
 		stun.CodeForbidden,
 	}
 	if sr != nil && sr.username != "" {
-		if key, ok := s.auth.keyOf(sr.username); ok {
+		if key, ok := r.auth.keyOf(sr.username); ok {
 			setters = append(setters, stun.MessageIntegrity(key))
 		}
 	}

@@ -24,7 +24,7 @@ var errFamilyNotConfigured = errors.New("no public address configured for this a
 // (through pion's port-range generator, one per address family) and wraps
 // each so relayed traffic is counted, capped and tracked for shutdown.
 type relayGenerator struct {
-	srv        *Server
+	deps       *relayDeps
 	v4, v6     *pionturn.RelayAddressGeneratorPortRange
 	bind4      net.IP
 	bind6      net.IP
@@ -34,8 +34,8 @@ type relayGenerator struct {
 	held heldPorts
 }
 
-func newRelayGenerator(srv *Server, cfg Config, nw transport.Net) *relayGenerator {
-	g := &relayGenerator{srv: srv, bytesPerS: cfg.AllocationBandwidth}
+func newRelayGenerator(deps *relayDeps, cfg Config, nw transport.Net) *relayGenerator {
+	g := &relayGenerator{deps: deps, bytesPerS: cfg.AllocationBandwidth}
 	mk := func(public, bind string) *pionturn.RelayAddressGeneratorPortRange {
 		if public == "" {
 			return nil
@@ -119,12 +119,12 @@ func (g *relayGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig
 		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
 	}
 	setBuffers(conn, relaySocketBuffer)
-	w := &relayPacketConn{PacketConn: conn, m: g.srv.metrics, fast: g.srv.fast}
+	w := &relayPacketConn{PacketConn: conn, m: g.deps.metrics, fast: g.deps.fast}
 	w.toPeer, w.toClient = g.limiters()
-	if !g.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
+	if !g.deps.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 		return nil, nil, net.ErrClosed
 	}
-	g.srv.fast.addRelay(w, addr)
+	g.deps.fast.addRelay(w, addr)
 
 	return w, addr, nil
 }
@@ -140,7 +140,7 @@ func (g *relayGenerator) AllocateListener(conf pionturn.AllocateListenerConfig) 
 		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
 	}
 	w := &relayListener{Listener: ln, g: g}
-	if !g.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
+	if !g.deps.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 		return nil, nil, net.ErrClosed
 	}
 
@@ -171,9 +171,9 @@ func (g *relayGenerator) AllocateConn(conf pionturn.AllocateConnConfig) (net.Con
 }
 
 func (g *relayGenerator) wrapConn(c net.Conn) (net.Conn, error) {
-	w := &relayConn{Conn: c, m: g.srv.metrics, ctx: g.srv.baseCtx}
+	w := &relayConn{Conn: c, m: g.deps.metrics, ctx: g.deps.ctx}
 	w.toPeer, w.toClient = g.limiters()
-	if !g.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
+	if !g.deps.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 		return nil, net.ErrClosed
 	}
 

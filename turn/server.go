@@ -12,7 +12,6 @@ import (
 	"github.com/pion/transport/v4"
 	pionturn "github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
 	"github.com/parleyhq/parley/turn/internal/relay"
 
@@ -59,12 +58,10 @@ type Server struct {
 	// loops serve the UDP sockets and plain TCP clients
 	// (internal/relay); none on a vnet or off Linux, where pion's
 	// goroutines read the sockets.
-	loops   *relay.Loops
-	logRate *rate.Limiter
-	// unsignedSlack bounds answers to unsigned requests (amplify.go).
-	unsignedSlack int
-	// answers caps answers to UDP sources without an allocation.
-	answers *sourceBudget
+	loops      *relay.Loops
+	refusalLog *refusalLog
+	// sockDeps is what the socket wrappers see of the server.
+	sockDeps *relayDeps
 	// refusals turn pion's 400 for a refused credential into 401;
 	// releases and closes tell why an allocation was deleted.
 	refusals addrNotes
@@ -109,27 +106,22 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("turn.allowed_peer_cidrs: %w", err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     log,
-		now:     now,
-		metrics: m,
-		policy:  policy,
-		quotas:  newQuotas(cfg.MaxAllocationsPerUser, cfg.MaxAllocations, now),
-		tracker: newTracker(),
-		fast:    newFastPath(),
-		steer:   newSteering(),
-		// Refusals can come at packet rate from an attacker; the counters
-		// keep the full picture, the log keeps a sample.
-		logRate:       rate.NewLimiter(20, 100),
-		unsignedSlack: unsignedSlack(cfg.Realm),
-		answers:       newSourceBudget(cfg.UnallocatedAnswerRate),
+		cfg:        cfg,
+		log:        log,
+		now:        now,
+		metrics:    m,
+		policy:     policy,
+		quotas:     newQuotas(cfg.MaxAllocationsPerUser, cfg.MaxAllocations, now),
+		tracker:    newTracker(),
+		fast:       newFastPath(),
+		steer:      newSteering(),
+		refusalLog: newRefusalLog(log, m),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.budgetWake = make(chan struct{}, 1)
 	s.tcpBudget = newConnBudget("tcp", cfg.MaxTCPConnections, cfg, m.conns, s.budgetWake)
 	s.tlsBudget = newConnBudget("tls", cfg.MaxTLSConnections, cfg, m.conns, s.budgetWake)
 	s.auth = newAuthenticator(cfg, now, s.authFailed)
-	s.gen = newRelayGenerator(s, cfg, deps.Net)
 	if deps.Net == nil {
 		loops, err := relay.NewLoops(eventLoops(cfg))
 		if err != nil {
@@ -140,6 +132,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.loops = loops
 		s.fast.loops = loops
 	}
+	s.sockDeps = s.relayDeps()
+	s.gen = newRelayGenerator(s.sockDeps, cfg, deps.Net)
 	socks, err := s.openSockets(context.Background(), cfg, deps.Net)
 	if err != nil {
 		s.cancel()
@@ -254,12 +248,8 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 		EventHandler:       s.events(),
 		AllocationLifetime: s.cfg.AllocationLifetime,
 	}
-	var learn func([]byte)
-	if s.auth.wantsRaw() {
-		learn = s.auth.learn
-	}
 	for _, c := range s.socks.udp {
-		w := &clientPacketConn{PacketConn: c, srv: s, learn: learn}
+		w := &clientPacketConn{PacketConn: c, deps: s.sockDeps}
 		s.tracker.add(w, func(tr *tracked) { w.tr = tr })
 		s.fast.addUDPListener(w)
 		if raw, ok := c.(relay.Socket); ok {
@@ -275,7 +265,7 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 		})
 	}
 	for _, l := range s.clientListeners() {
-		w := &clientListener{Listener: l.ln, srv: s, budget: l.budget}
+		w := &clientListener{Listener: l.ln, deps: s.sockDeps, budget: l.budget}
 		s.tracker.add(w, func(tr *tracked) { w.tr = tr })
 		pc.ListenerConfigs = append(pc.ListenerConfigs, pionturn.ListenerConfig{
 			Listener:              w,
@@ -340,13 +330,31 @@ func (s *Server) authFailed(reason, username string, src net.Addr) {
 		slog.String("username", username), slog.String("client", src.String()))
 }
 
-func (s *Server) logRefusal(msg string, attrs ...slog.Attr) {
-	if !s.logRate.Allow() {
-		s.metrics.logsSuppressed.Inc()
+func (s *Server) logRefusal(msg string, attrs ...slog.Attr) { s.refusalLog.log(msg, attrs...) }
 
-		return
+// relayDeps gathers what the socket wrappers need (relaydeps.go).
+func (s *Server) relayDeps() *relayDeps {
+	var learn func([]byte)
+	if s.auth.wantsRaw() {
+		learn = s.auth.learn
 	}
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
+
+	return &relayDeps{
+		metrics: s.metrics,
+		fast:    s.fast,
+		steer:   s.steer,
+		answers: newSourceBudget(s.cfg.UnallocatedAnswerRate),
+		replies: &replies{
+			realm: s.cfg.Realm, slack: unsignedSlack(s.cfg.Realm), auth: s.auth, metrics: s.metrics,
+			refusals: &s.refusals, releases: &s.releases, log: s.refusalLog,
+		},
+		loops:   s.loops,
+		tracker: s.tracker,
+		closes:  &s.closes,
+		log:     s.log,
+		learn:   learn,
+		ctx:     s.baseCtx,
+	}
 }
 
 func (s *Server) events() pionturn.EventHandler {
