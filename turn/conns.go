@@ -41,7 +41,7 @@ type clientPacketConn struct {
 func (c *clientPacketConn) loopDatagram(frame []byte, n int, from netip.AddrPort) bool {
 	b := frame[4 : 4+n]
 	if n >= 4 && n < maxRelayPayload && b[0]&0xc0 == 0x40 &&
-		c.deps.fast.lookup(fastKey{client: from, server: c.local}).toPeer(b) {
+		c.deps.fast.lookup(fastKey{client: from, server: c.local}).ToPeer(b) {
 		return true
 	}
 	// A reservation claimed on another socket (steer.go).
@@ -66,7 +66,7 @@ func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if n >= 4 && p[0]&0xc0 == 0x40 {
 			// The event loop tried the fast path already; on a vnet
 			// there is no loop, so try it here.
-			if c.raw == nil && c.deps.fast.lookup(fastKey{client: ap, server: c.local}).toPeer(p[:n]) {
+			if c.raw == nil && c.deps.fast.lookup(fastKey{client: ap, server: c.local}).ToPeer(p[:n]) {
 				continue
 			}
 
@@ -255,7 +255,7 @@ type clientConn struct {
 	closed bool
 	learn  func([]byte)
 	key    fastKey
-	fa     atomic.Pointer[fastAlloc]
+	fa     atomic.Pointer[relay.Alloc]
 	notes  requestNotes
 	hs     sync.Once
 	hsErr  error
@@ -343,7 +343,7 @@ func (c *clientConn) moveToLoop() {
 }
 
 // toPeer relays ChannelData on the fast path once the allocation exists.
-func (c *clientConn) toPeer(frame []byte) bool { return c.fa.Load().toPeer(frame) }
+func (c *clientConn) toPeer(frame []byte) bool { return c.fa.Load().ToPeer(frame) }
 
 // readStream returns the next message the event loop queued.
 func (c *clientConn) readStream(p []byte) (int, error) {
@@ -365,9 +365,9 @@ func (c *clientConn) readEnded() {
 	c.ended.Do(func() { c.deps.closes.note(c.Conn.RemoteAddr()) })
 }
 
-// writeChannelData sends a fast-path frame, padded to 4 bytes as stream
+// WriteChannelData sends a fast-path frame, padded to 4 bytes as stream
 // transports require; frame has the capacity for the padding.
-func (c *clientConn) writeChannelData(frame []byte) error {
+func (c *clientConn) WriteChannelData(frame []byte) error {
 	n := len(frame)
 	padded := frame[:(n+3)&^3]
 	clear(padded[n:])

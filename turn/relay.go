@@ -208,7 +208,7 @@ type relayPacketConn struct {
 	closed bool
 
 	fast       *fastPath
-	fa         atomic.Pointer[fastAlloc]
+	fa         atomic.Pointer[relay.Alloc]
 	advertised netip.AddrPort
 	// frame is where peer datagrams land when ReadFrom reads the socket
 	// itself: 4 bytes left free for the ChannelData header, 3 at the end
@@ -233,8 +233,8 @@ func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
-// sendToPeer is WriteTo for the fast path: no net.Addr, no allocation.
-func (c *relayPacketConn) sendToPeer(p []byte, to netip.AddrPort) {
+// SendToPeer is WriteTo for the fast path: no net.Addr, no allocation.
+func (c *relayPacketConn) SendToPeer(p []byte, to netip.AddrPort) {
 	if c.toPeer != nil && !c.toPeer.AllowN(time.Now(), len(p)) {
 		c.m.droppedBandwidthOut.Inc()
 
@@ -269,7 +269,7 @@ func (c *relayPacketConn) fromPeer(frame []byte, n int, from netip.AddrPort, toS
 	c.m.packetsToClient.Inc()
 	fa := c.fa.Load()
 
-	return fa != nil && (toStream || !fa.blockingOut) && fa.toClient(frame, n, from)
+	return fa != nil && (toStream || !fa.BlockingOut()) && fa.ToClient(frame, n, from)
 }
 
 // useLoop moves the socket to the event loop. It is called when pion

@@ -113,7 +113,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		policy:     policy,
 		quotas:     newQuotas(cfg.MaxAllocationsPerUser, cfg.MaxAllocations, now),
 		tracker:    newTracker(),
-		fast:       newFastPath(),
+		fast:       newFastPath(m.droppedSendFailed),
 		steer:      newSteering(),
 		refusalLog: newRefusalLog(log, m),
 	}
