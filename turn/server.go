@@ -368,8 +368,8 @@ func (s *Server) events() pionturn.EventHandler {
 		},
 		OnAllocationCreated: func(src, dst net.Addr, protocol, userID, _ string, relay net.Addr, _ int) {
 			s.fast.allocationCreated(src, dst, relay)
-			if ap, ok := src.(*net.UDPAddr); ok {
-				s.steer.allocated(unmapPort(ap.AddrPort()))
+			if key, ok := keyOf(src, dst); ok && !key.stream {
+				s.steer.allocated(key.client, key.server)
 			}
 			s.quotas.created(userID, src)
 			m.allocationsActive.Inc()
@@ -380,8 +380,8 @@ func (s *Server) events() pionturn.EventHandler {
 		},
 		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			s.fast.allocationDeleted(src, dst)
-			if ap, ok := src.(*net.UDPAddr); ok {
-				s.steer.released(unmapPort(ap.AddrPort()))
+			if key, ok := keyOf(src, dst); ok && !key.stream {
+				s.steer.released(key.client, key.server)
 			}
 			s.quotas.deleted(userID)
 			m.allocationsActive.Dec()

@@ -28,9 +28,14 @@ type steering struct {
 	n atomic.Int32 // len(tokens) + len(routes), for the lock-free check
 
 	mu     sync.Mutex
-	tokens map[[8]byte]steerEntry        // token -> the socket that issued it
-	routes map[netip.AddrPort]steerEntry // client -> the socket holding its allocation
+	tokens map[[8]byte]steerEntry  // token -> the socket that issued it
+	routes map[steerKey]steerEntry // client and server address -> the socket holding its allocation
 }
+
+// steerKey is a client and the server address it talks to: a route is
+// only ever to another socket of the same address, never across
+// addresses (the client would get answers from an address it did not ask).
+type steerKey struct{ client, server netip.AddrPort }
 
 type steerEntry struct {
 	to *clientPacketConn
@@ -49,7 +54,7 @@ const reservationLifetime = 30 * time.Second
 const maxSteer = 4096
 
 func newSteering() *steering {
-	return &steering{tokens: make(map[[8]byte]steerEntry), routes: make(map[netip.AddrPort]steerEntry)}
+	return &steering{tokens: make(map[[8]byte]steerEntry), routes: make(map[steerKey]steerEntry)}
 }
 
 // issued notes, from a response about to be written by c, a reservation
@@ -87,7 +92,8 @@ func (st *steering) route(b []byte, from netip.AddrPort, c *clientPacketConn) *c
 	now := time.Now()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if e, ok := st.routes[from]; ok && (e.expires.IsZero() || now.Before(e.expires)) {
+	key := steerKey{client: from, server: c.local}
+	if e, ok := st.routes[key]; ok && (e.expires.IsZero() || now.Before(e.expires)) {
 		return e.to
 	}
 	// Allocate request: type 0x0003.
@@ -103,39 +109,41 @@ func (st *steering) route(b []byte, from netip.AddrPort, c *clientPacketConn) *c
 		return nil
 	}
 	e, ok := st.tokens[[8]byte(v)]
-	if !ok || e.to == c || !now.Before(e.expires) || !room(st.routes, now) {
+	if !ok || e.to == c || e.to.local != c.local || !now.Before(e.expires) || !room(st.routes, now) {
 		return nil
 	}
 	// Retransmissions of this Allocate and the client's later requests
 	// follow it; the route outlives the token only if the allocation
 	// is created (allocated clears its expiry).
-	st.routes[from] = steerEntry{to: e.to, expires: now.Add(reservationLifetime)}
+	st.routes[key] = steerEntry{to: e.to, expires: now.Add(reservationLifetime)}
 	st.count()
 
 	return e.to
 }
 
-// allocated keeps client's route, if any, for the allocation's life.
-func (st *steering) allocated(client netip.AddrPort) {
+// allocated keeps client's route to server, if any, for the
+// allocation's life.
+func (st *steering) allocated(client, server netip.AddrPort) {
 	if st.n.Load() == 0 {
 		return
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if e, ok := st.routes[client]; ok {
+	key := steerKey{client: client, server: server}
+	if e, ok := st.routes[key]; ok {
 		e.expires = time.Time{}
-		st.routes[client] = e
+		st.routes[key] = e
 	}
 }
 
-// released drops client's route when its allocation ends.
-func (st *steering) released(client netip.AddrPort) {
+// released drops client's route to server when its allocation ends.
+func (st *steering) released(client, server netip.AddrPort) {
 	if st.n.Load() == 0 {
 		return
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.routes, client)
+	delete(st.routes, steerKey{client: client, server: server})
 	st.count()
 }
 
