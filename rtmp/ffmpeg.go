@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -69,10 +68,7 @@ func (f *FFmpegTranscoder) Start(ctx context.Context, cfg AudioConfig) (Transcod
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(ctx, f.opts.Path, f.args(cfg)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// Kill the whole group: ffmpeg has no children today, but a wrapper
-	// script as ffmpeg_path might.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownChild(cmd)
 	cmd.WaitDelay = 2 * time.Second
 	stderr := &tailBuffer{max: 4096}
 	cmd.Stderr = stderr

@@ -61,7 +61,7 @@ type unsignedRequest struct {
 // FINGERPRINT the request did not carry (RFC 8489 makes it optional), and
 // is dropped (send false) if it is still larger than the request plus the
 // slack.
-func (s *Server) limitUnsigned(p []byte, notes *requestNotes, dst net.Addr) (out []byte, send bool) {
+func (r *replies) limitUnsigned(p []byte, notes *requestNotes, dst net.Addr) (out []byte, send bool) {
 	// Responses have class bit C1 set; ChannelData, indications and
 	// requests are passed at once (this runs for every relayed packet).
 	if len(p) < stunHeaderSize || p[0]&0xc0 != 0 || p[0]&0x01 == 0 {
@@ -76,11 +76,11 @@ func (s *Server) limitUnsigned(p []byte, notes *requestNotes, dst net.Addr) (out
 	if !u.fingerprint {
 		out = stripFingerprint(p)
 	}
-	if len(out) <= u.size+s.unsignedSlack {
+	if len(out) <= u.size+r.slack {
 		return out, true
 	}
-	s.metrics.amplificationDrops.Inc()
-	s.logRefusal("turn: answer to an unsigned request dropped (amplification)",
+	r.metrics.amplificationDrops.Inc()
+	r.logRefusal("turn: answer to an unsigned request dropped (amplification)",
 		slog.Int("request_bytes", u.size), slog.Int("answer_bytes", len(out)),
 		slog.String("client", dst.String()))
 

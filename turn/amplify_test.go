@@ -83,7 +83,7 @@ func TestLimitUnsignedRule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := &Server{metrics: m, unsignedSlack: slack, log: slog.New(slog.DiscardHandler), logRate: rate.NewLimiter(1, 1)}
+			s := &replies{metrics: m, slack: slack, log: &refusalLog{out: slog.New(slog.DiscardHandler), rate: rate.NewLimiter(1, 1), m: m}}
 			var notes requestNotes
 			if tc.req != nil {
 				notes.unsigned.Store(tc.req)

@@ -103,6 +103,27 @@ func (a *authenticator) handle(ra *pionturn.RequestAttributes) (userID string, k
 	return user, a.keyFor(a.secrets[0], ra.Username), true
 }
 
+// keyOf is the key handle would give pion for username, without counting
+// a failure: for signing an answer the server rewrites (forbidden.go) to a
+// request pion already authenticated.
+func (a *authenticator) keyOf(username string) ([]byte, bool) {
+	if k, found := a.users[username]; found {
+		return k, true
+	}
+	if _, _, parsed := parseRESTUsername(username); !parsed || len(a.secrets) == 0 {
+		return nil, false
+	}
+	if len(a.secrets) > 1 {
+		a.mu.Lock()
+		lk, found := a.learned[username]
+		a.mu.Unlock()
+
+		return lk.key, found
+	}
+
+	return a.keyFor(a.secrets[0], username), true
+}
+
 func (a *authenticator) keyFor(secret, username string) []byte {
 	return pionturn.GenerateAuthKey(username, a.realm, restPassword(secret, username))
 }

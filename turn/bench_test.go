@@ -107,7 +107,8 @@ func BenchmarkUclientParley(b *testing.B) {
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 				cs0 := ctxSwitches(os.Getpid())
 				start := time.Now()
-				r := runUclient(b, tr.addr, tr.name, peer, *loadClientsFlag, loadMessages, loadSize, loadInterval)
+				r := runUclient(b, uclientRun{server: tr.addr, transport: tr.name, peerPort: peer,
+					clients: *loadClientsFlag, msgs: loadMessages, size: loadSize, intervalMs: loadInterval})
 				wall := time.Since(start)
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 				cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
@@ -146,7 +147,8 @@ func BenchmarkUclientCoturn(b *testing.B) {
 				cpu0 := procCPU(b, turnserver.Pid())
 				cs0 := ctxSwitches(turnserver.Pid())
 				start := time.Now()
-				r := runUclient(b, addr, tr, peer, *loadClientsFlag, loadMessages, loadSize, loadInterval)
+				r := runUclient(b, uclientRun{server: addr, transport: tr, peerPort: peer,
+					clients: *loadClientsFlag, msgs: loadMessages, size: loadSize, intervalMs: loadInterval})
 				wall := time.Since(start)
 				reportLoad(b, r, procCPU(b, turnserver.Pid())-cpu0, wall, ctxSwitches(turnserver.Pid())-cs0, turnserver.Pid())
 			}

@@ -91,9 +91,25 @@ type Config struct {
 	// AllocationLifetime is the default lifetime of an allocation that a
 	// client does not refresh.
 	AllocationLifetime time.Duration `yaml:"allocation_lifetime"`
-	// MaxTCPConnections bounds concurrent TCP and TLS client connections,
-	// each of which costs a goroutine before it authenticates.
+	// MaxTCPConnections and MaxTLSConnections bound concurrent client
+	// connections on the plain-TCP and the TLS listeners: two separate
+	// pools, so a flood on one cannot lock clients out of the other. Each
+	// connection costs a goroutine and buffers before it authenticates.
+	// When a pool is full, a newcomer takes the place of its oldest
+	// unauthenticated connection; only if there is none is it refused.
+	// 0 means unlimited.
 	MaxTCPConnections int `yaml:"max_tcp_connections"`
+	MaxTLSConnections int `yaml:"max_tls_connections"`
+	// MaxTCPConnectionsPerIP bounds one client address's connections in
+	// each pool (IPv6 addresses count by /64); MaxTCPUnauthenticatedPerIP
+	// bounds those of them that have not yet authenticated. 0 means
+	// unlimited.
+	MaxTCPConnectionsPerIP     int `yaml:"max_tcp_connections_per_ip"`
+	MaxTCPUnauthenticatedPerIP int `yaml:"max_tcp_unauthenticated_per_ip"`
+	// TCPAuthTimeout is how long a TCP or TLS connection may stay open
+	// (TLS handshake included) before a request of it has authenticated;
+	// then it is closed. A real client authenticates within two round trips.
+	TCPAuthTimeout time.Duration `yaml:"tcp_auth_timeout"`
 	// UnallocatedAnswerRate caps the answers per second sent over UDP to
 	// one source address that holds no allocation (sourcebudget.go): the
 	// bound on what a forged source can make this server send to a
@@ -123,7 +139,15 @@ func DefaultConfig() Config {
 		AllocationBandwidth:   0,
 		AllocationLifetime:    10 * time.Minute,
 		MaxTCPConnections:     10000,
-		UnallocatedAnswerRate: 50,
+		MaxTLSConnections:     10000,
+		// An office behind one NAT shares an address: a few connections
+		// per user in a call, each TURN URL and peer connection its own.
+		MaxTCPConnectionsPerIP: 256,
+		// Pending connections: a browser opens one per TURN URL at a
+		// call's start and authenticates within a round trip or two.
+		MaxTCPUnauthenticatedPerIP: 16,
+		TCPAuthTimeout:             10 * time.Second,
+		UnallocatedAnswerRate:      50,
 	}
 }
 
@@ -210,11 +234,37 @@ func (c Config) Validate() error {
 	if c.AllocationLifetime < time.Second || c.AllocationLifetime > time.Hour {
 		return fmt.Errorf("turn.allocation_lifetime: %s not in 1s..1h", c.AllocationLifetime)
 	}
-	if c.MaxTCPConnections < 0 {
-		return errors.New("turn.max_tcp_connections: must not be negative")
+	if err := c.validateConnLimits(); err != nil {
+		return err
 	}
 	if c.Enabled {
 		return c.validateEnabled()
+	}
+
+	return nil
+}
+
+// validateConnLimits checks the TCP/TLS listener limits (connbudget.go).
+func (c Config) validateConnLimits() error {
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"turn.max_tcp_connections", c.MaxTCPConnections},
+		{"turn.max_tls_connections", c.MaxTLSConnections},
+		{"turn.max_tcp_connections_per_ip", c.MaxTCPConnectionsPerIP},
+		{"turn.max_tcp_unauthenticated_per_ip", c.MaxTCPUnauthenticatedPerIP},
+	} {
+		if v.n < 0 {
+			return fmt.Errorf("%s: %d must not be negative (0 means unlimited)", v.key, v.n)
+		}
+	}
+	if c.MaxTCPConnectionsPerIP > 0 && c.MaxTCPUnauthenticatedPerIP > c.MaxTCPConnectionsPerIP {
+		return fmt.Errorf("turn.max_tcp_unauthenticated_per_ip: %d exceeds max_tcp_connections_per_ip %d",
+			c.MaxTCPUnauthenticatedPerIP, c.MaxTCPConnectionsPerIP)
+	}
+	if c.TCPAuthTimeout < time.Second || c.TCPAuthTimeout > 5*time.Minute {
+		return fmt.Errorf("turn.tcp_auth_timeout: %s not in 1s..5m", c.TCPAuthTimeout)
 	}
 
 	return nil

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parleyhq/parley/turn/internal/relay"
 )
 
 // tlsHandshakeTimeout bounds a TLS client that connects and stays silent.
@@ -23,12 +25,11 @@ const tlsHandshakeTimeout = 10 * time.Second
 // being answered.
 type clientPacketConn struct {
 	net.PacketConn
-	raw   *rawSock // nil on a vnet
+	raw   relay.Socket // nil on a vnet and off Linux
 	local netip.AddrPort
 	addrs addrCache
-	srv   *Server
+	deps  *relayDeps
 	tr    *tracked
-	learn func([]byte)
 	notes requestNotes
 	once  sync.Once
 }
@@ -39,11 +40,18 @@ type clientPacketConn struct {
 // drops them, so they go to pion.
 func (c *clientPacketConn) loopDatagram(frame []byte, n int, from netip.AddrPort) bool {
 	b := frame[4 : 4+n]
-	if n < 4 || n >= maxRelayPayload || b[0]&0xc0 != 0x40 {
-		return false
+	if n >= 4 && n < maxRelayPayload && b[0]&0xc0 == 0x40 &&
+		c.deps.fast.lookup(fastKey{client: from, server: c.local}).ToPeer(b) {
+		return true
+	}
+	// A reservation claimed on another socket (steer.go).
+	if to := c.deps.steer.route(b, from, c); to != nil && to.raw != nil {
+		to.raw.Enqueue(b, from)
+
+		return true
 	}
 
-	return c.srv.fast.lookup(fastKey{client: from, server: c.local}).toPeer(b)
+	return false
 }
 
 func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -58,16 +66,16 @@ func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if n >= 4 && p[0]&0xc0 == 0x40 {
 			// The event loop tried the fast path already; on a vnet
 			// there is no loop, so try it here.
-			if c.raw == nil && c.srv.fast.lookup(fastKey{client: ap, server: c.local}).toPeer(p[:n]) {
+			if c.raw == nil && c.deps.fast.lookup(fastKey{client: ap, server: c.local}).ToPeer(p[:n]) {
 				continue
 			}
 
 			return n, addr, nil
 		}
 		if n >= 20 && p[0] < 0x40 {
-			c.srv.noteRequest(&c.notes, p[:n], addr)
-			if c.learn != nil {
-				c.learn(p[:n])
+			c.deps.replies.noteRequest(&c.notes, p[:n], addr)
+			if c.deps.learn != nil {
+				c.deps.learn(p[:n])
 			}
 		}
 
@@ -85,7 +93,7 @@ func (c *clientPacketConn) readFrom(p []byte) (int, netip.AddrPort, net.Addr, er
 
 		return n, ap, addr, nil
 	}
-	n, ap, err := c.raw.recv(p)
+	n, ap, err := c.raw.Recv(p)
 	if err != nil {
 		return n, ap, nil, err
 	}
@@ -120,14 +128,17 @@ func (c *clientPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !c.answerAllowed(p, addr) {
 		return len(p), nil // dropped like a lost datagram
 	}
-	if r := c.srv.rewriteRefusal(p, addr, &c.notes); r != nil {
+	if r := c.deps.replies.rewriteError(p, addr, &c.notes); r != nil {
 		_, err := c.PacketConn.WriteTo(r, addr)
 
 		return len(p), err
 	}
-	out, send := c.srv.limitUnsigned(p, &c.notes, addr)
+	out, send := c.deps.replies.limitUnsigned(p, &c.notes, addr)
 	if !send {
 		return len(p), nil // dropped like a lost datagram; the client retries or gives up
+	}
+	if c.raw != nil {
+		c.deps.steer.issued(p, c) // before the client can use the token
 	}
 	if len(out) != len(p) {
 		_, err := c.PacketConn.WriteTo(out, addr)
@@ -146,13 +157,13 @@ func (c *clientPacketConn) answerAllowed(p []byte, addr net.Addr) bool {
 		return true
 	}
 	ap, ok := addrPort(addr)
-	if !ok || c.srv.fast.lookup(fastKey{client: ap, server: c.local}) != nil {
+	if !ok || c.deps.fast.lookup(fastKey{client: ap, server: c.local}) != nil {
 		return true
 	}
-	if c.srv.answers.allow(ap.Addr(), time.Now()) {
+	if c.deps.answers.allow(ap.Addr(), time.Now()) {
 		return true
 	}
-	c.srv.metrics.answersRateLimited.Inc()
+	c.deps.metrics.answersRateLimited.Inc()
 
 	return false
 }
@@ -161,20 +172,21 @@ func (c *clientPacketConn) Close() error {
 	var err error
 	c.once.Do(func() {
 		err = c.PacketConn.Close()
+		c.deps.steer.forgetSocket(c)
 		c.tr.markClosed()
 	})
 
 	return err
 }
 
-// clientListener wraps a TCP or TLS listener handed to pion: it bounds the
-// number of open client connections and wraps each accepted one.
+// clientListener wraps a TCP or TLS listener handed to pion: it admits
+// each accepted connection into its budget (connbudget.go) and wraps it.
 type clientListener struct {
 	net.Listener
-	srv  *Server
-	tr   *tracked
-	sem  chan struct{} // nil: unbounded
-	once sync.Once
+	deps   *relayDeps
+	tr     *tracked
+	budget *connBudget
+	once   sync.Once
 }
 
 func (l *clientListener) Accept() (net.Conn, error) {
@@ -185,29 +197,28 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.sem != nil {
-			select {
-			case l.sem <- struct{}{}:
-			default:
-				l.srv.metrics.tcpConnsRefused.Inc()
-				_ = c.Close()
+		w := &clientConn{Conn: c, deps: l.deps}
+		evicted, reason := l.budget.admit(w, time.Now(), func(t *connTicket) { w.ticket = t })
+		if evicted != nil {
+			_ = evicted.Close()
+		}
+		if reason != "" {
+			l.deps.metrics.conns.refused.WithLabelValues(l.budget.kind, reason).Inc()
+			_ = c.Close()
 
-				continue
-			}
+			continue
 		}
-		w := &clientConn{Conn: c, srv: l.srv, sem: l.sem}
-		learn := l.srv.auth.wantsRaw()
+		learn := l.deps.learn
 		w.learn = func(m []byte) {
-			l.srv.noteRequest(&w.notes, m, c.RemoteAddr())
-			if learn {
-				l.srv.auth.learn(m)
+			l.deps.replies.noteRequest(&w.notes, m, c.RemoteAddr())
+			if learn != nil {
+				learn(m)
 			}
 		}
-		l.srv.metrics.tcpConnsActive.Inc()
-		if !l.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
+		if !l.deps.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 			return nil, net.ErrClosed
 		}
-		l.srv.fast.addStream(w)
+		l.deps.fast.addStream(w)
 
 		return w, nil
 	}
@@ -229,19 +240,22 @@ func (l *clientListener) Close() error {
 // After a ConnectionBind it carries raw relayed data and is left alone.
 type clientConn struct {
 	net.Conn
-	srv *Server
-	tr  *tracked
-	sem chan struct{}
-	in  frameReader
+	deps *relayDeps
+	tr   *tracked
+	// ticket is the connection's place in its listener's budget; authed
+	// is set once pion answered it a success (connbudget.go).
+	ticket *connTicket
+	authed atomic.Bool
+	in     relay.FrameReader
 	// stream is set once the connection moved to the event loop
-	// (rawstream.go); Conn is then the stream.
-	stream *rawStream
+	// (internal/relay); Conn is then the stream.
+	stream relay.StreamConn
 	moved  bool
 	swapMu sync.Mutex // orders the move against Close
 	closed bool
 	learn  func([]byte)
 	key    fastKey
-	fa     atomic.Pointer[fastAlloc]
+	fa     atomic.Pointer[relay.Alloc]
 	notes  requestNotes
 	hs     sync.Once
 	hsErr  error
@@ -268,8 +282,8 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		if c.stream != nil {
 			return c.readStream(p)
 		}
-		if c.in.raw {
-			if n := c.in.drain(p); n > 0 {
+		if c.in.Raw() {
+			if n := c.in.Drain(p); n > 0 {
 				return n, nil
 			}
 			n, err := c.Conn.Read(p)
@@ -279,19 +293,19 @@ func (c *clientConn) Read(p []byte) (int, error) {
 
 			return n, err
 		}
-		frame, kind := c.in.nextForPion(min(len(p), streamBufSize), c.toPeer)
-		if kind != frameNeedMore {
-			if kind == frameSTUN && len(frame) <= maxLearnFrame {
+		frame, kind := c.in.NextForPion(min(len(p), relay.StreamBufSize), c.toPeer)
+		if kind != relay.FrameNeedMore {
+			if kind == relay.FrameSTUN && len(frame) <= maxLearnFrame {
 				c.learn(frame)
 			}
 			n := copy(p, frame)
-			if kind == frameSTUN && !c.in.raw && !c.moved {
+			if kind == relay.FrameSTUN && !c.in.Raw() && !c.moved {
 				c.moveToLoop()
 			}
 
 			return n, nil
 		}
-		if err := c.in.fill(c.Conn); err != nil {
+		if err := c.in.Fill(c.Conn); err != nil {
 			c.readEnded()
 
 			return 0, err
@@ -307,29 +321,29 @@ func (c *clientConn) Read(p []byte) (int, error) {
 func (c *clientConn) moveToLoop() {
 	c.moved = true
 	tcp, ok := c.Conn.(*net.TCPConn)
-	if !ok || len(c.srv.loops) == 0 {
-		return // TLS, or a vnet
+	if !ok || c.deps.loops.Len() == 0 {
+		return // TLS, a vnet, or no event loops (off Linux)
 	}
 	c.swapMu.Lock()
 	defer c.swapMu.Unlock()
 	if c.closed {
 		return
 	}
-	st, err := newRawStream(tcp, c.srv.loops.pick(c.key.client), c.in)
+	st, err := c.deps.loops.Stream(tcp, c.key.client, c.in)
 	if err != nil {
-		c.srv.log.Debug("turn: TCP connection stays off the event loop", "err", err)
+		c.deps.log.Debug("turn: TCP connection stays off the event loop", "err", err)
 
 		return
 	}
-	c.in = frameReader{}
+	c.in = relay.FrameReader{}
 	c.Conn, c.stream = st, st
-	if err := st.attach(c.toPeer, c.srv.metrics.tcpBacklogCloses.Inc); err != nil {
-		st.end(err) // pion reads the error and closes the connection
+	if err := st.Attach(c.toPeer, c.deps.metrics.tcpBacklogCloses.Inc); err != nil {
+		st.End(err) // pion reads the error and closes the connection
 	}
 }
 
 // toPeer relays ChannelData on the fast path once the allocation exists.
-func (c *clientConn) toPeer(frame []byte) bool { return c.fa.Load().toPeer(frame) }
+func (c *clientConn) toPeer(frame []byte) bool { return c.fa.Load().ToPeer(frame) }
 
 // readStream returns the next message the event loop queued.
 func (c *clientConn) readStream(p []byte) (int, error) {
@@ -348,19 +362,19 @@ func (c *clientConn) readStream(p []byte) (int, error) {
 
 // readEnded notes why pion is about to delete this client's allocation.
 func (c *clientConn) readEnded() {
-	c.ended.Do(func() { c.srv.closes.note(c.Conn.RemoteAddr()) })
+	c.ended.Do(func() { c.deps.closes.note(c.Conn.RemoteAddr()) })
 }
 
-// writeChannelData sends a fast-path frame, padded to 4 bytes as stream
+// WriteChannelData sends a fast-path frame, padded to 4 bytes as stream
 // transports require; frame has the capacity for the padding.
-func (c *clientConn) writeChannelData(frame []byte) error {
+func (c *clientConn) WriteChannelData(frame []byte) error {
 	n := len(frame)
 	padded := frame[:(n+3)&^3]
 	clear(padded[n:])
 	if c.stream != nil { // on the event loop: never wait
-		if err := c.stream.tryWrite(padded); err != nil {
-			if errors.Is(err, errStreamBacklog) {
-				c.srv.metrics.droppedClientBehind.Inc()
+		if err := c.stream.TryWrite(padded); err != nil {
+			if errors.Is(err, relay.ErrBacklog) {
+				c.deps.metrics.droppedClientBehind.Inc()
 
 				return nil
 			}
@@ -380,13 +394,14 @@ func (c *clientConn) writeChannelData(frame []byte) error {
 func (c *clientConn) Write(p []byte) (int, error) {
 	c.tr.enter()
 	defer c.tr.leave()
+	c.noteAuthenticated(p)
 	// pion writes one whole STUN message per Write on a client connection.
-	if r := c.srv.rewriteRefusal(p, c.Conn.RemoteAddr(), &c.notes); r != nil {
+	if r := c.deps.replies.rewriteError(p, c.Conn.RemoteAddr(), &c.notes); r != nil {
 		_, err := c.Conn.Write(r)
 
 		return len(p), err
 	}
-	out, send := c.srv.limitUnsigned(p, &c.notes, c.Conn.RemoteAddr())
+	out, send := c.deps.replies.limitUnsigned(p, &c.notes, c.Conn.RemoteAddr())
 	if !send {
 		return len(p), nil
 	}
@@ -406,15 +421,28 @@ func (c *clientConn) Close() error {
 		c.closed = true
 		err = c.Conn.Close()
 		c.swapMu.Unlock()
-		if c.sem != nil {
-			<-c.sem
+		if c.ticket != nil {
+			c.ticket.release()
 		}
-		c.srv.metrics.tcpConnsActive.Dec()
-		c.srv.fast.removeStream(c)
+		c.deps.fast.removeStream(c)
 		c.tr.markClosed()
 	})
 
 	return err
+}
+
+// noteAuthenticated ends the connection's authentication deadline when
+// pion answers it a success other than to a Binding: only an
+// authenticated request gets one.
+func (c *clientConn) noteAuthenticated(p []byte) {
+	// Success responses have class bits C1 = 1 (p[0]&0x01) and C0 = 0
+	// (p[1]&0x10); a Binding success is 0x0101.
+	if len(p) < stunHeaderSize || p[0]&0xc1 != 0x01 || p[1]&0x10 != 0 || (p[0] == 0x01 && p[1] == 0x01) {
+		return
+	}
+	if c.ticket != nil && !c.authed.Swap(true) {
+		c.ticket.authenticated()
+	}
 }
 
 // maxLearnFrame is the largest STUN message shown to the authenticator;

@@ -1,41 +1,28 @@
 package turn
 
 import (
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
+
+	"github.com/parleyhq/parley/turn/internal/relay"
 )
 
-// The fast path relays ChannelData (RFC 8656 section 12) without pion.
-//
-// pion/turn handles every relayed packet with fresh buffers: a new slice
-// per ChannelData it sends to a client, two copies per TCP read, a request
-// object per client datagram. Under relay load that garbage, and the
-// collector chasing it, cost Parley about twice coturn's CPU. ChannelData
-// is also the bulk of what a TURN server relays (browsers bind a channel
-// per peer as soon as they can), so the socket wrappers relay it
-// themselves: a datagram read into a buffer the wrapper owns, a 4-byte
-// header written in front of it, one write. Nothing is allocated.
-//
-// The decisions stay pion's. Allocations, permissions and channels are
-// created, refreshed and expired by pion; the fast path keeps a mirror of
-// them, fed by pion's event hooks, and only relays what that mirror says
-// pion would relay the same way: ChannelData from a client on a bound
-// channel, and a peer's datagram on a bound channel with a live
-// permission. Everything else (Send and Data indications, unknown
-// channels, a channel whose permission lapsed) goes to pion untouched, so
-// the mirror being late or incomplete can only cost speed, never change
-// what is relayed. Deletions are mirrored synchronously from inside pion,
-// so nothing outlives its permission by more than a packet in flight.
+// fastPath is the registry of the fast path (internal/relay's Alloc
+// relays ChannelData without pion; its comment says why): it mirrors
+// pion's allocations, fed synchronously by pion's event hooks, and links
+// each to its relay socket and to the socket its client is reached
+// through. Deletions are mirrored from inside pion, so nothing outlives
+// its permission by more than a packet in flight.
 type fastPath struct {
 	// loops, when set, take over the relay sockets of clients served by
 	// a loop.
-	loops loopSet
+	loops *relay.Loops
+	// sendFailed counts fast-path frames a client socket refused.
+	sendFailed relay.Counter
 
 	mu     sync.RWMutex
-	allocs map[fastKey]*fastAlloc
+	allocs map[fastKey]*mirrored
 	// relays are allocations' relay sockets by advertised relay address,
 	// from their creation until pion reports the allocation.
 	relays map[netip.AddrPort]*relayPacketConn
@@ -53,40 +40,24 @@ type fastKey struct {
 	stream         bool
 }
 
-// fastAlloc mirrors one pion allocation.
-type fastAlloc struct {
+// mirrored is one pion allocation in the mirror.
+type mirrored struct {
+	alloc *relay.Alloc
 	relay *relayPacketConn // nil: TCP relay (RFC 6062) or unknown socket
-	out   clientWriter     // nil: the client's socket is unknown
-	// blockingOut: sending to the client can block (TLS, or TCP off the
-	// event loop), so only the allocation's own goroutine relays to it,
-	// never the event loop.
-	blockingOut bool
 	// refs counts pion allocations on this key. pion keeps one allocation
 	// manager per listening socket, so two SO_REUSEPORT sockets could in
 	// theory both hold the same 5-tuple; then the mirror cannot tell them
 	// apart and stands aside until both are gone.
-	refs      int
-	ambiguous atomic.Bool
-
-	mu     sync.RWMutex
-	byNum  map[uint16]netip.AddrPort
-	byPeer map[netip.AddrPort]uint16
-	perms  map[netip.Addr]struct{}
+	refs int
 }
 
-// clientWriter sends a ChannelData frame to an allocation's client. frame
-// holds the 4-byte header and the payload; its capacity leaves room for
-// the padding that stream transports need.
-type clientWriter interface {
-	writeChannelData(frame []byte) error
-}
-
-func newFastPath() *fastPath {
+func newFastPath(sendFailed relay.Counter) *fastPath {
 	return &fastPath{
-		allocs:  make(map[fastKey]*fastAlloc),
-		relays:  make(map[netip.AddrPort]*relayPacketConn),
-		udpOut:  make(map[netip.AddrPort]*clientPacketConn),
-		streams: make(map[fastKey]*clientConn),
+		sendFailed: sendFailed,
+		allocs:     make(map[fastKey]*mirrored),
+		relays:     make(map[netip.AddrPort]*relayPacketConn),
+		udpOut:     make(map[netip.AddrPort]*clientPacketConn),
+		streams:    make(map[fastKey]*clientConn),
 	}
 }
 
@@ -177,53 +148,54 @@ func (f *fastPath) removeRelay(c *relayPacketConn) {
 
 // allocationCreated links a new pion allocation to its relay socket and
 // to the socket its client is reached through.
-func (f *fastPath) allocationCreated(src, dst, relay net.Addr) {
+func (f *fastPath) allocationCreated(src, dst, relayAddr net.Addr) {
 	key, ok := keyOf(src, dst)
 	if !ok {
 		return
 	}
-	relayAP, _ := addrPort(relay)
+	relayAP, _ := addrPort(relayAddr)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := f.relays[relayAP]
 	delete(f.relays, relayAP)
-	if fa, ok := f.allocs[key]; ok {
-		fa.refs++
-		fa.ambiguous.Store(true)
-		if fa.relay != nil {
-			fa.relay.fa.Store(nil)
+	if m, ok := f.allocs[key]; ok {
+		m.refs++
+		m.alloc.SetAmbiguous()
+		if m.relay != nil {
+			m.relay.fa.Store(nil)
 		}
 
 		return
 	}
-	fa := &fastAlloc{
-		relay:  r,
-		refs:   1,
-		byNum:  make(map[uint16]netip.AddrPort),
-		byPeer: make(map[netip.AddrPort]uint16),
-		perms:  make(map[netip.Addr]struct{}),
+	cfg := relay.AllocConfig{SendFailed: f.sendFailed}
+	if r != nil {
+		cfg.Relay = r
 	}
 	loopOut := false
+	var stream *clientConn
 	if key.stream {
 		if c := f.streams[key]; c != nil {
-			fa.out = c
-			c.fa.Store(fa)
+			stream, cfg.Out = c, c
 			loopOut = c.stream != nil
 		}
-		fa.blockingOut = !loopOut
+		cfg.BlockingOut = !loopOut
 	} else if l := f.udpOut[key.server]; l != nil {
-		fa.out = &udpClient{conn: l, to: key.client, addr: src}
+		cfg.Out = &udpClient{conn: l, to: key.client, addr: src}
 		loopOut = l.raw != nil
 	}
-	if r != nil && len(f.loops) > 0 && loopOut {
+	a := relay.NewAlloc(cfg)
+	if stream != nil {
+		stream.fa.Store(a)
+	}
+	if r != nil && f.loops.Len() > 0 && loopOut {
 		// pion starts reading the relay socket only after this event, so
 		// it can still change hands. If it cannot, pion's goroutine keeps
 		// reading it and relays through ReadFrom.
-		_ = r.useLoop(f.loops.pick(key.client))
+		_ = r.useLoop(f.loops, key.client)
 	}
-	f.allocs[key] = fa
-	if r != nil && fa.out != nil {
-		r.fa.Store(fa)
+	f.allocs[key] = &mirrored{alloc: a, relay: r, refs: 1}
+	if a.Relays() {
+		r.fa.Store(a)
 	}
 }
 
@@ -234,152 +206,84 @@ func (f *fastPath) allocationDeleted(src, dst net.Addr) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fa := f.allocs[key]
-	if fa == nil {
+	m := f.allocs[key]
+	if m == nil {
 		return
 	}
-	if fa.refs--; fa.refs > 0 {
+	if m.refs--; m.refs > 0 {
 		return
 	}
 	delete(f.allocs, key)
-	if fa.relay != nil {
-		fa.relay.fa.Store(nil)
+	if m.relay != nil {
+		m.relay.fa.Store(nil)
 	}
 	if c := f.streams[key]; c != nil {
 		c.fa.Store(nil)
 	}
 }
 
-func (f *fastPath) lookup(key fastKey) *fastAlloc {
+// lookup returns the mirror of the allocation on key, nil when unknown or
+// ambiguous.
+func (f *fastPath) lookup(key fastKey) *relay.Alloc {
 	f.mu.RLock()
-	fa := f.allocs[key]
+	m := f.allocs[key]
 	f.mu.RUnlock()
-	if fa == nil || fa.ambiguous.Load() {
+	if m == nil || m.alloc.Ambiguous() {
 		return nil
 	}
 
-	return fa
+	return m.alloc
 }
 
-func (f *fastPath) lookupAddrs(src, dst net.Addr) *fastAlloc {
+func (f *fastPath) lookupAddrs(src, dst net.Addr) *relay.Alloc {
 	key, ok := keyOf(src, dst)
 	if !ok {
 		return nil
 	}
 	f.mu.RLock()
-	fa := f.allocs[key]
+	m := f.allocs[key]
 	f.mu.RUnlock()
+	if m == nil {
+		return nil
+	}
 
-	return fa
+	return m.alloc
 }
 
 func (f *fastPath) permissionCreated(src, dst net.Addr, peer net.IP) {
-	fa := f.lookupAddrs(src, dst)
+	a := f.lookupAddrs(src, dst)
 	ip, ok := netip.AddrFromSlice(peer)
-	if fa == nil || !ok {
+	if a == nil || !ok {
 		return
 	}
-	fa.mu.Lock()
-	fa.perms[ip.Unmap()] = struct{}{}
-	fa.mu.Unlock()
+	a.Permit(ip)
 }
 
 func (f *fastPath) permissionDeleted(src, dst net.Addr, peer net.IP) {
-	fa := f.lookupAddrs(src, dst)
+	a := f.lookupAddrs(src, dst)
 	ip, ok := netip.AddrFromSlice(peer)
-	if fa == nil || !ok {
+	if a == nil || !ok {
 		return
 	}
-	fa.mu.Lock()
-	delete(fa.perms, ip.Unmap())
-	fa.mu.Unlock()
+	a.Revoke(ip)
 }
 
 func (f *fastPath) channelCreated(src, dst, peer net.Addr, number uint16) {
-	fa := f.lookupAddrs(src, dst)
+	a := f.lookupAddrs(src, dst)
 	p, ok := addrPort(peer)
-	if fa == nil || !ok {
+	if a == nil || !ok {
 		return
 	}
-	fa.mu.Lock()
-	fa.byNum[number] = p
-	fa.byPeer[p] = number
-	fa.mu.Unlock()
+	a.Bind(number, p)
 }
 
 func (f *fastPath) channelDeleted(src, dst, peer net.Addr, number uint16) {
-	fa := f.lookupAddrs(src, dst)
+	a := f.lookupAddrs(src, dst)
 	p, ok := addrPort(peer)
-	if fa == nil || !ok {
+	if a == nil || !ok {
 		return
 	}
-	fa.mu.Lock()
-	if fa.byNum[number] == p {
-		delete(fa.byNum, number)
-	}
-	if fa.byPeer[p] == number {
-		delete(fa.byPeer, p)
-	}
-	fa.mu.Unlock()
-}
-
-// channelData splits a ChannelData message (channel numbers 0x4000 to
-// 0x7fff, as pion accepts them) into its number and payload.
-func channelData(b []byte) (uint16, []byte, bool) {
-	if len(b) < 4 || b[0]&0xc0 != 0x40 {
-		return 0, nil, false
-	}
-	length := int(binary.BigEndian.Uint16(b[2:4]))
-	if length > len(b)-4 {
-		return 0, nil, false
-	}
-
-	return binary.BigEndian.Uint16(b[0:2]), b[4 : 4+length], true
-}
-
-// toPeer relays ChannelData from the client of fa, reporting false when
-// pion should handle it instead.
-func (fa *fastAlloc) toPeer(b []byte) bool {
-	if fa == nil || fa.relay == nil || fa.ambiguous.Load() {
-		return false
-	}
-	num, payload, ok := channelData(b)
-	if !ok {
-		return false
-	}
-	fa.mu.RLock()
-	peer, ok := fa.byNum[num]
-	fa.mu.RUnlock()
-	if !ok {
-		return false
-	}
-	fa.relay.sendToPeer(payload, peer)
-
-	return true
-}
-
-// toClient relays a peer's datagram, already in frame[4:4+n], to the
-// client as ChannelData, reporting false when pion should handle it.
-func (fa *fastAlloc) toClient(frame []byte, n int, from netip.AddrPort) bool {
-	if fa.ambiguous.Load() {
-		return false
-	}
-	fa.mu.RLock()
-	num, ok := fa.byPeer[from]
-	if ok {
-		_, ok = fa.perms[from.Addr()]
-	}
-	fa.mu.RUnlock()
-	if !ok {
-		return false
-	}
-	binary.BigEndian.PutUint16(frame[0:2], num)
-	binary.BigEndian.PutUint16(frame[2:4], uint16(n)) //nolint:gosec // n <= maxRelayPayload
-	if err := fa.out.writeChannelData(frame[:4+n]); err != nil {
-		fa.relay.m.droppedSendFailed.Inc()
-	}
-
-	return true
+	a.Unbind(number, p)
 }
 
 // udpClient reaches a UDP client through one of the listening sockets.
@@ -389,9 +293,9 @@ type udpClient struct {
 	addr net.Addr // for a socket without WriteToUDPAddrPort (vnet)
 }
 
-func (u *udpClient) writeChannelData(frame []byte) error {
+func (u *udpClient) WriteChannelData(frame []byte) error {
 	if u.conn.raw != nil {
-		return u.conn.raw.sendTo(frame, u.to)
+		return u.conn.raw.SendTo(frame, u.to)
 	}
 	_, err := u.conn.PacketConn.WriteTo(frame, u.addr)
 

@@ -262,10 +262,7 @@ func TestVNetChannelExpiryStopsRelay(t *testing.T) {
 			if fa == nil {
 				t.Fatal("the fast path does not know the allocation")
 			}
-			fa.mu.RLock()
-			defer fa.mu.RUnlock()
-
-			return len(fa.byNum), len(fa.perms)
+			return fa.Known()
 		}
 		if !send() {
 			t.Fatal("ChannelData not relayed on a fresh channel")

@@ -135,6 +135,12 @@ func TestConfigValidateNamesKey(t *testing.T) {
 		{"turn.allocation_bandwidth", func(c *Config) { c.AllocationBandwidth = 100 }},
 		{"turn.allocation_lifetime", func(c *Config) { c.AllocationLifetime = 2 * time.Hour }},
 		{"turn.max_tcp_connections", func(c *Config) { c.MaxTCPConnections = -1 }},
+		{"turn.max_tls_connections", func(c *Config) { c.MaxTLSConnections = -1 }},
+		{"turn.max_tcp_connections_per_ip", func(c *Config) { c.MaxTCPConnectionsPerIP = -1 }},
+		{"turn.max_tcp_unauthenticated_per_ip", func(c *Config) { c.MaxTCPUnauthenticatedPerIP = -1 }},
+		{"turn.max_tcp_unauthenticated_per_ip", func(c *Config) { c.MaxTCPConnectionsPerIP = 4; c.MaxTCPUnauthenticatedPerIP = 5 }},
+		{"turn.tcp_auth_timeout", func(c *Config) { c.TCPAuthTimeout = 0 }},
+		{"turn.tcp_auth_timeout", func(c *Config) { c.TCPAuthTimeout = time.Hour }},
 		{"turn.shared_secrets", func(c *Config) { c.Enabled = true; c.PublicIPv4 = "192.0.2.1" }},
 		{"turn.public_ipv4", func(c *Config) { c.Enabled = true; c.SharedSecrets = []string{testSecret} }},
 	}

@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/pion/transport/v4"
-	"golang.org/x/sys/unix"
 )
 
 // Addrs are the addresses the server's sockets are bound to (useful when a
@@ -41,17 +40,6 @@ func (s *sockets) close() {
 	for _, l := range s.tls {
 		_ = l.Close()
 	}
-}
-
-func reusePort(_, _ string, c syscall.RawConn) error {
-	var opErr error
-	if err := c.Control(func(fd uintptr) {
-		opErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	}); err != nil {
-		return err
-	}
-
-	return opErr
 }
 
 // family returns the network suffix ("4" or "6") for a host:port. An IPv6
@@ -102,7 +90,12 @@ func (s *Server) openSockets(ctx context.Context, cfg Config, nw transport.Net) 
 			return fail(fmt.Errorf("turn.listen_udp %s: %w", a, err))
 		}
 		for i, c := range conns {
-			raw, err := newRawSock(c, s.loops[i%len(s.loops)], s.metrics.droppedBacklogOut)
+			if s.loops.Len() == 0 { // off Linux: pion's goroutine reads it
+				socks.udp = append(socks.udp, c)
+
+				continue
+			}
+			raw, err := s.loops.Socket(c, i, s.metrics.droppedBacklogOut)
 			if err != nil {
 				for _, rest := range conns[i:] {
 					_ = rest.Close()
@@ -151,8 +144,12 @@ func (s *Server) openSockets(ctx context.Context, cfg Config, nw transport.Net) 
 	return socks, nil
 }
 
-// socketsPerAddress is udp_sockets_per_address, 0 meaning one per CPU.
+// socketsPerAddress is udp_sockets_per_address, 0 meaning one per CPU;
+// one where the kernel does not spread a port over sockets (reuseport_*.go).
 func socketsPerAddress(cfg Config) int {
+	if reusePort() == nil {
+		return 1
+	}
 	if cfg.UDPSocketsPerAddress > 0 {
 		return cfg.UDPSocketsPerAddress
 	}
@@ -179,7 +176,7 @@ func listenUDP(ctx context.Context, addr string, n int) ([]net.PacketConn, error
 	}
 	lc := net.ListenConfig{}
 	if n > 1 {
-		lc.Control = reusePort
+		lc.Control = reusePort()
 	}
 	first, err := lc.ListenPacket(ctx, "udp"+fam, addr)
 	if err != nil {

@@ -22,8 +22,7 @@ type metrics struct {
 	quotaRejections     *prometheus.CounterVec
 	authFailures        *prometheus.CounterVec
 	requestErrors       prometheus.Counter
-	tcpConnsActive      prometheus.Gauge
-	tcpConnsRefused     prometheus.Counter
+	conns               *connMetrics
 	logsSuppressed      prometheus.Counter
 	amplificationDrops  prometheus.Counter
 	bytesToPeer         prometheus.Counter
@@ -39,6 +38,44 @@ type metrics struct {
 	droppedClientBehind prometheus.Counter
 	tcpBacklogCloses    prometheus.Counter
 	answersRateLimited  prometheus.Counter
+}
+
+// connMetrics describe the TCP/TLS listeners' budgets (connbudget.go),
+// each labelled by listener ("tcp" or "tls").
+type connMetrics struct {
+	active          *prometheus.GaugeVec
+	unauthenticated *prometheus.GaugeVec
+	refused         *prometheus.CounterVec // and reason
+	evicted         *prometheus.CounterVec
+	authTimeouts    *prometheus.CounterVec
+}
+
+func newConnMetrics() *connMetrics {
+	return &connMetrics{
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_turn_tcp_connections_active", Help: "Client TCP and TLS connections open now, by listener."},
+			[]string{"listener"}),
+		unauthenticated: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_turn_tcp_connections_unauthenticated",
+			Help: "Client TCP and TLS connections open now that have not authenticated yet, by listener."},
+			[]string{"listener"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_tcp_connections_refused_total",
+			Help: "Client TCP and TLS connections closed at accept, by listener and reason (pool_full: max_tcp_connections or max_tls_connections reached with every connection authenticated; address_cap: max_tcp_connections_per_ip; address_unauthenticated_cap: max_tcp_unauthenticated_per_ip)."},
+			[]string{"listener", "reason"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_tcp_connections_evicted_total",
+			Help: "Unauthenticated client connections closed to make room for a newcomer in a full pool, by listener."},
+			[]string{"listener"}),
+		authTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_turn_tcp_auth_timeouts_total",
+			Help: "Client TCP and TLS connections closed because they had not authenticated within tcp_auth_timeout, by listener."},
+			[]string{"listener"}),
+	}
+}
+
+func (c *connMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{c.active, c.unauthenticated, c.refused, c.evicted, c.authTimeouts}
 }
 
 // Allocation deletion reasons.
@@ -92,10 +129,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"reason"}),
 		requestErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_turn_request_errors_total", Help: "Client packets the TURN engine could not handle."}),
-		tcpConnsActive: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "parley_turn_tcp_connections_active", Help: "Client TCP and TLS connections open now."}),
-		tcpConnsRefused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "parley_turn_tcp_connections_refused_total", Help: "Client TCP connections closed at once because max_tcp_connections was reached."}),
+		conns: newConnMetrics(),
 		answersRateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_turn_answers_rate_limited_total",
 			Help: "UDP answers not sent because their destination, holding no allocation, had used its unallocated_answer_rate."}),
@@ -122,12 +156,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{
+	for _, c := range append([]prometheus.Collector{
 		m.allocationsActive, m.allocationsCreated, m.allocationsDeleted, m.permissionsActive,
 		m.permissionsCreated, m.channelsActive, m.relayedBytes, m.relayedPackets, m.droppedPackets,
-		m.peerDenials, m.quotaRejections, m.authFailures, m.requestErrors, m.tcpConnsActive,
-		m.tcpConnsRefused, m.tcpBacklogCloses, m.logsSuppressed, m.amplificationDrops, m.answersRateLimited,
-	} {
+		m.peerDenials, m.quotaRejections, m.authFailures, m.requestErrors,
+		m.tcpBacklogCloses, m.logsSuppressed, m.amplificationDrops, m.answersRateLimited,
+	}, m.conns.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register turn metrics: %w", err)
 		}

@@ -13,6 +13,9 @@ const (
 	DenyReasonSpecialPurpose = "special_purpose"
 	DenyReasonOperator       = "operator_denied"
 	DenyReasonInvalid        = "invalid_address"
+	// DenyReasonMappedOnIPv6 is an IPv4-mapped IPv6 peer named on an
+	// IPv6 allocation (forbidden.go); the policy never sees it.
+	DenyReasonMappedOnIPv6 = "ipv4_mapped_on_ipv6"
 )
 
 // specialPurpose lists every range a public TURN relay must not reach by

@@ -14,6 +14,8 @@ import (
 	"github.com/pion/transport/v4"
 	pionturn "github.com/pion/turn/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/parleyhq/parley/turn/internal/relay"
 )
 
 var errFamilyNotConfigured = errors.New("no public address configured for this address family")
@@ -22,16 +24,18 @@ var errFamilyNotConfigured = errors.New("no public address configured for this a
 // (through pion's port-range generator, one per address family) and wraps
 // each so relayed traffic is counted, capped and tracked for shutdown.
 type relayGenerator struct {
-	srv        *Server
+	deps       *relayDeps
 	v4, v6     *pionturn.RelayAddressGeneratorPortRange
 	bind4      net.IP
 	bind6      net.IP
 	bytesPerS  int
 	validateMu sync.Mutex
+	// held are reserved P+1 relay sockets (reservation.go).
+	held heldPorts
 }
 
-func newRelayGenerator(srv *Server, cfg Config, nw transport.Net) *relayGenerator {
-	g := &relayGenerator{srv: srv, bytesPerS: cfg.AllocationBandwidth}
+func newRelayGenerator(deps *relayDeps, cfg Config, nw transport.Net) *relayGenerator {
+	g := &relayGenerator{deps: deps, bytesPerS: cfg.AllocationBandwidth}
 	mk := func(public, bind string) *pionturn.RelayAddressGeneratorPortRange {
 		if public == "" {
 			return nil
@@ -110,17 +114,17 @@ func (g *relayGenerator) AllocatePacketConn(conf pionturn.AllocateListenerConfig
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, addr, err := inner.AllocatePacketConn(conf)
+	conn, addr, err := g.bindPacketConn(inner, conf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
 	}
 	setBuffers(conn, relaySocketBuffer)
-	w := &relayPacketConn{PacketConn: conn, m: g.srv.metrics, fast: g.srv.fast}
+	w := &relayPacketConn{PacketConn: conn, m: g.deps.metrics, fast: g.deps.fast}
 	w.toPeer, w.toClient = g.limiters()
-	if !g.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
+	if !g.deps.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 		return nil, nil, net.ErrClosed
 	}
-	g.srv.fast.addRelay(w, addr)
+	g.deps.fast.addRelay(w, addr)
 
 	return w, addr, nil
 }
@@ -136,7 +140,7 @@ func (g *relayGenerator) AllocateListener(conf pionturn.AllocateListenerConfig) 
 		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
 	}
 	w := &relayListener{Listener: ln, g: g}
-	if !g.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
+	if !g.deps.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 		return nil, nil, net.ErrClosed
 	}
 
@@ -167,9 +171,9 @@ func (g *relayGenerator) AllocateConn(conf pionturn.AllocateConnConfig) (net.Con
 }
 
 func (g *relayGenerator) wrapConn(c net.Conn) (net.Conn, error) {
-	w := &relayConn{Conn: c, m: g.srv.metrics, ctx: g.srv.baseCtx}
+	w := &relayConn{Conn: c, m: g.deps.metrics, ctx: g.deps.ctx}
 	w.toPeer, w.toClient = g.limiters()
-	if !g.srv.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
+	if !g.deps.tracker.add(w, func(tr *tracked) { w.tr = tr }) {
 		return nil, net.ErrClosed
 	}
 
@@ -178,7 +182,7 @@ func (g *relayGenerator) wrapConn(c net.Conn) (net.Conn, error) {
 
 // maxRelayPayload is the largest peer datagram relayed, pion's own limit
 // (its relay loop reads into a buffer of this size).
-const maxRelayPayload = 1600
+const maxRelayPayload = relay.MaxPayload
 
 // relayPacketConn is an allocation's UDP relay socket. pion writes what
 // the client sends (to a peer) and reads what peers send (for the client).
@@ -188,7 +192,7 @@ const maxRelayPayload = 1600
 // ReadFrom returns only the others to pion.
 type relayPacketConn struct {
 	net.PacketConn
-	raw *rawSock // nil on a vnet
+	raw relay.Socket // nil on a vnet, off Linux, and for TCP clients
 	// lastPeer and lastAddr let ReadFrom hand pion the same *net.UDPAddr
 	// while datagrams keep coming from one peer (the usual case) instead of
 	// allocating one per datagram. Only pion's single reader of this socket
@@ -204,7 +208,7 @@ type relayPacketConn struct {
 	closed bool
 
 	fast       *fastPath
-	fa         atomic.Pointer[fastAlloc]
+	fa         atomic.Pointer[relay.Alloc]
 	advertised netip.AddrPort
 	// frame is where peer datagrams land when ReadFrom reads the socket
 	// itself: 4 bytes left free for the ChannelData header, 3 at the end
@@ -229,8 +233,8 @@ func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
-// sendToPeer is WriteTo for the fast path: no net.Addr, no allocation.
-func (c *relayPacketConn) sendToPeer(p []byte, to netip.AddrPort) {
+// SendToPeer is WriteTo for the fast path: no net.Addr, no allocation.
+func (c *relayPacketConn) SendToPeer(p []byte, to netip.AddrPort) {
 	if c.toPeer != nil && !c.toPeer.AllowN(time.Now(), len(p)) {
 		c.m.droppedBandwidthOut.Inc()
 
@@ -238,7 +242,7 @@ func (c *relayPacketConn) sendToPeer(p []byte, to netip.AddrPort) {
 	}
 	var err error
 	if c.raw != nil {
-		err = c.raw.sendTo(p, to)
+		err = c.raw.SendTo(p, to)
 	} else {
 		_, err = c.PacketConn.WriteTo(p, net.UDPAddrFromAddrPort(to))
 	}
@@ -265,7 +269,7 @@ func (c *relayPacketConn) fromPeer(frame []byte, n int, from netip.AddrPort, toS
 	c.m.packetsToClient.Inc()
 	fa := c.fa.Load()
 
-	return fa != nil && (toStream || !fa.blockingOut) && fa.toClient(frame, n, from)
+	return fa != nil && (toStream || !fa.BlockingOut()) && fa.ToClient(frame, n, from)
 }
 
 // useLoop moves the socket to the event loop. It is called when pion
@@ -273,19 +277,19 @@ func (c *relayPacketConn) fromPeer(frame []byte, n int, from netip.AddrPort, toS
 // socket. Allocations of TCP clients stay on Go's poller: their relaying
 // writes to TCP, which may block, so it belongs on the allocation's own
 // goroutine (ReadFrom), not on the loop.
-func (c *relayPacketConn) useLoop(loop *eventLoop) error {
+func (c *relayPacketConn) useLoop(loops *relay.Loops, client netip.AddrPort) error {
 	// pion's lifetime timer may close the allocation at any moment.
 	c.swapMu.Lock()
 	defer c.swapMu.Unlock()
 	if c.closed {
 		return net.ErrClosed
 	}
-	raw, err := newRawSock(c.PacketConn, loop, c.m.droppedBacklogIn)
+	raw, err := loops.RelaySocket(c.PacketConn, client, c.m.droppedBacklogIn)
 	if err != nil {
 		return err
 	}
 	c.PacketConn, c.raw = raw, raw
-	if err := raw.attach(c.loopDatagram); err != nil {
+	if err := raw.Attach(c.loopDatagram); err != nil {
 		_ = raw.Close() // pion's reader gets an error and deletes the allocation
 
 		return err
@@ -327,7 +331,7 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // readQueued returns what the event loop left for pion.
 func (c *relayPacketConn) readQueued(p []byte) (int, net.Addr, error) {
 	c.tr.enter()
-	n, from, err := c.raw.recv(p)
+	n, from, err := c.raw.Recv(p)
 	c.tr.leave()
 	if err != nil {
 		return 0, nil, err

@@ -12,7 +12,10 @@ import (
 	"github.com/pion/transport/v4"
 	pionturn "github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
+
+	"github.com/parleyhq/parley/turn/internal/relay"
+
+	"github.com/parleyhq/parley/internal/logging"
 )
 
 // shutdownWait bounds how long Run waits for pion's goroutines to leave
@@ -46,14 +49,19 @@ type Server struct {
 	tracker *tracker
 	gen     *relayGenerator
 	fast    *fastPath
-	// loops serve the UDP sockets and plain TCP clients (eventloop.go);
-	// none on a vnet, where pion's goroutines read the sockets.
-	loops   loopSet
-	logRate *rate.Limiter
-	// unsignedSlack bounds answers to unsigned requests (amplify.go).
-	unsignedSlack int
-	// answers caps answers to UDP sources without an allocation.
-	answers *sourceBudget
+	// steer routes reservations across SO_REUSEPORT sockets (steer.go).
+	steer *steering
+	// tcpBudget and tlsBudget admit client connections (connbudget.go);
+	// budgetWake wakes the reaper of unauthenticated ones.
+	tcpBudget, tlsBudget *connBudget
+	budgetWake           chan struct{}
+	// loops serve the UDP sockets and plain TCP clients
+	// (internal/relay); none on a vnet or off Linux, where pion's
+	// goroutines read the sockets.
+	loops      *relay.Loops
+	refusalLog *refusalLog
+	// sockDeps is what the socket wrappers see of the server.
+	sockDeps *relayDeps
 	// refusals turn pion's 400 for a refused credential into 401;
 	// releases and closes tell why an allocation was deleted.
 	refusals addrNotes
@@ -98,40 +106,38 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("turn.allowed_peer_cidrs: %w", err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     log,
-		now:     now,
-		metrics: m,
-		policy:  policy,
-		quotas:  newQuotas(cfg.MaxAllocationsPerUser, cfg.MaxAllocations, now),
-		tracker: newTracker(),
-		fast:    newFastPath(),
-		// Refusals can come at packet rate from an attacker; the counters
-		// keep the full picture, the log keeps a sample.
-		logRate:       rate.NewLimiter(20, 100),
-		unsignedSlack: unsignedSlack(cfg.Realm),
-		answers:       newSourceBudget(cfg.UnallocatedAnswerRate),
+		cfg:        cfg,
+		log:        log,
+		now:        now,
+		metrics:    m,
+		policy:     policy,
+		quotas:     newQuotas(cfg.MaxAllocationsPerUser, cfg.MaxAllocations, now),
+		tracker:    newTracker(),
+		fast:       newFastPath(m.droppedSendFailed),
+		steer:      newSteering(),
+		refusalLog: newRefusalLog(log, m),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.budgetWake = make(chan struct{}, 1)
+	s.tcpBudget = newConnBudget("tcp", cfg.MaxTCPConnections, cfg, m.conns, s.budgetWake)
+	s.tlsBudget = newConnBudget("tls", cfg.MaxTLSConnections, cfg, m.conns, s.budgetWake)
 	s.auth = newAuthenticator(cfg, now, s.authFailed)
-	s.gen = newRelayGenerator(s, cfg, deps.Net)
 	if deps.Net == nil {
-		for range eventLoops(cfg) {
-			l, err := newEventLoop()
-			if err != nil {
-				s.cancel()
-				s.closeLoop(false)
+		loops, err := relay.NewLoops(eventLoops(cfg))
+		if err != nil {
+			s.cancel()
 
-				return nil, fmt.Errorf("turn: %w", err)
-			}
-			s.loops = append(s.loops, l)
+			return nil, fmt.Errorf("turn: %w", err)
 		}
-		s.fast.loops = s.loops
+		s.loops = loops
+		s.fast.loops = loops
 	}
+	s.sockDeps = s.relayDeps()
+	s.gen = newRelayGenerator(s.sockDeps, cfg, deps.Net)
 	socks, err := s.openSockets(context.Background(), cfg, deps.Net)
 	if err != nil {
 		s.cancel()
-		s.closeLoop(false)
+		s.loops.Close()
 
 		return nil, err
 	}
@@ -175,15 +181,10 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.cancel()
 	s.socks.close()
-	s.closeLoop(false)
+	s.gen.held.closeAll()
+	s.loops.Close()
 
 	return nil
-}
-
-func (s *Server) closeLoop(running bool) {
-	for _, l := range s.loops {
-		l.Close(running)
-	}
 }
 
 // Run serves until ctx ends, then closes every listener, relay and client
@@ -197,16 +198,22 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.started = true
 	s.mu.Unlock()
-	defer s.cancel()
 
-	for _, l := range s.loops {
-		go l.run()
-	}
+	s.loops.Start()
+	reaped := make(chan struct{})
+	go func() {
+		defer close(reaped)
+		s.reapUnauthenticated(s.baseCtx, []*connBudget{s.tcpBudget, s.tlsBudget}, s.budgetWake)
+	}()
+	defer func() {
+		s.cancel() // ends the reaper on every return path
+		<-reaped
+	}()
 	srv, err := pionturn.NewServer(s.pionConfig())
 	if err != nil {
 		s.tracker.shutdown()
 		s.socks.close()
-		s.closeLoop(true)
+		s.loops.Close()
 
 		return fmt.Errorf("start turn server: %w", err)
 	}
@@ -217,10 +224,11 @@ func (s *Server) Run(ctx context.Context) error {
 	s.cancel() // wakes relays waiting on the bandwidth cap
 	closeErr := srv.Close()
 	s.tracker.shutdown()
+	s.gen.held.closeAll()
 	if busy := s.tracker.wait(shutdownWait); busy > 0 {
 		s.log.Warn("turn: sockets still busy after shutdown", "count", busy)
 	}
-	s.closeLoop(true)
+	s.loops.Close()
 	if closeErr != nil && !errors.Is(closeErr, net.ErrClosed) {
 		s.log.Debug("turn: close", "err", closeErr)
 	}
@@ -230,24 +238,23 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) pionConfig() pionturn.ServerConfig {
 	pc := pionturn.ServerConfig{
-		LoggerFactory:      pionLogs{log: s.log},
+		// pion/turn logs some events per packet or per request at Info and
+		// Error (a peer without permission, a scanner's failed TLS
+		// handshake); the server logs its refusals itself, rate limited.
+		LoggerFactory:      logging.PionFactory(s.log, logging.PionOptions{Demote: true}),
 		Realm:              s.cfg.Realm,
 		AuthHandler:        s.auth.handle,
 		QuotaHandler:       s.allowAllocation,
 		EventHandler:       s.events(),
 		AllocationLifetime: s.cfg.AllocationLifetime,
 	}
-	var learn func([]byte)
-	if s.auth.wantsRaw() {
-		learn = s.auth.learn
-	}
 	for _, c := range s.socks.udp {
-		w := &clientPacketConn{PacketConn: c, srv: s, learn: learn}
+		w := &clientPacketConn{PacketConn: c, deps: s.sockDeps}
 		s.tracker.add(w, func(tr *tracked) { w.tr = tr })
 		s.fast.addUDPListener(w)
-		if raw, ok := c.(*rawSock); ok {
+		if raw, ok := c.(relay.Socket); ok {
 			w.raw = raw
-			if err := raw.attach(w.loopDatagram); err != nil {
+			if err := raw.Attach(w.loopDatagram); err != nil {
 				s.log.Error("turn: UDP socket not served", "addr", raw.LocalAddr().String(), "err", err)
 			}
 		}
@@ -257,12 +264,8 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 			PermissionHandler:     s.permitPeer,
 		})
 	}
-	var sem chan struct{}
-	if s.cfg.MaxTCPConnections > 0 {
-		sem = make(chan struct{}, s.cfg.MaxTCPConnections)
-	}
-	for _, l := range append(append([]net.Listener(nil), s.socks.tcp...), s.socks.tls...) {
-		w := &clientListener{Listener: l, srv: s, sem: sem}
+	for _, l := range s.clientListeners() {
+		w := &clientListener{Listener: l.ln, deps: s.sockDeps, budget: l.budget}
 		s.tracker.add(w, func(tr *tracked) { w.tr = tr })
 		pc.ListenerConfigs = append(pc.ListenerConfigs, pionturn.ListenerConfig{
 			Listener:              w,
@@ -272,6 +275,24 @@ func (s *Server) pionConfig() pionturn.ServerConfig {
 	}
 
 	return pc
+}
+
+type budgetedListener struct {
+	ln     net.Listener
+	budget *connBudget
+}
+
+// clientListeners pairs the TCP and TLS listeners with their budgets.
+func (s *Server) clientListeners() []budgetedListener {
+	var ls []budgetedListener
+	for _, l := range s.socks.tcp {
+		ls = append(ls, budgetedListener{l, s.tcpBudget})
+	}
+	for _, l := range s.socks.tls {
+		ls = append(ls, budgetedListener{l, s.tlsBudget})
+	}
+
+	return ls
 }
 
 // permitPeer is the PermissionHandler: pion calls it for CreatePermission,
@@ -309,13 +330,31 @@ func (s *Server) authFailed(reason, username string, src net.Addr) {
 		slog.String("username", username), slog.String("client", src.String()))
 }
 
-func (s *Server) logRefusal(msg string, attrs ...slog.Attr) {
-	if !s.logRate.Allow() {
-		s.metrics.logsSuppressed.Inc()
+func (s *Server) logRefusal(msg string, attrs ...slog.Attr) { s.refusalLog.log(msg, attrs...) }
 
-		return
+// relayDeps gathers what the socket wrappers need (relaydeps.go).
+func (s *Server) relayDeps() *relayDeps {
+	var learn func([]byte)
+	if s.auth.wantsRaw() {
+		learn = s.auth.learn
 	}
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
+
+	return &relayDeps{
+		metrics: s.metrics,
+		fast:    s.fast,
+		steer:   s.steer,
+		answers: newSourceBudget(s.cfg.UnallocatedAnswerRate),
+		replies: &replies{
+			realm: s.cfg.Realm, slack: unsignedSlack(s.cfg.Realm), auth: s.auth, metrics: s.metrics,
+			refusals: &s.refusals, releases: &s.releases, log: s.refusalLog,
+		},
+		loops:   s.loops,
+		tracker: s.tracker,
+		closes:  &s.closes,
+		log:     s.log,
+		learn:   learn,
+		ctx:     s.baseCtx,
+	}
 }
 
 func (s *Server) events() pionturn.EventHandler {
@@ -329,6 +368,9 @@ func (s *Server) events() pionturn.EventHandler {
 		},
 		OnAllocationCreated: func(src, dst net.Addr, protocol, userID, _ string, relay net.Addr, _ int) {
 			s.fast.allocationCreated(src, dst, relay)
+			if key, ok := keyOf(src, dst); ok && !key.stream {
+				s.steer.allocated(key.client, key.server)
+			}
 			s.quotas.created(userID, src)
 			m.allocationsActive.Inc()
 			m.allocationsCreated.Inc()
@@ -338,6 +380,9 @@ func (s *Server) events() pionturn.EventHandler {
 		},
 		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			s.fast.allocationDeleted(src, dst)
+			if key, ok := keyOf(src, dst); ok && !key.stream {
+				s.steer.released(key.client, key.server)
+			}
 			s.quotas.deleted(userID)
 			m.allocationsActive.Dec()
 			reason := deleteExpired

@@ -38,32 +38,7 @@ func TestTLSListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 2*time.Second, "connection counted", func() bool { return counter(ts.metrics.tcpConnsActive) >= 1 })
+	testkit.Eventually(t, 2*time.Second, "connection counted", func() bool { return counter(ts.metrics.conns.active.WithLabelValues("tls")) >= 1 })
 	_ = c.Close()
-	testkit.Eventually(t, 2*time.Second, "connection released", func() bool { return counter(ts.metrics.tcpConnsActive) == 0 })
-}
-
-func TestMaxTCPConnections(t *testing.T) {
-	cfg := testConfig()
-	cfg.MaxTCPConnections = 2
-	ts := startServer(t, cfg)
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	}()
-	for range 3 {
-		c, err := net.Dial("tcp", ts.tcp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	testkit.Eventually(t, 2*time.Second, "refusal", func() bool { return counter(ts.metrics.tcpConnsRefused) == 1 })
-	// The refused connection is closed by the server.
-	_ = conns[2].SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := conns[2].Read(make([]byte, 1)); err == nil {
-		t.Fatal("third connection still open")
-	}
+	testkit.Eventually(t, 2*time.Second, "connection released", func() bool { return counter(ts.metrics.conns.active.WithLabelValues("tls")) == 0 })
 }

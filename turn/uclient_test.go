@@ -65,18 +65,41 @@ type uclientResult struct {
 	out              string
 }
 
+// uclientRun is one turnutils_uclient invocation.
+type uclientRun struct {
+	server, transport string // transport: "udp", "tcp" or "tls"
+	peerPort          int
+	clients, msgs     int
+	size, intervalMs  int
+	// rtcp drops uclient's -c: each client then allocates an RTP relay
+	// with EVEN-PORT (reserve bit set) and an RTCP relay with the
+	// RESERVATION-TOKEN it got, coturn's default flow.
+	rtcp bool
+	// send adds -s: Send indications instead of channels.
+	send bool
+}
+
 // runUclient relays clients*msgs messages through server to the peer.
-func runUclient(t testing.TB, server, transport string, peerPort, clients, msgs, size, intervalMs int) uclientResult {
+func runUclient(t testing.TB, run uclientRun) uclientResult {
 	t.Helper()
 	bin := needTool(t, "turnutils_uclient")
-	host, port, _ := net.SplitHostPort(server)
+	host, port, _ := net.SplitHostPort(run.server)
 	args := []string{
-		"-W", testSecret, "-u", "uclient", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
-		"-p", port, "-m", strconv.Itoa(clients), "-n", strconv.Itoa(msgs), "-l", strconv.Itoa(size),
-		"-z", strconv.Itoa(intervalMs), "-c",
+		"-W", testSecret, "-u", "uclient", "-e", "127.0.0.1", "-r", strconv.Itoa(run.peerPort),
+		"-p", port, "-m", strconv.Itoa(run.clients), "-n", strconv.Itoa(run.msgs), "-l", strconv.Itoa(run.size),
+		"-z", strconv.Itoa(run.intervalMs),
 	}
-	if transport == "tcp" {
+	if !run.rtcp {
+		args = append(args, "-c")
+	}
+	if run.send {
+		args = append(args, "-s")
+	}
+	switch run.transport {
+	case "tcp":
 		args = append(args, "-t")
+	case "tls":
+		args = append(args, "-t", "-S")
 	}
 	args = append(args, host)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -107,7 +130,7 @@ func TestTurnutilsUclient(t *testing.T) {
 	for _, tr := range []struct{ name, addr string }{{"udp", ts.udp}, {"tcp", ts.tcp}} {
 		t.Run(tr.name, func(t *testing.T) {
 			const clients, msgs = 4, 50
-			r := runUclient(t, tr.addr, tr.name, peer, clients, msgs, 200, 5)
+			r := runUclient(t, uclientRun{server: tr.addr, transport: tr.name, peerPort: peer, clients: clients, msgs: msgs, size: 200, intervalMs: 5})
 			t.Logf("turnutils_uclient: sent %d, received %d, lost %d", r.sent, r.recv, r.lost)
 			if r.lost != 0 || r.recv != clients*msgs || r.sent != clients*msgs {
 				t.Fatalf("sent %d recv %d lost %d, want %d each and 0 lost\n%s", r.sent, r.recv, r.lost, clients*msgs, tail(r.out))
@@ -122,11 +145,11 @@ func TestTurnutilsUclientRefusedWithoutAllowList(t *testing.T) {
 	for _, tr := range []struct{ name, addr string }{{"udp", ts.udp}, {"tcp", ts.tcp}} {
 		t.Run(tr.name, func(t *testing.T) {
 			before := counter(ts.metrics.peerDenials.WithLabelValues(DenyReasonSpecialPurpose))
-			r := runUclient(t, tr.addr, tr.name, peer, 1, 10, 100, 5)
-			// pion answers a refused ChannelBind with 401 and a refused
-			// CreatePermission with 403; uclient binds a channel first.
-			if !strings.Contains(r.out, "error 401") && !strings.Contains(r.out, "error 403") {
-				t.Fatalf("uclient did not report a refusal\n%s", tail(r.out))
+			r := runUclient(t, uclientRun{server: tr.addr, transport: tr.name, peerPort: peer, clients: 1, msgs: 10, size: 100, intervalMs: 5})
+			// uclient binds a channel first: refused with 403 as by coturn
+			// (forbidden.go), never with 401, which would blame the credentials.
+			if !strings.Contains(r.out, "error 403") || strings.Contains(r.out, "error 401") {
+				t.Fatalf("uclient did not report a 403 refusal\n%s", tail(r.out))
 			}
 			if r.recv != 0 {
 				t.Fatalf("%d messages relayed to a refused peer\n%s", r.recv, tail(r.out))

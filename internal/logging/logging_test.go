@@ -41,3 +41,27 @@ func TestPionAdapterLevelsAndScope(t *testing.T) {
 		t.Fatalf("unexpected output: %s", out)
 	}
 }
+
+// Demoted pion logs land one level lower under the same "scope" key: a
+// pion Error is a Warn, a pion Info is hidden at Info.
+func TestPionAdapterDemote(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := New(Config{Level: "info", Format: "text"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := PionFactory(l, PionOptions{Demote: true}).NewLogger("turn")
+	pl.Infof("per-request %s", "noise")
+	pl.Errorf("handshake %s", "failed")
+	pl.Warn("a warning")
+	out := buf.String()
+	if strings.Contains(out, "per-request") {
+		t.Fatalf("demoted Info logged at info level: %s", out)
+	}
+	if !strings.Contains(out, `level=WARN msg="handshake failed" scope=turn`) {
+		t.Fatalf("demoted Error not a WARN with scope=turn: %s", out)
+	}
+	if !strings.Contains(out, `level=INFO msg="a warning" scope=turn`) {
+		t.Fatalf("demoted Warn not an INFO: %s", out)
+	}
+}

@@ -12,19 +12,49 @@ import (
 // wanted when explicitly asked for.
 const levelTrace = slog.LevelDebug - 4
 
-// PionFactory adapts a slog logger to pion's LoggerFactory. Each pion scope
-// ("ice", "dtls", "turn", ...) becomes a "scope" attribute.
-func PionFactory(l *slog.Logger) logging.LoggerFactory { return pionFactory{l} }
-
-type pionFactory struct{ l *slog.Logger }
-
-func (f pionFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{f.l.With("scope", scope)}
+// PionOptions tune PionFactory.
+type PionOptions struct {
+	// Demote logs every pion level one step lower: Info as Debug, Warn as
+	// Info, Error as Warn, Debug as Trace. For a pion component that logs
+	// at Info or Error per packet or per request from anyone on the
+	// Internet (pion/turn: a peer without permission, a scanner's failed
+	// TLS handshake), whose refusals the caller logs itself, rate limited.
+	Demote bool
 }
 
-type pionLogger struct{ l *slog.Logger }
+// PionFactory adapts a slog logger to pion's LoggerFactory. Each pion scope
+// ("ice", "dtls", "turn", ...) becomes a "scope" attribute. At most one
+// PionOptions is used; none means pion's levels as they are.
+func PionFactory(l *slog.Logger, opts ...PionOptions) logging.LoggerFactory {
+	f := pionFactory{l: l}
+	if len(opts) > 0 {
+		f.opts = opts[0]
+	}
+
+	return f
+}
+
+type pionFactory struct {
+	l    *slog.Logger
+	opts PionOptions
+}
+
+func (f pionFactory) NewLogger(scope string) logging.LeveledLogger {
+	p := pionLogger{l: f.l.With("scope", scope)}
+	if f.opts.Demote {
+		p.shift = -4 // slog's levels are 4 apart
+	}
+
+	return p
+}
+
+type pionLogger struct {
+	l     *slog.Logger
+	shift slog.Level
+}
 
 func (p pionLogger) log(level slog.Level, msg string) {
+	level += p.shift
 	ctx := context.Background()
 	if !p.l.Enabled(ctx, level) {
 		return
@@ -33,7 +63,7 @@ func (p pionLogger) log(level slog.Level, msg string) {
 }
 
 func (p pionLogger) logf(level slog.Level, format string, args ...any) {
-	if !p.l.Enabled(context.Background(), level) {
+	if !p.l.Enabled(context.Background(), level+p.shift) {
 		return
 	}
 	p.log(level, fmt.Sprintf(format, args...))

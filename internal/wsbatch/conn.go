@@ -84,7 +84,7 @@ func (b *Conn) TryDirect(msg []byte) (handled, wake bool, err error) {
 	n := 0
 	var werr error
 	if err := b.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), frame)
+		n, werr = writeFD(fd, frame)
 		return true // never wait: that is the writer's job
 	}); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -1,37 +1,37 @@
-package turn
+package relay
 
 import (
 	"encoding/binary"
 	"io"
 )
 
-// streamBufSize is a client stream's read buffer. pion reads client
+// StreamBufSize is a client stream's read buffer. pion reads client
 // frames into 1600 bytes and drops anything that does not fit, so frames
 // larger than the caller's buffer are skipped, never buffered.
-const streamBufSize = 8192
+const StreamBufSize = 8192
 
 // methodConnectionBind is the message type of an RFC 6062 ConnectionBind
 // request; after it the connection carries raw peer data.
 const methodConnectionBind = 0x000b
 
-// frameKind says what frameReader.next found.
-type frameKind int
+// FrameKind says what FrameReader.next found.
+type FrameKind int
 
 const (
-	frameNeedMore    frameKind = iota // an incomplete frame: read more
-	frameSTUN                         // a STUN message
-	frameChannelData                  // ChannelData with its padding
-	frameSkipped                      // a frame too large for the caller, discarded
-	frameInvalid                      // neither STUN nor ChannelData
-	frameRaw                          // raw bytes after the framing ended (nextForPion)
+	FrameNeedMore    FrameKind = iota // an incomplete frame: read more
+	FrameSTUN                         // a STUN message
+	FrameChannelData                  // ChannelData with its padding
+	FrameSkipped                      // a frame too large for the caller, discarded
+	FrameInvalid                      // neither STUN nor ChannelData
+	FrameRaw                          // raw bytes after the framing ended (nextForPion)
 )
 
-// frameReader splits a client's TURN-over-TCP stream (RFC 8656 section
+// FrameReader splits a client's TURN-over-TCP stream (RFC 8656 section
 // 12: STUN messages, and ChannelData padded to 4 bytes) into whole frames,
 // so ChannelData can take the fast path and pion gets one whole frame per
 // read. Once raw is set (after a ConnectionBind, or on bytes that are not
 // TURN framing) the bytes pass through untouched and pion decides.
-type frameReader struct {
+type FrameReader struct {
 	buf  []byte // buffered bytes are buf[r:w]
 	r, w int
 	skip int // bytes of a skipped frame not yet read
@@ -39,45 +39,45 @@ type frameReader struct {
 }
 
 // next returns the next complete frame, at most limit bytes long.
-func (f *frameReader) next(limit int) ([]byte, frameKind) {
+func (f *FrameReader) next(limit int) ([]byte, FrameKind) {
 	if f.skip > 0 {
 		n := min(f.skip, f.w-f.r)
 		f.skip -= n
 		f.r += n
 		if f.skip > 0 {
-			return nil, frameNeedMore
+			return nil, FrameNeedMore
 		}
 	}
 	b := f.buf[f.r:f.w]
 	if len(b) < 4 {
-		return nil, frameNeedMore
+		return nil, FrameNeedMore
 	}
 	length := int(binary.BigEndian.Uint16(b[2:4]))
 	var total int
-	var kind frameKind
+	var kind FrameKind
 	switch {
 	case b[0] < 0x40:
 		if len(b) < 8 {
-			return nil, frameNeedMore
+			return nil, FrameNeedMore
 		}
 		if binary.BigEndian.Uint32(b[4:8]) != 0x2112A442 {
-			return nil, frameInvalid
+			return nil, FrameInvalid
 		}
-		total, kind = 20+length, frameSTUN
+		total, kind = 20+length, FrameSTUN
 	case b[0] < 0x80:
-		total, kind = 4+(length+3)&^3, frameChannelData
+		total, kind = 4+(length+3)&^3, FrameChannelData
 	default:
-		return nil, frameInvalid
+		return nil, FrameInvalid
 	}
 	if total > limit {
 		n := min(total, len(b))
 		f.r += n
 		f.skip = total - n
 
-		return nil, frameSkipped
+		return nil, FrameSkipped
 	}
 	if len(b) < total {
-		return nil, frameNeedMore
+		return nil, FrameNeedMore
 	}
 	f.r += total
 
@@ -89,31 +89,31 @@ func (f *frameReader) next(limit int) ([]byte, frameKind) {
 // or, once the framing has ended, up to limit raw bytes. It applies the
 // rules both readers of a client stream share: oversized frames are
 // skipped, a ConnectionBind or bytes that are not TURN framing switch the
-// stream to raw. frameNeedMore means fill and ask again.
-func (f *frameReader) nextForPion(limit int, toPeer func([]byte) bool) ([]byte, frameKind) {
+// stream to raw. FrameNeedMore means fill and ask again.
+func (f *FrameReader) NextForPion(limit int, toPeer func([]byte) bool) ([]byte, FrameKind) {
 	for {
 		if f.raw {
 			if f.r == f.w {
-				return nil, frameNeedMore
+				return nil, FrameNeedMore
 			}
 			chunk := f.buf[f.r:min(f.w, f.r+limit)]
 			f.r += len(chunk)
 
-			return chunk, frameRaw
+			return chunk, FrameRaw
 		}
 		frame, kind := f.next(limit)
 		switch kind {
-		case frameSkipped:
+		case FrameSkipped:
 			continue
-		case frameInvalid:
+		case FrameInvalid:
 			f.raw = true // pion sees the bytes and ends the connection
 
 			continue
-		case frameChannelData:
+		case FrameChannelData:
 			if toPeer(frame) {
 				continue
 			}
-		case frameSTUN:
+		case FrameSTUN:
 			if isConnectionBind(frame) {
 				f.raw = true
 			}
@@ -123,10 +123,14 @@ func (f *frameReader) nextForPion(limit int, toPeer func([]byte) bool) ([]byte, 
 	}
 }
 
-// fill reads more of the stream into the buffer.
-func (f *frameReader) fill(r io.Reader) error {
+// Raw reports whether the framing ended: the bytes pass through as they
+// come (after a ConnectionBind, or bytes that are not TURN framing).
+func (f *FrameReader) Raw() bool { return f.raw }
+
+// Fill reads more of the stream into the buffer.
+func (f *FrameReader) Fill(r io.Reader) error {
 	if f.buf == nil {
-		f.buf = make([]byte, streamBufSize)
+		f.buf = make([]byte, StreamBufSize)
 	}
 	if f.r > 0 {
 		f.w = copy(f.buf, f.buf[f.r:f.w])
@@ -141,8 +145,8 @@ func (f *frameReader) fill(r io.Reader) error {
 	return err
 }
 
-// drain hands out buffered bytes (raw mode).
-func (f *frameReader) drain(p []byte) int {
+// Drain hands out buffered bytes (raw mode).
+func (f *FrameReader) Drain(p []byte) int {
 	n := copy(p, f.buf[f.r:f.w])
 	f.r += n
 

@@ -1,4 +1,4 @@
-package turn
+package relay
 
 import (
 	"errors"
@@ -12,21 +12,20 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
 
-// rawSock is a UDP socket served by the event loop instead of Go's
+// Sock is a UDP socket served by the event loop instead of Go's
 // poller. It is a net.PacketConn for pion: ReadFrom returns the datagrams
 // the loop did not relay itself, WriteTo sends at once. Sends never block
 // (a full socket buffer drops the datagram, as a congested link would),
 // so write deadlines have nothing to bound.
-type rawSock struct {
+type Sock struct {
 	fd    int
 	id    int32
 	v6    bool
 	local *net.UDPAddr
-	loop  *eventLoop
+	loop  *Loop
 
 	// mu is held for reading while the fd is in use and for writing while
 	// it is closed, so a closed fd number is never used again by mistake.
@@ -35,11 +34,11 @@ type rawSock struct {
 
 	// handle, when set, sees each datagram first (in frame[4:4+n]) on the
 	// loop's goroutine and reports whether it took care of it.
-	handle func(frame []byte, n int, from netip.AddrPort) bool
+	handle Handler
 	// in holds the rest for ReadFrom; when it is full the loop drops and
 	// counts, as the kernel would with a full socket buffer.
 	in      chan rawPacket
-	dropped prometheus.Counter
+	dropped Counter
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -58,17 +57,17 @@ type rawPacket struct {
 const rawQueueLen = 256
 
 var packetPool = sync.Pool{New: func() any {
-	b := make([]byte, 4+maxRelayPayload+3)
+	b := make([]byte, 4+MaxPayload+3)
 
 	return &b
 }}
 
 var errFamily = errors.New("address family does not match the socket")
 
-// newRawSock takes over pc's socket: the fd is duplicated and pc is
+// newSock takes over pc's socket: the fd is duplicated and pc is
 // closed, leaving Go's poller; attach hands the socket to the loop. pc
 // must be a bound UDP socket of the host.
-func newRawSock(pc net.PacketConn, loop *eventLoop, dropped prometheus.Counter) (*rawSock, error) {
+func newSock(pc net.PacketConn, loop *Loop, dropped Counter) (*Sock, error) {
 	fd, err := takeFD(pc)
 	if err != nil {
 		return nil, err
@@ -79,7 +78,7 @@ func newRawSock(pc net.PacketConn, loop *eventLoop, dropped prometheus.Counter) 
 
 		return nil, fmt.Errorf("getsockname: %w", err)
 	}
-	s := &rawSock{
+	s := &Sock{
 		fd:      fd,
 		loop:    loop,
 		in:      make(chan rawPacket, rawQueueLen),
@@ -103,12 +102,12 @@ func newRawSock(pc net.PacketConn, loop *eventLoop, dropped prometheus.Counter) 
 
 // attach sets the loop's first look at each datagram (nil: none) and
 // starts serving the socket; until then datagrams wait in the kernel.
-func (s *rawSock) attach(handle func(frame []byte, n int, from netip.AddrPort) bool) error {
+func (s *Sock) Attach(handle Handler) error {
 	s.handle = handle
 	return s.loop.add(s, s.fd, unix.EPOLLIN, &s.id)
 }
 
-func (s *rawSock) serve(l *eventLoop, _ uint32) { l.drain(s) }
+func (s *Sock) serve(l *Loop, _ uint32) { l.drain(s) }
 
 // takeFD takes a socket away from Go's poller: it duplicates the fd,
 // makes the duplicate non-blocking and closes c, whose socket lives on in
@@ -146,7 +145,7 @@ func takeFD(c io.Closer) (int, error) {
 }
 
 // enqueue hands a datagram the loop did not relay to ReadFrom.
-func (s *rawSock) enqueue(b []byte, from netip.AddrPort) {
+func (s *Sock) Enqueue(b []byte, from netip.AddrPort) {
 	bp, _ := packetPool.Get().(*[]byte)
 	n := copy((*bp)[4:], b)
 	select {
@@ -159,7 +158,7 @@ func (s *rawSock) enqueue(b []byte, from netip.AddrPort) {
 
 // next waits for a queued datagram, the read deadline or Close. The
 // caller owns the returned buffer and gives it back with release.
-func (s *rawSock) next() (rawPacket, error) {
+func (s *Sock) next() (rawPacket, error) {
 	for {
 		expire, stop := s.deadline.wait()
 		select {
@@ -182,7 +181,7 @@ func (s *rawSock) next() (rawPacket, error) {
 func release(p rawPacket) { packetPool.Put(p.buf) }
 
 // recv copies the next queued datagram into p.
-func (s *rawSock) recv(p []byte) (int, netip.AddrPort, error) {
+func (s *Sock) Recv(p []byte) (int, netip.AddrPort, error) {
 	pkt, err := s.next()
 	if err != nil {
 		return 0, netip.AddrPort{}, err
@@ -195,8 +194,8 @@ func (s *rawSock) recv(p []byte) (int, netip.AddrPort, error) {
 
 // ReadFrom is for callers other than the wrappers (which use recv and
 // cache addresses): it allocates an address per datagram.
-func (s *rawSock) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, from, err := s.recv(p)
+func (s *Sock) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := s.Recv(p)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -204,12 +203,13 @@ func (s *rawSock) ReadFrom(p []byte) (int, net.Addr, error) {
 	return n, net.UDPAddrFromAddrPort(from), nil
 }
 
-func (s *rawSock) WriteTo(p []byte, addr net.Addr) (int, error) {
-	to, ok := addrPort(addr)
+func (s *Sock) WriteTo(p []byte, addr net.Addr) (int, error) {
+	u, ok := addr.(*net.UDPAddr)
 	if !ok {
 		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: errFamily}
 	}
-	if err := s.sendTo(p, to); err != nil {
+	to := u.AddrPort()
+	if err := s.SendTo(p, to); err != nil {
 		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: err}
 	}
 
@@ -217,7 +217,7 @@ func (s *rawSock) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 // sendTo sends one datagram without blocking and without allocating.
-func (s *rawSock) sendTo(p []byte, to netip.AddrPort) error {
+func (s *Sock) SendTo(p []byte, to netip.AddrPort) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -260,7 +260,7 @@ func (s *rawSock) sendTo(p []byte, to netip.AddrPort) error {
 	}
 }
 
-func (s *rawSock) Close() error {
+func (s *Sock) Close() error {
 	err := net.ErrClosed
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -274,15 +274,15 @@ func (s *rawSock) Close() error {
 	return err
 }
 
-func (s *rawSock) LocalAddr() net.Addr { return s.local }
+func (s *Sock) LocalAddr() net.Addr { return s.local }
 
-func (s *rawSock) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
+func (s *Sock) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
 
-func (s *rawSock) SetReadDeadline(t time.Time) error {
+func (s *Sock) SetReadDeadline(t time.Time) error {
 	s.deadline.set(t)
 
 	return nil
 }
 
 // SetWriteDeadline accepts any deadline: sends never wait.
-func (s *rawSock) SetWriteDeadline(time.Time) error { return nil }
+func (s *Sock) SetWriteDeadline(time.Time) error { return nil }

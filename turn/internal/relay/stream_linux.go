@@ -1,4 +1,4 @@
-package turn
+package relay
 
 import (
 	"errors"
@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawStream is a client's plain TCP control connection served by the
-// event loop (eventloop.go). The loop reads it, splits the stream into
+// Stream is a client's plain TCP control connection served by the
+// event loop (loop_linux.go). The loop reads it, splits the stream into
 // frames, relays ChannelData itself and queues the rest (STUN messages)
 // for pion's goroutine, which reads them through clientConn as before.
 // Writes never block the loop: what the socket does not take at once
@@ -23,10 +23,10 @@ import (
 // TLS connections stay on Go's poller (the loop cannot encrypt), and so do
 // RFC 6062 data connections: a connection moves to the loop only after
 // its first message turned out not to be a ConnectionBind.
-type rawStream struct {
+type Stream struct {
 	fd     int
 	id     int32
-	loop   *eventLoop
+	loop   *Loop
 	local  net.Addr
 	remote net.Addr
 
@@ -36,7 +36,7 @@ type rawStream struct {
 	closed atomic.Bool
 
 	// Loop-only reading state.
-	in        frameReader
+	in        FrameReader
 	toPeer    func(frame []byte) bool // the fast path for ChannelData
 	fdr       fdReader
 	endOnce   sync.Once
@@ -65,7 +65,7 @@ type streamItem struct {
 const (
 	// streamFrameLimit is pion's read size: larger frames are dropped
 	// (skipped whole), as pion drops them.
-	streamFrameLimit = maxRelayPayload
+	streamFrameLimit = MaxPayload
 	// streamQueueLen bounds the messages waiting for pion per connection.
 	// A client that keeps more requests outstanding than this is
 	// flooding; its connection is closed.
@@ -76,17 +76,15 @@ const (
 	maxPending = 256 << 10
 )
 
-var errStreamBacklog = errors.New("turn: client sent more than the server could queue")
-
-// newRawStream takes over c's socket (the fd is duplicated, c is closed),
+// newStream takes over c's socket (the fd is duplicated, c is closed),
 // carrying over bytes already read into in. Call attach to start serving.
-func newRawStream(c *net.TCPConn, loop *eventLoop, in frameReader) (*rawStream, error) {
+func newStream(c *net.TCPConn, loop *Loop, in FrameReader) (*Stream, error) {
 	local, remote := c.LocalAddr(), c.RemoteAddr()
 	fd, err := takeFD(c)
 	if err != nil {
 		return nil, err
 	}
-	s := &rawStream{
+	s := &Stream{
 		fd:     fd,
 		loop:   loop,
 		local:  local,
@@ -104,7 +102,7 @@ func newRawStream(c *net.TCPConn, loop *eventLoop, in frameReader) (*rawStream, 
 }
 
 // attach starts serving the stream; toPeer relays ChannelData.
-func (s *rawStream) attach(toPeer func(frame []byte) bool, backlog func()) error {
+func (s *Stream) Attach(toPeer func(frame []byte) bool, backlog func()) error {
 	s.toPeer, s.backlog = toPeer, backlog
 	// Bytes read before the move may already hold whole frames; epoll
 	// only reports new data, so hand them on now, before the loop owns
@@ -115,7 +113,7 @@ func (s *rawStream) attach(toPeer func(frame []byte) bool, backlog func()) error
 	return s.loop.add(s, s.fd, unix.EPOLLIN|unix.EPOLLRDHUP, &s.id)
 }
 
-func (s *rawStream) serve(_ *eventLoop, events uint32) {
+func (s *Stream) serve(_ *Loop, events uint32) {
 	if events&unix.EPOLLOUT != 0 {
 		s.flush()
 	}
@@ -126,7 +124,7 @@ func (s *rawStream) serve(_ *eventLoop, events uint32) {
 
 // readSome reads what the socket has (bounded, so one client cannot hold
 // the loop) and hands the frames on.
-func (s *rawStream) readSome() {
+func (s *Stream) readSome() {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed.Load() {
@@ -136,9 +134,9 @@ func (s *rawStream) readSome() {
 		if !s.deliver() {
 			return
 		}
-		if err := s.in.fill(&s.fdr); err != nil {
+		if err := s.in.Fill(&s.fdr); err != nil {
 			if !errors.Is(err, unix.EAGAIN) {
-				s.end(err)
+				s.End(err)
 			}
 
 			return
@@ -149,15 +147,15 @@ func (s *rawStream) readSome() {
 
 // deliver relays or queues every complete frame in the buffer (raw bytes
 // once the framing ended); it reports false once the stream has ended.
-func (s *rawStream) deliver() bool {
+func (s *Stream) deliver() bool {
 	for {
 		select {
 		case <-s.ended:
 			return false
 		default:
 		}
-		frame, kind := s.in.nextForPion(streamFrameLimit, s.toPeer)
-		if kind == frameNeedMore {
+		frame, kind := s.in.NextForPion(streamFrameLimit, s.toPeer)
+		if kind == FrameNeedMore {
 			return true
 		}
 		if !s.push(frame) {
@@ -166,7 +164,7 @@ func (s *rawStream) deliver() bool {
 	}
 }
 
-func (s *rawStream) push(b []byte) bool {
+func (s *Stream) push(b []byte) bool {
 	bp, _ := packetPool.Get().(*[]byte)
 	n := copy((*bp)[4:], b)
 	select {
@@ -177,7 +175,7 @@ func (s *rawStream) push(b []byte) bool {
 		if s.backlog != nil {
 			s.backlog()
 		}
-		s.end(errStreamBacklog)
+		s.End(ErrBacklog)
 
 		return false
 	}
@@ -187,7 +185,7 @@ func (s *rawStream) push(b []byte) bool {
 // loop stops watching the socket (a hung-up socket would be reported
 // again and again); pion closes the connection once it has read the end.
 // It is called with the fd open.
-func (s *rawStream) end(err error) {
+func (s *Stream) End(err error) {
 	s.endOnce.Do(func() {
 		s.endErr = err
 		close(s.ended)
@@ -196,7 +194,7 @@ func (s *rawStream) end(err error) {
 }
 
 // Read returns the queued frames, one per call (or as much of one as fits).
-func (s *rawStream) Read(p []byte) (int, error) {
+func (s *Stream) Read(p []byte) (int, error) {
 	if s.cur.buf == nil {
 		it, err := s.next()
 		if err != nil {
@@ -214,7 +212,7 @@ func (s *rawStream) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (s *rawStream) next() (streamItem, error) {
+func (s *Stream) next() (streamItem, error) {
 	for {
 		select {
 		case it := <-s.q:
@@ -253,25 +251,33 @@ func (s *rawStream) next() (streamItem, error) {
 
 // Write sends p, waiting while too much is pending (pion's messages and
 // RFC 6062 data must not be dropped).
-func (s *rawStream) Write(p []byte) (int, error) {
-	return s.write(p, true)
+func (s *Stream) Write(p []byte) (int, error) {
+	return s.write(p, waitForRoom)
 }
 
-// tryWrite sends a relayed frame from the loop: it never waits and drops
+// TryWrite sends a relayed frame from the loop: it never waits and drops
 // the whole frame when the client is too far behind.
-func (s *rawStream) tryWrite(p []byte) error {
-	_, err := s.write(p, false)
+func (s *Stream) TryWrite(p []byte) error {
+	_, err := s.write(p, dropWhenBehind)
 
 	return err
 }
 
-func (s *rawStream) write(p []byte, mayWait bool) (int, error) {
+// backlogPolicy says what a write does when too much is pending.
+type backlogPolicy int
+
+const (
+	waitForRoom    backlogPolicy = iota // pion's messages, RFC 6062 data: never lost
+	dropWhenBehind                      // relayed frames from the loop: the loop never waits
+)
+
+func (s *Stream) write(p []byte, policy backlogPolicy) (int, error) {
 	total := len(p)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	for len(s.pending) > maxPending {
-		if !mayWait {
-			return 0, errStreamBacklog
+		if policy == dropWhenBehind {
+			return 0, ErrBacklog
 		}
 		if s.closed.Load() {
 			return 0, net.ErrClosed
@@ -301,7 +307,7 @@ func (s *rawStream) write(p []byte, mayWait bool) (int, error) {
 }
 
 // flush writes pending bytes when the socket has room again.
-func (s *rawStream) flush() {
+func (s *Stream) flush() {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	n, err := s.writeFd(s.pending)
@@ -310,7 +316,7 @@ func (s *rawStream) flush() {
 		s.pending = s.pending[:0]
 		s.mu.RLock()
 		if !s.closed.Load() {
-			s.end(err)
+			s.End(err)
 		}
 		s.mu.RUnlock()
 	}
@@ -322,7 +328,7 @@ func (s *rawStream) flush() {
 }
 
 // writeFd writes without blocking and without allocating.
-func (s *rawStream) writeFd(p []byte) (int, error) {
+func (s *Stream) writeFd(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -344,7 +350,7 @@ func (s *rawStream) writeFd(p []byte) (int, error) {
 	}
 }
 
-func (s *rawStream) Close() error {
+func (s *Stream) Close() error {
 	err := net.ErrClosed
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -361,12 +367,12 @@ func (s *rawStream) Close() error {
 	return err
 }
 
-func (s *rawStream) LocalAddr() net.Addr  { return s.local }
-func (s *rawStream) RemoteAddr() net.Addr { return s.remote }
+func (s *Stream) LocalAddr() net.Addr  { return s.local }
+func (s *Stream) RemoteAddr() net.Addr { return s.remote }
 
-func (s *rawStream) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
+func (s *Stream) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
 
-func (s *rawStream) SetReadDeadline(t time.Time) error {
+func (s *Stream) SetReadDeadline(t time.Time) error {
 	s.deadline.set(t)
 
 	return nil
@@ -374,9 +380,9 @@ func (s *rawStream) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline accepts any deadline: writes wait only for room in
 // pending, which Close ends.
-func (s *rawStream) SetWriteDeadline(time.Time) error { return nil }
+func (s *Stream) SetWriteDeadline(time.Time) error { return nil }
 
-// fdReader reads a non-blocking fd for frameReader.fill; EAGAIN comes back
+// fdReader reads a non-blocking fd for FrameReader.fill; EAGAIN comes back
 // as an error, end of stream as io.EOF.
 type fdReader struct{ fd int }
 

@@ -1,10 +1,12 @@
-package turn
+package relay
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -15,14 +17,9 @@ import (
 
 // loopPair runs an event loop and returns a TCP connection pair on
 // loopback: the client side, and the server side moved to the loop.
-func loopPair(t *testing.T, toPeer func([]byte) bool, backlog func()) (*net.TCPConn, *rawStream) {
+func loopPair(t *testing.T, toPeer func([]byte) bool, backlog func()) (*net.TCPConn, *Stream) {
 	t.Helper()
-	loop, err := newEventLoop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go loop.run()
-	t.Cleanup(func() { loop.Close(true) })
+	loops := startLoops(t, 1)
 	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -37,12 +34,13 @@ func loopPair(t *testing.T, toPeer func([]byte) bool, backlog func()) (*net.TCPC
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newRawStream(server, loop, frameReader{})
+	sc, err := loops.Stream(server, netip.AddrPort{}, FrameReader{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, _ := sc.(*Stream)
 	t.Cleanup(func() { _ = st.Close() })
-	if err := st.attach(toPeer, backlog); err != nil {
+	if err := st.Attach(toPeer, backlog); err != nil {
 		t.Fatal(err)
 	}
 
@@ -114,7 +112,7 @@ func TestRawStreamClosesFlood(t *testing.T) {
 		}
 		read++
 	}
-	if !errors.Is(err, errStreamBacklog) || read != streamQueueLen || flooded != 1 {
+	if !errors.Is(err, ErrBacklog) || read != streamQueueLen || flooded != 1 {
 		t.Fatalf("read %d messages then %v (flood counted %d); want %d then the backlog error, counted once",
 			read, err, flooded, streamQueueLen)
 	}
@@ -125,11 +123,11 @@ func TestRawStreamClosesFlood(t *testing.T) {
 // when the client reads again it gets whole frames only.
 func TestRawStreamSlowClient(t *testing.T) {
 	client, st := loopPair(t, func([]byte) bool { return false }, nil)
-	frame := channelFrame(0x4000, bytes.Repeat([]byte{9}, 996), true)
+	frame := paddedChannelData(0x4000, bytes.Repeat([]byte{9}, 996))
 	accepted := 0
 	for range 100000 {
-		if err := st.tryWrite(frame); err != nil {
-			if !errors.Is(err, errStreamBacklog) {
+		if err := st.TryWrite(frame); err != nil {
+			if !errors.Is(err, ErrBacklog) {
 				t.Fatal(err)
 			}
 
@@ -163,4 +161,17 @@ func TestRawStreamSlowClient(t *testing.T) {
 	if _, err := io.ReadFull(client, tail); err != nil || !bytes.Equal(tail, reply.Raw) {
 		t.Fatalf("pion's message after the backlog: %v", err)
 	}
+}
+
+// paddedChannelData builds a ChannelData frame padded to 4 bytes, as a
+// stream transport carries it.
+func paddedChannelData(ch uint16, payload []byte) []byte {
+	b := binary.BigEndian.AppendUint16(nil, ch)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(payload))) //nolint:gosec // test payloads are small
+	b = append(b, payload...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+
+	return b
 }

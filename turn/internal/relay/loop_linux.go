@@ -1,4 +1,4 @@
-package turn
+package relay
 
 import (
 	"encoding/binary"
@@ -32,7 +32,7 @@ import (
 // always did. It never blocks on anything but the poller: sends are
 // non-blocking UDP writes, and relaying to TCP clients, which could block,
 // stays on the allocation's own goroutine.
-type eventLoop struct {
+type Loop struct {
 	epfd int
 	file *os.File // the epoll fd, registered with Go's poller
 
@@ -49,16 +49,6 @@ type eventLoop struct {
 
 	stopping  atomic.Bool
 	closeOnce sync.Once
-	done      chan struct{}
-}
-
-// loopSet is the server's event loops.
-type loopSet []*eventLoop
-
-// pick spreads sockets over the loops by the client's port, so both
-// directions of one allocation are served by the same loop.
-func (ls loopSet) pick(client netip.AddrPort) *eventLoop {
-	return ls[int(client.Port())%len(ls)]
 }
 
 // maxBatch bounds the datagrams read from one socket per round so a
@@ -66,7 +56,7 @@ func (ls loopSet) pick(client netip.AddrPort) *eventLoop {
 // rest is reported again in the next round).
 const maxBatch = 64
 
-func newEventLoop() (*eventLoop, error) {
+func newLoop() (*Loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -78,26 +68,25 @@ func newEventLoop() (*eventLoop, error) {
 		return nil, fmt.Errorf("epoll fd: %w", err)
 	}
 
-	return &eventLoop{
+	return &Loop{
 		epfd:    epfd,
 		file:    os.NewFile(uintptr(epfd), "turn-epoll"),
 		members: make(map[int32]loopMember),
 		events:  make([]unix.EpollEvent, 128),
-		buf:     make([]byte, 4+maxRelayPayload+3),
-		done:    make(chan struct{}),
+		buf:     make([]byte, 4+MaxPayload+3),
 	}, nil
 }
 
-// loopMember is a socket the loop serves: a datagram socket (rawSock) or
-// a client's TCP stream (rawStream).
+// loopMember is a socket the loop serves: a datagram socket (Sock) or
+// a client's TCP stream (Stream).
 type loopMember interface {
 	// serve handles the epoll events reported for the member's fd.
-	serve(l *eventLoop, events uint32)
+	serve(l *Loop, events uint32)
 }
 
 // add starts watching fd for events on behalf of m and stores in *id
 // (before the loop can see m) the id that later calls name it by.
-func (l *eventLoop) add(m loopMember, fd int, events uint32, id *int32) error {
+func (l *Loop) add(m loopMember, fd int, events uint32, id *int32) error {
 	l.mu.Lock()
 	if l.stopping.Load() {
 		l.mu.Unlock()
@@ -127,7 +116,7 @@ func (l *eventLoop) add(m loopMember, fd int, events uint32, id *int32) error {
 }
 
 // modify changes the events watched for a member.
-func (l *eventLoop) modify(id int32, fd int, events uint32) {
+func (l *Loop) modify(id int32, fd int, events uint32) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.stopping.Load() || l.members[id] == nil {
@@ -138,7 +127,7 @@ func (l *eventLoop) modify(id int32, fd int, events uint32) {
 }
 
 // remove stops watching a member; its fd must still be open.
-func (l *eventLoop) remove(id int32, fd int) {
+func (l *Loop) remove(id int32, fd int) {
 	l.mu.Lock()
 	_, known := l.members[id]
 	delete(l.members, id)
@@ -149,9 +138,8 @@ func (l *eventLoop) remove(id int32, fd int) {
 	}
 }
 
-// run serves until Close; it must be called once.
-func (l *eventLoop) run() {
-	defer close(l.done)
+// run serves until stop; Loops calls it once, on its own goroutine.
+func (l *Loop) run() {
 	rc, err := l.file.SyscallConn()
 	if err != nil {
 		return
@@ -200,7 +188,7 @@ func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 }
 
 // drain reads what a datagram socket has, up to maxBatch datagrams.
-func (l *eventLoop) drain(s *rawSock) {
+func (l *Loop) drain(s *Sock) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -214,16 +202,16 @@ func (l *eventLoop) drain(s *rawSock) {
 		if s.handle != nil && s.handle(l.buf, n, from) {
 			continue
 		}
-		s.enqueue(l.buf[4:4+n], from)
+		s.Enqueue(l.buf[4:4+n], from)
 	}
 }
 
 // recv reads one datagram into buf[4:] without allocating.
-func (l *eventLoop) recv(fd int) (int, netip.AddrPort, bool) {
+func (l *Loop) recv(fd int) (int, netip.AddrPort, bool) {
 	for {
 		l.rsaLen = unix.SizeofSockaddrAny
 		r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd),
-			uintptr(unsafe.Pointer(&l.buf[4])), uintptr(maxRelayPayload), 0,
+			uintptr(unsafe.Pointer(&l.buf[4])), uintptr(MaxPayload), 0,
 			uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&l.rsaLen)))
 		switch errno {
 		case 0:
@@ -236,17 +224,15 @@ func (l *eventLoop) recv(fd int) (int, netip.AddrPort, bool) {
 	}
 }
 
-// Close stops the loop, waits for it if it was running, and closes the
-// epoll fd. The sockets are closed by their owners.
-func (l *eventLoop) Close(running bool) {
+// stop makes the loop's goroutine return (or, if it never started, never
+// serve) and closes the epoll fd; Loops waits for the goroutines it
+// started. The sockets are closed by their owners.
+func (l *Loop) stop() {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.stopping.Store(true)
 		l.mu.Unlock()
 		_ = l.file.Close() // wakes a parked loop
-		if running {
-			<-l.done
-		}
 	})
 }
 

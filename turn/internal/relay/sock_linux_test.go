@@ -1,9 +1,10 @@
-package turn
+package relay
 
 import (
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -12,23 +13,18 @@ import (
 // but a net.PacketConn must honour them: a deadline ends a blocked read,
 // and moving it ends a read already waiting.
 func TestRawSockReadDeadline(t *testing.T) {
-	loop, err := newEventLoop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go loop.run()
-	t.Cleanup(func() { loop.Close(true) })
+	loops := startLoops(t, 1)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := newMetrics(nil)
-	s, err := newRawSock(pc, loop, m.droppedBacklogIn)
+	var dropped countDrops
+	s, err := loops.Socket(pc, 0, &dropped)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	if err := s.attach(nil); err != nil {
+	if err := s.Attach(nil); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 64)
@@ -64,3 +60,21 @@ func TestRawSockReadDeadline(t *testing.T) {
 		t.Fatalf("read %q from %v: %v", buf[:n], from, err)
 	}
 }
+
+// startLoops runs n event loops until the test ends.
+func startLoops(t *testing.T, n int) *Loops {
+	t.Helper()
+	loops, err := NewLoops(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loops.Start()
+	t.Cleanup(loops.Close)
+
+	return loops
+}
+
+// countDrops is a Counter for tests.
+type countDrops struct{ n atomic.Int64 }
+
+func (c *countDrops) Inc() { c.n.Add(1) }
