@@ -16,6 +16,15 @@ type Config struct {
 	// TCPPort is the ICE-TCP (passive) fallback port for networks that
 	// block UDP; 0 disables it.
 	TCPPort int `yaml:"tcp_port"`
+	// TCPUnauthenticatedPerAddr is how many ICE-TCP connections one
+	// address (an IPv6 /64) may hold open before ICE authenticates them;
+	// beyond it new ones are closed on accept. Authenticated connections
+	// do not count, so many users behind one NAT are not refused.
+	TCPUnauthenticatedPerAddr int `yaml:"tcp_unauthenticated_per_addr"`
+	// TCPFirstSTUNTimeout is how long an ICE-TCP connection may stay
+	// open before its first STUN binding request, and how long a
+	// connection whose request names an unknown ufrag is kept.
+	TCPFirstSTUNTimeout time.Duration `yaml:"tcp_first_stun_timeout"`
 	// BindAddress restricts the listeners to one local IP; "" means every
 	// address allowed by Interfaces and CIDRs.
 	BindAddress string `yaml:"bind_address"`
@@ -58,8 +67,15 @@ type Config struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		UDPPort:              7882,
-		TCPPort:              7881,
+		UDPPort: 7882,
+		TCPPort: 7881,
+		// A browser opens one ICE-TCP connection per candidate pair per
+		// PeerConnection (two per participant): 16 leaves room for a few
+		// tabs or users behind one NAT connecting at the same moment.
+		TCPUnauthenticatedPerAddr: 16,
+		// A client sends its first binding request as soon as it has
+		// connected; 5 s covers a slow handshake on a lossy link.
+		TCPFirstSTUNTimeout:  5 * time.Second,
 		NAT1To1CandidateType: "host",
 		PacketCacheSize:      1024,
 		AudioCacheSize:       256,
@@ -85,6 +101,12 @@ func (c Config) Validate() error {
 		// Different protocols could share a number, but one number for both
 		// makes firewall rules ambiguous in our docs; keep them distinct.
 		bad("tcp_port", "must differ from udp_port (%d)", c.UDPPort)
+	}
+	if c.TCPUnauthenticatedPerAddr < 1 || c.TCPUnauthenticatedPerAddr > 4096 {
+		bad("tcp_unauthenticated_per_addr", "%d must be between 1 and 4096", c.TCPUnauthenticatedPerAddr)
+	}
+	if c.TCPFirstSTUNTimeout < time.Second || c.TCPFirstSTUNTimeout > time.Minute {
+		bad("tcp_first_stun_timeout", "%v must be between 1s and 1m", c.TCPFirstSTUNTimeout)
 	}
 	if c.BindAddress != "" && net.ParseIP(c.BindAddress) == nil {
 		bad("bind_address", "%q is not an IP address", c.BindAddress)

@@ -362,6 +362,8 @@ func TestConfigValidate(t *testing.T) {
 		{"cidr", func(c *Config) { c.CIDRs = []string{"10.0.0.0"} }, "sfu.cidrs"},
 		{"queue vs cache", func(c *Config) { c.SubscriberQueue = 300 }, "sfu.subscriber_queue"},
 		{"pli", func(c *Config) { c.PLIInterval = -1 }, "sfu.pli_interval"},
+		{"tcp cap", func(c *Config) { c.TCPUnauthenticatedPerAddr = 0 }, "sfu.tcp_unauthenticated_per_addr"},
+		{"first stun", func(c *Config) { c.TCPFirstSTUNTimeout = 100 * time.Millisecond }, "sfu.tcp_first_stun_timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

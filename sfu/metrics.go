@@ -29,6 +29,23 @@ const (
 	dropWriteFailed
 )
 
+// Reasons an ICE-TCP connection is closed before ICE authenticated it,
+// used as the "reason" label of parley_sfu_ice_tcp_refused_total.
+const (
+	RefusedPerAddrCap = "per_addr_cap" // its address already held tcp_unauthenticated_per_addr
+	RefusedReadBudget = "read_budget"  // it sent more than a client's STUN checks would
+)
+
+type refusedReason uint8
+
+const (
+	refusedPerAddrCap refusedReason = iota
+	refusedReadBudget
+	numRefusedReasons
+)
+
+var refusedReasons = [numRefusedReasons]string{RefusedPerAddrCap, RefusedReadBudget}
+
 // metrics are the SFU's Prometheus collectors. Per-packet counters are
 // resolved to their label children once so the hot path is one atomic add.
 type metrics struct {
@@ -42,6 +59,10 @@ type metrics struct {
 	plisIn           prometheus.Counter
 	plisOut          prometheus.Counter
 	retransmits      prometheus.Counter
+
+	iceTCPUnauthenticated prometheus.Gauge
+	iceTCPRefused         [numRefusedReasons]prometheus.Counter
+	iceLogSuppressed      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -55,6 +76,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "RTP payload bytes sent to subscribers."}),
 		retransmits: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_retransmits_total",
 			Help: "Packets resent from the packet cache in answer to subscriber NACKs."}),
+		iceTCPUnauthenticated: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_sfu_ice_tcp_unauthenticated",
+			Help: "ICE-TCP connections held that no ICE agent has authenticated yet."}),
+		iceLogSuppressed: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_ice_log_suppressed_total",
+			Help: "Warnings about junk on the media ports not written to the log (rate-limited)."}),
+	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_ice_tcp_refused_total",
+		Help: "ICE-TCP connections closed before ICE authenticated them, by reason."}, []string{"reason"})
+	for i, r := range refusedReasons {
+		m.iceTCPRefused[i] = refused.WithLabelValues(r)
 	}
 	drops := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_drops_total",
 		Help: "Packets not forwarded to a subscriber, by reason."}, []string{"reason"})
@@ -71,7 +101,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.tracks, m.packetsForwarded,
-		m.bytesForwarded, m.retransmits, drops, nacks, plis} {
+		m.bytesForwarded, m.retransmits, drops, nacks, plis, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register sfu metrics: %w", err)
 		}

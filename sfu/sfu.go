@@ -131,7 +131,7 @@ func (s *SFU) buildSettings(n transport.Net) error {
 	allowed := func(iface string, ip netip.Addr) bool {
 		return (cfg.IncludeLoopback || !ip.IsLoopback()) && cfg.interfaceAllowed(iface) && ipOK(ip.AsSlice())
 	}
-	udpMux, err := newPortMux(cfg.UDPPort, n, allowed, s.log, s.pionLog.NewLogger("udpmux"))
+	udpMux, err := newPortMux(cfg.UDPPort, n, allowed, s.log, newRateLogger(s.pionLog.NewLogger("udpmux"), s.m.iceLogSuppressed))
 	if err != nil {
 		return err
 	}
@@ -152,10 +152,19 @@ func (s *SFU) buildSettings(n transport.Net) error {
 		// subscriber's writer goroutine, so the SFU's own bounded queue
 		// fills and drops with counted reasons and key-frame recovery,
 		// instead of pion dropping silently inside a write buffer.
+		guarded, err := newGuardedListener(l, cfg.TCPUnauthenticatedPerAddr, s.m)
+		if err != nil {
+			_ = l.Close()
+			return err
+		}
 		tcpMux := ice.NewTCPMuxDefault(ice.TCPMuxParams{
-			Listener:       l,
-			Logger:         s.pionLog.NewLogger("tcpmux"),
+			Listener:       guarded,
+			Logger:         newRateLogger(s.pionLog.NewLogger("tcpmux"), s.m.iceLogSuppressed),
 			ReadBufferSize: 512, // packets per connection: a video key frame burst
+			// pion's defaults are 30 s each: a long time to hold a socket
+			// for a client that is not speaking ICE.
+			FirstStunBindTimeout:         cfg.TCPFirstSTUNTimeout,
+			AliveDurationForConnFromStun: cfg.TCPFirstSTUNTimeout,
 		})
 		s.closers = append(s.closers, tcpMux, l)
 		se.SetICETCPMux(tcpMux)
