@@ -4,7 +4,7 @@ import (
 	"fmt"
 )
 
-var aacSampleRates = [...]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+var aacSampleRates = [...]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350} //nolint:gochecknoglobals // read-only table
 
 // AudioConfig describes the AAC stream a Transcoder receives.
 type AudioConfig struct {
@@ -64,7 +64,7 @@ func parseAudioSpecificConfig(b []byte) (AudioConfig, error) {
 	}
 	r := &ascReader{bitReader{b: b}}
 	fail := func(err error) (AudioConfig, error) {
-		return c, fmt.Errorf("%w: AudioSpecificConfig: %v", ErrMalformed, err)
+		return c, fmt.Errorf("%w: AudioSpecificConfig: %w", ErrMalformed, err)
 	}
 	ot, err := r.objectType()
 	if err != nil {

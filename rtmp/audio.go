@@ -121,7 +121,7 @@ func (a *audioPipeline) runOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start transcoder: %w", err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	a.started = false
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -131,7 +131,7 @@ func (a *audioPipeline) runOnce(ctx context.Context) error {
 		readErr <- a.readLoop(st)
 	}()
 	defer wg.Wait()
-	defer st.Close() // unblocks readLoop before wg.Wait
+	defer func() { _ = st.Close() }() // unblocks readLoop before wg.Wait
 	for {
 		select {
 		case <-ctx.Done():

@@ -63,7 +63,7 @@ func (f *FFmpegTranscoder) args(cfg AudioConfig) []string {
 func (f *FFmpegTranscoder) Start(ctx context.Context, cfg AudioConfig) (TranscodeStream, error) {
 	if _, err := os.Stat(f.opts.Path); err != nil {
 		if _, lerr := exec.LookPath(f.opts.Path); lerr != nil {
-			return nil, fmt.Errorf("%w: ffmpeg at %q: %v (install it: apt-get install -y ffmpeg)", ErrTranscoderUnavailable, f.opts.Path, err)
+			return nil, fmt.Errorf("%w: ffmpeg at %q: %w (install it: apt-get install -y ffmpeg)", ErrTranscoderUnavailable, f.opts.Path, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -85,7 +85,7 @@ func (f *FFmpegTranscoder) Start(ctx context.Context, cfg AudioConfig) (Transcod
 	if err := cmd.Start(); err != nil {
 		cancel()
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("%w: start ffmpeg: %v", ErrTranscoderUnavailable, err)
+			return nil, fmt.Errorf("%w: start ffmpeg: %w", ErrTranscoderUnavailable, err)
 		}
 		return nil, fmt.Errorf("start ffmpeg: %w", err)
 	}

@@ -225,9 +225,7 @@ func (p *publish) videoConfig(b []byte) error {
 	for _, s := range cfg.SPS {
 		p.updateParamSet(s)
 	}
-	for _, s := range cfg.PPS {
-		p.paramSets = append(p.paramSets, s)
-	}
+	p.paramSets = append(p.paramSets, cfg.PPS...)
 	if p.videoW != nil {
 		if pid[:4] != p.profileID[:4] {
 			// The SDP cannot change under a live track; browsers decode

@@ -124,7 +124,7 @@ func parseSPS(nal []byte) (spsInfo, error) {
 	s.ChromaIDC, s.BitDepth = 1, 8
 	r := &bitReader{b: rbsp, pos: 24}
 	fail := func(err error) (spsInfo, error) {
-		return s, fmt.Errorf("%w: SPS: %v", ErrMalformed, err)
+		return s, fmt.Errorf("%w: SPS: %w", ErrMalformed, err)
 	}
 	if _, err := r.ue(); err != nil { // seq_parameter_set_id
 		return fail(err)

@@ -12,7 +12,7 @@ import (
 
 // Payload types follow what Chrome offers so SDP munging is never needed
 // and the answers look familiar in logs.
-var videoCodecs = []webrtc.RTPCodecParameters{
+var videoCodecs = []webrtc.RTPCodecParameters{ //nolint:gochecknoglobals // read-only table
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000,
 		SDPFmtpLine: "profile-id=0"}, PayloadType: 98},
@@ -26,7 +26,7 @@ var videoCodecs = []webrtc.RTPCodecParameters{
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"}, PayloadType: 102},
 }
 
-var audioCodecs = []webrtc.RTPCodecParameters{
+var audioCodecs = []webrtc.RTPCodecParameters{ //nolint:gochecknoglobals // read-only table
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
 		SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
 }

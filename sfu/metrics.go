@@ -17,7 +17,7 @@ const (
 
 const numDropReasons = 5
 
-var dropReasons = [numDropReasons]string{DropQueueFull, DropKeyframe, DropLate, DropCacheMiss, DropWriteFailed}
+var dropReasons = [numDropReasons]string{DropQueueFull, DropKeyframe, DropLate, DropCacheMiss, DropWriteFailed} //nolint:gochecknoglobals // read-only table
 
 type dropReason uint8
 
@@ -44,7 +44,7 @@ const (
 	numRefusedReasons
 )
 
-var refusedReasons = [numRefusedReasons]string{RefusedPerAddrCap, RefusedReadBudget}
+var refusedReasons = [numRefusedReasons]string{RefusedPerAddrCap, RefusedReadBudget} //nolint:gochecknoglobals // read-only table
 
 // metrics are the SFU's Prometheus collectors. Per-packet counters are
 // resolved to their label children once so the hot path is one atomic add.

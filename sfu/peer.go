@@ -86,7 +86,7 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 	if opts.CanSubscribe {
 		var err error
 		if p.sub, err = s.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
-			p.closePCs()
+			_ = p.closePCs() // the creation error is the one to report
 			return nil, fmt.Errorf("subscriber connection: %w", err)
 		}
 		p.watch(p.sub, Subscriber)
@@ -171,7 +171,9 @@ func (p *Peer) HandleAnswer(answer webrtc.SessionDescription) error {
 	p.offering = false
 	p.subPending = addPending(p.sub, p.subPending, p.log)
 	if p.renegotiate || p.restartICE {
-		p.negotiateLocked()
+		// A failed offer is retried at the next change; the answer being
+		// handled is what this call reports on.
+		_ = p.negotiateLocked()
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ import (
 
 // bodyReader is a route like WHIP: it checks a credential only after it
 // has read the whole body, so a trickled body holds it.
-type bodyReader struct{ limit int64 }
+type bodyReader struct{}
 
 func (b bodyReader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)

@@ -152,9 +152,7 @@ func (s *Server) CredentialsHandler(authorize func(*http.Request) (user string, 
 		}
 		ice := servers[0]
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(credentialsResponse{
-			URLs: ice.URLs, Username: ice.Username, Credential: ice.Credential, TTL: ice.TTL,
-		})
+		_ = json.NewEncoder(w).Encode(credentialsResponse(ice))
 	})
 }
 

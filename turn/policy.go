@@ -23,7 +23,7 @@ const (
 // to these would let any credential holder probe loopback services, the
 // LAN, cloud metadata (169.254.169.254) and other hosts that trust the
 // server's address. Sources: IANA IPv4/IPv6 special-purpose registries.
-var specialPurpose = mustPrefixes(
+var specialPurpose = mustPrefixes( //nolint:gochecknoglobals // read-only table
 	// IPv4
 	"0.0.0.0/8",       // "this network", includes 0.0.0.0
 	"10.0.0.0/8",      // private
@@ -117,7 +117,7 @@ func (p *PeerPolicy) Check(ip net.IP) (ok bool, reason string) {
 	return true, ""
 }
 
-var globalUnicast = netip.MustParsePrefix("2000::/3")
+var globalUnicast = netip.MustParsePrefix("2000::/3") //nolint:gochecknoglobals // read-only
 
 func inGlobalUnicast(a netip.Addr) bool { return globalUnicast.Contains(a) }
 

@@ -37,7 +37,7 @@ const contentSecurityPolicy = "default-src 'none'; " +
 // contentTypes is explicit rather than mime.TypeByExtension because that
 // one reads /etc/mime.types, which differs between hosts (some map .js to
 // application/x-javascript, which breaks module scripts under nosniff).
-var contentTypes = map[string]string{
+var contentTypes = map[string]string{ //nolint:gochecknoglobals // read-only table
 	".html": "text/html; charset=utf-8",
 	".js":   "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",

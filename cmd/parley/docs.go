@@ -2,7 +2,7 @@ package main
 
 // exampleDocs comments the keys of `parley config example` whose
 // components do not carry doc tags themselves.
-var exampleDocs = map[string]string{
+var exampleDocs = map[string]string{ //nolint:gochecknoglobals // read-only table
 	"signaling":                        "HTTP(S) and WebSocket front door.",
 	"signaling.listen":                 "Address for the web client, WebSocket, admin API, /metrics and /healthz.",
 	"signaling.tls_cert":               "PEM certificate; with tls_key, serve HTTPS/WSS (browsers need a secure context off localhost).",

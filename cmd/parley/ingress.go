@@ -37,7 +37,7 @@ func ingressCommand(ctx context.Context, args, environ []string, stdout io.Write
 	if err != nil {
 		return fmt.Errorf("ingress: %w", err)
 	}
-	defer ks.Close()
+	defer func() { _ = ks.Close() }()
 	switch args[0] {
 	case "create":
 		if *room == "" || *name == "" {

@@ -171,14 +171,14 @@ func (p *Parley) launch(t testing.TB) {
 	cmd.Env = envWithoutParley()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		logFile.Close()
+		_ = logFile.Close()
 		t.Fatalf("start parley: %v", err)
 	}
 	exited := make(chan struct{})
 	p.cmd, p.exited, p.waitErr = cmd, exited, nil
 	go func() {
 		p.waitErr = cmd.Wait()
-		logFile.Close()
+		_ = logFile.Close()
 		close(exited)
 	}()
 	p.waitHealthy(t, p.healthy)
@@ -354,7 +354,7 @@ func (p *Parley) LogTail(n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var lines []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)

@@ -56,7 +56,7 @@ type rawPacket struct {
 // control messages, Send indications, data for unknown channels.
 const rawQueueLen = 256
 
-var packetPool = sync.Pool{New: func() any {
+var packetPool = sync.Pool{New: func() any { //nolint:gochecknoglobals // a pool of spare buffers, safe for concurrent use
 	b := make([]byte, 4+MaxPayload+3)
 
 	return &b
