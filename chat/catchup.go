@@ -50,6 +50,12 @@ func (s *Service) Conversations(ctx context.Context, identity string) ([]Convers
 	return s.store.Conversations(ctx, identity)
 }
 
+// Summary returns identity's entry for one conversation (watermarks and
+// unread count included), as Conversations lists it, or ErrNotMember.
+func (s *Service) Summary(ctx context.Context, identity, convID string) (ConversationSummary, error) {
+	return s.store.Summary(ctx, convID, identity)
+}
+
 // Range returns events after afterSeq (gap refill), at most limit, capped
 // by chat.history_page_max.
 func (s *Service) Range(ctx context.Context, identity, convID string, afterSeq int64, limit int) (Page, error) {
@@ -141,4 +147,17 @@ func (s *Service) CatchUp(ctx context.Context, identity string, lastSeqs map[str
 	}
 	slices.Sort(res.Gone)
 	return res, nil
+}
+
+// RememberIdentity records that identity has used the server (joined, or
+// was issued a token), so it can be messaged from now on, across restarts
+// and on every node sharing the store. It is idempotent.
+func (s *Service) RememberIdentity(ctx context.Context, identity string) error {
+	return s.store.RememberIdentity(ctx, identity)
+}
+
+// IdentityKnown reports whether identity was remembered by RememberIdentity
+// or is a member of any conversation.
+func (s *Service) IdentityKnown(ctx context.Context, identity string) (bool, error) {
+	return s.store.IdentityKnown(ctx, identity)
 }

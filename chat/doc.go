@@ -27,6 +27,8 @@
 // Wiring (in cmd/parley):
 //
 //	st, err := sqlitestore.Open(ctx, cfg.Chat.DatabasePath(), sqlitestore.OptionsFromConfig(cfg.Chat))
+//	// or, with chat.store: postgres (several nodes on one database):
+//	st, err := pgstore.Open(ctx, cfg.Chat.PostgresURL, pgstore.OptionsFromConfig(cfg.Chat))
 //	defer st.Close()
 //	svc, err := chat.New(cfg.Chat, chat.Deps{Store: st, Logger: log, Registerer: reg})
 //

@@ -21,6 +21,9 @@ type Visible struct {
 	// Deleted marks a tombstone: the entry stays so the list keeps its
 	// shape, but its text is gone.
 	Deleted bool
+	// Reactions maps each emoji on a text message to the identities that
+	// reacted with it, sorted (nil when none).
+	Reactions map[string][]string
 }
 
 // Fold turns a conversation's events into its visible message list, ordered
@@ -33,6 +36,8 @@ type Visible struct {
 //     deleted; the edit with the highest seq wins;
 //   - a delete turns an earlier entry into a tombstone (clearing its text);
 //     a second delete changes nothing; edits after a delete are ignored;
+//   - a react adds its sender to the emoji's reactors of an earlier text
+//     entry, an unreact takes them off; a tombstone keeps none;
 //   - an edit or delete whose target is unknown (not in the input, or not
 //     earlier than itself) is ignored, so a partial window of events folds
 //     to a partial but correct list.
@@ -82,8 +87,40 @@ func Fold(events []Message) []Visible {
 				continue
 			}
 			v := &out[i]
-			v.Deleted, v.Text = true, ""
+			v.Deleted, v.Text, v.Reactions = true, "", nil
+		case e.Kind == EventReact || e.Kind == EventUnreact:
+			i, ok := index[e.TargetSeq]
+			if !ok || e.TargetSeq >= e.Seq || out[i].Deleted || out[i].Kind != EventText {
+				continue
+			}
+			react(&out[i], e.Text, e.Sender.ID, e.Kind == EventReact)
 		}
 	}
 	return out
+}
+
+// react puts who on (or takes them off) v's reactors of emoji, keeping
+// the list sorted and dropping an emoji nobody is left on.
+func react(v *Visible, emoji, who string, on bool) {
+	ids := v.Reactions[emoji]
+	at, has := slices.BinarySearch(ids, who)
+	switch {
+	case on && !has:
+		ids = slices.Insert(ids, at, who)
+	case !on && has:
+		ids = slices.Delete(ids, at, at+1)
+	default:
+		return
+	}
+	if v.Reactions == nil {
+		v.Reactions = map[string][]string{}
+	}
+	if len(ids) == 0 {
+		delete(v.Reactions, emoji)
+		if len(v.Reactions) == 0 {
+			v.Reactions = nil
+		}
+		return
+	}
+	v.Reactions[emoji] = ids
 }

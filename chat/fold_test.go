@@ -96,8 +96,11 @@ func TestFoldConverges(t *testing.T) {
 				events = append(events, ev(seq, from, EventText, fmt.Sprintf("m%d", seq), 0))
 			case r < 7:
 				events = append(events, ev(seq, from, EventEdit, fmt.Sprintf("e%d", seq), rng.Int64N(seq+2)+1))
-			case r < 9:
+			case r < 8:
 				events = append(events, ev(seq, from, EventDelete, "", rng.Int64N(seq+2)+1))
+			case r < 9:
+				k := []EventKind{EventReact, EventUnreact}[rng.IntN(2)]
+				events = append(events, ev(seq, from, k, Reactions[rng.IntN(2)], rng.Int64N(seq+2)+1))
 			default:
 				events = append(events, ev(seq, from, EventCallMissed, "", 0))
 			}
@@ -115,5 +118,30 @@ func TestFoldConverges(t *testing.T) {
 		if !reflect.DeepEqual(Fold(events), want) {
 			t.Fatal("Fold is not deterministic")
 		}
+	}
+}
+
+// TestFoldReactions: reactions collect per emoji in seq order, a second
+// react or a stray unreact changes nothing, and a tombstone keeps none.
+func TestFoldReactions(t *testing.T) {
+	events := []Message{
+		ev(1, ann, EventText, "hi", 0),
+		ev(2, ben, EventText, "yo", 0),
+		ev(3, ben, EventReact, "👍", 1),
+		ev(4, ann, EventReact, "👍", 1),
+		ev(5, ben, EventReact, "👍", 1),   // twice: no change
+		ev(6, ann, EventUnreact, "🎉", 1), // never given
+		ev(7, ann, EventReact, "🎉", 1),
+		ev(8, ann, EventUnreact, "🎉", 1),
+		ev(9, ann, EventReact, "❤️", 2),
+		ev(10, ben, EventDelete, "", 2),
+		ev(11, ann, EventReact, "😂", 12), // a later seq: ignored
+	}
+	vs := Fold(events)
+	if want := map[string][]string{"👍": {"ann", "ben"}}; !reflect.DeepEqual(vs[0].Reactions, want) {
+		t.Errorf("reactions on 1: %v, want %v", vs[0].Reactions, want)
+	}
+	if vs[1].Reactions != nil {
+		t.Errorf("reactions on the deleted 2: %v, want none", vs[1].Reactions)
 	}
 }

@@ -52,19 +52,25 @@ const (
 	EventCallDeclined EventKind = "call_declined"
 	// EventSystem is a server notice (joined, left, renamed...).
 	EventSystem EventKind = "system"
+	// EventReact and EventUnreact add and take back the sender's emoji
+	// reaction (Text, one of Reactions) to the text message at TargetSeq.
+	EventReact   EventKind = "react"
+	EventUnreact EventKind = "unreact"
 )
 
 // Valid reports whether k is one of the known event kinds.
 func (k EventKind) Valid() bool {
 	switch k {
-	case EventText, EventEdit, EventDelete, EventCallMissed, EventCallDeclined, EventSystem:
+	case EventText, EventEdit, EventDelete, EventCallMissed, EventCallDeclined, EventSystem, EventReact, EventUnreact:
 		return true
 	}
 	return false
 }
 
 // Targets reports whether events of kind k refer to an earlier seq.
-func (k EventKind) Targets() bool { return k == EventEdit || k == EventDelete }
+func (k EventKind) Targets() bool {
+	return k == EventEdit || k == EventDelete || k == EventReact || k == EventUnreact
+}
 
 // Visible reports whether events of kind k appear as their own entry in the
 // message list (and so count as unread).

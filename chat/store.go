@@ -2,8 +2,8 @@ package chat
 
 import "context"
 
-// Store persists conversations, members, events and watermarks. It is three
-// small interfaces so a fake or a partial implementation stays easy; an
+// Store persists conversations, members, events, watermarks and the
+// identities that have used the server. It is four small interfaces so a fake or a partial implementation stays easy; an
 // implementation must be safe for concurrent use.
 //
 // # Seq allocation (the contract every implementation keeps)
@@ -39,6 +39,7 @@ type Store interface {
 	ConversationStore
 	MessageStore
 	WatermarkStore
+	IdentityStore
 	Close() error
 }
 
@@ -91,4 +92,22 @@ type WatermarkStore interface {
 	// Conversations lists identity's conversations with last seq,
 	// watermarks and unread counts, most recently active first.
 	Conversations(ctx context.Context, identity string) ([]ConversationSummary, error)
+	// Summary returns identity's entry for one conversation, as
+	// Conversations lists it, or ErrNotMember when identity is not a
+	// member of it (or it does not exist).
+	Summary(ctx context.Context, convID, identity string) (ConversationSummary, error)
+}
+
+// IdentityStore remembers which identities have used the server, so that
+// "who can be messaged" (docs/protocol.md) survives a restart and is the
+// same on every node sharing the store.
+type IdentityStore interface {
+	// RememberIdentity records that id has used the server (joined, or
+	// was issued a token), keeping the time it was first seen. It is
+	// idempotent: remembering a known identity changes nothing. An id that
+	// fails ValidateIdentity is ErrInvalid (or ErrTooLarge).
+	RememberIdentity(ctx context.Context, id string) error
+	// IdentityKnown reports whether id was remembered or is a member of
+	// any conversation.
+	IdentityKnown(ctx context.Context, id string) (bool, error)
 }

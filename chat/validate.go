@@ -139,6 +139,8 @@ func ValidateEvent(m Message, maxBytes int) error {
 		if m.Text != "" {
 			return fmt.Errorf("%w: delete must not carry text", ErrInvalid)
 		}
+	case EventReact, EventUnreact:
+		return ValidateReaction(m.Text)
 	case EventCallMissed, EventCallDeclined:
 		if m.Text != "" {
 			return ValidateText(m.Text, maxBytes)

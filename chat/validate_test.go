@@ -142,6 +142,10 @@ func TestConfigValidate(t *testing.T) {
 		{"chat.busy_timeout", func(c *Config) { c.BusyTimeout = -1 }},
 		{"chat.group_commit_max", func(c *Config) { c.GroupCommitMax = 0 }},
 		{"chat.read_conns", func(c *Config) { c.ReadConns = 0 }},
+		{"chat.store", func(c *Config) { c.Store = "mysql" }},
+		{"chat.postgres_url", func(c *Config) { c.Store = StorePostgres }},
+		{"chat.postgres_url", func(c *Config) { c.Store, c.PostgresURL = StorePostgres, "mysql://u:pw@h/db" }},
+		{"chat.postgres_max_conns", func(c *Config) { c.PostgresMaxConns = 0 }},
 	}
 	for _, tc := range cases {
 		c := DefaultConfig()
@@ -156,6 +160,16 @@ func TestConfigValidate(t *testing.T) {
 	c.DBPath = "/var/lib/parley/chat.db"
 	if err := c.Validate(); err != nil || c.DatabasePath() != "/var/lib/parley/chat.db" {
 		t.Fatalf("db_path alone: %v %q", err, c.DatabasePath())
+	}
+	c = DefaultConfig()
+	c.Store, c.DataDir, c.PostgresURL = StorePostgres, "", "postgres://parley:hunter2@db.example:5432/parley?sslmode=verify-full"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("postgres store without data_dir: %v", err)
+	}
+	// A refused URL is never quoted back: it may hold a password.
+	c.PostgresURL = "postgres://parley:hunter2@/parley"
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("URL without host: %v, want an error without the password", err)
 	}
 	if got := DefaultConfig().DatabasePath(); got != "data/chat.db" {
 		t.Fatalf("default path %q", got)

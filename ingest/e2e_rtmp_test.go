@@ -103,34 +103,34 @@ func TestRTMPEndToEnd(t *testing.T) {
 
 	p := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+key.Secret, "8")
 	testkit.Eventually(t, 20*time.Second, "viewer receives H.264 and Opus from ffmpeg", func() bool {
-		return v.received(webrtc.RTPCodecTypeVideo) >= 150 && v.received(webrtc.RTPCodecTypeAudio) >= 100
+		return v.ReceivedKind(webrtc.RTPCodecTypeVideo) >= 150 && v.ReceivedKind(webrtc.RTPCodecTypeAudio) >= 100
 	})
 	streams := svc.Streams()
 	if len(streams) != 1 || streams[0].Identity != "ingress-obs" || streams[0].Protocol != "rtmp" {
 		t.Fatalf("streams %+v", streams)
 	}
 	pid := streams[0].ParticipantID
-	vt, _ := v.track(webrtc.RTPCodecTypeVideo)
-	at, _ := v.track(webrtc.RTPCodecTypeAudio)
-	if !strings.HasPrefix(vt.streamID, pid+"|") || !strings.HasPrefix(at.streamID, pid+"|") {
-		t.Fatalf("stream ids %q %q, want %s|...", vt.streamID, at.streamID, pid)
+	vt, _ := v.TrackOfKind(webrtc.RTPCodecTypeVideo)
+	at, _ := v.TrackOfKind(webrtc.RTPCodecTypeAudio)
+	if !strings.HasPrefix(vt.StreamID, pid+"|") || !strings.HasPrefix(at.StreamID, pid+"|") {
+		t.Fatalf("stream ids %q %q, want %s|...", vt.StreamID, at.StreamID, pid)
 	}
-	if !strings.EqualFold(vt.codec.MimeType, "video/H264") || !strings.Contains(vt.codec.SDPFmtpLine, "packetization-mode=1") {
-		t.Fatalf("video codec %+v", vt.codec)
+	if !strings.EqualFold(vt.Codec.MimeType, "video/H264") || !strings.Contains(vt.Codec.SDPFmtpLine, "packetization-mode=1") {
+		t.Fatalf("video codec %+v", vt.Codec)
 	}
-	if !strings.EqualFold(at.codec.MimeType, "audio/opus") || at.codec.ClockRate != 48000 {
-		t.Fatalf("audio codec %+v", at.codec)
+	if !strings.EqualFold(at.Codec.MimeType, "audio/opus") || at.Codec.ClockRate != 48000 {
+		t.Fatalf("audio codec %+v", at.Codec)
 	}
-	checkParamSetsBeforeIDR(t, vt.pkts)
+	checkParamSetsBeforeIDR(t, vt.Packets)
 	// Opus from the transcoder: 20 ms frames (960 samples apart).
 	steps := 0
-	for i := 1; i < len(at.pkts); i++ {
-		if at.pkts[i].Timestamp-at.pkts[i-1].Timestamp == 960 {
+	for i := 1; i < len(at.Packets); i++ {
+		if at.Packets[i].Timestamp-at.Packets[i-1].Timestamp == 960 {
 			steps++
 		}
 	}
-	if steps < len(at.pkts)/2 {
-		t.Fatalf("only %d of %d Opus packets are 20 ms apart", steps, len(at.pkts))
+	if steps < len(at.Packets)/2 {
+		t.Fatalf("only %d of %d Opus packets are 20 ms apart", steps, len(at.Packets))
 	}
 	for _, want := range []string{"add stage " + pid + " ingress-obs OBS", "track stage " + pid + " video video/H264 camera",
 		"track stage " + pid + " audio audio/opus microphone"} {
@@ -148,16 +148,14 @@ func TestRTMPEndToEnd(t *testing.T) {
 	if stderr, err := p.Wait(); err != nil {
 		t.Fatalf("ffmpeg publish failed: %v\n%s", err, stderr)
 	}
-	firstVideo := vt.id
+	firstVideo := vt.ID
 
 	// The publisher comes back within the grace period (here in High
 	// profile, still without B-frames): same participant, new tracks.
 	p = startFFmpegProfile(t, "rtmp://"+addr+"/live/"+key.Secret, "3", "high")
 	testkit.Eventually(t, 20*time.Second, "viewer receives the reconnected stream", func() bool {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		for id, rt := range v.tracks {
-			if id != firstVideo && rt.kind == webrtc.RTPCodecTypeVideo && rt.count >= 30 {
+		for id, rt := range v.RemoteTracks() {
+			if id != firstVideo && rt.Kind == webrtc.RTPCodecTypeVideo && rt.Count >= 30 {
 				return true
 			}
 		}
@@ -175,5 +173,5 @@ func TestRTMPEndToEnd(t *testing.T) {
 	testkit.Eventually(t, 15*time.Second, "stream leaves after ffmpeg ends", func() bool {
 		return dir.count("remove stage "+pid) == 1 && len(svc.Streams()) == 0
 	})
-	v.waitTracksEnded(t, 4)
+	v.WaitTracksEnded(t, 4)
 }

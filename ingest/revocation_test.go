@@ -42,7 +42,7 @@ func TestRevokeEndsLiveRTMPStream(t *testing.T) {
 	p := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+doomed.Secret, "30")
 	other := startFFmpegPublish(t, "rtmp://"+addr+"/live/"+kept.Secret, "30")
 	testkit.Eventually(t, 20*time.Second, "both streams live and video flowing", func() bool {
-		return len(svc.Streams()) == 2 && v.received(webrtc.RTPCodecTypeVideo) >= 60
+		return len(svc.Streams()) == 2 && v.ReceivedKind(webrtc.RTPCodecTypeVideo) >= 60
 	})
 	if _, err := ks.Revoke(ctx, doomed.ID); err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestRevokeEndsLiveWHIPStream(t *testing.T) {
 	c := newWHIPClient(t)
 	c.publish(base, key.Secret)
 	testkit.Eventually(t, 15*time.Second, "viewer receives video over WHIP", func() bool {
-		return v.received(webrtc.RTPCodecTypeVideo) >= 20
+		return v.ReceivedKind(webrtc.RTPCodecTypeVideo) >= 20
 	})
 	pid := svc.Streams()[0].ParticipantID
 	if _, err := ks.Revoke(ctx, key.ID); err != nil {
@@ -134,7 +134,7 @@ func TestRevokeEndsAudioOnlyRTMPStream(t *testing.T) {
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "30",
 		"-c:a", "aac", "-ac", "2", "-f", "flv", "rtmp://"+addr+"/live/"+key.Secret)
 	testkit.Eventually(t, 20*time.Second, "the listener hears Opus", func() bool {
-		return v.received(webrtc.RTPCodecTypeAudio) >= 50
+		return v.ReceivedKind(webrtc.RTPCodecTypeAudio) >= 50
 	})
 	if _, err := ks.Revoke(ctx, key.ID); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -167,19 +168,7 @@ func (s *Service) Streams() []StreamStatus {
 		}
 	}
 	slices.SortFunc(out, func(a, b StreamStatus) int {
-		if a.Room != b.Room {
-			if a.Room < b.Room {
-				return -1
-			}
-			return 1
-		}
-		if a.Identity < b.Identity {
-			return -1
-		}
-		if a.Identity > b.Identity {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Room, b.Room), cmp.Compare(a.Identity, b.Identity))
 	})
 	return out
 }

@@ -159,26 +159,26 @@ func TestSinkPublishesToViewer(t *testing.T) {
 
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("viewer: video %d audio %d, pc %s, sfu stats %+v", v.received(webrtc.RTPCodecTypeVideo),
-				v.received(webrtc.RTPCodecTypeAudio), v.pc.ConnectionState(), s.RoomStats("stage"))
+			t.Logf("viewer: video %d audio %d, pc %s, sfu stats %+v", v.ReceivedKind(webrtc.RTPCodecTypeVideo),
+				v.ReceivedKind(webrtc.RTPCodecTypeAudio), v.Sub.ConnectionState(), s.RoomStats("stage"))
 		}
 	})
 	testkit.Eventually(t, 15*time.Second, "viewer receives H.264 and Opus", func() bool {
-		return v.received(webrtc.RTPCodecTypeVideo) >= 40 && v.received(webrtc.RTPCodecTypeAudio) >= 40
+		return v.ReceivedKind(webrtc.RTPCodecTypeVideo) >= 40 && v.ReceivedKind(webrtc.RTPCodecTypeAudio) >= 40
 	})
-	vt, _ := v.track(webrtc.RTPCodecTypeVideo)
-	at, _ := v.track(webrtc.RTPCodecTypeAudio)
-	if !strings.HasPrefix(vt.streamID, pid+"|") || !strings.HasPrefix(at.streamID, pid+"|") {
-		t.Fatalf("stream ids %q %q, want %s|<sid>", vt.streamID, at.streamID, pid)
+	vt, _ := v.TrackOfKind(webrtc.RTPCodecTypeVideo)
+	at, _ := v.TrackOfKind(webrtc.RTPCodecTypeAudio)
+	if !strings.HasPrefix(vt.StreamID, pid+"|") || !strings.HasPrefix(at.StreamID, pid+"|") {
+		t.Fatalf("stream ids %q %q, want %s|<sid>", vt.StreamID, at.StreamID, pid)
 	}
-	if !strings.EqualFold(vt.codec.MimeType, "video/H264") || !strings.EqualFold(at.codec.MimeType, "audio/opus") {
-		t.Fatalf("codecs %s %s", vt.codec.MimeType, at.codec.MimeType)
+	if !strings.EqualFold(vt.Codec.MimeType, "video/H264") || !strings.EqualFold(at.Codec.MimeType, "audio/opus") {
+		t.Fatalf("codecs %s %s", vt.Codec.MimeType, at.Codec.MimeType)
 	}
 	// The viewer starts at a key frame with its parameter sets.
-	checkParamSetsBeforeIDR(t, vt.pkts)
+	checkParamSetsBeforeIDR(t, vt.Packets)
 	// Audio payloads arrive intact and in order.
 	prev := -1
-	for _, p := range at.pkts {
+	for _, p := range at.Packets {
 		if len(p.Payload) != 6 || p.Payload[0] != 0xfc || p.Payload[4] != 0xAA {
 			t.Fatalf("audio payload %x", p.Payload)
 		}
@@ -191,7 +191,7 @@ func TestSinkPublishesToViewer(t *testing.T) {
 
 	// A viewer's PLI cannot reach RTMP: it is counted.
 	before := svc.Streams()[0].KeyframeRequests
-	if err := v.sendPLI(vt.ssrc); err != nil {
+	if err := v.SendPLI(vt.SSRC); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 5*time.Second, "PLI counted", func() bool { return svc.Streams()[0].KeyframeRequests > before })
@@ -208,11 +208,9 @@ func TestSinkPublishesToViewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 10*time.Second, "viewer sees both tracks end", func() bool {
-		v.mu.Lock()
-		defer v.mu.Unlock()
 		ended := 0
-		for _, rt := range v.tracks {
-			if rt.ended {
+		for _, rt := range v.RemoteTracks() {
+			if rt.Ended {
 				ended++
 			}
 		}

@@ -13,15 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/parleyhq/parley/internal/logging"
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/rtmp"
+	"github.com/parleyhq/parley/sfu/sfutest"
 )
 
 // whipClient is a pion publisher speaking WHIP like OBS: no trickle, the
@@ -40,20 +38,7 @@ type whipClient struct {
 
 func newWHIPClient(t *testing.T) *whipClient {
 	t.Helper()
-	se := webrtc.SettingEngine{LoggerFactory: logging.PionFactory(testLogger(t))}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
-		t.Fatal(err)
-	}
-	api := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg))
+	api, _ := sfutest.NewAPI(t, sfutest.Options{Logger: testLogger(t), NetworkTypes: []webrtc.NetworkType{webrtc.NetworkTypeUDP4}})
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +190,7 @@ func (c *whipClient) sendMedia() {
 	}
 }
 
-func startWHIP(t *testing.T, keys rtmp.KeyStore, mod func(*Config)) (*Service, *fakeDir, string, *viewer) {
+func startWHIP(t *testing.T, keys rtmp.KeyStore, mod func(*Config)) (*Service, *fakeDir, string, *sfutest.Client) {
 	t.Helper()
 	s := startSFU(t)
 	dir := &fakeDir{}
@@ -231,20 +216,20 @@ func TestWHIPPublishPLIAndDelete(t *testing.T) {
 	c := newWHIPClient(t)
 	c.publish(base, "sk_good")
 	testkit.Eventually(t, 15*time.Second, "viewer receives H.264 and Opus over WHIP", func() bool {
-		return v.received(webrtc.RTPCodecTypeVideo) >= 40 && v.received(webrtc.RTPCodecTypeAudio) >= 40
+		return v.ReceivedKind(webrtc.RTPCodecTypeVideo) >= 40 && v.ReceivedKind(webrtc.RTPCodecTypeAudio) >= 40
 	})
 	streams := svc.Streams()
 	if len(streams) != 1 || streams[0].Protocol != "whip" || streams[0].Identity != "obs" {
 		t.Fatalf("streams %+v", streams)
 	}
 	pid := streams[0].ParticipantID
-	vt, _ := v.track(webrtc.RTPCodecTypeVideo)
-	if !strings.HasPrefix(vt.streamID, pid+"|") {
-		t.Fatalf("stream id %q", vt.streamID)
+	vt, _ := v.TrackOfKind(webrtc.RTPCodecTypeVideo)
+	if !strings.HasPrefix(vt.StreamID, pid+"|") {
+		t.Fatalf("stream id %q", vt.StreamID)
 	}
-	checkParamSetsBeforeIDR(t, vt.pkts)
+	checkParamSetsBeforeIDR(t, vt.Packets)
 	// WHIP uses the SFU's own UDP port, the one viewers connect to.
-	pair, err := v.pc.GetTransceivers()[0].Receiver().Transport().ICETransport().GetSelectedCandidatePair()
+	pair, err := v.Sub.GetTransceivers()[0].Receiver().Transport().ICETransport().GetSelectedCandidatePair()
 	if err != nil || pair == nil {
 		t.Fatalf("viewer's selected pair: %v", err)
 	}
@@ -258,7 +243,7 @@ func TestWHIPPublishPLIAndDelete(t *testing.T) {
 	// A viewer's key-frame request reaches the WHIP publisher.
 	before := c.plis.Load()
 	testkit.Eventually(t, 10*time.Second, "viewer PLI reaches the WHIP publisher", func() bool {
-		if err := v.sendPLI(vt.ssrc); err != nil {
+		if err := v.SendPLI(vt.SSRC); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -278,7 +263,7 @@ func TestWHIPPublishPLIAndDelete(t *testing.T) {
 	if resp, body := whipRequest(t, http.MethodDelete, base+c.location, "sk_good", "", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", resp.StatusCode, body)
 	}
-	v.waitTracksEnded(t, 2)
+	v.WaitTracksEnded(t, 2)
 	testkit.Eventually(t, 5*time.Second, "participant leaves", func() bool { return dir.count("remove stage "+pid) == 1 })
 	if resp, _ := whipRequest(t, http.MethodDelete, base+c.location, "sk_good", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d", resp.StatusCode)

@@ -78,7 +78,8 @@ func (d *Directory) Remove(roomName, identity string) (*Participant, error) {
 }
 
 // MuteTrack mutes or unmutes a participant's track in the SFU, tells the
-// participant ("muted") and shows the change to the room. The SFU is
+// participant ("muted") and shows the change to the room when the state
+// changed. The SFU is
 // called without the directory's lock.
 func (d *Directory) MuteTrack(roomName, identity, sid string, muted bool) error {
 	p := d.Lookup(roomName, identity)
@@ -99,7 +100,10 @@ func (d *Directory) MuteTrack(roomName, identity, sid string, muted bool) error 
 	}
 	d.mu.Lock()
 	var dl *delivery
-	if t := p.trackBySIDLocked(sid); t != nil && !p.removed {
+	// A track already in this state is not announced again: a moderator's
+	// mute and the re-mute of a freshly published microphone may both
+	// reach the same track, and the participant should hear it once.
+	if t := p.trackBySIDLocked(sid); t != nil && !p.removed && t.muted != muted {
 		t.muted = muted
 		if upd := d.updatedLocked(p); upd != nil {
 			dl = &delivery{r: upd.r}

@@ -30,6 +30,9 @@ var (
 //nolint:gochecknoglobals // a read-only pattern
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+// NameRule says nameRE in words, for people who typed a bad room name.
+const NameRule = "A room name uses letters, digits, - and _ only (no spaces or dots), up to 64 characters."
+
 // ValidName reports whether name may name a room.
 func ValidName(name string) bool { return nameRE.MatchString(name) }
 

@@ -41,11 +41,18 @@ type Participant struct {
 	// Media is used by the admin mute; nil for a stream.
 	Media TrackMuter
 
+	// Moderator shows the participant as a moderator of the room. Set it
+	// before Join; afterwards it is guarded by Directory.mu and changed
+	// through SetModerator.
+	Moderator bool
+
 	// Guarded by Directory.mu.
 	stream  bool              // an ingest stream (RTMP/WHIP): no connection
 	tracks  map[string]*track // by client track id
 	removed bool
 	notice  string // shown with the participant, e.g. "audio unavailable: ..."
+	// handRaisedAt is when the hand went up; zero while it is down.
+	handRaisedAt time.Time
 }
 
 // track joins what the client announced in "publish" (source, mute) with
@@ -59,7 +66,10 @@ type track struct {
 }
 
 func (p *Participant) viewLocked() proto.ParticipantView {
-	v := proto.ParticipantView{SID: p.SID, Identity: p.Identity, Name: p.Name, Tracks: []proto.TrackView{}, Stream: p.stream, Notice: p.notice}
+	v := proto.ParticipantView{SID: p.SID, Identity: p.Identity, Name: p.Name, Tracks: []proto.TrackView{}, Stream: p.stream, Notice: p.notice, Moderator: p.Moderator}
+	if !p.handRaisedAt.IsZero() {
+		v.HandRaised, v.HandRaisedAt = true, p.handRaisedAt.UnixMilli()
+	}
 	for _, t := range p.tracks {
 		if t.sid == "" {
 			continue

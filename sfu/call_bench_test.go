@@ -1,4 +1,4 @@
-package sfu
+package sfu_test
 
 import (
 	"fmt"
@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/sfu/sfutest"
 )
 
 // BenchmarkLoopbackCall forwards real SRTP over real loopback UDP: one
@@ -22,16 +25,16 @@ func BenchmarkLoopbackCall(b *testing.B) {
 }
 
 func benchLoopback(b *testing.B, nsubs int) {
-	cfg := DefaultConfig()
+	cfg := sfu.DefaultConfig()
 	cfg.UDPPort = 0 // any free port; one socket on lo
 	cfg.TCPPort = 0
 	env := newLoopbackEnv(b, cfg)
-	pub := env.newClientWith("r", "PA_pub", JoinOptions{CanPublish: true}, func(c *client) { c.manual = true })
-	pub.publish()
-	var subs []*client
+	pub := env.newClientWith("r", "PA_pub", sfu.JoinOptions{CanPublish: true}, sfutest.Options{Manual: true})
+	pub.Publish()
+	var subs []*sfutest.Client
 	for i := range nsubs {
-		subs = append(subs, env.newClientWith("r", fmt.Sprintf("PA_sub%d", i), JoinOptions{CanSubscribe: true},
-			func(c *client) { c.countOnly = true }))
+		subs = append(subs, env.newClientWith("r", fmt.Sprintf("PA_sub%d", i), sfu.JoinOptions{CanSubscribe: true},
+			sfutest.Options{CountOnly: true}))
 	}
 	payload := make([]byte, 1100)
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true}, Payload: payload}
@@ -44,14 +47,14 @@ func benchLoopback(b *testing.B, nsubs int) {
 		payload[2], payload[3] = byte(seq>>8), byte(seq)
 		pkt.SequenceNumber, pkt.Timestamp = seq, uint32(seq)*3000
 		seq++
-		if err := pub.track.WriteRTP(pkt); err != nil {
+		if err := pub.Track.WriteRTP(pkt); err != nil {
 			b.Fatal(err)
 		}
 	}
 	minRecv := func() int {
 		m := -1
 		for _, s := range subs {
-			if n := s.totalReceived(); m < 0 || n < m {
+			if n := s.TotalReceived(); m < 0 || n < m {
 				m = n
 			}
 		}
@@ -68,12 +71,12 @@ func benchLoopback(b *testing.B, nsubs int) {
 	}
 	base := make([]int, len(subs))
 	for i, s := range subs {
-		base[i] = s.totalReceived()
+		base[i] = s.TotalReceived()
 	}
 	received := func() (total, least int) {
 		least = -1
 		for i, s := range subs {
-			n := s.totalReceived() - base[i]
+			n := s.TotalReceived() - base[i]
 			total += n
 			if least < 0 || n < least {
 				least = n

@@ -1,4 +1,4 @@
-package sfu
+package sfu_test
 
 import (
 	"strings"
@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/transport/v4/vnet"
+	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/sfu/sfutest"
 )
 
 // TestCall runs one call on the virtual network: a publisher, one
@@ -22,35 +24,31 @@ func TestCall(t *testing.T) {
 }
 
 func testCall(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := sfu.DefaultConfig()
 	env := newTestEnv(t, cfg)
-	opts := JoinOptions{CanPublish: true, CanSubscribe: true}
+	opts := sfu.JoinOptions{CanPublish: true, CanSubscribe: true}
 	bob := env.newClient("standup", "PA_bob", opts) // subscribes before anything is published
 	ada := env.newClient("standup", "PA_ada", opts)
-	ada.publish()
+	ada.Publish()
 
 	testkit.Eventually(t, 10*time.Second, "ada's track published", func() bool {
-		ada.mu.Lock()
-		defer ada.mu.Unlock()
-		return len(ada.published) == 1
+		return len(ada.Published()) == 1
 	})
-	ada.mu.Lock()
-	info := ada.published[0]
-	ada.mu.Unlock()
+	info := ada.Published()[0]
 	if info.Kind != "video" || !strings.EqualFold(info.Codec, "video/VP8") || info.ClientTrackID != "cam-PA_ada" ||
 		!strings.HasPrefix(info.SID, "TR_") || info.ParticipantID != "PA_ada" {
 		t.Fatalf("track info %+v", info)
 	}
-	cyd := env.newClient("standup", "PA_cyd", JoinOptions{CanSubscribe: true}) // joins after
+	cyd := env.newClient("standup", "PA_cyd", sfu.JoinOptions{CanSubscribe: true}) // joins after
 
-	for _, c := range []*client{bob, cyd} {
-		testkit.Eventually(t, 10*time.Second, c.id+" receiving media", func() bool { return c.received(info.SID) >= 50 })
-		rt := c.remoteTracks()[info.SID]
-		if rt.streamID != "PA_ada|"+info.SID || rt.id != info.SID {
-			t.Fatalf("%s: stream %q track %q", c.id, rt.streamID, rt.id)
+	for _, c := range []*sfutest.Client{bob, cyd} {
+		testkit.Eventually(t, 10*time.Second, c.ID+" receiving media", func() bool { return c.Received(info.SID) >= 50 })
+		rt := c.RemoteTracks()[info.SID]
+		if rt.StreamID != "PA_ada|"+info.SID || rt.ID != info.SID {
+			t.Fatalf("%s: stream %q track %q", c.ID, rt.StreamID, rt.ID)
 		}
 	}
-	if got := ada.received(info.SID); got != 0 {
+	if got := ada.Received(info.SID); got != 0 {
 		t.Fatalf("publisher received its own track (%d packets)", got)
 	}
 
@@ -59,9 +57,9 @@ func testCall(t *testing.T) {
 		// Drop the next RTP packet the SFU sends to bob, once.
 		var dropped atomic.Int32
 		dropped.Store(-1)
-		bobIP := bob.ip
-		env.router.AddChunkFilter(func(ch vnet.Chunk) bool {
-			if dropped.Load() >= 0 || !strings.HasPrefix(ch.SourceAddr().String(), sfuIP+":") ||
+		bobIP := bob.IP
+		env.vnet.Router.AddChunkFilter(func(ch vnet.Chunk) bool {
+			if dropped.Load() >= 0 || !strings.HasPrefix(ch.SourceAddr().String(), sfutest.SFUIP+":") ||
 				!strings.HasPrefix(ch.DestinationAddr().String(), bobIP+":") {
 				return true
 			}
@@ -77,7 +75,7 @@ func testCall(t *testing.T) {
 		testkit.Eventually(t, 5*time.Second, "a packet dropped", func() bool { return dropped.Load() >= 0 })
 		seq := uint16(dropped.Load())
 		testkit.Eventually(t, 5*time.Second, "bob receives the retransmission", func() bool {
-			return bob.remoteTracks()[info.SID].seqs[seq] == 1
+			return bob.RemoteTracks()[info.SID].Seqs[seq] == 1
 		})
 		after := env.sfu.RoomStats("standup")[0]
 		if after.NACKsReceived <= before.NACKsReceived || after.Retransmits <= before.Retransmits {
@@ -90,12 +88,12 @@ func testCall(t *testing.T) {
 
 	step(t, "publisher leg loss NACKed upstream", func() {
 		// Make ada's sender skip a sequence number a little ahead.
-		target := uint16(ada.sentCount.Load() + 20)
-		ada.skipSeq.Store(int32(target))
+		target := uint16(ada.Sent() + 20)
+		ada.SkipSeq(target)
 		testkit.Eventually(t, 5*time.Second, "ada receives a NACK for the lost packet", func() bool {
-			return ada.nackedCount(target) > 0
+			return ada.Nacked(target) > 0
 		})
-		if st := ada.peer.Stats()[0]; st.NACKsSent == 0 || st.PacketsLost == 0 {
+		if st := ada.Peer.Stats()[0]; st.NACKsSent == 0 || st.PacketsLost == 0 {
 			t.Fatalf("stats %+v", st)
 		}
 		if n := counterValue(t, env, "parley_sfu_nacks_total", "out"); n < 1 {
@@ -106,42 +104,40 @@ func testCall(t *testing.T) {
 	step(t, "PLI burst reaches publisher once", func() {
 		// Let any key-frame request in flight age past the throttle window.
 		time.Sleep(cfg.PLIInterval + 100*time.Millisecond)
-		plis0 := ada.plis.Load()
-		st0 := ada.peer.Stats()[0]
-		ssrc := bob.remoteTracks()[info.SID].ssrc
+		plis0 := ada.PLIs()
+		st0 := ada.Peer.Stats()[0]
+		ssrc := bob.RemoteTracks()[info.SID].SSRC
 		var burst []rtcp.Packet
 		for range 5 {
-			burst = append(burst, &rtcp.PictureLossIndication{MediaSSRC: ssrc})
+			burst = append(burst, &rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)})
 		}
-		if err := bob.sub.WriteRTCP(burst); err != nil {
+		if err := bob.Sub.WriteRTCP(burst); err != nil {
 			t.Fatal(err)
 		}
-		testkit.Eventually(t, 5*time.Second, "PLI at the publisher", func() bool { return ada.plis.Load() > plis0 })
+		testkit.Eventually(t, 5*time.Second, "PLI at the publisher", func() bool { return ada.PLIs() > plis0 })
 		time.Sleep(cfg.PLIInterval / 2)
-		st := ada.peer.Stats()[0]
-		if got := ada.plis.Load() - plis0; got != 1 || st.PLIsReceived-st0.PLIsReceived != 5 || st.PLIsSent-st0.PLIsSent != 1 {
+		st := ada.Peer.Stats()[0]
+		if got := ada.PLIs() - plis0; got != 1 || st.PLIsReceived-st0.PLIsReceived != 5 || st.PLIsSent-st0.PLIsSent != 1 {
 			t.Fatalf("publisher got %d PLIs; SFU received %d, sent %d (want 1, 5, 1)",
 				got, st.PLIsReceived-st0.PLIsReceived, st.PLIsSent-st0.PLIsSent)
 		}
 	})
 
 	step(t, "RTCP reports both ways", func() {
-		testkit.Eventually(t, 5*time.Second, "receiver reports at the publisher", func() bool { return ada.receiverReports.Load() > 0 })
+		testkit.Eventually(t, 5*time.Second, "receiver reports at the publisher", func() bool { return ada.ReceiverReports() > 0 })
 		testkit.Eventually(t, 5*time.Second, "sender reports at subscribers", func() bool {
-			return bob.senderReports.Load() > 0 && cyd.senderReports.Load() > 0
+			return bob.SenderReports() > 0 && cyd.SenderReports() > 0
 		})
-		if st := ada.peer.Stats()[0]; st.BitrateBps <= 0 || st.Packets == 0 || st.Bytes == 0 || st.LastPacketTime.IsZero() {
+		if st := ada.Peer.Stats()[0]; st.BitrateBps <= 0 || st.Packets == 0 || st.Bytes == 0 || st.LastPacketTime.IsZero() {
 			t.Fatalf("stats %+v", st)
 		}
 	})
 
 	step(t, "leave unpublishes", func() {
-		if err := ada.peer.Close(); err != nil {
+		if err := ada.Peer.Close(); err != nil {
 			t.Fatal(err)
 		}
-		ada.mu.Lock()
-		un := len(ada.unpublished)
-		ada.mu.Unlock()
+		un := len(ada.Unpublished())
 		if un != 1 {
 			t.Fatalf("TrackUnpublished events: %d", un)
 		}
@@ -149,9 +145,9 @@ func testCall(t *testing.T) {
 			t.Fatalf("tracks left in room: %+v", st)
 		}
 		// bob's subscriber connection is renegotiated without the track.
-		for _, c := range []*client{bob, cyd} {
-			testkit.Eventually(t, 5*time.Second, c.id+"'s remote track ends", func() bool {
-				return c.remoteTracks()[info.SID].ended
+		for _, c := range []*sfutest.Client{bob, cyd} {
+			testkit.Eventually(t, 5*time.Second, c.ID+"'s remote track ends", func() bool {
+				return c.RemoteTracks()[info.SID].Ended
 			})
 		}
 	})
@@ -196,46 +192,46 @@ func step(t *testing.T, name string, f func()) {
 // the stalled one resumes at a key frame once it recovers.
 func TestSlowSubscriber(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env := newTestEnv(t, DefaultConfig())
+		env := newTestEnv(t, sfu.DefaultConfig())
 		stall := make(chan struct{})
 		var stalled atomic.Bool
 		stalled.Store(true)
-		env.sfu.testBeforeWrite = func(id string) {
+		sfu.SetBeforeWrite(env.sfu, func(id string) {
 			if id == "PA_slow" && stalled.Load() {
 				<-stall
 			}
-		}
-		ada := env.newClient("r", "PA_ada", JoinOptions{CanPublish: true})
-		ada.publish()
+		})
+		ada := env.newClient("r", "PA_ada", sfu.JoinOptions{CanPublish: true})
+		ada.Publish()
 		testkit.Eventually(t, 5*time.Second, "published", func() bool { return len(env.sfu.RoomStats("r")) == 1 })
 		sid := env.sfu.RoomStats("r")[0].SID
-		fast := env.newClient("r", "PA_fast", JoinOptions{CanSubscribe: true})
-		slow := env.newClient("r", "PA_slow", JoinOptions{CanSubscribe: true})
+		fast := env.newClient("r", "PA_fast", sfu.JoinOptions{CanSubscribe: true})
+		slow := env.newClient("r", "PA_slow", sfu.JoinOptions{CanSubscribe: true})
 		// The slow writer is stuck on its first packet; a second of media
 		// (200 packets) overflows its queue.
-		testkit.Eventually(t, 5*time.Second, "fast receives a second of media", func() bool { return fast.received(sid) >= 200 })
+		testkit.Eventually(t, 5*time.Second, "fast receives a second of media", func() bool { return fast.Received(sid) >= 200 })
 		st := env.sfu.RoomStats("r")[0]
-		if st.Drops[DropQueueFull] == 0 {
+		if st.Drops[sfu.DropQueueFull] == 0 {
 			t.Fatalf("stalled subscriber's drops not counted: %+v", st.Drops)
 		}
-		if n := counterValue(t, env, "parley_sfu_drops_total", DropQueueFull); n == 0 {
+		if n := counterValue(t, env, "parley_sfu_drops_total", sfu.DropQueueFull); n == 0 {
 			t.Fatal("parley_sfu_drops_total{reason=queue_full} is 0")
 		}
-		rt := fast.remoteTracks()[sid]
+		rt := fast.RemoteTracks()[sid]
 		lo, hi := uint16(65535), uint16(0)
-		for s := range rt.orig {
+		for s := range rt.Orig {
 			lo, hi = min(lo, s), max(hi, s)
 		}
 		for s := lo; s != hi; s++ {
-			if rt.orig[s] == 0 {
+			if rt.Orig[s] == 0 {
 				t.Fatalf("fast subscriber missed packet %d (got %d..%d)", s, lo, hi)
 			}
 		}
 
 		stalled.Store(false)
 		close(stall)
-		n0 := slow.received(sid)
-		testkit.Eventually(t, 5*time.Second, "slow subscriber resumes", func() bool { return slow.received(sid) >= n0+100 })
+		n0 := slow.Received(sid)
+		testkit.Eventually(t, 5*time.Second, "slow subscriber resumes", func() bool { return slow.Received(sid) >= n0+100 })
 	})
 }
 
@@ -243,20 +239,19 @@ func TestSlowSubscriber(t *testing.T) {
 // profile, and a new subscriber's key-frame wait ends at an IDR.
 func TestH264Call(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env := newTestEnv(t, DefaultConfig())
-		ada := env.newClient("r", "PA_ada", JoinOptions{CanPublish: true})
-		ada.addTrackCodec(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264,
+		env := newTestEnv(t, sfu.DefaultConfig())
+		ada := env.newClient("r", "PA_ada", sfu.JoinOptions{CanPublish: true})
+		ada.AddTrackCodec(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264,
 			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "ada-h264")
-		ada.negotiatePublisher(false)
-		bob := env.newClient("r", "PA_bob", JoinOptions{CanSubscribe: true})
+		ada.NegotiatePublisher(false)
+		bob := env.newClient("r", "PA_bob", sfu.JoinOptions{CanSubscribe: true})
 		testkit.Eventually(t, 5*time.Second, "published", func() bool { return len(env.sfu.RoomStats("r")) == 1 })
 		st := env.sfu.RoomStats("r")[0]
 		if st.Codec != webrtc.MimeTypeH264 {
 			t.Fatalf("codec %q", st.Codec)
 		}
-		testkit.Eventually(t, 5*time.Second, "bob receives H.264", func() bool { return bob.received(st.SID) >= 20 })
-		v, _ := bob.codecs.Load(st.SID)
-		codec := v.(webrtc.RTPCodecParameters)
+		testkit.Eventually(t, 5*time.Second, "bob receives H.264", func() bool { return bob.Received(st.SID) >= 20 })
+		codec := bob.RemoteTracks()[st.SID].Codec
 		if !strings.Contains(codec.SDPFmtpLine, "profile-level-id=42e01f") || !strings.Contains(codec.SDPFmtpLine, "packetization-mode=1") {
 			t.Fatalf("subscriber negotiated %+v", codec)
 		}

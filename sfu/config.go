@@ -62,6 +62,20 @@ type Config struct {
 	// ReportInterval is the period of RTCP receiver reports to publishers
 	// and sender reports to subscribers.
 	ReportInterval time.Duration `yaml:"report_interval"`
+	// AudioRED negotiates RFC 2198 redundant audio ("audio/red" over
+	// Opus) with clients that support it (Chromium): each packet also
+	// carries the previous frames, so a lost packet costs no audio. The
+	// SFU forwards RED to subscribers that negotiated it and unwraps it
+	// to plain Opus for the others. false offers plain Opus only.
+	AudioRED bool `yaml:"audio_red"`
+	// BandwidthEstimation runs send-side bandwidth estimation (TWCC and
+	// pion's GCC) on every subscriber connection and lets the estimate
+	// cap the simulcast layers each subscriber gets. Off by default until
+	// the SFU probes: without probing, an estimate that dips (CPU load,
+	// a burst of jitter) is capped at 1.5 times what is then sent and
+	// never climbs back, leaving a subscriber on a low layer for good.
+	// Off, layers follow the tiles' sizes only, as before issue #10.
+	BandwidthEstimation bool `yaml:"bandwidth_estimation"`
 }
 
 // DefaultConfig returns the production defaults.
@@ -82,6 +96,7 @@ func DefaultConfig() Config {
 		SubscriberQueue:      192,
 		PLIInterval:          500 * time.Millisecond,
 		ReportInterval:       time.Second,
+		AudioRED:             true,
 	}
 }
 

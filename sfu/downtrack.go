@@ -3,9 +3,12 @@ package sfu
 import (
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/sfu/internal/simulcast"
 )
 
 // downTrack is one published track as sent to one subscriber. It is the
@@ -28,6 +31,27 @@ type downTrack struct {
 	bind         atomic.Pointer[binding]
 	needKeyframe atomic.Bool
 
+	// sw chooses the layer of a simulcast source (nil for a single-layer
+	// one, which uses the sequence rewriting below instead).
+	sw *simulcast.Switcher
+	// layerIdle: the last packet offered to sw could not be sent (not
+	// bound, not connected, muted).
+	layerIdle atomic.Bool
+	// resumed: audio packets were skipped (muted, not yet connected), so
+	// the next one sent carries the marker bit: the subscriber's jitter
+	// buffer then starts a new talk spurt instead of concealing the
+	// timestamp jump as loss. Read loop only.
+	resumed bool
+	// view is the subscriber's last tile report (nil: none yet), pinned
+	// says SetLayer chose the layer by hand; switchesSeen is the switch
+	// count already added to the metrics. Read by the peer's selectLoop.
+	view         atomic.Pointer[tileView]
+	pinned       atomic.Bool
+	switchesSeen uint64
+	// report is the subscriber's last receiver report about this
+	// stream (quality.go), nil before one.
+	report atomic.Pointer[rxReport]
+
 	// Sequence rewriting. started, lastIn, changeIn are touched only by the
 	// track's read loop; offset, changeOut, highestOut and seqMap are also
 	// read by the RTCP loop when mapping NACKs back.
@@ -46,6 +70,12 @@ type binding struct {
 	ssrc   uint32
 	pt     uint8
 	writer webrtc.TrackLocalWriter
+	// opus: the source sends RED but this subscriber did not negotiate
+	// it; it gets the unwrapped Opus stream (publishedTrack.opusCache).
+	opus bool
+	// redInnerPT is the subscriber's Opus payload type, written into the
+	// RED block headers when it differs from the publisher's (0: as is).
+	redInnerPT uint8
 }
 
 func newDownTrack(src *publishedTrack, sub *Peer) *downTrack {
@@ -56,6 +86,9 @@ func newDownTrack(src *publishedTrack, sub *Peer) *downTrack {
 		streamID: src.info.ParticipantID + "|" + src.info.SID,
 	}
 	d.needKeyframe.Store(src.video)
+	if src.simulcast() {
+		d.sw = src.newSwitcher()
+	}
 	return d
 }
 
@@ -81,6 +114,9 @@ func (d *downTrack) Kind() webrtc.RTPCodecType {
 // a key frame at once so the picture appears without waiting for the
 // publisher's next periodic one.
 func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	if d.src.red {
+		return d.bindRED(ctx)
+	}
 	var match *webrtc.RTPCodecParameters
 	for _, c := range ctx.CodecParameters() {
 		if !strings.EqualFold(c.MimeType, d.src.info.Codec) {
@@ -94,11 +130,49 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
 	d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(match.PayloadType), writer: ctx.WriteStream()})
-	if d.src.video {
+	if d.sw != nil {
+		d.sw.Resync() // the switcher asks for the key frame
+	} else if d.src.video {
 		d.needKeyframe.Store(true)
 		d.src.requestKeyframe()
 	}
 	return *match, nil
+}
+
+// bindRED binds a RED source: as RED when the subscriber negotiated it
+// (and the SFU offers it), else as the Opus the SFU unwraps.
+func (d *downTrack) bindRED(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	var redC, opusC *webrtc.RTPCodecParameters
+	for _, c := range ctx.CodecParameters() {
+		switch {
+		case isRED(c.MimeType) && redC == nil:
+			redC = &c
+		case strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus) && opusC == nil:
+			opusC = &c
+		}
+	}
+	b := &binding{ssrc: uint32(ctx.SSRC()), writer: ctx.WriteStream()}
+	var match *webrtc.RTPCodecParameters
+	switch {
+	case redC != nil && opusC != nil && d.src.s.cfg.AudioRED:
+		match, b.pt = redC, uint8(redC.PayloadType)
+		if pt := uint8(opusC.PayloadType); pt != d.src.innerPT() {
+			b.redInnerPT = pt
+		}
+	case opusC != nil:
+		match, b.pt, b.opus = opusC, uint8(opusC.PayloadType), true
+	default:
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	d.bind.Store(b)
+	return *match, nil
+}
+
+// wantsOpus reports whether this subscriber gets a RED source unwrapped.
+// Unbound, it follows the RED numbering, which the Opus stream shares.
+func (d *downTrack) wantsOpus() bool {
+	b := d.bind.Load()
+	return b != nil && b.opus
 }
 
 // Unbind stops forwarding; pion calls it when the sender stops.
@@ -134,6 +208,7 @@ func (d *downTrack) forward(seq uint16, newest, key, muted bool) {
 	d.lastIn = seq
 	if !d.isSendable(muted) {
 		d.skip(seq)
+		d.resumed = !d.src.video
 		return
 	}
 	if !d.sub.subReady.Load() {
@@ -141,6 +216,7 @@ func (d *downTrack) forward(seq uint16, newest, key, muted bool) {
 		// so start at a key frame once the connection is up.
 		d.skip(seq)
 		d.needKeyframe.Store(d.src.video)
+		d.resumed = !d.src.video
 		return
 	}
 	if d.needKeyframe.Load() {
@@ -152,11 +228,13 @@ func (d *downTrack) forward(seq uint16, newest, key, muted bool) {
 		}
 		d.needKeyframe.Store(false)
 	}
-	if !d.enqueue(seq, seq-uint16(d.offset.Load()), false) {
+	if !d.enqueueMarked(seq, seq-uint16(d.offset.Load()), d.resumed) {
 		d.skip(seq)
 		d.src.drop(dropQueueFull)
 		d.fellBehind()
+		return
 	}
+	d.resumed = false
 }
 
 func (d *downTrack) isSendable(muted bool) bool { return !muted && d.bind.Load() != nil }
@@ -164,6 +242,10 @@ func (d *downTrack) isSendable(muted bool) bool { return !muted && d.bind.Load()
 // fellBehind makes video wait for the next key frame: frames after a
 // dropped packet would not decode anyway.
 func (d *downTrack) fellBehind() {
+	if d.sw != nil {
+		d.sw.Resync()
+		return
+	}
 	if d.src.video {
 		d.needKeyframe.Store(true)
 		d.src.requestKeyframe()
@@ -182,13 +264,27 @@ func (d *downTrack) enqueue(in, out uint16, rtx bool) bool {
 	if !d.q.push(outPacket{d: d, in: in, out: out, rtx: rtx}) {
 		return false
 	}
+	d.sent(in, out, rtx)
+	return true
+}
+
+// enqueueMarked enqueues a new packet, with the marker bit set if mark.
+func (d *downTrack) enqueueMarked(in, out uint16, mark bool) bool {
+	if !d.q.push(outPacket{d: d, in: in, out: out, mark: mark}) {
+		return false
+	}
+	d.sent(in, out, false)
+	return true
+}
+
+// sent records an enqueued packet's numbering for NACK mapping.
+func (d *downTrack) sent(in, out uint16, rtx bool) {
 	if !rtx {
 		d.seqMap[out%seqMapSize].Store(1<<32 | uint64(out)<<16 | uint64(in))
 		if h := d.highestOut.Load(); h == 0 || int16(out-uint16(h)) > 0 {
 			d.highestOut.Store(1<<16 | uint32(out))
 		}
 	}
-	return true
 }
 
 // incoming maps a sequence number the subscriber NACKed back to the
@@ -231,12 +327,22 @@ func (d *downTrack) handleRTCP(pkts []rtcp.Packet) {
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 			t.plisIn.Add(1)
 			t.s.m.plisIn.Inc()
+			if d.sw != nil {
+				d.layerPLI()
+				continue
+			}
 			t.requestKeyframe()
+		case *rtcp.ReceiverReport:
+			d.noteReceiverReport(p, time.Now())
 		case *rtcp.TransportLayerNack:
 			for _, pair := range p.Nacks {
 				pair.Range(func(out uint16) bool {
 					t.nacksIn.Add(1)
 					t.s.m.nacksIn.Inc()
+					if d.sw != nil {
+						d.layerNACK(out)
+						return true
+					}
 					if in, ok := d.incoming(out); ok {
 						if !d.q.push(outPacket{d: d, in: in, out: out, rtx: true}) {
 							t.drop(dropQueueFull)

@@ -24,6 +24,7 @@ type recvPacket struct {
 	key      bool
 	payload0 byte // first payload byte, to check the right packet arrived
 	origSeq  uint16
+	marker   bool
 }
 
 // fakeWriter records what a subscriber connection would have sent.
@@ -41,7 +42,7 @@ func (w *fakeWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	w.mu.Lock()
 	w.got = append(w.got, recvPacket{seq: h.SequenceNumber, ssrc: h.SSRC, pt: h.PayloadType,
 		key: len(payload) > 1 && payload[1]&1 == 0, payload0: payload[len(payload)-1],
-		origSeq: uint16(payload[2])<<8 | uint16(payload[3])})
+		origSeq: uint16(payload[2])<<8 | uint16(payload[3]), marker: h.Marker})
 	w.mu.Unlock()
 	w.n.Add(1)
 	return len(payload), nil
@@ -79,8 +80,45 @@ func newHarness(tb testing.TB, cfg Config) *harness {
 	return h
 }
 
+// newSimulcastHarness is newHarness with a track published in three
+// layers (q, h, f).
+func newSimulcastHarness(tb testing.TB, cfg Config) *harness {
+	tb.Helper()
+	h := newHarness(tb, cfg)
+	h.t = newPublishedTrack(h.s, trackParams{
+		room:         "r",
+		info:         TrackInfo{SID: "TR_s", ParticipantID: "PA_pub", Kind: "video", Codec: "video/VP8"},
+		clockRate:    90000,
+		rids:         []string{"q", "h", "f"},
+		sendLayerPLI: func(uint32) error { h.plis.Add(1); return nil },
+	})
+	for i, ly := range h.t.layers {
+		ly.ssrc.Store(uint32(100 + i))
+	}
+	return h
+}
+
+// vp8LayerPacket is a one-packet VP8 frame of a simulcast layer, with a
+// 15-bit PictureID and a TL0PICIDX that follow seq, and the layer and seq
+// in payload bytes 6-8.
+func vp8LayerPacket(layer int, seq uint16, key bool) []byte {
+	b5 := byte(0x01)
+	if key {
+		b5 = 0x00
+	}
+	pid := seq + uint16(1000*layer)
+	p := rtp.Packet{
+		Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(seq)*3000 + uint32(layer)<<20,
+			SSRC: uint32(100 + layer), Marker: true},
+		Payload: append([]byte{0x90, 0xc0, 0x80 | byte(pid>>8&0x7f), byte(pid), byte(seq), b5, byte(layer),
+			byte(seq >> 8), byte(seq)}, make([]byte, 1100)...),
+	}
+	b, _ := p.Marshal()
+	return b
+}
+
 // subscribe adds a bound subscriber; run starts its writer goroutine.
-func (h *harness) subscribe(tb testing.TB, w *fakeWriter, ssrc uint32, run bool) *downTrack {
+func (h *harness) subscribe(tb testing.TB, w webrtc.TrackLocalWriter, ssrc uint32, run bool) *downTrack {
 	p := &Peer{id: "PA_sub", queue: newSendQueue(h.s.cfg.SubscriberQueue, h.s.m)}
 	p.subReady.Store(true) // as if its connection were up
 	d := newDownTrack(h.t, p)

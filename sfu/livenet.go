@@ -4,8 +4,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/transport/v4"
-	"github.com/pion/transport/v4/stdnet"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 )
 
 // interfaceRescan bounds how often the host's interfaces are read again:

@@ -17,7 +17,7 @@ func (s *SFU) NewIngressPeerConnection() (*webrtc.PeerConnection, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
-	api, err := s.newPublisherAPI(func([]rtcp.Packet) {})
+	api, err := s.newPublisherAPI(func([]rtcp.Packet) {}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: ingress connection: %w", err)
 	}

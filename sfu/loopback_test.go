@@ -1,4 +1,4 @@
-package sfu
+package sfu_test
 
 import (
 	"testing"
@@ -7,6 +7,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/sfu"
 )
 
 // These tests use real sockets on 127.0.0.1, so they run outside
@@ -15,35 +16,35 @@ import (
 // mux with interface/CIDR filters and loopback candidates, and ICE-TCP.
 
 func TestLoopbackUDP(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := sfu.DefaultConfig()
 	cfg.UDPPort = testkit.FreeUDPPort(t)
 	cfg.TCPPort = 0
 	loopbackCall(t, cfg, nil)
 }
 
 func TestLoopbackICETCP(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := sfu.DefaultConfig()
 	cfg.UDPPort = testkit.FreeUDPPort(t)
 	cfg.TCPPort = testkit.FreeTCPPort(t)
 	// Clients that cannot use UDP at all must still connect.
 	loopbackCall(t, cfg, []webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 }
 
-func loopbackCall(t *testing.T, cfg Config, clientNetworks []webrtc.NetworkType) {
+func loopbackCall(t *testing.T, cfg sfu.Config, clientNetworks []webrtc.NetworkType) {
 	env := newLoopbackEnv(t, cfg)
 	env.clientNetworks = clientNetworks
-	ada := env.newClient("r", "PA_ada", JoinOptions{CanPublish: true})
-	ada.publish()
-	bob := env.newClient("r", "PA_bob", JoinOptions{CanSubscribe: true})
+	ada := env.newClient("r", "PA_ada", sfu.JoinOptions{CanPublish: true})
+	ada.Publish()
+	bob := env.newClient("r", "PA_bob", sfu.JoinOptions{CanSubscribe: true})
 	testkit.Eventually(t, 10*time.Second, "bob receives media over loopback", func() bool {
-		for _, rt := range bob.remoteTracks() {
-			if rt.count >= 20 {
+		for _, rt := range bob.RemoteTracks() {
+			if rt.Count >= 20 {
 				return true
 			}
 		}
 		return false
 	})
-	pair, err := selectedPair(bob.sub)
+	pair, err := selectedPair(bob.Sub)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,20 @@ package sfu
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/internal/logging"
+
+	"github.com/parleyhq/parley/sfu/internal/audiolevel"
 )
 
 // Payload types follow what Chrome offers so SDP munging is never needed
@@ -26,17 +34,40 @@ var videoCodecs = []webrtc.RTPCodecParameters{ //nolint:gochecknoglobals // read
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"}, PayloadType: 102},
 }
 
+// Opus asks for in-band FEC (a low-bitrate copy of the previous frame)
+// and DTX (a few bytes per 400 ms of silence instead of a frame every
+// 20 ms).
 var audioCodecs = []webrtc.RTPCodecParameters{ //nolint:gochecknoglobals // read-only table
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-		SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
+		SDPFmtpLine: "minptime=10;useinbandfec=1;usedtx=1"}, PayloadType: opusPT},
 }
+
+// MimeTypeRED is RFC 2198 redundant audio, which pion has no constant for.
+const MimeTypeRED = "audio/red"
+
+const (
+	opusPT = 111
+	redPT  = 63
+)
+
+// redCodec is RED over Opus as Chromium offers it: the fmtp names the
+// payload type of the primary and the redundant blocks (both Opus).
+var redCodec = webrtc.RTPCodecParameters{ //nolint:gochecknoglobals // read-only
+	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: MimeTypeRED, ClockRate: 48000, Channels: 2,
+		SDPFmtpLine: "111/111"}, PayloadType: redPT,
+}
+
+func isRED(mime string) bool { return strings.EqualFold(mime, MimeTypeRED) }
 
 // newMediaEngine registers our codecs explicitly (no RTX: retransmissions
 // go on the original SSRC, which browsers accept when RTX is not
 // negotiated, and it keeps one SSRC per forwarded track).
 // withTransportCC adds transport-wide congestion control feedback, used on
 // the publisher side so the browser's send-side bandwidth estimator works.
-func newMediaEngine(withTransportCC bool) (*webrtc.MediaEngine, error) {
+// withRED adds audio/red after Opus: a publisher sends RED only if it puts
+// RED first in its offer (the web client does), and pion's answer keeps
+// the offer's order.
+func newMediaEngine(withTransportCC, withRED bool) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	videoFB := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
 	var audioFB []webrtc.RTCPFeedback
@@ -50,7 +81,11 @@ func newMediaEngine(withTransportCC bool) (*webrtc.MediaEngine, error) {
 			return nil, fmt.Errorf("register %s: %w", c.MimeType, err)
 		}
 	}
-	for _, c := range audioCodecs {
+	audio := audioCodecs
+	if withRED {
+		audio = append(slices.Clip(audio), redCodec)
+	}
+	for _, c := range audio {
 		c.RTCPFeedback = audioFB
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
 			return nil, fmt.Errorf("register %s: %w", c.MimeType, err)
@@ -71,10 +106,16 @@ func newMediaEngine(withTransportCC bool) (*webrtc.MediaEngine, error) {
 // publisher connection sends no media, and on subscriber connections
 // NACKs are answered from the shared packet cache by the SFU itself;
 // running pion's responder there too would retransmit twice.
-func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet)) (*webrtc.API, error) {
-	me, err := newMediaEngine(true)
+func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationFollower) (*webrtc.API, error) {
+	me, err := newMediaEngine(true, s.cfg.AudioRED)
 	if err != nil {
 		return nil, err
+	}
+	// Audio levels (RFC 6464) for speaker detection, read from the header
+	// without decoding.
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audiolevel.URI},
+		webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("audio level extension: %w", err)
 	}
 	reg := &interceptor.Registry{}
 	// Registered first so it wraps the raw writer that the NACK
@@ -95,14 +136,27 @@ func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet)) (*webrtc.API, error
 	if err := webrtc.ConfigureTWCCSender(me, reg); err != nil {
 		return nil, fmt.Errorf("twcc: %w", err)
 	}
+	// mid and rid header extensions: how pion tells a simulcast
+	// publisher's layers apart (their SSRCs are not in the offer).
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, fmt.Errorf("simulcast extensions: %w", err)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg),
-		webrtc.WithSettingEngine(*s.settings)), nil
+		webrtc.WithSettingEngine(follow.settings(*s.settings))), nil
 }
 
-// newSubscriberAPI builds the API shared by all subscriber connections:
-// sender reports only (browsers need them for lip sync and stats).
-func (s *SFU) newSubscriberAPI() (*webrtc.API, error) {
-	me, err := newMediaEngine(false)
+// newSubscriberAPI builds the API of one participant's subscriber
+// connection. It is per peer because the congestion controller hands its
+// bandwidth estimator to onBWE, which must know whose it is (interceptors
+// only see an opaque connection id).
+//
+// Interceptors: sender reports (browsers need them for lip sync and
+// stats); the transport-wide sequence number on every packet and the
+// send-side estimator (pion's GCC) that reads the browser's transport-cc
+// feedback. GCC runs without a pacer: the layer choice keeps the rate
+// under the estimate, and a pacer would add a copy and a queue per packet.
+func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nominationFollower) (*webrtc.API, error) {
+	me, err := newMediaEngine(s.cfg.BandwidthEstimation, s.cfg.AudioRED)
 	if err != nil {
 		return nil, err
 	}
@@ -113,8 +167,30 @@ func (s *SFU) newSubscriberAPI() (*webrtc.API, error) {
 		return nil, fmt.Errorf("sender reports: %w", err)
 	}
 	reg.Add(sr)
+	if !s.cfg.BandwidthEstimation {
+		return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg),
+			webrtc.WithSettingEngine(follow.settings(*s.settings))), nil
+	}
+	ctl, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitialBitrate),
+			gcc.SendSideBWEMinBitrate(bweMinBitrate), gcc.SendSideBWEMaxBitrate(bweMaxBitrate),
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+			// GCC logs its state at Info on every feedback report (a few
+			// per second per subscriber): one step down, Debug.
+			gcc.WithLoggerFactory(logging.PionFactory(s.log, logging.PionOptions{Demote: true})))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("congestion control: %w", err)
+	}
+	ctl.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onBWE(e) })
+	reg.Add(ctl)
+	// Added after the estimator so its writer runs first: the estimator
+	// records each packet under the transport-wide number set here.
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
+		return nil, fmt.Errorf("twcc: %w", err)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg),
-		webrtc.WithSettingEngine(*s.settings)), nil
+		webrtc.WithSettingEngine(follow.settings(*s.settings))), nil
 }
 
 // rtcpCounterFactory builds an interceptor that shows every outgoing RTCP

@@ -1,9 +1,9 @@
 package sfu
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleyhq/parley/internal/promreg"
 )
 
 // Drop reasons, used as the "reason" label and as TrackStats.Drops keys.
@@ -59,6 +59,11 @@ type metrics struct {
 	plisIn           prometheus.Counter
 	plisOut          prometheus.Counter
 	retransmits      prometheus.Counter
+	redUnwrapped     prometheus.Counter
+	redRecovered     prometheus.Counter
+	speakerChanges   prometheus.Counter
+	layerSwitches    prometheus.Counter
+	estimatedBitrate prometheus.Histogram
 
 	iceTCPUnauthenticated prometheus.Gauge
 	iceTCPRefused         [numRefusedReasons]prometheus.Counter
@@ -76,6 +81,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "RTP payload bytes sent to subscribers."}),
 		retransmits: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_retransmits_total",
 			Help: "Packets resent from the packet cache in answer to subscriber NACKs."}),
+		redUnwrapped: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_red_unwrapped_total",
+			Help: "RED audio packets unwrapped to Opus for subscribers that did not negotiate RED (once per packet, not per subscriber)."}),
+		redRecovered: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_red_recovered_total",
+			Help: "Opus frames lost on a publisher's uplink and recovered from RED redundancy."}),
+		speakerChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_speaker_changes_total",
+			Help: "Changes of a room's active speaker."}),
+		layerSwitches: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_layer_switches_total",
+			Help: "Simulcast layer changes made for subscribers (each at a key frame of the new layer)."}),
+		estimatedBitrate: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_sfu_estimated_bandwidth_bits",
+			Help:    "Subscriber connections' estimated available bandwidth (GCC), bit/s, sampled once a second per subscriber.",
+			Buckets: prometheus.ExponentialBuckets(125_000, 2, 8)}),
 		iceTCPUnauthenticated: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_sfu_ice_tcp_unauthenticated",
 			Help: "ICE-TCP connections held that no ICE agent has authenticated yet."}),
 		iceLogSuppressed: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_ice_log_suppressed_total",
@@ -97,14 +113,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.nacksIn, m.nacksOut = nacks.WithLabelValues("in"), nacks.WithLabelValues("out")
 	m.plisIn, m.plisOut = plis.WithLabelValues("in"), plis.WithLabelValues("out")
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.tracks, m.packetsForwarded,
-		m.bytesForwarded, m.retransmits, drops, nacks, plis, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register sfu metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "sfu", m.rooms, m.participants, m.tracks, m.packetsForwarded,
+		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.estimatedBitrate, drops, nacks, plis, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

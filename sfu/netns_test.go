@@ -1,6 +1,6 @@
 //go:build linux
 
-package sfu
+package sfu_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/sfu"
 )
 
 // The test host for TestStartsWhileIPv6AddressIsTentative: a veth pair
@@ -82,10 +83,19 @@ func ipCmd(t *testing.T, args ...string) string {
 
 func tentativeChild(t *testing.T, peerNS string) {
 	ipCmd(t, "link", "set", "lo", "up") // for the free-port probe
-	cfg := DefaultConfig()
+	cfg := sfu.DefaultConfig()
 	cfg.UDPPort = testkit.FreeUDPPort(t)
 	cfg.TCPPort = testkit.FreeTCPPort(t)
 	cfg.Interfaces = []string{serverIface}
+	// Only the test's own prefixes. The link-local address the link gets
+	// when it comes up would get a socket on the UDP port too, and pion
+	// gathers a host candidate for it that it never signals (RFC 8445
+	// 5.1.1.1) but still checks from: the client learns it as a
+	// peer-reflexive candidate, its pair has the same priority as those of
+	// the signalled addresses, and the SFU (controlling) nominates
+	// whichever succeeded first, so the call could end up on the
+	// link-local address instead of the ones this test is about.
+	cfg.CIDRs = []string{"fd00:db8:77::/64", "10.77.0.0/24"}
 
 	// The link comes up the moment the SFU starts.
 	ipCmd(t, "link", "set", serverIface, "up")
@@ -102,24 +112,24 @@ func tentativeChild(t *testing.T, peerNS string) {
 		return !strings.Contains(ipCmd(t, "-6", "addr", "show", "dev", serverIface), "tentative")
 	})
 
-	// interfaceRescan later, a new PeerConnection sees both addresses.
+	// sfu.InterfaceRescan later, a new PeerConnection sees both addresses.
 	// Polling the first client's candidates would be racy, so each try
 	// is a fresh pair of clients, and the tries are bounded.
 	deadline := time.Now().Add(20 * time.Second)
 	for try := 1; ; try++ {
 		room := fmt.Sprintf("r%d", try)
-		ada := env.newClient(room, "PA_ada", JoinOptions{CanPublish: true})
-		ada.publish()
-		bob := env.newClient(room, "PA_bob", JoinOptions{CanSubscribe: true})
+		ada := env.newClient(room, "PA_ada", sfu.JoinOptions{CanPublish: true})
+		ada.Publish()
+		bob := env.newClient(room, "PA_bob", sfu.JoinOptions{CanSubscribe: true})
 		testkit.Eventually(t, 15*time.Second, "bob receives media", func() bool {
-			for _, rt := range bob.remoteTracks() {
-				if rt.count >= 20 {
+			for _, rt := range bob.RemoteTracks() {
+				if rt.Count >= 20 {
 					return true
 				}
 			}
 			return false
 		})
-		got := remoteCandidates(t, bob.sub)
+		got := remoteCandidates(t, bob.Sub)
 		want := []string{
 			fmt.Sprintf("udp [%s]:%d", tentativeIPv6, cfg.UDPPort),
 			fmt.Sprintf("udp %s:%d", laterIPv4, cfg.UDPPort),
@@ -130,12 +140,13 @@ func tentativeChild(t *testing.T, peerNS string) {
 		}
 		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return slices.Contains(got, w) })
 		if len(missing) == 0 {
-			pair, err := selectedPair(bob.sub)
+			pair, err := selectedPair(bob.Sub)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if pair.Remote.Port != uint16(cfg.UDPPort) || (pair.Remote.Address != tentativeIPv6 && pair.Remote.Address != laterIPv4) {
-				t.Fatalf("call connected over %s, want the SFU side on an address that appeared after start", pair)
+				t.Fatalf("call connected over %s, want the SFU side on an address that appeared after start "+
+					"(SFU udp port %d; candidates bob saw from the SFU: %v)", pair, cfg.UDPPort, got)
 			}
 			t.Logf("try %d: candidates %v, call over %s", try, got, pair)
 			return
@@ -143,7 +154,7 @@ func tentativeChild(t *testing.T, peerNS string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %d tries, the SFU offers %v; missing %v", try, got, missing)
 		}
-		time.Sleep(interfaceRescan / 2)
+		time.Sleep(sfu.InterfaceRescan / 2)
 	}
 }
 

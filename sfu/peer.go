@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/sfu/internal/audiolevel"
+	"github.com/parleyhq/parley/sfu/internal/simulcast"
 )
 
 // Peer is one participant's media session: a publisher connection (the
@@ -35,6 +40,17 @@ type Peer struct {
 	// SRTP keys, so forwarding waits for it; a key frame sent into that
 	// void would leave the viewer waiting for the next one.
 	subReady atomic.Bool
+	// bwe estimates the subscriber connection's available bandwidth
+	// (set while the connection is built, nil without CanSubscribe);
+	// selectLoop turns it and the tile reports (viewed) into layers.
+	bwe        cc.BandwidthEstimator
+	viewed     chan struct{}
+	stopSelect chan struct{}
+	estimate   atomic.Int64 // the last estimate selectLoop used, bit/s
+
+	// pubState and subState are the connections' last states, for
+	// ConnectionQuality.
+	pubState, subState pcState
 
 	pubMu      sync.Mutex // serialises publisher negotiation
 	pubPending []webrtc.ICECandidateInit
@@ -49,7 +65,8 @@ type Peer struct {
 	closed    bool
 	published map[string]*publishedTrack // by SID
 	bySSRC    map[uint32]*publishedTrack
-	down      map[string]*downTrack // by source track SID
+	byRecv    map[*webrtc.RTPReceiver]*publishedTrack // simulcast tracks, to gather their layers
+	down      map[string]*downTrack                   // by source track SID
 	wg        sync.WaitGroup
 }
 
@@ -67,29 +84,36 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 		log:       log.With("room", roomName, "participant", id),
 		published: map[string]*publishedTrack{},
 		bySSRC:    map[uint32]*publishedTrack{},
+		byRecv:    map[*webrtc.RTPReceiver]*publishedTrack{},
 		down:      map[string]*downTrack{},
 	}
 	if p.events == nil {
 		p.events = noEvents{}
 	}
 	if opts.CanPublish {
-		api, err := s.newPublisherAPI(p.countUpstreamRTCP)
+		follow := newNominationFollower()
+		api, err := s.newPublisherAPI(p.countUpstreamRTCP, follow)
 		if err != nil {
 			return nil, err
 		}
 		if p.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 			return nil, fmt.Errorf("publisher connection: %w", err)
 		}
-		p.watch(p.pub, Publisher)
+		p.watch(p.pub, Publisher, follow)
 		p.pub.OnTrack(p.onTrack)
 	}
 	if opts.CanSubscribe {
-		var err error
-		if p.sub, err = s.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		follow := newNominationFollower()
+		api, err := s.newSubscriberAPI(func(e cc.BandwidthEstimator) { p.bwe = e }, follow)
+		if err != nil {
+			_ = p.closePCs()
+			return nil, err
+		}
+		if p.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 			_ = p.closePCs() // the creation error is the one to report
 			return nil, fmt.Errorf("subscriber connection: %w", err)
 		}
-		p.watch(p.sub, Subscriber)
+		p.watch(p.sub, Subscriber, follow)
 		// Only subscribers get a send queue: a chat-only or publish-only
 		// peer would hold one (SubscriberQueue slots) for nothing.
 		p.queue = newSendQueue(s.cfg.SubscriberQueue, s.m)
@@ -97,11 +121,21 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 			p.queue.beforeWrite = func() { hook(id) }
 		}
 		p.wg.Go(p.queue.run)
+		p.viewed = make(chan struct{}, 1)
+		p.stopSelect = make(chan struct{})
+		p.wg.Go(p.selectLoop)
 	}
 	return p, nil
 }
 
-func (p *Peer) watch(pc *webrtc.PeerConnection, target Target) {
+func (p *Peer) watch(pc *webrtc.PeerConnection, target Target, follow *nominationFollower) {
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(cp *webrtc.ICECandidatePair) {
+		// Rare (once per connection, again on a network change or a
+		// remote that nominated several pairs) and what tells which
+		// path media takes.
+		p.log.Info("selected candidate pair", "target", target.String(), "pair", cp.String())
+		follow.selectedChanged(cp)
+	})
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			p.events.ICECandidate(target, nil)
@@ -112,6 +146,11 @@ func (p *Peer) watch(pc *webrtc.PeerConnection, target Target) {
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		p.log.Debug("connection state", "target", target.String(), "state", st.String())
+		if target == Subscriber {
+			p.subState.set(st)
+		} else {
+			p.pubState.set(st)
+		}
 		if target == Subscriber && st == webrtc.PeerConnectionStateConnected {
 			p.subReady.Store(true)
 		}
@@ -368,8 +407,15 @@ func (p *Peer) unsubscribe(t *publishedTrack) {
 	}
 }
 
-// onTrack runs on pion's goroutine for each new incoming track.
-func (p *Peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+// onTrack runs on pion's goroutine for each new incoming track, and for
+// each layer of a simulcast track.
+func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	if remote.RID() != "" && remote.Kind() == webrtc.RTPCodecTypeVideo {
+		if rids := layerRIDs(recv); len(rids) > 1 {
+			p.onLayer(remote, recv, rids)
+			return
+		}
+	}
 	codec := remote.Codec()
 	ssrc := uint32(remote.SSRC())
 	t := newPublishedTrack(p.s, trackParams{
@@ -387,7 +433,11 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		sendPLI: func() error {
 			return p.pub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 		},
+		levelID: audioLevelID(recv),
 	})
+	if t.levelID != 0 && !t.video {
+		t.level = p.s.levelSource(p.room, p.id)
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -417,6 +467,96 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	}
 }
 
+// audioLevelID is the id the publisher negotiated for the audio-level
+// extension (0: none).
+func audioLevelID(recv *webrtc.RTPReceiver) uint8 {
+	for _, e := range recv.GetParameters().HeaderExtensions {
+		if e.URI == audiolevel.URI {
+			return uint8(e.ID)
+		}
+	}
+	return 0
+}
+
+// onLayer handles one layer of a simulcast track: the first layer pion
+// reports publishes the track, each starts its own read loop.
+func (p *Peer) onLayer(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rids []string) {
+	l := slices.Index(rids, remote.RID())
+	if l < 0 {
+		// Read and discard it, so pion's buffer for it does not fill.
+		p.log.Warn("simulcast layer beyond the supported ones ignored", "rid", remote.RID())
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.closed {
+			p.wg.Go(func() {
+				buf := make([]byte, 1500)
+				for {
+					if _, _, err := remote.Read(buf); err != nil {
+						return
+					}
+				}
+			})
+		}
+		return
+	}
+	ssrc := uint32(remote.SSRC())
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	t := p.byRecv[recv]
+	created := t == nil
+	if created {
+		codec := remote.Codec()
+		t = newPublishedTrack(p.s, trackParams{
+			owner: p,
+			room:  p.room,
+			info: TrackInfo{
+				SID:           newTrackSID(),
+				ParticipantID: p.id,
+				ClientTrackID: remote.ID(),
+				Kind:          kindString(remote.Kind()),
+				Codec:         codec.MimeType,
+			},
+			clockRate: codec.ClockRate,
+			fmtp:      codec.SDPFmtpLine,
+			rids:      rids,
+			sendLayerPLI: func(ssrc uint32) error {
+				return p.pub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+			},
+		})
+		p.byRecv[recv] = t
+		p.published[t.info.SID] = t
+	}
+	t.layers[l].ssrc.Store(ssrc)
+	p.bySSRC[ssrc] = t
+	p.wg.Go(func() {
+		t.readLayerLoop(simulcast.Layer(l), func(b []byte) (int, error) {
+			n, _, err := remote.Read(b)
+			return n, err
+		})
+		// The publisher removed the track or the connection closed:
+		// every layer's read ends together.
+		t.end()
+	})
+	p.mu.Unlock()
+	if !created {
+		return
+	}
+	subs, ok := p.s.addTrack(t)
+	if !ok {
+		t.end()
+		return
+	}
+	t.log.Info("track published", "kind", t.info.Kind, "codec", t.info.Codec, "client_track", t.info.ClientTrackID,
+		"layers", strings.Join(rids, ","))
+	p.events.TrackPublished(t.info)
+	for _, q := range subs {
+		q.subscribe(t)
+	}
+}
+
 // forgetTrack drops t from this peer's published tracks.
 func (p *Peer) forgetTrack(t *publishedTrack) {
 	p.mu.Lock()
@@ -425,6 +565,11 @@ func (p *Peer) forgetTrack(t *publishedTrack) {
 	for ssrc, x := range p.bySSRC {
 		if x == t {
 			delete(p.bySSRC, ssrc)
+		}
+	}
+	for r, x := range p.byRecv {
+		if x == t {
+			delete(p.byRecv, r)
 		}
 	}
 }
@@ -526,6 +671,7 @@ func (p *Peer) Close() error {
 	err := p.closePCs()
 	if p.sub != nil {
 		p.queue.stop()
+		close(p.stopSelect)
 	}
 	p.wg.Wait()
 	p.log.Info("participant left")
@@ -546,6 +692,7 @@ func (p *Peer) abort() {
 	_ = p.closePCs()
 	if p.sub != nil {
 		p.queue.stop()
+		close(p.stopSelect)
 	}
 	p.wg.Wait()
 }

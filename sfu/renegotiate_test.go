@@ -1,9 +1,8 @@
-package sfu
+package sfu_test
 
 import (
 	"errors"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -12,6 +11,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/sfu/sfutest"
 )
 
 // TestRenegotiation: several publishers and tracks, tracks added and
@@ -22,21 +23,19 @@ func TestRenegotiation(t *testing.T) {
 }
 
 func testRenegotiation(t *testing.T) {
-	env := newTestEnv(t, DefaultConfig())
-	both := JoinOptions{CanPublish: true, CanSubscribe: true}
+	env := newTestEnv(t, sfu.DefaultConfig())
+	both := sfu.JoinOptions{CanPublish: true, CanSubscribe: true}
 	ada := env.newClient("r", "PA_ada", both)
-	ada.addTrack("video", "ada-cam")
-	adaMic := ada.addTrack("audio", "ada-mic")
-	ada.negotiatePublisher(false)
+	ada.AddTrack("video", "ada-cam")
+	adaMic := ada.AddTrack("audio", "ada-mic")
+	ada.NegotiatePublisher(false)
 	bob := env.newClient("r", "PA_bob", both)
-	bob.publish()
-	cyd := env.newClient("r", "PA_cyd", JoinOptions{CanSubscribe: true})
+	bob.Publish()
+	cyd := env.newClient("r", "PA_cyd", sfu.JoinOptions{CanSubscribe: true})
 
-	sids := func(c *client) map[string]TrackInfo {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		out := map[string]TrackInfo{}
-		for _, ti := range c.published {
+	sids := func(c *sfutest.Client) map[string]sfu.TrackInfo {
+		out := map[string]sfu.TrackInfo{}
+		for _, ti := range c.Published() {
 			out[ti.ClientTrackID] = ti
 		}
 		return out
@@ -46,12 +45,12 @@ func testRenegotiation(t *testing.T) {
 	if adaMicInfo.Kind != "audio" || adaMicInfo.Codec != webrtc.MimeTypeOpus {
 		t.Fatalf("audio track info %+v", adaMicInfo)
 	}
-	flowing := func(c *client, sid string) {
+	flowing := func(c *sfutest.Client, sid string) {
 		t.Helper()
-		n0 := c.received(sid)
-		testkit.Eventually(t, 5*time.Second, c.id+" receives "+sid, func() bool { return c.received(sid) >= n0+10 })
+		n0 := c.Received(sid)
+		testkit.Eventually(t, 5*time.Second, c.ID+" receives "+sid, func() bool { return c.Received(sid) >= n0+10 })
 	}
-	for _, c := range []*client{bob, cyd} {
+	for _, c := range []*sfutest.Client{bob, cyd} {
 		flowing(c, adaCam.SID)
 		flowing(c, adaMicInfo.SID)
 	}
@@ -68,8 +67,8 @@ func testRenegotiation(t *testing.T) {
 	}
 
 	step(t, "publisher adds a track mid-call", func() {
-		ada.addTrack("video", "ada-screen")
-		ada.negotiatePublisher(false)
+		ada.AddTrack("video", "ada-screen")
+		ada.NegotiatePublisher(false)
 		testkit.Eventually(t, 5*time.Second, "screen published", func() bool { return len(sids(ada)) == 3 })
 		screen := sids(ada)["ada-screen"]
 		flowing(bob, screen.SID)
@@ -77,15 +76,14 @@ func testRenegotiation(t *testing.T) {
 	})
 
 	step(t, "publisher removes a track", func() {
-		ada.removeTrack(adaMic)
-		ada.negotiatePublisher(false)
+		ada.RemoveTrack(adaMic)
+		ada.NegotiatePublisher(false)
 		testkit.Eventually(t, 5*time.Second, "mic unpublished", func() bool {
-			ada.mu.Lock()
-			defer ada.mu.Unlock()
-			return len(ada.unpublished) == 1 && ada.unpublished[0].SID == adaMicInfo.SID
+			un := ada.Unpublished()
+			return len(un) == 1 && un[0].SID == adaMicInfo.SID
 		})
-		for _, c := range []*client{bob, cyd} {
-			testkit.Eventually(t, 5*time.Second, c.id+"'s mic track ends", func() bool { return c.remoteTracks()[adaMicInfo.SID].ended })
+		for _, c := range []*sfutest.Client{bob, cyd} {
+			testkit.Eventually(t, 5*time.Second, c.ID+"'s mic track ends", func() bool { return c.RemoteTracks()[adaMicInfo.SID].Ended })
 		}
 		for _, st := range env.sfu.RoomStats("r") {
 			if st.SID == adaMicInfo.SID {
@@ -95,34 +93,34 @@ func testRenegotiation(t *testing.T) {
 	})
 
 	step(t, "server mute stops forwarding, unmute resumes", func() {
-		if err := ada.peer.SetTrackMuted(adaCam.SID, true); err != nil {
+		if err := ada.Peer.SetTrackMuted(adaCam.SID, true); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond) // packets already queued drain
-		n0 := bob.received(adaCam.SID)
+		n0 := bob.Received(adaCam.SID)
 		time.Sleep(300 * time.Millisecond)
-		if n := bob.received(adaCam.SID); n != n0 {
+		if n := bob.Received(adaCam.SID); n != n0 {
 			t.Fatalf("muted track still forwarded: %d -> %d packets", n0, n)
 		}
-		if st := ada.peer.Stats(); !slices.ContainsFunc(st, func(s TrackStats) bool { return s.SID == adaCam.SID && s.Muted }) {
+		if st := ada.Peer.Stats(); !slices.ContainsFunc(st, func(s sfu.TrackStats) bool { return s.SID == adaCam.SID && s.Muted }) {
 			t.Fatalf("stats do not show the mute: %+v", st)
 		}
-		if err := ada.peer.SetTrackMuted(adaCam.SID, false); err != nil {
+		if err := ada.Peer.SetTrackMuted(adaCam.SID, false); err != nil {
 			t.Fatal(err)
 		}
 		flowing(bob, adaCam.SID)
 	})
 
 	step(t, "subscriber ICE restart", func() {
-		offers := bob.offers.Load()
-		if err := bob.peer.RestartICE(); err != nil {
+		offers := bob.Offers()
+		if err := bob.Peer.RestartICE(); err != nil {
 			t.Fatal(err)
 		}
-		before := iceUfrag(bob.sub.CurrentRemoteDescription().SDP)
+		before := sfutest.ICEUfrag(bob.Sub.CurrentRemoteDescription().SDP)
 		testkit.Eventually(t, 5*time.Second, "restart offer answered", func() bool {
-			return bob.offers.Load() > offers && !bob.offerOut.Load()
+			return bob.Offers() > offers && !bob.OfferOutstanding()
 		})
-		if after := iceUfrag(bob.sub.CurrentRemoteDescription().SDP); after == before {
+		if after := sfutest.ICEUfrag(bob.Sub.CurrentRemoteDescription().SDP); after == before {
 			t.Fatalf("restart offer kept ufrag %q", before)
 		}
 		flowing(bob, adaCam.SID)
@@ -130,17 +128,17 @@ func testRenegotiation(t *testing.T) {
 	})
 
 	step(t, "publisher ICE restart", func() {
-		before := iceUfrag(ada.pub.RemoteDescription().SDP)
-		answer := ada.negotiatePublisher(true)
-		if after := iceUfrag(answer.SDP); after == "" || after == before {
+		before := sfutest.ICEUfrag(ada.Pub.RemoteDescription().SDP)
+		answer := ada.NegotiatePublisher(true)
+		if after := sfutest.ICEUfrag(answer.SDP); after == "" || after == before {
 			t.Fatalf("SFU answer kept ufrag %q after an ICE restart offer", before)
 		}
 		flowing(bob, adaCam.SID)
 	})
 
-	for _, c := range []*client{ada, bob, cyd} {
-		if g := c.glare.Load(); g != 0 {
-			t.Fatalf("%s saw %d glaring offers", c.id, g)
+	for _, c := range []*sfutest.Client{ada, bob, cyd} {
+		if g := c.Glare(); g != 0 {
+			t.Fatalf("%s saw %d glaring offers", c.ID, g)
 		}
 	}
 }
@@ -163,37 +161,37 @@ func gaugeValue(t *testing.T, env *testEnv, name string) float64 {
 // TestAPIErrors covers the errors signaling branches on.
 func TestAPIErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env := newTestEnv(t, DefaultConfig())
-		viewer, err := env.sfu.Join("r", "PA_v", JoinOptions{CanSubscribe: true})
+		env := newTestEnv(t, sfu.DefaultConfig())
+		viewer, err := env.sfu.Join("r", "PA_v", sfu.JoinOptions{CanSubscribe: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := env.sfu.Join("r", "PA_v", JoinOptions{CanSubscribe: true}); !errors.Is(err, ErrParticipantExists) {
+		if _, err := env.sfu.Join("r", "PA_v", sfu.JoinOptions{CanSubscribe: true}); !errors.Is(err, sfu.ErrParticipantExists) {
 			t.Fatalf("duplicate join: %v", err)
 		}
-		if _, err := viewer.HandleOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: "v=0"}); !errors.Is(err, ErrNotAllowed) {
+		if _, err := viewer.HandleOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: "v=0"}); !errors.Is(err, sfu.ErrNotAllowed) {
 			t.Fatalf("offer without publish grant: %v", err)
 		}
-		if err := viewer.AddICECandidate(Publisher, webrtc.ICECandidateInit{}); !errors.Is(err, ErrNotAllowed) {
+		if err := viewer.AddICECandidate(sfu.Publisher, webrtc.ICECandidateInit{}); !errors.Is(err, sfu.ErrNotAllowed) {
 			t.Fatalf("publisher candidate without publish grant: %v", err)
 		}
 		if err := viewer.HandleAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: "v=0"}); err == nil {
 			t.Fatal("answer without an offer accepted")
 		}
-		if err := viewer.Unpublish("TR_nope"); !errors.Is(err, ErrTrackNotFound) {
+		if err := viewer.Unpublish("TR_nope"); !errors.Is(err, sfu.ErrTrackNotFound) {
 			t.Fatalf("unpublish unknown: %v", err)
 		}
-		if err := viewer.SetTrackMuted("TR_nope", true); !errors.Is(err, ErrTrackNotFound) {
+		if err := viewer.SetTrackMuted("TR_nope", true); !errors.Is(err, sfu.ErrTrackNotFound) {
 			t.Fatalf("mute unknown: %v", err)
 		}
-		pubOnly, err := env.sfu.Join("r", "PA_p", JoinOptions{CanPublish: true})
+		pubOnly, err := env.sfu.Join("r", "PA_p", sfu.JoinOptions{CanPublish: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := pubOnly.HandleOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: "garbage"}); err == nil {
 			t.Fatal("garbage SDP accepted")
 		}
-		if err := pubOnly.RestartICE(); !errors.Is(err, ErrNotAllowed) {
+		if err := pubOnly.RestartICE(); !errors.Is(err, sfu.ErrNotAllowed) {
 			t.Fatalf("subscriber restart without subscribe grant: %v", err)
 		}
 		if err := viewer.Close(); err != nil {
@@ -214,15 +212,15 @@ func TestAPIErrors(t *testing.T) {
 // TestRunCloses: after Run returns, peers are closed and Join fails.
 func TestRunCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env := newTestEnv(t, DefaultConfig())
-		ada := env.newClient("r", "PA_ada", JoinOptions{CanPublish: true, CanSubscribe: true})
-		ada.publish()
-		bob := env.newClient("r", "PA_bob", JoinOptions{CanSubscribe: true})
-		testkit.Eventually(t, 5*time.Second, "media", func() bool { return len(bob.remoteTracks()) == 1 })
+		env := newTestEnv(t, sfu.DefaultConfig())
+		ada := env.newClient("r", "PA_ada", sfu.JoinOptions{CanPublish: true, CanSubscribe: true})
+		ada.Publish()
+		bob := env.newClient("r", "PA_bob", sfu.JoinOptions{CanSubscribe: true})
+		testkit.Eventually(t, 5*time.Second, "media", func() bool { return len(bob.RemoteTracks()) == 1 })
 		// newTestEnv's cleanup cancels Run; do it now through a second SFU
 		// handle check: Run must close everything and later Joins fail.
 		env.stop()
-		if _, err := env.sfu.Join("r", "PA_late", JoinOptions{}); !errors.Is(err, ErrClosed) {
+		if _, err := env.sfu.Join("r", "PA_late", sfu.JoinOptions{}); !errors.Is(err, sfu.ErrClosed) {
 			t.Fatalf("join after Run: %v", err)
 		}
 		if got := env.sfu.Rooms(); len(got) != 0 {
@@ -235,9 +233,9 @@ func TestRunCloses(t *testing.T) {
 // reaches WebRTC subscribers, gets key-frame requests, and unpublishes.
 func TestLocalPublish(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env := newTestEnv(t, DefaultConfig())
+		env := newTestEnv(t, sfu.DefaultConfig())
 		var kf atomic.Int64
-		lt, err := env.sfu.PublishLocal("live", LocalTrackOptions{
+		lt, err := env.sfu.PublishLocal("live", sfu.LocalTrackOptions{
 			ParticipantID: "PA_obs", ClientTrackID: "rtmp-video",
 			Codec:             webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8},
 			OnKeyframeRequest: func() { kf.Add(1) },
@@ -245,7 +243,7 @@ func TestLocalPublish(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bob := env.newClient("live", "PA_bob", JoinOptions{CanSubscribe: true})
+		bob := env.newClient("live", "PA_bob", sfu.JoinOptions{CanSubscribe: true})
 		sid := lt.Info().SID
 		stop := make(chan struct{})
 		done := make(chan struct{})
@@ -259,36 +257,27 @@ func TestLocalPublish(t *testing.T) {
 				}
 				// Key frames only when asked: the subscriber's first
 				// picture depends on the request reaching us.
-				if err := lt.WriteRTP(vp8Packet(uint16(i), kf.Load() > 0 && i%25 == 0)); err != nil {
+				if err := lt.WriteRTP(sfu.VP8Packet(uint16(i), kf.Load() > 0 && i%25 == 0)); err != nil {
 					t.Error(err)
 					return
 				}
 			}
 		}()
-		testkit.Eventually(t, 5*time.Second, "bob receives the ingest track", func() bool { return bob.received(sid) >= 20 })
+		testkit.Eventually(t, 5*time.Second, "bob receives the ingest track", func() bool { return bob.Received(sid) >= 20 })
 		if kf.Load() == 0 {
 			t.Fatal("no key-frame request reached the ingest")
 		}
-		if rt := bob.remoteTracks()[sid]; rt.streamID != "PA_obs|"+sid {
-			t.Fatalf("stream id %q", rt.streamID)
+		if rt := bob.RemoteTracks()[sid]; rt.StreamID != "PA_obs|"+sid {
+			t.Fatalf("stream id %q", rt.StreamID)
 		}
 		close(stop)
 		<-done
 		if err := lt.Close(); err != nil {
 			t.Fatal(err)
 		}
-		testkit.Eventually(t, 5*time.Second, "track ends at bob", func() bool { return bob.remoteTracks()[sid].ended })
-		if err := lt.WriteRTP(vp8Packet(1, true)); !errors.Is(err, ErrClosed) {
+		testkit.Eventually(t, 5*time.Second, "track ends at bob", func() bool { return bob.RemoteTracks()[sid].Ended })
+		if err := lt.WriteRTP(sfu.VP8Packet(1, true)); !errors.Is(err, sfu.ErrClosed) {
 			t.Fatalf("write after close: %v", err)
 		}
 	})
-}
-
-func iceUfrag(sdp string) string {
-	for _, line := range strings.Split(sdp, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=ice-ufrag:"); ok {
-			return v
-		}
-	}
-	return ""
 }

@@ -14,6 +14,7 @@
 package sfu
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -28,7 +29,7 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	pionlogging "github.com/pion/logging"
-	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -59,12 +60,15 @@ type SFU struct {
 	m        *metrics
 	pionLog  pionlogging.LoggerFactory
 	settings *webrtc.SettingEngine
-	subAPI   *webrtc.API
 	closers  []io.Closer // listeners and muxes, closed by Close
 
 	mu     sync.Mutex
 	rooms  map[string]*room
 	closed bool
+
+	speakerWG sync.WaitGroup // the rooms' speaker goroutines
+
+	taps map[string]*Tap // by room name: in-process track sinks (recordtap.go)
 
 	// testBeforeWrite, if set before the first Join, runs in a
 	// subscriber's writer before each packet (tests stall a subscriber).
@@ -72,9 +76,10 @@ type SFU struct {
 }
 
 type room struct {
-	name   string
-	peers  map[string]*Peer
-	tracks map[string]*publishedTrack // by SID
+	name     string
+	peers    map[string]*Peer
+	tracks   map[string]*publishedTrack // by SID
+	speakers *speakers
 }
 
 // New validates cfg, opens the UDP mux and (if TCPPort != 0) the ICE-TCP
@@ -104,10 +109,6 @@ func New(cfg Config, deps Deps) (*SFU, error) {
 		}
 	}
 	if err := s.buildSettings(n); err != nil {
-		s.closeListeners()
-		return nil, err
-	}
-	if s.subAPI, err = s.newSubscriberAPI(); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
@@ -213,6 +214,10 @@ func (s *SFU) Close() error {
 		return nil
 	}
 	s.closed = true
+	taps := make([]*Tap, 0, len(s.taps))
+	for _, tap := range s.taps {
+		taps = append(taps, tap)
+	}
 	var peers []*Peer
 	for _, r := range s.rooms {
 		for _, p := range r.peers {
@@ -220,11 +225,22 @@ func (s *SFU) Close() error {
 		}
 	}
 	s.mu.Unlock()
+	for _, tap := range taps {
+		_ = tap.Close()
+	}
 	var wg sync.WaitGroup
 	for _, p := range peers {
 		wg.Go(func() { _ = p.Close() })
 	}
 	wg.Wait()
+	// Rooms still held by in-process publishers stop their speaker
+	// selection too.
+	s.mu.Lock()
+	for _, r := range s.rooms {
+		r.speakers.close()
+	}
+	s.mu.Unlock()
+	s.speakerWG.Wait()
 	s.closeListeners()
 	return nil
 }
@@ -265,6 +281,7 @@ func (s *SFU) Join(roomName, participantID string, opts JoinOptions) (*Peer, err
 		r = &room{name: roomName, peers: map[string]*Peer{}, tracks: map[string]*publishedTrack{}}
 		s.rooms[roomName] = r
 		s.m.rooms.Inc()
+		s.startSpeakersLocked(r)
 	}
 	if r.peers[participantID] != nil {
 		s.mu.Unlock()
@@ -302,9 +319,11 @@ func (s *SFU) removePeer(p *Peer) {
 	}
 	delete(r.peers, p.id)
 	s.m.participants.Dec()
+	r.speakers.sel.Remove(p.id)
 	if len(r.peers) == 0 && len(r.tracks) == 0 {
 		delete(s.rooms, p.room)
 		s.m.rooms.Dec()
+		r.speakers.close()
 	}
 }
 
@@ -321,12 +340,14 @@ func (s *SFU) addTrack(t *publishedTrack) (subscribers []*Peer, ok bool) {
 		r = &room{name: t.roomName, peers: map[string]*Peer{}, tracks: map[string]*publishedTrack{}}
 		s.rooms[t.roomName] = r
 		s.m.rooms.Inc()
+		s.startSpeakersLocked(r)
 	}
 	if r == nil || t.owner != nil && r.peers[t.info.ParticipantID] != t.owner {
 		return nil, false
 	}
 	r.tracks[t.info.SID] = t
 	s.m.tracks.Inc()
+	s.notifyTapLocked(t.roomName)
 	for id, p := range r.peers {
 		if id != t.info.ParticipantID && p.opts.CanSubscribe {
 			subscribers = append(subscribers, p)
@@ -345,6 +366,7 @@ func (s *SFU) removeTrack(t *publishedTrack) []*Peer {
 	}
 	delete(r.tracks, t.info.SID)
 	s.m.tracks.Dec()
+	s.notifyTapLocked(t.roomName)
 	var peers []*Peer
 	for _, p := range r.peers {
 		peers = append(peers, p)
@@ -352,6 +374,7 @@ func (s *SFU) removeTrack(t *publishedTrack) []*Peer {
 	if len(r.peers) == 0 && len(r.tracks) == 0 {
 		delete(s.rooms, t.roomName)
 		s.m.rooms.Dec()
+		r.speakers.close()
 	}
 	return peers
 }
@@ -388,19 +411,7 @@ func statsOf(tracks []*publishedTrack) []TrackStats {
 		out = append(out, t.stats())
 	}
 	slices.SortFunc(out, func(a, b TrackStats) int {
-		if a.ParticipantID != b.ParticipantID {
-			if a.ParticipantID < b.ParticipantID {
-				return -1
-			}
-			return 1
-		}
-		if a.SID < b.SID {
-			return -1
-		}
-		if a.SID > b.SID {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.ParticipantID, b.ParticipantID), cmp.Compare(a.SID, b.SID))
 	})
 	return out
 }

@@ -9,8 +9,10 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/sfu/internal/audiolevel"
 	"github.com/parleyhq/parley/sfu/internal/keyframe"
 	"github.com/parleyhq/parley/sfu/internal/packetcache"
+	"github.com/parleyhq/parley/sfu/internal/red"
 	"github.com/parleyhq/parley/sfu/internal/rtpstats"
 )
 
@@ -32,10 +34,33 @@ type publishedTrack struct {
 	fmtp      string // publisher's negotiated fmtp, to pick the same H.264 profile downstream
 	video     bool
 	clockRate uint32
-	cache     *packetcache.Cache
+	cache     *packetcache.Cache // nil for a simulcast track (see layers)
 
 	sendPLI func() error // asks the publisher for a key frame
 	pli     throttle
+
+	// Simulcast tracks only (nil otherwise): the layers, lowest first,
+	// and how to ask for a key frame on one of them.
+	layers       []*trackLayer
+	dyn          dynacast // which layers the publisher is asked to send
+	sendLayerPLI func(ssrc uint32) error
+
+	// RED (audio/red) publishers only: the Opus stream unwrapped from
+	// it, for subscribers without RED, kept in a cache of its own under
+	// the publisher's sequence numbers (see red.Unwrapper). The
+	// unwrapper, its output slice and scratch are the read loop's.
+	red        bool
+	opusCache  *packetcache.Cache
+	unwrapper  red.Unwrapper
+	unwrapIdle bool // the last packet was not unwrapped
+	unwrapped  []red.Packet
+	scratch    []byte
+
+	// Audio level of each packet (RFC 6464 extension id levelID, 0 if not
+	// negotiated), fed to the room's speaker selection. level is nil
+	// without one (in-process publishers, video).
+	level   *audiolevel.Source
+	levelID uint8
 
 	downs atomic.Pointer[[]*downTrack] // copy-on-write, read per packet
 	dmu   sync.Mutex                   // serialises writers of downs
@@ -65,6 +90,12 @@ type trackParams struct {
 	clockRate uint32
 	fmtp      string
 	sendPLI   func() error
+	// rids makes a simulcast track with one layer per rid, lowest
+	// first; sendLayerPLI asks for a key frame on one layer's SSRC.
+	rids         []string
+	sendLayerPLI func(ssrc uint32) error
+	// levelID is the negotiated audio-level extension id (0: none).
+	levelID uint8
 }
 
 func newPublishedTrack(s *SFU, p trackParams) *publishedTrack {
@@ -82,11 +113,24 @@ func newPublishedTrack(s *SFU, p trackParams) *publishedTrack {
 		fmtp:      p.fmtp,
 		video:     p.info.Kind == "video",
 		clockRate: p.clockRate,
-		cache:     packetcache.New(size),
 		sendPLI:   p.sendPLI,
 		pli:       throttle{interval: s.cfg.PLIInterval},
 		rx:        rtpstats.NewReceiver(p.clockRate),
 	}
+	if len(p.rids) > 1 && t.video {
+		// Every layer has its own cache; the track's stays nil.
+		t.sendLayerPLI = p.sendLayerPLI
+		t.initLayers(p.rids, size)
+	} else {
+		t.cache = packetcache.New(size)
+	}
+	if isRED(p.info.Codec) {
+		t.red = true
+		t.opusCache = packetcache.New(size)
+		t.unwrapped = make([]red.Packet, 0, red.MaxRecover+1)
+		t.scratch = make([]byte, packetcache.MaxPacketSize)
+	}
+	t.levelID = p.levelID
 	t.downs.Store(&[]*downTrack{})
 	return t
 }
@@ -113,26 +157,106 @@ func (t *publishedTrack) handlePacket(pkt []byte, hdr *rtp.Header, now time.Time
 	}
 	t.statsMu.Lock()
 	newest := t.rx.Update(hdr.SequenceNumber, hdr.Timestamp, now)
+	t.countLocked(len(pkt), now)
+	t.statsMu.Unlock()
+
+	if t.ended.Load() {
+		return
+	}
+	muted := t.muted.Load()
+	if t.level != nil && !muted {
+		if lvl, _, ok := audiolevel.Read(hdr, t.levelID); ok {
+			t.level.ObserveAt(now, lvl) // the room's clock is time.Now too
+		}
+	}
+	t.cache.Put(hdr.SequenceNumber, pkt)
+	key := t.video && newest && keyframe.IsKeyframeStart(t.codec, pkt[hl:])
+	downs := *t.downs.Load()
+	var opus []red.Packet
+	if t.red {
+		opus = t.unwrapFor(downs, hdr, pkt[hl:])
+	}
+	for _, d := range downs {
+		if t.red && d.wantsOpus() {
+			for _, o := range opus {
+				d.forward(o.Seq, newest, false, muted)
+			}
+			continue
+		}
+		d.forward(hdr.SequenceNumber, newest, key, muted)
+	}
+}
+
+// unwrapFor unwraps a RED packet when a subscriber wants Opus. The
+// unwrapper starts afresh after packets no one needed, so that the
+// skipped ones are not taken for losses.
+func (t *publishedTrack) unwrapFor(downs []*downTrack, hdr *rtp.Header, payload []byte) []red.Packet {
+	for _, d := range downs {
+		if d.wantsOpus() {
+			if t.unwrapIdle {
+				t.unwrapper, t.unwrapIdle = red.Unwrapper{}, false
+			}
+			return t.unwrap(hdr, payload)
+		}
+	}
+	t.unwrapIdle = true
+	return nil
+}
+
+// unwrap turns one RED packet into the Opus packets subscribers without
+// RED get (recovered frames first, then the primary) and puts them in
+// opusCache under their sequence numbers. Padding is dropped with the
+// rest of the RED framing.
+func (t *publishedTrack) unwrap(hdr *rtp.Header, payload []byte) []red.Packet {
+	if hdr.Padding && len(payload) > 0 {
+		pad := int(payload[len(payload)-1])
+		if pad == 0 || pad > len(payload) {
+			return nil
+		}
+		payload = payload[:len(payload)-pad]
+	}
+	before := t.unwrapper.Recovered
+	out, err := t.unwrapper.Unwrap(t.unwrapped[:0], hdr.SequenceNumber, hdr.Timestamp, payload)
+	if err != nil {
+		return nil
+	}
+	h := rtp.Header{Version: 2, SSRC: hdr.SSRC, CSRC: hdr.CSRC}
+	for _, o := range out {
+		h.SequenceNumber, h.Timestamp, h.PayloadType = o.Seq, o.Timestamp, o.PT
+		// The marker (start of a talk spurt) belongs to the primary.
+		h.Marker = hdr.Marker && !o.Recovered
+		n, err := h.MarshalTo(t.scratch)
+		if err != nil || n+len(o.Payload) > len(t.scratch) {
+			continue
+		}
+		n += copy(t.scratch[n:], o.Payload)
+		t.opusCache.Put(o.Seq, t.scratch[:n])
+	}
+	if r := t.unwrapper.Recovered - before; r > 0 {
+		t.s.m.redRecovered.Add(float64(r))
+	}
+	t.s.m.redUnwrapped.Inc()
+	return out
+}
+
+// countLocked adds one received packet of n bytes to the track's
+// counters and closes the bitrate and loss window every second. The
+// caller holds statsMu.
+func (t *publishedTrack) countLocked(n int, now time.Time) {
 	t.packets++
-	t.bytes += uint64(len(pkt))
+	t.bytes += uint64(n)
 	t.lastPacket = now
 	if t.winStart.IsZero() {
 		t.winStart, t.winBytes = now, t.bytes
 	} else if el := now.Sub(t.winStart); el >= time.Second {
 		t.bitrate = float64(t.bytes-t.winBytes) * 8 / el.Seconds()
 		t.rx.CloseInterval()
+		for _, ly := range t.layers {
+			ly.rx.CloseInterval()
+			ly.bitrate = float64(ly.bytes-ly.winBytes) * 8 / el.Seconds()
+			ly.winBytes = ly.bytes
+		}
 		t.winStart, t.winBytes = now, t.bytes
-	}
-	t.statsMu.Unlock()
-
-	if t.ended.Load() {
-		return
-	}
-	t.cache.Put(hdr.SequenceNumber, pkt)
-	key := t.video && newest && keyframe.IsKeyframeStart(t.codec, pkt[hl:])
-	muted := t.muted.Load()
-	for _, d := range *t.downs.Load() {
-		d.forward(hdr.SequenceNumber, newest, key, muted)
 	}
 }
 
@@ -188,6 +312,16 @@ func (t *publishedTrack) setMuted(muted bool) {
 	if t.muted.Swap(muted) == muted || muted {
 		return
 	}
+	if t.simulcast() {
+		// The switchers ask for the key frames they need.
+		for _, ly := range t.layers {
+			ly.pli.reset()
+		}
+		for _, d := range *t.downs.Load() {
+			d.sw.Resync()
+		}
+		return
+	}
 	if t.video {
 		for _, d := range *t.downs.Load() {
 			d.needKeyframe.Store(true)
@@ -228,6 +362,13 @@ func (t *publishedTrack) stats() TrackStats {
 		FractionLost:   t.rx.FractionLost(),
 		JitterMs:       t.rx.JitterMs(),
 		LastPacketTime: t.lastPacket,
+	}
+	for _, ly := range t.layers {
+		// One figure for all layers: lost packets add up, the worst
+		// layer's loss and jitter stand for the track.
+		st.PacketsLost += ly.rx.Lost()
+		st.FractionLost = max(st.FractionLost, ly.rx.FractionLost())
+		st.JitterMs = max(st.JitterMs, ly.rx.JitterMs())
 	}
 	t.statsMu.Unlock()
 	st.NACKsReceived = t.nacksIn.Load()

@@ -12,7 +12,9 @@ import (
 
 	"github.com/pion/ice/v4"
 	pionlogging "github.com/pion/logging"
-	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v5"
+
+	"github.com/parleyhq/parley/internal/rawudp"
 )
 
 // portMux is the SFU's ICE UDP mux: one socket on the configured port for
@@ -189,8 +191,15 @@ func (m *portMux) bind(ip netip.Addr, strict bool) error {
 		m.log.Info("sfu: udp address bound", "addr", bound.String())
 	}
 	delete(m.failed, ip)
+	var pc net.PacketConn = conn
+	if hc, ok := conn.(*net.UDPConn); ok {
+		// A host socket (not vnet): media goes out by raw sendto, which
+		// never parks the forwarder and keeps the runtime's sysmon idle
+		// (see internal/rawudp and docs/benchmarks.md).
+		pc = rawudp.Wrap(hc)
+	}
 	m.socks[ip] = &udpSocket{
-		mux:   ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: m.pionLog, UDPConn: conn, Net: m.net}),
+		mux:   ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: m.pionLog, UDPConn: pc, Net: m.net}),
 		bound: bound,
 	}
 	return nil

@@ -3,7 +3,10 @@ package sfu
 import (
 	"github.com/pion/rtp"
 
+	"github.com/parleyhq/parley/sfu/internal/keyframe"
 	"github.com/parleyhq/parley/sfu/internal/packetcache"
+	"github.com/parleyhq/parley/sfu/internal/red"
+	"github.com/parleyhq/parley/sfu/internal/simulcast"
 )
 
 // outPacket is one queued send: which track, which cached packet, and the
@@ -13,6 +16,10 @@ type outPacket struct {
 	d       *downTrack
 	in, out uint16
 	rtx     bool
+	mark    bool // set the marker bit (audio resuming after a pause)
+	// m is the switcher's mapping for a simulcast source: which layer's
+	// cache holds the packet and how to renumber it (zero otherwise).
+	m simulcast.Mapping
 }
 
 // sendQueue is one subscriber's bounded send queue and its writer. The
@@ -66,7 +73,14 @@ func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
 	if b == nil {
 		return // unbound since queued: the track is going away
 	}
-	n := t.cache.Get(p.in, buf)
+	cache := t.cache
+	switch {
+	case d.sw != nil:
+		cache = t.layers[p.m.Layer].cache
+	case b.opus:
+		cache = t.opusCache
+	}
+	n := cache.Get(p.in, buf)
 	if n == 0 {
 		if !p.rtx {
 			t.drop(dropCacheMiss)
@@ -93,6 +107,18 @@ func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
 	hdr.SSRC = b.ssrc
 	hdr.PayloadType = b.pt
 	hdr.SequenceNumber = p.out
+	if p.mark {
+		hdr.Marker = true
+	}
+	if b.redInnerPT != 0 {
+		red.SetPT(buf[hl:end], b.redInnerPT) // our copy
+	}
+	if d.sw != nil {
+		hdr.Timestamp = p.m.Timestamp(hdr.Timestamp)
+		if t.codec == keyframe.VP8 {
+			p.m.RewriteVP8(buf[hl:end]) // our copy: each subscriber numbers its own
+		}
+	}
 	// Header extension ids are negotiated per connection and the
 	// subscriber connection negotiates none, so none are forwarded.
 	hdr.Extension = false

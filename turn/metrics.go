@@ -1,9 +1,9 @@
 package turn
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleyhq/parley/internal/promreg"
 )
 
 // metrics are the parley_turn_* series. They exist (and are updated) even
@@ -153,19 +153,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.droppedBacklogIn = m.droppedPackets.WithLabelValues(dirToClient, "backlog")
 	m.droppedBacklogOut = m.droppedPackets.WithLabelValues(dirToPeer, "backlog")
 	m.droppedClientBehind = m.droppedPackets.WithLabelValues(dirToClient, "client_behind")
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range append([]prometheus.Collector{
+	if err := promreg.Register(reg, "turn", append([]prometheus.Collector{
 		m.allocationsActive, m.allocationsCreated, m.allocationsDeleted, m.permissionsActive,
 		m.permissionsCreated, m.channelsActive, m.relayedBytes, m.relayedPackets, m.droppedPackets,
 		m.peerDenials, m.quotaRejections, m.authFailures, m.requestErrors,
 		m.tcpBacklogCloses, m.logsSuppressed, m.amplificationDrops, m.answersRateLimited,
-	}, m.conns.collectors()...) {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register turn metrics: %w", err)
-		}
+	}, m.conns.collectors()...)...); err != nil {
+		return nil, err
 	}
-
 	return m, nil
 }

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v5"
 	pionturn "github.com/pion/turn/v5"
 	"golang.org/x/time/rate"
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/chat/storetest"
 )
 
 // The crash test re-runs this test binary as a writer process, kills it with
@@ -72,7 +73,7 @@ func crashRound(t *testing.T, exe string, batch int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv := mustRoom(t, s, crashRoom)
+	conv := storetest.MustRoom(t, s, crashRoom)
 	for w := range crashWriters {
 		if err := s.AddMember(ctx, chat.Member{ConversationID: conv.ID, Identity: crashWriter(w), Role: chat.RoleMember}); err != nil {
 			t.Fatal(err)

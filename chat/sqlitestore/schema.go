@@ -53,6 +53,14 @@ CREATE TABLE messages (
 	UNIQUE (conv_id, sender, client_msg_id)
 );
 `,
+	// v2: identities that have used the server (joined, or were issued a
+	// token), so "who can be messaged" survives a restart.
+	`
+CREATE TABLE identities (
+	id         TEXT PRIMARY KEY,
+	first_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the database to the newest schema version inside one

@@ -22,7 +22,7 @@ type writeStmts struct {
 	dup, member, bump, insert, convHead *sql.Stmt
 	insertConv, convByKey               *sql.Stmt
 	upsertMember, addMemberIfAbsent     *sql.Stmt
-	advance                             *sql.Stmt
+	advance, rememberIdentity           *sql.Stmt
 	all                                 []*sql.Stmt
 }
 
@@ -44,6 +44,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 	// updates can never move a mark backwards; read raises delivered too.
 	w.advance = p.do(`UPDATE members SET delivered_seq = MAX(delivered_seq, ?, ?), read_seq = MAX(read_seq, ?)
 		WHERE conv_id = ? AND identity = ? RETURNING delivered_seq, read_seq`)
+	w.rememberIdentity = p.do(`INSERT INTO identities (id, first_seen) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`)
 	w.all = p.stmts
 	return p.err
 }
@@ -54,8 +55,9 @@ const convCols = `id, kind, COALESCE(key, ''), title, last_seq, created_at`
 
 // readStmts run on the reader pool.
 type readStmts struct {
-	conv, member, rangeAfter, historyBefore, event, list *sql.Stmt
-	all                                                  []*sql.Stmt
+	conv, member, rangeAfter, historyBefore, event *sql.Stmt
+	list, summary, identityKnown                   *sql.Stmt
+	all                                            []*sql.Stmt
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -65,12 +67,16 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	r.rangeAfter = p.do(`SELECT ` + msgCols + ` FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
 	r.historyBefore = p.do(`SELECT ` + msgCols + ` FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`)
 	r.event = p.do(`SELECT ` + msgCols + ` FROM messages WHERE conv_id = ? AND seq = ?`)
-	r.list = p.do(fmt.Sprintf(`SELECT c.id, c.kind, COALESCE(c.key, ''), c.title, c.last_seq, c.created_at, c.last_at,
+	// A member's conversation summaries (scanSummary's columns).
+	summaries := fmt.Sprintf(`SELECT c.id, c.kind, COALESCE(c.key, ''), c.title, c.last_seq, c.created_at, c.last_at,
 		m.role, m.delivered_seq, m.read_seq,
 		(SELECT COUNT(*) FROM (SELECT 1 FROM messages x WHERE x.conv_id = c.id AND x.seq > m.read_seq
 			AND x.sender <> m.identity AND x.kind IN %s LIMIT %d))
-		FROM members m JOIN conversations c ON c.id = m.conv_id
-		WHERE m.identity = ? ORDER BY c.last_at DESC, c.id`, visibleKinds, UnreadCap))
+		FROM members m JOIN conversations c ON c.id = m.conv_id`, visibleKinds, UnreadCap)
+	r.list = p.do(summaries + ` WHERE m.identity = ? ORDER BY c.last_at DESC, c.id`)
+	r.summary = p.do(summaries + ` WHERE m.conv_id = ? AND m.identity = ?`)
+	r.identityKnown = p.do(`SELECT EXISTS (SELECT 1 FROM identities WHERE id = ?1)
+		OR EXISTS (SELECT 1 FROM members WHERE identity = ?1)`)
 	r.all = p.stmts
 	return p.err
 }

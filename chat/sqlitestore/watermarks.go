@@ -49,19 +49,41 @@ func (s *Store) Conversations(ctx context.Context, identity string) ([]chat.Conv
 	defer rows.Close()
 	var out []chat.ConversationSummary
 	for rows.Next() {
-		var cs chat.ConversationSummary
-		var kind, role string
-		var created, lastAt int64
-		c := &cs.Conversation
-		if err := rows.Scan(&c.ID, &kind, &c.Key, &c.Title, &c.LastSeq, &created, &lastAt,
-			&role, &cs.Watermarks.Delivered, &cs.Watermarks.Read, &cs.Unread); err != nil {
+		cs, err := scanSummary(rows)
+		if err != nil {
 			return nil, fmt.Errorf("conversations of %s: %w", identity, err)
 		}
-		c.Kind, c.CreatedAt, cs.Role, cs.LastActivity = chat.ConversationKind(kind), fromMillis(created), chat.Role(role), fromMillis(lastAt)
 		out = append(out, cs)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("conversations of %s: %w", identity, mapErr(err))
 	}
 	return out, nil
+}
+
+// Summary implements chat.WatermarkStore. The unread count stops at
+// UnreadCap.
+func (s *Store) Summary(ctx context.Context, convID, identity string) (chat.ConversationSummary, error) {
+	cs, err := scanSummary(s.rs.summary.QueryRowContext(ctx, convID, identity))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.ConversationSummary{}, fmt.Errorf("%s in %s: %w", identity, convID, chat.ErrNotMember)
+	}
+	if err != nil {
+		return chat.ConversationSummary{}, fmt.Errorf("%s in %s: %w", identity, convID, mapErr(err))
+	}
+	return cs, nil
+}
+
+// scanSummary reads one row of readStmts.list or readStmts.summary.
+func scanSummary(row interface{ Scan(dest ...any) error }) (chat.ConversationSummary, error) {
+	var cs chat.ConversationSummary
+	var kind, role string
+	var created, lastAt int64
+	c := &cs.Conversation
+	if err := row.Scan(&c.ID, &kind, &c.Key, &c.Title, &c.LastSeq, &created, &lastAt,
+		&role, &cs.Watermarks.Delivered, &cs.Watermarks.Read, &cs.Unread); err != nil {
+		return chat.ConversationSummary{}, err
+	}
+	c.Kind, c.CreatedAt, cs.Role, cs.LastActivity = chat.ConversationKind(kind), fromMillis(created), chat.Role(role), fromMillis(lastAt)
+	return cs, nil
 }

@@ -87,6 +87,20 @@ func crashStorm(t *testing.T, seed uint64, mode string) {
 	}
 	convID := creator.Joined.ConversationID
 	if mode == ModeGroup {
+		// Chat adds only identities that have used the server (the
+		// tokens here are signed with the API key, not issued by the
+		// admin API), so each member opens Parley once first.
+		for _, id := range ids[1:] {
+			tok, err := token(id)()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Dial(ctx, DialOptions{URL: srv.wsURL(), Origin: srv.base(), Token: tok})
+			if err != nil {
+				t.Fatalf("first join of %s: %v", id, err)
+			}
+			c.Close()
+		}
 		conv, err := creator.CreateGroup(ctx, "storm", ids[1:])
 		if err != nil {
 			t.Fatalf("chat_group: %v", err)

@@ -59,10 +59,18 @@ type Client struct {
 }
 
 // LoopbackAPI returns a pion API that gathers only loopback host
-// candidates, for clients running on the same machine as the server. It
-// registers pion's default interceptors (NACK, RTCP reports, TWCC) so the
-// client recovers losses as a browser would.
+// candidates over UDP, for clients running on the same machine as the
+// server. It registers pion's default interceptors (NACK, RTCP reports,
+// TWCC) so the client recovers losses as a browser would.
 func LoopbackAPI() *webrtc.API {
+	return LoopbackAPIOver(webrtc.NetworkTypeUDP4)
+}
+
+// LoopbackAPIOver is LoopbackAPI on the given network types: with
+// NetworkTypeTCP4 alone the client gathers no UDP candidate and dials the
+// server's passive ICE-TCP candidate, as a browser behind a UDP-blocking
+// firewall would.
+func LoopbackAPIOver(networks ...webrtc.NetworkType) *webrtc.API {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		panic(err) // static codec table; cannot fail
@@ -74,7 +82,7 @@ func LoopbackAPI() *webrtc.API {
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetNetworkTypes(networks)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 }

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -20,5 +21,25 @@ func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 			t.Fatalf("timed out after %v waiting for %s", limit, what)
 		}
 		time.Sleep(pollEvery)
+	}
+}
+
+// Poll calls cond every interval until it holds (true), limit passes or
+// ctx ends (false): for tests that report what they saw instead of
+// failing at once.
+func Poll(ctx context.Context, limit, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(every):
+		}
 	}
 }

@@ -1,32 +1,64 @@
 package testkit
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"testing"
 )
 
-// FreeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
-// It is for programs that must be told a port up front (a config file, a
-// command-line flag) instead of binding port 0 and reporting what they got;
-// another process could take the port in between, which loopback tests
+// Ports handed to programs that must be told a port up front (a config
+// file, a command-line flag) instead of binding port 0 and reporting what
+// they got. Asking the kernel for port 0 and closing it is not enough:
+// the port comes from the ephemeral range, and under a busy test run the
+// kernel soon hands the same number to some outgoing connection's local
+// end, so the server's later bind on the wildcard address fails with
+// "address already in use". These helpers pick numbers below Linux's
+// default ephemeral range (32768-60999), which the kernel never assigns
+// on its own, and check that the wildcard address is free on them.
+const (
+	testPortLow   = 20000
+	testPortHigh  = 32767
+	testPortTries = 200
+)
+
+// FreeUDPPort returns a UDP port that was free on every address a moment
+// ago. Another test could still take it in between, which loopback tests
 // accept.
 func FreeUDPPort(t testing.TB) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close() }()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return freePort(t, "udp", func(addr string) (func() error, error) {
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.Close, nil
+	})
 }
 
 // FreeTCPPort is FreeUDPPort for TCP.
 func FreeTCPPort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePort(t, "tcp", func(addr string) (func() error, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return l.Close, nil
+	})
+}
+
+func freePort(t testing.TB, network string, bind func(addr string) (func() error, error)) int {
+	t.Helper()
+	for range testPortTries {
+		port := testPortLow + rand.IntN(testPortHigh-testPortLow+1) //nolint:gosec // a test port, not a secret
+		closeFn, err := bind(fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		_ = closeFn()
+		return port
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free %s port in %d-%d after %d tries", network, testPortLow, testPortHigh, testPortTries)
+	return 0
 }

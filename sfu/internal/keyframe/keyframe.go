@@ -4,7 +4,11 @@
 // missed.
 package keyframe
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/parleyhq/parley/sfu/internal/vp8"
+)
 
 // Codec identifies a payload format. The zero value (Other) never reports
 // a key frame, which is right for audio.
@@ -35,7 +39,7 @@ func FromMime(mime string) Codec {
 func IsKeyframeStart(c Codec, payload []byte) bool {
 	switch c {
 	case VP8:
-		return vp8(payload)
+		return isVP8(payload)
 	case VP9:
 		return vp9(payload)
 	case H264:
@@ -44,46 +48,12 @@ func IsKeyframeStart(c Codec, payload []byte) bool {
 	return false
 }
 
-// vp8 parses the RFC 7741 payload descriptor and then the first byte of
-// the VP8 frame header, whose low bit is 0 for a key frame.
-func vp8(p []byte) bool {
-	if len(p) < 1 {
-		return false
-	}
-	b0 := p[0]
-	start := b0&0x10 != 0
-	partition := b0 & 0x07
-	if !start || partition != 0 {
-		return false
-	}
-	i := 1
-	if b0&0x80 != 0 { // X: extension byte present
-		if len(p) <= i {
-			return false
-		}
-		x := p[i]
-		i++
-		if x&0x80 != 0 { // I: picture id, 7 or 15 bits
-			if len(p) <= i {
-				return false
-			}
-			if p[i]&0x80 != 0 {
-				i += 2
-			} else {
-				i++
-			}
-		}
-		if x&0x40 != 0 { // L: TL0PICIDX
-			i++
-		}
-		if x&0x30 != 0 { // T or K: TID/Y/KEYIDX byte
-			i++
-		}
-	}
-	if len(p) <= i {
-		return false
-	}
-	return p[i]&0x01 == 0
+// isVP8 parses the RFC 7741 payload descriptor (package vp8) and then
+// the first byte of the VP8 frame header, whose low bit is 0 for a key
+// frame.
+func isVP8(p []byte) bool {
+	var d vp8.Descriptor
+	return d.Unmarshal(p) == nil && d.Keyframe
 }
 
 // vp9 reads the flexible/non-flexible descriptor's first byte: P (inter

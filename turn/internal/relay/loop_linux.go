@@ -255,8 +255,3 @@ func sockaddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 func portOf(p *uint16) uint16 {
 	return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(p))[:])
 }
-
-// setPort stores a port in network byte order.
-func setPort(p *uint16, port uint16) {
-	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(p))[:], port)
-}

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,9 +9,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/parleyhq/parley/internal/rawudp"
 )
 
 // Sock is a UDP socket served by the event loop instead of Go's
@@ -61,8 +61,6 @@ var packetPool = sync.Pool{New: func() any { //nolint:gochecknoglobals // a pool
 
 	return &b
 }}
-
-var errFamily = errors.New("address family does not match the socket")
 
 // newSock takes over pc's socket: the fd is duplicated and pc is
 // closed, leaving Go's poller; attach hands the socket to the loop. pc
@@ -206,7 +204,7 @@ func (s *Sock) ReadFrom(p []byte) (int, net.Addr, error) {
 func (s *Sock) WriteTo(p []byte, addr net.Addr) (int, error) {
 	u, ok := addr.(*net.UDPAddr)
 	if !ok {
-		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: errFamily}
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: rawudp.ErrFamily}
 	}
 	to := u.AddrPort()
 	if err := s.SendTo(p, to); err != nil {
@@ -223,41 +221,7 @@ func (s *Sock) SendTo(p []byte, to netip.AddrPort) error {
 	if s.closed {
 		return net.ErrClosed
 	}
-	var sa4 unix.RawSockaddrInet4
-	var sa6 unix.RawSockaddrInet6
-	var sa unsafe.Pointer
-	var saLen uintptr
-	ip := to.Addr()
-	switch {
-	case s.v6:
-		sa6.Family = unix.AF_INET6
-		setPort(&sa6.Port, to.Port())
-		sa6.Addr = ip.As16()
-		sa, saLen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
-	case ip.Unmap().Is4():
-		sa4.Family = unix.AF_INET
-		setPort(&sa4.Port, to.Port())
-		sa4.Addr = ip.Unmap().As4()
-		sa, saLen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
-	default:
-		return errFamily
-	}
-	var buf unsafe.Pointer
-	if len(p) > 0 {
-		buf = unsafe.Pointer(&p[0])
-	}
-	for {
-		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(buf), uintptr(len(p)),
-			0, uintptr(sa), saLen)
-		switch errno {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		default:
-			return errno
-		}
-	}
+	return rawudp.SendTo(s.fd, s.v6, p, to)
 }
 
 func (s *Sock) Close() error {

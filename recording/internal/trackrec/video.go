@@ -1,0 +1,173 @@
+package trackrec
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+
+	"github.com/parleyhq/parley/recording/internal/webm"
+)
+
+// The reorder window: a missing packet is waited for at most
+// maxDelayVideo of RTP time and maxLateVideo packets (about two seconds
+// of 2 Mbit/s video), then given up: the frame is lost and the recorder
+// waits for a key frame. A recording has no one waiting for its frames,
+// so the window is far longer than a viewer's: a retransmission from a
+// loaded publisher, answering the SFU's NACK late, still makes it, where
+// giving up costs every frame until the next key frame.
+const (
+	maxLateVideo  = 512
+	maxDelayVideo = time.Second
+)
+
+// Video records a VP8 track into a WebM file.
+type Video struct {
+	out   io.Writer
+	w     *webm.Writer
+	sb    *samplebuilder.SampleBuilder
+	clock timeline
+
+	waitKey bool
+	stats   Stats
+	seq     seqFix
+	// shift moves every frame from a simulcast switch on later (see
+	// frame); interval is the track's usual gap between frames.
+	shift, interval time.Duration
+}
+
+// minFrameGap: two camera or screen frames are never closer than this
+// (100 fps); a closer gap does not count towards the usual interval.
+const minFrameGap = 10 * time.Millisecond
+
+// maxFrameInterval: a longer gap is a pause (a muted camera, a paused
+// layer), not the source's frame interval.
+const maxFrameInterval = 200 * time.Millisecond
+
+// Stats counts what a recorder did with a track.
+type Stats struct {
+	Frames  int           // written
+	Skipped int           // not written: before a key frame, after a loss, late
+	First   time.Duration // recording time of the first frame written
+	Last    time.Duration // and of the last
+}
+
+// NewVideo records into out; start is the recording's start.
+func NewVideo(out io.Writer, start time.Time) *Video {
+	return &Video{
+		out:     out,
+		sb:      samplebuilder.New(maxLateVideo, &codecs.VP8Packet{}, 90000, samplebuilder.WithMaxTimeDelay(maxDelayVideo)),
+		clock:   timeline{start: start, rate: 90000},
+		waitKey: true,
+	}
+}
+
+// Push adds one RTP packet. wantKeyframe asks the caller to request a key
+// frame from the publisher (the recording starts, or a frame was lost).
+func (v *Video) Push(p *rtp.Packet, arrival time.Time) (wantKeyframe bool, err error) {
+	// The reorder window hands a packet out only when a later one comes,
+	// so the timeline is anchored at the first packet's own arrival.
+	v.clock.anchor(p.Timestamp, arrival)
+	if !v.seq.in(p) {
+		return false, nil
+	}
+	v.sb.Push(p)
+	for s := v.sb.Pop(); s != nil; s = v.sb.Pop() {
+		want, err := v.frame(s.Data, s.PacketTimestamp, s.PrevDroppedPackets > 0, arrival)
+		wantKeyframe = wantKeyframe || want
+		if err != nil {
+			return wantKeyframe, err
+		}
+	}
+	return wantKeyframe, nil
+}
+
+func (v *Video) frame(data []byte, ts uint32, lost bool, arrival time.Time) (wantKeyframe bool, err error) {
+	key := len(data) > 0 && data[0]&1 == 0
+	if lost && !key {
+		v.waitKey = true
+	}
+	if v.waitKey && !key {
+		v.stats.Skipped++
+		return true, nil
+	}
+	// A simulcast switch numbers the new layer's key frame right after
+	// the old layer's last frame (a tick to a few tens of ms later).
+	// Players and ffmpeg, which read the file at the frame rate it shows,
+	// would give both one timestamp; so a frame much closer to the last
+	// than the track's usual interval, and all after it, move later by
+	// what makes the gap the usual interval, as the source spaced them.
+	at := v.clock.at(ts, arrival).Truncate(time.Millisecond) + v.shift
+	if v.stats.Frames > 0 {
+		gap := at - v.stats.Last
+		switch {
+		case v.interval > 0 && gap < v.interval*3/5:
+			v.shift += v.interval - gap
+			at = v.stats.Last + v.interval
+		case gap <= 0:
+			v.shift += time.Millisecond - gap
+			at = v.stats.Last + time.Millisecond
+		case gap >= minFrameGap && gap <= maxFrameInterval:
+			// The usual interval: a moving average of plausible gaps.
+			if v.interval == 0 {
+				v.interval = gap
+			} else {
+				v.interval += (gap - v.interval) / 8
+			}
+		}
+	}
+	if v.w == nil {
+		width, height, ok := webm.VP8KeyframeSize(data)
+		if !ok {
+			v.stats.Skipped++
+			return true, nil
+		}
+		if v.w, err = webm.NewWriter(v.out, webm.Track{Codec: webm.CodecVP8, Width: width, Height: height}); err != nil {
+			return false, err
+		}
+	}
+	if err := v.w.WriteFrame(at, key, data); err != nil {
+		if errors.Is(err, webm.ErrNotMonotonic) {
+			v.stats.Skipped++ // a frame from before the last one: drop it
+			return false, nil
+		}
+		return false, err
+	}
+	v.waitKey = false
+	if v.stats.Frames == 0 {
+		v.stats.First = at
+	}
+	v.stats.Frames++
+	v.stats.Last = at
+	return false, nil
+}
+
+// Stats reports what was recorded so far.
+func (v *Video) Stats() Stats { return v.stats }
+
+// Flush writes the frames collected in the open cluster, so a pause in
+// the track (a muted camera) does not hold them back.
+func (v *Video) Flush() error {
+	if v.w == nil {
+		return nil
+	}
+	return v.w.Flush()
+}
+
+// Close writes what is still in the reorder window (complete frames
+// only) and finishes the file; it does not close out.
+func (v *Video) Close() error {
+	v.sb.Flush()
+	for s := v.sb.Pop(); s != nil; s = v.sb.Pop() {
+		if _, err := v.frame(s.Data, s.PacketTimestamp, s.PrevDroppedPackets > 0, time.Time{}); err != nil {
+			return err
+		}
+	}
+	if v.w == nil {
+		return nil
+	}
+	return v.w.Close()
+}

@@ -1,0 +1,197 @@
+package sfu
+
+import (
+	"math"
+	"time"
+
+	"github.com/parleyhq/parley/sfu/internal/simulcast"
+)
+
+// Bandwidth estimation and layer selection per subscriber: pion's GCC
+// estimates what the subscriber connection carries (from the browser's
+// transport-cc feedback), and one goroutine per subscriber (selectLoop)
+// splits that estimate over the tracks it receives with a
+// simulcast.Selector, then aims each simulcast track's Switcher at the
+// chosen layer. The forwarding path only reads the Switcher's target, so
+// selection costs nothing per packet.
+
+// The estimator's bounds, bit/s. It starts where a call of two or three
+// cameras at the top layer fits, so a good network shows full quality at
+// once; GCC lowers it within a second or two when the feedback shows
+// queueing or loss.
+const (
+	bweInitialBitrate = 3_000_000
+	bweMinBitrate     = 100_000
+	bweMaxBitrate     = 20_000_000
+)
+
+// selectInterval is how often the layers are chosen again without a tile
+// report: often enough to follow the estimate within a second, rarely
+// enough to cost nothing.
+const selectInterval = 500 * time.Millisecond
+
+// Nominal size of a simulcast track's top layer; each layer below is
+// half the size of the one above (the web client's q/h/f at 1/4, 1/2
+// and full size of a 1280x720 capture). The SFU does not read the
+// encoded size, so a smaller capture gets at most one layer more than
+// its tile needs.
+const (
+	nominalTopWidth  = 1280
+	nominalTopHeight = 720
+)
+
+// tileView is a subscriber's report of how it shows a video track.
+type tileView struct {
+	width, height int
+	visible       bool
+}
+
+// SetView records how this participant shows a video track it receives:
+// the rendered size in device pixels (0x0 when unknown) and whether it
+// is visible. The layer selection uses it at once: a hidden tile gets no
+// video, a small one the smallest layer that covers it. It ends a layer
+// pinned with SetLayer.
+func (p *Peer) SetView(trackSID string, width, height int, visible bool) error {
+	d, err := p.downTrack(trackSID)
+	if err != nil {
+		return err
+	}
+	d.view.Store(&tileView{width: max(width, 0), height: max(height, 0), visible: visible})
+	d.pinned.Store(false)
+	p.wakeSelect()
+	return nil
+}
+
+// EstimatedBitrate is the subscriber connection's estimated available
+// bandwidth in bit/s as last used for the layer choice (0 before the
+// first choice or without a subscriber connection).
+func (p *Peer) EstimatedBitrate() int { return int(p.estimate.Load()) }
+
+func (p *Peer) wakeSelect() {
+	if p.viewed == nil {
+		return
+	}
+	select {
+	case p.viewed <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// selectLoop chooses this subscriber's layers every selectInterval and
+// after each tile report, until the peer closes.
+func (p *Peer) selectLoop() {
+	sel := simulcast.NewSelector(simulcast.SelectorConfig{})
+	tick := time.NewTicker(selectInterval)
+	defer tick.Stop()
+	var st selectState
+	for {
+		select {
+		case <-p.stopSelect:
+			return
+		case <-tick.C:
+		case <-p.viewed:
+		}
+		st.run(p, sel, time.Now())
+	}
+}
+
+// selectState is selectLoop's scratch space, reused between rounds.
+type selectState struct {
+	downs     []*downTrack
+	tracks    []simulcast.TrackInfo
+	decisions []simulcast.Decision
+	lastObs   time.Time
+}
+
+// run is one round of layer selection.
+func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
+	estimate := math.MaxInt32
+	if p.bwe != nil {
+		estimate = p.bwe.GetTargetBitrate()
+	}
+	p.estimate.Store(int64(estimate))
+	if now.Sub(st.lastObs) >= time.Second {
+		st.lastObs = now
+		p.s.m.estimatedBitrate.Observe(float64(estimate))
+	}
+
+	st.downs = st.downs[:0]
+	p.mu.Lock()
+	for _, d := range p.down {
+		st.downs = append(st.downs, d)
+	}
+	p.mu.Unlock()
+	st.tracks = st.tracks[:0]
+	for _, d := range st.downs {
+		st.tracks = append(st.tracks, d.selectInfo(now))
+	}
+	st.decisions, _ = sel.Select(now, estimate, st.tracks, st.decisions)
+	for i, d := range st.downs {
+		if d.sw == nil {
+			continue
+		}
+		l := st.decisions[i].Layer
+		if l == simulcast.None && st.tracks[i].Visible {
+			// Visible but no layer measured as arriving (a publisher
+			// stalled for a second, or just started): aim at the lowest,
+			// the switcher forwards the best layer that does arrive.
+			l = 0
+		}
+		if !d.pinned.Load() && l != d.sw.Target() {
+			p.log.Info("simulcast layer", "track", d.src.info.SID, "layer", int(l),
+				"wanted", int(st.decisions[i].Wanted), "estimate", estimate)
+			d.sw.SetTarget(l)
+		}
+		if n := d.sw.Switches(); n != d.switchesSeen {
+			p.s.m.layerSwitches.Add(float64(n - d.switchesSeen))
+			d.switchesSeen = n
+		}
+		d.src.reviewLayers(now)
+	}
+}
+
+// selectInfo describes d to the selector: its kind, the subscriber's
+// tile, and each layer's nominal size and measured bitrate (0 for a
+// layer that has not arrived for a second: the selector never picks it).
+func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
+	t := d.src
+	info := simulcast.TrackInfo{ID: t.info.SID, Kind: simulcast.Camera, Visible: true}
+	if !t.video {
+		info.Kind = simulcast.Audio
+	}
+	if v := d.view.Load(); v != nil {
+		info.Visible, info.TileWidth, info.TileHeight = v.visible, v.width, v.height
+	}
+	t.statsMu.Lock()
+	defer t.statsMu.Unlock()
+	if !t.simulcast() {
+		info.Layers = []simulcast.LayerInfo{{Width: nominalTopWidth, Height: nominalTopHeight, Bitrate: int(t.bitrate)}}
+		if now.Sub(t.lastPacket) > time.Second {
+			info.Layers[0].Bitrate = 0
+		}
+		return info
+	}
+	n := len(t.layers)
+	info.Layers = make([]simulcast.LayerInfo, n)
+	paused := t.activeTop() + 1
+	for i, ly := range t.layers {
+		shift := n - 1 - i
+		li := simulcast.LayerInfo{Width: nominalTopWidth >> shift, Height: nominalTopHeight >> shift, Bitrate: int(ly.bitrate)}
+		if simulcast.Layer(i) >= paused {
+			// Paused by dynacast: not arriving, but there for the
+			// asking, so the selector may still choose it.
+			switch {
+			case !t.offered(simulcast.Layer(i), now):
+				li.Bitrate = 0
+			case li.Bitrate == 0:
+				li.Bitrate = nominalLayerBitrate[i]
+			}
+		} else if ly.last.IsZero() || now.Sub(ly.last) > time.Second {
+			li.Bitrate = 0
+		} else if li.Bitrate == 0 {
+			li.Bitrate = 1 // arriving, not yet measured over a window
+		}
+		info.Layers[i] = li
+	}
+	return info
+}

@@ -1,0 +1,136 @@
+package sfu
+
+import (
+	"sync"
+	"time"
+
+	"github.com/parleyhq/parley/sfu/internal/simulcast"
+)
+
+// Dynacast: a simulcast publisher encodes and uploads every layer even
+// when nobody receives it, which on a phone or a thin uplink costs
+// battery and the bandwidth its lower layers need. The SFU tells the
+// publisher which layers some subscriber wants (the highest target of
+// any subscriber's switcher, and everything below it); the client pauses
+// the rest (RTCRtpEncodingParameters.active) and resumes them when a
+// subscriber's target rises again. The lowest layer is never paused, so
+// a new subscriber always has a picture to start with.
+//
+// Raising is immediate: the subscriber waits for the resumed layer's
+// first key frame (the switcher keeps the best lower layer meanwhile).
+// Lowering waits until the lower need has held for dynacastHold, so a
+// tile that shrinks for a moment, or a subscriber that leaves and comes
+// back, does not make the encoder stop and start.
+
+// LayerEvents is implemented by PeerEvents that can ask a publisher to
+// pause or resume its simulcast layers.
+type LayerEvents interface {
+	// ActiveLayers tells the publisher of t to send the layers rids
+	// (lowest first) and pause the others.
+	ActiveLayers(t TrackInfo, rids []string)
+}
+
+const dynacastHold = 3 * time.Second
+
+// dynacastRetry: a layer that was resumed but never arrived before it
+// was paused again (the publisher's uplink cannot carry it, and the
+// browser keeps it off on its own) is not offered to the selector again
+// for this long, so the SFU does not ask for it every few seconds.
+const dynacastRetry = 30 * time.Second
+
+// nominalLayerBitrate is what a paused layer is assumed to cost when the
+// selector weighs it (it has no measured rate while paused): the web
+// client's maxBitrate per layer, lowest first.
+var nominalLayerBitrate = [simulcast.MaxLayers]int{150_000, 500_000, 2_000_000, 2_000_000} //nolint:gochecknoglobals // read-only table
+
+// dynacast is a simulcast track's layer activity.
+type dynacast struct {
+	mu          sync.Mutex
+	top         simulcast.Layer // highest active layer
+	lowerSince  time.Time       // since when fewer layers are needed, zero if not
+	initialized bool
+	resumed     [simulcast.MaxLayers]time.Time // when each layer was last resumed
+	failed      [simulcast.MaxLayers]time.Time // resumed, never arrived: not offered until then
+}
+
+// activeTop is the highest layer the publisher was asked to send (all
+// layers until the first decision).
+func (t *publishedTrack) activeTop() simulcast.Layer {
+	t.dyn.mu.Lock()
+	defer t.dyn.mu.Unlock()
+	if !t.dyn.initialized {
+		return t.topLayer()
+	}
+	return t.dyn.top
+}
+
+// offered reports whether layer l, paused, may be offered to the layer
+// selection at now (it has not just failed to arrive after a resume).
+func (t *publishedTrack) offered(l simulcast.Layer, now time.Time) bool {
+	t.dyn.mu.Lock()
+	defer t.dyn.mu.Unlock()
+	return !now.Before(t.dyn.failed[l])
+}
+
+// reviewLayers compares the layers t's subscribers aim at with those the
+// publisher sends, and asks the publisher to change when they differ
+// (see the top of this file for the timing). Each subscriber's layer
+// selection calls it after its round, so it runs a few times a second
+// while anyone subscribes.
+func (t *publishedTrack) reviewLayers(now time.Time) {
+	if !t.simulcast() || t.owner == nil || t.ended.Load() {
+		return
+	}
+	ev, ok := t.owner.events.(LayerEvents)
+	if !ok {
+		return
+	}
+	need := simulcast.Layer(0)
+	for _, d := range *t.downs.Load() {
+		if d.sw != nil {
+			need = max(need, d.sw.Target())
+		}
+	}
+	need = min(need, t.topLayer())
+	var arrived [simulcast.MaxLayers]time.Time
+	t.statsMu.Lock()
+	for i, ly := range t.layers {
+		arrived[i] = ly.last
+	}
+	t.statsMu.Unlock()
+
+	t.dyn.mu.Lock()
+	if !t.dyn.initialized {
+		t.dyn.initialized, t.dyn.top = true, t.topLayer()
+	}
+	changed := false
+	switch {
+	case need > t.dyn.top:
+		for l := t.dyn.top + 1; l <= need; l++ {
+			t.dyn.resumed[l] = now
+		}
+		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true
+	case need == t.dyn.top:
+		t.dyn.lowerSince = time.Time{}
+	case t.dyn.lowerSince.IsZero():
+		t.dyn.lowerSince = now
+	case now.Sub(t.dyn.lowerSince) >= dynacastHold:
+		for l := need + 1; l <= t.dyn.top; l++ {
+			if !t.dyn.resumed[l].IsZero() && arrived[l].Before(t.dyn.resumed[l]) {
+				t.dyn.failed[l] = now.Add(dynacastRetry)
+			}
+		}
+		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true
+	}
+	top := t.dyn.top
+	t.dyn.mu.Unlock()
+	if !changed {
+		return
+	}
+	rids := make([]string, 0, int(top)+1)
+	for _, ly := range t.layers[:top+1] {
+		rids = append(rids, ly.rid)
+	}
+	t.log.Info("simulcast layers active", "rids", rids)
+	ev.ActiveLayers(t.info, rids)
+}

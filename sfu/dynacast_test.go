@@ -1,0 +1,110 @@
+package sfu_test
+
+import (
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/sfu/sfutest"
+)
+
+// TestDynacast: the publisher of a simulcast camera is asked to pause
+// the layers no subscriber aims at (a thumbnail needs only q), a few
+// seconds after the need went down, and to resume them at once when a
+// tile grows; a resumed layer that never arrives is not asked for again
+// every few seconds.
+func TestDynacast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newTestEnv(t, sfu.DefaultConfig())
+		ada := env.newClient("room", "PA_ada", sfu.JoinOptions{CanPublish: true})
+		bob := env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true}, sfutest.Options{})
+		cam := ada.AddSimulcastTrack("cam", "q", "h", "f")
+		ada.NegotiatePublisher(false)
+		testkit.Eventually(t, 10*time.Second, "ada's track published", func() bool { return len(ada.Published()) == 1 })
+		sid := ada.Published()[0].SID
+		testkit.Eventually(t, 10*time.Second, "bob receiving f", func() bool {
+			l, err := bob.Peer.Layer(sid)
+			return err == nil && l == 2
+		})
+		if got := ada.LayerRequests(); len(got) != 0 {
+			t.Fatalf("requests while the top layer is wanted: %+v", got)
+		}
+		last := func() []string {
+			r := ada.LayerRequests()
+			if len(r) == 0 {
+				return nil
+			}
+			if r[len(r)-1].TrackSID != sid {
+				t.Fatalf("request for track %s, want %s", r[len(r)-1].TrackSID, sid)
+			}
+			return r[len(r)-1].RIDs
+		}
+		// pause applies a request as the web client does.
+		pause := func(rids []string) {
+			for i, rid := range []string{"q", "h", "f"} {
+				cam.Pause(i, !slices.Contains(rids, rid))
+			}
+		}
+
+		step(t, "a thumbnail: h and f paused after the hold", func() {
+			start := time.Now()
+			if err := bob.Peer.SetView(sid, 160, 90, true); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 10*time.Second, "only q asked for", func() bool { return slices.Equal(last(), []string{"q"}) })
+			if d := time.Since(start); d < 3*time.Second || d > 5*time.Second {
+				t.Errorf("paused after %v, want the 3 s hold (and at most one selection round more)", d)
+			}
+			pause(last())
+			time.Sleep(2 * time.Second)
+			if l, _ := bob.Peer.Layer(sid); l != 0 {
+				t.Errorf("bob on layer %d, want 0", l)
+			}
+		})
+
+		step(t, "the tile grows: all layers asked for at once, bob back on f", func() {
+			n := len(ada.LayerRequests())
+			if err := bob.Peer.SetView(sid, 1280, 720, true); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, time.Second, "q, h and f asked for", func() bool {
+				return len(ada.LayerRequests()) > n && slices.Equal(last(), []string{"q", "h", "f"})
+			})
+			pause(last())
+			testkit.Eventually(t, 5*time.Second, "bob on f", func() bool {
+				l, err := bob.Peer.Layer(sid)
+				return err == nil && l == 2
+			})
+		})
+
+		step(t, "a resumed layer that never comes is not asked for again soon", func() {
+			if err := bob.Peer.SetView(sid, 160, 90, true); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 10*time.Second, "only q asked for", func() bool { return slices.Equal(last(), []string{"q"}) })
+			pause(last())
+			time.Sleep(time.Second)
+			cam.Pause(2, true) // the uplink cannot carry f
+			cam.Pause(1, true)
+			if err := bob.Peer.SetView(sid, 1280, 720, true); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, time.Second, "all asked for", func() bool { return slices.Equal(last(), []string{"q", "h", "f"}) })
+			// Nothing above q arrives: the need falls back to q, the
+			// layers are paused again after the hold, and not asked
+			// for during the following 20 s.
+			testkit.Eventually(t, 10*time.Second, "q alone again", func() bool { return slices.Equal(last(), []string{"q"}) })
+			n := len(ada.LayerRequests())
+			time.Sleep(20 * time.Second)
+			if got := ada.LayerRequests()[n:]; len(got) != 0 {
+				t.Errorf("asked again for layers that did not come: %+v", got)
+			}
+			if l, _ := bob.Peer.Layer(sid); l != 0 {
+				t.Errorf("bob on layer %d, want 0", l)
+			}
+		})
+	})
+}

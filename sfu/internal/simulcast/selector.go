@@ -1,0 +1,273 @@
+package simulcast
+
+import (
+	"slices"
+	"time"
+)
+
+// Kind is what a track carries; it sets the track's priority when the
+// bandwidth does not cover everything.
+type Kind uint8
+
+const (
+	Camera Kind = iota
+	Screen
+	Audio
+)
+
+// LayerInfo describes one layer of a published track.
+type LayerInfo struct {
+	Width, Height int
+	// Bitrate is the layer's measured bitrate in bit/s. A layer with
+	// Bitrate 0 is not arriving and is never chosen; for a layer that is
+	// paused at the publisher because nobody needed it (dynacast), pass
+	// its last or expected bitrate so it can be chosen again.
+	Bitrate int
+}
+
+// TrackInfo is one track a subscriber receives, as the selector sees it.
+type TrackInfo struct {
+	// ID identifies the track across calls, for the hysteresis state.
+	ID      string
+	Kind    Kind
+	Speaker bool // the active speaker's camera
+	// Visible and the tile size come from the subscriber's client: the
+	// size the video is rendered at, in device pixels. A hidden tile gets
+	// nothing; a size of 0x0 means not reported (no limit from the tile).
+	Visible               bool
+	TileWidth, TileHeight int
+	// Layers, lowest quality first. Audio has one entry carrying its
+	// bitrate; a video track without simulcast has one layer.
+	Layers []LayerInfo
+}
+
+// Decision is the selector's choice for one track.
+type Decision struct {
+	// Layer is the layer to forward, None for nothing.
+	Layer Layer
+	// Wanted is what the tile would take with bandwidth to spare: the
+	// smallest layer covering the tile (None if hidden). Layer < Wanted
+	// means the track is held back by bandwidth.
+	Wanted Layer
+	// Bitrate is the chosen layer's bitrate.
+	Bitrate int
+}
+
+// Totals sums a selection: Used is the bitrate of the chosen layers,
+// Wanted what the wanted layers would need, the amount worth probing
+// for when it exceeds the estimate.
+type Totals struct {
+	Used, Wanted int
+}
+
+// Defaults for SelectorConfig's zero fields.
+const (
+	DefaultUpMargin = 0.15
+	DefaultUpHold   = 2 * time.Second
+)
+
+// SelectorConfig sets the selector's hysteresis.
+type SelectorConfig struct {
+	// UpMargin: a layer above the one a track has is chosen only if the
+	// budget covers its bitrate times 1+UpMargin. Stepping down needs no
+	// margin, so an estimate hovering at a layer's bitrate does not make
+	// the track go up and down.
+	UpMargin float64
+	// UpHold: a track held back by bandwidth steps up only once the
+	// higher layer has fitted (with the margin) for this long. A track
+	// that was at its wanted layer goes up at once when its tile grows.
+	UpHold time.Duration
+}
+
+type trackState struct {
+	layer   Layer
+	limited bool      // layer < wanted for lack of bandwidth
+	upSince time.Time // since when a step up has fitted, zero if not
+	seen    uint64
+}
+
+// Selector chooses a layer for each track one subscriber receives. It
+// keeps per-track state between calls for the hysteresis, so one
+// Selector serves one subscriber; it is not safe for concurrent use.
+type Selector struct {
+	cfg   SelectorConfig
+	state map[string]*trackState
+	gen   uint64
+	order []int
+	sts   []*trackState
+	upOK  []bool
+}
+
+// NewSelector returns a selector with no history.
+func NewSelector(cfg SelectorConfig) *Selector {
+	if cfg.UpMargin <= 0 {
+		cfg.UpMargin = DefaultUpMargin
+	}
+	if cfg.UpHold <= 0 {
+		cfg.UpHold = DefaultUpHold
+	}
+	return &Selector{cfg: cfg, state: make(map[string]*trackState)}
+}
+
+// Select splits estimate (bit/s) across tracks and appends one Decision
+// per track, in the order of tracks, to dst[:0].
+//
+// Audio is always sent and paid for first. Video is served in priority
+// order: screen shares, then the active speaker's camera, then other
+// cameras, larger tiles first within each class. Every visible track
+// gets its lowest arriving layer even when the estimate does not cover
+// it: a small moving picture beats a black tile, an estimate can be
+// wrong low for a while (a busy receiver's late feedback looks like
+// queueing), and the browser keeps its own lowest layer going for the
+// same reason (a track whose lowest arriving layer is above what its
+// tile needs still gets that layer). What the estimate leaves then
+// raises tracks, in the same order, up to the layer their tile needs
+// and never beyond.
+func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst []Decision) ([]Decision, Totals) {
+	s.gen++
+	dst = slices.Grow(dst[:0], len(tracks))[:len(tracks)]
+	s.order = s.order[:0]
+	s.sts = slices.Grow(s.sts[:0], len(tracks))[:len(tracks)]
+	s.upOK = slices.Grow(s.upOK[:0], len(tracks))[:len(tracks)]
+	var tot Totals
+	budget := estimate
+	for i := range tracks {
+		t := &tracks[i]
+		st := s.state[t.ID]
+		if st == nil {
+			st = &trackState{layer: None}
+			s.state[t.ID] = st
+		}
+		st.seen = s.gen
+		s.sts[i], s.upOK[i] = st, false
+		dst[i] = Decision{Layer: None, Wanted: None}
+		if t.Kind == Audio {
+			if len(t.Layers) > 0 {
+				b := t.Layers[0].Bitrate
+				dst[i] = Decision{Layer: 0, Wanted: 0, Bitrate: b}
+				budget -= b
+				tot.Wanted += b
+			}
+			continue
+		}
+		dst[i].Wanted = wanted(t)
+		if dst[i].Wanted != None {
+			tot.Wanted += t.Layers[dst[i].Wanted].Bitrate
+			s.order = append(s.order, i)
+		}
+	}
+	budget = max(budget, 0)
+	slices.SortStableFunc(s.order, func(a, b int) int { return comparePriority(&tracks[a], &tracks[b]) })
+
+	// Pass 1: the lowest arriving layer for each visible track, paid
+	// for even beyond the budget.
+	for _, i := range s.order {
+		t := &tracks[i]
+		for l := range Layer(len(t.Layers)) {
+			if t.Layers[l].Bitrate > 0 {
+				dst[i].Layer, dst[i].Bitrate = l, t.Layers[l].Bitrate
+				budget -= dst[i].Bitrate
+				break
+			}
+		}
+	}
+	budget = max(budget, 0)
+	// Pass 2: raise each track, in priority order, as far as its tile
+	// and the budget allow.
+	for _, i := range s.order {
+		t, d := &tracks[i], &dst[i]
+		if d.Layer == None {
+			continue
+		}
+		for l := d.Wanted; l > d.Layer; l-- {
+			if t.Layers[l].Bitrate > 0 && s.fits(now, i, t, l, d.Bitrate, budget) {
+				budget -= t.Layers[l].Bitrate - d.Bitrate
+				d.Layer, d.Bitrate = l, t.Layers[l].Bitrate
+				break
+			}
+		}
+	}
+
+	for i := range tracks {
+		st, d := s.sts[i], &dst[i]
+		switch {
+		case d.Layer > st.layer || !s.upOK[i]:
+			st.upSince = time.Time{}
+		case st.upSince.IsZero():
+			st.upSince = now
+		}
+		st.layer = d.Layer
+		st.limited = d.Layer < d.Wanted
+		tot.Used += d.Bitrate
+	}
+	for id, st := range s.state {
+		if st.seen != s.gen {
+			delete(s.state, id)
+		}
+	}
+	return dst, tot
+}
+
+// fits reports whether track i may take layer l, paying its bitrate
+// minus paid out of budget. Staying at or below the current layer needs
+// only the bitrate; stepping up needs the margin too and, for a track
+// held back by bandwidth, the hold time.
+func (s *Selector) fits(now time.Time, i int, t *TrackInfo, l Layer, paid, budget int) bool {
+	st := s.sts[i]
+	need := t.Layers[l].Bitrate - paid
+	if l <= st.layer {
+		return need <= budget
+	}
+	if float64(need)+float64(t.Layers[l].Bitrate)*s.cfg.UpMargin > float64(budget) {
+		return false
+	}
+	if !st.limited {
+		return true
+	}
+	s.upOK[i] = true
+	return !st.upSince.IsZero() && now.Sub(st.upSince) >= s.cfg.UpHold
+}
+
+// wanted is the smallest layer whose resolution covers the tile, the
+// top layer if none does or the tile size is unknown, None if hidden or
+// the track has no layers. Layers of equal resolution differ only in
+// frame rate (a screen share's low-frame-rate layer), which the tile
+// says nothing about, so of those the highest is wanted.
+func wanted(t *TrackInfo) Layer {
+	n := len(t.Layers)
+	if !t.Visible || n == 0 {
+		return None
+	}
+	w := n - 1
+	if t.TileWidth > 0 || t.TileHeight > 0 {
+		for l := range n {
+			if t.Layers[l].Width >= t.TileWidth && t.Layers[l].Height >= t.TileHeight {
+				w = l
+				break
+			}
+		}
+	}
+	for w+1 < n && t.Layers[w+1].Width == t.Layers[w].Width && t.Layers[w+1].Height == t.Layers[w].Height {
+		w++
+	}
+	return Layer(w)
+}
+
+// comparePriority orders video tracks: screen shares, the active
+// speaker, other cameras; larger tiles first within a class.
+func comparePriority(a, b *TrackInfo) int {
+	if pa, pb := class(a), class(b); pa != pb {
+		return pa - pb
+	}
+	return b.TileWidth*b.TileHeight - a.TileWidth*a.TileHeight
+}
+
+func class(t *TrackInfo) int {
+	switch {
+	case t.Kind == Screen:
+		return 0
+	case t.Speaker:
+		return 1
+	}
+	return 2
+}

@@ -1,0 +1,262 @@
+package simulcast
+
+import (
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func camLayers() []LayerInfo {
+	return []LayerInfo{{320, 180, 150_000}, {640, 360, 500_000}, {1280, 720, 1_500_000}}
+}
+
+func cam(id string, w, h int) TrackInfo {
+	return TrackInfo{ID: id, Kind: Camera, Visible: true, TileWidth: w, TileHeight: h, Layers: camLayers()}
+}
+
+func speaker(t TrackInfo) TrackInfo { t.Speaker = true; return t }
+
+func hidden(t TrackInfo) TrackInfo { t.Visible = false; return t }
+
+func screen(id string) TrackInfo {
+	return TrackInfo{ID: id, Kind: Screen, Visible: true, TileWidth: 1920, TileHeight: 1080,
+		Layers: []LayerInfo{{1920, 1080, 300_000}, {1920, 1080, 1_200_000}}}
+}
+
+func audio(id string) TrackInfo {
+	return TrackInfo{ID: id, Kind: Audio, Layers: []LayerInfo{{Bitrate: 40_000}}}
+}
+
+func layers(ds []Decision) []Layer {
+	ls := make([]Layer, len(ds))
+	for i, d := range ds {
+		ls[i] = d.Layer
+	}
+	return ls
+}
+
+func TestSelect(t *testing.T) {
+	const N = None
+	tests := []struct {
+		name     string
+		estimate int
+		tracks   []TrackInfo
+		want     []Layer
+	}{
+		{"plenty: each tile gets the smallest layer covering it", 10_000_000,
+			[]TrackInfo{audio("a"), cam("thumb", 160, 90), cam("mid", 600, 340), cam("big", 1000, 560), cam("huge", 2560, 1440)},
+			[]Layer{0, 0, 1, 2, 2}},
+		{"unknown tile size takes the top layer", 10_000_000,
+			[]TrackInfo{cam("c", 0, 0)}, []Layer{2}},
+		{"hidden tiles get nothing", 10_000_000,
+			[]TrackInfo{hidden(cam("a", 1280, 720)), cam("b", 1280, 720), hidden(screen("s"))}, []Layer{N, 2, N}},
+		{"layers of one resolution: the tile takes the higher frame rate", 10_000_000,
+			[]TrackInfo{screen("s")}, []Layer{1}},
+		{"no tracks", 1_000_000, nil, []Layer{}},
+		{"no bandwidth: audio, and every camera's low layer", 0,
+			[]TrackInfo{cam("c", 320, 180), audio("a1"), audio("a2")}, []Layer{0, 0, 0}},
+		{"300 kbit/s: audio, then the low layer of every camera", 300_000,
+			[]TrackInfo{audio("a1"), audio("a2"), cam("c1", 1280, 720), cam("c2", 1280, 720)}, []Layer{0, 0, 0, 0}},
+		{"the low layers beyond the budget raise nothing", 400_000,
+			[]TrackInfo{cam("c1", 1280, 720), cam("c2", 1280, 720), cam("c3", 1280, 720)}, []Layer{0, 0, 0}},
+		{"every camera low before any is raised", 700_000,
+			[]TrackInfo{cam("c1", 1280, 720), cam("c2", 1280, 720), cam("c3", 1280, 720)}, []Layer{0, 0, 0}},
+		{"what is left raises the first in order", 1_200_000,
+			[]TrackInfo{cam("c1", 1280, 720), cam("c2", 1280, 720), cam("c3", 1280, 720)}, []Layer{1, 0, 0}},
+		{"the active speaker is raised first", 1_200_000,
+			[]TrackInfo{cam("c1", 1280, 720), speaker(cam("c2", 1280, 720)), cam("c3", 1280, 720)}, []Layer{0, 1, 0}},
+		{"screen share before the speaker", 1_800_000,
+			[]TrackInfo{speaker(cam("c1", 1280, 720)), screen("s"), cam("c2", 1280, 720)}, []Layer{0, 1, 0}},
+		{"screen share low layer first, then speaker to h", 1_300_000,
+			[]TrackInfo{speaker(cam("c1", 1280, 720)), screen("s"), cam("c2", 1280, 720)}, []Layer{1, 0, 0}},
+		{"larger tile first within a class", 800_000,
+			[]TrackInfo{cam("small", 640, 360), cam("large", 1280, 720)}, []Layer{0, 1}},
+		{"small tile is not raised past its need", 5_000_000,
+			[]TrackInfo{cam("small", 320, 180), cam("large", 1280, 720)}, []Layer{0, 2}},
+		{"a layer not arriving is skipped", 10_000_000,
+			[]TrackInfo{{ID: "c", Kind: Camera, Visible: true, TileWidth: 1280, TileHeight: 720,
+				Layers: []LayerInfo{{320, 180, 150_000}, {640, 360, 500_000}, {1280, 720, 0}}}},
+			[]Layer{1}},
+		{"only a higher layer arrives: picture beats nothing", 10_000_000,
+			[]TrackInfo{{ID: "c", Kind: Camera, Visible: true, TileWidth: 160, TileHeight: 90,
+				Layers: []LayerInfo{{320, 180, 0}, {640, 360, 500_000}}}},
+			[]Layer{1}},
+		{"single-layer publisher", 10_000_000,
+			[]TrackInfo{{ID: "obs", Kind: Camera, Visible: true, TileWidth: 320, TileHeight: 180,
+				Layers: []LayerInfo{{1920, 1080, 4_000_000}}}},
+			[]Layer{0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewSelector(SelectorConfig{})
+			got, tot := s.Select(time.Unix(1000, 0), tc.estimate, tc.tracks, nil)
+			if !slices.Equal(layers(got), tc.want) {
+				t.Fatalf("got %v, want %v", layers(got), tc.want)
+			}
+			used := 0
+			for i, d := range got {
+				if d.Layer != None && tc.tracks[i].Layers[d.Layer].Bitrate != d.Bitrate {
+					t.Fatalf("track %d: bitrate %d for layer %d", i, d.Bitrate, d.Layer)
+				}
+				used += d.Bitrate
+			}
+			if tot.Used != used {
+				t.Fatalf("totals %+v, decisions use %d", tot, used)
+			}
+		})
+	}
+}
+
+func TestSelectTotalsAndWanted(t *testing.T) {
+	s := NewSelector(SelectorConfig{})
+	got, tot := s.Select(time.Unix(1000, 0), 500_000,
+		[]TrackInfo{audio("a"), cam("c", 1280, 720), hidden(cam("h", 640, 360))}, nil)
+	if got[1].Wanted != 2 || got[1].Layer != 0 || got[2].Wanted != None {
+		t.Fatalf("decisions %+v", got)
+	}
+	if tot.Wanted != 40_000+1_500_000 || tot.Used != 40_000+150_000 {
+		t.Fatalf("totals %+v", tot)
+	}
+}
+
+func TestSelectDoesNotAllocateOnceWarm(t *testing.T) {
+	s := NewSelector(SelectorConfig{})
+	tracks := []TrackInfo{audio("a"), cam("c1", 1280, 720), speaker(cam("c2", 640, 360)), screen("s")}
+	var dst []Decision
+	now := time.Unix(1000, 0)
+	dst, _ = s.Select(now, 3_000_000, tracks, dst)
+	n := testing.AllocsPerRun(100, func() {
+		dst, _ = s.Select(now, 3_000_000, tracks, dst)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per selection", n)
+	}
+}
+
+// run calls Select every 100 ms for d with the estimate est(t), t the
+// time since the start, and returns the layer of the first track at
+// each call.
+func runSelector(s *Selector, d time.Duration, tracks []TrackInfo, est func(time.Duration) int) []Layer {
+	var out []Layer
+	var dst []Decision
+	start := time.Now()
+	for time.Since(start) < d {
+		dst, _ = s.Select(time.Now(), est(time.Since(start)), tracks, dst)
+		out = append(out, dst[0].Layer)
+		time.Sleep(100 * time.Millisecond)
+	}
+	return out
+}
+
+func changes(ls []Layer) int {
+	n := 0
+	for i := 1; i < len(ls); i++ {
+		if ls[i] != ls[i-1] {
+			n++
+		}
+	}
+	return n
+}
+
+func TestHysteresis(t *testing.T) {
+	tracks := []TrackInfo{cam("c", 1280, 720)}
+	const fNeed = 1_500_000
+
+	t.Run("steps down at once, up only after the hold", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := NewSelector(SelectorConfig{})
+			ls := runSelector(s, 10*time.Second, tracks, func(t time.Duration) int {
+				if t >= 3*time.Second && t < 6*time.Second {
+					return 700_000
+				}
+				return 2_000_000
+			})
+			// 100 ms per sample: f, then h from 3 s at once, f again at 8 s.
+			if ls[0] != 2 || ls[29] != 2 || ls[30] != 1 || ls[79] != 1 || ls[80] != 2 || ls[99] != 2 {
+				t.Fatalf("layers over time: %v", ls)
+			}
+		})
+	})
+	t.Run("an estimate at the need does not step up", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := NewSelector(SelectorConfig{})
+			runSelector(s, time.Second, tracks, func(time.Duration) int { return 700_000 })
+			ls := runSelector(s, 10*time.Second, tracks, func(time.Duration) int { return fNeed * 110 / 100 })
+			if changes(ls) != 0 || ls[0] != 1 {
+				t.Fatalf("layers over time: %v", ls)
+			}
+		})
+	})
+	t.Run("an estimate swinging around the need does not flap", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := NewSelector(SelectorConfig{})
+			ls := runSelector(s, 20*time.Second, tracks, func(t time.Duration) int {
+				if (t/time.Second)%2 == 0 {
+					return fNeed * 95 / 100
+				}
+				return fNeed * 130 / 100
+			})
+			// The fresh track starts at h (95% of f's need lacks the
+			// margin), and the 1 s upswings never last the 2 s hold.
+			if changes(ls) != 0 || ls[0] != 1 {
+				t.Fatalf("%d changes: %v", changes(ls), ls)
+			}
+		})
+	})
+	t.Run("a growing tile steps up at once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := NewSelector(SelectorConfig{})
+			small := []TrackInfo{cam("c", 320, 180)}
+			if ls := runSelector(s, time.Second, small, func(time.Duration) int { return 5_000_000 }); ls[0] != 0 {
+				t.Fatalf("small tile: %v", ls)
+			}
+			if ls := runSelector(s, 100*time.Millisecond, tracks, func(time.Duration) int { return 5_000_000 }); ls[0] != 2 {
+				t.Fatalf("after the tile grew: %v", ls)
+			}
+		})
+	})
+	t.Run("an estimate below the low layer keeps the low layer", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := NewSelector(SelectorConfig{})
+			ls := runSelector(s, 6*time.Second, tracks, func(t time.Duration) int {
+				if t < 3*time.Second {
+					return 50_000
+				}
+				return 200_000
+			})
+			if changes(ls) != 0 || ls[0] != 0 {
+				t.Fatalf("layers over time: %v", ls)
+			}
+		})
+	})
+	t.Run("a track that leaves forgets its state", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := NewSelector(SelectorConfig{})
+			runSelector(s, time.Second, tracks, func(time.Duration) int { return 700_000 })
+			runSelector(s, 100*time.Millisecond, []TrackInfo{cam("other", 1280, 720)}, func(time.Duration) int { return 700_000 })
+			if len(s.state) != 1 {
+				t.Fatalf("%d states kept", len(s.state))
+			}
+			if ls := runSelector(s, 100*time.Millisecond, tracks, func(time.Duration) int { return 2_000_000 }); ls[0] != 2 {
+				t.Fatalf("returning track held back: %v", ls)
+			}
+		})
+	})
+}
+
+func BenchmarkSelect(b *testing.B) {
+	s := NewSelector(SelectorConfig{})
+	tracks := []TrackInfo{audio("a1"), audio("a2"), audio("a3")}
+	for i := range 9 {
+		tracks = append(tracks, cam(string(rune('a'+i)), 320*(1+i%3), 180*(1+i%3)))
+	}
+	tracks[4].Speaker = true
+	tracks = append(tracks, screen("s"))
+	var dst []Decision
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _ = s.Select(now, 2_500_000, tracks, dst)
+	}
+}

@@ -1,0 +1,473 @@
+package simulcast
+
+import (
+	"sync"
+	"time"
+
+	"github.com/parleyhq/parley/sfu/internal/vp8"
+)
+
+// Layer indexes a published track's simulcast layers, lowest quality first
+// (0 for rid q, 1 for h, 2 for f with the web client's rids). A track
+// without simulcast has the single layer 0.
+type Layer int8
+
+// None means no layer: nothing is forwarded.
+const None Layer = -1
+
+// MaxLayers is the number of layers a Switcher can follow.
+const MaxLayers = 4
+
+// Defaults for Config's zero fields.
+const (
+	DefaultLayerTimeout     = 500 * time.Millisecond
+	DefaultKeyframeInterval = 300 * time.Millisecond
+)
+
+// Config sets up a Switcher.
+type Config struct {
+	// ClockRate is the track's RTP clock (90000 for video); timestamps
+	// after a switch advance by the wall-clock time since the last
+	// forwarded packet in these units.
+	ClockRate uint32
+	// LayerTimeout is how long a layer may go without a packet before it
+	// counts as gone and the switcher falls back to another one. The
+	// default (500 ms) leaves time for a key frame to arrive so the move
+	// is complete within a second; a low-frame-rate layer needs more.
+	LayerTimeout time.Duration
+	// KeyframeInterval is the least time between two key frame requests
+	// for the same layer while a switch waits for one.
+	KeyframeInterval time.Duration
+}
+
+// Packet is what the switcher needs of one received packet. The caller
+// parses it once and offers the same Packet to every subscriber's
+// switcher. Every packet of every layer must be offered: arrivals are
+// how the switcher knows which layers are alive.
+type Packet struct {
+	Layer     Layer
+	Seq       uint16
+	Timestamp uint32
+	Marker    bool
+	// Keyframe marks the first packet of a key frame.
+	Keyframe bool
+	// Arrival is when the packet was received.
+	Arrival time.Time
+
+	HasPictureID bool
+	PictureID    uint16 // 15 bits
+	HasTL0PICIDX bool
+	TL0PICIDX    uint8
+}
+
+// SetVP8 copies the VP8 fields the switcher rewrites from d, and its key
+// frame flag.
+func (p *Packet) SetVP8(d *vp8.Descriptor) {
+	p.HasPictureID, p.PictureID = d.HasPictureID, d.PictureID
+	p.HasTL0PICIDX, p.TL0PICIDX = d.HasTL0PICIDX, d.TL0PICIDX
+	p.Keyframe = d.Keyframe
+}
+
+// Mapping turns a packet of one layer into the subscriber's stream: each
+// field is added, modulo its width, to the packet's own value. A mapping
+// holds from one switch to the next, so a retransmission is rewritten
+// exactly like the original.
+type Mapping struct {
+	Layer          Layer
+	SeqDelta       uint16
+	TimestampDelta uint32
+	PictureIDDelta uint16
+	TL0PICIDXDelta uint8
+}
+
+// Seq is the subscriber's sequence number for in.
+func (m Mapping) Seq(in uint16) uint16 { return in + m.SeqDelta }
+
+// Timestamp is the subscriber's RTP timestamp for in.
+func (m Mapping) Timestamp(in uint32) uint32 { return in + m.TimestampDelta }
+
+// PictureID is the subscriber's 15-bit VP8 PictureID for in (vp8's
+// Rewrite keeps only the low 7 bits for a 7-bit source).
+func (m Mapping) PictureID(in uint16) uint16 { return (in + m.PictureIDDelta) & 0x7fff }
+
+// TL0PICIDX is the subscriber's TL0PICIDX for in.
+func (m Mapping) TL0PICIDX(in uint8) uint8 { return in + m.TL0PICIDXDelta }
+
+// RewriteVP8 rewrites the PictureID and TL0PICIDX of payload, a VP8 RTP
+// payload, in place. The writer calls it on its own copy of the packet,
+// since every subscriber numbers differently. It reports false if the
+// descriptor does not parse (the payload is then left as it is).
+func (m Mapping) RewriteVP8(payload []byte) bool {
+	var d vp8.Descriptor
+	if d.Unmarshal(payload) != nil {
+		return false
+	}
+	return d.Rewrite(payload, m.PictureID(d.PictureID), m.TL0PICIDX(d.TL0PICIDX))
+}
+
+// Result is the switcher's decision for one packet.
+type Result struct {
+	// Forward is true if the packet goes to the subscriber, under Seq
+	// and rewritten by Map.
+	Forward bool
+	Seq     uint16
+	Map     Mapping
+	// Keyframe, unless None, is a layer to ask the publisher for a key
+	// frame on now (already throttled per layer).
+	Keyframe Layer
+}
+
+// out is the continuity state of the subscriber's stream: the newest
+// packet sent.
+type out struct {
+	started bool
+	seq     uint16
+	ts      uint32
+	arrival time.Time
+	marker  bool
+	hasPID  bool
+	pid     uint16
+	hasTL0  bool
+	tl0     uint8
+}
+
+// epoch is one stretch of forwarding with one mapping: sequence numbers
+// first..last of the subscriber's stream. Epochs follow each other
+// without a gap, so the newest few cover the recent numbers. An epoch
+// longer than half the sequence space keeps only its newest half, the
+// most a NACK can refer to.
+type epoch struct {
+	m           Mapping
+	first, last uint16
+	used        bool // false until a packet is sent in it
+}
+
+const maxEpochSpan = 0x8000
+
+const numEpochs = 8
+
+// Switcher forwards one subscriber's view of one published video track:
+// one layer at a time, switching only at a key frame of the layer it
+// moves to, so the subscriber sees one continuous stream. Safe for
+// concurrent use: each layer's read loop calls Push, the layer selector
+// calls SetTarget, the RTCP reader calls Lookup.
+//
+// Frames and marker bits: a pause ends after the packet carrying the
+// marker, so the subscriber's last frame is whole. A switch cannot wait
+// for the old layer's frame to end (its packets interleave with the new
+// layer's key frame), so an unfinished old frame is cut; the receiver
+// drops it, since it never completes and the key frame that follows
+// needs nothing before it. Timestamps after a switch advance by the
+// wall-clock time since the last packet sent, so they never drift from
+// real time however often the layer changes (which would upset the
+// receiver's jitter buffer and lip sync).
+type Switcher struct {
+	mu  sync.Mutex
+	cfg Config
+
+	target Layer // what the selector asked for
+	cur    Layer // what is being forwarded, None while waiting for a key frame
+	first  uint16
+
+	last out  // the newest packet sent
+	prev out  // before it, to undo a packet the caller could not send
+	undo bool // last is the packet Push forwarded most recently
+
+	seen    [MaxLayers]time.Time // last arrival per layer
+	seenSeq [MaxLayers]uint16    // highest sequence number per layer
+	asked   [MaxLayers]time.Time // last key frame request per layer
+
+	epochs   [numEpochs]epoch
+	epochIdx int // index of the newest epoch
+	switches uint64
+}
+
+// NewSwitcher returns a switcher with target layer None.
+func NewSwitcher(cfg Config) *Switcher {
+	if cfg.LayerTimeout <= 0 {
+		cfg.LayerTimeout = DefaultLayerTimeout
+	}
+	if cfg.KeyframeInterval <= 0 {
+		cfg.KeyframeInterval = DefaultKeyframeInterval
+	}
+	return &Switcher{cfg: cfg, target: None, cur: None}
+}
+
+// SetTarget sets the layer the subscriber should receive; None pauses
+// (the current frame is finished, then nothing is sent). The switch
+// itself happens at the target's next key frame; until then the current
+// layer keeps flowing.
+func (s *Switcher) SetTarget(l Layer) {
+	if l < None || l >= MaxLayers {
+		l = None
+	}
+	s.mu.Lock()
+	s.target = l
+	s.mu.Unlock()
+}
+
+// Target is the layer last set by SetTarget.
+func (s *Switcher) Target() Layer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.target
+}
+
+// Current is the layer being forwarded, None if nothing is.
+func (s *Switcher) Current() Layer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// Switches counts the switches made (a start counts as one).
+func (s *Switcher) Switches() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.switches
+}
+
+// Resync stops forwarding until the next key frame of the target layer
+// (for example after the subscriber reconnected or the track was muted).
+// The subscriber's numbering continues without a gap. The key frame
+// request throttle starts afresh, so the next Push or Tick asks at once:
+// whatever was asked before went unanswered for this subscriber.
+func (s *Switcher) Resync() {
+	s.mu.Lock()
+	s.cur = None
+	s.asked = [MaxLayers]time.Time{}
+	s.mu.Unlock()
+}
+
+// Prime tells a new switcher that layer l was arriving before it existed:
+// its newest packet was seq, received at arrival. Without it a switcher
+// created for a new subscriber of a running track believes only the
+// first layer it sees is alive, starts there (asking for its key frame)
+// and climbs to the target later. Prime does not move backwards in
+// time or sequence.
+func (s *Switcher) Prime(l Layer, seq uint16, arrival time.Time) {
+	if l < 0 || l >= MaxLayers || arrival.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.seen[l].IsZero() && !arrival.After(s.seen[l]) {
+		return
+	}
+	s.seen[l] = arrival
+	s.seenSeq[l] = seq
+}
+
+// Dropped tells the switcher that the caller could not send a packet it
+// was told to forward (its queue was full). If it was the newest packet
+// and nothing was forwarded after it, its numbers are given back so the
+// subscriber sees no gap, and forwarding resumes at the next key frame,
+// since the frames after a lost packet would not decode. Otherwise the
+// packet is left as a gap for the subscriber to NACK.
+func (s *Switcher) Dropped(r Result) {
+	if !r.Forward {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := &s.epochs[s.epochIdx]
+	if !s.undo || r.Seq != s.last.seq || r.Map != e.m || !e.used {
+		return
+	}
+	s.undo = false
+	if e.first == r.Seq {
+		e.used = false
+	} else {
+		e.last = s.prev.seq
+	}
+	s.last = s.prev
+	s.cur = None
+}
+
+// Lookup maps a sequence number the subscriber NACKed back to the layer
+// and sequence number it came from, and the mapping to rewrite the
+// retransmission with. It also answers for packets lost upstream within
+// a forwarding stretch, so the subscriber's NACK reaches the cache.
+func (s *Switcher) Lookup(seq uint16) (l Layer, in uint16, m Mapping, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.last.started || s.last.seq-seq >= maxEpochSpan {
+		return None, 0, Mapping{}, false // not sent yet, or too old to tell
+	}
+	covered := 0
+	for i := 0; i < numEpochs && covered < maxEpochSpan; i++ {
+		e := &s.epochs[(s.epochIdx-i+numEpochs)%numEpochs]
+		if !e.used {
+			continue
+		}
+		if seq-e.first <= e.last-e.first {
+			return e.m.Layer, seq - e.m.SeqDelta, e.m, true
+		}
+		covered += int(e.last-e.first) + 1
+	}
+	return None, 0, Mapping{}, false
+}
+
+// Tick lets the switcher act when no packet arrives (the current layer
+// stopped): it returns a layer to request a key frame on, or None. Call
+// it every 100 ms or so while a switch may be pending.
+func (s *Switcher) Tick(now time.Time) Layer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keyframeRequest(s.effective(now), now)
+}
+
+// Push decides what to do with one packet. It never allocates.
+func (s *Switcher) Push(p *Packet) Result {
+	r := Result{Keyframe: None}
+	if p.Layer < 0 || p.Layer >= MaxLayers {
+		return r
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	newest := s.seen[p.Layer].IsZero() || int16(p.Seq-s.seenSeq[p.Layer]) > 0
+	s.seen[p.Layer] = p.Arrival
+	if newest {
+		s.seenSeq[p.Layer] = p.Seq
+	}
+	want := s.effective(p.Arrival)
+
+	switch {
+	case p.Layer == s.cur:
+		s.forwardCurrent(p, newest, want, &r)
+	case p.Layer == want && p.Keyframe && newest:
+		s.switchTo(p)
+		s.forward(p, &r)
+	}
+	r.Keyframe = s.keyframeRequest(want, p.Arrival)
+	return r
+}
+
+// forwardCurrent handles a packet of the layer being forwarded.
+func (s *Switcher) forwardCurrent(p *Packet, newest bool, want Layer, r *Result) {
+	m := s.epochs[s.epochIdx].m
+	if !newest {
+		if int16(p.Seq-s.first) < 0 {
+			return // sent before the switch to this layer: not ours to map
+		}
+		r.Forward, r.Seq, r.Map = true, m.Seq(p.Seq), m
+		// It may fill a number between prev and last: last can no
+		// longer be given back without reusing it.
+		s.undo = false
+		return
+	}
+	if want == None && s.last.marker {
+		// Pausing: the last frame is complete, stop here.
+		s.cur = None
+		return
+	}
+	s.forward(p, r)
+	if want == None && p.Marker {
+		s.cur = None
+	}
+}
+
+// switchTo starts a new epoch at p, the first packet of a key frame of
+// the layer to forward, numbered to follow the last packet sent.
+func (s *Switcher) switchTo(p *Packet) {
+	m := Mapping{Layer: p.Layer}
+	if s.last.started {
+		m.SeqDelta = s.last.seq + 1 - p.Seq
+		m.TimestampDelta = s.last.ts + s.ticksSince(p.Arrival) - p.Timestamp
+		if s.last.hasPID && p.HasPictureID {
+			m.PictureIDDelta = s.last.pid + 1 - p.PictureID
+		}
+		if s.last.hasTL0 && p.HasTL0PICIDX {
+			// A key frame is a base-layer frame: the index moves on.
+			m.TL0PICIDXDelta = s.last.tl0 + 1 - p.TL0PICIDX
+		}
+	}
+	s.epochIdx = (s.epochIdx + 1) % numEpochs
+	s.epochs[s.epochIdx] = epoch{m: m, first: m.Seq(p.Seq)}
+	s.cur = p.Layer
+	s.first = p.Seq
+	s.switches++
+}
+
+// ticksSince is the wall-clock time from the last packet sent to now in
+// RTP clock units, at least 1 so the new frame's timestamp is later.
+func (s *Switcher) ticksSince(now time.Time) uint32 {
+	d := now.Sub(s.last.arrival)
+	if d <= 0 {
+		return 1
+	}
+	rate := int64(s.cfg.ClockRate)
+	sec, rem := int64(d/time.Second), int64(d%time.Second)
+	t := uint32(sec*rate + rem*rate/int64(time.Second))
+	if t == 0 {
+		t = 1
+	}
+	return t
+}
+
+// forward sends p, the newest packet of the current layer.
+func (s *Switcher) forward(p *Packet, r *Result) {
+	e := &s.epochs[s.epochIdx]
+	s.prev = s.last
+	s.undo = true
+	l := &s.last
+	l.started = true
+	l.seq = e.m.Seq(p.Seq)
+	l.ts = e.m.Timestamp(p.Timestamp)
+	l.arrival = p.Arrival
+	l.marker = p.Marker
+	if p.HasPictureID {
+		l.hasPID, l.pid = true, e.m.PictureID(p.PictureID)
+	}
+	if p.HasTL0PICIDX {
+		l.hasTL0, l.tl0 = true, e.m.TL0PICIDX(p.TL0PICIDX)
+	}
+	if !e.used {
+		e.used, e.first = true, l.seq
+	}
+	e.last = l.seq
+	if e.last-e.first >= maxEpochSpan {
+		e.first = e.last - (maxEpochSpan - 1)
+	}
+	r.Forward, r.Seq, r.Map = true, l.seq, e.m
+}
+
+// effective is the layer to move to: the target if it is arriving, else
+// the best arriving layer below it, else the lowest arriving one above
+// it (a picture beats a frozen tile; the selector will correct the
+// choice from the layers' bitrates). If nothing arrives, the target.
+func (s *Switcher) effective(now time.Time) Layer {
+	if s.target == None {
+		return None
+	}
+	for l := s.target; l >= 0; l-- {
+		if s.alive(l, now) {
+			return l
+		}
+	}
+	for l := s.target + 1; l < MaxLayers; l++ {
+		if s.alive(l, now) {
+			return l
+		}
+	}
+	return s.target
+}
+
+func (s *Switcher) alive(l Layer, now time.Time) bool {
+	t := s.seen[l]
+	return !t.IsZero() && now.Sub(t) < s.cfg.LayerTimeout
+}
+
+// keyframeRequest returns want if a switch to it waits for a key frame
+// and no request for it went out within KeyframeInterval.
+func (s *Switcher) keyframeRequest(want Layer, now time.Time) Layer {
+	if want == None || want == s.cur {
+		return None
+	}
+	if a := s.asked[want]; !a.IsZero() && now.Sub(a) < s.cfg.KeyframeInterval {
+		return None
+	}
+	s.asked[want] = now
+	return want
+}

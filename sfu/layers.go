@@ -1,0 +1,282 @@
+package sfu
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley/sfu/internal/keyframe"
+	"github.com/parleyhq/parley/sfu/internal/packetcache"
+	"github.com/parleyhq/parley/sfu/internal/rtpstats"
+	"github.com/parleyhq/parley/sfu/internal/simulcast"
+	"github.com/parleyhq/parley/sfu/internal/vp8"
+)
+
+// Simulcast receive: a publisher that sends several encodings of one video
+// track (rids, one SSRC each) gets one publishedTrack with a trackLayer
+// per encoding. Every layer's packets go to every subscriber's
+// simulcast.Switcher, which picks one layer and numbers it into one
+// continuous stream; the writer applies the Switcher's Mapping to its own
+// copy of the packet from that layer's cache. Tracks with one encoding
+// (OBS, WHIP, Firefox, older clients) keep the single-layer path of
+// handlePacket and downTrack.forward, untouched.
+
+// trackLayer is one simulcast layer of a published track: an independent
+// RTP stream with its own SSRC, sequence numbers and cache.
+type trackLayer struct {
+	rid   string
+	cache *packetcache.Cache
+	ssrc  atomic.Uint32 // 0 until pion reported the layer
+	pli   throttle
+	// Guarded by the track's statsMu: the receive statistics, and the
+	// newest packet (to prime new subscribers' switchers).
+	rx      *rtpstats.Receiver
+	last    time.Time
+	lastSeq uint16
+	// Received bytes and the bitrate of the track's last one-second
+	// window (closed by countLocked), for the layer selection.
+	bytes, winBytes uint64
+	bitrate         float64
+}
+
+// webRIDs are the web client's rids, lowest quality first.
+var webRIDs = []string{"q", "h", "f"} //nolint:gochecknoglobals // read-only table
+
+// layerRIDs returns the rids of a simulcast receiver, lowest quality first:
+// the web client's q/h/f in that order, any other naming in the order of
+// the offer (browsers list encodings as the application gave them, and
+// applications give them lowest first by convention). At most
+// simulcast.MaxLayers are kept.
+func layerRIDs(recv *webrtc.RTPReceiver) []string {
+	var rids []string
+	web := true
+	for _, tr := range recv.Tracks() {
+		if rid := tr.RID(); rid != "" && !slices.Contains(rids, rid) {
+			rids = append(rids, rid)
+			web = web && slices.Contains(webRIDs, rid)
+		}
+	}
+	if web {
+		slices.SortFunc(rids, func(a, b string) int {
+			return slices.Index(webRIDs, a) - slices.Index(webRIDs, b)
+		})
+	}
+	if len(rids) > simulcast.MaxLayers {
+		rids = rids[:simulcast.MaxLayers]
+	}
+	return rids
+}
+
+// initLayers sets up the per-layer state of a simulcast track.
+func (t *publishedTrack) initLayers(rids []string, size int) {
+	t.layers = make([]*trackLayer, len(rids))
+	for i, rid := range rids {
+		t.layers[i] = &trackLayer{
+			rid:   rid,
+			cache: packetcache.New(size),
+			pli:   throttle{interval: t.s.cfg.PLIInterval},
+			rx:    rtpstats.NewReceiver(t.clockRate),
+		}
+	}
+}
+
+// simulcast reports whether t has several layers.
+func (t *publishedTrack) simulcast() bool { return t.layers != nil }
+
+// topLayer is a simulcast track's best layer.
+func (t *publishedTrack) topLayer() simulcast.Layer { return simulcast.Layer(len(t.layers) - 1) }
+
+// readLayerLoop is readLoop for one layer of a simulcast track.
+func (t *publishedTrack) readLayerLoop(l simulcast.Layer, read func([]byte) (int, error)) {
+	buf := make([]byte, packetcache.MaxPacketSize)
+	var hdr rtp.Header
+	for {
+		n, err := read(buf)
+		if err != nil {
+			return
+		}
+		t.handleLayerPacket(l, buf[:n], &hdr, time.Now())
+	}
+}
+
+// handleLayerPacket is handlePacket for one layer of a simulcast track:
+// statistics, the layer's cache, one parse into a simulcast.Packet, and
+// the offer to every subscriber's switcher.
+func (t *publishedTrack) handleLayerPacket(l simulcast.Layer, pkt []byte, hdr *rtp.Header, now time.Time) {
+	hl, err := hdr.Unmarshal(pkt)
+	if err != nil || int(l) >= len(t.layers) {
+		return
+	}
+	ly := t.layers[l]
+	t.statsMu.Lock()
+	if ly.rx.Update(hdr.SequenceNumber, hdr.Timestamp, now) {
+		ly.last, ly.lastSeq = now, hdr.SequenceNumber
+	}
+	ly.bytes += uint64(len(pkt))
+	t.countLocked(len(pkt), now)
+	t.statsMu.Unlock()
+
+	if t.ended.Load() {
+		return
+	}
+	ly.cache.Put(hdr.SequenceNumber, pkt)
+	sp := simulcast.Packet{Layer: l, Seq: hdr.SequenceNumber, Timestamp: hdr.Timestamp, Marker: hdr.Marker, Arrival: now}
+	payload := pkt[hl:]
+	if hdr.Padding && len(payload) > 0 {
+		if pad := int(payload[len(payload)-1]); pad <= len(payload) {
+			payload = payload[:len(payload)-pad]
+		}
+	}
+	if len(payload) == 0 {
+		// Padding only: Chrome probes bandwidth with these, also on a
+		// layer it has stopped encoding (without RTX it pads on the
+		// media SSRCs). Offered to the switchers they would keep a
+		// stopped layer looking alive and its subscribers frozen.
+		// Dropped here they leave a gap in the subscriber's numbering
+		// that a NACK fills from the cache.
+		return
+	}
+	if t.codec == keyframe.VP8 {
+		var d vp8.Descriptor
+		if d.Unmarshal(payload) == nil {
+			sp.SetVP8(&d)
+		}
+	} else {
+		sp.Keyframe = keyframe.IsKeyframeStart(t.codec, payload)
+	}
+	muted := t.muted.Load()
+	for _, d := range *t.downs.Load() {
+		d.forwardLayer(&sp, muted)
+	}
+}
+
+// requestLayerKeyframe sends a PLI for one layer unless one went out for
+// it less than PLIInterval ago.
+func (t *publishedTrack) requestLayerKeyframe(l simulcast.Layer) {
+	if l < 0 || int(l) >= len(t.layers) || t.sendLayerPLI == nil {
+		return
+	}
+	ly := t.layers[l]
+	ssrc := ly.ssrc.Load()
+	if ssrc == 0 || !ly.pli.allow(time.Now()) {
+		return
+	}
+	if err := t.sendLayerPLI(ssrc); err != nil {
+		t.log.Debug("send PLI", "rid", ly.rid, "err", err)
+		return
+	}
+	t.plisOut.Add(1)
+	t.s.m.plisOut.Inc()
+}
+
+// newSwitcher is a subscriber's switcher for t, aimed at the best layer
+// and told which layers are arriving.
+func (t *publishedTrack) newSwitcher() *simulcast.Switcher {
+	sw := simulcast.NewSwitcher(simulcast.Config{ClockRate: t.clockRate})
+	sw.SetTarget(t.topLayer())
+	t.statsMu.Lock()
+	for i, ly := range t.layers {
+		sw.Prime(simulcast.Layer(i), ly.lastSeq, ly.last)
+	}
+	t.statsMu.Unlock()
+	return sw
+}
+
+// forwardLayer offers one packet of a simulcast track to this subscriber's
+// switcher and queues it if the switcher forwards it. Runs on the layer's
+// read loop; the layers' loops run concurrently, the switcher serialises.
+func (d *downTrack) forwardLayer(p *simulcast.Packet, muted bool) {
+	if !d.isSendable(muted) || !d.sub.subReady.Load() {
+		// Nothing written now would reach the subscriber: let the
+		// switcher see the packet, give its number back, ask for no key
+		// frame, and start afresh once the subscriber can receive.
+		d.sw.Dropped(d.sw.Push(p))
+		d.layerIdle.Store(true)
+		return
+	}
+	if d.layerIdle.Load() && d.layerIdle.CompareAndSwap(true, false) {
+		d.sw.Resync() // and ask for the key frame now
+	}
+	r := d.sw.Push(p)
+	if r.Keyframe != simulcast.None {
+		d.src.requestLayerKeyframe(r.Keyframe)
+	}
+	if !r.Forward {
+		return
+	}
+	if !d.q.push(outPacket{d: d, in: p.Seq, out: r.Seq, m: r.Map}) {
+		d.sw.Dropped(r)
+		d.src.drop(dropQueueFull)
+	}
+}
+
+// layerNACK queues a retransmission of out, a number the subscriber saw,
+// from the layer it came from.
+func (d *downTrack) layerNACK(out uint16) {
+	_, in, m, ok := d.sw.Lookup(out)
+	if !ok {
+		return
+	}
+	if !d.q.push(outPacket{d: d, in: in, out: out, rtx: true, m: m}) {
+		d.src.drop(dropQueueFull)
+	}
+}
+
+// layerPLI asks the publisher for a key frame of the layer the subscriber
+// receives (a pending switch asks for its own).
+func (d *downTrack) layerPLI() {
+	if l := d.sw.Current(); l != simulcast.None {
+		d.src.requestLayerKeyframe(l)
+	}
+}
+
+// SetLayer pins the simulcast layer this participant receives of a
+// track it subscribes to, overriding the bandwidth-driven choice until
+// the next SetView of the track: 0 is the lowest, higher values are
+// clamped to the best layer, and -1 pauses the video. The switch happens at the next
+// key frame of that layer (requested from the publisher); if the layer
+// does not arrive the best one below it is sent. Tracks without simulcast
+// ignore it.
+func (p *Peer) SetLayer(trackSID string, layer int) error {
+	d, err := p.downTrack(trackSID)
+	if err != nil {
+		return err
+	}
+	if d.sw == nil {
+		return nil
+	}
+	l := d.src.topLayer()
+	if layer < int(l) {
+		l = simulcast.Layer(max(layer, int(simulcast.None)))
+	}
+	d.pinned.Store(true)
+	d.sw.SetTarget(l)
+	return nil
+}
+
+// Layer is the simulcast layer this participant receives of a track: -1
+// while none is forwarded (waiting for a key frame, or paused), 0 for a
+// track without simulcast.
+func (p *Peer) Layer(trackSID string) (int, error) {
+	d, err := p.downTrack(trackSID)
+	if err != nil {
+		return 0, err
+	}
+	if d.sw == nil {
+		return 0, nil
+	}
+	return int(d.sw.Current()), nil
+}
+
+func (p *Peer) downTrack(trackSID string) (*downTrack, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := p.down[trackSID]
+	if d == nil {
+		return nil, ErrTrackNotFound
+	}
+	return d, nil
+}
