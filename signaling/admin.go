@@ -34,6 +34,8 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/admin/rooms/{room}/participants", s.admin(s.handleAdminParticipants))
 	mux.HandleFunc("DELETE /api/admin/rooms/{room}/participants/{identity}", s.admin(s.handleAdminRemove))
 	mux.HandleFunc("POST /api/admin/rooms/{room}/participants/{identity}/tracks/{sid}/mute", s.admin(s.handleAdminMute))
+	s.moderationRoutes(mux) // moderation_admin.go
+	s.recordingRoutes(mux)  // recording_admin.go
 }
 
 // admin authenticates with a Bearer token carrying the admin grant or
@@ -101,7 +103,7 @@ func (s *Server) handleAdminToken(w http.ResponseWriter, r *http.Request, caller
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "room is required unless the token is messaging-only (grants include chat)")
 		return
 	case req.Room != auth.AllRooms && req.Room != "" && !rooms.ValidName(req.Room):
-		writeJSONError(w, http.StatusBadRequest, "bad_request", "room must match [A-Za-z0-9_-]{1,64}")
+		writeJSONError(w, http.StatusBadRequest, "bad_request", rooms.NameRule)
 		return
 	case !caller.allows(req.Room):
 		writeJSONError(w, http.StatusForbidden, "forbidden", "caller may not issue tokens for this room")
@@ -132,6 +134,9 @@ func (s *Server) handleAdminToken(w http.ResponseWriter, r *http.Request, caller
 		writeJSONError(w, http.StatusInternalServerError, "internal", "could not issue token")
 		return
 	}
+	// Someone the operator issued a token to can be messaged before
+	// they first connect (known.go).
+	s.rememberIdentity(req.Identity)
 	writeJSON(w, http.StatusOK, proto.TokenBody{Token: tok})
 }
 
@@ -234,6 +239,7 @@ func (s *Server) handleAdminRemove(w http.ResponseWriter, r *http.Request, _ adm
 	if err == nil {
 		// Its tokens, refreshed ones included, no longer join this room.
 		s.removals.add(roomName, identity, time.Now())
+		cutMedia(p) // its tracks leave every subscriber now (moderation.go)
 	}
 	switch {
 	case errors.Is(err, rooms.ErrStream):

@@ -19,7 +19,7 @@ func (s *Server) newCallTable() *callTable {
 	return newCallTable(
 		callTableConfig{maxPending: s.cfg.MaxPendingCalls, ringTimeout: s.cfg.CallRingTimeout},
 		callEnv{mint: s.mintCallToken, newRoom: func() string { return "call-" + uuid.NewString() }},
-		s.hub, s.storeCallRecords, s.metrics)
+		localPushes{s.hub}, s.storeCallRecords, s.metrics)
 }
 
 // handleCall places a call from c.

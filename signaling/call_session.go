@@ -25,6 +25,8 @@ type callSession struct {
 	peer   MediaPeer
 	log    *slog.Logger // carries room, participant and identity
 	events *eventQueue
+	// gestures are the budgets of hands and reactions (hands.go).
+	gestures *gestures
 }
 
 // joinCall admits a call session: a room participant with media. The
@@ -38,6 +40,9 @@ func (c *wsConn) joinCall(ss *session, reqID string) (*proto.Error, int) {
 	if claims.Room == auth.AllRooms || !rooms.ValidName(claims.Room) {
 		return refuse(proto.CodeUnauthorized, "token does not name a joinable room")
 	}
+	if perr := s.placeRoom(claims.Room); perr != nil { // cluster.go
+		return perr, websocket.CloseNormalClosure
+	}
 	if !s.dir.HasSpace(claims.Room, claims.Identity) {
 		return refuse(proto.CodeRoomFull, "room is full")
 	}
@@ -45,7 +50,7 @@ func (c *wsConn) joinCall(ss *session, reqID string) (*proto.Error, int) {
 		return refuse(proto.CodeTooManySessions, "this identity has too many open sessions")
 	}
 	ss.sid = ids.New("PA_")
-	cs := &callSession{ss: ss, log: c.log.With("room", claims.Room, "participant", ss.sid, "identity", claims.Identity)}
+	cs := &callSession{ss: ss, log: c.log.With("room", claims.Room, "participant", ss.sid, "identity", claims.Identity), gestures: newGestures()}
 	cs.events = newEventQueue(cs.apply, c.dropSlow)
 	peer, err := s.media.Join(claims.Room, ss.sid, sfu.JoinOptions{
 		Events:       peerEvents{q: cs.events},
@@ -72,10 +77,14 @@ func (c *wsConn) joinCall(ss *session, reqID string) (*proto.Error, int) {
 		ConversationID: s.joinRoomChat(ss, cs.log),
 		Member:         cs,
 		Media:          peer,
+		Moderator:      s.mod.joinsAsModerator(claims),
 	}
 	perr := s.refuseWhenShuttingDown()
 	if perr == nil {
 		perr = s.joinRoom(cs.p, reqID, ice)
+	}
+	if perr == nil {
+		s.mod.joined(cs.p) // moderation.go
 	}
 	if perr != nil {
 		cs.events.close()
@@ -108,6 +117,8 @@ func (cs *callSession) Bye(reason string) { cs.ss.out.sendBye(reason) }
 // events.
 func (cs *callSession) end() {
 	cs.ss.s.dir.Leave(cs.p)
+	cs.ss.s.mod.left(cs.p)
+	cs.ss.s.rec.left(cs.p.Room)
 	if err := cs.peer.Close(); err != nil {
 		cs.log.Debug("closing media session", "err", err)
 	}
@@ -127,8 +138,12 @@ func (s *Server) refuseWhenShuttingDown() *proto.Error {
 
 // joinRoom adds p to the directory; its "joined" answers request reqID.
 func (s *Server) joinRoom(p *rooms.Participant, reqID string, ice []proto.ICEServerView) *proto.Error {
+	settings := s.mod.settingsView(p.Room)
 	err := s.dir.Join(p, func(self proto.ParticipantView, others []proto.ParticipantView) []byte {
-		return proto.Encode(proto.TypeJoined, reqID, s.joinedBody(p.Room, self, others, ice, p.Grants, p.ConversationID))
+		jb := s.joinedBody(p.Room, self, others, ice, p.Grants, p.ConversationID)
+		jb.Settings = &settings
+		jb.Recording = s.rec.state(p.Room) // under the directory's lock: see recorder
+		return proto.Encode(proto.TypeJoined, reqID, jb)
 	})
 	if errors.Is(err, rooms.ErrRoomFull) {
 		return &proto.Error{Code: proto.CodeRoomFull, Message: "room is full"}
@@ -221,6 +236,18 @@ func (cs *callSession) restartICE() *proto.Error {
 	if err := cs.peer.RestartICE(); err != nil {
 		cs.log.Info("ICE restart failed", "err", err)
 		return &proto.Error{Code: proto.CodeNegotiationFailed, Message: "ICE restart failed"}
+	}
+	return nil
+}
+
+// videoView hands a subscriber's tile report to the SFU, which chooses
+// the simulcast layer from it and the subscriber's bandwidth: the
+// smallest that covers the tile, none while it is not seen.
+func (cs *callSession) videoView(body *proto.VideoViewBody) *proto.Error {
+	if err := cs.peer.SetView(body.TrackSID, body.Width, body.Height, *body.Visible); err != nil {
+		// A tile may report a track the subscriber just lost (or not
+		// yet got): nothing to answer.
+		cs.log.Debug("video view", "track", body.TrackSID, "err", err)
 	}
 	return nil
 }

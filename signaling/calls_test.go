@@ -51,9 +51,9 @@ func (c *cc) callEntry(callID string) proto.MessageView {
 
 func TestCallRingsEveryDeviceAndAcceptStopsTheOthers(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob1 := env.imJoin("bob")
-	bob2 := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob1 := env.joinMessaging("bob")
+	bob2 := env.joinMessaging("bob")
 	r := alice.call("bob")
 	if len(r.Ringing) != 1 || r.Ringing[0] != "bob" || r.CallID == "" || r.ConversationID == "" {
 		t.Fatalf("ringing %+v", r)
@@ -108,9 +108,9 @@ func TestCallRingsEveryDeviceAndAcceptStopsTheOthers(t *testing.T) {
 
 func TestCallDeclineLeavesHistoryEntry(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob1 := env.imJoin("bob")
-	bob2 := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob1 := env.joinMessaging("bob")
+	bob2 := env.joinMessaging("bob")
 	r := alice.call("bob")
 	bob1.ring()
 	bob2.ring()
@@ -147,8 +147,8 @@ func TestCallDeclineLeavesHistoryEntry(t *testing.T) {
 
 func TestCallCancelByCaller(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	r := alice.call("bob")
 	bob.ring()
 	bob.send(proto.TypeCallCancel, "c0", proto.CallRefBody{CallID: r.CallID})
@@ -167,8 +167,8 @@ func TestCallCancelByCaller(t *testing.T) {
 
 func TestCallBusyCallee(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bobIM := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bobMessaging := env.joinMessaging("bob")
 	env.joinCC("bob", "standup", allGrants)
 	r := alice.call("bob")
 	if len(r.Ringing) != 0 || len(r.Busy) != 1 || r.Busy[0] != "bob" {
@@ -177,15 +177,15 @@ func TestCallBusyCallee(t *testing.T) {
 	if e := alice.ended(r.CallID); e.Reason != proto.CallEndBusy {
 		t.Fatalf("caller %+v", e)
 	}
-	bobIM.none(proto.TypeRing, 100*time.Millisecond)
-	if v := bobIM.callEntry(r.CallID); v.Kind != string(chat.EventCallMissed) {
+	bobMessaging.none(proto.TypeRing, 100*time.Millisecond)
+	if v := bobMessaging.callEntry(r.CallID); v.Kind != string(chat.EventCallMissed) {
 		t.Fatalf("entry %+v", v)
 	}
 }
 
 func TestCallOfflineCallee(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
+	alice := env.joinMessaging("alice")
 	r := alice.call("bob")
 	if len(r.Offline) != 1 {
 		t.Fatalf("ringing %+v", r)
@@ -200,8 +200,8 @@ func TestCallOfflineCallee(t *testing.T) {
 
 func TestCallNoAnswerTimeout(t *testing.T) {
 	env := startChatServer(t, func(c *Config) { c.CallRingTimeout = 150 * time.Millisecond }, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	r := alice.call("bob")
 	if ring := bob.ring(); ring.TimeoutMs != 150 {
 		t.Fatalf("ring %+v", ring)
@@ -222,8 +222,8 @@ func TestCallNoAnswerTimeout(t *testing.T) {
 
 func TestCallCallerDisconnectIsMissed(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	r := alice.call("bob")
 	bob.ring()
 	alice.close()
@@ -237,9 +237,9 @@ func TestCallCallerDisconnectIsMissed(t *testing.T) {
 
 func TestCallLimits(t *testing.T) {
 	env := startChatServer(t, func(c *Config) { c.MaxPendingCalls = 1 }, nil)
-	alice := env.imJoin("alice")
-	env.imJoin("bob")
-	env.imJoin("carol")
+	alice := env.joinMessaging("alice")
+	env.joinMessaging("bob")
+	env.joinMessaging("carol")
 	alice.call("bob")
 	alice.send(proto.TypeCall, "second", proto.CallBody{To: "carol"})
 	alice.waitError(proto.CodeCallLimit)
@@ -251,10 +251,10 @@ func TestCallLimits(t *testing.T) {
 
 func TestGroupCall(t *testing.T) {
 	env := startChatServer(t, func(c *Config) { c.CallRingTimeout = time.Second }, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
-	carol := env.imJoin("carol")
-	dave := env.imJoin("dave")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
+	carol := env.joinMessaging("carol")
+	dave := env.joinMessaging("dave")
 	alice.send(proto.TypeChatGroup, "g", proto.ChatGroupBody{Title: "T", Members: []string{"bob", "carol", "dave"}})
 	var gb proto.ConversationBody
 	alice.waitRe("g").decode(t, &gb)
@@ -301,8 +301,8 @@ func TestGroupCall(t *testing.T) {
 // the test otherwise) with a ring timer pending.
 func TestCallShutdownWhileRinging(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	alice.call("bob")
 	bob.ring()
 	env.stop()

@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/signaling/proto"
@@ -59,6 +60,17 @@ func (c *chatSession) handleChatDelete(reqID string, b *proto.ChatDeleteBody) *p
 	ev := chat.Message{ConversationID: b.ConversationID, Kind: chat.EventDelete, TargetSeq: b.TargetSeq}
 	return c.storeEvent(reqID, "chat_delete", ev, func(ctx context.Context) (chat.Ack, error) {
 		return c.s.chat.Delete(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq)
+	})
+}
+
+func (c *chatSession) handleChatReact(reqID string, b *proto.ChatReactBody) *proto.Error {
+	kind := chat.EventReact
+	if b.Remove {
+		kind = chat.EventUnreact
+	}
+	ev := chat.Message{ConversationID: b.ConversationID, Kind: kind, Text: b.Emoji, TargetSeq: b.TargetSeq}
+	return c.storeEvent(reqID, "chat_react", ev, func(ctx context.Context) (chat.Ack, error) {
+		return c.s.chat.React(ctx, c.chatIdentity(), b.ConversationID, b.ClientMsgID, b.TargetSeq, b.Emoji, !b.Remove)
 	})
 }
 
@@ -257,12 +269,28 @@ func (c *chatSession) handleChatDirect(reqID string, b *proto.ChatDirectBody) *p
 	peer := chat.Identity{ID: b.Identity, Name: c.s.hub.displayName(b.Identity)}
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
+	if perr := c.requireKnown(ctx, "chat_direct", b.Identity); perr != nil {
+		return perr
+	}
 	conv, err := c.s.chat.Direct(ctx, c.chatIdentity(), peer)
 	if err != nil {
 		return c.s.chatError("chat_direct", err)
 	}
 	c.s.announceConversation(conv, []string{c.identity(), peer.ID}, c)
 	return c.replyConversation(reqID, conv)
+}
+
+// requireKnown refuses to address an identity nobody has used here
+// (known.go), so a message never goes to a made-up or mistyped identity.
+func (c *chatSession) requireKnown(ctx context.Context, op, id string) *proto.Error {
+	ok, err := c.s.identityKnown(ctx, id)
+	if err != nil {
+		return c.s.chatError(op, err)
+	}
+	if !ok {
+		return &proto.Error{Code: proto.CodeNotFound, Message: fmt.Sprintf("No one called %q has used this server yet: check the name, or ask them to open Parley once.", id)}
+	}
+	return nil
 }
 
 // handleChatGroup creates a group with the sender as admin.
@@ -283,6 +311,11 @@ func (c *chatSession) handleChatGroup(reqID string, b *proto.ChatGroupBody) *pro
 	}
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
+	for _, m := range members {
+		if perr := c.requireKnown(ctx, "chat_group", m.ID); perr != nil {
+			return perr
+		}
+	}
 	conv, err := c.s.chat.CreateGroup(ctx, c.chatIdentity(), b.Title, members)
 	if err != nil {
 		return c.s.chatError("chat_group", err)
@@ -299,6 +332,7 @@ const maxPresenceIntroductions = 1024
 // those who did not know it yet (except skip, which gets a reply), plus
 // the presence of the connected members to the newly indexed ones.
 func (s *Server) announceConversation(conv chat.Conversation, members []string, skip *chatSession) {
+	s.hub.relayConversation(conv, members) // hub_relay.go
 	added := s.hub.addMembers(conv.ID, conv.Kind, members...)
 	if len(added) == 0 {
 		return
@@ -328,17 +362,14 @@ func (s *Server) announceConversation(conv chat.Conversation, members []string, 
 func (c *chatSession) replyConversation(reqID string, conv chat.Conversation) *proto.Error {
 	ctx, cancel := c.s.chatCtx()
 	defer cancel()
-	sums, err := c.s.chat.Conversations(ctx, c.identity())
-	if err != nil {
+	sum, err := c.s.chat.Summary(ctx, c.identity(), conv.ID)
+	switch {
+	case errors.Is(err, chat.ErrNotMember):
+		sum = chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}
+	case err != nil:
 		return c.s.chatError("conversation", err)
 	}
-	view := proto.NewConversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, c.identity())
-	for _, sum := range sums {
-		if sum.Conversation.ID == conv.ID {
-			view = proto.NewConversationView(sum, c.identity())
-			break
-		}
-	}
+	view := proto.NewConversationView(sum, c.identity())
 	c.enqueue(proto.Encode(proto.TypeConversation, reqID, proto.ConversationBody{Conversation: view}))
 	return nil
 }

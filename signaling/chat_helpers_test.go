@@ -41,7 +41,14 @@ func startChatServer(t testing.TB, mutate func(*Config), chatMutate func(*chat.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &chatEnv{testEnv: startServerWith(t, mutate, svc), svc: svc}
+	env := &chatEnv{testEnv: startServerWith(t, mutate, svc), svc: svc}
+	// The tests' people have been issued tokens by the operator (as POST
+	// /api/admin/tokens records), so they can be messaged before they
+	// first connect; TestChatUnknownIdentityRefused covers the others.
+	for _, id := range []string{"alice", "bob", "carol", "dave", "erin"} {
+		env.srv.rememberIdentity(id)
+	}
+	return env
 }
 
 var chatOnly = auth.Grants{Chat: true}
@@ -217,8 +224,8 @@ func (c *cc) noneFn(what string, pred func(msg) bool, d time.Duration) {
 	}
 }
 
-// imJoin opens a messaging-only session (token without a room).
-func (e *chatEnv) imJoin(identity string) *cc {
+// joinMessaging opens a messaging-only session (token without a room).
+func (e *chatEnv) joinMessaging(identity string) *cc {
 	e.t.Helper()
 	return e.joinCC(identity, "", chatOnly)
 }

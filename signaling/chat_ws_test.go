@@ -14,9 +14,9 @@ import (
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
-func TestIMSessionJoin(t *testing.T) {
+func TestMessagingSessionJoin(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	a := env.imJoin("alice")
+	a := env.joinMessaging("alice")
 	if a.joined.Room != "" || a.joined.Participant.Identity != "alice" || !a.joined.Grants.Chat || a.joined.Participant.SID == "" {
 		t.Fatalf("joined %+v", a.joined)
 	}
@@ -37,7 +37,7 @@ func TestIMSessionJoin(t *testing.T) {
 	n.waitError(proto.CodeForbidden)
 }
 
-func TestIMSessionWithoutChat(t *testing.T) {
+func TestMessagingSessionWithoutChat(t *testing.T) {
 	env := startServer(t, nil)
 	c := env.mustDial()
 	c.send("join", "j", proto.JoinBody{Token: env.token("alice", "", chatOnly), Protocol: 1})
@@ -49,10 +49,10 @@ func TestIMSessionWithoutChat(t *testing.T) {
 	call.expectError(proto.CodeUnavailable)
 }
 
-func TestIMSessionLimit(t *testing.T) {
+func TestMessagingSessionLimit(t *testing.T) {
 	env := startChatServer(t, func(c *Config) { c.MaxSessionsPerIdentity = 2 }, nil)
-	env.imJoin("alice")
-	env.imJoin("alice")
+	env.joinMessaging("alice")
+	env.joinMessaging("alice")
 	c := env.dialCC()
 	c.send("join", "j", proto.JoinBody{Token: env.token("alice", "", chatOnly), Protocol: 1})
 	c.waitError(proto.CodeTooManySessions)
@@ -60,9 +60,9 @@ func TestIMSessionLimit(t *testing.T) {
 
 func TestChatSendAckAfterDurableWrite(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice1 := env.imJoin("alice")
-	alice2 := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice1 := env.joinMessaging("alice")
+	alice2 := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	conv := alice1.direct("bob")
 	if conv.Kind != "direct" || conv.Peer != "bob" {
 		t.Fatalf("direct %+v", conv)
@@ -110,8 +110,8 @@ func TestChatSendAckAfterDurableWrite(t *testing.T) {
 
 func TestChatEditDeleteAndHistory(t *testing.T) {
 	env := startChatServer(t, func(c *Config) { c.ChatPageMax = 3 }, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	conv := alice.direct("bob")
 	for i := range 4 {
 		alice.sendText(conv.ID, newClientID(), strings.Repeat("x", i+1))
@@ -149,8 +149,8 @@ func TestChatEditDeleteAndHistory(t *testing.T) {
 
 func TestChatRangeRefillsGap(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	conv := alice.direct("bob")
 	alice.sendText(conv.ID, newClientID(), "one")
 	if m := bob.nextMessage(); m.Seq != 1 {
@@ -176,8 +176,8 @@ func TestChatRangeRefillsGap(t *testing.T) {
 
 func TestChatSyncAfterOffline(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	conv := alice.direct("bob")
 	alice.sendText(conv.ID, newClientID(), "m1")
 	bob.nextMessage()
@@ -191,7 +191,7 @@ func TestChatSyncAfterOffline(t *testing.T) {
 		texts = append(texts, text)
 		alice.sendText(conv.ID, newClientID(), text)
 	}
-	bob = env.imJoin("bob")
+	bob = env.joinMessaging("bob")
 	bob.send(proto.TypeChatSync, "s", proto.ChatSyncBody{LastSeqs: map[string]int64{conv.ID: 1, "gone-conversation": 3}, Limit: 3})
 	var sb proto.ChatSyncedBody
 	bob.waitRe("s").decode(t, &sb)
@@ -237,8 +237,8 @@ func TestChatSyncAfterOffline(t *testing.T) {
 
 func TestChatReceiptsAreMonotonicAndNotifySender(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	conv := alice.direct("bob")
 	for range 3 {
 		alice.sendText(conv.ID, newClientID(), "hi")
@@ -283,10 +283,10 @@ func TestChatReceiptsAreMonotonicAndNotifySender(t *testing.T) {
 
 func TestChatTypingAndRateLimit(t *testing.T) {
 	env := startChatServer(t, func(c *Config) { c.TypingRatePerSecond = 0.01 }, nil)
-	alice := env.imJoin("alice")
-	alice2 := env.imJoin("alice")
-	bob := env.imJoin("bob")
-	carol := env.imJoin("carol")
+	alice := env.joinMessaging("alice")
+	alice2 := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
+	carol := env.joinMessaging("carol")
 	conv := alice.direct("bob")
 	for range typingBurst {
 		alice.send(proto.TypeTyping, "", proto.TypingBody{ConversationID: conv.ID})
@@ -307,7 +307,7 @@ func TestChatTypingAndRateLimit(t *testing.T) {
 
 func TestChatSendRateLimit(t *testing.T) {
 	env := startChatServer(t, func(c *Config) { c.ChatRatePerSecond, c.ChatRateBurst = 1, 3 }, nil)
-	alice := env.imJoin("alice")
+	alice := env.joinMessaging("alice")
 	conv := alice.direct("bob") // a write: one token of the burst of 3
 	alice.sendText(conv.ID, newClientID(), "1")
 	alice.sendText(conv.ID, newClientID(), "2")
@@ -320,7 +320,7 @@ func TestChatSendRateLimit(t *testing.T) {
 
 func TestChatTooLargeKeepsConnection(t *testing.T) {
 	env := startChatServer(t, nil, func(c *chat.Config) { c.MaxMessageBytes = 64 })
-	alice := env.imJoin("alice")
+	alice := env.joinMessaging("alice")
 	conv := alice.direct("bob")
 	alice.send(proto.TypeChatSend, "big", proto.ChatSendBody{ConversationID: conv.ID, ClientMsgID: newClientID(), Text: strings.Repeat("a", 65)})
 	if m := alice.waitRe("big"); m.Type != "error" || !strings.Contains(string(m.Data), proto.CodeTooLarge) {
@@ -333,8 +333,8 @@ func TestChatTooLargeKeepsConnection(t *testing.T) {
 
 func TestChatNonMemberForbidden(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	carol := env.imJoin("carol")
+	alice := env.joinMessaging("alice")
+	carol := env.joinMessaging("carol")
 	conv := alice.direct("bob")
 	alice.sendText(conv.ID, newClientID(), "private")
 	for _, tc := range []struct {
@@ -345,6 +345,7 @@ func TestChatNonMemberForbidden(t *testing.T) {
 		{proto.TypeChatHistory, proto.ChatHistoryBody{ConversationID: conv.ID}},
 		{proto.TypeChatRange, proto.ChatRangeBody{ConversationID: conv.ID}},
 		{proto.TypeChatReceipt, proto.ChatReceiptBody{ConversationID: conv.ID, Read: 1}},
+		{proto.TypeChatReact, proto.ChatReactBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 1, Emoji: "👍"}},
 		{proto.TypeCall, proto.CallBody{ConversationID: conv.ID}},
 	} {
 		carol.send(tc.typ, tc.typ, tc.body)
@@ -360,8 +361,8 @@ func TestChatNonMemberForbidden(t *testing.T) {
 
 func TestChatGroupAndRoomPush(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	bob := env.imJoin("bob")
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
 	alice.send(proto.TypeChatGroup, "g", proto.ChatGroupBody{Title: "Team", Members: []string{"bob", "carol"}})
 	var gb proto.ConversationBody
 	alice.waitRe("g").decode(t, &gb)
@@ -374,7 +375,7 @@ func TestChatGroupAndRoomPush(t *testing.T) {
 		t.Fatalf("group push %+v", m)
 	}
 	// Carol was offline; she sees the group in her sync.
-	carol := env.imJoin("carol")
+	carol := env.joinMessaging("carol")
 	carol.send(proto.TypeChatSync, "s", proto.ChatSyncBody{})
 	var sb proto.ChatSyncedBody
 	carol.waitRe("s").decode(t, &sb)
@@ -410,8 +411,8 @@ func TestChatNetworkCutBetweenWriteAndAck(t *testing.T) {
 			_ = c.ss.out.(*wsConn).ws.NetConn().Close()
 		}
 	}
-	bob := env.imJoin("bob")
-	alice := env.imJoin("alice")
+	bob := env.joinMessaging("bob")
+	alice := env.joinMessaging("alice")
 	conv := alice.direct("bob")
 	cid := newClientID()
 	alice.send(proto.TypeChatSend, "s1", proto.ChatSendBody{ConversationID: conv.ID, ClientMsgID: cid, Text: "survives"})
@@ -422,7 +423,7 @@ func TestChatNetworkCutBetweenWriteAndAck(t *testing.T) {
 	}
 	// The connection is gone; the write was durable.
 	pushed := bob.nextMessage()
-	alice = env.imJoin("alice")
+	alice = env.joinMessaging("alice")
 	ack := alice.sendText(conv.ID, cid, "survives")
 	if !ack.Duplicate || ack.Seq != pushed.Seq || ack.ServerID != pushed.ServerID {
 		t.Fatalf("retry ack %+v, stored %+v", ack, pushed)
@@ -436,7 +437,7 @@ func TestChatNetworkCutBetweenWriteAndAck(t *testing.T) {
 
 func TestPresence(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
+	alice := env.joinMessaging("alice")
 	alice.direct("bob")
 	waitPresence := func(c *cc, who, status string) {
 		t.Helper()
@@ -449,7 +450,7 @@ func TestPresence(t *testing.T) {
 			return p.Identity == who && p.Status == status
 		})
 	}
-	bob := env.imJoin("bob")
+	bob := env.joinMessaging("bob")
 	waitPresence(alice, "bob", proto.PresenceOnline)
 	waitPresence(bob, "alice", proto.PresenceOnline) // snapshot for the new session
 	call := env.joinCC("bob", "standup", allGrants)
@@ -459,7 +460,7 @@ func TestPresence(t *testing.T) {
 	bob.close()
 	waitPresence(alice, "bob", proto.PresenceOffline)
 	// Strangers are not told.
-	env.imJoin("carol")
+	env.joinMessaging("carol")
 	alice.noneFn("carol's presence", func(m msg) bool {
 		return m.Type == proto.TypePresence && strings.Contains(string(m.Data), `"carol"`)
 	}, 100*time.Millisecond)
@@ -487,4 +488,34 @@ func TestAdminIssuesMessagingOnlyTokens(t *testing.T) {
 	if code, body := env.admin("POST", "/api/admin/tokens", `{"room":"","identity":"alice","grants":["publish"]}`); code != 400 {
 		t.Fatalf("room-less token without chat: %d %s", code, body)
 	}
+}
+
+// TestChatReact: a member's reaction is acked after the write and pushed
+// to the other member as a react event; taking it back is an unreact;
+// an emoji outside the set and a reaction to a non-message are refused.
+func TestChatReact(t *testing.T) {
+	env := startChatServer(t, nil, nil)
+	alice := env.joinMessaging("alice")
+	bob := env.joinMessaging("bob")
+	conv := alice.direct("bob")
+	alice.sendText(conv.ID, newClientID(), "hello")
+	if m := bob.nextMessage(); m.Seq != 1 {
+		t.Fatalf("bob got %+v", m)
+	}
+	bob.send(proto.TypeChatReact, "r1", proto.ChatReactBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 1, Emoji: "🎉"})
+	if m := bob.waitRe("r1"); m.Type != proto.TypeChatAck {
+		t.Fatalf("react: %s %s", m.Type, m.Data)
+	}
+	if m := alice.nextMessage(); m.Kind != "react" || m.Text != "🎉" || m.TargetSeq != 1 || m.Sender.Identity != "bob" {
+		t.Fatalf("alice got %+v, want bob's react", m)
+	}
+	bob.send(proto.TypeChatReact, "r2", proto.ChatReactBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 1, Emoji: "🎉", Remove: true})
+	bob.waitRe("r2")
+	if m := alice.nextMessage(); m.Kind != "unreact" || m.Seq != 3 {
+		t.Fatalf("alice got %+v, want bob's unreact at seq 3", m)
+	}
+	bob.send(proto.TypeChatReact, "r3", proto.ChatReactBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 1, Emoji: "x"})
+	bob.waitError(proto.CodeBadRequest)
+	bob.send(proto.TypeChatReact, "r4", proto.ChatReactBody{ConversationID: conv.ID, ClientMsgID: newClientID(), TargetSeq: 2, Emoji: "👍"})
+	bob.waitError(proto.CodeBadRequest)
 }

@@ -55,6 +55,12 @@ type Config struct {
 	MaxParticipantsPerRoom int `yaml:"max_participants_per_room"`
 	// ShutdownTimeout bounds how long Run waits for clients to close.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// LobbyTimeout is how long a joiner waits in a room's lobby before
+	// its entry expires (docs/protocol.md, Moderation).
+	LobbyTimeout time.Duration `yaml:"lobby_timeout"`
+	// LobbyByDefault turns the lobby on in every room whose settings do
+	// not say otherwise.
+	LobbyByDefault bool `yaml:"lobby_by_default"`
 
 	// Chat, presence and call invitations (docs/protocol.md, Chat). They
 	// only matter when Deps.Chat is set.
@@ -121,6 +127,7 @@ func DefaultConfig() Config {
 		MaxTokenTTL:            24 * time.Hour,
 		MaxParticipantsPerRoom: 100,
 		ShutdownTimeout:        5 * time.Second,
+		LobbyTimeout:           5 * time.Minute,
 
 		ChatRatePerSecond:      10,
 		ChatRateBurst:          20,
@@ -190,6 +197,7 @@ func (c Config) Validate() error {
 		{"dev_token_ttl", c.DevTokenTTL},
 		{"max_token_ttl", c.MaxTokenTTL},
 		{"shutdown_timeout", c.ShutdownTimeout},
+		{"lobby_timeout", c.LobbyTimeout},
 		{"call_ring_timeout", c.CallRingTimeout},
 		{"call_token_ttl", c.CallTokenTTL},
 	}

@@ -23,6 +23,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero ping", func(c *Config) { c.PingInterval = 0 }, "signaling.ping_interval"},
 		{"timeout below interval", func(c *Config) { c.PingTimeout = c.PingInterval }, "signaling.ping_timeout"},
 		{"negative participants", func(c *Config) { c.MaxParticipantsPerRoom = -1 }, "signaling.max_participants_per_room"},
+		{"no lobby timeout", func(c *Config) { c.LobbyTimeout = 0 }, "signaling.lobby_timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

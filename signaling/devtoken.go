@@ -14,6 +14,15 @@ import (
 type devTokenRequest struct {
 	Room string `json:"room"`
 	Name string `json:"name"`
+	// Guest is the credential of an earlier reply (guest.go): the
+	// browser asks for its identity back. Unknown or forged: a new one.
+	Guest string `json:"guest,omitempty"`
+}
+
+// devTokenReply is TokenBody plus the guest credential to keep.
+type devTokenReply struct {
+	Token string `json:"token"`
+	Guest string `json:"guest"`
 }
 
 // handleDevToken gives anyone a short guest token (dev mode only). The
@@ -37,8 +46,10 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSONBody(w, r, &req) {
 		return
 	}
-	if !rooms.ValidName(req.Room) {
-		writeJSONError(w, http.StatusBadRequest, "bad_request", "room must match [A-Za-z0-9_-]{1,64}")
+	// An empty room asks for a messaging-only token (the /chat page), as
+	// an admin-minted chat link would carry.
+	if req.Room != "" && !rooms.ValidName(req.Room) {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", rooms.NameRule)
 		return
 	}
 	if utf8.RuneCountInString(strings.TrimSpace(req.Name)) > proto.MaxNameRunes {
@@ -49,16 +60,24 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "Guest"
 	}
+	identity := s.guestIdentity(req.Guest)
+	if identity == "" {
+		identity = ids.New("guest-")
+	}
+	grants := auth.Grants{Publish: true, Subscribe: true, Chat: true}
+	if req.Room == "" {
+		grants = auth.Grants{Chat: true}
+	}
 	tok, err := s.keys.Issue(s.keys.DefaultKeyID(), auth.Claims{
-		Identity: ids.New("guest-"),
+		Identity: identity,
 		Name:     name,
 		Room:     req.Room,
-		Grants:   auth.Grants{Publish: true, Subscribe: true, Chat: true},
+		Grants:   grants,
 	}, s.cfg.DevTokenTTL)
 	if err != nil {
 		s.log.Error("dev token issue failed", "err", err)
 		writeJSONError(w, http.StatusInternalServerError, "internal", "could not issue token")
 		return
 	}
-	writeJSON(w, http.StatusOK, proto.TokenBody{Token: tok})
+	writeJSON(w, http.StatusOK, devTokenReply{Token: tok, Guest: s.guestCredential(identity)})
 }

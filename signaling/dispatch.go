@@ -18,27 +18,16 @@ type handler func(ss *session, req proto.Request) *proto.Error
 //
 //nolint:gochecknoglobals // a read-only table, filled at init
 var handlers = map[string]handler{
-	proto.TypePublish: func(ss *session, r proto.Request) *proto.Error {
-		return ss.call.publish(r.ID, r.Body.(*proto.PublishBody))
-	},
-	proto.TypeUnpublish: func(ss *session, r proto.Request) *proto.Error {
-		return ss.call.unpublish(r.Body.(*proto.TrackRef))
-	},
-	proto.TypeOffer: func(ss *session, r proto.Request) *proto.Error {
-		return ss.call.offer(r.ID, r.Body.(*proto.SDPBody))
-	},
-	proto.TypeAnswer: func(ss *session, r proto.Request) *proto.Error {
-		return ss.call.answer(r.Body.(*proto.SDPBody))
-	},
-	proto.TypeCandidate: func(ss *session, r proto.Request) *proto.Error {
-		return ss.call.candidate(r.Body.(*proto.CandidateBody))
-	},
+	proto.TypePublish:   callReq((*callSession).publish),
+	proto.TypeUnpublish: callBody((*callSession).unpublish),
+	proto.TypeOffer:     callReq((*callSession).offer),
+	proto.TypeAnswer:    callBody((*callSession).answer),
+	proto.TypeCandidate: callBody((*callSession).candidate),
 	proto.TypeICERestart: func(ss *session, _ proto.Request) *proto.Error {
 		return ss.call.restartICE()
 	},
-	proto.TypeMute: func(ss *session, r proto.Request) *proto.Error {
-		return ss.call.mute(r.Body.(*proto.MuteBody))
-	},
+	proto.TypeMute:      callBody((*callSession).mute),
+	proto.TypeVideoView: callBody((*callSession).videoView),
 	proto.TypePong: func(*session, proto.Request) *proto.Error {
 		return nil // any message already counted as a heartbeat
 	},
@@ -51,42 +40,38 @@ var handlers = map[string]handler{
 		return nil
 	},
 
-	proto.TypeChatSend: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatSend(r.ID, r.Body.(*proto.ChatSendBody))
-	},
-	proto.TypeChatEdit: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatEdit(r.ID, r.Body.(*proto.ChatEditBody))
-	},
-	proto.TypeChatDelete: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatDelete(r.ID, r.Body.(*proto.ChatDeleteBody))
-	},
-	proto.TypeChatSync: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatSync(r.ID, r.Body.(*proto.ChatSyncBody))
-	},
-	proto.TypeChatHistory: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatHistory(r.ID, r.Body.(*proto.ChatHistoryBody))
-	},
-	proto.TypeChatRange: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatRange(r.ID, r.Body.(*proto.ChatRangeBody))
-	},
-	proto.TypeChatReceipt: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatReceipt(r.ID, r.Body.(*proto.ChatReceiptBody))
-	},
-	proto.TypeChatDirect: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatDirect(r.ID, r.Body.(*proto.ChatDirectBody))
-	},
-	proto.TypeChatGroup: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleChatGroup(r.ID, r.Body.(*proto.ChatGroupBody))
-	},
+	proto.TypeChatSend:    chatReq((*chatSession).handleChatSend),
+	proto.TypeChatEdit:    chatReq((*chatSession).handleChatEdit),
+	proto.TypeChatDelete:  chatReq((*chatSession).handleChatDelete),
+	proto.TypeChatReact:   chatReq((*chatSession).handleChatReact),
+	proto.TypeChatSync:    chatReq((*chatSession).handleChatSync),
+	proto.TypeChatHistory: chatReq((*chatSession).handleChatHistory),
+	proto.TypeChatRange:   chatReq((*chatSession).handleChatRange),
+	proto.TypeChatReceipt: chatReq((*chatSession).handleChatReceipt),
+	proto.TypeChatDirect:  chatReq((*chatSession).handleChatDirect),
+	proto.TypeChatGroup:   chatReq((*chatSession).handleChatGroup),
 	proto.TypeTyping: func(ss *session, r proto.Request) *proto.Error {
 		return ss.chat.handleTyping(r.Body.(*proto.TypingBody))
 	},
-	proto.TypeCall: func(ss *session, r proto.Request) *proto.Error {
-		return ss.chat.handleCall(r.ID, r.Body.(*proto.CallBody))
-	},
+	proto.TypeCall:        chatReq((*chatSession).handleCall),
 	proto.TypeCallAccept:  answerCall,
 	proto.TypeCallDecline: answerCall,
 	proto.TypeCallCancel:  answerCall,
+}
+
+// callReq, callBody and chatReq make a handler of a call or chat
+// session method that takes the request id (the *Req ones) and the body
+// of the type it is bound to.
+func callReq[B proto.Body](m func(*callSession, string, B) *proto.Error) handler {
+	return func(ss *session, r proto.Request) *proto.Error { return m(ss.call, r.ID, r.Body.(B)) }
+}
+
+func callBody[B proto.Body](m func(*callSession, B) *proto.Error) handler {
+	return func(ss *session, r proto.Request) *proto.Error { return m(ss.call, r.Body.(B)) }
+}
+
+func chatReq[B proto.Body](m func(*chatSession, string, B) *proto.Error) handler {
+	return func(ss *session, r proto.Request) *proto.Error { return m(ss.chat, r.ID, r.Body.(B)) }
 }
 
 func answerCall(ss *session, r proto.Request) *proto.Error {
@@ -96,6 +81,9 @@ func answerCall(ss *session, r proto.Request) *proto.Error {
 // dispatch admits a join, or checks what the request's type needs
 // (proto.Spec) of the joined session and runs its handler.
 func (c *wsConn) dispatch(req proto.Request) {
+	if c.joined.Load() && c.heldInLobby(req) { // lobby.go
+		return
+	}
 	if req.Type == proto.TypeJoin {
 		if c.joined.Load() {
 			c.sendError(req.ID, proto.BadRequest("already joined"))
@@ -110,6 +98,9 @@ func (c *wsConn) dispatch(req proto.Request) {
 	}
 	spec, _ := proto.Lookup(req.Type) // DecodeRequest accepts registered types only
 	perr := c.sess.admit(req.Type, spec)
+	if perr == nil {
+		perr = c.sess.s.mod.restrict(c.sess, req) // moderation.go: room settings
+	}
 	if perr == nil {
 		perr = handlers[req.Type](c.sess, req)
 	}

@@ -2,23 +2,19 @@ package signaling
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/rtp"
-	"github.com/pion/transport/v4/vnet"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/parleyhq/parley/internal/logging"
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/sfu/sfutest"
 	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
 )
@@ -27,40 +23,23 @@ import (
 // virtual network (no host UDP), signaling over a loopback WebSocket.
 // It is not inside synctest because the WebSocket uses real sockets.
 
-const e2eSFUIP = "10.77.0.2"
-
 type e2eEnv struct {
 	*testEnv
-	router *vnet.Router
-	sfu    *sfu.SFU
-	nextIP int
+	vnet *sfutest.VNet
+	sfu  *sfu.SFU
 }
 
 func startE2E(t *testing.T) *e2eEnv {
 	t.Helper()
-	router, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.77.0.0/24", LoggerFactory: logging.PionFactory(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sfuNet, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{e2eSFUIP}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := router.AddNet(sfuNet); err != nil {
-		t.Fatal(err)
-	}
-	if err := router.Start(); err != nil {
-		t.Fatal(err)
-	}
-	scfg := sfu.DefaultConfig()
-	scfg.TCPPort = 0 // vnet has no TCP
-	s, err := sfu.New(scfg, sfu.Deps{Registry: prometheus.NewRegistry(), Net: sfuNet})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Cleanups run last-registered first: signaling stops, then the SFU,
 	// then the virtual network under both.
-	t.Cleanup(func() { _ = router.Stop() })
+	vn := sfutest.NewVNet(t, nil)
+	scfg := sfu.DefaultConfig()
+	scfg.TCPPort = 0 // vnet has no TCP
+	s, err := sfu.New(scfg, sfu.Deps{Registry: prometheus.NewRegistry(), Net: vn.SFU})
+	if err != nil {
+		t.Fatal(err)
+	}
 	testkit.RunInBackground(t, "SFU Run", s.Run)
 
 	cfg := testConfig()
@@ -76,91 +55,36 @@ func startE2E(t *testing.T) *e2eEnv {
 	testkit.Eventually(t, waitLimit, "listener", func() bool { return srv.Addr() != nil })
 	env := &e2eEnv{
 		testEnv: &testEnv{t: t, srv: srv, keys: keys, base: "http://" + srv.Addr().String()},
-		router:  router, sfu: s, nextIP: 10,
+		vnet:    vn, sfu: s,
 	}
 	return env
 }
 
-// rtcClient plays the browser: one WebSocket, a publisher and a
-// subscriber PeerConnection, driven by the protocol messages.
+// rtcClient plays the browser: one WebSocket driven by the protocol
+// messages, and an sfutest client (publisher and subscriber
+// PeerConnections) whose answers and candidates it sends.
 type rtcClient struct {
+	*sfutest.Client
 	t   testing.TB
 	ws  *websocket.Conn
 	wmu sync.Mutex
-	api *webrtc.API
-	pub *webrtc.PeerConnection
-	sub *webrtc.PeerConnection
 
 	msgs chan msg // everything not handled here
-	done chan struct{}
 	wg   sync.WaitGroup
-
-	mu      sync.Mutex
-	pending map[string][]webrtc.ICECandidateInit
-	streams map[string]int // remote stream id -> RTP packets received
 }
 
 func (e *e2eEnv) newRTCClient(identity string, g auth.Grants) (*rtcClient, proto.JoinedBody) {
 	t := e.t
-	e.nextIP++
-	n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"10.77.0." + strconv.Itoa(e.nextIP)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.router.AddNet(n); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{LoggerFactory: logging.PionFactory(slog.New(slog.DiscardHandler))}
-	se.SetNet(n)
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
 	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/ws", http.Header{"Origin": {e.base}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &rtcClient{
-		t: t, ws: ws,
-		api:     webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)),
-		msgs:    make(chan msg, 256),
-		done:    make(chan struct{}),
-		pending: map[string][]webrtc.ICECandidateInit{},
-		streams: map[string]int{},
-	}
-	for _, target := range []string{"publisher", "subscriber"} {
-		pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		target := target
-		pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
-			if ic != nil {
-				j := ic.ToJSON()
-				c.send("candidate", "", proto.CandidateBody{Target: target, Candidate: &proto.CandidateInit{
-					Candidate: j.Candidate, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment,
-				}})
-			}
-		})
-		if target == "publisher" {
-			c.pub = pc
-		} else {
-			c.sub = pc
-		}
-	}
-	c.sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			if _, _, err := tr.ReadRTP(); err != nil {
-				return
-			}
-			c.mu.Lock()
-			c.streams[tr.StreamID()]++
-			c.mu.Unlock()
-		}
-	})
+	c := &rtcClient{t: t, ws: ws, msgs: make(chan msg, 256)}
+	c.Client = sfutest.NewClient(t, identity, sfutest.Options{VNet: e.vnet}, c)
+	// Registered after the sfutest client's, so it runs first: the read
+	// loop stops before the PeerConnections close.
 	t.Cleanup(c.close)
-	c.wg.Add(1)
-	go c.readLoop()
+	c.wg.Go(c.readLoop)
 	c.send("join", "j", proto.JoinBody{Token: e.token(identity, "room", g), Protocol: 1})
 	m := c.expect("joined")
 	var jb proto.JoinedBody
@@ -169,12 +93,8 @@ func (e *e2eEnv) newRTCClient(identity string, g auth.Grants) (*rtcClient, proto
 }
 
 func (c *rtcClient) close() {
-	// Stop the read loop before closing the PeerConnections: an offer it
-	// is still handling must not meet a closed connection.
 	_ = c.ws.Close()
 	c.wg.Wait()
-	_ = c.pub.Close()
-	_ = c.sub.Close()
 }
 
 func (c *rtcClient) send(typ, id string, data any) {
@@ -192,17 +112,23 @@ func (c *rtcClient) send(typ, id string, data any) {
 	_ = c.ws.WriteMessage(websocket.TextMessage, raw)
 }
 
-func (c *rtcClient) pc(target string) *webrtc.PeerConnection {
-	if target == "subscriber" {
-		return c.sub
-	}
-	return c.pub
+// Answer and Candidate are the sfutest.Signal: the client's answers and
+// candidates go out as protocol messages.
+func (c *rtcClient) Answer(ans webrtc.SessionDescription) error {
+	c.send("answer", "", proto.SDPBody{SDP: ans.SDP})
+	return nil
 }
 
-// readLoop handles negotiation like the web client does and forwards
-// everything else to msgs.
+func (c *rtcClient) Candidate(target sfu.Target, j webrtc.ICECandidateInit) error {
+	c.send("candidate", "", proto.CandidateBody{Target: target.String(), Candidate: &proto.CandidateInit{
+		Candidate: j.Candidate, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment,
+	}})
+	return nil
+}
+
+// readLoop hands negotiation to the sfutest client, as the web client
+// does with its PeerConnections, and forwards everything else to msgs.
 func (c *rtcClient) readLoop() {
-	defer c.wg.Done()
 	defer close(c.msgs)
 	for {
 		_, raw, err := c.ws.ReadMessage()
@@ -222,56 +148,22 @@ func (c *rtcClient) readLoop() {
 		case "offer":
 			var b proto.SDPBody
 			_ = json.Unmarshal(m.Data, &b)
-			if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: b.SDP}); err != nil {
-				c.t.Errorf("subscriber offer: %v", err)
-				continue
-			}
-			c.flush("subscriber")
-			ans, err := c.sub.CreateAnswer(nil)
-			if err == nil {
-				err = c.sub.SetLocalDescription(ans)
-			}
-			if err != nil {
-				c.t.Errorf("subscriber answer: %v", err)
-				continue
-			}
-			c.send("answer", "", proto.SDPBody{SDP: ans.SDP})
+			c.SubscriberOffer(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: b.SDP})
 		case "answer":
 			var b proto.SDPBody
 			_ = json.Unmarshal(m.Data, &b)
-			if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: b.SDP}); err != nil {
-				c.t.Errorf("publisher answer: %v", err)
-			}
-			c.flush("publisher")
+			c.PublisherAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: b.SDP})
 		case "candidate":
 			var b proto.CandidateBody
 			_ = json.Unmarshal(m.Data, &b)
-			ci := webrtc.ICECandidateInit{Candidate: b.Candidate.Candidate, SDPMid: b.Candidate.SDPMid,
-				SDPMLineIndex: b.Candidate.SDPMLineIndex, UsernameFragment: b.Candidate.UsernameFragment}
-			c.mu.Lock()
-			if c.pc(b.Target).RemoteDescription() == nil {
-				c.pending[b.Target] = append(c.pending[b.Target], ci)
-				c.mu.Unlock()
-				continue
+			target := sfu.Publisher
+			if b.Target == "subscriber" {
+				target = sfu.Subscriber
 			}
-			c.mu.Unlock()
-			if err := c.pc(b.Target).AddICECandidate(ci); err != nil {
-				c.t.Errorf("add candidate: %v", err)
-			}
+			c.ICECandidate(target, &webrtc.ICECandidateInit{Candidate: b.Candidate.Candidate, SDPMid: b.Candidate.SDPMid,
+				SDPMLineIndex: b.Candidate.SDPMLineIndex, UsernameFragment: b.Candidate.UsernameFragment})
 		default:
 			c.msgs <- m
-		}
-	}
-}
-
-func (c *rtcClient) flush(target string) {
-	c.mu.Lock()
-	list := c.pending[target]
-	c.pending[target] = nil
-	c.mu.Unlock()
-	for _, ci := range list {
-		if err := c.pc(target).AddICECandidate(ci); err != nil {
-			c.t.Errorf("add candidate: %v", err)
 		}
 	}
 }
@@ -297,52 +189,27 @@ func (c *rtcClient) expect(typ string) msg {
 	}
 }
 
+// received counts the RTP packets received on one remote stream.
 func (c *rtcClient) received(stream string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.streams[stream]
+	n := 0
+	for _, rt := range c.RemoteTracks() {
+		if rt.StreamID == stream {
+			n += rt.Count
+		}
+	}
+	return n
 }
 
 func TestCallThroughRealSFU(t *testing.T) {
 	env := startE2E(t)
 	ada, aj := env.newRTCClient("ada", allGrants)
 
-	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic-ada", "stream-ada")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ada.pub.AddTrack(track); err != nil {
-		t.Fatal(err)
-	}
+	// The client sends an Opus-track packet every 20 ms until the test
+	// ends.
+	ada.AddTrack("audio", "mic-ada")
 	ada.send("publish", "p", proto.PublishBody{Tracks: []proto.TrackAnnouncement{{TrackID: "mic-ada", Kind: "audio", Source: "microphone"}}})
 	ada.expect("published")
-	offer, err := ada.pub.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ada.pub.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	ada.send("offer", "o", proto.SDPBody{SDP: offer.SDP})
-
-	// Send Opus-sized RTP packets every 20 ms until the test ends.
-	stop := make(chan struct{})
-	var sender sync.WaitGroup
-	sender.Add(1)
-	go func() {
-		defer sender.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for seq := uint16(0); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 960}, Payload: make([]byte, 80)})
-		}
-	}()
-	defer func() { close(stop); sender.Wait() }()
+	ada.send("offer", "o", proto.SDPBody{SDP: ada.Offer(false).SDP})
 
 	var upd proto.ParticipantBody
 	ada.expect("participant_updated").decode(t, &upd)

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/internal/peraddr"
+	"github.com/parleyhq/parley/internal/promreg"
 )
 
 // edge holds what the server checks at its HTTP edge, before a request
@@ -42,10 +43,8 @@ func newEdge(cfg Config, reg prometheus.Registerer) (*edge, error) {
 	for _, r := range []string{"body_timeout", "body_too_large", "unjoined_cap", "dev_host", "cross_site", "content_type"} {
 		e.refused.WithLabelValues(r) // export zeros, so alerts see the series
 	}
-	if reg != nil {
-		if err := reg.Register(e.refused); err != nil {
-			return nil, fmt.Errorf("register signaling edge metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "signaling edge", e.refused); err != nil {
+		return nil, err
 	}
 	return e, nil
 }

@@ -13,8 +13,8 @@ import (
 // (issue #17, finding 8).
 func TestNonMemberGetsOneAnswerWhateverExists(t *testing.T) {
 	env := startChatServer(t, nil, nil)
-	alice := env.imJoin("alice")
-	carol := env.imJoin("carol")
+	alice := env.joinMessaging("alice")
+	carol := env.joinMessaging("carol")
 	conv := alice.direct("bob")
 	for range 3 {
 		alice.sendText(conv.ID, newClientID(), "private")

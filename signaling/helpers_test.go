@@ -84,7 +84,27 @@ type fakePeer struct {
 	restarts    int
 	unpublished []string
 	muted       map[string]bool
+	views       map[string]string // SetView's last report per track, "WxH" or "hidden"
 	closed      bool
+}
+
+func (p *fakePeer) SetView(sid string, w, h int, visible bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.views == nil {
+		p.views = map[string]string{}
+	}
+	p.views[sid] = fmt.Sprintf("%dx%d", w, h)
+	if !visible {
+		p.views[sid] = "hidden"
+	}
+	return nil
+}
+
+func (p *fakePeer) view(sid string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.views[sid]
 }
 
 func (p *fakePeer) HandleOffer(o webrtc.SessionDescription) (webrtc.SessionDescription, error) {
@@ -185,6 +205,12 @@ func startServer(t testing.TB, mutate func(*Config)) *testEnv {
 // startServerWith starts a server whose Deps.Chat is chatSvc (nil: chat off).
 func startServerWith(t testing.TB, mutate func(*Config), chatSvc *chat.Service) *testEnv {
 	t.Helper()
+	return startServerDeps(t, mutate, func(d *Deps) { d.Chat = chatSvc })
+}
+
+// startServerDeps starts a server with deps changed by withDeps.
+func startServerDeps(t testing.TB, mutate func(*Config), withDeps func(*Deps)) *testEnv {
+	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
 		mutate(&cfg)
@@ -196,8 +222,11 @@ func startServerWith(t testing.TB, mutate func(*Config), chatSvc *chat.Service) 
 	reg := prometheus.NewRegistry()
 	media := newFakeMedia()
 	web := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "web client") })
-	srv, err := New(cfg, Deps{Media: media, Keys: keys, Registry: reg, Gatherer: reg, Web: web,
-		ICEServers: staticICE{}, Chat: chatSvc})
+	deps := Deps{Media: media, Keys: keys, Registry: reg, Gatherer: reg, Web: web, ICEServers: staticICE{}}
+	if withDeps != nil {
+		withDeps(&deps)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,9 @@ type hub struct {
 	convs    map[string]*convEntry                // by conversation id
 	memberOf map[string]map[string]struct{}       // identity -> conversation ids
 	closed   bool                                 // Run is ending; no more pushes
+	// relay carries pushes to other nodes' sessions (hub_relay.go); nil
+	// on a single node.
+	relay ChatRelay
 	// sessionGauge counts registered sessions (parley_signaling_sessions).
 	sessionGauge prometheus.Gauge
 	timers       sync.WaitGroup // push hold timers (push_order.go)
@@ -118,6 +121,7 @@ func (h *hub) register(c *chatSession, limit int, first []byte) (before, after s
 	if set == nil {
 		set = map[*chatSession]struct{}{}
 		h.sessions[id] = set
+		h.watch(topicIdentity(id), true)
 	}
 	set[c] = struct{}{}
 	h.sessionGauge.Inc()
@@ -151,6 +155,8 @@ func (h *hub) unregister(c *chatSession) (before, after string, contacts []strin
 		}
 	}
 	if len(set) == 0 {
+		h.relayOfflineLocked(id)
+		h.watch(topicIdentity(id), false)
 		delete(h.sessions, id)
 		delete(h.names, id)
 		for convID := range h.memberOf[id] {
@@ -162,6 +168,7 @@ func (h *hub) unregister(c *chatSession) (before, after string, contacts []strin
 					h.disarmFlushLocked(e)
 					e.mu.Unlock()
 					delete(h.convs, convID)
+					h.watch(topicConv(convID), false)
 				} else {
 					h.refreshLocked(e)
 				}
@@ -189,6 +196,7 @@ func (h *hub) addMembers(convID string, kind chat.ConversationKind, identities .
 		if e == nil {
 			e = &convEntry{kind: kind, members: map[string]struct{}{}}
 			h.convs[convID] = e
+			h.watch(topicConv(convID), true)
 		}
 		if _, ok := e.members[id]; ok {
 			continue
@@ -252,10 +260,11 @@ func (h *hub) displayName(identity string) string {
 	return identity
 }
 
-// pushConv queues msg for every session of every connected member of
-// conv except skip (the session that caused it, which gets its own reply)
-// and, when skipIdentity is set, except all of that identity's sessions.
-func (h *hub) pushConv(convID string, msg []byte, skip *chatSession, skipIdentity string) int {
+// pushConvLocal queues msg for every session on this node of every
+// connected member of conv except skip (the session that caused it,
+// which gets its own reply) and, when skipIdentity is set, except all of
+// that identity's sessions. pushConv (hub_relay.go) also relays it.
+func (h *hub) pushConvLocal(convID string, msg []byte, skip *chatSession, skipIdentity string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.convs[convID]
@@ -277,8 +286,9 @@ func (h *hub) pushConv(convID string, msg []byte, skip *chatSession, skipIdentit
 	return n
 }
 
-// pushIdentity queues msg for every session of identity except skip.
-func (h *hub) pushIdentity(identity string, msg []byte, skip outbound) int {
+// pushIdentityLocal queues msg for every session of identity on this
+// node except skip. pushIdentity (hub_relay.go) also relays it.
+func (h *hub) pushIdentityLocal(identity string, msg []byte, skip outbound) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0

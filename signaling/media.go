@@ -24,6 +24,10 @@ type MediaPeer interface {
 	RestartICE() error
 	Unpublish(trackSID string) error
 	SetTrackMuted(trackSID string, muted bool) error
+	// SetView reports how the subscriber shows a video track (rendered
+	// size in device pixels, visible or not); the SFU chooses the layer
+	// from it and the subscriber's estimated bandwidth.
+	SetView(trackSID string, width, height int, visible bool) error
 	Close() error
 }
 

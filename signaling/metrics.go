@@ -1,10 +1,9 @@
 package signaling
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parleyhq/parley/internal/promreg"
 	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/signaling/proto"
 )
@@ -22,6 +21,7 @@ type metrics struct {
 	chatPushes   prometheus.Counter
 	calls        *prometheus.CounterVec
 	ringing      prometheus.Gauge
+	moderation   *prometheus.CounterVec
 }
 
 // newMetrics makes the counters; the room gauges read dir.
@@ -67,15 +67,14 @@ func newMetrics(reg prometheus.Registerer, dir *rooms.Directory) (*metrics, erro
 			Name: "parley_signaling_calls_ringing",
 			Help: "Call invitations ringing now.",
 		}),
+		moderation: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_signaling_moderation_actions_total",
+			Help: "Moderation actions carried out, by action (moderators and the admin API).",
+		}, []string{"action"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.connections, m.messages, m.errors, m.rooms, m.participants, m.queueDrops,
-		m.sessions, m.chatPushes, m.calls, m.ringing} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register signaling metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "signaling", m.connections, m.messages, m.errors, m.rooms, m.participants,
+		m.queueDrops, m.sessions, m.chatPushes, m.calls, m.ringing, m.moderation); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -79,6 +79,7 @@ func (h *hub) announcePresence(identity, before, after string, contacts []string
 	for c := range h.sessions[identity] {
 		c.enqueue(msg)
 	}
+	h.relayPresenceLocked(identity, after, msg)
 }
 
 // sendPresenceSnapshot queues the status of every online contact of c's

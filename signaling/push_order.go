@@ -28,14 +28,15 @@ type heldPush struct {
 	skip *chatSession
 }
 
-// pushOrdered queues a stored event (seq in conv) to every connected
-// member's sessions except skip, in seq order where it can. It returns
-// how many sessions it was queued to now.
+// pushOrderedLocal queues a stored event (seq in conv) to every
+// connected member's sessions on this node except skip, in seq order
+// where it can. It returns how many sessions it was queued to now.
+// pushOrdered (hub_relay.go) also relays it to the other nodes.
 //
 // Only the conversation's own lock is held while queueing: every push of
 // a conversation (and its hold timer) runs under it, which is what keeps
 // each session's queue in seq order.
-func (h *hub) pushOrdered(convID string, seq int64, msg []byte, skip *chatSession) int {
+func (h *hub) pushOrderedLocal(convID string, seq int64, msg []byte, skip *chatSession) int {
 	h.mu.Lock()
 	e := h.convs[convID]
 	closed := h.closed

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +54,19 @@ type Deps struct {
 	// its admin authentication in front (API key or an admin token valid
 	// for every room).
 	AdminRoutes map[string]http.Handler
+	// GuestKey signs dev-mode guest credentials (guest.go); kept across
+	// restarts, guests keep their identity. Shorter than 32 bytes or nil:
+	// a random key for this process.
+	GuestKey []byte
+	// Health are the external services this node needs (name -> check),
+	// such as the chat store's PostgreSQL; /healthz runs them.
+	Health map[string]func(context.Context) error
+	// Recording turns meeting recording on (recording.go); nil: off.
+	Recording *RecordingDeps
+	// Placer and Relay are cluster mode's (cluster.go); nil on a single
+	// node.
+	Placer RoomPlacer
+	Relay  ChatRelay
 }
 
 // Guest tokens (dev mode) per second for the whole server, with a burst
@@ -93,6 +105,15 @@ type Server struct {
 	dir *rooms.Directory
 	// removals refuses rejoins with tokens older than an admin removal.
 	removals *removals
+	guestKey []byte
+	health   map[string]func(context.Context) error // health.go
+	seen     *seenIdentities                        // known.go
+	// mod is the rooms' moderation: settings, lobby, bans (moderation.go).
+	mod *moderator
+	// rec runs meeting recordings (recording.go); nil when off.
+	rec *recorder
+	// placer says which node hosts a room (cluster.go); nil: all here.
+	placer RoomPlacer
 
 	mu           sync.Mutex
 	conns        map[*wsConn]struct{}
@@ -149,6 +170,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		dir:       dir,
 		removals:  newRemovals(max(cfg.MaxTokenTTL, cfg.TokenTTL, cfg.DevTokenTTL, cfg.CallTokenTTL)),
 		metrics:   m,
+		guestKey:  newGuestKey(deps.GuestKey),
+		health:    deps.Health,
+		placer:    deps.Placer,
+		seen:      newSeenIdentities(maxSeenIdentities),
 		origins:   map[string]bool{},
 		conns:     map[*wsConn]struct{}{},
 
@@ -159,7 +184,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.origins[n] = true
 	}
 	s.upgr = wsbatch.Upgrader(s.originAllowed)
+	s.hub.relay = deps.Relay
 	s.calls = s.newCallTable()
+	s.mod = newModerator(s)
+	if s.rec, err = newRecorder(s, deps.Recording, deps.Registry); err != nil {
+		return nil, err
+	}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	s.handler = s.routes(deps)
 	return s, nil
@@ -168,10 +198,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) routes(deps Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.handleWS)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", s.handleHealth) // health.go
 	if deps.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
 	} else {
@@ -312,6 +339,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 		s.log.Debug("serve ended", "err", err)
 	}
 	s.waitConns()
+	s.rec.close()
 	s.calls.wait()
 	s.hub.close()
 	s.hub.wait()

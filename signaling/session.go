@@ -29,6 +29,9 @@ type session struct {
 	call   *callSession
 	chat   *chatSession
 	tokens *tokenRefresher
+	// lobby is set while (and after) the session waited in the room's
+	// lobby (lobby.go).
+	lobby *lobbyWait
 }
 
 func (ss *session) identity() string { return ss.claims.Identity }
@@ -41,6 +44,9 @@ func (ss *session) chatIdentity() chat.Identity {
 // the hub (its calls end, its presence changes) and the room, and its
 // media and token refreshes stop.
 func (ss *session) end() {
+	if ss.lobby != nil {
+		ss.lobby.stop() // after this, admission no longer runs
+	}
 	if ss.tokens != nil {
 		ss.tokens.stop()
 	}
@@ -76,19 +82,36 @@ func (c *wsConn) handleJoin(reqID string, body *proto.JoinBody) {
 		return
 	}
 	c.tokenShown.Store(true)
+	s.rememberIdentity(claims.Identity)
 	ss := &session{s: s, out: c, log: c.log, claims: claims, name: displayNameFor(claims, body.Name)}
 	var perr *proto.Error
 	closeCode := websocket.ClosePolicyViolation
 	if claims.Room == "" {
 		perr = c.joinMessaging(ss, reqID)
-	} else {
-		perr, closeCode = c.joinCall(ss, reqID)
+	} else if perr = s.placeRoom(claims.Room); perr == nil { // cluster.go: before the lobby, whose moderators are on the room's node
+		var wait bool
+		if wait, perr = s.admission(ss); wait { // moderation.go
+			c.sess = ss
+			c.enterLobby(ss, reqID) // lobby.go
+			return
+		}
+		if perr == nil {
+			perr, closeCode = c.joinCall(ss, reqID)
+		}
 	}
 	if perr != nil {
 		c.fail(reqID, perr, closeCode)
 		return
 	}
 	c.sess = ss
+	c.started(ss)
+}
+
+// started runs once a session has been answered "joined": straight
+// after join, or once admitted from the lobby.
+func (c *wsConn) started(ss *session) {
+	s := c.s
+	claims := ss.claims
 	// After "joined": the presence it changed, then a fresh token, then
 	// (below) what the SFU said meanwhile.
 	if ss.chat != nil {

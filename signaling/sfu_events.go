@@ -22,6 +22,9 @@ const (
 	evTrackPublished
 	evTrackUnpublished
 	evConnState
+	evSpeakers
+	evActiveLayers
+	evQuality
 )
 
 type peerEvent struct {
@@ -31,6 +34,13 @@ type peerEvent struct {
 	cand   *webrtc.ICECandidateInit
 	track  sfu.TrackInfo
 	state  webrtc.PeerConnectionState
+	// speakers is the room's speaker change (evSpeakers).
+	speakers sfu.SpeakerUpdate
+	// rids are the layers of track to keep sending (evActiveLayers).
+	rids []string
+	// quality is the room's connection-quality levels (evQuality),
+	// shared with the room's other sessions: read only.
+	quality map[string]sfu.Quality
 }
 
 // peerEvents implements sfu.PeerEvents for one call session. The SFU
@@ -161,8 +171,15 @@ func (cs *callSession) apply(ev peerEvent) {
 		}}))
 	case evTrackPublished:
 		cs.ss.s.dir.TrackPublished(cs.p, ev.track)
+		cs.ss.s.mod.trackPublished(cs, ev.track) // moderation.go
 	case evTrackUnpublished:
 		cs.ss.s.dir.TrackUnpublished(cs.p, ev.track)
+	case evSpeakers:
+		cs.sendSpeakers(ev.speakers)
+	case evActiveLayers:
+		cs.sendActiveLayers(ev.track, ev.rids)
+	case evQuality:
+		cs.sendQuality(ev.quality)
 	case evConnState:
 		cs.log.Debug("peer connection state", "target", ev.target.String(), "state", ev.state.String())
 	}

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -456,4 +457,26 @@ func TestShutdownSendsBye(t *testing.T) {
 	if !env.media.peer(t, aj.Participant.SID).isClosed() {
 		t.Fatal("media session left open after shutdown")
 	}
+}
+
+func TestVideoViewReachesSFU(t *testing.T) {
+	env := startServer(t, nil)
+	bob, bj := env.join("bob", "r", auth.Grants{Subscribe: true})
+	fp := env.media.peer(t, bj.Participant.SID)
+	for _, c := range []struct {
+		w, h    int
+		visible bool
+		want    string
+	}{
+		{320, 180, true, "320x180"}, {1920, 1080, false, "hidden"}, {640, 360, true, "640x360"},
+	} {
+		bob.send("video_view", "", proto.VideoViewBody{TrackSID: "TR_v", Width: c.w, Height: c.h, Visible: ptr(c.visible)})
+		testkit.Eventually(t, waitLimit, fmt.Sprintf("view %s", c.want), func() bool {
+			return fp.view("TR_v") == c.want
+		})
+	}
+	bob.send("video_view", "v", proto.VideoViewBody{TrackSID: "TR_v", Width: -1, Height: 5, Visible: ptr(true)})
+	bob.expectError(proto.CodeBadRequest)
+	bob.send("video_view", "v2", map[string]any{"trackSid": "TR_v", "width": 5, "height": 5})
+	bob.expectError(proto.CodeBadRequest)
 }

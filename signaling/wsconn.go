@@ -128,7 +128,7 @@ func (c *wsConn) requestClose(code int, text string) {
 // sendError queues an error message answering request re.
 func (c *wsConn) sendError(re string, perr *proto.Error) {
 	c.s.metrics.errors.WithLabelValues(perr.Code).Inc()
-	c.enqueue(proto.Encode(proto.TypeError, re, proto.ErrorBody{Code: perr.Code, Message: perr.Message}))
+	c.enqueue(proto.Encode(proto.TypeError, re, proto.ErrorBody{Code: perr.Code, Message: perr.Message, URL: perr.URL}))
 }
 
 // fail sends an error and closes with the given WebSocket close code.

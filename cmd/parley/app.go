@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/chat/pgstore"
 	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/ingest"
 	"github.com/parleyhq/parley/rooms"
@@ -97,13 +98,18 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		ice = turnICE{turnSrv}
 		routes["/api/turn/credentials"] = turnSrv.CredentialsHandler(turnAuthorizer(keys, logFor("turn")))
 	}
-	store, err := sqlitestore.Open(ctx, cfg.Chat.DatabasePath(), sqlitestore.OptionsFromConfig(cfg.Chat))
+	store, err := openChatStore(ctx, cfg.Chat)
 	if err != nil {
-		return nil, fmt.Errorf("chat store %s: %w", cfg.Chat.DatabasePath(), err)
+		return nil, err
 	}
 	// Closed after every component has stopped: signaling acks messages
 	// only after durable writes, so the store must outlive it.
 	a.own("chat store", store)
+	// External services /healthz reports (the embedded SQLite has none).
+	health := map[string]func(context.Context) error{}
+	if pg, ok := store.(*pgstore.Store); ok {
+		health["postgres"] = pg.Ping
+	}
 	chatSvc, err := chat.New(cfg.Chat, chat.Deps{Store: store, Logger: logFor("chat"), Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
@@ -127,7 +133,26 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		return nil, fmt.Errorf("rtmp: %w", err)
 	}
 	a.add("rtmp", rtmpSrv)
-	sig, err := signaling.New(cfg.Signaling, signaling.Deps{
+	var guestKey []byte
+	if cfg.Signaling.DevMode {
+		if guestKey, err = loadGuestKey(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	recordingDeps, err := openRecordings(cfg, media, logFor("recording"), a)
+	if err != nil {
+		return nil, err
+	}
+	var cp *clusterParts
+	if cfg.Cluster.Enabled() {
+		if cp, err = buildCluster(ctx, a, cfg.Cluster, dir, logFor("cluster")); err != nil {
+			return nil, err
+		}
+		health["redis"] = cp.node.Ping
+	}
+	sigDeps := signaling.Deps{
+		Recording:   recordingDeps,
+		GuestKey:    guestKey,
 		Routes:      routes,
 		AdminRoutes: adminRoutes,
 		Chat:        chatSvc,
@@ -139,7 +164,15 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		Keys:        keys,
 		Web:         web.Handler(),
 		ICEServers:  ice,
-	})
+		Health:      health,
+	}
+	if cp != nil {
+		sigDeps.Placer, sigDeps.Relay = placer{cp.node}, cp.bus
+	}
+	sig, err := signaling.New(cfg.Signaling, sigDeps)
+	if cp != nil {
+		cp.sig = sig
+	}
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
 	}
@@ -175,3 +208,20 @@ func (a *app) Run(ctx context.Context) error {
 // Close releases everything buildApp opened, for a caller that built the
 // app but will not run it; Run calls it itself.
 func (a *app) Close() error { return a.cleanup.unwind() }
+
+// openChatStore opens the store chat.store names. Errors name the SQLite
+// file or the PostgreSQL URL without its password.
+func openChatStore(ctx context.Context, c chat.Config) (chat.Store, error) {
+	if c.Store == chat.StorePostgres {
+		store, err := pgstore.Open(ctx, c.PostgresURL, pgstore.OptionsFromConfig(c))
+		if err != nil {
+			return nil, fmt.Errorf("chat store: %w", err) // pgstore's error names the redacted URL
+		}
+		return store, nil
+	}
+	store, err := sqlitestore.Open(ctx, c.DatabasePath(), sqlitestore.OptionsFromConfig(c))
+	if err != nil {
+		return nil, fmt.Errorf("chat store %s: %w", c.DatabasePath(), err)
+	}
+	return store, nil
+}

@@ -33,20 +33,8 @@ func allListeners(t *testing.T) (file string, ls []listener) {
 		{"signaling.listen", "tcp4", testkit.FreeTCPPort(t)},
 	}
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`dev: true
-data_dir: %s
-log:
-  level: warn
-signaling:
-  listen: 127.0.0.1:%d
-  api_keys:
-    %s: %s
-sfu:
-  udp_port: %d
-  tcp_port: %d
-  include_loopback: true
-  interfaces: [lo]
-  cidrs: [127.0.0.0/8]
+	// serverConfig ends in the sfu section, which interfaces extends.
+	cfg := "dev: true\n" + serverConfig(filepath.Join(dir, "data"), ls[5].port, ls[0].port, ls[1].port) + fmt.Sprintf(`  interfaces: [lo]
 turn:
   enabled: true
   listen_udp: [127.0.0.1:%d]
@@ -56,7 +44,7 @@ turn:
 rtmp:
   enabled: true
   listen: 127.0.0.1:%d
-`, filepath.Join(dir, "data"), ls[5].port, testKeyID, testSecret, ls[0].port, ls[1].port, ls[2].port, ls[3].port, ls[4].port)
+`, ls[2].port, ls[3].port, ls[4].port)
 	file = filepath.Join(dir, "parley.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

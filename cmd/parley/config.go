@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/chat/pgstore"
+	"github.com/parleyhq/parley/cluster"
 	"github.com/parleyhq/parley/ingest"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/recording"
 	"github.com/parleyhq/parley/rtmp"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling"
@@ -30,6 +35,8 @@ type Config struct {
 	Chat      chat.Config      `yaml:"chat"`
 	RTMP      rtmp.Config      `yaml:"rtmp"`
 	Ingest    ingest.Config    `yaml:"ingest"`
+	Recording recording.Config `yaml:"recording"`
+	Cluster   cluster.Config   `yaml:"cluster"`
 }
 
 // DefaultConfig returns every component's defaults.
@@ -43,6 +50,8 @@ func DefaultConfig() Config {
 		Chat:      chatDefaults(),
 		RTMP:      rtmp.DefaultConfig(),
 		Ingest:    ingest.DefaultConfig(),
+		Recording: recording.DefaultConfig(),
+		Cluster:   cluster.DefaultConfig(),
 	}
 }
 
@@ -69,6 +78,8 @@ func (c Config) Validate() error {
 		{"chat", c.Chat.Validate()},
 		{"rtmp", c.RTMP.Validate()},
 		{"ingest", c.Ingest.Validate()},
+		{"recording", c.Recording.Validate()},
+		{"cluster", validateCluster(c)}, // cluster.go
 	}
 	for _, ch := range checks {
 		if ch.err == nil {
@@ -95,6 +106,9 @@ func loadConfig(args, environ []string) (Config, config.Result, error) {
 	// `go run ./cmd/parley` with no file accepts OBS streams at once; with
 	// a file the operator opts in, so no port opens unasked.
 	cfg.RTMP.Enabled = cfg.Dev
+	// Recording likewise: a developer can try it at once, an operator
+	// decides where meetings go to disk.
+	cfg.Recording.Enabled = cfg.Dev
 	res, err := config.Load(&cfg, config.Sources{Args: args, Environ: environ})
 	if err != nil {
 		return cfg, res, err
@@ -104,6 +118,7 @@ func loadConfig(args, environ []string) (Config, config.Result, error) {
 		// operator points chat elsewhere.
 		cfg.Chat.DataDir = cfg.DataDir
 	}
+	completeCluster(&cfg) // cluster.go
 	if cfg.Dev {
 		cfg.Signaling.DevMode = true
 		cfg.SFU.IncludeLoopback = true
@@ -120,7 +135,7 @@ func hasConfigFile(args, environ []string) bool {
 	return slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, config.EnvPrefix+"CONFIG=") })
 }
 
-func configCommand(args, environ []string, stdout io.Writer) error {
+func configCommand(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("config: want example, check or keys")
 	}
@@ -149,6 +164,19 @@ func configCommand(args, environ []string, stdout io.Writer) error {
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
+		// The services the configuration depends on must answer too.
+		if cfg.Chat.Store == chat.StorePostgres {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := pgstore.Check(cctx, cfg.Chat.PostgresURL)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("chat.postgres_url: %w", err)
+			}
+			fmt.Fprintf(stdout, "chat store: PostgreSQL %s answers\n", pgstore.Redact(cfg.Chat.PostgresURL))
+		}
+		if err := checkCluster(ctx, cfg.Cluster, stdout); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "configuration ok (file %q, dev mode %v)\n", res.File, cfg.Dev)
 		return nil
 	case "keys":
@@ -161,6 +189,9 @@ func configCommand(args, environ []string, stdout io.Writer) error {
 			return err
 		}
 		for _, k := range keys {
+			if k[0] == "chat.postgres_url" || k[0] == "cluster.redis_url" {
+				k[2] = pgstore.Redact(k[2]) // never print the password
+			}
 			fmt.Fprintf(stdout, "%-40s %-48s %s\n", k[0], k[1], k[2])
 		}
 		return nil

@@ -24,6 +24,8 @@ var exampleDocs = map[string]string{ //nolint:gochecknoglobals // read-only tabl
 	"sfu.interfaces":                   "Network interfaces ICE may gather candidates on; empty means all.",
 	"sfu.cidrs":                        "Address ranges ICE may gather and advertise; empty means all.",
 	"sfu.include_loopback":             "Offer loopback candidates (dev mode and tests: calls between browsers on the same machine).",
+	"sfu.bandwidth_estimation":         "Estimate each subscriber's bandwidth (TWCC, GCC) and cap its simulcast layers by it. Off until the SFU probes; off, layers follow tile sizes.",
+	"sfu.audio_red":                    "Negotiate RED (redundant audio) with browsers that have it; the SFU unwraps it for the others. false: plain Opus only.",
 }
 
 func init() {
@@ -34,7 +36,7 @@ func init() {
 		"signaling.max_sessions_per_identity": "Simultaneous connections (devices, tabs) per identity.",
 		"signaling.call_ring_timeout":         "How long a call rings before it counts as missed.",
 		"signaling.call_token_ttl":            "Lifetime of the fresh room tokens handed out when a call is accepted.",
-		"chat":                                "Chat storage (embedded SQLite in data_dir unless db_path says otherwise).",
+		"chat":                                "Chat storage: embedded SQLite in data_dir (unless db_path says otherwise), or PostgreSQL with store: postgres.",
 		"chat.data_dir":                       "Directory for chat.db; empty follows the top-level data_dir.",
 		"chat.max_message_bytes":              "Largest chat message text in bytes.",
 		"turn":                                "Embedded TURN server (off by default; `parley turn` runs it alone).",

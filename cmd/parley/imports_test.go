@@ -15,18 +15,28 @@ var _ ingest.Directory = (*rooms.Directory)(nil)
 // TestDependencyDirection enforces the package map in docs/architecture.md:
 // cmd -> signaling -> {sfu, chat, rooms}; turn, rtmp, chat and web import
 // no sibling; sfu knows nothing of signaling, chat or users; the leaf
-// packages (signaling/proto, internal/ids, internal/wsbatch, internal/wire) import
-// nothing of Parley's beyond what is listed. It reads the real import
-// graph with `go list -deps`, so a stray import fails the build.
+// packages (signaling/proto, internal/ids, internal/wsbatch,
+// internal/promreg, internal/rawudp, internal/wire) import nothing of Parley's beyond what
+// is listed; the test-support packages (sfu/sfutest, internal/testkit,
+// internal/netlab) stay out of the binaries. It reads the real import graph with `go list
+// -deps`, so a stray import fails the build.
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/parleyhq/parley/"
-	all := []string{"signaling", "sfu", "chat", "turn", "rtmp", "web", "cmd", "ingest", "rooms", "internal"}
+	all := []string{"signaling", "sfu", "chat", "turn", "rtmp", "web", "cmd", "ingest", "rooms", "internal", "recording", "cluster"}
 	rules := []struct {
 		pkg    string
 		forbid []string // paths relative to the module; a path forbids its subpackages too
 		except []string // packages allowed although a forbid entry covers them
 	}{
 		{pkg: "sfu", forbid: []string{"signaling", "chat", "turn", "rtmp", "web", "cmd", "ingest", "rooms"}},
+		// The SFU's test harness knows the SFU and nothing above it, so
+		// the tests of every layer above can use it.
+		{pkg: "sfu/sfutest", forbid: []string{"signaling", "chat", "turn", "rtmp", "web", "cmd", "ingest", "rooms"}},
+		// The shipped binaries link no test support (tests' imports are
+		// not in `go list -deps`).
+		{pkg: "cmd", forbid: []string{"sfu/sfutest", "internal/testkit", "internal/netlab", "recording/mediatest"}},
+		// The network lab is a leaf of test support: nothing of Parley's.
+		{pkg: "internal/netlab", forbid: all},
 		{pkg: "chat", forbid: []string{"signaling", "sfu", "turn", "rtmp", "web", "cmd", "rooms"}},
 		{pkg: "turn", forbid: []string{"signaling", "sfu", "chat", "rtmp", "web", "cmd", "rooms"}},
 		{pkg: "rtmp", forbid: []string{"signaling", "sfu", "chat", "turn", "web", "cmd", "rooms"}},
@@ -43,6 +53,12 @@ func TestDependencyDirection(t *testing.T) {
 		{pkg: "signaling/proto", forbid: all, except: []string{"signaling/auth", "chat"}},
 		{pkg: "internal/ids", forbid: all},
 		{pkg: "internal/wsbatch", forbid: all},
+		{pkg: "internal/promreg", forbid: all},
+		{pkg: "internal/rawudp", forbid: all},
+		// Cluster coordination knows Redis, not the components it places.
+		{pkg: "cluster", forbid: all},
+		// Recordings know their file formats; the SFU and signaling drive them.
+		{pkg: "recording", forbid: all, except: []string{"internal/ids"}},
 		// The shared protocol client knows the wire format only.
 		{pkg: "internal/wire", forbid: all, except: []string{"signaling/proto", "signaling/auth", "chat"}},
 	}

@@ -26,6 +26,8 @@ Usage:
   parley turn credentials --user U [--ttl 1h]  print TURN REST credentials as an RTCIceServer (JSON)
   parley turn check [--transport udp|tcp|tls]  allocate and relay through the configured TURN server
   parley ingress create --room R --name N      stream key for OBS (RTMP and WHIP); also list, revoke ID
+  parley recording list [--room R]            recordings, through the running server's admin API; also start|stop --room R
+  parley cluster nodes|drain|undrain [--node ID]   cluster mode: list live nodes, stop/resume placing rooms on one
   parley load --key K --secret S [--publishers 1] [--subscribers 10] [--duration 20s]
   parley version
 
@@ -61,13 +63,17 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			fmt.Fprintln(stdout, "parley", version)
 			return nil
 		case "config":
-			return configCommand(args[1:], environ, stdout)
+			return configCommand(ctx, args[1:], environ, stdout)
 		case "token":
 			return tokenCommand(args[1:], environ, stdout)
 		case "turn":
 			return turnCommand(ctx, args[1:], environ, stdout, stderr)
 		case "ingress":
 			return ingressCommand(ctx, args[1:], environ, stdout)
+		case "recording":
+			return recordingCommand(ctx, args[1:], environ, stdout)
+		case "cluster":
+			return clusterCommand(ctx, args[1:], environ, stdout)
 		case "load":
 			return loadCommand(ctx, args[1:], stdout)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/internal/loadtest"
 	"github.com/parleyhq/parley/internal/promtext"
 	"github.com/parleyhq/parley/internal/testkit"
@@ -33,20 +34,7 @@ func startServerFile(t *testing.T, extra string) (base, file string) {
 	t.Helper()
 	httpPort, udpPort, tcpPort := testkit.FreeTCPPort(t), testkit.FreeUDPPort(t), testkit.FreeTCPPort(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`data_dir: %s
-log:
-  level: warn
-signaling:
-  listen: 127.0.0.1:%d
-  api_keys:
-    %s: %s
-sfu:
-  udp_port: %d
-  tcp_port: %d
-  bind_address: 127.0.0.1
-  include_loopback: true
-  cidrs: [127.0.0.0/8]
-%s`, filepath.Join(dir, "data"), httpPort, testKeyID, testSecret, udpPort, tcpPort, extra)
+	cfg := serverConfig(filepath.Join(dir, "data"), httpPort, udpPort, tcpPort) + "  bind_address: 127.0.0.1\n" + extra
 	file = filepath.Join(dir, "parley.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,6 +57,26 @@ sfu:
 		return fmt.Sprintf("run returned %v; stderr:\n%s", runErr, stderr.String())
 	})
 	return base, file
+}
+
+// serverConfig is the start of a test server's config file: its data
+// directory, warnings only, signaling on a loopback port with the test
+// API key, and the SFU on loopback ports. The sfu section comes last, so
+// a caller may append keys of it.
+func serverConfig(dataDir string, httpPort, udpPort, tcpPort int) string {
+	return fmt.Sprintf(`data_dir: %s
+log:
+  level: warn
+signaling:
+  listen: 127.0.0.1:%d
+  api_keys:
+    %s: %s
+sfu:
+  udp_port: %d
+  tcp_port: %d
+  include_loopback: true
+  cidrs: [127.0.0.0/8]
+`, dataDir, httpPort, testKeyID, testSecret, udpPort, tcpPort)
 }
 
 // TestCallThroughServer is a call as pion clients see it through the real
@@ -172,5 +180,50 @@ func TestTokenCreate(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"token", "create", "--room", "r", "--identity", "x"}, nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "api_keys") {
 		t.Fatalf("want an error about missing API keys, got %v", err)
+	}
+}
+
+// chat.postgres_url holds a password: `config keys` and a failed start
+// show the URL without it.
+func TestChatPostgresURLNeverShown(t *testing.T) {
+	const url = "postgres://parley:hunter2@127.0.0.1:1/parley?connect_timeout=2"
+	env := []string{"PARLEY_CHAT_STORE=postgres", "PARLEY_CHAT_POSTGRES_URL=" + url}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"config", "keys"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "postgres://parley:xxxxx@127.0.0.1:1/parley") {
+		t.Fatalf("config keys printed the password or no redacted URL:\n%s", out.String())
+	}
+	cfg := chatDefaults()
+	cfg.Store, cfg.PostgresURL = chat.StorePostgres, url
+	// Nothing listens on port 1, so opening fails at once.
+	_, err := openChatStore(t.Context(), cfg)
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "xxxxx") {
+		t.Fatalf("opening an unreachable store: %v, want an error with the URL redacted", err)
+	}
+}
+
+// config check also checks that the PostgreSQL of chat.store answers.
+func TestConfigCheckReachesPostgres(t *testing.T) {
+	base := "dev: true\nchat:\n  store: postgres\n  postgres_url: "
+	good := filepath.Join(t.TempDir(), "pg.yaml")
+	if err := os.WriteFile(good, []byte(base+"postgres://postgres@127.0.0.1:5432/test?sslmode=disable\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"config", "check", "--config", good}, nil, &out, io.Discard); err != nil {
+		t.Fatalf("%v (PostgreSQL must run on 127.0.0.1:5432: ./scripts/test-services starts it)", err)
+	}
+	if !strings.Contains(out.String(), "PostgreSQL postgres://postgres@127.0.0.1:5432/test?sslmode=disable answers") {
+		t.Fatalf("output %q", out.String())
+	}
+	bad := filepath.Join(t.TempDir(), "pg.yaml")
+	if err := os.WriteFile(bad, []byte(base+"postgres://parley:pw1secret@127.0.0.1:1/test?sslmode=disable&connect_timeout=2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"config", "check", "--config", bad}, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "chat.postgres_url") || strings.Contains(err.Error(), "pw1secret") {
+		t.Fatalf("unreachable server: %v", err)
 	}
 }

@@ -24,7 +24,7 @@ func tokenCommand(args, environ []string, stdout io.Writer) error {
 	identity := fs.String("identity", "", "unique user identity")
 	name := fs.String("name", "", "display name")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
-	grants := fs.String("grant", "publish,subscribe,chat", "comma-separated grants: publish, subscribe, chat, admin")
+	grants := fs.String("grant", "publish,subscribe,chat", "comma-separated grants: publish, subscribe, chat, admin, moderate")
 	keyID := fs.String("key", "", "API key id to sign with (default: the only or first configured key)")
 	configFile := fs.String("config", "", "configuration file holding signaling.api_keys")
 	if err := fs.Parse(args[1:]); err != nil {

@@ -43,6 +43,10 @@ type Grants struct {
 	Subscribe bool `json:"subscribe"`
 	Chat      bool `json:"chat"`
 	Admin     bool `json:"admin"`
+	// Moderate makes the holder a moderator of its room: it may admit
+	// from the lobby, change the room's settings, mute, stop, remove and
+	// ban others and end the meeting (docs/protocol.md, Moderation).
+	Moderate bool `json:"moderate"`
 }
 
 // Claims are the verified contents of a token.
@@ -222,7 +226,8 @@ func (k *KeySet) Verify(token string) (Claims, error) {
 	return c, nil
 }
 
-// ParseGrants turns names ("publish", "subscribe", "chat", "admin") into
+// ParseGrants turns names ("publish", "subscribe", "chat", "admin",
+// "moderate") into
 // Grants; an unknown name is an error, duplicates are harmless.
 func ParseGrants(list []string) (Grants, error) {
 	var g Grants
@@ -236,8 +241,10 @@ func ParseGrants(list []string) (Grants, error) {
 			g.Chat = true
 		case "admin":
 			g.Admin = true
+		case "moderate":
+			g.Moderate = true
 		default:
-			return Grants{}, fmt.Errorf("unknown grant %q (want publish, subscribe, chat or admin)", name)
+			return Grants{}, fmt.Errorf("unknown grant %q (want publish, subscribe, chat, admin or moderate)", name)
 		}
 	}
 	return g, nil

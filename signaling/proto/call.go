@@ -1,7 +1,5 @@
 package proto
 
-import "github.com/parleyhq/parley/chat"
-
 // CallBody is the body of "call": exactly one of To (an identity, a
 // direct call) and ConversationID (a group or direct conversation).
 type CallBody struct {
@@ -11,13 +9,11 @@ type CallBody struct {
 
 // Validate requires exactly one of the two.
 func (b *CallBody) Validate(typ string) *Error {
-	if (b.To == "") == (b.ConversationID == "") {
-		return BadRequest("%s: give exactly one of to and conversationId", typ)
-	}
+	c := check(typ).badIf((b.To == "") == (b.ConversationID == ""), "give exactly one of to and conversationId")
 	if b.To != "" {
-		return checkIdentity(typ, "to", b.To)
+		return c.identity("to", b.To).err
 	}
-	return checkConvID(typ, b.ConversationID)
+	return c.convID(b.ConversationID).err
 }
 
 // CallRefBody is the body of "call_accept", "call_decline", "call_cancel".
@@ -27,12 +23,7 @@ type CallRefBody struct {
 
 // Validate requires a UUID and normalises its letter case.
 func (b *CallRefBody) Validate(typ string) *Error {
-	id, err := chat.ParseClientMsgID(b.CallID)
-	if err != nil {
-		return BadRequest("%s: callId must be a UUID", typ)
-	}
-	b.CallID = id
-	return nil
+	return check(typ).uuid(&b.CallID, "callId must be a UUID").err
 }
 
 // CallRingingBody answers "call".

@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -27,13 +28,7 @@ type ChatSendBody struct {
 // Validate checks ids and text; the client message id is normalised to
 // the lower-case form the chat store de-duplicates on.
 func (b *ChatSendBody) Validate(typ string) *Error {
-	if perr := checkConvID(typ, b.ConversationID); perr != nil {
-		return perr
-	}
-	if perr := normClientMsgID(typ, &b.ClientMsgID); perr != nil {
-		return perr
-	}
-	return checkText(typ, b.Text)
+	return check(typ).convID(b.ConversationID).clientMsgID(&b.ClientMsgID).text(b.Text).err
 }
 
 // ChatEditBody is the body of "chat_edit".
@@ -46,16 +41,24 @@ type ChatEditBody struct {
 
 // Validate checks ids, the target and the new text.
 func (b *ChatEditBody) Validate(typ string) *Error {
-	if perr := checkConvID(typ, b.ConversationID); perr != nil {
-		return perr
-	}
-	if perr := normClientMsgID(typ, &b.ClientMsgID); perr != nil {
-		return perr
-	}
-	if b.TargetSeq <= 0 {
-		return BadRequest("%s: targetSeq must be positive", typ)
-	}
-	return checkText(typ, b.Text)
+	return check(typ).convID(b.ConversationID).clientMsgID(&b.ClientMsgID).
+		positive("targetSeq", b.TargetSeq).text(b.Text).err
+}
+
+// ChatReactBody is the body of "chat_react": add (or, with remove, take
+// back) an emoji reaction to the text message at targetSeq.
+type ChatReactBody struct {
+	ConversationID string `json:"conversationId"`
+	ClientMsgID    string `json:"clientMsgId"`
+	TargetSeq      int64  `json:"targetSeq"`
+	Emoji          string `json:"emoji"`
+	Remove         bool   `json:"remove,omitempty"`
+}
+
+// Validate checks ids, the target and the emoji (one of chat.Reactions).
+func (b *ChatReactBody) Validate(typ string) *Error {
+	return check(typ).convID(b.ConversationID).clientMsgID(&b.ClientMsgID).
+		positive("targetSeq", b.TargetSeq).chatErr("emoji", chat.ValidateReaction(b.Emoji)).err
 }
 
 // ChatDeleteBody is the body of "chat_delete".
@@ -67,16 +70,8 @@ type ChatDeleteBody struct {
 
 // Validate checks ids and the target.
 func (b *ChatDeleteBody) Validate(typ string) *Error {
-	if perr := checkConvID(typ, b.ConversationID); perr != nil {
-		return perr
-	}
-	if perr := normClientMsgID(typ, &b.ClientMsgID); perr != nil {
-		return perr
-	}
-	if b.TargetSeq <= 0 {
-		return BadRequest("%s: targetSeq must be positive", typ)
-	}
-	return nil
+	return check(typ).convID(b.ConversationID).clientMsgID(&b.ClientMsgID).
+		positive("targetSeq", b.TargetSeq).err
 }
 
 // ChatSyncBody is the body of "chat_sync": the newest seq the client holds
@@ -88,18 +83,14 @@ type ChatSyncBody struct {
 
 // Validate bounds the map and checks every entry.
 func (b *ChatSyncBody) Validate(typ string) *Error {
-	if len(b.LastSeqs) > maxSyncConversations {
-		return BadRequest("%s: lastSeqs names more than %d conversations", typ, maxSyncConversations)
-	}
+	c := check(typ).badIf(len(b.LastSeqs) > maxSyncConversations,
+		"lastSeqs names more than %d conversations", maxSyncConversations)
 	for id, seq := range b.LastSeqs {
-		if perr := checkConvID(typ, id); perr != nil {
-			return perr
-		}
-		if seq < 0 {
-			return BadRequest("%s: lastSeqs values must not be negative", typ)
+		if c.convID(id).notNegative("lastSeqs values", seq).err != nil {
+			return c.err
 		}
 	}
-	return checkLimit(typ, b.Limit)
+	return c.limit(b.Limit).err
 }
 
 // ChatHistoryBody is the body of "chat_history" (scroll-back).
@@ -111,13 +102,7 @@ type ChatHistoryBody struct {
 
 // Validate checks the conversation and the page bounds.
 func (b *ChatHistoryBody) Validate(typ string) *Error {
-	if perr := checkConvID(typ, b.ConversationID); perr != nil {
-		return perr
-	}
-	if b.BeforeSeq < 0 {
-		return BadRequest("%s: beforeSeq must not be negative", typ)
-	}
-	return checkLimit(typ, b.Limit)
+	return check(typ).convID(b.ConversationID).notNegative("beforeSeq", b.BeforeSeq).limit(b.Limit).err
 }
 
 // ChatRangeBody is the body of "chat_range" (gap refill).
@@ -129,13 +114,7 @@ type ChatRangeBody struct {
 
 // Validate checks the conversation and the page bounds.
 func (b *ChatRangeBody) Validate(typ string) *Error {
-	if perr := checkConvID(typ, b.ConversationID); perr != nil {
-		return perr
-	}
-	if b.AfterSeq < 0 {
-		return BadRequest("%s: afterSeq must not be negative", typ)
-	}
-	return checkLimit(typ, b.Limit)
+	return check(typ).convID(b.ConversationID).notNegative("afterSeq", b.AfterSeq).limit(b.Limit).err
 }
 
 // ChatReceiptBody is the body of "chat_receipt": delivered and/or read up
@@ -148,13 +127,8 @@ type ChatReceiptBody struct {
 
 // Validate requires at least one positive mark.
 func (b *ChatReceiptBody) Validate(typ string) *Error {
-	if perr := checkConvID(typ, b.ConversationID); perr != nil {
-		return perr
-	}
-	if b.Delivered < 0 || b.Read < 0 || b.Delivered == 0 && b.Read == 0 {
-		return BadRequest("%s: give a positive delivered and/or read seq", typ)
-	}
-	return nil
+	return check(typ).convID(b.ConversationID).badIf(b.Delivered < 0 || b.Read < 0 || b.Delivered == 0 && b.Read == 0,
+		"give a positive delivered and/or read seq").err
 }
 
 // ChatDirectBody is the body of "chat_direct".
@@ -164,7 +138,7 @@ type ChatDirectBody struct {
 
 // Validate checks the peer's identity.
 func (b *ChatDirectBody) Validate(typ string) *Error {
-	return checkIdentity(typ, "identity", b.Identity)
+	return check(typ).identity("identity", b.Identity).err
 }
 
 // ChatGroupBody is the body of "chat_group".
@@ -175,20 +149,18 @@ type ChatGroupBody struct {
 
 // Validate checks the title and every member identity.
 func (b *ChatGroupBody) Validate(typ string) *Error {
+	c := check(typ)
 	if b.Title != "" {
-		if err := chat.ValidateTitle(b.Title); err != nil {
-			return BadRequest("%s: title: %s", typ, TrimChatErr(err))
-		}
+		c.chatErr("title", chat.ValidateTitle(b.Title))
 	}
-	if len(b.Members) == 0 || len(b.Members) > maxGroupMemberList {
-		return BadRequest("%s: members must list 1 to %d identities", typ, maxGroupMemberList)
-	}
+	c.badIf(len(b.Members) == 0 || len(b.Members) > maxGroupMemberList,
+		"members must list 1 to %d identities", maxGroupMemberList)
 	for _, m := range b.Members {
-		if perr := checkIdentity(typ, "members", m); perr != nil {
-			return perr
+		if c.identity("members", m).err != nil {
+			break
 		}
 	}
-	return nil
+	return c.err
 }
 
 // TypingBody is the body of the client's "typing".
@@ -197,52 +169,90 @@ type TypingBody struct {
 }
 
 // Validate checks the conversation id.
-func (b *TypingBody) Validate(typ string) *Error { return checkConvID(typ, b.ConversationID) }
+func (b *TypingBody) Validate(typ string) *Error { return check(typ).convID(b.ConversationID).err }
 
-func checkConvID(typ, id string) *Error {
-	if id == "" {
-		return BadRequest("%s: conversationId is required", typ)
-	}
-	if len(id) > maxChatIDBytes || !utf8.ValidString(id) || strings.IndexFunc(id, unicode.IsControl) >= 0 {
-		return BadRequest("%s: conversationId is malformed", typ)
-	}
-	return nil
+// checks runs a body's checks in order and keeps the first failure, as
+// bufio.Scanner keeps its first error: once one check has failed the
+// later ones do nothing (and normalise nothing), so a Validate method
+// is one chain naming the checks its type needs. Messages are
+// "<type>: <what is wrong>".
+type checks struct {
+	typ string
+	err *Error
 }
 
-func checkIdentity(typ, field, id string) *Error {
-	if err := chat.ValidateIdentity(chat.Identity{ID: id}); err != nil {
-		return BadRequest("%s: %s: %s", typ, field, TrimChatErr(err))
+func check(typ string) *checks { return &checks{typ: typ} }
+
+// badIf fails with bad_request when bad holds.
+func (c *checks) badIf(bad bool, format string, args ...any) *checks {
+	if bad && c.err == nil {
+		c.err = BadRequest("%s: %s", c.typ, fmt.Sprintf(format, args...))
 	}
-	return nil
+	return c
 }
 
-func normClientMsgID(typ string, id *string) *Error {
+// chatErr fails with bad_request naming field when the chat package
+// refused it.
+func (c *checks) chatErr(field string, err error) *checks {
+	if err != nil {
+		c.badIf(true, "%s: %s", field, TrimChatErr(err))
+	}
+	return c
+}
+
+func (c *checks) convID(id string) *checks {
+	if c.err != nil {
+		return c
+	}
+	return c.badIf(id == "", "conversationId is required").
+		badIf(len(id) > maxChatIDBytes || !utf8.ValidString(id) || strings.IndexFunc(id, unicode.IsControl) >= 0,
+			"conversationId is malformed")
+}
+
+func (c *checks) identity(field, id string) *checks {
+	if c.err != nil {
+		return c
+	}
+	return c.chatErr(field, chat.ValidateIdentity(chat.Identity{ID: id}))
+}
+
+// uuid requires a UUID and normalises *id to its lower-case form; msg
+// says what was wrong.
+func (c *checks) uuid(id *string, msg string) *checks {
+	if c.err != nil {
+		return c
+	}
 	n, err := chat.ParseClientMsgID(*id)
 	if err != nil {
-		return BadRequest("%s: clientMsgId must be a UUID (36 characters)", typ)
+		return c.badIf(true, "%s", msg)
 	}
 	*id = n
-	return nil
+	return c
 }
 
-// checkText only rejects what cannot be a message at all; the size limit
+func (c *checks) clientMsgID(id *string) *checks {
+	return c.uuid(id, "clientMsgId must be a UUID (36 characters)")
+}
+
+// text only rejects what cannot be a message at all; the size limit
 // is the chat service's (answered with too_large, connection kept).
-func checkText(typ, text string) *Error {
-	if text == "" {
-		return BadRequest("%s: text is required", typ)
+func (c *checks) text(text string) *checks {
+	c.badIf(text == "", "text is required")
+	if c.err == nil && len(text) > maxChatTextBytes {
+		c.err = &Error{Code: CodeTooLarge, Message: c.typ + ": text too large"}
 	}
-	if len(text) > maxChatTextBytes {
-		return &Error{Code: CodeTooLarge, Message: typ + ": text too large"}
-	}
-	return nil
+	return c
 }
 
-func checkLimit(typ string, limit int) *Error {
-	if limit < 0 {
-		return BadRequest("%s: limit must not be negative", typ)
-	}
-	return nil
+func (c *checks) positive(field string, v int64) *checks {
+	return c.badIf(v <= 0, "%s must be positive", field)
 }
+
+func (c *checks) notNegative(field string, v int64) *checks {
+	return c.badIf(v < 0, "%s must not be negative", field)
+}
+
+func (c *checks) limit(limit int) *checks { return c.notNegative("limit", int64(limit)) }
 
 // TrimChatErr drops the "chat: invalid input: " prefix of chat errors so
 // the client sees only the useful part.

@@ -23,6 +23,8 @@ const MaxIDBytes = 64
 type Error struct {
 	Code    string
 	Message string
+	// URL is the node to join instead (CodeWrongNode); empty otherwise.
+	URL string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

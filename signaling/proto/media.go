@@ -158,6 +158,33 @@ func (b *MuteBody) Validate(string) *Error {
 	return nil
 }
 
+// MaxViewSize bounds video_view's width and height (pixels).
+const MaxViewSize = 16384
+
+// VideoViewBody is the body of "video_view": how large the subscriber
+// shows a remote video track, in device pixels, and whether it is seen.
+type VideoViewBody struct {
+	TrackSID string `json:"trackSid"`
+	Width    int    `json:"width"`
+	Height   int    `json:"height"`
+	Visible  *bool  `json:"visible"`
+}
+
+// Validate requires a track sid, sizes within 0..MaxViewSize and an
+// explicit visible.
+func (b *VideoViewBody) Validate(string) *Error {
+	if b.TrackSID == "" || len(b.TrackSID) > MaxTrackIDBytes {
+		return BadRequest("video_view: trackSid is required, at most %d bytes", MaxTrackIDBytes)
+	}
+	if b.Width < 0 || b.Height < 0 || b.Width > MaxViewSize || b.Height > MaxViewSize {
+		return BadRequest("video_view: width and height must be 0..%d", MaxViewSize)
+	}
+	if b.Visible == nil {
+		return BadRequest("video_view: visible is required")
+	}
+	return nil
+}
+
 // PingBody is the body of "ping" and "pong".
 type PingBody struct {
 	TS int64 `json:"ts"`

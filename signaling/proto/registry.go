@@ -67,12 +67,14 @@ var client = map[string]Spec{
 	TypeCandidate:  {New: body[CandidateBody](), Needs: NeedJoined | NeedCall},
 	TypeICERestart: {Needs: NeedJoined | NeedCall},
 	TypeMute:       {New: body[MuteBody](), Needs: NeedJoined | NeedCall | NeedPublish},
+	TypeVideoView:  {New: body[VideoViewBody](), Needs: NeedJoined | NeedCall},
 	TypePong:       {New: body[PingBody](), Needs: NeedJoined},
 	TypeLeave:      {Needs: NeedJoined},
 
 	TypeChatSend:    {New: body[ChatSendBody](), Needs: NeedJoined | NeedChat | NeedWrite},
 	TypeChatEdit:    {New: body[ChatEditBody](), Needs: NeedJoined | NeedChat | NeedWrite},
 	TypeChatDelete:  {New: body[ChatDeleteBody](), Needs: NeedJoined | NeedChat | NeedWrite},
+	TypeChatReact:   {New: body[ChatReactBody](), Needs: NeedJoined | NeedChat | NeedWrite},
 	TypeChatSync:    {New: body[ChatSyncBody](), Needs: NeedJoined | NeedChat},
 	TypeChatHistory: {New: body[ChatHistoryBody](), Needs: NeedJoined | NeedChat},
 	TypeChatRange:   {New: body[ChatRangeBody](), Needs: NeedJoined | NeedChat},
@@ -86,6 +88,28 @@ var client = map[string]Spec{
 	TypeCallAccept:  {New: body[CallRefBody](), Needs: NeedJoined | NeedChat},
 	TypeCallDecline: {New: body[CallRefBody](), Needs: NeedJoined | NeedChat},
 	TypeCallCancel:  {New: body[CallRefBody](), Needs: NeedJoined | NeedChat},
+
+	// Moderation: the handlers check the moderator role themselves.
+	TypeLobbyAdmit:     {New: body[LobbyRefBody](), Needs: NeedJoined | NeedCall},
+	TypeLobbyDeny:      {New: body[LobbyRefBody](), Needs: NeedJoined | NeedCall},
+	TypeLobbyAdmitAll:  {Needs: NeedJoined | NeedCall},
+	TypeRoomSettings:   {New: body[RoomSettingsBody](), Needs: NeedJoined | NeedCall},
+	TypeModMute:        {New: body[ModMuteBody](), Needs: NeedJoined | NeedCall},
+	TypeModMuteAll:     {Needs: NeedJoined | NeedCall},
+	TypeModAllowUnmute: {New: body[ModTargetBody](), Needs: NeedJoined | NeedCall},
+	TypeModRemove:      {New: body[ModRemoveBody](), Needs: NeedJoined | NeedCall},
+	TypeModRole:        {New: body[ModRoleBody](), Needs: NeedJoined | NeedCall},
+	TypeEndMeeting:     {Needs: NeedJoined | NeedCall},
+	TypeModLowerHand:   {New: body[ModTargetBody](), Needs: NeedJoined | NeedCall},
+
+	// Hands and reactions: rate-limited per session by their handlers.
+	TypeHand:      {New: body[HandBody](), Needs: NeedJoined | NeedCall},
+	TypeAskUnmute: {Needs: NeedJoined | NeedCall},
+	TypeReaction:  {New: body[ReactionBody](), Needs: NeedJoined | NeedCall},
+
+	// Recording: the handlers check the moderator role themselves.
+	TypeRecordingStart: {Needs: NeedJoined | NeedCall},
+	TypeRecordingStop:  {Needs: NeedJoined | NeedCall},
 }
 
 // server is every message a server may send, with the Go type of its
@@ -103,6 +127,9 @@ var server = map[string]func() any{
 	TypeParticipantLeft:    func() any { return new(ParticipantLeftBody) },
 	TypePing:               func() any { return new(PingBody) },
 	TypeMuted:              func() any { return new(MutedBody) },
+	TypeSpeakers:           func() any { return new(SpeakersBody) },
+	TypeActiveLayers:       func() any { return new(ActiveLayersBody) },
+	TypeConnectionQuality:  func() any { return new(ConnectionQualityBody) },
 	TypeToken:              func() any { return new(TokenBody) },
 	TypeBye:                func() any { return new(ByeBody) },
 	TypeError:              func() any { return new(ErrorBody) },
@@ -120,6 +147,15 @@ var server = map[string]func() any{
 	TypeRing:           func() any { return new(RingBody) },
 	TypeCallAccepted:   func() any { return new(CallAcceptedBody) },
 	TypeCallEnded:      func() any { return new(CallEndedBody) },
+
+	TypeLobby:        func() any { return new(LobbyBody) },
+	TypeLobbyKnock:   func() any { return new(LobbyKnockBody) },
+	TypeLobbyLeft:    func() any { return new(LobbyLeftBody) },
+	TypeModerated:    func() any { return new(ModeratedBody) },
+	TypeRoomSettings: func() any { return new(RoomSettingsPush) },
+	TypeUnmuteAsked:  func() any { return new(UnmuteAskedBody) },
+	TypeReaction:     func() any { return new(ReactionEvent) },
+	TypeRecording:    func() any { return new(RecordingBody) },
 }
 
 // Lookup returns the Spec of a client message type.

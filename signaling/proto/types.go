@@ -10,6 +10,7 @@ const (
 	TypeCandidate  = "candidate"
 	TypeICERestart = "ice_restart"
 	TypeMute       = "mute"
+	TypeVideoView  = "video_view"
 	TypePong       = "pong"
 	TypeLeave      = "leave"
 )
@@ -23,6 +24,9 @@ const (
 	TypeParticipantLeft    = "participant_left"
 	TypePing               = "ping"
 	TypeMuted              = "muted"
+	TypeSpeakers           = "speakers"
+	TypeActiveLayers       = "active_layers"
+	TypeConnectionQuality  = "connection_quality"
 	TypeToken              = "token"
 	TypeBye                = "bye"
 	TypeError              = "error"
@@ -34,6 +38,7 @@ const (
 	TypeChatSend    = "chat_send"
 	TypeChatEdit    = "chat_edit"
 	TypeChatDelete  = "chat_delete"
+	TypeChatReact   = "chat_react"
 	TypeChatSync    = "chat_sync"
 	TypeChatHistory = "chat_history"
 	TypeChatRange   = "chat_range"
@@ -88,6 +93,9 @@ const (
 	// CodeTooManySessions: the identity has max_sessions_per_identity
 	// connections already.
 	CodeTooManySessions = "too_many_sessions"
+	// CodeWrongNode refuses a join on a node that does not host the room
+	// (cluster mode); the error's url names the node that does.
+	CodeWrongNode = "wrong_node"
 )
 
 // Bye reasons.

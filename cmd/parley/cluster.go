@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/cluster"
+	"github.com/parleyhq/parley/rooms"
+	"github.com/parleyhq/parley/signaling"
+)
+
+// Cluster mode (docs/cluster.md): set cluster.redis_url and chat.store:
+// postgres, and this node registers itself in Redis, hosts the rooms
+// placed on it, sends joiners of other rooms to their node, and relays
+// chat pushes through Redis pub/sub. Without cluster.redis_url nothing
+// here runs and Parley is the single binary with embedded SQLite.
+
+func init() {
+	for k, v := range map[string]string{
+		"cluster":                 "Cluster mode: several Parley nodes on one Redis (coordination) and one PostgreSQL (chat, chat.store: postgres). Off unless redis_url is set. See docs/cluster.md.",
+		"cluster.redis_url":       "redis://[user:password@]host:port/db (rediss:// for TLS); setting it turns cluster mode on. The password is never logged.",
+		"cluster.node_id":         "This node's name in the cluster; empty means the host name.",
+		"cluster.advertise":       "This node's public base URL (https://node1.example.org): joiners of rooms hosted here are sent to it. Empty: http(s)://signaling.listen when that names a host.",
+		"cluster.advertise_media": "Addresses this node's media is reachable on (shown in `parley cluster nodes`).",
+		"cluster.lease_ttl":       "How long the node counts as alive after its last renewal (renewed every third); a killed node is gone for the others after this.",
+		"cluster.room_ttl":        "How long a room's claim lasts without renewal (renewed every third while in use); at least 3 lease_ttl.",
+		"cluster.key_prefix":      "Prefix of every Redis key and channel Parley uses, so clusters can share a Redis.",
+	} {
+		exampleDocs[k] = v
+	}
+}
+
+// validateCluster checks what cluster mode needs of the other sections.
+func validateCluster(c Config) error {
+	if err := c.Cluster.Validate(); err != nil {
+		return err
+	}
+	if c.Cluster.Enabled() && c.Chat.Store != chat.StorePostgres {
+		return errors.New("cluster.redis_url: cluster mode needs chat.store: postgres (every node must see the same chat)")
+	}
+	return nil
+}
+
+// checkCluster pings the cluster's Redis for `parley config check`.
+func checkCluster(ctx context.Context, c cluster.Config, stdout io.Writer) error {
+	if !c.Enabled() {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := cluster.Check(cctx, c); err != nil {
+		return fmt.Errorf("cluster.redis_url: %w", err)
+	}
+	fmt.Fprintln(stdout, "cluster: Redis answers")
+	return nil
+}
+
+// clusterParts is what buildApp adds in cluster mode.
+type clusterParts struct {
+	node   *cluster.Node
+	bus    *cluster.Bus
+	keeper *cluster.RoomKeeper
+	// sig receives the bus's events; set by buildApp before anything runs.
+	sig *signaling.Server
+}
+
+// buildCluster joins the cluster (its Redis must answer) and wires the
+// node's lease, the room keeper and the chat bus into a. The lease is
+// given up when the app stops (Node.Run), the rooms' claims too
+// (RoomKeeper.Run).
+func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Directory, log *slog.Logger) (*clusterParts, error) {
+	load := func() cluster.Load {
+		_, participants := dir.Counts()
+		return cluster.Load{Participants: participants}
+	}
+	node, err := cluster.New(ctx, cfg, version, load, log)
+	if err != nil {
+		return nil, err
+	}
+	cp := &clusterParts{node: node}
+	a.add("cluster node", node)
+	cp.keeper = cluster.NewRoomKeeper(node, func() []string {
+		var names []string
+		for _, r := range dir.Rooms(func(string) bool { return true }) {
+			if r.Participants > 0 {
+				names = append(names, r.Name)
+			}
+		}
+		return names
+	}, log)
+	a.add("cluster rooms", cp.keeper)
+	cp.bus = cluster.NewBus(node, func(topic string, payload []byte) { cp.sig.DeliverRemote(topic, payload) }, log)
+	a.add("cluster bus", cp.bus)
+	return cp, nil
+}
+
+// placer is the signaling.RoomPlacer of a cluster node.
+type placer struct{ node *cluster.Node }
+
+func (p placer) PlaceRoom(ctx context.Context, room string) (string, error) {
+	ni, err := p.node.Place(ctx, room)
+	if err != nil {
+		return "", err
+	}
+	if ni.ID == p.node.ID() {
+		return "", nil
+	}
+	return ni.URL, nil
+}
+
+// clusterCommand implements `parley cluster nodes|drain|undrain`.
+func clusterCommand(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("cluster: want nodes, drain or undrain")
+	}
+	fs := flag.NewFlagSet("cluster "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("config", "", "configuration file (for cluster.redis_url and cluster.node_id)")
+	nodeID := fs.String("node", "", "node to drain (default: cluster.node_id of the configuration, else this host's name)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("cluster %s: %w", args[0], err)
+	}
+	cfg, _, err := loadConfig(configArgs(*file), environ)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Cluster.Validate(); err != nil {
+		return err
+	}
+	if !cfg.Cluster.Enabled() {
+		return errors.New("cluster: cluster.redis_url is not set in this configuration")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	switch args[0] {
+	case "nodes":
+		nodes, err := cluster.ListNodes(cctx, cfg.Cluster)
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			state := "active"
+			if n.Draining {
+				state = "draining"
+			}
+			fmt.Fprintf(stdout, "%-20s %-9s %-40s participants=%d version=%s\n", n.ID, state, n.URL, n.Load.Participants, n.Version)
+		}
+		return nil
+	case "drain", "undrain":
+		id := *nodeID
+		if id == "" {
+			id = cfg.Cluster.NodeID
+		}
+		on := args[0] == "drain"
+		if err := cluster.SetDrain(cctx, cfg.Cluster, id, on); err != nil {
+			return err
+		}
+		if on {
+			fmt.Fprintln(stdout, "drain asked: the node takes no new rooms within a third of cluster.lease_ttl; its calls go on until they end")
+		} else {
+			fmt.Fprintln(stdout, "drain lifted: the node takes rooms again")
+		}
+		return nil
+	}
+	return fmt.Errorf("cluster: unknown subcommand %q", args[0])
+}
+
+// completeCluster fills cluster.advertise from signaling.listen when the
+// operator left it empty and the listen address names a host (not
+// 0.0.0.0 or [::]): on a machine whose nodes listen on their own
+// addresses, that is the URL the others reach them on.
+func completeCluster(c *Config) {
+	if !c.Cluster.Enabled() || c.Cluster.Advertise != "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(c.Signaling.Listen)
+	if err != nil || host == "" || port == "0" {
+		return // Validate then asks for cluster.advertise
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return
+	}
+	scheme := "http"
+	if c.Signaling.TLSCert != "" {
+		scheme = "https"
+	}
+	c.Cluster.Advertise = scheme + "://" + net.JoinHostPort(host, port)
+}
