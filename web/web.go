@@ -119,7 +119,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/r/"):
 		room := strings.TrimPrefix(p, "/r/")
 		if room == "" || len(room) > maxRoomLen || strings.Contains(room, "/") {
-			http.NotFound(w, r)
+			notFoundPage(w)
 			return
 		}
 		serveAsset(w, r, h.index)
@@ -132,8 +132,44 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		serveAsset(w, r, a)
 	default:
-		http.NotFound(w, r)
+		notFoundPage(w)
 	}
+}
+
+// notFoundBody is the page for unknown paths: in the app's style (the
+// stylesheet is the only thing it loads; the CSP allows no inline
+// style), with a way back.
+const notFoundBody = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="dark">
+<title>Page not found · Parley</title>
+<link rel="icon" href="/assets/icon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/assets/style.css">
+</head>
+<body>
+<main class="landing" data-testid="not-found">
+  <div class="card">
+    <h1 class="brand"><img src="/assets/icon.svg" alt="" width="28" height="28"> Parley</h1>
+    <h2>Page not found</h2>
+    <p class="muted">There is nothing at this address. If someone sent you a link, check that it was copied whole.</p>
+    <a href="/" class="primary button-link">Start or join a call</a>
+  </div>
+</main>
+</body>
+</html>
+`
+
+// notFoundPage answers 404 with notFoundBody (Go's plain "404 page not
+// found" looks broken to a person who followed a link).
+func notFoundPage(w http.ResponseWriter) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte(notFoundBody))
 }
 
 func setSecurityHeaders(hd http.Header) {

@@ -150,3 +150,20 @@ func TestUnknownExtensionIsRejectedAtLoad(t *testing.T) {
 		t.Fatal("newHandler without index.html: want error")
 	}
 }
+
+// TestNotFoundPage: unknown paths get a 404 page a person can read, in
+// the app's style, not Go's plain text.
+func TestNotFoundPage(t *testing.T) {
+	h := Handler()
+	for _, p := range []string{"/nope", "/r/a/b", "/chat/x"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, p, nil))
+		body := rec.Body.String()
+		if rec.Code != http.StatusNotFound || !strings.Contains(body, "Page not found") || !strings.Contains(body, `href="/assets/style.css"`) {
+			t.Errorf("GET %s: %d %q", p, rec.Code, body)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" {
+			t.Errorf("GET %s: content type %q", p, ct)
+		}
+	}
+}

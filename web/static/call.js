@@ -13,14 +13,22 @@ const BYE_TEXT = {
   replaced: 'You joined this room from another tab or device.',
   removed: 'You were removed from the call.',
   left: 'You left the call.',
+  denied: 'The host did not let you in.',
+  expired: 'Nobody let you in before the waiting time ran out.',
+  ended: 'The host ended the meeting.',
 };
+
+// nameOf names the `by` of a moderation message for people.
+function nameOf(by) {
+  return (by && (by.name || by.identity)) || 'The host';
+}
 
 export class Call extends Link {
   // media: a LocalMedia; token: JWT; name: display name.
   // relay: '' (any path), 'all' (TURN only), 'udp' or 'tcp' (TURN over
   // that transport only); a diagnostic option, see web/README.md.
-  constructor({ token, name, media, url, relay = '', log, signaling }) {
-    super({ token, url, log, signaling, byeText: BYE_TEXT });
+  constructor({ token, name, media, url, relay = '', log, signaling, renew }) {
+    super({ token, url, log, signaling, renew, byeText: BYE_TEXT });
     this.relay = relay;
     this.name = name;
     this.media = media;
@@ -31,6 +39,28 @@ export class Call extends Link {
     this.session = null;
     this.iceRestarts = 0;
     this.restartTimer = 0;
+    // Moderation (docs/protocol.md, "Moderation"): the room's settings,
+    // the lobby entries a moderator sees (lobbyId -> knock), whether a
+    // moderator muted our microphone, and the last `moderated` received.
+    this.settings = {};
+    this.lobby = new Map();
+    this.modMutedMic = false;
+    this.lastModerated = null;
+  }
+
+  get isModerator() {
+    return !!(this.self && this.self.moderator);
+  }
+
+  // mayShareScreen: the room's screenShare setting lets us share.
+  get mayShareScreen() {
+    return this.isModerator || this.settings.screenShare !== 'moderators';
+  }
+
+  // micLocked: a moderator muted the microphone and the room lets only
+  // moderators unmute it.
+  get micLocked() {
+    return this.modMutedMic && !!this.settings.moderatorsUnmuteOnly && !this.isModerator;
   }
 
   joinRequest() {
@@ -40,7 +70,13 @@ export class Call extends Link {
   onJoin(sig, j) {
     this.room = j.room;
     this.grants = j.grants || {};
+    this.settings = j.settings || {};
+    this.lobby.clear(); // a moderator gets the waiting entries again after joined
+    this.emit('moderation');
     this.participants.clear();
+    // The tracks of the last connection stayed while it was down (so the
+    // grid does not show everyone as camera-off); this one brings its own.
+    this.remoteTracks.clear();
     for (const p of j.participants || []) this.participants.set(p.sid, p);
     this.emit('roster');
     const session = new Session({ signaling: sig, iceServers: j.iceServers || [], relay: this.relay, log: this.log });
@@ -99,6 +135,11 @@ export class Call extends Link {
       case 'participant_joined':
       case 'participant_updated':
         if (!d.participant) return true;
+        {
+          // The last connection_quality level stays until the next one.
+          const prev = this.self && d.participant.sid === this.self.sid ? this.self : this.participants.get(d.participant.sid);
+          if (prev && prev.quality && !d.participant.quality) d.participant.quality = prev.quality;
+        }
         if (this.self && d.participant.sid === this.self.sid) {
           this.self = d.participant;
         } else {
@@ -118,9 +159,106 @@ export class Call extends Link {
         this.emit('local');
         this.emit('notice', d.muted ? 'A moderator muted you.' : '');
         return true;
+      case 'connection_quality': {
+        // The level goes on the participant views (self included), where
+        // the people list and the tiles (quality.js) read it.
+        const level = new Map((Array.isArray(d.participants) ? d.participants : []).map((x) => [x.identity, x.quality]));
+        for (const p of [this.self, ...this.participants.values()]) {
+          if (p && level.has(p.identity)) p.quality = level.get(p.identity);
+        }
+        this.emit('roster');
+        return true;
+      }
+      case 'active_layers':
+        if (this.session) this.session.setActiveLayers(d.trackId, d.rids);
+        return true;
+      case 'speakers':
+        // activeSince: when the active speaker last changed (ms since the
+        // epoch), for tests that time the switch.
+        this.speakers = {
+          active: d.active || '',
+          speakers: Array.isArray(d.speakers) ? d.speakers : [],
+          activeSince: this.speakers && this.speakers.active === (d.active || '') ? this.speakers.activeSince : Date.now(),
+        };
+        this.emit('speakers', this.speakers);
+        return true;
+      case 'room_settings':
+        if (d.settings) this.settings = d.settings;
+        this.emit('moderation');
+        this.emit('local');
+        return true;
+      case 'lobby_knock':
+        if (d.lobbyId) {
+          const fresh = !this.lobby.has(d.lobbyId);
+          this.lobby.set(d.lobbyId, d);
+          if (fresh) this.emit('knock', d);
+          this.emit('moderation');
+        }
+        return true;
+      case 'lobby_left':
+        this.lobby.delete(d.lobbyId);
+        this.emit('moderation');
+        return true;
+      case 'moderated':
+        this.onModerated(d);
+        return true;
       default:
         return false;
     }
+  }
+
+  // onModerated tells the user what a moderator did to them.
+  onModerated(d) {
+    this.lastModerated = d;
+    const who = nameOf(d.by);
+    const what = { microphone: 'microphone', camera: 'camera', screen: 'screen share' }[d.source] || d.source;
+    switch (d.action) {
+      case 'mute':
+        if (d.source === 'microphone') this.modMutedMic = true;
+        if (d.source === 'screen' && this.media.screen) this.stopScreen().catch((err) => this.log(`stop screen: ${err}`));
+        this.emit('notice', d.source === 'microphone' && this.settings.moderatorsUnmuteOnly && !this.isModerator
+          ? `${who} muted your microphone. Only a moderator can unmute it.`
+          : `${who} ${d.source === 'microphone' ? 'muted' : 'stopped'} your ${what}.`);
+        break;
+      case 'allow_unmute':
+        this.modMutedMic = false;
+        this.emit('notice', `${who} allowed you to unmute your microphone.`);
+        break;
+      case 'promote':
+        this.emit('notice', `${who} made you a moderator.`);
+        break;
+      case 'demote':
+        this.emit('notice', `${who} made you no longer a moderator.`);
+        break;
+      case 'lower_hand':
+        this.emit('notice', `${who} lowered your hand.`);
+        break;
+      default:
+        break; // remove and end: the bye that follows ends the call
+    }
+    this.emit('local');
+    this.emit('moderation');
+  }
+
+  onBye(reason) {
+    const m = this.lastModerated;
+    if (reason === 'removed' && m && m.action === 'remove') {
+      this.log(`bye: ${reason}`);
+      this.end(`You were removed from the meeting by ${nameOf(m.by)}.${m.ban ? ' You cannot rejoin this meeting.' : ''}`);
+      return;
+    }
+    if (reason === 'ended' && m && m.action === 'end' && m.by && m.by.identity && this.self && m.by.identity === this.self.identity) {
+      this.log(`bye: ${reason}`);
+      this.end('You ended the meeting for everyone.');
+      return;
+    }
+    super.onBye(reason);
+  }
+
+  // moderate sends a moderator's request (docs/protocol.md,
+  // "Moderator actions"); a refusal comes back as a notice.
+  moderate(type, data) {
+    if (!this.sig || !this.sig.send(type, data)) this.emit('notice', 'Not connected: try again in a moment.');
   }
 
   onBroken(target) {
@@ -154,10 +292,9 @@ export class Call extends Link {
     super.teardown();
     if (this.session) this.session.close();
     this.session = null;
-    if (this.remoteTracks.size) {
-      this.remoteTracks.clear();
-      this.emit('roster');
-    }
+    // Roster and remote tracks stay until the next join replaces them:
+    // while reconnecting the grid shows who was there, marked as such.
+    this.emit('roster');
   }
 
   onTrack({ participant, trackSid, track }) {
@@ -174,9 +311,26 @@ export class Call extends Link {
   // ----- user actions -----
 
   setMuted(source, muted) {
+    if (source === 'microphone' && !muted && this.micLocked) {
+      this.emit('notice', 'A moderator muted you: only a moderator can unmute your microphone.');
+      return;
+    }
+    if (source === 'microphone' && !muted) this.modMutedMic = false;
     const t = this.media.setEnabled(source, !muted);
     if (t && this.sig) this.sig.send('mute', { trackId: t, muted });
     this.emit('local');
+  }
+
+  // retryMedia asks for camera and microphone again (after the user
+  // allowed them) and publishes what it got; false: still nothing.
+  async retryMedia() {
+    await this.media.open();
+    this.emit('local');
+    const items = this.media.publishable().filter((i) => i.source !== 'screen');
+    if (!items.length) return false;
+    // Without a session the next (re)join publishes them.
+    if (this.session && this.grants.publish !== false) await this.session.publish(items);
+    return true;
   }
 
   async shareScreen() {
@@ -211,19 +365,31 @@ export class Call extends Link {
     return {
       status: this.status,
       room: this.room,
-      self: this.self ? { sid: this.self.sid, identity: this.self.identity, name: this.self.name } : null,
+      self: this.self ? { sid: this.self.sid, identity: this.self.identity, name: this.self.name, moderator: !!this.self.moderator, handRaised: !!this.self.handRaised, quality: this.self.quality || '' } : null,
+      settings: { ...this.settings },
+      lobby: [...this.lobby.values()].map((e) => ({ lobbyId: e.lobbyId, identity: e.identity, name: e.name })),
+      lobbyStatus: this.lobbyStatus,
+      micLocked: this.micLocked,
+      speakers: this.speakers || null,
       participants: [...this.participants.values()].map((p) => ({
-        sid: p.sid, identity: p.identity, name: p.name, stream: !!p.stream, notice: p.notice || '',
+        sid: p.sid, identity: p.identity, name: p.name, stream: !!p.stream, notice: p.notice || '', moderator: !!p.moderator,
+        handRaised: !!p.handRaised, handRaisedAt: p.handRaisedAt || 0, quality: p.quality || '',
         tracks: (p.tracks || []).map((t) => ({ sid: t.sid, kind: t.kind, source: t.source, muted: !!t.muted })),
       })),
       remoteTracks: [...this.remoteTracks.keys()],
       publisher: sess ? Session.pcState(sess.pub) : 'none',
+      publisherConnectedAt: sess ? sess.connectedAt.publisher : 0,
       subscriber: sess ? Session.pcState(sess.sub) : 'none',
       signaling: this.sig && this.sig.isOpen ? 'open' : 'closed',
       reconnects: this.reconnects,
       iceRestarts: this.iceRestarts,
       local: this.media.describe(),
     };
+  }
+
+  // outbound: the publisher's encodings (session.outboundStats).
+  async outbound() {
+    return this.session ? this.session.outboundStats() : [];
   }
 
   async transport() {
@@ -247,6 +413,13 @@ export class Call extends Link {
         frameHeight: s.frameHeight,
         packetsReceived: s.packetsReceived,
         bytesReceived: s.bytesReceived,
+        totalSamplesReceived: s.totalSamplesReceived,
+        concealedSamples: s.concealedSamples,
+        codec: s.codec,
+        freezeCount: s.freezeCount,
+        totalFreezesDuration: s.totalFreezesDuration,
+        jitterBufferDelay: s.jitterBufferDelay,
+        jitterBufferEmittedCount: s.jitterBufferEmittedCount,
       };
     });
   }

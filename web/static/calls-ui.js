@@ -4,6 +4,7 @@
 // call ends without being answered.
 
 import { el } from './dom.js';
+import { trapFocus } from './focus-trap.js';
 
 const NOTICE_MS = 8000;
 
@@ -17,7 +18,10 @@ export class CallsUI {
     this.declineBtn = el('button', 'round danger-btn', { testid: 'call-decline', type: 'button', text: 'Decline' });
     this.acceptBtn = el('button', 'round ok-btn', { testid: 'call-accept', type: 'button', text: 'Accept' });
     row.append(this.declineBtn, this.acceptBtn);
-    this.incoming.append(el('span', 'ico ico-phone ring-ico'), this.inTitle, this.inSub, row);
+    // Browsers keep sound off until the user interacts with the page.
+    this.ringHint = el('button', 'small ring-hint', { testid: 'ring-enable', type: 'button', text: 'Click to enable ringing' });
+    this.ringHint.addEventListener('click', () => calls.tone.unblock());
+    this.incoming.append(el('span', 'ico ico-phone ring-ico'), this.inTitle, this.inSub, row, this.ringHint);
 
     this.outgoing = el('div', 'call-dialog card', { testid: 'outgoing-call', role: 'dialog', 'aria-label': 'Calling' });
     this.outTitle = el('div', 'call-who', { testid: 'outgoing-callee' });
@@ -42,6 +46,7 @@ export class CallsUI {
     this.declineBtn.addEventListener('click', () => { const c = this.first(); if (c) calls.decline(c.callId); });
     this.cancelBtn.addEventListener('click', () => calls.cancel());
     calls.addEventListener('change', () => this.render());
+    document.addEventListener('pointerdown', () => calls.tone.unblock());
     this.noticeTimer = 0;
     this.render();
   }
@@ -61,6 +66,7 @@ export class CallsUI {
     } else {
       this.acceptBtn.disabled = false;
     }
+    this.ringHint.hidden = !c || calls.tone.state !== 'blocked';
     const o = calls.outgoing;
     this.outgoing.hidden = !o || !!c;
     if (o) {
@@ -78,6 +84,13 @@ export class CallsUI {
       this.noticeTimer = setTimeout(() => this.render(), NOTICE_MS - (Date.now() - e.at) + 10);
     }
     this.layer.hidden = this.incoming.hidden && this.outgoing.hidden && this.notice.hidden;
+    // A shown call dialog holds the keyboard; closing it gives focus back.
+    const dialog = !this.incoming.hidden ? this.incoming : !this.outgoing.hidden ? this.outgoing : null;
+    if (dialog !== this.trapped) {
+      if (this.release) this.release();
+      this.release = dialog ? trapFocus(dialog, dialog === this.incoming ? this.acceptBtn : this.cancelBtn) : null;
+      this.trapped = dialog;
+    }
     this.layer.classList.toggle('modal', !this.incoming.hidden || !this.outgoing.hidden);
   }
 }

@@ -25,6 +25,8 @@ export class Calls extends EventTarget {
     this.incoming = new Map(); // callId -> {callId, caller, conversationId, kind, expires}
     this.lastEnded = null; // {callId, reason, text, at}
     this.tone = new Ringtone();
+    // A tone the browser blocked (no gesture yet) is shown as such.
+    this.tone.onChange = () => this.dispatchEvent(new Event('change'));
     this.accepted = null;
   }
 
@@ -87,7 +89,8 @@ export class Calls extends EventTarget {
     }
     const base = ENDED_TEXT[d.reason] || d.reason;
     let text = base;
-    if (d.reason === 'cancelled' && who) text = `${who} hung up`;
+    if (d.byMe) text = 'You cancelled the call';
+    else if (d.reason === 'cancelled' && who) text = `${who} hung up`;
     else if (/^[a-z]/.test(base)) text = `${who || 'They'} ${base}`;
     this.lastEnded = { callId: d.callId, reason: d.reason, text, at: Date.now() };
     this.changed();
@@ -95,14 +98,16 @@ export class Calls extends EventTarget {
 
   // ----- user actions -----
 
-  async call(identity) {
+  // call rings one person (identity) or, with group ({id, title}), every
+  // connected member of a group conversation.
+  async call(identity, group = null) {
     if (!this.sig || !this.sig.isOpen) throw new Error('not connected');
     if (this.outgoing) throw new Error('already calling');
-    this.outgoing = { callId: '', to: identity, name: this.chat.nameOf(identity), state: 'placing' };
+    this.outgoing = { callId: '', to: identity, name: group ? group.title : this.chat.nameOf(identity), state: 'placing' };
     this.lastEnded = null;
     this.changed();
     try {
-      const reply = await this.sig.request('call', { to: identity });
+      const reply = await this.sig.request('call', group ? { conversationId: group.id } : { to: identity });
       // call_ended for an offline or busy callee may already have come.
       if (this.outgoing && this.outgoing.to === identity && !this.outgoing.callId) {
         this.outgoing.callId = reply.data.callId;
@@ -116,10 +121,23 @@ export class Calls extends EventTarget {
     this.changed();
   }
 
-  cancel() {
+  // cancel hangs up a call that still rings. The server answers with
+  // call_ended (reason cancelled) as the reply to the request, which is
+  // not pushed again, so the reply ends the call here.
+  async cancel() {
     const o = this.outgoing;
     if (!o || !o.callId || !this.sig) return;
-    this.sig.request('call_cancel', { callId: o.callId }).catch((err) => this.log(`call_cancel: ${err.message}`));
+    try {
+      const reply = await this.sig.request('call_cancel', { callId: o.callId });
+      if (reply && reply.type === 'call_ended') this.onEnded({ ...reply.data, callId: o.callId, byMe: true });
+    } catch (err) {
+      this.log(`call_cancel: ${err.message}`);
+      // The call is gone either way (not_found: it ended meanwhile).
+      if (this.outgoing === o) {
+        this.outgoing = null;
+        this.changed();
+      }
+    }
   }
 
   async accept(callId) {

@@ -9,6 +9,7 @@ import { Calls } from './calls.js';
 import { CallsUI } from './calls-ui.js';
 import { Messenger } from './messenger.js';
 import { $, showPill } from './dom.js';
+import { Attention } from './attention.js';
 
 export const CHAT_TOKEN_KEY = 'parley.chatToken';
 
@@ -17,9 +18,10 @@ const PILL_WORDS = { connected: 'Online', closed: 'Signed out' };
 // startChatPage runs the page with token; it returns the pieces the test
 // hook reads. tap(link) may put a debug ChatTap between the link and the
 // chat (app.js, with ?debug); null: none.
-export function startChatPage(token, { tap = () => null } = {}) {
+// renew: see Messenger (dev guests only).
+export function startChatPage(token, { tap = () => null, renew = null } = {}) {
   sessionStorage.setItem(CHAT_TOKEN_KEY, token);
-  const messenger = new Messenger({ token });
+  const messenger = new Messenger({ token, renew });
   messenger.addEventListener('token', (ev) => sessionStorage.setItem(CHAT_TOKEN_KEY, ev.detail));
   const chat = new Chat();
   const chatTap = tap(messenger);
@@ -28,6 +30,7 @@ export function startChatPage(token, { tap = () => null } = {}) {
   calls.attach(messenger);
   const ui = new ChatUI({ root: $('messenger-body'), chat, calls, mode: 'split' });
   new CallsUI({ root: document.body, calls });
+  new Attention({ chat, calls, button: $('notify-enable') }).mount();
   const pill = $('messenger-status');
   messenger.addEventListener('status', (ev) => {
     const { status, detail } = ev.detail;
@@ -39,7 +42,10 @@ export function startChatPage(token, { tap = () => null } = {}) {
   });
   messenger.addEventListener('joined', (ev) => {
     const p = ev.detail.data.participant || {};
-    $('messenger-self').textContent = p.name && p.name !== p.identity ? `${p.name} (${p.identity})` : p.identity;
+    // The name people know; the identity only in the tooltip.
+    const self = $('messenger-self');
+    self.textContent = p.name || p.identity;
+    self.title = p.identity;
   });
   calls.addEventListener('accepted', (ev) => {
     const { room, token: callToken } = ev.detail;

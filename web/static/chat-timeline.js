@@ -3,12 +3,22 @@
 // messages, a conversation's timeline and the order of the list.
 
 import { VISIBLE_KINDS } from './chat-log.js';
+import { reactionsOf } from './chat-reactions.js';
 
 // title names a conversation. nameOf: identity -> display name.
 export function title(c, nameOf) {
   if (c.kind === 'room') return c.room && c.room.startsWith('call-') ? 'Call chat' : `Room ${c.room || ''}`.trim();
   if (c.kind === 'direct') return nameOf(c.peer);
-  return c.title || 'Group';
+  return groupTitle(c.title, nameOf);
+}
+
+// groupTitle shows a group's title with names for identities: the web
+// client titles a new group with its members' names, and one it did not
+// know a name for yet went in as the identity ("Ada, guest-k3") until
+// the name is known ("Ada, Bob").
+export function groupTitle(t, nameOf) {
+  if (!t) return 'Group';
+  return t.split(', ').map((part) => nameOf(part)).join(', ');
 }
 
 // statusOf is the mark on an own stored message: delivered or read once
@@ -32,6 +42,7 @@ export function statusOf(c, m) {
 export function timeline(c, outboxItems, self) {
   const me = self && self.identity;
   const out = [];
+  const reactions = reactionsOf(c, me);
   for (const m of [...c.messages.values()].sort((a, b) => a.seq - b.seq)) {
     if (!VISIBLE_KINDS.has(m.kind)) continue;
     const own = !!m.sender && m.sender.identity === me;
@@ -40,13 +51,14 @@ export function timeline(c, outboxItems, self) {
       sender: m.sender ? m.sender.identity : '', senderName: m.sender ? m.sender.name || m.sender.identity : '',
       own, deleted: !!m.deleted, edited: !!m.edited, createdAt: m.createdAt,
       status: own && m.kind === 'text' ? statusOf(c, m) : '',
+      reactions: reactions.get(m.seq) || [],
     });
   }
   for (const it of outboxItems) {
     out.push({
       key: `c${it.clientMsgId}`, seq: 0, clientMsgId: it.clientMsgId, kind: 'text', text: it.text,
       sender: me, senderName: self ? self.name : '', own: true, deleted: false, edited: false,
-      createdAt: it.createdAt, status: it.status, error: it.error,
+      createdAt: it.createdAt, status: it.status, error: it.error, reactions: [],
     });
   }
   return out;

@@ -6,6 +6,10 @@
 // time, starting with the room's conversation.
 
 import { el } from './dom.js';
+import { linkedText } from './linkify.js';
+import { autoGrow } from './autogrow.js';
+import { reactionBar } from './chat-reactions-ui.js';
+import { reactionsKey } from './chat-reactions.js';
 
 const STATUS_MARK = { sent: '✓', delivered: '✓✓', read: '✓✓', pending: '…', failed: 'Not sent' };
 const STATUS_TITLE = { sent: 'Sent', delivered: 'Delivered', read: 'Read', pending: 'Sending', failed: 'Not sent' };
@@ -19,12 +23,19 @@ function clock(ms) {
 
 export class ChatUI {
   // root: container element; chat: Chat; calls: Calls or null (no call
-  // buttons); mode: 'split' or 'panel'.
-  constructor({ root, chat, calls = null, mode = 'split' }) {
+  // buttons); mode: 'split' or 'panel'. roster (panel mode): the Call,
+  // whose participants are offered as "People in this call".
+  constructor({ root, chat, calls = null, mode = 'split', roster = null }) {
     this.root = root;
     this.chat = chat;
     this.calls = calls;
     this.mode = mode;
+    this.roster = roster;
+    // decoratePerson(participant, item) and renderRoomControls(), when
+    // set, add the moderation state and actions to the people list.
+    this.decoratePerson = null;
+    this.renderRoomControls = null;
+    this.composerBlock = null;
     this.selected = '';
     this.showingList = mode === 'split';
     this.open = true; // panel mode: whether the panel is shown at all
@@ -37,21 +48,35 @@ export class ChatUI {
     this.build();
     chat.addEventListener('change', () => this.render());
     document.addEventListener('visibilitychange', () => this.updateVisible());
+    // Render once now: until the first change (the join takes a moment)
+    // the pane must already be the "pick a conversation" prompt alone.
+    this.render();
   }
 
   build() {
     const r = el('div', `chat chat-${this.mode}`, { testid: 'chat' });
     const list = el('section', 'chat-list', { testid: 'conv-list' });
     const form = el('form', 'new-chat', { testid: 'new-chat-form' });
-    this.newInput = el('input', '', { testid: 'new-chat-input', placeholder: 'Identity (bob), or several for a group (bob, carol)', maxlength: '2048', autocomplete: 'off', 'aria-label': 'Identity to message, or several separated by commas for a group', title: 'One identity opens a direct chat; several, separated by commas, make a group' });
+    this.newInput = el('input', '', { testid: 'new-chat-input', placeholder: 'Name, or names for a group', maxlength: '2048', autocomplete: 'off', list: `known-people-${this.mode}`, 'aria-label': 'Who to message: a name, or several separated by commas for a group', title: 'One person opens a direct chat; several, separated by commas, make a group. Names are those of people in your chats or in this call.' });
+    this.knownList = el('datalist', '', { id: `known-people-${this.mode}` });
     const newBtn = el('button', 'small', { testid: 'new-chat-button', type: 'submit', text: 'Open' });
-    form.append(this.newInput, newBtn);
+    form.append(this.newInput, newBtn, this.knownList);
     form.addEventListener('submit', (ev) => { ev.preventDefault(); this.openDirect(); });
     this.newError = el('p', 'error small-error', { testid: 'new-chat-error', role: 'alert' });
     this.newError.hidden = true;
     this.convList = el('ul', 'convs');
     this.empty = el('p', 'muted empty', { text: 'No conversations yet.' });
-    list.append(form, this.newError, this.convList, this.empty);
+    // People in the call (panel mode): message someone by picking them,
+    // no identity to know or type.
+    this.peopleHead = el('h3', 'people-head', { text: 'People in this call' });
+    this.peopleList = el('ul', 'people', { testid: 'people' });
+    this.peopleItems = new Map();
+    this.peopleHead.hidden = true;
+    // Room controls for a moderator (mod-ui.js fills them).
+    this.roomControls = el('div', 'room-controls', { testid: 'room-controls' });
+    this.roomControls.hidden = true;
+    list.append(form, this.newError, this.convList, this.empty, this.peopleHead, this.peopleList, this.roomControls);
+    if (this.roster) this.roster.addEventListener('roster', () => this.renderPeople());
 
     const pane = el('section', 'chat-pane', { testid: 'chat-pane' });
     const head = el('header', 'pane-head');
@@ -75,7 +100,11 @@ export class ChatUI {
     const composer = el('form', 'composer', { testid: 'composer' });
     this.input = el('textarea', '', { testid: 'composer-input', rows: '1', maxlength: '4096', placeholder: 'Write a message', 'aria-label': 'Message' });
     const send = el('button', 'small primary-small', { testid: 'composer-send', type: 'submit', text: 'Send' });
+    this.sendBtn = send;
     composer.append(this.input, send);
+    // The composer grows with what is typed up to about six lines
+    // (style.css's max-height), then scrolls.
+    this.grow = autoGrow(this.input, 120);
     composer.addEventListener('submit', (ev) => { ev.preventDefault(); this.sendMessage(); });
     this.input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
@@ -84,7 +113,7 @@ export class ChatUI {
       }
     });
     this.input.addEventListener('input', () => { if (this.selected && this.input.value) this.chat.typing(this.selected); });
-    this.placeholder = el('p', 'muted pane-empty', { text: 'Pick a conversation, or message someone by their identity.' });
+    this.placeholder = el('p', 'muted pane-empty', { testid: 'pick-conversation', text: 'Pick a conversation, or message someone by their name.' });
     pane.append(head, this.scroller, this.typingLine, composer, this.placeholder);
     this.pane = pane;
     this.list = list;
@@ -93,12 +122,85 @@ export class ChatUI {
     this.el = r;
   }
 
-  // openDirect opens a direct chat with one identity, or makes a group
+  // known maps the names of people this page knows (the call's roster,
+  // the members of the user's chats) to their identities.
+  known() {
+    const out = new Map();
+    const me = this.chat.self ? this.chat.self.identity : '';
+    for (const [id, name] of this.chat.people.names) if (id !== me) out.set(name, id);
+    if (this.roster) for (const p of this.roster.participants.values()) if (p.identity !== me) out.set(p.name || p.identity, p.identity);
+    return out;
+  }
+
+  // resolve turns what the user typed into an identity: a known name
+  // (any case), else the text itself (an identity the server checks).
+  resolve(text, known) {
+    const lower = text.toLowerCase();
+    for (const [name, id] of known) if (name.toLowerCase() === lower) return id;
+    return text;
+  }
+
+  renderKnown() {
+    const names = [...this.known().keys()].sort();
+    if (names.join('\n') === this.knownNames) return;
+    this.knownNames = names.join('\n');
+    this.knownList.replaceChildren(...names.map((n) => el('option', '', { value: n })));
+  }
+
+  // renderPeople lists the others in the call, each with "Message".
+  renderPeople() {
+    if (!this.roster) return;
+    const me = this.chat.self ? this.chat.self.identity : '';
+    const others = [...this.roster.participants.values()].filter((p) => p.identity && p.identity !== me && !p.stream);
+    const keep = new Map();
+    const items = others.map((p) => {
+      let it = this.peopleItems.get(p.identity);
+      if (!it) {
+        const li = el('li', 'person', { testid: 'person' });
+        li.dataset.identity = p.identity;
+        const name = el('span', 'person-name', { testid: 'person-name' });
+        const badges = el('span', 'person-badges', { testid: 'person-badges' });
+        const btn = el('button', 'small', { testid: 'person-message', type: 'button', text: 'Message' });
+        btn.addEventListener('click', () => this.messagePerson(p.identity));
+        const extra = el('div', 'person-extra');
+        li.append(name, badges, btn, extra);
+        it = { li, name, badges, btn, extra };
+      }
+      setText(it.name, p.name || 'Guest');
+      if (this.decoratePerson) this.decoratePerson(p, it);
+      it.btn.setAttribute('aria-label', `Message ${p.name || 'Guest'} privately`);
+      keep.set(p.identity, it);
+      return it.li;
+    });
+    this.peopleItems = keep;
+    this.peopleHead.hidden = items.length === 0;
+    this.peopleList.replaceChildren(...items);
+    if (this.renderRoomControls) this.renderRoomControls();
+    this.renderKnown();
+  }
+
+  async messagePerson(identity) {
+    this.newError.hidden = true;
+    try {
+      const convId = await this.chat.openDirect(identity);
+      this.showingList = false;
+      this.select(convId);
+      this.input.focus();
+    } catch (err) {
+      this.newError.textContent = err.message || String(err);
+      this.newError.hidden = false;
+    }
+  }
+
+  // openDirect opens a direct chat with one person, or makes a group
   // when several are given (comma-separated); the group's title lists
-  // its members, the user first.
+  // its members, the user first. People are named as the page knows
+  // them; anything else goes to the server as an identity, which refuses
+  // one nobody has used.
   async openDirect() {
     const me = this.chat.self ? this.chat.self.identity : '';
-    const ids = [...new Set(this.newInput.value.split(',').map((s) => s.trim()).filter((s) => s && s !== me))];
+    const known = this.known();
+    const ids = [...new Set(this.newInput.value.split(',').map((s) => s.trim()).filter(Boolean).map((s) => this.resolve(s, known)).filter((s) => s !== me))];
     if (!ids.length) return;
     this.newError.hidden = true;
     try {
@@ -119,13 +221,17 @@ export class ChatUI {
 
   placeCall() {
     const c = this.chat.convs.get(this.selected);
-    if (c && c.kind === 'direct' && this.calls) this.calls.call(c.peer).catch(() => {});
+    if (!c || !this.calls) return;
+    if (c.kind === 'direct') this.calls.call(c.peer).catch(() => {});
+    // A group call rings every member who is online.
+    else if (c.kind === 'group') this.calls.call('', { id: c.id, title: this.chat.title(c) }).catch(() => {});
   }
 
   sendMessage() {
     const text = this.input.value;
     if (!this.selected || !text.trim()) return;
     this.input.value = '';
+    this.grow.fit();
     this.stick = true;
     this.chat.send(this.selected, text);
   }
@@ -136,6 +242,12 @@ export class ChatUI {
     this.updateVisible();
     this.render();
     if (id && this.mode === 'split') this.input.focus();
+  }
+
+  // showList shows the conversation list with the people in the call.
+  showList() {
+    this.showingList = true;
+    this.select('');
   }
 
   setOpen(open) {
@@ -164,6 +276,8 @@ export class ChatUI {
     this.el.classList.toggle('has-selection', !!this.selected);
     this.renderList();
     this.renderPane();
+    this.renderPeople();
+    this.renderKnown();
     if (this.onRender) this.onRender();
   }
 
@@ -188,7 +302,7 @@ export class ChatUI {
       it.dot.title = st ? PRESENCE_TITLE[st] : '';
       const last = chat.timeline(c.id).filter((m) => !m.deleted).pop();
       setText(it.title, chat.title(c));
-      setText(it.preview, last ? preview(chat, last) : (c.kind === 'room' ? 'Chat with everyone in the call' : ''));
+      setText(it.preview, last ? preview(chat, c, last) : (c.kind === 'room' ? 'Chat with everyone in the call' : ''));
       it.badge.hidden = !(c.unread > 0);
       setText(it.badge, String(c.unread || 0));
       it.badge.title = `${c.unread} unread`;
@@ -223,13 +337,20 @@ export class ChatUI {
     for (const n of [this.scroller, this.typingLine, this.input.parentElement, this.callBtn.parentElement]) n.hidden = !hasConv;
     this.placeholder.hidden = hasConv;
     if (!c) return;
+    // composerBlock(id) says why the user may not write in a conversation
+    // ('' when they may); the call page's ModUI sets it (mod-ui.js).
+    const why = this.composerBlock ? this.composerBlock(this.selected) : '';
+    this.input.disabled = this.sendBtn.disabled = !!why;
+    this.input.placeholder = why || 'Write a message';
+    this.input.title = why;
     this.title.textContent = chat.title(c);
     const st = c.kind === 'direct' ? chat.presence.get(c.peer) || 'offline' : '';
     this.headDot.hidden = !st;
     this.headDot.dataset.status = st;
     this.headDot.title = PRESENCE_TITLE[st] || '';
     const busy = !!(this.calls && (this.calls.outgoing || this.calls.incoming.size));
-    this.callBtn.hidden = !(this.calls && c.kind === 'direct');
+    this.callBtn.hidden = !(this.calls && (c.kind === 'direct' || c.kind === 'group'));
+    this.callBtn.setAttribute('aria-label', `Call ${chat.title(c)}`);
     this.callBtn.disabled = busy || chat.status !== 'online';
     this.olderBtn.hidden = !c.more || !c.oldest;
     this.olderBtn.disabled = c.loadingOlder;
@@ -247,7 +368,7 @@ export class ChatUI {
     const keep = new Map();
     for (const m of chat.timeline(c.id)) {
       const editing = this.editing && this.editing.key === m.key;
-      const sig = `${m.kind}|${m.text}|${m.status}|${m.deleted}|${m.edited}|${m.seq}|${m.senderName}|${editing}`;
+      const sig = `${m.kind}|${m.text}|${m.status}|${m.deleted}|${m.edited}|${m.seq}|${m.senderName}|${editing}|${reactionsKey(m.reactions)}`;
       let it = this.items.get(m.key);
       if (!it || it.sig !== sig) it = { el: this.messageEl(c, m), sig };
       keep.set(m.key, it);
@@ -274,7 +395,14 @@ export class ChatUI {
     setData(e, m);
     if (!m.own && c.kind !== 'direct') e.append(el('div', 'msg-sender', { testid: 'message-sender', text: m.senderName }));
     if (this.editing && this.editing.key === m.key && !m.deleted) e.append(this.editing.input);
-    else e.append(el('div', 'msg-text', { testid: 'message-text', text: m.deleted ? 'Message deleted' : m.text }));
+    else if (m.deleted) e.append(el('div', 'msg-text', { testid: 'message-text', text: 'Message deleted' }));
+    else e.append(linkedText(el('div', 'msg-text', { testid: 'message-text' }), m.text));
+    if (m.kind === 'text' && m.seq > 0 && !m.deleted) {
+      e.append(reactionBar(m.reactions, {
+        nameOf: (id) => (this.chat.self && id === this.chat.self.identity ? 'You' : this.chat.nameOf(id)),
+        toggle: (emoji, remove) => this.chat.react(c.id, m.seq, emoji, remove).catch((err) => this.changeFailed(e, 'Reaction not saved', err)),
+      }));
+    }
     const meta = el('div', 'msg-meta');
     if (m.edited) meta.append(el('span', '', { testid: 'message-edited', text: 'edited' }));
     meta.append(el('time', 'msg-time', { text: clock(m.createdAt) }));
@@ -384,7 +512,10 @@ export function callText(chat, c, m) {
   return m.own ? `${peer} declined your call` : `You declined a call from ${m.senderName}`;
 }
 
-function preview(chat, m) {
-  if (m.kind !== 'text') return m.kind === 'call_missed' ? 'Missed call' : m.kind === 'call_declined' ? 'Declined call' : m.text;
+// preview is a conversation's last entry in the list; a call entry says
+// it from the viewer's side ("Missed call from Ada", "Bob missed your
+// call"), as in the conversation.
+function preview(chat, c, m) {
+  if (m.kind !== 'text') return callText(chat, c, m);
   return `${m.own ? 'You: ' : ''}${m.text}`.slice(0, 80);
 }

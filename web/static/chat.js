@@ -246,6 +246,12 @@ export class Chat extends EventTarget {
     return this.change('chat_delete', 'delete', id, { targetSeq });
   }
 
+  // react adds the user's emoji reaction to a stored message, or takes
+  // it back (remove); like an edit it shows once the server stored it.
+  react(id, targetSeq, emoji, remove = false) {
+    return this.change('chat_react', remove ? 'unreact' : 'react', id, { targetSeq, emoji, ...(remove ? { remove: true } : {}) });
+  }
+
   async change(type, kind, id, body) {
     const clientMsgId = crypto.randomUUID();
     let lastErr = null;
@@ -257,7 +263,7 @@ export class Chat extends EventTarget {
       }
       try {
         const reply = await this.channel.request(type, { conversationId: id, clientMsgId, ...body }, 8000);
-        await this.ingestOwn(reply.data, { kind, text: body.text || '', targetSeq: body.targetSeq });
+        await this.ingestOwn(reply.data, { kind, text: body.text || body.emoji || '', targetSeq: body.targetSeq });
         return reply.data;
       } catch (err) {
         if (err instanceof SignalingError && PERMANENT.has(err.code)) throw err;

@@ -21,6 +21,7 @@ export function el(tag, cls, attrs = {}) {
 const PILL_TEXT = {
   idle: 'Idle', connecting: 'Connecting…', connected: 'Connected',
   reconnecting: 'Reconnecting…', closed: 'Disconnected', failed: 'Failed',
+  waiting: 'Waiting to be let in',
 };
 
 // showPill puts a link's status into a status pill (`.status` with a

@@ -10,6 +10,9 @@ export function installHook(app) {
     state: () => (app.meeting ? app.meeting.call.state()
       : { status: app.lastEnd ? app.lastEnd.status : 'idle', message: app.lastEnd ? app.lastEnd.message : '', participants: [], remoteTracks: [] }),
     stats: () => (app.meeting ? app.meeting.call.stats() : Promise.resolve([])),
+    // outbound: one entry per encoding this page sends (a simulcast
+    // camera has one per rid).
+    outbound: () => (app.meeting ? app.meeting.call.outbound() : Promise.resolve([])),
     // transport: the selected ICE candidate pair of each PeerConnection.
     transport: () => (app.meeting ? app.meeting.call.transport() : Promise.resolve({})),
     // chat: conversations, messages (seq, status), unread counts, presence,

@@ -11,26 +11,87 @@
 //   message  every server message the subclass does not consume itself
 //   token    the refreshed token (a string)
 //   notice   a server error that answers no request, for the user
+//   retry    {attempt}: a rejoin is scheduled (attempt counts from 1 since
+//            the connection was lost)
+//   lobby    {status, lobbyId, expiresInMs}: the join waits in the room's
+//            lobby (status waiting), or the wait ended (denied, expired,
+//            ended); status 'waiting' while held there
 //   ended    {message, status} once, when it stops for good
 
 import { Signaling, SignalingError, PROTOCOL_VERSION, backoff } from './signaling.js';
 
 // Errors after which the server closes the connection and a rejoin with
 // the same token would be refused again, so the link fails instead.
-const FATAL_ON_CLOSE = new Set(['unauthorized', 'protocol_version', 'too_many_sessions']);
+// `banned`: a moderator banned this identity for the rest of the meeting.
+const FATAL_ON_CLOSE = new Set(['unauthorized', 'protocol_version', 'too_many_sessions', 'banned']);
+
+// moveTo opens this page on the node at base (cluster mode, wrong_node)
+// with the link's newest token, which the page there reads from the
+// fragment. A page cannot keep its WebSocket across origins (the CSP
+// allows connect-src 'self' only), so the whole page moves, as it would
+// after following a link. The page remembers where it came from (`from`),
+// to go back there if the node it moved to dies (homeAfterFailures);
+// going home (back to `from`) drops it and names the node it left
+// (`left`), which the home node may still name for a few seconds, until
+// the dead node's lease lapses: the page must not move back to it.
+export function moveTo(base, token) {
+  const dest = new URL(window.location.pathname + window.location.search, base);
+  dest.searchParams.delete('left');
+  if (dest.origin === dest.searchParams.get('from')) {
+    dest.searchParams.delete('from');
+    dest.searchParams.set('left', window.location.origin);
+  } else if (!dest.searchParams.has('from')) {
+    dest.searchParams.set('from', window.location.origin);
+  }
+  dest.hash = `token=${encodeURIComponent(token)}`;
+  window.location.assign(dest.toString());
+}
+
+// originParam is the origin in the page's query parameter name (moveTo),
+// or ''.
+function originParam(name) {
+  if (typeof window === 'undefined' || !window.location) return '';
+  const v = new URLSearchParams(window.location.search).get(name) || '';
+  return sameOrigin(v, v) ? v : '';
+}
+
+// sameOrigin reports whether url's origin is origin.
+function sameOrigin(url, origin) {
+  try {
+    return new URL(url).origin === origin;
+  } catch {
+    return false;
+  }
+}
+
+// homeAfterFailures is how many failed rejoins in a row send a moved
+// page back to the node it came from, which places the room anew: the
+// backoff before them adds up to 7.5 s, past cluster.lease_ttl's default
+// (6 s), so by then a dead node's rooms can be placed elsewhere.
+const homeAfterFailures = 4;
 
 export class Link extends EventTarget {
   // token: JWT; url: WebSocket URL (default: this page's /ws); byeText:
   // bye reason -> message for the reasons that end the link (others, such
   // as shutdown, are followed by a close and a rejoin); `left` is also
   // what leave() says. signaling makes the connection (tests pass a fake).
-  constructor({ token, url, byeText = {}, log = console.debug.bind(console), signaling = (opts) => new Signaling(opts) }) {
+  // renew, when given, fetches a fresh token when the server refuses the
+  // one held as unauthorized (a dev-mode guest after a server restart
+  // changed the key); once per join, so a refusal of the fresh token too
+  // ends the link. move(base, token) opens the page on another node when
+  // the room lives there (cluster mode; tests pass a fake).
+  constructor({ token, url, byeText = {}, log = console.debug.bind(console), signaling = (opts) => new Signaling(opts), renew = null, move = moveTo, home = originParam('from'), left = originParam('left') }) {
     super();
     this.token = token;
+    this.renew = renew;
+    this.renewed = false;
     this.url = url;
     this.byeText = byeText;
     this.log = log;
     this.newSignaling = signaling;
+    this.move = move;
+    this.home = home; // the node this page was moved from, or empty
+    this.left = left; // the dead node this page came home from, until it joins
     this.status = 'idle';
     this.self = null;
     this.sig = null;
@@ -39,6 +100,8 @@ export class Link extends EventTarget {
     this.reconnects = 0;
     this.retryTimer = 0;
     this.lastError = null; // a fatal server error; the close that follows ends the link
+    this.lobbyStatus = ''; // the last `lobby` status of this connection
+    this.admission = null; // {sig, resolve, reject} while held in the lobby
   }
 
   emit(type, detail) {
@@ -68,16 +131,33 @@ export class Link extends EventTarget {
     sig.addEventListener('message', (ev) => { if (this.sig === sig) this.onMessage(ev.detail); });
     sig.addEventListener('close', (ev) => { if (this.sig === sig) this.onClose(ev.detail || {}); });
     await sig.open();
-    const reply = await sig.request('join', this.joinRequest());
+    let reply = await sig.request('join', this.joinRequest());
     if (this.sig !== sig) return; // ended or replaced while joining
+    if (reply.type === 'lobby') {
+      // Held in the lobby: `joined` comes (with the join's `re`, after
+      // the request is settled) when a moderator admits us.
+      reply = await this.waitAdmission(sig, reply.data || {});
+      if (this.sig !== sig) return;
+    }
     const data = reply.data || {};
     sig.setSilence(data.pingTimeoutMs);
     this.self = data.participant || null;
     this.onJoin(sig, data);
     this.attempt = 0;
+    this.left = '';
+    this.renewed = false;
     this.emit('joined', { sig, data });
     this.setStatus('connected');
     await this.afterJoin(sig, data);
+  }
+
+  waitAdmission(sig, data) {
+    this.lobbyStatus = data.status || 'waiting';
+    this.setStatus('waiting');
+    this.emit('lobby', data);
+    return new Promise((resolve, reject) => {
+      this.admission = { sig, resolve, reject };
+    });
   }
 
   // ----- what subclasses extend -----
@@ -104,6 +184,28 @@ export class Link extends EventTarget {
 
   handleConnectError(err) {
     this.log(`connect: ${err && err.message}`);
+    // Cluster mode (docs/cluster.md): the room lives on another node.
+    if (err instanceof SignalingError && err.code === 'wrong_node' && err.url && this.left && sameOrigin(err.url, this.left)) {
+      // The node we came home from is still named while its lease
+      // lasts: wait for it to lapse rather than load a dead page.
+      this.scheduleRejoin();
+      return;
+    }
+    if (err instanceof SignalingError && err.code === 'wrong_node' && err.url) {
+      this.end(`This meeting is hosted at ${err.url}; opening it there.`);
+      this.move(err.url, this.token);
+      return;
+    }
+    // The node this page was moved to does not answer: go back.
+    if (this.home && !(err instanceof SignalingError) && this.attempt >= homeAfterFailures) {
+      this.end(`The meeting's server is gone; reopening it at ${this.home}.`);
+      this.move(this.home, this.token);
+      return;
+    }
+    if (err instanceof SignalingError && err.code === 'unauthorized' && this.canRenew()) {
+      this.renewToken();
+      return;
+    }
     if (err instanceof SignalingError && (err.fatal || FATAL_ON_CLOSE.has(err.code))) {
       this.fail(`${err.code}: ${err.message}`);
       return;
@@ -123,6 +225,19 @@ export class Link extends EventTarget {
       case 'bye':
         this.onBye(d.reason || '');
         return;
+      case 'joined':
+        if (this.admission && this.admission.sig === this.sig) {
+          const a = this.admission;
+          this.admission = null;
+          this.lobbyStatus = '';
+          a.resolve(msg);
+          return;
+        }
+        break;
+      case 'lobby':
+        this.lobbyStatus = d.status || '';
+        this.emit('lobby', d);
+        return;
       case 'error':
         this.onServerError(d, msg.re);
         break;
@@ -134,7 +249,9 @@ export class Link extends EventTarget {
 
   onBye(reason) {
     this.log(`bye: ${reason}`);
-    const text = this.byeText[reason];
+    // A lobby wait that ran out ends with bye `timeout`; rejoining would
+    // only knock again.
+    const text = this.lobbyStatus === 'expired' ? this.byeText.expired : this.byeText[reason];
     if (text) this.end(text);
     // Any other reason (shutdown, timeout): the close that follows rejoins.
   }
@@ -153,8 +270,36 @@ export class Link extends EventTarget {
     if (this.ended) return;
     this.log(`signaling closed (${code}${dead ? ', heartbeat' : ''})`);
     if (this.lastError) {
+      if (this.lastError.code === 'unauthorized' && this.canRenew()) {
+        this.lastError = null;
+        this.renewToken();
+        return;
+      }
       this.fail(`${this.lastError.code}: ${this.lastError.message || ''}`);
       return;
+    }
+    this.scheduleRejoin();
+  }
+
+  canRenew() {
+    return !!this.renew && !this.renewed && !this.ended;
+  }
+
+  // renewToken asks for a fresh token, then rejoins with backoff. A
+  // failed request (the server still starting) leaves renewing allowed,
+  // so the next refusal tries again.
+  async renewToken() {
+    this.renewed = true;
+    this.teardown();
+    this.setStatus('reconnecting');
+    try {
+      const token = await this.renew();
+      if (this.ended) return;
+      this.token = token;
+      this.emit('token', token);
+    } catch (err) {
+      this.log(`token renewal: ${err && err.message}`);
+      this.renewed = false;
     }
     this.scheduleRejoin();
   }
@@ -165,6 +310,7 @@ export class Link extends EventTarget {
     this.setStatus('reconnecting');
     const delay = backoff(this.attempt++);
     this.log(`rejoin in ${delay} ms`);
+    this.emit('retry', { attempt: this.attempt });
     this.retryTimer = setTimeout(async () => {
       this.retryTimer = 0;
       if (this.ended) return;
@@ -182,6 +328,12 @@ export class Link extends EventTarget {
   teardown() {
     const sig = this.sig;
     this.sig = null;
+    if (this.admission) {
+      const a = this.admission;
+      this.admission = null;
+      a.reject(new Error('connection closed while waiting in the lobby'));
+    }
+    this.lobbyStatus = '';
     if (sig) sig.close(1000, 'reconnecting');
   }
 

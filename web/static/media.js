@@ -3,6 +3,8 @@
 // announced with, even after a device switch replaces the underlying
 // MediaStreamTrack, because the server knows it by that id.
 
+import { deviceConstraint } from './join-choices.js';
+
 export class LocalMedia {
   constructor() {
     this.stream = new MediaStream(); // camera + mic, shown in the own tile
@@ -10,19 +12,38 @@ export class LocalMedia {
     this.mic = null;
     this.screen = null; // {track, trackId, stream}
     this.error = '';
+    this.errorName = ''; // the DOMException name of the last failed open
   }
 
   // open asks for camera and microphone; a missing device is not fatal,
-  // the user then joins with what works (or receive-only).
-  async open() {
-    const attempts = [{ video: videoConstraints(), audio: true }, { audio: true }, { video: videoConstraints() }];
+  // the user then joins with what works (or receive-only). devices names
+  // the preferred {camera, microphone} device ids (the pre-join choice);
+  // a preferred device that is gone falls back to the default one.
+  async open(devices = {}) {
+    const video = { ...videoConstraints(), ...deviceConstraint(devices.camera) };
+    const audio = devices.microphone ? deviceConstraint(devices.microphone) : true;
+    const attempts = [{ video, audio }, { audio }, { video }];
+    this.error = '';
+    this.errorName = '';
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      this.error = 'this browser gives no access to camera and microphone here (an https:// address is needed)';
+      this.errorName = 'SecurityError';
+      return;
+    }
     for (const c of attempts) {
       try {
         const s = await navigator.mediaDevices.getUserMedia(c);
         for (const t of s.getTracks()) this.adopt(t);
+        this.error = '';
+        this.errorName = '';
         return;
       } catch (err) {
-        this.error = `${err.name}: ${err.message}`;
+        // The first refusal says most (a denied permission fails every
+        // later attempt the same way).
+        if (!this.errorName) {
+          this.error = `${err.name}: ${err.message}`;
+          this.errorName = err.name;
+        }
       }
     }
   }
@@ -85,6 +106,7 @@ export class LocalMedia {
     return {
       cameras: list.filter((d) => d.kind === 'videoinput'),
       mics: list.filter((d) => d.kind === 'audioinput'),
+      speakers: list.filter((d) => d.kind === 'audiooutput'),
     };
   }
 

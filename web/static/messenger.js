@@ -11,7 +11,9 @@ const BYE_TEXT = {
 };
 
 export class Messenger extends Link {
-  constructor({ token, url, log, signaling }) {
-    super({ token, url, log, signaling, byeText: BYE_TEXT });
+  // renew (dev mode) fetches a fresh guest token when the server no
+  // longer accepts this one (Link).
+  constructor({ token, url, log, signaling, renew }) {
+    super({ token, url, log, signaling, renew, byeText: BYE_TEXT });
   }
 }

@@ -15,33 +15,56 @@ export class Ringtone {
     this.timer = 0;
     this.kind = '';
     this.state = 'off'; // off | playing | blocked
+    this.onChange = () => {}; // the state changed
   }
 
-  async start(kind) {
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.onChange();
+  }
+
+  // unblock starts a blocked tone; call it from a user gesture.
+  unblock() {
+    if (this.state !== 'blocked' || !this.ctx) return;
+    this.ctx.resume().catch(() => {});
+  }
+
+  start(kind) {
     if (this.kind === kind) return;
     this.stop();
     this.kind = kind;
     const AC = window.AudioContext || window.webkitAudioContext;
     if (!AC) {
-      this.state = 'blocked';
+      this.setState('blocked');
       return;
     }
     try {
-      this.ctx = this.ctx || new AC();
-      if (this.ctx.state === 'suspended') await this.ctx.resume().catch(() => {});
+      if (!this.ctx) {
+        this.ctx = new AC();
+        // A blocked context starts on a later gesture (unblock, or the
+        // browser's own rules): the state follows it.
+        this.ctx.onstatechange = () => {
+          if (this.kind) this.setState(this.ctx.state === 'running' ? 'playing' : 'blocked');
+        };
+      }
+      // Not awaited: without a gesture the promise waits for one.
+      if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
     } catch {
-      this.state = 'blocked';
+      this.setState('blocked');
       return;
     }
-    if (this.kind !== kind) return; // stopped meanwhile
     const p = PATTERNS[kind];
     const schedule = () => {
+      // A suspended clock stands still: bursts queued now would all play
+      // at once when it starts.
+      if (this.ctx.state !== 'running') return;
       const t0 = this.ctx.currentTime + 0.05;
       for (const [at, len] of p.bursts) this.burst(t0 + at, len, p.gain);
     };
     schedule();
     this.timer = setInterval(schedule, p.period * 1000);
-    this.state = this.ctx.state === 'running' ? 'playing' : 'blocked';
+    this.setState(this.ctx.state === 'running' ? 'playing' : 'blocked');
   }
 
   burst(at, len, level) {
@@ -64,6 +87,6 @@ export class Ringtone {
     clearInterval(this.timer);
     this.timer = 0;
     this.kind = '';
-    this.state = 'off';
+    this.setState('off');
   }
 }

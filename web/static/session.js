@@ -24,6 +24,7 @@ export class Session extends EventTarget {
     this.senders = new Map(); // published trackId -> RTCRtpSender
     this.remote = new Map(); // MediaStreamTrack.id -> {participant, trackSid, track}
     this.badSince = { publisher: 0, subscriber: 0 };
+    this.connectedAt = { publisher: 0, subscriber: 0 }; // ms since the epoch
     for (const [target, pc] of [['publisher', this.pub], ['subscriber', this.sub]]) {
       pc.onicecandidate = (ev) => {
         // A null candidate only marks the end of gathering; the protocol
@@ -49,7 +50,11 @@ export class Session extends EventTarget {
     if (this.closed) return;
     const state = Session.pcState(pc);
     this.log(`${target} connection ${state}`);
-    if (state === 'connected') this.badSince[target] = 0;
+    if (state === 'connected') {
+      this.badSince[target] = 0;
+      // First connection time, for tests that time what follows it.
+      if (!this.connectedAt[target]) this.connectedAt[target] = Date.now();
+    }
     else if ((state === 'disconnected' || state === 'failed') && !this.badSince[target]) {
       this.badSince[target] = Date.now();
     }
@@ -83,8 +88,9 @@ export class Session extends EventTarget {
       trackId: track.id, kind: track.kind, source, muted: !track.enabled,
     }));
     await this.sig.request('publish', { tracks });
-    for (const { track, stream } of items) {
-      const tr = this.pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    for (const { track, source, stream } of items) {
+      const tr = this.pub.addTransceiver(track, sendInit(track, source, stream));
+      if (track.kind === 'audio') preferRED(tr, this.log);
       this.senders.set(track.id, tr.sender);
     }
     await this.negotiate();
@@ -108,6 +114,41 @@ export class Session extends EventTarget {
   async replace(trackId, track) {
     const sender = this.senders.get(trackId);
     if (sender) await sender.replaceTrack(track);
+  }
+
+  // setActiveLayers applies the server's dynacast request
+  // ("active_layers", docs/protocol.md): the simulcast encodings named in
+  // rids are sent, the others paused. The latest request per track wins;
+  // one that fails (setParameters during a renegotiation) is tried again
+  // a second later. Tracks without rids are left alone.
+  async setActiveLayers(trackId, rids, retry = true) {
+    if (!Array.isArray(rids)) return;
+    this.wantedLayers = this.wantedLayers || new Map();
+    this.wantedLayers.set(trackId, rids);
+    const sender = this.senders.get(trackId);
+    if (!sender || this.closed) return;
+    const params = sender.getParameters();
+    const encodings = params.encodings || [];
+    let changed = false;
+    for (const e of encodings) {
+      if (!e.rid) continue;
+      const active = rids.includes(e.rid);
+      if (e.active !== active) {
+        e.active = active;
+        changed = true;
+      }
+    }
+    if (!changed) return;
+    try {
+      await sender.setParameters(params);
+    } catch (err) {
+      this.log(`active layers of ${trackId}: ${err}`);
+      if (retry) {
+        setTimeout(() => {
+          if (this.wantedLayers.get(trackId) === rids) this.setActiveLayers(trackId, rids, false);
+        }, 1000);
+      }
+    }
   }
 
   negotiate({ iceRestart = false } = {}) {
@@ -205,11 +246,15 @@ export class Session extends EventTarget {
     const out = [];
     for (const info of this.remote.values()) {
       let rtp = null;
+      let codec = '';
       try {
         const report = await info.receiver.getStats();
+        const codecs = new Map();
         report.forEach((s) => {
           if (s.type === 'inbound-rtp' && !rtp) rtp = s;
+          if (s.type === 'codec') codecs.set(s.id, s.mimeType || '');
         });
+        if (rtp && rtp.codecId) codec = codecs.get(rtp.codecId) || '';
       } catch { /* receiver gone */ }
       out.push({
         participant: info.participant,
@@ -220,6 +265,40 @@ export class Session extends EventTarget {
         frameHeight: rtp ? rtp.frameHeight || 0 : 0,
         packetsReceived: rtp ? rtp.packetsReceived || 0 : 0,
         bytesReceived: rtp ? rtp.bytesReceived || 0 : 0,
+        totalSamplesReceived: rtp ? rtp.totalSamplesReceived || 0 : 0,
+        concealedSamples: rtp ? rtp.concealedSamples || 0 : 0,
+        codec,
+        freezeCount: rtp ? rtp.freezeCount || 0 : 0,
+        totalFreezesDuration: rtp ? rtp.totalFreezesDuration || 0 : 0,
+        jitterBufferDelay: rtp ? rtp.jitterBufferDelay || 0 : 0,
+        jitterBufferEmittedCount: rtp ? rtp.jitterBufferEmittedCount || 0 : 0,
+      });
+    }
+    return out;
+  }
+
+  // outboundStats reads the outbound RTP statistics of the published
+  // tracks: one entry per encoding (a simulcast camera has one per rid).
+  async outboundStats() {
+    const out = [];
+    for (const [trackId, sender] of this.senders) {
+      let report;
+      try {
+        report = await sender.getStats();
+      } catch {
+        continue; // sender gone
+      }
+      const codecs = new Map();
+      report.forEach((s) => { if (s.type === 'codec') codecs.set(s.id, s.mimeType || ''); });
+      report.forEach((s) => {
+        if (s.type !== 'outbound-rtp') return;
+        out.push({
+          trackId, kind: s.kind || '', codec: codecs.get(s.codecId) || '', rid: s.rid || '', active: s.active !== false,
+          frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0,
+          framesEncoded: s.framesEncoded || 0, qualityLimitationReason: s.qualityLimitationReason || '',
+          packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0,
+          keyFramesEncoded: s.keyFramesEncoded || 0, pliCount: s.pliCount || 0, ssrc: s.ssrc || 0,
+        });
       });
     }
     return out;
@@ -247,6 +326,51 @@ export class Session extends EventTarget {
     this.sub.close();
     this.remote.clear();
   }
+}
+
+// CAMERA_LAYERS are the camera's simulcast encodings, lowest first; the
+// SFU forwards one of them to each subscriber (issue #10). Rids q, h, f
+// are the names the SFU orders by. A camera smaller than the layers need
+// gets fewer layers from the browser itself.
+export const CAMERA_LAYERS = Object.freeze([
+  Object.freeze({ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 }),
+  Object.freeze({ rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 }),
+  Object.freeze({ rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 2000000 }),
+]);
+
+// sendInit is the transceiver init of a published track: the camera in
+// simulcast layers, the microphone and a screen share in one encoding.
+export function sendInit(track, source, stream) {
+  const init = { direction: 'sendonly', streams: [stream] };
+  if (track.kind === 'video' && source === 'camera') {
+    init.sendEncodings = CAMERA_LAYERS.map((e) => ({ ...e }));
+  }
+  return init;
+}
+
+// preferRED puts RED (redundant audio, RFC 2198) first among the audio
+// codecs where the browser has it (Chromium): the browser sends the first
+// codec of the answer, and the server's answer keeps the offer's order.
+// The server unwraps RED for subscribers without it.
+export function preferRED(transceiver, log) {
+  const caps = typeof RTCRtpSender !== 'undefined' && RTCRtpSender.getCapabilities
+    ? RTCRtpSender.getCapabilities('audio') : null;
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const codecs = redFirst(caps.codecs);
+  if (codecs === caps.codecs) return;
+  try {
+    transceiver.setCodecPreferences(codecs);
+  } catch (err) {
+    if (log) log(`RED preference: ${err}`);
+  }
+}
+
+// redFirst returns codecs with audio/red moved first, or the same array
+// when there is no RED.
+export function redFirst(codecs) {
+  const isRed = (c) => (c.mimeType || '').toLowerCase() === 'audio/red';
+  if (!codecs.some(isRed)) return codecs;
+  return [...codecs.filter(isRed), ...codecs.filter((c) => !isRed(c))];
 }
 
 // relayConfig applies the forced-relay diagnostic: 'all' keeps every TURN
@@ -296,6 +420,7 @@ function selectedPair(report) {
     state: pair.state,
     bytesSent: pair.bytesSent || 0,
     bytesReceived: pair.bytesReceived || 0,
+    availableOutgoingBitrate: pair.availableOutgoingBitrate || 0,
     local: candidateInfo(report.get(pair.localCandidateId)),
     remote: candidateInfo(report.get(pair.remoteCandidateId)),
   };

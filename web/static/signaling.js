@@ -9,9 +9,10 @@ export const PROTOCOL_VERSION = 1;
 const FATAL_CODES = new Set(['unauthorized', 'protocol_version']);
 
 export class SignalingError extends Error {
-  constructor(code, message) {
+  constructor(code, message, url = '') {
     super(message || code);
     this.code = code;
+    this.url = url; // wrong_node: the base URL of the node hosting the room
     this.fatal = FATAL_CODES.has(code);
   }
 }
@@ -126,7 +127,7 @@ export class Signaling extends EventTarget {
       clearTimeout(p.timer);
       if (msg.type === 'error') {
         const d = msg.data || {};
-        p.reject(new SignalingError(d.code, d.message));
+        p.reject(new SignalingError(d.code, d.message, d.url));
       } else {
         p.resolve(msg);
       }

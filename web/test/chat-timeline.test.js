@@ -36,6 +36,9 @@ test('titles: call rooms, rooms, direct chats by the peer name, groups', () => {
   assert.equal(title({ kind: 'room', room: 'standup' }, nameOf), 'Room standup');
   assert.equal(title({ kind: 'direct', peer: 'bob' }, nameOf), 'Bob');
   assert.equal(title({ kind: 'group', title: '' }, nameOf), 'Group');
+  assert.equal(title({ kind: 'group', title: 'Team' }, nameOf), 'Team');
+  // An identity in a title made before its name was known shows as the name.
+  assert.equal(title({ kind: 'group', title: 'Ada, bob, carol' }, nameOf), 'Ada, Bob, carol');
 });
 
 test("the list shows the call room's conversation first, then the most recent, and hides undescribed ones", () => {

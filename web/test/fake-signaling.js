@@ -8,9 +8,12 @@ export class FakeSignaling extends EventTarget {
   // answer(type, data) returns the reply's data, or throws a
   // SignalingError for an error reply; a returned promise is awaited.
   // openError makes open() fail (a connection that never comes up).
-  constructor({ answer = () => ({}), openError = null } = {}) {
+  // replyType(type) names the reply's type (default: the request's, e.g.
+  // 'lobby' for a join held in the lobby).
+  constructor({ answer = () => ({}), openError = null, replyType = (type) => type } = {}) {
     super();
     this.answer = answer;
+    this.replyType = replyType;
     this.openError = openError;
     this.isOpen = false;
     this.closed = false;
@@ -31,7 +34,7 @@ export class FakeSignaling extends EventTarget {
   async request(type, data, timeoutMs) {
     if (!this.isOpen) throw new Error('not connected');
     this.requests.push({ type, data, timeoutMs });
-    return { type, data: await this.answer(type, data) };
+    return { type: this.replyType(type), data: await this.answer(type, data) };
   }
 
   send(type, data) {

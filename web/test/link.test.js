@@ -191,3 +191,40 @@ test('server messages go out as message, except those the subclass consumes', as
   assert.deepEqual(got, ['chat_message', 'error', 'error']);
   assert.deepEqual(notices, ['slow down'], 'only an error that answers no request is shown');
 });
+
+test('with renew, a refused token is replaced once and the link rejoins; a second refusal fails', async () => {
+  let renewals = 0;
+  const sigs = [];
+  const link = new Link({
+    token: 'old', url: 'ws://test/ws', log: () => {},
+    renew: async () => { renewals++; return `fresh${renewals}`; },
+    signaling: () => {
+      const n = sigs.length;
+      // 0 joins; 1 (after the restart) refuses the old token; 2 joins
+      // with the fresh one; 3 refuses again, 4 refuses the renewed one.
+      const s = new FakeSignaling({
+        answer: (type) => { if (n === 1 || n >= 3) throw refusal('unauthorized', 'invalid token'); return joinAnswer(type); },
+      });
+      sigs.push(s);
+      return s;
+    },
+  });
+  const retries = [];
+  link.addEventListener('retry', (ev) => retries.push(ev.detail.attempt));
+  await link.start();
+  sigs[0].close(1006);
+  await clock.advance(500);
+  assert.equal(sigs.length, 2);
+  await clock.advance(1000);
+  assert.equal(renewals, 1);
+  assert.equal(sigs.length, 3);
+  assert.equal(sigs[2].requests[0].data.token, 'fresh1');
+  assert.equal(link.status, 'connected');
+  assert.deepEqual(retries, [1, 2], 'the refused join counts as an attempt');
+  sigs[2].close(1006);
+  await clock.advance(500);
+  await clock.advance(1000);
+  await clock.advance(2000);
+  assert.equal(renewals, 2, 'renewed again after a successful join');
+  assert.equal(link.status, 'failed', 'a refused fresh token ends the link');
+});
