@@ -14,6 +14,7 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/remote"
 )
 
 // ChromiumPath is where Debian's chromium package puts the browser.
@@ -52,25 +53,60 @@ type BrowserOptions struct {
 	ExtraFlags map[string]string
 }
 
-// callFlags are the flags measured to work for WebRTC calls here (see
-// ENGINEERING.md "Headless Chromium for calls"); without
+// callSwitches are the switches measured to work for WebRTC calls here
+// (see ENGINEERING.md "Headless Chromium for calls"); without
 // allow-loopback-in-peer-connection no loopback candidate is offered and
 // the call never connects.
-func callFlags() []chromedp.ExecAllocatorOption {
-	return []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(ChromiumPath),
-		chromedp.Flag("headless", "new"),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
+var callSwitches = []string{ //nolint:gochecknoglobals // read-only table
+	"headless=new", "no-sandbox", "disable-gpu", "disable-quic", "no-first-run",
+	"disable-background-networking", "disable-component-update", "disable-sync",
+	"use-fake-ui-for-media-stream", "use-fake-device-for-media-stream",
+	"allow-loopback-in-peer-connection",
+}
+
+// ChromiumArgs are the command-line arguments of a call participant's
+// Chromium (for a caller that starts the process itself, like the
+// network lab), with a window of w x h.
+func ChromiumArgs(w, h int) []string {
+	args := make([]string, 0, len(callSwitches)+1)
+	for _, s := range callSwitches {
+		args = append(args, "--"+s)
 	}
+	return append(args, fmt.Sprintf("--window-size=%d,%d", w, h))
+}
+
+func callFlags() []chromedp.ExecAllocatorOption {
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(ChromiumPath)}
+	for _, s := range callSwitches {
+		if k, v, ok := strings.Cut(s, "="); ok {
+			opts = append(opts, chromedp.Flag(k, v))
+		} else {
+			opts = append(opts, chromedp.Flag(s, true))
+		}
+	}
+	return opts
+}
+
+// ConnectBrowser drives a Chromium started elsewhere (the network lab
+// starts one inside each host's namespace) through its DevTools
+// websocket URL. Close ends the connection; the process is its
+// starter's to stop.
+func ConnectBrowser(parent context.Context, name, wsURL string) (*Browser, error) {
+	allocCtx, allocCancel := remote.NewAllocator(parent, wsURL, remote.NoModifyURL)
+	tabCtx, tabCancel := chromedp.NewContext(allocCtx)
+	b := &Browser{Name: name, ctx: tabCtx, cancel: func() {
+		tabCancel()
+		allocCancel()
+	}}
+	if err := chromedp.Do(tabCtx); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("browser %s: connect %s: %w", name, wsURL, err)
+	}
+	if err := b.collectConsole(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("browser %s: %w", name, err)
+	}
+	return b, nil
 }
 
 // StartBrowser launches a browser with a fresh profile directory and
@@ -197,6 +233,9 @@ func (b *Browser) Context() context.Context { return b.ctx }
 func (b *Browser) Close() {
 	b.cancel()
 	b.readers.Wait()
+	if b.dataDir == "" {
+		return // a connected browser: its starter owns the profile
+	}
 	// Chromium may still be flushing its profile for a moment after the
 	// process is told to go; a bounded retry keeps /tmp clean.
 	for i := 0; i < 20; i++ {

@@ -12,7 +12,7 @@ import (
 const ringTimeout = 5 * time.Second
 
 func visible(ctx context.Context, p *participant, testid string) bool {
-	v, err := Eval[bool](ctx, p.B, `(() => { const e = document.querySelector('[data-testid="`+testid+`"]'); return !!e && !e.hidden && e.offsetParent !== null; })()`)
+	v, err := Eval[bool](ctx, p.B, `(() => { const e = document.querySelector('[data-testid="`+testid+`"]'); return !!e && !e.hidden && e.getClientRects().length > 0; })()`)
 	return err == nil && v
 }
 
@@ -150,4 +150,44 @@ func TestChatOnlyCalls(t *testing.T) {
 	ivy.waitChat(ctx, chatLimit, "back on /chat with the conversation", func(s chatState) bool {
 		return s.Status == "online" && s.Calls != nil && s.conv(convID) != nil
 	})
+}
+
+// TestChatCallHangUpEndsForBoth: Ivy calls Jon from /chat, Jon answers,
+// and when Ivy hangs up Jon's call ends too, with an end page that says
+// Ivy left and leads back to his chats.
+func TestChatCallHangUpEndsForBoth(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	srv := startServer(t)
+	ivy := openChatPage(t, ctx, srv, "ivy", "Ivy", BrowserOptions{})
+	jon := openChatPage(t, ctx, srv, "jon", "Jon", BrowserOptions{})
+	ivy.openDirect(ctx, "jon")
+	ivy.waitChat(ctx, chatLimit, "seeing Jon online", func(s chatState) bool { return s.Presence["jon"] == "online" })
+	if err := ivy.B.Click(ctx, `[data-testid="call-button"]`); err != nil {
+		t.Fatal(err)
+	}
+	jon.waitVisible(ctx, "incoming-call", true)
+	if err := jon.B.Click(ctx, `[data-testid="call-accept"]`); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*participant{jon, ivy} {
+		p.waitState(ctx, 30*time.Second, "in the call room", func(s clientState) bool {
+			return s.Status == "connected" && strings.HasPrefix(s.Room, "call-") && s.Publisher == "connected"
+		})
+	}
+	waitSeesOthers(ctx, jon, ivy)
+
+	if err := ivy.B.Click(ctx, `[data-testid="leave-button"]`); err != nil {
+		t.Fatal(err)
+	}
+	jon.waitState(ctx, chatLimit, "ended by Ivy's hang-up", func(s clientState) bool { return s.Status == "closed" })
+	jon.waitVisible(ctx, "ended", true)
+	if msg, _ := Eval[string](ctx, jon.B, `document.querySelector('[data-testid="ended-message"]').textContent`); msg != "Ivy left the call." {
+		t.Errorf("Jon: end page says %q, want \"Ivy left the call.\"", msg)
+	}
+	jon.waitVisible(ctx, "back-to-chats", true)
+	jon.shot(ctx, "hung-up")
+	if err := jon.B.Click(ctx, `[data-testid="back-to-chats"]`); err != nil {
+		t.Fatal(err)
+	}
+	jon.waitChat(ctx, chatLimit, "back on /chat", func(s chatState) bool { return s.Status == "online" })
 }

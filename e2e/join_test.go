@@ -47,6 +47,10 @@ func TestJoinPathsAndMute(t *testing.T) {
 	if err := eve.B.Click(ctx, `[data-testid="join-button"]`); err != nil {
 		t.Fatal(err)
 	}
+	// The form leads to the pre-join screen, with her name filled in.
+	if err := eve.B.Click(ctx, `[data-testid="prejoin-join"]`); err != nil {
+		t.Fatal(err)
+	}
 	eve.waitState(ctx, 30*time.Second, "joined from the form", func(s clientState) bool {
 		return s.Status == "connected" && s.Room == room && s.Publisher == "connected"
 	})

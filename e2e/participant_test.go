@@ -81,7 +81,18 @@ func joinDebug(t *testing.T, ctx context.Context, srv *server, room, name string
 // joinQuery is join with more query parameters (starting with &).
 func joinQuery(t *testing.T, ctx context.Context, srv *server, room, name, query string) *participant {
 	t.Helper()
-	b, err := StartBrowser(context.Background(), name, BrowserOptions{})
+	p := openMeeting(t, ctx, srv, room, name, query, BrowserOptions{})
+	p.waitState(ctx, 30*time.Second, "joined and publishing", func(s clientState) bool {
+		return s.Status == "connected" && s.Self != nil && s.Publisher == "connected"
+	})
+	return p
+}
+
+// openMeeting starts a browser with opts and opens the meeting link,
+// without waiting for the join.
+func openMeeting(t *testing.T, ctx context.Context, srv *server, room, name, query string, opts BrowserOptions) *participant {
+	t.Helper()
+	b, err := StartBrowser(context.Background(), name, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +102,6 @@ func joinQuery(t *testing.T, ctx context.Context, srv *server, room, name, query
 	if err := b.Navigate(ctx, link); err != nil {
 		t.Fatal(err)
 	}
-	p.waitState(ctx, 30*time.Second, "joined and publishing", func(s clientState) bool {
-		return s.Status == "connected" && s.Self != nil && s.Publisher == "connected"
-	})
 	return p
 }
 
@@ -185,20 +193,7 @@ func (p *participant) waitTiles(ctx context.Context, limit time.Duration, what s
 // poll calls f every 250 ms until it reports true, the limit passes or
 // ctx ends. It reports whether f succeeded.
 func poll(ctx context.Context, limit time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for {
-		if f() {
-			return true
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	return pollEvery(ctx, limit, 250*time.Millisecond, f)
 }
 
 // videosFrom returns the video stats with decoded frames whose sender is

@@ -31,8 +31,7 @@ func startServer(t *testing.T) *server {
 // timeout).
 func startServerWith(t *testing.T, cfg map[string]any) *server {
 	t.Helper()
-	requireBinary(t)
-	return testkit.StartParley(t, testkit.ParleyOptions{Bin: binPath, Config: cfg})
+	return testkit.StartParley(t, testkit.ParleyOptions{Bin: parley.Bin(t), Config: cfg})
 }
 
 // testContext is bounded by the test's deadline (minus a margin for

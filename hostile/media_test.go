@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
@@ -45,26 +43,8 @@ type legitCall struct {
 	wg       sync.WaitGroup
 }
 
-// tcpOnlyAPI is client.LoopbackAPI restricted to ICE-TCP: the client
-// gathers no UDP candidate and dials the server's passive TCP candidate
-// (pion makes an active TCP candidate for it), as a browser behind a
-// UDP-blocking firewall would.
-func tcpOnlyAPI() *webrtc.API {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		panic(err) // static codec table; cannot fail
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		panic(err)
-	}
-	var se webrtc.SettingEngine
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-}
+// tcpOnlyAPI is client.LoopbackAPI restricted to ICE-TCP.
+func tcpOnlyAPI() *webrtc.API { return client.LoopbackAPIOver(webrtc.NetworkTypeTCP4) }
 
 // issueToken mints a token with the throwaway admin key of the test's
 // server (the dev token endpoint has its own per-address budget, which

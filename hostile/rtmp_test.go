@@ -43,7 +43,7 @@ func startRTMP(t *testing.T) rtmpTarget {
 	p := start(t, map[string]any{"rtmp": map[string]any{"enabled": true, "listen": addr, "ffmpeg_path": ffmpegBin}})
 	// The key is made the way an operator makes it, by a second process
 	// on the same data directory.
-	cmd := exec.Command(parleyBin, "ingress", "create", "--config", p.ConfigPath, "--room", "stage", "--name", "Cam")
+	cmd := exec.Command(parley.Bin(t), "ingress", "create", "--config", p.ConfigPath, "--room", "stage", "--name", "Cam")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PARLEY_") {
 			cmd.Env = append(cmd.Env, kv)

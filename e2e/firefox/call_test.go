@@ -18,6 +18,19 @@ func TestFirefoxAndChromiumCall(t *testing.T) {
 	t.Logf("Firefox %s", ffb.Version)
 	chro := joinChromium(t, ctx, srv.URL, room, "Chro")
 	both := []*participant{fox, chro}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// What each browser sends and over which pair: a video that
+		// never arrives is told apart from one that never left.
+		for _, p := range both {
+			out, err := eval[[]map[string]any](ctx, p, `window.parley.outbound()`)
+			t.Logf("%s (%s) sends: %v (err %v)", p.Name, p.Engine, out, err)
+			tr, err := eval[map[string]any](ctx, p, `window.parley.transport()`)
+			t.Logf("%s (%s) transport: %v (err %v)", p.Name, p.Engine, tr, err)
+		}
+	})
 	use := func(t *testing.T) {
 		for _, p := range both {
 			p.t = t

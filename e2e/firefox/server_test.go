@@ -14,11 +14,8 @@ type server = testkit.Parley
 // ends.
 func startServer(t *testing.T) *server {
 	t.Helper()
-	if parleyBuildErr != nil {
-		t.Fatalf("cannot run the Firefox end-to-end tests: %v", parleyBuildErr)
-	}
 	p := testkit.StartParley(t, testkit.ParleyOptions{
-		Bin: parleyBin,
+		Bin: parley.Bin(t),
 		// The signaling default for allowed origins, as this suite has
 		// always run.
 		Config: map[string]any{"signaling": map[string]any{"allowed_origins": nil}},

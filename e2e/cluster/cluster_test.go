@@ -1,0 +1,208 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+// Two Parley processes on one Redis and one PostgreSQL (docs/cluster.md):
+// chat crosses nodes, a joiner on the wrong node is sent to the room's
+// node, a drained node takes no new room, and when the hosting node is
+// SIGKILLed its lease lapses and the room moves to the survivor.
+func TestClusterTwoNodes(t *testing.T) {
+	env := newClusterEnv(t)
+	a := env.startNode(t, "a")
+	b := env.startNode(t, "b")
+	chatOnly := auth.Grants{Chat: true}
+	call := auth.Grants{Subscribe: true, Chat: true}
+
+	// Chat: alice on a opens a direct conversation with bob on b and
+	// writes; bob's session learns of the conversation and gets the
+	// message live, through the cluster bus.
+	bob := dialPeer(t, b.URL, clusterToken(t, "bob", "", chatOnly))
+	if ok, code, _ := bob.joinResult(); !ok {
+		t.Fatalf("bob's join on b: %s", code)
+	}
+	alice := dialPeer(t, a.URL, clusterToken(t, "alice", "", chatOnly))
+	if ok, code, _ := alice.joinResult(); !ok {
+		t.Fatalf("alice's join on a: %s", code)
+	}
+	alice.send("chat_direct", map[string]any{"identity": "bob"})
+	var conv struct {
+		Conversation struct{ ID string } `json:"conversation"`
+	}
+	decode(t, alice.next(10*time.Second, "conversation", "error"), &conv)
+	if conv.Conversation.ID == "" {
+		t.Fatal("no conversation id")
+	}
+	var pushed struct {
+		Conversation struct{ ID string } `json:"conversation"`
+	}
+	decode(t, bob.next(10*time.Second, "conversation"), &pushed)
+	if pushed.Conversation.ID != conv.Conversation.ID {
+		t.Fatalf("bob was told of %q, alice opened %q", pushed.Conversation.ID, conv.Conversation.ID)
+	}
+	// bob's node subscribes to the conversation when it indexes it; a
+	// message sent before that is fetched by the client (chat_sync), so
+	// the live push is asserted on a message sent after bob saw it.
+	var got struct {
+		Text string `json:"text"`
+		Seq  int64  `json:"seq"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; got.Text == "" && time.Now().Before(deadline); i++ {
+		alice.send("chat_send", map[string]any{"conversationId": conv.Conversation.ID, "clientMsgId": uuid.NewString(), "text": "hello bob"})
+		if m := alice.next(10*time.Second, "chat_ack", "error"); m.Type == "error" {
+			t.Fatalf("chat_send: %s", m.Data)
+		}
+		select {
+		case m := <-bob.in:
+			if m.Type == "message" {
+				decode(t, m, &got)
+			}
+		case <-time.After(time.Second):
+		}
+	}
+	if got.Text != "hello bob" || got.Seq < 1 {
+		t.Fatalf("bob on b got %+v, want alice's message from a", got)
+	}
+
+	// Placement: the room's first join on a places it there; a joiner on
+	// b is sent to a, and joins there.
+	carol := dialPeer(t, a.URL, clusterToken(t, "carol", "standup", call))
+	if ok, code, _ := carol.joinResult(); !ok {
+		t.Fatalf("carol's first join on a: %s", code)
+	}
+	dave := dialPeer(t, b.URL, clusterToken(t, "dave", "standup", call))
+	if ok, code, url := dave.joinResult(); ok || code != "wrong_node" || url != a.URL {
+		t.Fatalf("dave's join on b: joined %v, code %q, url %q; want wrong_node with %s", ok, code, url, a.URL)
+	}
+	daveOnA := dialPeer(t, a.URL, clusterToken(t, "dave", "standup", call))
+	if ok, code, _ := daveOnA.joinResult(); !ok {
+		t.Fatalf("dave's join on a after the redirect: %s", code)
+	}
+	daveOnA.close()
+
+	// Drain: `parley cluster drain` on a; a new room is no longer placed
+	// on a, the room already there stays.
+	out, err := exec.Command(parley.Bin(t), "cluster", "drain", "--config", a.ConfigPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("parley cluster drain: %v\n%s", err, out)
+	}
+	out, err = exec.Command(parley.Bin(t), "cluster", "nodes", "--config", a.ConfigPath).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "b ") {
+		t.Fatalf("parley cluster nodes: %v\n%s", err, out)
+	}
+	testkit.Eventually(t, 5*time.Second, "a new room joined on a to be sent to b", func() bool {
+		p := dialPeer(t, a.URL, clusterToken(t, "erin", randomName("fresh-"), call))
+		defer p.close()
+		_, code, url := p.joinResult()
+		return code == "wrong_node" && url == b.URL
+	})
+	frank := dialPeer(t, b.URL, clusterToken(t, "frank", "standup", call))
+	if ok, code, url := frank.joinResult(); ok || url != a.URL {
+		t.Fatalf("standup while a drains: joined %v %q %q, want still on a", ok, code, url)
+	}
+
+	// Node loss: a dies without a word; once its lease lapses (1 s) the
+	// room is placed on b at the next join.
+	a.Kill(t)
+	killed := time.Now()
+	testkit.Eventually(t, 10*time.Second, "standup to move to b", func() bool {
+		p := dialPeer(t, b.URL, clusterToken(t, "carol", "standup", call))
+		ok, _, _ := p.joinResult()
+		if !ok {
+			p.close()
+		}
+		return ok
+	})
+	if d := time.Since(killed); d > 5*time.Second {
+		t.Fatalf("the room moved %v after its node died (lease 1 s)", d)
+	}
+}
+
+func decode(t *testing.T, m wsMsg, v any) {
+	t.Helper()
+	if m.Type == "error" {
+		t.Fatalf("error: %s", m.Data)
+	}
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Concurrent first joins of one room through both nodes: one node hosts
+// it, every joiner either joined there or was sent there.
+func TestClusterConcurrentFirstJoins(t *testing.T) {
+	env := newClusterEnv(t)
+	nodes := []*testkit.Parley{env.startNode(t, "a"), env.startNode(t, "b")}
+	call := auth.Grants{Subscribe: true}
+	for round := range 3 {
+		room := fmt.Sprint("race-", round)
+		type result struct {
+			node   string // where the peer dialled
+			joined bool
+			code   string
+			url    string
+		}
+		results := make(chan result, 10)
+		var peers []*wsPeer
+		for i := range 10 {
+			n := nodes[i%2]
+			peers = append(peers, dialPeer(t, n.URL, clusterToken(t, fmt.Sprint("p", i), room, call)))
+		}
+		var wg sync.WaitGroup
+		for i, p := range peers {
+			wg.Go(func() {
+				ok, code, url := p.joinResult()
+				results <- result{node: nodes[i%2].URL, joined: ok, code: code, url: url}
+			})
+		}
+		wg.Wait()
+		close(results)
+		hosts := map[string]int{}
+		for r := range results {
+			switch {
+			case r.joined:
+				hosts[r.node]++
+			case r.code == "wrong_node":
+				hosts[r.url]++
+			default:
+				t.Fatalf("%s: a join through %s ended in %q", room, r.node, r.code)
+			}
+		}
+		if len(hosts) != 1 {
+			t.Fatalf("%s is hosted by %v, want one node", room, hosts)
+		}
+		for _, p := range peers {
+			p.close()
+		}
+	}
+}
+
+// /healthz names both services of cluster mode.
+func TestClusterHealthz(t *testing.T) {
+	env := newClusterEnv(t)
+	a := env.startNode(t, "a")
+	resp, err := http.Get(a.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "redis") || !strings.Contains(string(body), "postgres") {
+		t.Fatalf("/healthz %d %s, want redis and postgres reported", resp.StatusCode, body)
+	}
+}

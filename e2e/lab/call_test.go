@@ -1,0 +1,177 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/e2e"
+	"github.com/parleyhq/parley/internal/netlab"
+	"github.com/parleyhq/parley/internal/testkit"
+)
+
+// outDir is where timelines are written unless PARLEY_LAB_OUT names
+// another directory (docs/lab keeps one run of each scenario).
+const outDir = "testdata/out"
+
+// call is one lab run: the lab, the server on its bridge, and the
+// participants, each a Chromium in a host of its own.
+type call struct {
+	t     *testing.T
+	ctx   context.Context
+	lab   *netlab.Lab
+	srv   *testkit.Parley
+	base  string // the server's URL as the hosts reach it
+	room  string
+	mu    sync.Mutex
+	peers []*peer
+}
+
+// peer is one participant.
+type peer struct {
+	name string
+	host *netlab.Host
+	b    *e2e.Browser
+	// downCap is the downlink cap now in force, bit/s (0: none), for the
+	// timeline.
+	downCap int
+}
+
+// newCall builds the lab and starts the server on its bridge.
+func newCall(t *testing.T, ctx context.Context, room string) *call {
+	t.Helper()
+	lab := netlab.New(t)
+	srv := testkit.StartParley(t, testkit.ParleyOptions{Bin: parley.Bin(t), Config: map[string]any{
+		"sfu": map[string]any{
+			"include_loopback":     false,
+			"bandwidth_estimation": true, // what the lab measures
+			"interfaces":           []string{lab.Bridge()},
+			"cidrs":                []string{netlab.ServerAddr + "/24"},
+		},
+	}})
+	_, port, err := net.SplitHostPort(srv.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	lab.ExposeLoopbackPort(p)
+	return &call{t: t, ctx: ctx, lab: lab, srv: srv, room: room, base: fmt.Sprintf("http://%s:%d", netlab.ServerAddr, p)}
+}
+
+// join starts a participant's Chromium in a new host and joins the room.
+// The window is 1280x720 at a device scale of 2, a laptop's HiDPI
+// screen: two remote tiles of it want the full 1280x720 layer.
+func (c *call) join(name string) *peer {
+	t := c.t
+	t.Helper()
+	h := c.lab.AddHost(name)
+	args := append(e2e.ChromiumArgs(1280, 720),
+		"--force-device-scale-factor=2",
+		// 15 fps of fake camera: the lab's browsers share two cores, and
+		// at 30 fps Chrome's CPU adaptation drops the top layer.
+		"--use-fake-device-for-media-stream=fps=15",
+		// The page is served over plain http from the lab's address:
+		// without this it is no secure context and has no camera.
+		"--unsafely-treat-insecure-origin-as-secure="+c.base)
+	ws := h.StartChromium(t, e2e.ChromiumPath, args)
+	b, err := e2e.ConnectBrowser(context.Background(), name, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{name: name, host: h, b: b}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console of %s:\n%s", name, strings.Join(b.Console(), "\n"))
+		}
+		b.Close()
+	})
+	link := fmt.Sprintf("%s/r/%s?name=%s", c.base, url.PathEscape(c.room), url.QueryEscape(name))
+	if err := b.Navigate(c.ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(c.ctx, 60*time.Second, func() bool {
+		st, err := e2e.Eval[struct {
+			Status    string `json:"status"`
+			Publisher string `json:"publisher"`
+		}](c.ctx, b, `window.parley.state()`)
+		return err == nil && st.Status == "connected" && st.Publisher == "connected"
+	}) {
+		t.Fatalf("%s: not joined and publishing within 60 s", name)
+	}
+	c.mu.Lock()
+	c.peers = append(c.peers, p)
+	c.mu.Unlock()
+	return p
+}
+
+// setDownCap caps p's downlink (0 lifts the cap) and notes it.
+func (c *call) setDownCap(p *peer, bps int, tl *recorder) {
+	c.t.Helper()
+	if err := p.host.SetRate(netlab.Down, bps); err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	p.downCap = bps
+	c.mu.Unlock()
+	tl.note(fmt.Sprintf("downlink cap of %s: %d kbit/s (0 = none)", p.name, bps/1000))
+}
+
+// writeTimeline saves the recorder's timeline under PARLEY_LAB_OUT (or
+// testdata/out) as name.json and name.png.
+func writeTimeline(t *testing.T, tl *netlab.Timeline, name string) {
+	t.Helper()
+	dir := outDir
+	if d := lookupEnv("PARLEY_LAB_OUT"); d != "" {
+		dir = d
+	}
+	if err := tl.Write(dir, name); err != nil {
+		t.Error(err)
+		return
+	}
+	abs, _ := filepath.Abs(filepath.Join(dir, name))
+	t.Logf("timeline: %s.json, %s.png", abs, abs)
+}
+
+// keepServerLog copies the server's log next to the timelines (for the
+// layer choices it logs), as name.parley.log.
+func (c *call) keepServerLog(name string) {
+	dir := outDir
+	if d := lookupEnv("PARLEY_LAB_OUT"); d != "" {
+		dir = d
+	}
+	b, err := os.ReadFile(c.srv.LogPath)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name+".parley.log"), b, 0o644)
+	}
+	if err != nil {
+		c.t.Logf("server log: %v", err)
+	}
+}
+
+// poll calls f every 250 ms until it reports true, the limit passes or
+// ctx ends.
+func poll(ctx context.Context, limit time.Duration, f func() bool) bool {
+	return testkit.Poll(ctx, limit, 250*time.Millisecond, f)
+}
+
+// testContext is bounded by the test's deadline (minus a margin for
+// cleanup) or by limit, whichever is sooner.
+func testContext(t *testing.T, limit time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	if dl, ok := t.Deadline(); ok {
+		ctx2, cancel2 := context.WithDeadline(ctx, dl.Add(-20*time.Second))
+		t.Cleanup(cancel2)
+		ctx = ctx2
+	}
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,196 @@
+package lab
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/internal/netlab"
+)
+
+// Scenario 1 of issue #10 and its acceptance figures.
+const (
+	downCap       = 300_000          // Carol's downlink cap, bit/s
+	toLowLayer    = 5 * time.Second  // the cap to every camera at the low layer
+	capHold       = 60 * time.Second // watched with the cap on
+	maxFreeze     = 1.0              // seconds of freezes over capHold, all cameras
+	maxConcealed  = 2.0              // % of audio samples concealed over capHold
+	backToFull    = 15 * time.Second // the cap lifted to 1280x720 again
+	fullHeight    = 720
+	lowHeight     = 180
+	warmUpLimit   = 60 * time.Second
+	fullShareGood = 0.95 // of the others' samples at 1280x720 while Carol is capped
+)
+
+// cameras returns the camera tracks of a sample (video not from a
+// screen share).
+func cameras(s netlab.Sample) []netlab.Track {
+	var out []netlab.Track
+	for _, t := range s.Tracks {
+		if t.Kind == "video" && !strings.Contains(t.From, " ") {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// allAt reports whether the sample shows want cameras, all decoding at
+// height h.
+func allAt(s netlab.Sample, want, h int) bool {
+	cams := cameras(s)
+	if len(cams) != want {
+		return false
+	}
+	for _, t := range cams {
+		if t.Height != h || t.FPS <= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestDownlinkCap: three participants; Carol's downlink is capped at
+// 300 kbit/s. Within 5 s she receives the low layer of both cameras,
+// which keep decoding with at most 1 s of freezes and under 2% audio
+// concealment over the next 60 s, while Ada and Bob keep receiving
+// 1280x720; lifted, Carol is back at 1280x720 within 15 s.
+func TestDownlinkCap(t *testing.T) {
+	ctx := testContext(t, 8*time.Minute)
+	c := newCall(t, ctx, "lab-downlink")
+	ada, bob, carol := c.join("Ada"), c.join("Bob"), c.join("Carol")
+	rec := c.record("scenario 1: downlink cap 300 kbit/s on carol")
+	defer func() {
+		rec.stop()
+		writeTimeline(t, rec.timeline(), "downlink-cap")
+		c.keepServerLog("downlink-cap")
+	}()
+	latest := func(p *peer) netlab.Sample {
+		ss := rec.samples(p.name, 0, 1e9)
+		if len(ss) == 0 {
+			return netlab.Sample{}
+		}
+		return ss[len(ss)-1]
+	}
+	if !poll(ctx, warmUpLimit, func() bool {
+		return allAt(latest(ada), 2, fullHeight) && allAt(latest(bob), 2, fullHeight) && allAt(latest(carol), 2, fullHeight)
+	}) {
+		// Measured on: the capped phase still says how Carol fares.
+		t.Errorf("not every participant decodes both cameras at %dp within %v: Ada %+v, Bob %+v, Carol %+v",
+			fullHeight, warmUpLimit, cameras(latest(ada)), cameras(latest(bob)), cameras(latest(carol)))
+	}
+	time.Sleep(5 * time.Second) // a little uncapped history for the plot
+
+	capAt := rec.now()
+	c.setDownCap(carol, downCap, rec)
+	var lowAt float64
+	if poll(ctx, 3*toLowLayer, func() bool { return allAt(latest(carol), 2, lowHeight) }) {
+		lowAt = rec.now() - capAt
+	}
+	switch {
+	case lowAt == 0:
+		t.Errorf("capped at %d kbit/s, Carol did not receive both cameras at %dp within %v: %+v",
+			downCap/1000, lowHeight, 3*toLowLayer, cameras(latest(carol)))
+	case lowAt > toLowLayer.Seconds()+1: // +1: the sampling period
+		t.Errorf("capped, Carol received both cameras at %dp after %.1f s, want within %v", lowHeight, lowAt, toLowLayer)
+	}
+	if lowAt > 0 {
+		t.Logf("capped at %d kbit/s: Carol at the low layer after %.1f s", downCap/1000, lowAt)
+	}
+
+	from := capAt + toLowLayer.Seconds()
+	time.Sleep(time.Until(rec.start.Add(time.Duration((from + capHold.Seconds() + 1) * float64(time.Second)))))
+	to := from + capHold.Seconds()
+	held := rec.samples(carol.name, from, to)
+	if len(held) < int(capHold.Seconds())/2 {
+		t.Fatalf("only %d samples of Carol over %v", len(held), capHold)
+	}
+	freeze, concealed, decoding := windowFigures(held)
+	t.Logf("Carol over %v capped: %.2f s of freezes, %.2f%% audio concealed, %d of %d samples decoding both cameras",
+		capHold, freeze, concealed, decoding, len(held))
+	if freeze > maxFreeze {
+		t.Errorf("Carol capped: %.2f s of video freezes over %v, want at most %.1f s", freeze, capHold, maxFreeze)
+	}
+	if concealed > maxConcealed {
+		t.Errorf("Carol capped: %.2f%% of audio concealed, want under %.0f%%", concealed, maxConcealed)
+	}
+	if decoding < len(held)*9/10 {
+		t.Errorf("Carol capped: both cameras decoding in %d of %d samples", decoding, len(held))
+	}
+	for _, p := range []*peer{ada, bob} {
+		ss := rec.samples(p.name, from, to)
+		full := 0
+		for _, s := range ss {
+			if allAt(s, 2, fullHeight) {
+				full++
+			}
+		}
+		t.Logf("%s while Carol is capped: %d of %d samples with both cameras at %dp", p.name, full, len(ss), fullHeight)
+		if float64(full) < fullShareGood*float64(len(ss)) {
+			t.Errorf("%s while Carol is capped: both cameras at %dp in only %d of %d samples", p.name, fullHeight, full, len(ss))
+		}
+	}
+
+	liftAt := rec.now()
+	c.setDownCap(carol, 0, rec)
+	var fullAt float64
+	if poll(ctx, 3*backToFull, func() bool { return allAt(latest(carol), 2, fullHeight) }) {
+		fullAt = rec.now() - liftAt
+	}
+	switch {
+	case fullAt == 0:
+		t.Errorf("cap lifted: Carol not back at %dp within %v: %+v", fullHeight, 3*backToFull, cameras(latest(carol)))
+	case fullAt > backToFull.Seconds()+1:
+		t.Errorf("cap lifted: Carol back at %dp after %.1f s, want within %v", fullHeight, fullAt, backToFull)
+	default:
+		t.Logf("cap lifted: Carol back at %dp after %.1f s", fullHeight, fullAt)
+	}
+	time.Sleep(3 * time.Second)
+}
+
+// windowFigures sums, over samples of one host: the growth of the
+// cameras' freeze time (s), the audio concealed in the window (%), and
+// how many samples show both cameras decoding.
+func windowFigures(ss []netlab.Sample) (freeze, concealedPct float64, decoding int) {
+	first, last := ss[0], ss[len(ss)-1]
+	type audio struct{ samples, concealed int64 }
+	freezeAt := func(s netlab.Sample) map[string]float64 {
+		m := map[string]float64{}
+		for _, t := range cameras(s) {
+			m[t.From] = t.FreezeSeconds
+		}
+		return m
+	}
+	audioAt := func(s netlab.Sample) map[string]audio {
+		m := map[string]audio{}
+		for _, t := range s.Tracks {
+			if t.Kind == "audio" {
+				m[t.From] = audio{t.AudioSamples, t.ConcealedSamples}
+			}
+		}
+		return m
+	}
+	f0, f1 := freezeAt(first), freezeAt(last)
+	for k, v := range f1 {
+		freeze += v - f0[k]
+	}
+	a0, a1 := audioAt(first), audioAt(last)
+	var samples, concealed int64
+	for k, v := range a1 {
+		samples += v.samples - a0[k].samples
+		concealed += v.concealed - a0[k].concealed
+	}
+	if samples > 0 {
+		concealedPct = 100 * float64(concealed) / float64(samples)
+	}
+	for _, s := range ss {
+		cams := cameras(s)
+		ok := len(cams) == 2
+		for _, t := range cams {
+			ok = ok && t.FPS > 0
+		}
+		if ok {
+			decoding++
+		}
+	}
+	return freeze, concealedPct, decoding
+}
