@@ -131,3 +131,39 @@ func TestVideoFramesInOneMillisecond(t *testing.T) {
 		last = pts
 	}
 }
+
+// TestVideoFrameRateRises: a publisher that sends 5 fps (a starved
+// browser) and then 25 fps keeps its frames on the recording's clock. A
+// recorder that took every faster frame for a simulcast switch spaced
+// them all at the slow interval, and the track ran on for many seconds
+// after the recording ended.
+func TestVideoFrameRateRises(t *testing.T) {
+	frames, _, _ := mediatest.VP8(t, 6)
+	pz := rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewFixedSequencer(1), 90000)
+	start := time.Now()
+	var out bytes.Buffer
+	v := NewVideo(&out, start)
+	var now time.Duration
+	for i, f := range frames {
+		step := 40 * time.Millisecond
+		if i < 10 {
+			step = 200 * time.Millisecond
+		}
+		for _, p := range pz.Packetize(f, uint32(step*90000/time.Second)) {
+			if _, err := v.Push(p, start.Add(now)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now += step
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := v.Stats()
+	if st.Frames != len(frames) {
+		t.Fatalf("%+v, want all %d frames", st, len(frames))
+	}
+	if d := st.Last - now; d.Abs() > 500*time.Millisecond {
+		t.Errorf("the last frame is at %v, it was sent at %v", st.Last, now)
+	}
+}

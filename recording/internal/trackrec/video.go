@@ -37,6 +37,7 @@ type Video struct {
 	// shift moves every frame from a simulcast switch on later (see
 	// frame); interval is the track's usual gap between frames.
 	shift, interval time.Duration
+	lastRaw         time.Duration // the last frame's time before the shift
 }
 
 // minFrameGap: two camera or screen frames are never closer than this
@@ -100,25 +101,36 @@ func (v *Video) frame(data []byte, ts uint32, lost bool, arrival time.Time) (wan
 	// would give both one timestamp; so a frame much closer to the last
 	// than the track's usual interval, and all after it, move later by
 	// what makes the gap the usual interval, as the source spaced them.
-	at := v.clock.at(ts, arrival).Truncate(time.Millisecond) + v.shift
+	// The usual interval is learnt from the publisher's own timestamps
+	// (before any shift), so a frame rate that rises (a starved browser
+	// recovering) is followed rather than taken for a switch on every
+	// frame; and no shift places a frame after it arrived, so the track
+	// cannot drift away from the recording's clock.
+	raw := v.clock.at(ts, arrival).Truncate(time.Millisecond)
+	at := raw + v.shift
 	if v.stats.Frames > 0 {
+		if rawGap := raw - v.lastRaw; rawGap >= minFrameGap && rawGap <= maxFrameInterval {
+			if v.interval == 0 {
+				v.interval = rawGap
+			} else {
+				v.interval += (rawGap - v.interval) / 8
+			}
+		}
 		gap := at - v.stats.Last
 		switch {
 		case v.interval > 0 && gap < v.interval*3/5:
-			v.shift += v.interval - gap
 			at = v.stats.Last + v.interval
 		case gap <= 0:
-			v.shift += time.Millisecond - gap
 			at = v.stats.Last + time.Millisecond
-		case gap >= minFrameGap && gap <= maxFrameInterval:
-			// The usual interval: a moving average of plausible gaps.
-			if v.interval == 0 {
-				v.interval = gap
-			} else {
-				v.interval += (gap - v.interval) / 8
+		}
+		if !arrival.IsZero() {
+			if now := arrival.Sub(v.clock.start).Truncate(time.Millisecond); at > now {
+				at = max(now, raw, v.stats.Last+time.Millisecond)
 			}
 		}
+		v.shift = max(at-raw, 0)
 	}
+	v.lastRaw = raw
 	if v.w == nil {
 		width, height, ok := webm.VP8KeyframeSize(data)
 		if !ok {
