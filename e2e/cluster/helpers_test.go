@@ -37,6 +37,7 @@ func randomName(prefix string) string {
 // clusterEnv is one test's share of Redis and PostgreSQL.
 type clusterEnv struct {
 	prefix, pgURL string
+	redisURL      string // clusterRedis unless a test runs its own
 }
 
 func newClusterEnv(t *testing.T) clusterEnv {
@@ -55,7 +56,7 @@ func newClusterEnv(t *testing.T) clusterEnv {
 			rdb.Del(ctx, iter.Val())
 		}
 	})
-	return clusterEnv{prefix: prefix, pgURL: clusterPG + "&search_path=" + schema}
+	return clusterEnv{prefix: prefix, pgURL: clusterPG + "&search_path=" + schema, redisURL: clusterRedis}
 }
 
 func pgExec(t *testing.T, sql string) {
@@ -72,16 +73,21 @@ func pgExec(t *testing.T, sql string) {
 	}
 }
 
-// startNode runs one cluster node named id.
-func (e clusterEnv) startNode(t *testing.T, id string) *testkit.Parley {
+// startNode runs one cluster node named id; signaling, if given, is
+// merged into its signaling section (limits for a storm).
+func (e clusterEnv) startNode(t *testing.T, id string, signaling ...map[string]any) *testkit.Parley {
 	t.Helper()
-	return testkit.StartParley(t, testkit.ParleyOptions{Bin: parley.Bin(t), Config: map[string]any{
+	cfg := map[string]any{
 		"chat": map[string]any{"store": "postgres", "postgres_url": e.pgURL},
 		"cluster": map[string]any{
-			"redis_url": clusterRedis, "node_id": id, "key_prefix": e.prefix,
+			"redis_url": e.redisURL, "node_id": id, "key_prefix": e.prefix,
 			"lease_ttl": "1s", "room_ttl": "3s",
 		},
-	}})
+	}
+	for _, sig := range signaling {
+		cfg["signaling"] = sig
+	}
+	return testkit.StartParley(t, testkit.ParleyOptions{Bin: parley.Bin(t), Config: cfg})
 }
 
 // token is an access token of the nodes' shared API key.

@@ -93,3 +93,10 @@ func (c *Conn) CreateGroup(ctx context.Context, title string, members []string) 
 	err := c.Request(ctx, proto.TypeChatGroup, proto.ChatGroupBody{Title: title, Members: members}, &b)
 	return b.Conversation, err
 }
+
+// Direct opens (or finds) the direct conversation with identity.
+func (c *Conn) Direct(ctx context.Context, identity string) (Conversation, error) {
+	var b proto.ConversationBody
+	err := c.Request(ctx, proto.TypeChatDirect, proto.ChatDirectBody{Identity: identity}, &b)
+	return b.Conversation, err
+}

@@ -21,6 +21,10 @@ import (
 type SessionOptions struct {
 	URL    string // ws://host:port/ws
 	Origin string
+	// Fallbacks are further front doors of the same service (the other
+	// nodes of a cluster): after a failed connect the session tries the
+	// next one, round the list, as a client behind round-robin DNS would.
+	Fallbacks []Endpoint
 	// Token returns the token for each (re)connect, so an expiring
 	// token can be replaced.
 	Token func() (string, error)
@@ -42,6 +46,11 @@ type SessionOptions struct {
 	// PageLimit is the limit for chat_sync and chat_range; 0 means 100.
 	PageLimit int
 	Logger    *slog.Logger
+}
+
+// Endpoint is one address a session can connect to.
+type Endpoint struct {
+	URL, Origin string
 }
 
 // SessionStats counts what happened to a session.
@@ -77,6 +86,7 @@ type Session struct {
 	acks     map[string]Ack // by clientMsgId
 	failed   map[string]*ServerError
 	stats    SessionStats
+	door     int // which of URL and Fallbacks the next connect uses
 
 	kick    chan struct{} // outbox grew
 	gapKick chan struct{} // a push left a gap
@@ -207,6 +217,7 @@ func (s *Session) Run(ctx context.Context) error {
 		if err != nil {
 			s.mu.Lock()
 			s.stats.DialFailures++
+			s.door++
 			var se *ServerError
 			if errors.As(err, &se) {
 				s.stats.Errors[se.Code]++
@@ -238,7 +249,11 @@ func (s *Session) connect(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	c, err := Dial(ctx, DialOptions{URL: s.opts.URL, Origin: s.opts.Origin, Token: tok, OnPush: s.onPush})
+	doors := append([]Endpoint{{URL: s.opts.URL, Origin: s.opts.Origin}}, s.opts.Fallbacks...)
+	s.mu.Lock()
+	door := doors[s.door%len(doors)]
+	s.mu.Unlock()
+	c, err := Dial(ctx, DialOptions{URL: door.URL, Origin: door.Origin, Token: tok, OnPush: s.onPush})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/signaling/auth"
+)
+
+// The outages: Redis restarted, then PostgreSQL gone and back,
+// each in the middle of the chat storm. Nothing acknowledged may be lost
+// or stored twice, and every client recovers by itself (its outbox
+// retries what got a retryable error or no answer, its catch-up refills
+// what it missed): clusterChatStorm checks all of it afterwards.
+//
+// Redis is a private redis-server of this test (no persistence, so a
+// restart loses every lease, room claim and subscription, as a real one
+// without persistence would); the machine's shared Redis is never
+// touched. PostgreSQL is reached through a TCP proxy that the test cuts:
+// every connection reset and new ones refused for the outage, which is
+// what the nodes see of a PostgreSQL restart, without restarting the
+// machine's database under other tests.
+func TestClusterChatStormOutages(t *testing.T) {
+	t.Run("redis restarted", func(t *testing.T) {
+		env := newClusterEnv(t)
+		rds := startRedis(t)
+		env.redisURL = rds.url()
+		clusterChatStorm(t, env, func(nodes []*testkit.Parley) {
+			rds.stop()
+			// A join that needs placement meanwhile is refused with the
+			// retryable "unavailable", not left hanging or placed twice.
+			p := dialPeer(t, nodes[0].URL, clusterToken(t, "late", "outage-room", auth.Grants{Subscribe: true, Chat: true}))
+			if ok, code, _ := p.joinResult(); ok || code != "unavailable" {
+				t.Errorf("a room join with Redis down: joined %v, code %q; want the retryable unavailable", ok, code)
+			}
+			p.close()
+			time.Sleep(time.Second)
+			rds.start(t)
+			// The nodes find the new Redis by themselves (leases and
+			// subscriptions made again): placement works again.
+			placed := testkit.Poll(context.Background(), 10*time.Second, 250*time.Millisecond, func() bool {
+				p := dialPeer(t, nodes[0].URL, clusterToken(t, "late", "outage-room", auth.Grants{Subscribe: true, Chat: true}))
+				defer p.close()
+				ok, code, _ := p.joinResult()
+				return ok || code == "wrong_node"
+			})
+			if !placed {
+				t.Error("no room placed within 10 s of Redis coming back")
+			}
+		})
+	})
+	t.Run("postgres cut", func(t *testing.T) {
+		env := newClusterEnv(t)
+		px := startProxy(t, "127.0.0.1:5432")
+		env.pgURL = rewriteHost(t, env.pgURL, px.addr)
+		clusterChatStorm(t, env, func([]*testkit.Parley) { px.cut(t, 3*time.Second) })
+	})
+}
+
+// privateRedis is a redis-server process this test owns.
+type privateRedis struct {
+	port int
+	proc *testkit.Process
+}
+
+func startRedis(t *testing.T) *privateRedis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is not installed (./scripts/test-services installs it)")
+	}
+	r := &privateRedis{port: testkit.FreeTCPPort(t)}
+	r.start(t)
+	return r
+}
+
+func (r *privateRedis) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+
+func (r *privateRedis) start(t *testing.T) {
+	t.Helper()
+	r.proc = testkit.StartProcess(t, context.Background(), "redis-server", "--port", fmt.Sprint(r.port),
+		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if !testkit.Poll(context.Background(), 10*time.Second, 20*time.Millisecond, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("redis-server did not listen on %d: %s", r.port, r.proc.Output())
+	}
+}
+
+// stop kills the server (SIGKILL: its state is gone); start runs a new
+// one on the same port.
+func (r *privateRedis) stop() {
+	_ = syscall.Kill(-r.proc.Pid(), syscall.SIGKILL)
+	<-r.proc.Done()
+}
+
+// tcpProxy forwards connections on addr to target until cut.
+type tcpProxy struct {
+	target, addr string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup // accept loop and pipes
+}
+
+func startProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	p := &tcpProxy{target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(func() { p.down(); p.wg.Wait() })
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			p.wg.Go(func() { pipe(up, c) })
+			p.wg.Go(func() { pipe(c, up) })
+		}
+	})
+}
+
+// down closes the listener and every connection through it.
+func (p *tcpProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// cut resets every connection, refuses new ones for down, then listens
+// on the same address again.
+func (p *tcpProxy) cut(t *testing.T, down time.Duration) {
+	t.Helper()
+	p.down()
+	time.Sleep(down)
+	var ln net.Listener
+	var err error
+	for range 50 { // the port was just ours; retry briefly if the kernel has not let go
+		if ln, err = net.Listen("tcp", p.addr); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("proxy listen again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
+
+// rewriteHost points a PostgreSQL URL at another host:port.
+func rewriteHost(t *testing.T, raw, hostPort string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = hostPort
+	return u.String()
+}
