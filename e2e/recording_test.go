@@ -18,8 +18,8 @@ import (
 const recordFor = 15 * time.Second
 
 // TestRecording: a moderator records a three-person call from the call
-// page. Everyone sees the indicator while it runs, a joiner is told on
-// arrival, and once it stops every participant's camera (VP8 in WebM)
+// page. Everyone sees the indicator while it runs, a joiner is asked
+// before anything of theirs is sent (one leaves, one agrees), and once it stops every participant's camera (VP8 in WebM)
 // and microphone (Opus in Ogg) are on disk, decodable from start to end
 // by ffmpeg, covering the recorded time within a second, the fake
 // microphone's tone audible; a composed MP4 follows; the admin API
@@ -44,13 +44,31 @@ func TestRecording(t *testing.T) {
 	}
 	host.waitText(ctx, "record-toggle", "Stop recording")
 
-	cara := join(t, ctx, srv, room, "Cara")
+	// Joiners are asked before anything of theirs is sent: Dan leaves,
+	// Cara agrees.
+	dan := openMeeting(t, ctx, srv, room, "Dan", "", BrowserOptions{})
+	dan.waitVisible(ctx, "recording-consent", true)
+	dan.waitText(ctx, "recording-consent-text", "Hana started a recording")
+	dan.press(ctx, `[data-testid="recording-consent-leave"]`)
+	dan.waitVisible(ctx, "ended", true)
+	dan.waitText(ctx, "ended-message", "the meeting is being recorded")
+	cara := openMeeting(t, ctx, srv, room, "Cara", "", BrowserOptions{})
+	cara.waitVisible(ctx, "recording-consent", true)
+	cara.shot(ctx, "recording-consent")
+	if st, err := cara.state(ctx); err == nil && st.Publisher == "connected" {
+		t.Errorf("Cara publishes before she agreed to be recorded")
+	}
+	cara.press(ctx, `[data-testid="recording-consent-join"]`)
+	cara.waitState(ctx, 30*time.Second, "publishing after the consent", func(s clientState) bool {
+		return s.Status == "connected" && s.Self != nil && s.Publisher == "connected"
+	})
 	if !visible(ctx, cara, "recording-indicator") {
 		t.Errorf("Cara, joining a recorded meeting, does not see the indicator")
 	}
 	cara.waitText(ctx, "banner", "This meeting is being recorded")
 	cara.shot(ctx, "joined-while-recording")
 	caraIn := time.Now()
+	_ = dan.B.Navigate(ctx, "about:blank")
 
 	// The recording runs for recordFor, and for Cara at least
 	// recordFor/2 (what is recorded, not a wait for something to happen).
@@ -154,6 +172,9 @@ func TestRecording(t *testing.T) {
 			}
 		}
 		have[tr.Name+" "+tr.Kind]++
+	}
+	if have["Dan audio"]+have["Dan video"] > 0 {
+		t.Errorf("Dan left at the consent question, yet his tracks were recorded: %v", have)
 	}
 	for _, name := range []string{"Hana", "Bob", "Cara"} {
 		for _, kind := range []string{"audio", "video"} {

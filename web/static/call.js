@@ -69,6 +69,9 @@ export class Call extends Link {
 
   onJoin(sig, j) {
     this.room = j.room;
+    // A recorded meeting asks the joiner before publishing anything
+    // (afterJoin); a consent given holds for the rest of this call.
+    this.recordingActive = !!(j.recording && j.recording.active);
     this.grants = j.grants || {};
     this.settings = j.settings || {};
     this.lobby.clear(); // a moderator gets the waiting entries again after joined
@@ -99,6 +102,16 @@ export class Call extends Link {
     }
     const items = this.media.publishable();
     if (this.grants.publish !== false && items.length > 0) {
+      if (this.recordingActive && !this.recordingConsent && this.askRecordingConsent) {
+        // Nothing of ours is sent, so nothing is recorded, until the
+        // user agrees; declining leaves the meeting.
+        if (!(await this.askRecordingConsent())) {
+          this.leave('You left: the meeting is being recorded.');
+          return;
+        }
+        this.recordingConsent = true;
+        if (this.session !== session) return; // reconnected meanwhile: that join publishes
+      }
       try {
         await session.publish(items);
       } catch (err) {

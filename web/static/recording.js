@@ -1,7 +1,8 @@
 // Recording (docs/protocol.md, "Recording"): while the room is recorded
 // everyone sees a "Recording" indicator in the top bar, from the moment
-// the server answers the join (before anything of theirs is recorded a
-// joiner is also told in a notice), and moderators get a Record / Stop
+// the server answers the join; a joiner who would publish is asked first
+// (consent): nothing of theirs is sent until they choose "Join and be
+// recorded", and "Leave" leaves. Moderators get a Record / Stop
 // recording control. The server decides who may record; the control is
 // only shown to moderators of a server that records at all.
 
@@ -21,6 +22,7 @@ export class RecordingUI {
       this.supported = !!r;
       const was = this.active;
       this.active = !!(r && r.active);
+      this.startedBy = r && r.active && r.by ? r.by.name || r.by.identity : '';
       // Said once connected: the status pill clears notices then.
       this.pending = this.active && !was ? `This meeting is being recorded${by(r)}.` : '';
       this.render();
@@ -41,6 +43,32 @@ export class RecordingUI {
       this.render();
     };
     this.onChange = () => this.render();
+    this.asking = null; // the open consent dialog's promise
+  }
+
+  // askConsent shows the consent dialog and resolves true (join and be
+  // recorded) or false (leave). A second ask while it is open (a rejoin)
+  // shares the answer.
+  askConsent() {
+    if (this.asking) return this.asking;
+    const dlg = $('rec-consent');
+    $('rec-consent-text').textContent = `${this.startedBy ? `${this.startedBy} started a recording. ` : ''}` +
+      'Your camera, microphone and name will be in it. Nothing of yours is sent until you choose.';
+    this.asking = new Promise((resolve) => {
+      const done = () => {
+        dlg.removeEventListener('close', done);
+        dlg.removeEventListener('cancel', keep);
+        this.asking = null;
+        resolve(dlg.returnValue === 'join');
+      };
+      // Escape is not an answer: the choice has to be made.
+      const keep = (ev) => ev.preventDefault();
+      dlg.returnValue = '';
+      dlg.addEventListener('close', done);
+      dlg.addEventListener('cancel', keep);
+      dlg.showModal();
+    });
+    return this.asking;
   }
 
   mount() {
@@ -53,6 +81,7 @@ export class RecordingUI {
     this.btn.hidden = true;
     this.btn.addEventListener('click', () => this.call.moderate(this.active ? 'recording_stop' : 'recording_start'));
     this.call.addEventListener('joined', this.onJoined);
+    this.call.askRecordingConsent = () => this.askConsent();
     this.call.addEventListener('status', this.onStatus);
     this.call.addEventListener('message', this.onMessage);
     this.call.addEventListener('moderation', this.onChange);
@@ -62,6 +91,9 @@ export class RecordingUI {
 
   unmount() {
     this.call.removeEventListener('joined', this.onJoined);
+    this.call.askRecordingConsent = null;
+    const dlg = $('rec-consent');
+    if (dlg.open) dlg.close('leave');
     this.call.removeEventListener('status', this.onStatus);
     this.call.removeEventListener('message', this.onMessage);
     this.call.removeEventListener('moderation', this.onChange);
