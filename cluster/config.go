@@ -68,8 +68,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// nodeID is the configured id or the hostname.
-func (c Config) nodeID() (string, error) {
+// NodeName is the configured node_id or the hostname.
+func (c Config) NodeName() (string, error) {
 	if c.NodeID != "" {
 		return c.NodeID, nil
 	}

@@ -28,7 +28,7 @@ func SetDrain(ctx context.Context, cfg Config, id string, on bool) error {
 	}
 	if id == "" {
 		var err error
-		if id, err = cfg.nodeID(); err != nil {
+		if id, err = cfg.NodeName(); err != nil {
 			return err
 		}
 	}

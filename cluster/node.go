@@ -60,7 +60,7 @@ func New(ctx context.Context, cfg Config, version string, load func() Load, log 
 	if !cfg.Enabled() {
 		return nil, errors.New("cluster: cluster.redis_url is not set")
 	}
-	id, err := cfg.nodeID()
+	id, err := cfg.NodeName()
 	if err != nil {
 		return nil, err
 	}

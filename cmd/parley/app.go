@@ -75,7 +75,17 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		}
 	}()
 	logFor := func(component string) *slog.Logger { return log.With("component", component) }
-	reg := prometheus.NewRegistry()
+	registry := prometheus.NewRegistry()
+	// In a cluster every metric carries the node's id, so that the
+	// series of several nodes stay apart wherever they are collected.
+	var reg prometheus.Registerer = registry
+	if cfg.Cluster.Enabled() {
+		node, err := cfg.Cluster.NodeName()
+		if err != nil {
+			return nil, err
+		}
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, registry)
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	keys, err := auth.NewKeySet(cfg.Signaling.APIKeys)
 	if err != nil {
@@ -159,7 +169,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		Rooms:       dir,
 		Logger:      logFor("signaling"),
 		Registry:    reg,
-		Gatherer:    reg,
+		Gatherer:    registry,
 		Media:       signaling.SFUMedia(media),
 		Keys:        keys,
 		Web:         web.Handler(),

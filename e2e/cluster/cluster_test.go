@@ -205,4 +205,25 @@ func TestClusterHealthz(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "redis") || !strings.Contains(string(body), "postgres") {
 		t.Fatalf("/healthz %d %s, want redis and postgres reported", resp.StatusCode, body)
 	}
+	// Every metric of a node carries its id, so several nodes' series
+	// stay apart once collected together.
+	mreq, _ := http.NewRequest(http.MethodGet, a.URL+"/metrics", nil)
+	mreq.SetBasicAuth(testkit.ParleyAPIKey, testkit.ParleyAPISecret)
+	mresp, err := http.DefaultClient.Do(mreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mresp.Body.Close()
+	metrics, _ := io.ReadAll(io.LimitReader(mresp.Body, 8<<20))
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.Contains(line, `node="a"`) {
+			t.Fatalf("/metrics (%d): a series without the node label: %s", mresp.StatusCode, line)
+		}
+	}
+	if !strings.Contains(string(metrics), `parley_`) {
+		t.Fatalf("/metrics (%d) has no parley series:\n%.500s", mresp.StatusCode, metrics)
+	}
 }
