@@ -183,6 +183,32 @@ func TestDeadOwnerRoomIsReplaced(t *testing.T) {
 	}
 }
 
+// TestHostReadsWithoutPlacing: Host names the live node of a room and
+// never places one; a room whose node died is hosted nowhere.
+func TestHostReadsWithoutPlacing(t *testing.T) {
+	p := newPrefix(t)
+	a := startNode(t, p, "a", Load{})
+	b := startNode(t, p, "b", Load{Participants: 9})
+	ctx := context.Background()
+	if _, ok, err := b.Host(ctx, "r"); err != nil || ok {
+		t.Fatalf("an unplaced room has a host: %v %v", ok, err)
+	}
+	if _, ok, _ := b.Host(ctx, "r"); ok {
+		t.Fatal("Host placed the room")
+	}
+	if _, err := b.Place(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if ni, ok, err := b.Host(ctx, "r"); err != nil || !ok || ni.ID != "a" {
+		t.Fatalf("host %+v %v %v, want a", ni, ok, err)
+	}
+	a.kill()
+	waitFor(t, 3*time.Second, "a's room to be hosted nowhere", func() bool {
+		_, ok, err := b.Host(ctx, "r")
+		return err == nil && !ok
+	})
+}
+
 func TestDrainingNodeTakesNoRoom(t *testing.T) {
 	p := newPrefix(t)
 	a := startNode(t, p, "a", Load{})

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -121,4 +122,31 @@ func (n *Node) ReleaseRoom(ctx context.Context, room string) error {
 		return fmt.Errorf("cluster: release room %s: %w", room, err)
 	}
 	return nil
+}
+
+// Host returns the live node that hosts room now, if any. Unlike Place
+// it never places the room: the admin API asks it before acting on a
+// room, and a room hosted nowhere is simply not there.
+func (n *Node) Host(ctx context.Context, room string) (NodeInfo, bool, error) {
+	// The claim script without a candidate only reads the live claim.
+	owner, err := n.scripts.claim.Run(ctx, n.rdb, []string{n.roomKey(room)},
+		n.nodeKey(""), "", n.cfg.RoomTTL.Milliseconds()).Text()
+	if err != nil {
+		return NodeInfo{}, false, fmt.Errorf("cluster: host of %s: %w", room, err)
+	}
+	if owner == "" {
+		return NodeInfo{}, false, nil
+	}
+	v, err := n.rdb.Get(ctx, n.nodeKey(owner)).Result()
+	if errors.Is(err, redis.Nil) {
+		return NodeInfo{}, false, nil // its lease lapsed meanwhile
+	}
+	if err != nil {
+		return NodeInfo{}, false, fmt.Errorf("cluster: host of %s: %w", room, err)
+	}
+	var ni NodeInfo
+	if err := jsonUnmarshal(v, &ni); err != nil {
+		return NodeInfo{}, false, err
+	}
+	return ni, true, nil
 }

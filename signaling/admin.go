@@ -73,6 +73,9 @@ func (s *Server) admin(h func(http.ResponseWriter, *http.Request, adminCaller)) 
 			writeJSONError(w, http.StatusForbidden, "forbidden", "token is not valid for this room")
 			return
 		}
+		if s.forwardToHost(w, r) { // cluster: the room lives on another node
+			return
+		}
 		h(w, r, caller)
 	}
 }
@@ -143,15 +146,22 @@ func (s *Server) handleAdminToken(w http.ResponseWriter, r *http.Request, caller
 type adminRoom struct {
 	Name         string `json:"name"`
 	Participants int    `json:"participants"`
+	// Node is the cluster node that hosts the room (cluster mode only).
+	Node string `json:"node,omitempty"`
 }
 
-func (s *Server) handleAdminRooms(w http.ResponseWriter, _ *http.Request, caller adminCaller) {
+func (s *Server) handleAdminRooms(w http.ResponseWriter, r *http.Request, caller adminCaller) {
 	list := s.dir.Rooms(caller.allows)
 	out := make([]adminRoom, 0, len(list))
-	for _, r := range list {
-		out = append(out, adminRoom{Name: r.Name, Participants: r.Participants})
+	for _, room := range list {
+		out = append(out, adminRoom{Name: room.Name, Participants: room.Participants, Node: s.nodeID()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
+	if s.peers == nil || forwarded(r) {
+		writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
+		return
+	}
+	rooms, unreachable := s.peerRooms(r)
+	writeJSON(w, http.StatusOK, map[string]any{"rooms": append(out, rooms...), "unreachable": unreachable})
 }
 
 // AdminTrackStats are a track's SFU counters in the admin API.

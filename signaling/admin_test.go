@@ -122,7 +122,7 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	if err := json.Unmarshal(body, &rooms); err != nil {
 		t.Fatal(err)
 	}
-	want := []adminRoom{{"other", 1}, {"standup", 2}}
+	want := []adminRoom{{Name: "other", Participants: 1}, {Name: "standup", Participants: 2}}
 	if len(rooms.Rooms) != 2 || rooms.Rooms[0] != want[0] || rooms.Rooms[1] != want[1] {
 		t.Fatalf("rooms %+v, want %+v", rooms.Rooms, want)
 	}

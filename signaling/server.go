@@ -67,6 +67,9 @@ type Deps struct {
 	// node.
 	Placer RoomPlacer
 	Relay  ChatRelay
+	// Peers lets the admin API act across the cluster (admin_cluster.go);
+	// nil on a single node.
+	Peers ClusterPeers
 }
 
 // Guest tokens (dev mode) per second for the whole server, with a burst
@@ -114,6 +117,8 @@ type Server struct {
 	rec *recorder
 	// placer says which node hosts a room (cluster.go); nil: all here.
 	placer RoomPlacer
+	// peers are the other nodes, for the admin API (admin_cluster.go).
+	peers ClusterPeers
 
 	mu           sync.Mutex
 	conns        map[*wsConn]struct{}
@@ -173,6 +178,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		guestKey:  newGuestKey(deps.GuestKey),
 		health:    deps.Health,
 		placer:    deps.Placer,
+		peers:     deps.Peers,
 		seen:      newSeenIdentities(maxSeenIdentities),
 		origins:   map[string]bool{},
 		conns:     map[*wsConn]struct{}{},

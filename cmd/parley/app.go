@@ -177,7 +177,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		Health:      health,
 	}
 	if cp != nil {
-		sigDeps.Placer, sigDeps.Relay = placer{cp.node}, cp.bus
+		sigDeps.Placer, sigDeps.Relay, sigDeps.Peers = placer{cp.node}, cp.bus, placer{cp.node}
 	}
 	sig, err := signaling.New(cfg.Signaling, sigDeps)
 	if cp != nil {

@@ -104,6 +104,32 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 // placer is the signaling.RoomPlacer of a cluster node.
 type placer struct{ node *cluster.Node }
 
+// NodeID, RoomHost and Peers make placer the admin API's view of the
+// cluster too (signaling.ClusterPeers).
+func (p placer) NodeID() string { return p.node.ID() }
+
+func (p placer) RoomHost(ctx context.Context, room string) (string, error) {
+	ni, ok, err := p.node.Host(ctx, room)
+	if err != nil || !ok || ni.ID == p.node.ID() {
+		return "", err
+	}
+	return ni.URL, nil
+}
+
+func (p placer) Peers(ctx context.Context) ([]signaling.ClusterPeer, error) {
+	nodes, err := p.node.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []signaling.ClusterPeer
+	for _, ni := range nodes {
+		if ni.ID != p.node.ID() && ni.URL != "" {
+			out = append(out, signaling.ClusterPeer{ID: ni.ID, URL: ni.URL})
+		}
+	}
+	return out, nil
+}
+
 func (p placer) PlaceRoom(ctx context.Context, room string) (string, error) {
 	ni, err := p.node.Place(ctx, room)
 	if err != nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -225,5 +226,71 @@ func TestClusterHealthz(t *testing.T) {
 	}
 	if !strings.Contains(string(metrics), `parley_`) {
 		t.Fatalf("/metrics (%d) has no parley series:\n%.500s", mresp.StatusCode, metrics)
+	}
+}
+
+// TestClusterAdminAPI: the admin API of any node answers for every
+// room: the room list names each room's node, and a request about a room
+// hosted elsewhere (its participants, removing one) is carried out by
+// the hosting node.
+func TestClusterAdminAPI(t *testing.T) {
+	env := newClusterEnv(t)
+	a := env.startNode(t, "a")
+	b := env.startNode(t, "b")
+	ann := dialPeer(t, a.URL, clusterToken(t, "ann", "adm", auth.Grants{Subscribe: true, Chat: true}))
+	if ok, code, _ := ann.joinResult(); !ok {
+		t.Fatalf("ann's join on a: %s", code)
+	}
+	admin := func(method, base, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		req.SetBasicAuth(testkit.ParleyAPIKey, testkit.ParleyAPISecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(body)
+	}
+
+	code, body := admin("GET", b.URL, "/api/admin/rooms")
+	var list struct {
+		Rooms []struct {
+			Name         string `json:"name"`
+			Participants int    `json:"participants"`
+			Node         string `json:"node"`
+		} `json:"rooms"`
+		Unreachable []string `json:"unreachable"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil {
+		t.Fatalf("GET /api/admin/rooms on b: %d %s", code, body)
+	}
+	found := false
+	for _, r := range list.Rooms {
+		if r.Name == "adm" {
+			found = r.Node == "a" && r.Participants == 1
+		}
+	}
+	if !found || len(list.Unreachable) != 0 {
+		t.Fatalf("b's room list %s: want adm with 1 participant on node a, every node reachable", body)
+	}
+
+	code, body = admin("GET", b.URL, "/api/admin/rooms/adm/participants")
+	if code != http.StatusOK || !strings.Contains(body, `"identity":"ann"`) {
+		t.Fatalf("adm's participants through b: %d %s", code, body)
+	}
+	if code, body = admin("GET", b.URL, "/api/admin/rooms/nowhere/participants"); code != http.StatusNotFound {
+		t.Errorf("a room hosted nowhere through b: %d %s, want 404", code, body)
+	}
+	if code, body = admin("DELETE", b.URL, "/api/admin/rooms/adm/participants/ann"); code/100 != 2 {
+		t.Fatalf("removing ann through b: %d %s", code, body)
+	}
+	ann.next(10*time.Second, "bye", "removed", "participant_removed")
+	if !testkit.Poll(context.Background(), 10*time.Second, 100*time.Millisecond, func() bool {
+		code, body := admin("GET", a.URL, "/api/admin/rooms/adm/participants")
+		return code == http.StatusNotFound || code == http.StatusOK && !strings.Contains(body, `"identity":"ann"`)
+	}) {
+		t.Error("ann is still in adm on a after b removed her")
 	}
 }
