@@ -31,11 +31,15 @@ type Config struct {
 	// KeyPrefix starts every key Parley writes, so clusters can share a
 	// Redis.
 	KeyPrefix string `yaml:"key_prefix"`
+	// DrainTimeout is how long a draining node (an operator's drain, or
+	// SIGTERM) lets its calls go on before it asks their clients to
+	// reconnect, which moves them to another node.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // DefaultConfig: cluster off; a dead node is forgotten within 6 s.
 func DefaultConfig() Config {
-	return Config{LeaseTTL: 6 * time.Second, RoomTTL: 30 * time.Second, KeyPrefix: "parley:"}
+	return Config{LeaseTTL: 6 * time.Second, RoomTTL: 30 * time.Second, KeyPrefix: "parley:", DrainTimeout: 30 * time.Second}
 }
 
 // Enabled reports whether cluster mode is configured.
@@ -64,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.KeyPrefix == "" {
 		return errors.New("cluster.key_prefix: must not be empty")
+	}
+	if c.DrainTimeout < 0 || c.DrainTimeout > time.Hour {
+		return errors.New("cluster.drain_timeout: must be between 0 and 1h")
 	}
 	return nil
 }

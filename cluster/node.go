@@ -140,6 +140,14 @@ func (n *Node) renew(ctx context.Context) error {
 	return n.rdb.Set(ctx, n.nodeKey(n.self.ID), b, n.cfg.LeaseTTL).Err()
 }
 
+// Draining reports whether this node takes no new rooms (its own wish or
+// an operator's flag, as of the last renewal).
+func (n *Node) Draining() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.self.Draining
+}
+
 // SetDraining marks this node as taking no new rooms (published now);
 // an operator's `parley cluster drain` (SetDrain) has the same effect.
 func (n *Node) SetDraining(ctx context.Context, on bool) error {

@@ -114,3 +114,34 @@ func (d *Directory) MuteTrack(roomName, identity, sid string, muted bool) error 
 	d.release(dl)
 	return nil
 }
+
+// ByeAll tells every participant's connection (not ingest streams) to go
+// with reason, room by room; each leaves when its connection closes, as
+// usual. It returns how many were told. A draining cluster node uses it
+// to move its calls to another node.
+func (d *Directory) ByeAll(reason string) int {
+	d.mu.Lock()
+	names := make([]string, 0, len(d.rooms))
+	for name := range d.rooms {
+		names = append(names, name)
+	}
+	d.mu.Unlock()
+	n := 0
+	for _, name := range names {
+		d.mu.Lock()
+		r := d.rooms[name]
+		if r == nil {
+			d.mu.Unlock()
+			continue
+		}
+		dl := &delivery{r: r}
+		for _, p := range r.participants {
+			if !p.stream {
+				dl.bye(p, reason)
+				n++
+			}
+		}
+		d.release(dl)
+	}
+	return n
+}

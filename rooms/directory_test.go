@@ -352,3 +352,28 @@ func TestStreams(t *testing.T) {
 		t.Fatalf("%d participants after the stream left", p)
 	}
 }
+
+// TestByeAll: every participant of every room is told to go (outside the
+// directory's lock), and stays in its room until its connection leaves.
+func TestByeAll(t *testing.T) {
+	f := newFixture(t, 10)
+	for _, j := range [][2]string{{"a", "ann"}, {"a", "bob"}, {"b", "cy"}} {
+		if _, err := f.join(j[0], j[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range f.members {
+		m.take()
+	}
+	if n := f.d.ByeAll("reconnect"); n != 3 {
+		t.Fatalf("ByeAll told %d, want 3", n)
+	}
+	for id, m := range f.members {
+		if got := m.take(); !slices.Equal(got, []string{"bye:reconnect"}) {
+			t.Errorf("%s got %v, want one bye", id, got)
+		}
+	}
+	if _, n := f.d.Counts(); n != 3 {
+		t.Errorf("%d participants after ByeAll, want all 3 until they leave", n)
+	}
+}

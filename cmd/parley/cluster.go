@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/cluster"
 	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/signaling"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // Cluster mode (docs/cluster.md): set cluster.redis_url and chat.store:
@@ -32,6 +33,7 @@ func init() {
 		"cluster.lease_ttl":       "How long the node counts as alive after its last renewal (renewed every third); a killed node is gone for the others after this.",
 		"cluster.room_ttl":        "How long a room's claim lasts without renewal (renewed every third while in use); at least 3 lease_ttl.",
 		"cluster.key_prefix":      "Prefix of every Redis key and channel Parley uses, so clusters can share a Redis.",
+		"cluster.drain_timeout":   "How long a draining node (parley cluster drain, or SIGTERM) lets its calls go on before asking their clients to reconnect, which moves them to another node. 0: at once.",
 	} {
 		exampleDocs[k] = v
 	}
@@ -86,7 +88,7 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 	}
 	cp := &clusterParts{node: node}
 	a.add("cluster node", node)
-	cp.keeper = cluster.NewRoomKeeper(node, func() []string {
+	activeRooms := func() []string {
 		var names []string
 		for _, r := range dir.Rooms(func(string) bool { return true }) {
 			if r.Participants > 0 {
@@ -94,10 +96,15 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 			}
 		}
 		return names
-	}, log)
+	}
+	cp.keeper = cluster.NewRoomKeeper(node, activeRooms, log)
 	a.add("cluster rooms", cp.keeper)
 	cp.bus = cluster.NewBus(node, func(topic string, payload []byte) { cp.sig.DeliverRemote(topic, payload) }, log)
 	a.add("cluster bus", cp.bus)
+	drainer := cluster.NewDrainer(node, cfg.DrainTimeout, activeRooms,
+		func() int { return dir.ByeAll(proto.ByeReconnect) }, log)
+	a.add("cluster drain", drainer)
+	a.drain = drainer.Drain // SIGTERM drains first (serve.go)
 	return cp, nil
 }
 

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"sort"
 	"sync"
+	"syscall"
 
 	"github.com/parleyhq/parley/internal/logging"
 	"github.com/parleyhq/parley/signaling"
@@ -31,11 +33,49 @@ func serveCommand(ctx context.Context, args, environ []string, stdout, stderr io
 	announceCtx, stopAnnounce := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { announce(announceCtx, a.sig, cfg, stdout, logger) })
-	err = a.Run(ctx)
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { drainThenStop(ctx, runCtx, a.drain, stopRun, logger) })
+	err = a.Run(runCtx)
+	stopRun()
 	stopAnnounce()
 	wg.Wait()
 	logger.Info("parley stopped", "error", err)
 	return err
+}
+
+// drainThenStop stops the app (stopRun) when ctx ends (the first SIGINT
+// or SIGTERM). A cluster node drains first (drain: it takes no new rooms
+// and lets its calls end, for at most cluster.drain_timeout, then moves
+// the rest to other nodes); a second signal cuts the drain short. It
+// returns when runCtx ends, whoever ended it.
+func drainThenStop(ctx, runCtx context.Context, drain func(context.Context), stopRun context.CancelFunc, log *slog.Logger) {
+	select {
+	case <-runCtx.Done():
+		return
+	case <-ctx.Done():
+	}
+	if drain != nil {
+		// Registered after the first signal: only a second one ends it.
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		dctx, cancel := context.WithCancel(runCtx)
+		drained := make(chan struct{})
+		var watch sync.WaitGroup
+		watch.Go(func() {
+			select {
+			case <-again:
+				log.Info("second signal: stopping without waiting for the drain")
+				cancel()
+			case <-drained:
+			}
+		})
+		drain(dctx)
+		close(drained)
+		watch.Wait()
+		cancel()
+		signal.Stop(again)
+	}
+	stopRun()
 }
 
 // serveConfig loads and completes the configuration of the server: the

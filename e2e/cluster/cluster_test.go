@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -292,5 +293,54 @@ func TestClusterAdminAPI(t *testing.T) {
 		return code == http.StatusNotFound || code == http.StatusOK && !strings.Contains(body, `"identity":"ann"`)
 	}) {
 		t.Error("ann is still in adm on a after b removed her")
+	}
+}
+
+// TestClusterDrainOnSIGTERM: a node told to stop drains first. New
+// rooms go to the other node at once, the call on it goes on for
+// cluster.drain_timeout, then its client is asked to reconnect, the
+// node exits cleanly, and the client's rejoin lands on the other node.
+func TestClusterDrainOnSIGTERM(t *testing.T) {
+	env := newClusterEnv(t)
+	a := env.startNode(t, "a")
+	b := env.startNode(t, "b")
+	call := auth.Grants{Subscribe: true, Chat: true}
+	annToken := clusterToken(t, "ann", "drn", call)
+	ann := dialPeer(t, a.URL, annToken)
+	if ok, code, _ := ann.joinResult(); !ok {
+		t.Fatalf("ann's join on a: %s", code)
+	}
+	if err := syscall.Kill(a.Pid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	signalled := time.Now()
+
+	// New rooms go elsewhere while a drains (it says so in Redis at once).
+	fresh := dialPeer(t, a.URL, clusterToken(t, "bob", "fresh", call))
+	if ok, code, url := fresh.joinResult(); ok || code != "wrong_node" || url != b.URL {
+		t.Errorf("a new room joined on the draining a: joined %v, %q %q; want wrong_node to %s", ok, code, url, b.URL)
+	}
+	fresh.close()
+
+	// ann's call goes on for the drain timeout (2 s), then she is asked
+	// to reconnect.
+	var bye struct{ Reason string }
+	decode(t, ann.next(10*time.Second, "bye"), &bye)
+	after := time.Since(signalled)
+	if after < 1500*time.Millisecond || bye.Reason != "reconnect" {
+		t.Errorf("bye %q %v after SIGTERM; want reconnect after the 2 s drain", bye.Reason, after)
+	}
+	select {
+	case <-a.Exited():
+		if err := a.ExitErr(); err != nil {
+			t.Errorf("a exited with %v after its drain", err)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("a did not exit within 8 s of its drain")
+	}
+	ann.close()
+	again := dialPeer(t, b.URL, annToken)
+	if ok, code, url := again.joinResult(); !ok {
+		t.Fatalf("ann's rejoin on b: %q %q", code, url)
 	}
 }

@@ -82,6 +82,8 @@ func (e clusterEnv) startNode(t *testing.T, id string, signaling ...map[string]a
 		"cluster": map[string]any{
 			"redis_url": e.redisURL, "node_id": id, "key_prefix": e.prefix,
 			"lease_ttl": "1s", "room_ttl": "3s",
+			// testkit.Parley.Stop waits 10 s for SIGTERM to end a node.
+			"drain_timeout": "2s",
 		},
 	}
 	for _, sig := range signaling {

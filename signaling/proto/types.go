@@ -105,6 +105,9 @@ const (
 	ByeReplaced = "replaced"
 	ByeTimeout  = "timeout"
 	ByeLeft     = "left"
+	// ByeReconnect: this node is draining (cluster mode); the client
+	// rejoins at once and lands on another node.
+	ByeReconnect = "reconnect"
 )
 
 // Presence states (docs/protocol.md, Presence).
