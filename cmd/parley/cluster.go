@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/parleyhq/parley/chat"
@@ -145,7 +147,36 @@ func (p placer) PlaceRoom(ctx context.Context, room string) (string, error) {
 	if ni.ID == p.node.ID() {
 		return "", nil
 	}
+	// A claim's node counts as alive while its lease lasts, which lags a
+	// crash by up to cluster.lease_ttl: a joiner sent there meanwhile
+	// would load a page from a dead node and stay on it. So the node must
+	// answer first; if it does not, the join gets the retryable
+	// "unavailable", and the retry after the lease lapsed places the room
+	// on a live node.
+	if !nodeAnswers(ctx, ni.URL) {
+		return "", fmt.Errorf("cluster: node %s, which hosts %s, does not answer", ni.ID, room)
+	}
 	return ni.URL, nil
+}
+
+// nodeProbeTimeout bounds the check that a room's node answers.
+const nodeProbeTimeout = time.Second
+
+// nodeAnswers reports whether the node at base answers HTTP at all (any
+// status: a node whose PostgreSQL is away still hosts its calls).
+func nodeAnswers(ctx context.Context, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, nodeProbeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return true
 }
 
 // clusterCommand implements `parley cluster nodes|drain|undrain`.
