@@ -188,13 +188,7 @@ func TestClusterThreeBrowsersSurviveNodeLoss(t *testing.T) {
 // listing, with all three participants).
 func roomNode(t *testing.T, via *testkit.Parley, room string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, via.URL+"/api/admin/rooms", nil)
-	req.SetBasicAuth(testkit.ParleyAPIKey, testkit.ParleyAPISecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, body := adminDo(t, http.MethodGet, via.URL+"/api/admin/rooms")
 	var list struct {
 		Rooms []struct {
 			Name         string `json:"name"`
@@ -202,8 +196,8 @@ func roomNode(t *testing.T, via *testkit.Parley, room string) string {
 			Node         string `json:"node"`
 		} `json:"rooms"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil {
+		t.Fatalf("GET /api/admin/rooms: %d %s", code, body)
 	}
 	node := ""
 	for _, r := range list.Rooms {

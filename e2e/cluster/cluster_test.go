@@ -209,24 +209,17 @@ func TestClusterHealthz(t *testing.T) {
 	}
 	// Every metric of a node carries its id, so several nodes' series
 	// stay apart once collected together.
-	mreq, _ := http.NewRequest(http.MethodGet, a.URL+"/metrics", nil)
-	mreq.SetBasicAuth(testkit.ParleyAPIKey, testkit.ParleyAPISecret)
-	mresp, err := http.DefaultClient.Do(mreq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mresp.Body.Close()
-	metrics, _ := io.ReadAll(io.LimitReader(mresp.Body, 8<<20))
-	for _, line := range strings.Split(string(metrics), "\n") {
+	mcode, metrics := adminDo(t, http.MethodGet, a.URL+"/metrics")
+	for _, line := range strings.Split(metrics, "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		if !strings.Contains(line, `node="a"`) {
-			t.Fatalf("/metrics (%d): a series without the node label: %s", mresp.StatusCode, line)
+			t.Fatalf("/metrics (%d): a series without the node label: %s", mcode, line)
 		}
 	}
-	if !strings.Contains(string(metrics), `parley_`) {
-		t.Fatalf("/metrics (%d) has no parley series:\n%.500s", mresp.StatusCode, metrics)
+	if !strings.Contains(metrics, `parley_`) {
+		t.Fatalf("/metrics (%d) has no parley series:\n%.500s", mcode, metrics)
 	}
 }
 
@@ -242,18 +235,7 @@ func TestClusterAdminAPI(t *testing.T) {
 	if ok, code, _ := ann.joinResult(); !ok {
 		t.Fatalf("ann's join on a: %s", code)
 	}
-	admin := func(method, base, path string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, base+path, nil)
-		req.SetBasicAuth(testkit.ParleyAPIKey, testkit.ParleyAPISecret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return resp.StatusCode, string(body)
-	}
+	admin := func(method, base, path string) (int, string) { t.Helper(); return adminDo(t, method, base+path) }
 
 	code, body := admin("GET", b.URL, "/api/admin/rooms")
 	var list struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -206,4 +207,22 @@ func (p *wsPeer) joinResult() (joined bool, code, url string) {
 		p.t.Fatal(err)
 	}
 	return false, e.Code, e.URL
+}
+
+// adminDo makes an admin API request (the nodes' shared API key) and
+// returns the status and body.
+func adminDo(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(testkit.ParleyAPIKey, testkit.ParleyAPISecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	return resp.StatusCode, string(body)
 }
