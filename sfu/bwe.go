@@ -101,6 +101,7 @@ type selectState struct {
 	tracks    []simulcast.TrackInfo
 	decisions []simulcast.Decision
 	lastObs   time.Time
+	lastRun   time.Time
 }
 
 // run is one round of layer selection.
@@ -126,9 +127,22 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 		st.tracks = append(st.tracks, d.selectInfo(now))
 	}
 	st.decisions, _ = sel.Select(now, estimate, st.tracks, st.decisions)
+	// The time since the last round counts as below the wanted layer for
+	// each visible simulcast video that receives less than its tile
+	// wants (as of this round: rounds are at most selectInterval apart).
+	var since time.Duration
+	if !st.lastRun.IsZero() {
+		since = min(now.Sub(st.lastRun), 2*selectInterval)
+	}
+	st.lastRun = now
 	for i, d := range st.downs {
 		if d.sw == nil {
 			continue
+		}
+		if w := st.decisions[i].Wanted; since > 0 && w != simulcast.None && st.tracks[i].Visible && !d.pinned.Load() {
+			if d.sw.Current() < w { // None (-1) is below every layer
+				p.s.m.belowWanted.Add(since.Seconds())
+			}
 		}
 		l := st.decisions[i].Layer
 		if l == simulcast.None && st.tracks[i].Visible {

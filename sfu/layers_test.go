@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/parleyhq/parley/sfu/internal/simulcast"
 	"github.com/parleyhq/parley/sfu/internal/vp8"
@@ -138,6 +140,10 @@ func TestLayerSwitching(t *testing.T) {
 	if got := w.packets(); got[0].layer != 2 || !got[0].key {
 		t.Fatalf("started with %+v", got[0])
 	}
+	// The admin API's view: the subscriber receives the top layer.
+	if rs := f.h.t.stats().Receivers; len(rs) != 1 || rs[0].Layer != f.h.t.layers[2].rid {
+		t.Fatalf("receivers %+v, want one on the top layer %q", rs, f.h.t.layers[2].rid)
+	}
 
 	d.sw.SetTarget(0)
 	f.frame(all3) // still layer 2, PLI for layer 0
@@ -147,6 +153,9 @@ func TestLayerSwitching(t *testing.T) {
 	got := w.packets()
 	if got[6].layer != 2 || got[7].layer != 0 || got[8].layer != 0 {
 		t.Fatalf("switch down: %+v", got[6:])
+	}
+	if rs := f.h.t.stats().Receivers; len(rs) != 1 || rs[0].Layer != f.h.t.layers[0].rid {
+		t.Fatalf("receivers %+v after the switch, want one on layer %q", rs, f.h.t.layers[0].rid)
 	}
 	if p := f.plis(); len(p) != 2 || p[1] != 100 {
 		t.Fatalf("PLIs %v, want the second for layer 0 (ssrc 100)", p)
@@ -259,5 +268,44 @@ func TestSetLayerClamps(t *testing.T) {
 	}
 	if err := p.SetLayer("TR_x", 0); err == nil {
 		t.Fatal("unknown track accepted")
+	}
+}
+
+// TestBelowWantedTime: between two selection rounds, a visible tile that
+// receives a lower layer than it wants counts as time below the wanted
+// layer; one that receives what it wants does not.
+func TestBelowWantedTime(t *testing.T) {
+	f := newLayerFeeder(t, DefaultConfig())
+	w := &layerWriter{}
+	d := f.h.subscribe(t, w, 1, true)
+	f.frame(all3, 0, 1, 2)
+	waitFor(t, "the top layer", func() bool { return d.sw.Current() == 2 })
+	below := func() float64 {
+		var m dto.Metric
+		if err := f.h.s.m.belowWanted.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	// The harness's subscriber is bare; selection needs its SFU, its
+	// downTracks and a logger.
+	p := d.sub
+	p.s, p.log, p.down = f.h.s, slog.New(slog.DiscardHandler), map[string]*downTrack{f.h.t.info.SID: d}
+	sel := simulcast.NewSelector(simulcast.SelectorConfig{})
+	var st selectState
+	now := f.now
+	st.run(p, sel, now)
+	st.run(p, sel, now.Add(500*time.Millisecond))
+	if got := below(); got != 0 {
+		t.Fatalf("%v s below the wanted layer while receiving the top one", got)
+	}
+	// Down to the low layer (as after a bandwidth drop): the untiled
+	// tile still wants the top one.
+	d.sw.SetTarget(0)
+	f.frame(all3, 0)
+	waitFor(t, "the low layer", func() bool { return d.sw.Current() == 0 })
+	st.run(p, sel, now.Add(1000*time.Millisecond))
+	if got := below(); got != 0.5 {
+		t.Fatalf("%v s below the wanted layer, want the 0.5 s since the last round", got)
 	}
 }

@@ -63,6 +63,7 @@ type metrics struct {
 	redRecovered     prometheus.Counter
 	speakerChanges   prometheus.Counter
 	layerSwitches    prometheus.Counter
+	belowWanted      prometheus.Counter
 	estimatedBitrate prometheus.Histogram
 
 	iceTCPUnauthenticated prometheus.Gauge
@@ -89,6 +90,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Changes of a room's active speaker."}),
 		layerSwitches: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_layer_switches_total",
 			Help: "Simulcast layer changes made for subscribers (each at a key frame of the new layer)."}),
+		belowWanted: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_below_wanted_seconds_total",
+			Help: "Subscriber-seconds a visible simulcast video was received below the layer its tile wants (too little bandwidth, or the layer does not arrive)."}),
 		estimatedBitrate: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_sfu_estimated_bandwidth_bits",
 			Help:    "Subscriber connections' estimated available bandwidth (GCC), bit/s, sampled once a second per subscriber.",
 			Buckets: prometheus.ExponentialBuckets(125_000, 2, 8)}),
@@ -114,7 +117,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.nacksIn, m.nacksOut = nacks.WithLabelValues("in"), nacks.WithLabelValues("out")
 	m.plisIn, m.plisOut = plis.WithLabelValues("in"), plis.WithLabelValues("out")
 	if err := promreg.Register(reg, "sfu", m.rooms, m.participants, m.tracks, m.packetsForwarded,
-		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.estimatedBitrate, drops, nacks, plis, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
+		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.belowWanted, m.estimatedBitrate, drops, nacks, plis, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
 		return nil, err
 	}
 	return m, nil

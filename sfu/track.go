@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/sfu/internal/packetcache"
 	"github.com/parleyhq/parley/sfu/internal/red"
 	"github.com/parleyhq/parley/sfu/internal/rtpstats"
+	"github.com/parleyhq/parley/sfu/internal/simulcast"
 )
 
 // publishedTrack is one incoming track: its read loop, packet cache,
@@ -376,7 +378,23 @@ func (t *publishedTrack) stats() TrackStats {
 	st.Retransmits = t.retransmits.Load()
 	st.PLIsReceived = t.plisIn.Load()
 	st.PLIsSent = t.plisOut.Load()
-	st.Subscribers = len(*t.downs.Load())
+	downs := *t.downs.Load()
+	st.Subscribers = len(downs)
+	for _, d := range downs {
+		if d.sub == nil || d.sub.id == "recorder" {
+			continue // the recorder's tap is not a participant
+		}
+		r := ReceiverStats{ParticipantID: d.sub.id}
+		if est := d.sub.EstimatedBitrate(); est < math.MaxInt32 {
+			r.EstimatedBps = est
+		}
+		if d.sw != nil {
+			if l := d.sw.Current(); l != simulcast.None && int(l) < len(t.layers) {
+				r.Layer = t.layers[l].rid
+			}
+		}
+		st.Receivers = append(st.Receivers, r)
+	}
 	st.Muted = t.muted.Load()
 	st.Drops = make(map[string]uint64, numDropReasons)
 	for i, r := range dropReasons {

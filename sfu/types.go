@@ -62,21 +62,36 @@ type TrackInfo struct {
 	Codec         string // MIME type, e.g. "video/VP8"
 }
 
+// ReceiverStats is one subscriber of a track, as the admin API shows it.
+type ReceiverStats struct {
+	ParticipantID string
+	// Layer is the rid of the simulcast layer it receives ("" for a track
+	// without simulcast, or while it receives none).
+	Layer string
+	// EstimatedBps is the subscriber connection's estimated available
+	// bandwidth (0 before the first estimate; unbounded when bandwidth
+	// estimation is off is reported as 0 too).
+	EstimatedBps int
+}
+
 // TrackStats is a snapshot of one published track's counters.
 type TrackStats struct {
 	TrackInfo
-	Packets        uint64
-	Bytes          uint64
-	BitrateBps     float64
-	PacketsLost    uint64  // detected from sequence gaps on the publisher leg
-	FractionLost   float64 // 0..1 over the last report interval
-	JitterMs       float64 // RFC 3550 interarrival jitter
-	NACKsReceived  uint64  // from subscribers
-	NACKsSent      uint64  // upstream to the publisher
-	Retransmits    uint64  // packets resent from the cache
-	PLIsReceived   uint64  // keyframe requests from subscribers
-	PLIsSent       uint64  // keyframe requests forwarded to the publisher
-	Subscribers    int
+	Packets       uint64
+	Bytes         uint64
+	BitrateBps    float64
+	PacketsLost   uint64  // detected from sequence gaps on the publisher leg
+	FractionLost  float64 // 0..1 over the last report interval
+	JitterMs      float64 // RFC 3550 interarrival jitter
+	NACKsReceived uint64  // from subscribers
+	NACKsSent     uint64  // upstream to the publisher
+	Retransmits   uint64  // packets resent from the cache
+	PLIsReceived  uint64  // keyframe requests from subscribers
+	PLIsSent      uint64  // keyframe requests forwarded to the publisher
+	Subscribers   int
+	// Receivers is what each subscriber gets of the track: for simulcast,
+	// the layer it receives now; with the subscriber's estimated bandwidth.
+	Receivers      []ReceiverStats
 	Drops          map[string]uint64 // by reason
 	Muted          bool
 	LastPacketTime time.Time

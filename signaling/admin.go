@@ -164,23 +164,33 @@ func (s *Server) handleAdminRooms(w http.ResponseWriter, r *http.Request, caller
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": append(out, rooms...), "unreachable": unreachable})
 }
 
+// AdminReceiver is one subscriber of a track in the admin API.
+type AdminReceiver struct {
+	Participant  string `json:"participant"`
+	Layer        string `json:"layer,omitempty"`
+	EstimatedBps int    `json:"estimatedBps,omitempty"`
+}
+
 // AdminTrackStats are a track's SFU counters in the admin API.
 type AdminTrackStats struct {
-	Codec         string            `json:"codec"`
-	Packets       uint64            `json:"packets"`
-	Bytes         uint64            `json:"bytes"`
-	BitrateBps    float64           `json:"bitrateBps"`
-	PacketsLost   uint64            `json:"packetsLost"`
-	FractionLost  float64           `json:"fractionLost"`
-	JitterMs      float64           `json:"jitterMs"`
-	NACKsReceived uint64            `json:"nacksReceived"`
-	NACKsSent     uint64            `json:"nacksSent"`
-	Retransmits   uint64            `json:"retransmits"`
-	PLIsReceived  uint64            `json:"plisReceived"`
-	PLIsSent      uint64            `json:"plisSent"`
-	Subscribers   int               `json:"subscribers"`
-	Drops         map[string]uint64 `json:"drops"`
-	LastPacketAt  *time.Time        `json:"lastPacketAt,omitempty"`
+	Codec         string  `json:"codec"`
+	Packets       uint64  `json:"packets"`
+	Bytes         uint64  `json:"bytes"`
+	BitrateBps    float64 `json:"bitrateBps"`
+	PacketsLost   uint64  `json:"packetsLost"`
+	FractionLost  float64 `json:"fractionLost"`
+	JitterMs      float64 `json:"jitterMs"`
+	NACKsReceived uint64  `json:"nacksReceived"`
+	NACKsSent     uint64  `json:"nacksSent"`
+	Retransmits   uint64  `json:"retransmits"`
+	PLIsReceived  uint64  `json:"plisReceived"`
+	PLIsSent      uint64  `json:"plisSent"`
+	Subscribers   int     `json:"subscribers"`
+	// Receivers: each subscriber (by participant sid) with the simulcast
+	// layer (rid) it receives now and its estimated bandwidth.
+	Receivers    []AdminReceiver   `json:"receivers"`
+	Drops        map[string]uint64 `json:"drops"`
+	LastPacketAt *time.Time        `json:"lastPacketAt,omitempty"`
 }
 
 type adminTrack struct {
@@ -231,7 +241,10 @@ func adminStats(st sfu.TrackStats) *AdminTrackStats {
 		PacketsLost: st.PacketsLost, FractionLost: st.FractionLost, JitterMs: st.JitterMs,
 		NACKsReceived: st.NACKsReceived, NACKsSent: st.NACKsSent, Retransmits: st.Retransmits,
 		PLIsReceived: st.PLIsReceived, PLIsSent: st.PLIsSent, Subscribers: st.Subscribers,
-		Drops: st.Drops,
+		Drops: st.Drops, Receivers: make([]AdminReceiver, 0, len(st.Receivers)),
+	}
+	for _, r := range st.Receivers {
+		a.Receivers = append(a.Receivers, AdminReceiver{Participant: r.ParticipantID, Layer: r.Layer, EstimatedBps: r.EstimatedBps})
 	}
 	if a.Drops == nil {
 		a.Drops = map[string]uint64{}

@@ -109,7 +109,8 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	env.media.peer(t, aj.Participant.SID).opts.Events.TrackPublished(sfu.TrackInfo{SID: "TR_v", ClientTrackID: "t-v", Kind: "video", Codec: "video/VP8"})
 	ada.expect("participant_updated")
 	env.media.mu.Lock()
-	env.media.stats["standup"] = []sfu.TrackStats{{TrackInfo: sfu.TrackInfo{SID: "TR_v", Codec: "video/VP8"}, Packets: 1234, NACKsReceived: 7, Subscribers: 1}}
+	env.media.stats["standup"] = []sfu.TrackStats{{TrackInfo: sfu.TrackInfo{SID: "TR_v", Codec: "video/VP8"}, Packets: 1234, NACKsReceived: 7, Subscribers: 1,
+		Receivers: []sfu.ReceiverStats{{ParticipantID: "PA_bob", Layer: "h", EstimatedBps: 900_000}}}}
 	env.media.mu.Unlock()
 
 	code, body := env.admin("GET", "/api/admin/rooms", "")
@@ -145,6 +146,9 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	if len(tr) != 1 || tr[0].SID != "TR_v" || tr[0].Source != "camera" || tr[0].Stats == nil ||
 		tr[0].Stats.Packets != 1234 || tr[0].Stats.NACKsReceived != 7 || tr[0].Stats.Codec != "video/VP8" {
 		t.Fatalf("ada's tracks %s", body)
+	}
+	if rs := tr[0].Stats.Receivers; len(rs) != 1 || rs[0] != (AdminReceiver{Participant: "PA_bob", Layer: "h", EstimatedBps: 900_000}) {
+		t.Fatalf("ada's camera's receivers %+v, want bob on layer h at 900 kbit/s", rs)
 	}
 	if code, _ := env.admin("GET", "/api/admin/rooms/nosuch/participants", ""); code != 404 {
 		t.Fatalf("unknown room: %d", code)
