@@ -185,3 +185,27 @@ func MaxVolume(tb testing.TB, path string, from, to float64) float64 {
 	}
 	return v
 }
+
+// VideoSpan decodes path's first video stream and returns the timestamps
+// of its first and last decoded frames and how many decoded.
+func VideoSpan(tb testing.TB, path string) (first, last time.Duration, frames int) {
+	tb.Helper()
+	out, err := exec.Command(Tool(tb, "ffprobe"), "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "frame=pts_time", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("ffprobe frames of %s: %v\n%s", path, err, out)
+	}
+	for _, line := range strings.Fields(string(out)) {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(line, ","), 64)
+		if err != nil {
+			continue // a frame without a timestamp
+		}
+		t := time.Duration(f * float64(time.Second))
+		if frames == 0 || t < first {
+			first = t
+		}
+		last = max(last, t)
+		frames++
+	}
+	return first, last, frames
+}
