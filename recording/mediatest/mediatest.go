@@ -209,3 +209,67 @@ func VideoSpan(tb testing.TB, path string) (first, last time.Duration, frames in
 	}
 	return first, last, frames
 }
+
+// H264 has ffmpeg encode a moving test pattern with libx264 (no B-frames,
+// one slice per frame, an IDR every second at 25 fps) and returns its
+// access units in Annex B form (each NAL unit after a 4-byte start
+// code), as pion's H264Payloader takes them. args go to the encoder
+// (e.g. "-profile:v", "baseline", "-s", "320x240").
+func H264(tb testing.TB, seconds int, args ...string) [][]byte {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "in.h264")
+	cmd := append([]string{"-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", strconv.Itoa(seconds),
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0", "-g", "25", "-x264-params", "slices=1:scenecut=0", "-b:v", "300k"}, args...)
+	out, err := exec.Command(Tool(tb, "ffmpeg"), append(cmd, "-f", "h264", path)...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Split at start codes (00 00 01, maybe after a zero); an access unit
+	// ends with its one coded slice (types 1 and 5).
+	var units [][]byte
+	var cur []byte
+	var starts []int
+	for i := 0; i+3 <= len(b); i++ {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
+			starts = append(starts, i+3)
+			i += 2
+		}
+	}
+	for k, s := range starts {
+		end := len(b)
+		if k+1 < len(starts) {
+			end = starts[k+1] - 3
+			for end > s && b[end-1] == 0 {
+				end-- // the next start code's leading zero
+			}
+		}
+		nal := b[s:end]
+		cur = append(append(cur, 0, 0, 0, 1), nal...)
+		if t := nal[0] & 0x1f; t == 1 || t == 5 {
+			units = append(units, cur)
+			cur = nil
+		}
+	}
+	return units
+}
+
+// StreamInfo is ffprobe's "codec WxH container" for path's first stream
+// (e.g. "h264 320x240 matroska,webm").
+func StreamInfo(tb testing.TB, path string) string {
+	tb.Helper()
+	out, err := exec.Command(Tool(tb, "ffprobe"), "-v", "error", "-select_streams", "0",
+		"-show_entries", "stream=codec_name,width,height:format=format_name", "-of", "default=nw=1:nk=0", path).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	v := map[string]string{}
+	for _, line := range strings.Fields(string(out)) {
+		k, val, _ := strings.Cut(line, "=")
+		v[k] = val
+	}
+	return v["codec_name"] + " " + v["width"] + "x" + v["height"] + " " + v["format_name"]
+}
