@@ -21,7 +21,7 @@ func testConfig() Config {
 	return c
 }
 
-func openStore(t *testing.T, cfg Config, dir string) *Store {
+func openStore(t testing.TB, cfg Config, dir string) *Store {
 	t.Helper()
 	s, err := Open(cfg, dir, slog.New(slog.DiscardHandler))
 	if err != nil {

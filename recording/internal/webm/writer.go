@@ -60,6 +60,7 @@ type Writer struct {
 	lastTS     time.Duration
 	prevTS     time.Duration // the frame before lastTS, for the last frame's length
 	cluster    []byte        // SimpleBlocks of the open cluster
+	out        []byte        // the last cluster written, reused for the next
 	written    int64
 	durationAt int64 // file offset of the Duration float, patched by Close
 }
@@ -135,10 +136,16 @@ func (wr *Writer) Flush() error {
 }
 
 func (wr *Writer) closeCluster() error {
-	body := appendUint(nil, idTimestamp, uint64(wr.clusterTS.Milliseconds()))
-	body = append(body, wr.cluster...)
-	wr.open, wr.cluster = false, wr.cluster[:0]
-	return wr.emit(appendElement(nil, idCluster, body))
+	// The cluster goes out in one write, so a killed process leaves it
+	// whole or not at all; the buffer is kept for the next one, as a
+	// recording writes one a second for hours.
+	var tsb [16]byte
+	ts := appendUint(tsb[:0], idTimestamp, uint64(wr.clusterTS.Milliseconds()))
+	out := appendID(wr.out[:0], idCluster)
+	out = appendSize(out, uint64(len(ts)+len(wr.cluster)))
+	out = append(append(out, ts...), wr.cluster...)
+	wr.open, wr.cluster, wr.out = false, wr.cluster[:0], out
+	return wr.emit(out)
 }
 
 func (wr *Writer) emit(b []byte) error {
