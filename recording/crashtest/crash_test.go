@@ -31,8 +31,9 @@ const (
 	crashedRoom = "crash"
 )
 
-// TestRecordingSurvivesSIGKILL: a participant (pion, VP8 camera and Opus
-// microphone made by ffmpeg) is recorded through the admin API; 20 s in,
+// TestRecordingSurvivesSIGKILL: a participant (pion; a VP8 camera, an
+// H.264 screen share and an Opus microphone, made by ffmpeg) is recorded
+// through the admin API; 20 s in,
 // parley is killed with SIGKILL, as the OOM killer or a crash would.
 // Restarted on the same data directory, it lists the recording as
 // incomplete, and each track's file decodes without an error to at least
@@ -45,9 +46,10 @@ func TestRecordingSurvivesSIGKILL(t *testing.T) {
 	}})
 	// Media made before the clock starts: 10 s of each, looped.
 	frames, _, _ := mediatest.VP8(t, 10)
+	screen := mediatest.H264(t, 10, "-profile:v", "baseline")
 	packets := mediatest.Opus(t, 10)
 
-	pub := publish(t, p, frames, packets)
+	pub := publish(t, p, frames, screen, packets)
 
 	var started recording.Manifest
 	if code, body := admin(t, p, http.MethodPost, "/api/admin/rooms/"+crashedRoom+"/recording/start"); code != http.StatusOK ||
@@ -60,9 +62,17 @@ func TestRecordingSurvivesSIGKILL(t *testing.T) {
 	var running recording.Manifest
 	if !testkit.Poll(context.Background(), 10*time.Second, 200*time.Millisecond, func() bool {
 		running = get(t, p, started.ID)
-		return len(running.Tracks) == 2 && running.Tracks[0].Frames > 0 && running.Tracks[1].Frames > 0
+		if len(running.Tracks) != 3 {
+			return false
+		}
+		for _, tr := range running.Tracks {
+			if tr.Frames == 0 {
+				return false
+			}
+		}
+		return true
 	}) {
-		t.Fatalf("10 s into the recording its manifest shows %+v, want two tracks with frames", running)
+		t.Fatalf("10 s into the recording its manifest shows %+v, want three tracks with frames", running)
 	}
 	time.Sleep(time.Until(startedAt.Add(killAfter)))
 	p.Kill(t)
@@ -83,10 +93,10 @@ func TestRecordingSurvivesSIGKILL(t *testing.T) {
 	t.Logf("recording %s: %s (%s), ended %v after its start", m.ID, m.State, m.StopReason, m.Ended.Sub(m.Started))
 
 	dir := filepath.Join(p.DataDir, "recordings", crashedRoom, m.ID)
-	kinds := map[string]int{}
+	files := map[string]int{}
 	for _, tr := range m.Tracks {
 		path := filepath.Join(dir, tr.File)
-		kinds[tr.Kind]++
+		files[tr.Codec+" "+filepath.Ext(tr.File)]++
 		if errs := mediatest.DecodeErrors(t, path); errs != "" {
 			t.Errorf("%s: ffmpeg decode errors:\n%s", tr.File, errs)
 		}
@@ -94,8 +104,11 @@ func TestRecordingSurvivesSIGKILL(t *testing.T) {
 		case "video":
 			first, last, n := mediatest.VideoSpan(t, path)
 			t.Logf("%s: %d frames decoded, %v to %v", tr.File, n, first, last)
-			if last-first < mustDecode {
-				t.Errorf("%s: video decodes from %v to %v, want at least %v of the %v recorded", tr.File, first, last, mustDecode, killAfter)
+			// The file is on the recording's timeline, and the camera was
+			// on before the recording started: it plays from its first
+			// key frame (one a second) to at least mustDecode.
+			if first > 3*time.Second || last < mustDecode {
+				t.Errorf("%s: video decodes from %v to %v, want from the start to at least %v of the %v recorded", tr.File, first, last, mustDecode, killAfter)
 			}
 		case "audio":
 			d := mediatest.AudioDuration(t, path)
@@ -105,8 +118,8 @@ func TestRecordingSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 	}
-	if kinds["video"] != 1 || kinds["audio"] != 1 {
-		t.Errorf("tracks in the manifest: %v, want one video and one audio", kinds)
+	if len(files) != 3 || files["video/VP8 .webm"] != 1 || files["video/H264 .mkv"] != 1 || files["audio/opus .ogg"] != 1 {
+		t.Errorf("tracks in the manifest: %v, want VP8 in WebM, H.264 in Matroska and Opus in Ogg", files)
 	}
 
 	// The restarted server records again: the interrupted recording
@@ -136,9 +149,9 @@ func (pb *publisher) stop() {
 	})
 }
 
-// publish joins crashedRoom and sends frames (VP8, 25 fps) and packets
-// (Opus, 20 ms) over and over.
-func publish(t *testing.T, p *testkit.Parley, frames, packets [][]byte) *publisher {
+// publish joins crashedRoom and sends frames (VP8, 25 fps), screen
+// (H.264 access units, 25 fps) and packets (Opus, 20 ms) over and over.
+func publish(t *testing.T, p *testkit.Parley, frames, screen, packets [][]byte) *publisher {
 	t.Helper()
 	keys, err := auth.NewKeySet(map[string]string{testkit.ParleyAPIKey: testkit.ParleyAPISecret})
 	if err != nil {
@@ -159,11 +172,16 @@ func publish(t *testing.T, p *testkit.Parley, frames, packets [][]byte) *publish
 	if err != nil {
 		t.Fatal(err)
 	}
+	share, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "screen", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
 	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "microphone", "cam")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Publish(ctx, []webrtc.TrackLocal{video, audio}, []string{"camera", "microphone"}); err != nil {
+	if err := c.Publish(ctx, []webrtc.TrackLocal{video, share, audio}, []string{"camera", "screen", "microphone"}); err != nil {
 		_ = c.Close()
 		t.Fatalf("publish: %v", err)
 	}
@@ -185,8 +203,9 @@ func publish(t *testing.T, p *testkit.Parley, frames, packets [][]byte) *publish
 			_ = track.WriteSample(media.Sample{Data: samples[i%len(samples)], Duration: every})
 		}
 	}
-	pb.wg.Add(2)
+	pb.wg.Add(3)
 	go send(video, frames, 40*time.Millisecond)
+	go send(share, screen, 40*time.Millisecond)
 	go send(audio, packets, 20*time.Millisecond)
 	return pb
 }
