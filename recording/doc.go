@@ -1,8 +1,8 @@
 // Package recording records meetings to disk: a directory per recording
 // (data_dir/recordings/<room>/<id>/) with one file per published track,
-// written as the packets arrive (VP8 to WebM, H.264 to Matroska, Opus to
-// Ogg, on one shared timeline), and a JSON manifest that lines them up.
-// Other codecs (VP9, AV1) are not recorded: AddTrack says ErrCodec.
+// written as the packets arrive (VP8 and VP9 to WebM, H.264 to Matroska,
+// Opus to Ogg, on one shared timeline), and a JSON manifest that lines
+// them up. Other codecs (AV1) are not recorded: AddTrack says ErrCodec.
 //
 // A recording survives the process: files are written in whole clusters
 // and pages and fsynced on a schedule, and the manifest is rewritten

@@ -20,7 +20,7 @@ type TrackInfo struct {
 	Name     string
 	Kind     string // audio or video
 	Source   string
-	Codec    string // RTP MIME type: video/VP8, video/H264, audio/opus
+	Codec    string // RTP MIME type: video/VP8, video/VP9, video/H264, audio/opus
 	Channels int    // audio: 1 or 2 (0 means 2, as Opus is negotiated)
 }
 
@@ -61,7 +61,7 @@ type TrackWriter struct {
 }
 
 // fileExtension is the extension of t's file: .ogg for Opus, .webm for
-// VP8, .mkv for H.264 (Matroska: WebM does not allow H.264); ErrCodec
+// VP8 and VP9, .mkv for H.264 (Matroska: WebM does not allow H.264); ErrCodec
 // for anything else.
 func fileExtension(t TrackInfo) (string, error) {
 	switch {

@@ -28,9 +28,22 @@ func Tool(tb testing.TB, name string) string {
 // frame every second) and returns its frames and size.
 func VP8(tb testing.TB, seconds int) (frames [][]byte, width, height int) {
 	tb.Helper()
+	return ivf(tb, seconds, "libvpx")
+}
+
+// VP9 is VP8's pattern in VP9 (profile 0, realtime, no hidden alt-ref
+// frames: one frame per picture, as a browser sends it).
+func VP9(tb testing.TB, seconds int) (frames [][]byte, width, height int) {
+	tb.Helper()
+	return ivf(tb, seconds, "libvpx-vp9", "-deadline", "realtime", "-lag-in-frames", "0", "-pix_fmt", "yuv420p")
+}
+
+func ivf(tb testing.TB, seconds int, codec string, args ...string) (frames [][]byte, width, height int) {
+	tb.Helper()
 	ivf := filepath.Join(tb.TempDir(), "in.ivf")
-	out, err := exec.Command(Tool(tb, "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
-		"-t", strconv.Itoa(seconds), "-c:v", "libvpx", "-g", "25", "-b:v", "300k", "-f", "ivf", ivf).CombinedOutput()
+	cmd := append([]string{"-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+		"-t", strconv.Itoa(seconds), "-c:v", codec, "-g", "25", "-b:v", "300k"}, args...)
+	out, err := exec.Command(Tool(tb, "ffmpeg"), append(cmd, "-f", "ivf", ivf)...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("ffmpeg: %v\n%s", err, out)
 	}

@@ -1,5 +1,6 @@
 // Package trackrec turns one track's RTP packets into a file on the
-// recording's timeline: VP8 into WebM, H.264 into Matroska, Opus into Ogg.
+// recording's timeline: VP8 and VP9 into WebM, H.264 into Matroska, Opus
+// into Ogg.
 //
 // Packets are reordered in a short window (pion's samplebuilder), frames
 // are placed by RTP timestamp from the moment the track's first packet

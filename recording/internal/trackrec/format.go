@@ -31,6 +31,8 @@ func newVideoFormat(mime string) (videoFormat, error) {
 	switch strings.ToLower(mime) {
 	case "video/vp8":
 		return vp8Format{}, nil
+	case "video/vp9":
+		return vp9Format{}, nil
 	case "video/h264":
 		return &h264Format{}, nil
 	}
@@ -38,7 +40,7 @@ func newVideoFormat(mime string) (videoFormat, error) {
 }
 
 // FileExtension is the extension of the file a video codec is recorded
-// to: .webm for VP8, .mkv for H.264 (Matroska; WebM does not allow it),
+// to: .webm for VP8 and VP9, .mkv for H.264 (Matroska; WebM does not allow it),
 // "" for a codec not recorded.
 func FileExtension(mime string) string {
 	f, err := newVideoFormat(mime)
@@ -66,6 +68,44 @@ func (vp8Format) frame(data []byte) ([]byte, bool, bool) {
 func (vp8Format) track(key []byte) (webm.Track, bool) {
 	w, h, ok := webm.VP8KeyframeSize(key)
 	return webm.Track{Codec: webm.CodecVP8, Width: w, Height: h}, ok
+}
+
+// vp9Format: VP9 (RFC 9628) into WebM. A publisher sending spatial
+// layers (SVC) sends every layer's frame of a picture under one
+// timestamp; the recording keeps the base layer, which decodes on its
+// own (its depacketizer drops the others), and so records a layered
+// camera at its lowest resolution.
+type vp9Format struct{}
+
+func (vp9Format) depacketizer() rtp.Depacketizer { return &vp9Depacketizer{} }
+
+func (vp9Format) frame(data []byte) ([]byte, bool, bool) {
+	if len(data) == 0 {
+		return nil, false, true
+	}
+	key, _, _, ok := webm.VP9Frame(data)
+	return data, key, ok
+}
+
+func (vp9Format) track(key []byte) (webm.Track, bool) {
+	_, w, h, ok := webm.VP9Frame(key)
+	return webm.Track{Codec: webm.CodecVP9, Width: w, Height: h}, ok
+}
+
+// vp9Depacketizer is pion's, keeping spatial layer 0 only.
+type vp9Depacketizer struct {
+	codecs.VP9Packet
+}
+
+func (d *vp9Depacketizer) Unmarshal(payload []byte) ([]byte, error) {
+	out, err := d.VP9Packet.Unmarshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	if d.L && d.SID > 0 {
+		return []byte{}, nil
+	}
+	return out, nil
 }
 
 // h264Format: H.264 (RFC 6184) into Matroska, frames as AVC (4-byte NAL

@@ -169,7 +169,7 @@ func TestUnknownVideoCodec(t *testing.T) {
 	if _, err := NewVideo(&bytes.Buffer{}, "video/AV1", time.Now()); err == nil || !strings.Contains(err.Error(), "AV1") {
 		t.Fatalf("AV1: %v", err)
 	}
-	if FileExtension("video/H264") != ".mkv" || FileExtension("video/VP8") != ".webm" || FileExtension("video/AV1") != "" {
+	if FileExtension("video/H264") != ".mkv" || FileExtension("video/VP8") != ".webm" || FileExtension("video/VP9") != ".webm" || FileExtension("video/AV1") != "" {
 		t.Fatal("file extensions")
 	}
 }

@@ -23,7 +23,8 @@ const (
 	maxDelayVideo = time.Second
 )
 
-// Video records a video track (VP8 into WebM, H.264 into Matroska).
+// Video records a video track (VP8 and VP9 into WebM, H.264 into
+// Matroska).
 type Video struct {
 	out    io.Writer
 	format videoFormat
@@ -56,8 +57,8 @@ type Stats struct {
 	Last    time.Duration // and of the last
 }
 
-// NewVideo records a track of codec (its RTP MIME type, video/VP8 or
-// video/H264) into out; start is the recording's start.
+// NewVideo records a track of codec (its RTP MIME type: video/VP8,
+// video/VP9 or video/H264) into out; start is the recording's start.
 func NewVideo(out io.Writer, codec string, start time.Time) (*Video, error) {
 	f, err := newVideoFormat(codec)
 	if err != nil {

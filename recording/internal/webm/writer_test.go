@@ -182,3 +182,42 @@ func testCutFile(t *testing.T, frames [][]byte, w, h int) {
 		t.Fatalf("after the cut ffprobe decodes %d frames, want the 75 of the whole clusters", n)
 	}
 }
+
+func TestVP9Frame(t *testing.T) {
+	frames, w, h := mediatest.VP9(t, 2)
+	if key, fw, fh, ok := VP9Frame(frames[0]); !key || !ok || fw != w || fh != h {
+		t.Fatalf("first frame: key %v %dx%d ok %v, want a %dx%d key frame", key, fw, fh, ok, w, h)
+	}
+	keys := 0
+	for _, f := range frames {
+		key, _, _, ok := VP9Frame(f)
+		if !ok {
+			t.Fatalf("frame % x not read", f[:4])
+		}
+		if key {
+			keys++
+		}
+	}
+	if keys != 2 {
+		t.Fatalf("%d key frames in 2 s, want 2 (one a second)", keys)
+	}
+	if _, _, _, ok := VP9Frame(frames[0][:5]); ok {
+		t.Fatal("a cut key frame header was read")
+	}
+	if _, _, _, ok := VP9Frame([]byte{0x00}); ok {
+		t.Fatal("a byte without the frame marker was read")
+	}
+}
+
+// FuzzVP9Frame: any bytes are read or refused, never a panic, and a key
+// frame has a size.
+func FuzzVP9Frame(f *testing.F) {
+	f.Add([]byte{0x82, 0x49, 0x83, 0x42, 0x00, 0x13, 0xf0, 0x0e, 0xf6})
+	f.Add([]byte{0x86, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		key, w, h, ok := VP9Frame(b)
+		if key && (!ok || w < 1 || h < 1 || w > 65536 || h > 65536) {
+			t.Fatalf("key frame %dx%d ok %v", w, h, ok)
+		}
+	})
+}
