@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkTrackWriter is the CPU a recorded track costs per RTP packet:
-// a TrackWriter fed one camera (VP8 or H.264, 320x240 at 300 kbit/s,
+// a TrackWriter fed one camera (VP8, VP9 or H.264, 320x240 at 300 kbit/s,
 // packets of up to 1200 bytes) or one microphone (Opus, 20 ms), into
 // real files in a temporary directory, with the recording's fsync
 // schedule running. Each packet is copied as WriteRTP copies it and
@@ -21,6 +21,7 @@ import (
 // docs/benchmarks.md ("Recording") has figures.
 func BenchmarkTrackWriter(b *testing.B) {
 	vp8, _, _ := mediatest.VP8(b, 4)
+	vp9, _, _ := mediatest.VP9(b, 4)
 	h264 := mediatest.H264(b, 4, "-profile:v", "baseline")
 	opus := mediatest.Opus(b, 4)
 	packetize := func(pz rtp.Packetizer, frames [][]byte, samples uint32) []*rtp.Packet {
@@ -39,6 +40,8 @@ func BenchmarkTrackWriter(b *testing.B) {
 	}{
 		{"VP8", TrackInfo{SID: "TR_v", Kind: "video", Codec: "video/VP8"},
 			packetize(rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewFixedSequencer(0), 90000), vp8, 3600), 90000, 3600},
+		{"VP9", TrackInfo{SID: "TR_v9", Kind: "video", Codec: "video/VP9"},
+			packetize(rtp.NewPacketizer(1200, 98, 1, &codecs.VP9Payloader{}, rtp.NewFixedSequencer(0), 90000), vp9, 3600), 90000, 3600},
 		{"H264", TrackInfo{SID: "TR_h", Kind: "video", Codec: "video/H264"},
 			packetize(rtp.NewPacketizer(1200, 102, 1, &codecs.H264Payloader{}, rtp.NewFixedSequencer(0), 90000), h264, 3600), 90000, 3600},
 		{"Opus", TrackInfo{SID: "TR_a", Kind: "audio", Codec: "audio/opus", Channels: 1},
