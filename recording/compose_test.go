@@ -39,11 +39,12 @@ func TestLabelKeepsFilterSyntaxOut(t *testing.T) {
 	}
 }
 
-// Two cameras (one joining a second later) and two microphones make one
-// MP4: H.264 and AAC, as long as the recording, decodable end to end,
-// with sound.
+// Two cameras (one joining a second later, in H.264 and so in a
+// Matroska file) and a microphone make one MP4: H.264 and AAC, as long
+// as the recording, decodable end to end, with sound.
 func TestComposeMakesPlayableMP4(t *testing.T) {
 	m := makeMedia(t, 3)
+	bob := h264Packets(t, 3)
 	s := openStore(t, testConfig(), t.TempDir())
 	r, err := s.Start("r", "ada", nil)
 	if err != nil {
@@ -53,13 +54,17 @@ func TestComposeMakesPlayableMP4(t *testing.T) {
 	feed(t, v1, m.video)
 	feed(t, a1, m.audio)
 	time.Sleep(time.Second)
-	v2, err := r.AddTrack(TrackInfo{SID: "TR_cam2", Identity: "bob", Name: "Bob", Kind: "video", Source: "camera", Codec: "video/VP8"})
+	v2, err := r.AddTrack(TrackInfo{SID: "TR_cam2", Identity: "bob", Name: "Bob", Kind: "video", Source: "camera", Codec: "video/H264"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed(t, v2, m.video)
-	if _, err := s.Stop("r"); err != nil {
+	feed(t, v2, bob)
+	final, err := s.Stop("r")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if f := final.Tracks[2].File; !strings.HasSuffix(f, ".mkv") || final.Tracks[2].Frames != 75 {
+		t.Fatalf("Bob's H.264 camera: %+v, want 75 frames in a .mkv", final.Tracks[2])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -55,9 +55,9 @@ func (r *Recording) AddTrack(t TrackInfo) (*TrackWriter, error) {
 			return nil, fmt.Errorf("recording: track %s already recorded", t.SID)
 		}
 	}
-	ext := ".ogg"
-	if t.Kind == "video" {
-		ext = ".webm"
+	ext, err := fileExtension(t)
+	if err != nil {
+		return nil, err
 	}
 	name := fmt.Sprintf("%02d-%s%s", len(r.m.Tracks)+1, t.SID, ext)
 	w, err := newTrackWriter(r, len(r.m.Tracks), filepath.Join(r.dir, name), t)

@@ -21,7 +21,7 @@ func testConfig() Config {
 	return c
 }
 
-func openStore(t *testing.T, cfg Config, dir string) *Store {
+func openStore(t testing.TB, cfg Config, dir string) *Store {
 	t.Helper()
 	s, err := Open(cfg, dir, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -49,6 +49,18 @@ func makeMedia(t *testing.T, seconds int) media {
 		m.audio = append(m.audio, ap.Packetize(p, 960)...)
 	}
 	return m
+}
+
+// h264Packets is a camera as an H.264 publisher (an RTMP encoder, a
+// browser preferring H.264) sends it.
+func h264Packets(t *testing.T, seconds int) []*rtp.Packet {
+	t.Helper()
+	hp := rtp.NewPacketizer(1200, 102, 3, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	var pkts []*rtp.Packet
+	for _, u := range mediatest.H264(t, seconds, "-profile:v", "baseline") {
+		pkts = append(pkts, hp.Packetize(u, 3600)...)
+	}
+	return pkts
 }
 
 func addTracks(t *testing.T, r *Recording) (v, a *TrackWriter) {
@@ -83,8 +95,11 @@ func TestRecordAndList(t *testing.T) {
 	if _, err := s.Start("standup", "bob", nil); !errors.Is(err, ErrRecording) {
 		t.Fatalf("second recording of a room: %v", err)
 	}
-	if _, err := r.AddTrack(TrackInfo{SID: "TR_h264", Kind: "video", Codec: "video/H264"}); !errors.Is(err, ErrCodec) {
-		t.Fatalf("H.264 track: %v", err)
+	if _, err := r.AddTrack(TrackInfo{SID: "TR_av1", Kind: "video", Codec: "video/AV1"}); !errors.Is(err, ErrCodec) {
+		t.Fatalf("AV1 track: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(s.dir, "standup", r.ID())); len(entries) != 1 {
+		t.Fatalf("a refused track left files: %v", entries) // the manifest only
 	}
 	v, a := addTracks(t, r)
 	asked := 0

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,7 @@ type TrackInfo struct {
 	Name     string
 	Kind     string // audio or video
 	Source   string
-	Codec    string // RTP MIME type: video/VP8, audio/opus
+	Codec    string // RTP MIME type: video/VP8, video/VP9, video/H264, audio/opus
 	Channels int    // audio: 1 or 2 (0 means 2, as Opus is negotiated)
 }
 
@@ -59,6 +60,21 @@ type TrackWriter struct {
 	keyframe func() // asks the publisher for a key frame; may be nil
 }
 
+// fileExtension is the extension of t's file: .ogg for Opus, .webm for
+// VP8 and VP9, .mkv for H.264 (Matroska: WebM does not allow H.264); ErrCodec
+// for anything else.
+func fileExtension(t TrackInfo) (string, error) {
+	switch {
+	case t.Kind == "audio" && strings.EqualFold(t.Codec, "audio/opus"):
+		return ".ogg", nil
+	case t.Kind == "video":
+		if ext := trackrec.FileExtension(t.Codec); ext != "" {
+			return ext, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s %s", ErrCodec, t.Kind, t.Codec)
+}
+
 func newTrackWriter(r *Recording, i int, path string, t TrackInfo) (*TrackWriter, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -66,11 +82,14 @@ func newTrackWriter(r *Recording, i int, path string, t TrackInfo) (*TrackWriter
 	}
 	w := &TrackWriter{rec: r, i: i, f: f}
 	out := &countingWriter{f: f, rec: r}
-	switch t.Codec {
-	case "video/VP8":
-		w.video = trackrec.NewVideo(out, r.start)
+	switch {
+	case t.Kind == "video" && trackrec.FileExtension(t.Codec) != "":
+		if w.video, err = trackrec.NewVideo(out, t.Codec, r.start); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
 		w.format = w.video
-	case "audio/opus":
+	case strings.EqualFold(t.Codec, "audio/opus"):
 		ch := t.Channels
 		if ch == 0 {
 			ch = 2

@@ -123,6 +123,8 @@ func (s *Server) handleAdminRecordingFile(w http.ResponseWriter, r *http.Request
 	switch filepath.Ext(path) {
 	case ".webm":
 		w.Header().Set("Content-Type", "video/webm")
+	case ".mkv":
+		w.Header().Set("Content-Type", "video/x-matroska")
 	case ".ogg":
 		w.Header().Set("Content-Type", "audio/ogg")
 	case ".mp4":

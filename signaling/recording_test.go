@@ -120,8 +120,8 @@ func TestRecordingStartStop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := sink.AddTrack(sfu.TrackInfo{SID: "TR_h264", ParticipantID: hj.Participant.SID, Kind: "video", Codec: webrtc.MimeTypeH264}, func() {}); err == nil {
-		t.Fatal("an H.264 track was accepted")
+	if _, err := sink.AddTrack(sfu.TrackInfo{SID: "TR_av1", ParticipantID: hj.Participant.SID, Kind: "video", Codec: webrtc.MimeTypeAV1}, func() {}); err == nil {
+		t.Fatal("an AV1 track (not recorded) was accepted")
 	}
 
 	code, body := env.admin("GET", "/api/admin/rooms/r/recordings", "")

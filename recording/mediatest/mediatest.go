@@ -28,9 +28,22 @@ func Tool(tb testing.TB, name string) string {
 // frame every second) and returns its frames and size.
 func VP8(tb testing.TB, seconds int) (frames [][]byte, width, height int) {
 	tb.Helper()
+	return ivf(tb, seconds, "libvpx")
+}
+
+// VP9 is VP8's pattern in VP9 (profile 0, realtime, no hidden alt-ref
+// frames: one frame per picture, as a browser sends it).
+func VP9(tb testing.TB, seconds int) (frames [][]byte, width, height int) {
+	tb.Helper()
+	return ivf(tb, seconds, "libvpx-vp9", "-deadline", "realtime", "-lag-in-frames", "0", "-pix_fmt", "yuv420p")
+}
+
+func ivf(tb testing.TB, seconds int, codec string, args ...string) (frames [][]byte, width, height int) {
+	tb.Helper()
 	ivf := filepath.Join(tb.TempDir(), "in.ivf")
-	out, err := exec.Command(Tool(tb, "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
-		"-t", strconv.Itoa(seconds), "-c:v", "libvpx", "-g", "25", "-b:v", "300k", "-f", "ivf", ivf).CombinedOutput()
+	cmd := append([]string{"-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+		"-t", strconv.Itoa(seconds), "-c:v", codec, "-g", "25", "-b:v", "300k"}, args...)
+	out, err := exec.Command(Tool(tb, "ffmpeg"), append(cmd, "-f", "ivf", ivf)...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
@@ -184,4 +197,92 @@ func MaxVolume(tb testing.TB, path string, from, to float64) float64 {
 		tb.Fatal(err)
 	}
 	return v
+}
+
+// VideoSpan decodes path's first video stream and returns the timestamps
+// of its first and last decoded frames and how many decoded.
+func VideoSpan(tb testing.TB, path string) (first, last time.Duration, frames int) {
+	tb.Helper()
+	out, err := exec.Command(Tool(tb, "ffprobe"), "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "frame=pts_time", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("ffprobe frames of %s: %v\n%s", path, err, out)
+	}
+	for _, line := range strings.Fields(string(out)) {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(line, ","), 64)
+		if err != nil {
+			continue // a frame without a timestamp
+		}
+		t := time.Duration(f * float64(time.Second))
+		if frames == 0 || t < first {
+			first = t
+		}
+		last = max(last, t)
+		frames++
+	}
+	return first, last, frames
+}
+
+// H264 has ffmpeg encode a moving test pattern with libx264 (no B-frames,
+// one slice per frame, an IDR every second at 25 fps) and returns its
+// access units in Annex B form (each NAL unit after a 4-byte start
+// code), as pion's H264Payloader takes them. args go to the encoder
+// (e.g. "-profile:v", "baseline", "-s", "320x240").
+func H264(tb testing.TB, seconds int, args ...string) [][]byte {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "in.h264")
+	cmd := append([]string{"-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", strconv.Itoa(seconds),
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0", "-g", "25", "-x264-params", "slices=1:scenecut=0", "-b:v", "300k"}, args...)
+	out, err := exec.Command(Tool(tb, "ffmpeg"), append(cmd, "-f", "h264", path)...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Split at start codes (00 00 01, maybe after a zero); an access unit
+	// ends with its one coded slice (types 1 and 5).
+	var units [][]byte
+	var cur []byte
+	var starts []int
+	for i := 0; i+3 <= len(b); i++ {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
+			starts = append(starts, i+3)
+			i += 2
+		}
+	}
+	for k, s := range starts {
+		end := len(b)
+		if k+1 < len(starts) {
+			end = starts[k+1] - 3
+			for end > s && b[end-1] == 0 {
+				end-- // the next start code's leading zero
+			}
+		}
+		nal := b[s:end]
+		cur = append(append(cur, 0, 0, 0, 1), nal...)
+		if t := nal[0] & 0x1f; t == 1 || t == 5 {
+			units = append(units, cur)
+			cur = nil
+		}
+	}
+	return units
+}
+
+// StreamInfo is ffprobe's "codec WxH container" for path's first stream
+// (e.g. "h264 320x240 matroska,webm").
+func StreamInfo(tb testing.TB, path string) string {
+	tb.Helper()
+	out, err := exec.Command(Tool(tb, "ffprobe"), "-v", "error", "-select_streams", "0",
+		"-show_entries", "stream=codec_name,width,height:format=format_name", "-of", "default=nw=1:nk=0", path).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	v := map[string]string{}
+	for _, line := range strings.Fields(string(out)) {
+		k, val, _ := strings.Cut(line, "=")
+		v[k] = val
+	}
+	return v["codec_name"] + " " + v["width"] + "x" + v["height"] + " " + v["format_name"]
 }

@@ -36,7 +36,7 @@ func TestVideoPaddingIsNotLoss(t *testing.T) {
 	run := func(drop func(frame int, first bool) bool) Stats {
 		start := time.Now()
 		var out bytes.Buffer
-		v := NewVideo(&out, start)
+		v := newVP8(t, &out, start)
 		seq := uint16(5000)
 		for i, x := range in {
 			first := i == 0 || in[i-1].frame != x.frame
@@ -86,7 +86,7 @@ func TestVideoFramesInOneMillisecond(t *testing.T) {
 	pz := rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewFixedSequencer(1), 90000)
 	start := time.Now()
 	var out bytes.Buffer
-	v := NewVideo(&out, start)
+	v := newVP8(t, &out, start)
 	for i, f := range frames {
 		samples := uint32(3600)
 		if i == 5 {
@@ -142,7 +142,7 @@ func TestVideoFrameRateRises(t *testing.T) {
 	pz := rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewFixedSequencer(1), 90000)
 	start := time.Now()
 	var out bytes.Buffer
-	v := NewVideo(&out, start)
+	v := newVP8(t, &out, start)
 	var now time.Duration
 	for i, f := range frames {
 		step := 40 * time.Millisecond

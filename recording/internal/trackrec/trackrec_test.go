@@ -2,6 +2,7 @@ package trackrec
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,15 @@ import (
 
 	"github.com/parleyhq/parley/recording/mediatest"
 )
+
+func newVP8(t *testing.T, out io.Writer, start time.Time) *Video {
+	t.Helper()
+	v, err := NewVideo(out, "video/VP8", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
 
 func TestTimelineUnwrapsAndStartsAtArrival(t *testing.T) {
 	start := time.Unix(1000, 0)
@@ -59,7 +69,7 @@ func TestVideoRecording(t *testing.T) {
 	frames, _, _ := mediatest.VP8(t, 4) // key frames at 0, 1, 2, 3 s
 	start := time.Now()
 	var out bytes.Buffer
-	v := NewVideo(&out, start)
+	v := newVP8(t, &out, start)
 	pz := rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
 	var pkts []*rtp.Packet
 	var frameOf []int

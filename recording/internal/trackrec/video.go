@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/parleyhq/parley/recording/internal/webm"
@@ -24,12 +23,14 @@ const (
 	maxDelayVideo = time.Second
 )
 
-// Video records a VP8 track into a WebM file.
+// Video records a video track (VP8 and VP9 into WebM, H.264 into
+// Matroska).
 type Video struct {
-	out   io.Writer
-	w     *webm.Writer
-	sb    *samplebuilder.SampleBuilder
-	clock timeline
+	out    io.Writer
+	format videoFormat
+	w      *webm.Writer
+	sb     *samplebuilder.SampleBuilder
+	clock  timeline
 
 	waitKey bool
 	stats   Stats
@@ -56,14 +57,20 @@ type Stats struct {
 	Last    time.Duration // and of the last
 }
 
-// NewVideo records into out; start is the recording's start.
-func NewVideo(out io.Writer, start time.Time) *Video {
+// NewVideo records a track of codec (its RTP MIME type: video/VP8,
+// video/VP9 or video/H264) into out; start is the recording's start.
+func NewVideo(out io.Writer, codec string, start time.Time) (*Video, error) {
+	f, err := newVideoFormat(codec)
+	if err != nil {
+		return nil, err
+	}
 	return &Video{
 		out:     out,
-		sb:      samplebuilder.New(maxLateVideo, &codecs.VP8Packet{}, 90000, samplebuilder.WithMaxTimeDelay(maxDelayVideo)),
+		format:  f,
+		sb:      samplebuilder.New(maxLateVideo, f.depacketizer(), 90000, samplebuilder.WithMaxTimeDelay(maxDelayVideo)),
 		clock:   timeline{start: start, rate: 90000},
 		waitKey: true,
-	}
+	}, nil
 }
 
 // Push adds one RTP packet. wantKeyframe asks the caller to request a key
@@ -87,9 +94,15 @@ func (v *Video) Push(p *rtp.Packet, arrival time.Time) (wantKeyframe bool, err e
 }
 
 func (v *Video) frame(data []byte, ts uint32, lost bool, arrival time.Time) (wantKeyframe bool, err error) {
-	key := len(data) > 0 && data[0]&1 == 0
+	data, key, ok := v.format.frame(data)
+	if !ok {
+		lost = true // undecodable: as if lost
+	}
 	if lost && !key {
 		v.waitKey = true
+	}
+	if ok && data == nil {
+		return false, nil
 	}
 	if v.waitKey && !key {
 		v.stats.Skipped++
@@ -132,12 +145,12 @@ func (v *Video) frame(data []byte, ts uint32, lost bool, arrival time.Time) (wan
 	}
 	v.lastRaw = raw
 	if v.w == nil {
-		width, height, ok := webm.VP8KeyframeSize(data)
+		track, ok := v.format.track(data)
 		if !ok {
 			v.stats.Skipped++
 			return true, nil
 		}
-		if v.w, err = webm.NewWriter(v.out, webm.Track{Codec: webm.CodecVP8, Width: width, Height: height}); err != nil {
+		if v.w, err = webm.NewWriter(v.out, track); err != nil {
 			return false, err
 		}
 	}

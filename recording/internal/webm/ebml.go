@@ -28,6 +28,7 @@ const (
 	idTrackUID           = 0x73C5
 	idTrackType          = 0x83
 	idCodecID            = 0x86
+	idCodecPrivate       = 0x63A2
 	idVideo              = 0xE0
 	idPixelWidth         = 0xB0
 	idPixelHeight        = 0xBA

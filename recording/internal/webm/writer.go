@@ -9,10 +9,13 @@ import (
 	"time"
 )
 
-// Codec IDs of the tracks Parley records to WebM (audio goes to Ogg).
+// Codec IDs of the tracks Parley records (audio goes to Ogg). VP8 and
+// VP9 make a WebM file; H.264, which WebM does not allow, a Matroska one
+// (the same layout, DocType "matroska").
 const (
-	CodecVP8 = "V_VP8"
-	CodecVP9 = "V_VP9"
+	CodecVP8  = "V_VP8"
+	CodecVP9  = "V_VP9"
+	CodecH264 = "V_MPEG4/ISO/AVC"
 )
 
 // MaxClusterDuration bounds what a crash can lose: a cluster is written
@@ -21,8 +24,25 @@ const MaxClusterDuration = time.Second
 
 // Track describes the one (video) track of a file.
 type Track struct {
-	Codec         string // CodecVP8 or CodecVP9
+	Codec         string // CodecVP8, CodecVP9 or CodecH264
 	Width, Height int
+	// CodecPrivate is the decoder's configuration: for H.264 the
+	// AVCDecoderConfigurationRecord (avcC), whose NAL length size the
+	// frames' length prefixes must match. VP8 and VP9 have none.
+	CodecPrivate []byte
+}
+
+// maxCodecPrivate bounds the configuration a track carries (an avcC is a
+// few dozen bytes; two maximal parameter sets stay under it).
+const maxCodecPrivate = 1 << 17
+
+// DocType is the EBML DocType a file with track has: "webm" for the
+// codecs WebM allows, else "matroska".
+func DocType(track Track) string {
+	if track.Codec == CodecH264 {
+		return "matroska"
+	}
+	return "webm"
 }
 
 // ErrNotMonotonic is returned for a frame older than the previous one.
@@ -40,6 +60,7 @@ type Writer struct {
 	lastTS     time.Duration
 	prevTS     time.Duration // the frame before lastTS, for the last frame's length
 	cluster    []byte        // SimpleBlocks of the open cluster
+	out        []byte        // the last cluster written, reused for the next
 	written    int64
 	durationAt int64 // file offset of the Duration float, patched by Close
 }
@@ -49,11 +70,15 @@ type Writer struct {
 func NewWriter(w io.Writer, track Track) (*Writer, error) {
 	switch track.Codec {
 	case CodecVP8, CodecVP9:
-		if track.Width <= 0 || track.Height <= 0 {
-			return nil, fmt.Errorf("webm: video track needs its size, got %dx%d", track.Width, track.Height)
+	case CodecH264:
+		if len(track.CodecPrivate) == 0 || len(track.CodecPrivate) > maxCodecPrivate {
+			return nil, fmt.Errorf("webm: an H.264 track needs its avcC (CodecPrivate), got %d bytes", len(track.CodecPrivate))
 		}
 	default:
 		return nil, fmt.Errorf("webm: codec %q not supported", track.Codec)
+	}
+	if track.Width <= 0 || track.Height <= 0 {
+		return nil, fmt.Errorf("webm: video track needs its size, got %dx%d", track.Width, track.Height)
 	}
 	return &Writer{w: w, track: track}, nil
 }
@@ -111,10 +136,16 @@ func (wr *Writer) Flush() error {
 }
 
 func (wr *Writer) closeCluster() error {
-	body := appendUint(nil, idTimestamp, uint64(wr.clusterTS.Milliseconds()))
-	body = append(body, wr.cluster...)
-	wr.open, wr.cluster = false, wr.cluster[:0]
-	return wr.emit(appendElement(nil, idCluster, body))
+	// The cluster goes out in one write, so a killed process leaves it
+	// whole or not at all; the buffer is kept for the next one, as a
+	// recording writes one a second for hours.
+	var tsb [16]byte
+	ts := appendUint(tsb[:0], idTimestamp, uint64(wr.clusterTS.Milliseconds()))
+	out := appendID(wr.out[:0], idCluster)
+	out = appendSize(out, uint64(len(ts)+len(wr.cluster)))
+	out = append(append(out, ts...), wr.cluster...)
+	wr.open, wr.cluster, wr.out = false, wr.cluster[:0], out
+	return wr.emit(out)
 }
 
 func (wr *Writer) emit(b []byte) error {
@@ -154,7 +185,7 @@ func (wr *Writer) header() ([]byte, int) {
 	eh = appendUint(eh, idEBMLReadVersion, 1)
 	eh = appendUint(eh, idEBMLMaxIDLength, 4)
 	eh = appendUint(eh, idEBMLMaxSizeLength, 8)
-	eh = appendString(eh, idDocType, "webm")
+	eh = appendString(eh, idDocType, DocType(wr.track))
 	eh = appendUint(eh, idDocTypeVersion, 4)
 	eh = appendUint(eh, idDocTypeReadVersion, 2)
 	b := appendElement(nil, idEBML, eh)
@@ -178,6 +209,9 @@ func (wr *Writer) header() ([]byte, int) {
 	te = appendUint(te, idTrackUID, 1)
 	te = appendUint(te, idTrackType, 1) // video
 	te = appendString(te, idCodecID, t.Codec)
+	if len(t.CodecPrivate) > 0 {
+		te = appendElement(te, idCodecPrivate, t.CodecPrivate)
+	}
 	var v []byte
 	v = appendUint(v, idPixelWidth, uint64(t.Width))
 	v = appendUint(v, idPixelHeight, uint64(t.Height))

@@ -43,8 +43,11 @@ func TestVP8KeyframeSize(t *testing.T) {
 }
 
 func TestWriterRefusesBadInput(t *testing.T) {
-	if _, err := NewWriter(&bytes.Buffer{}, Track{Codec: "V_MPEG4/ISO/AVC", Width: 1, Height: 1}); err == nil {
+	if _, err := NewWriter(&bytes.Buffer{}, Track{Codec: "V_AV1", Width: 1, Height: 1}); err == nil {
 		t.Fatal("unsupported codec accepted")
+	}
+	if _, err := NewWriter(&bytes.Buffer{}, Track{Codec: CodecH264, Width: 1, Height: 1}); err == nil {
+		t.Fatal("H.264 without its avcC accepted")
 	}
 	if _, err := NewWriter(&bytes.Buffer{}, Track{Codec: CodecVP8}); err == nil {
 		t.Fatal("video without a size accepted")
@@ -62,6 +65,39 @@ func TestWriterRefusesBadInput(t *testing.T) {
 	}
 	if err := w.WriteFrame(500*time.Millisecond, false, []byte{0}); !errors.Is(err, ErrNotMonotonic) {
 		t.Fatalf("frame going back: %v", err)
+	}
+}
+
+// An H.264 track makes a Matroska file (WebM allows only VP8, VP9, AV1)
+// that carries the avcC as CodecPrivate; a VP8 track stays WebM.
+func TestDocTypeAndCodecPrivate(t *testing.T) {
+	avcC := []byte{1, 0x42, 0xc0, 0x0d, 0xff, 0xe1, 0, 1, 0x67, 1, 0, 1, 0x68}
+	for _, tc := range []struct {
+		track   Track
+		docType string
+	}{
+		{Track{Codec: CodecH264, Width: 320, Height: 240, CodecPrivate: avcC}, "matroska"},
+		{Track{Codec: CodecVP8, Width: 320, Height: 240}, "webm"},
+	} {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, tc.track)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteFrame(0, true, []byte{0, 0, 0, 1, 0x65}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b := buf.Bytes()
+		if !bytes.Contains(b, appendString(nil, idDocType, tc.docType)) {
+			t.Errorf("%s: DocType is not %q", tc.track.Codec, tc.docType)
+		}
+		hasPrivate := bytes.Contains(b, appendElement(nil, idCodecPrivate, avcC))
+		if hasPrivate != (tc.track.CodecPrivate != nil) {
+			t.Errorf("%s: CodecPrivate present %v", tc.track.Codec, hasPrivate)
+		}
 	}
 }
 
@@ -145,4 +181,43 @@ func testCutFile(t *testing.T, frames [][]byte, w, h int) {
 	if n := mediatest.ProbeFile(t, path).Frames; n < 75 {
 		t.Fatalf("after the cut ffprobe decodes %d frames, want the 75 of the whole clusters", n)
 	}
+}
+
+func TestVP9Frame(t *testing.T) {
+	frames, w, h := mediatest.VP9(t, 2)
+	if key, fw, fh, ok := VP9Frame(frames[0]); !key || !ok || fw != w || fh != h {
+		t.Fatalf("first frame: key %v %dx%d ok %v, want a %dx%d key frame", key, fw, fh, ok, w, h)
+	}
+	keys := 0
+	for _, f := range frames {
+		key, _, _, ok := VP9Frame(f)
+		if !ok {
+			t.Fatalf("frame % x not read", f[:4])
+		}
+		if key {
+			keys++
+		}
+	}
+	if keys != 2 {
+		t.Fatalf("%d key frames in 2 s, want 2 (one a second)", keys)
+	}
+	if _, _, _, ok := VP9Frame(frames[0][:5]); ok {
+		t.Fatal("a cut key frame header was read")
+	}
+	if _, _, _, ok := VP9Frame([]byte{0x00}); ok {
+		t.Fatal("a byte without the frame marker was read")
+	}
+}
+
+// FuzzVP9Frame: any bytes are read or refused, never a panic, and a key
+// frame has a size.
+func FuzzVP9Frame(f *testing.F) {
+	f.Add([]byte{0x82, 0x49, 0x83, 0x42, 0x00, 0x13, 0xf0, 0x0e, 0xf6})
+	f.Add([]byte{0x86, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		key, w, h, ok := VP9Frame(b)
+		if key && (!ok || w < 1 || h < 1 || w > 65536 || h > 65536) {
+			t.Fatalf("key frame %dx%d ok %v", w, h, ok)
+		}
+	})
 }
