@@ -114,6 +114,8 @@ type Server struct {
 	rec *recorder
 	// placer says which node hosts a room (cluster.go); nil: all here.
 	placer RoomPlacer
+	// clientStats keeps the call clients' getStats() summaries (client_stats.go).
+	clientStats *clientStats
 
 	mu           sync.Mutex
 	conns        map[*wsConn]struct{}
@@ -188,6 +190,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.calls = s.newCallTable()
 	s.mod = newModerator(s)
 	if s.rec, err = newRecorder(s, deps.Recording, deps.Registry); err != nil {
+		return nil, err
+	}
+	if s.clientStats, err = newClientStats(deps.Registry); err != nil {
 		return nil, err
 	}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
