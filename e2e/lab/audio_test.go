@@ -31,12 +31,25 @@ const audioLossWindow = 30 * time.Second
 // audioMics writes the microphones' WAV files and returns their paths.
 func audioMics(t *testing.T) (speech, cough, silence string) {
 	t.Helper()
+	speech, cough, silence, _ = audioMicsTalk(t)
+	return speech, cough, silence
+}
+
+// audioMicsTalk is audioMics plus "talk": the speech tone without its
+// pauses, its loudness swinging at 4 Hz (syllables) between about -14
+// and -24 dBFS, always far above the voice threshold. The speaker
+// scenario times from an unmute, which would otherwise fall in one of
+// speech's 200 ms pauses at random and add up to 200 ms to the figure.
+func audioMicsTalk(t *testing.T) (speech, cough, silence, talk string) {
+	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is missing (Debian package ffmpeg): the microphones are generated with it")
 	}
 	dir := t.TempDir()
 	speech, cough, silence = filepath.Join(dir, "speech.wav"), filepath.Join(dir, "cough.wav"), filepath.Join(dir, "silence.wav")
+	talk = filepath.Join(dir, "talk.wav")
 	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", "aevalsrc=0.2*(sin(2*PI*220*t)+0.5*sin(2*PI*440*t)+0.25*sin(2*PI*660*t))*(0.65+0.35*sin(2*PI*4*t)):s=48000:d=180", talk},
 		{"-f", "lavfi", "-i", "aevalsrc=0.2*(sin(2*PI*220*t)+0.5*sin(2*PI*440*t)+0.25*sin(2*PI*660*t))*lt(mod(t\\,1)\\,0.8):s=48000:d=180", speech},
 		// Noise (a sum of detuned tones, as aevalsrc has no random
 		// source) for 200 ms of every 1.5 s.
@@ -48,7 +61,7 @@ func audioMics(t *testing.T) (speech, cough, silence string) {
 			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
 		}
 	}
-	return speech, cough, silence
+	return speech, cough, silence, talk
 }
 
 // joinAudio joins a participant whose microphone plays wav and turns its
@@ -241,8 +254,13 @@ func TestAudioLossBursts(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	takeAudioSamples(ctx, t, b)
 
-	// The bursts: the drop rule toggled on a timer, bounded by the window.
-	var bursts, onMs, offMs int
+	// The bursts: the drop rule toggled on a timer, bounded by the
+	// window. Turning the rule on or off runs nft in the host's
+	// namespace, which takes from a few ms to hundreds under load, so a
+	// burst is timed from before the rule goes on to after it is off,
+	// and the pause after it is four times that: 20% of the time at most.
+	var bursts int
+	var dropping, total time.Duration
 	end := time.Now().Add(audioLossWindow)
 	for time.Now().Before(end) && ctx.Err() == nil {
 		on := time.Now()
@@ -250,20 +268,26 @@ func TestAudioLossBursts(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Until(on.Add(100 * time.Millisecond)))
-		off := time.Now()
 		if err := b.host.SetLoss(netlab.Down, 0); err != nil {
 			t.Fatal(err)
 		}
+		burst := time.Since(on)
+		time.Sleep(4 * burst)
 		bursts++
-		onMs += int(off.Sub(on).Milliseconds())
-		time.Sleep(time.Until(on.Add(500 * time.Millisecond)))
-		offMs += int(time.Since(off).Milliseconds())
+		dropping += burst
+		total += time.Since(on)
 	}
 	s := takeAudioSamples(ctx, t, b)
 	stall := longestStall(s)
-	ratio, total := concealment(s)
-	t.Logf("%d bursts in %v (%.1f%% of the time dropping): Ben's longest playout stall %.0f ms over %d readings; %.2f%% of %d samples concealed",
-		bursts, audioLossWindow, 100*float64(onMs)/float64(max(onMs+offMs, 1)), stall, len(s), ratio*100, total)
+	ratio, played := concealment(s)
+	t.Logf("%d bursts in %v (at most %.1f%% of the time dropping, %v a burst on average): Ben's longest playout stall %.0f ms over %d readings; %.2f%% of %d samples concealed",
+		bursts, total.Round(time.Millisecond), 100*dropping.Seconds()/max(total.Seconds(), 1e-3),
+		(dropping / time.Duration(max(bursts, 1))).Round(time.Millisecond), stall, len(s), ratio*100, played)
+	// With nft this slow the bursts are too long and too few to be the
+	// scenario: say so rather than pass on something else.
+	if bursts < 20 {
+		t.Errorf("only %d loss bursts in %v: the machine is too loaded to toggle the drop rule in time", bursts, audioLossWindow)
+	}
 	if len(s) < int(audioLossWindow/(200*time.Millisecond)) {
 		t.Fatalf("only %d readings in %v", len(s), audioLossWindow)
 	}
@@ -329,7 +353,7 @@ func (c *call) waitActive(peers []*peer, identity string, at float64, limit time
 	return out
 }
 
-// TestAudioActiveSpeaker: Ann and Ben play speech and Cyd coughs, each
+// TestAudioActiveSpeaker: Ann and Ben talk (audioMicsTalk) and Cyd coughs, each
 // with the microphone muted until the test lets them talk. Unmuted while
 // the others are silent, Ann becomes the active speaker in every client
 // within 1 s; when she stops and Ben starts, Ben follows within 1.5 s;
@@ -337,11 +361,11 @@ func (c *call) waitActive(peers []*peer, identity string, at float64, limit time
 // Cyd the active speaker or a speaker at all.
 func TestAudioActiveSpeaker(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
-	speech, cough, _ := audioMics(t)
+	_, cough, _, talk := audioMicsTalk(t)
 	c := newCall(t, ctx, "audio-speaker")
-	ann := c.joinAudio("Ann", speech)
+	ann := c.joinAudio("Ann", talk)
 	c.setMic(ann, false)
-	ben := c.joinAudio("Ben", speech)
+	ben := c.joinAudio("Ben", talk)
 	c.setMic(ben, false)
 	cyd := c.joinAudio("Cyd", cough)
 	c.setMic(cyd, false)
@@ -379,10 +403,13 @@ func TestAudioActiveSpeaker(t *testing.T) {
 	report("Ann active after she starts talking", c.waitActive(everyone, id[ann], c.setMic(ann, true), time.Second), time.Second)
 	time.Sleep(3 * time.Second)
 
-	// Ann stops, Ben starts: the switch.
-	at := c.setMic(ann, false)
-	c.setMic(ben, true)
-	report("Ben active after Ann stops and he starts", c.waitActive(everyone, id[ben], at, 1500*time.Millisecond), 1500*time.Millisecond)
+	// Ann stops, Ben starts: the switch, timed from Ben's start (the
+	// second click; the first, Ann's, comes tens of ms before it).
+	annStops := c.setMic(ann, false)
+	benStarts := c.setMic(ben, true)
+	took := c.waitActive(everyone, id[ben], benStarts, 1500*time.Millisecond)
+	report("Ben active after he starts talking, Ann having stopped", took, 1500*time.Millisecond)
+	t.Logf("(Ann stopped %v before Ben started)", time.Duration(benStarts-annStops)*time.Millisecond)
 
 	// Coughs while Ben talks, then in silence: 6 s each, every client
 	// read every 200 ms.

@@ -79,5 +79,10 @@ func (h *Host) SetLoss(dir Direction, pct int) error {
 	if err := nft("flush", "chain", "inet", "netlab", chain); err != nil || pct == 0 {
 		return err
 	}
+	if pct == 100 {
+		// nft refuses "numgen random mod 100 < 100" (the value must be
+		// below the modulus): dropping everything needs no random draw.
+		return nft("add", "rule", "inet", "netlab", chain, match, "eth0", "drop")
+	}
 	return nft("add", "rule", "inet", "netlab", chain, match, "eth0", "numgen", "random", "mod", "100", "<", fmt.Sprint(pct), "drop")
 }
