@@ -57,7 +57,7 @@ func newClientStats(reg prometheus.Registerer) (*clientStats, error) {
 		}),
 		concealed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_client_audio_concealed_samples_total",
-			Help: "Of those, samples the clients report as concealed (invented to cover lost or late audio).",
+			Help: "Of those, samples the clients report as concealed (invented to cover lost or late audio) while the sender was not silent (DTX comfort noise excluded).",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_client_stats_dropped_total",
@@ -101,10 +101,10 @@ func (c *clientStats) put(sid string, b proto.ClientStatsBody, now time.Time) bo
 	var prevTotal, prevConcealed int64
 	if had {
 		elapsed = now.Sub(prev.receivedAt)
-		prevTotal, prevConcealed = prev.body.Audio.TotalSamplesReceived, prev.body.Audio.ConcealedSamples
+		prevTotal, prevConcealed = prev.body.Audio.TotalSamplesReceived, audible(prev.body.Audio)
 	}
 	dTotal := b.Audio.TotalSamplesReceived - prevTotal
-	dConcealed := b.Audio.ConcealedSamples - prevConcealed
+	dConcealed := audible(b.Audio) - prevConcealed
 	if dTotal <= 0 || dConcealed < 0 {
 		return true
 	}
@@ -117,6 +117,11 @@ func (c *clientStats) put(sid string, b proto.ClientStatsBody, now time.Time) bo
 	return true
 }
 
+// audible is the concealment a listener hears: concealed samples but
+// those played while the sender was silent (DTX), which Chromium counts
+// as concealed too.
+func audible(a proto.ClientAudioStats) int64 { return a.ConcealedSamples - a.SilentConcealedSamples }
+
 // forget drops sid's summary when its call session ends.
 func (c *clientStats) forget(sid string) {
 	c.mu.Lock()
@@ -128,8 +133,10 @@ func (c *clientStats) forget(sid string) {
 type adminClientStats struct {
 	proto.ClientStatsBody
 	ReceivedAt time.Time `json:"receivedAt"`
-	// ConcealedRatio is concealedSamples / totalSamplesReceived over the
-	// call so far (0 before any audio was received).
+	// ConcealedRatio is (concealedSamples - silentConcealedSamples) /
+	// totalSamplesReceived over the call so far: the share of received
+	// audio that was invented to cover loss, without the comfort noise of
+	// silent senders (0 before any audio was received).
 	ConcealedRatio float64 `json:"concealedRatio"`
 }
 
@@ -143,7 +150,7 @@ func (c *clientStats) view(sid string) *adminClientStats {
 	}
 	v := &adminClientStats{ClientStatsBody: e.body, ReceivedAt: e.receivedAt}
 	if n := e.body.Audio.TotalSamplesReceived; n > 0 {
-		v.ConcealedRatio = float64(e.body.Audio.ConcealedSamples) / float64(n)
+		v.ConcealedRatio = float64(audible(e.body.Audio)) / float64(n)
 	}
 	return v
 }

@@ -51,7 +51,7 @@ func TestClientStatsShownByAdminAPI(t *testing.T) {
 
 	before := time.Now()
 	first := proto.ClientStatsBody{
-		Audio: proto.ClientAudioStats{Tracks: 1, TotalSamplesReceived: 480000, ConcealedSamples: 4800, PacketsReceived: 500, PacketsLost: 5, JitterMs: 3},
+		Audio: proto.ClientAudioStats{Tracks: 1, TotalSamplesReceived: 480000, ConcealedSamples: 6000, SilentConcealedSamples: 1200, PacketsReceived: 500, PacketsLost: 5, JitterMs: 3},
 		Video: proto.ClientVideoStats{Tracks: 1, FramesDecoded: 300, FramesDropped: 1},
 		RTTMs: 20, AvailableOutgoingBitrate: 1.5e6,
 	}

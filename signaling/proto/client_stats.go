@@ -33,12 +33,16 @@ type ClientStatsBody struct {
 
 // ClientAudioStats sums the client's received audio tracks.
 type ClientAudioStats struct {
-	Tracks               int     `json:"tracks"`
-	TotalSamplesReceived int64   `json:"totalSamplesReceived"`
-	ConcealedSamples     int64   `json:"concealedSamples"`
-	PacketsReceived      int64   `json:"packetsReceived"`
-	PacketsLost          int64   `json:"packetsLost"`
-	JitterMs             float64 `json:"jitterMs"` // the largest of the tracks'
+	Tracks               int   `json:"tracks"`
+	TotalSamplesReceived int64 `json:"totalSamplesReceived"`
+	ConcealedSamples     int64 `json:"concealedSamples"`
+	// SilentConcealedSamples are the concealed samples played while the
+	// sender was silent (Opus DTX: comfort noise), which no one hears as
+	// a loss.
+	SilentConcealedSamples int64   `json:"silentConcealedSamples"`
+	PacketsReceived        int64   `json:"packetsReceived"`
+	PacketsLost            int64   `json:"packetsLost"`
+	JitterMs               float64 `json:"jitterMs"` // the largest of the tracks'
 }
 
 // ClientVideoStats sums the client's received video tracks.
@@ -59,6 +63,7 @@ func (b *ClientStatsBody) Validate(typ string) *Error {
 	}{
 		{"audio.totalSamplesReceived", b.Audio.TotalSamplesReceived},
 		{"audio.concealedSamples", b.Audio.ConcealedSamples},
+		{"audio.silentConcealedSamples", b.Audio.SilentConcealedSamples},
 		{"audio.packetsReceived", b.Audio.PacketsReceived},
 		{"audio.packetsLost", b.Audio.PacketsLost},
 		{"video.framesDecoded", b.Video.FramesDecoded},
@@ -95,6 +100,9 @@ func (b *ClientStatsBody) Validate(typ string) *Error {
 	}
 	if b.Audio.ConcealedSamples > b.Audio.TotalSamplesReceived {
 		return BadRequest("%s: audio.concealedSamples cannot exceed audio.totalSamplesReceived", typ)
+	}
+	if b.Audio.SilentConcealedSamples > b.Audio.ConcealedSamples {
+		return BadRequest("%s: audio.silentConcealedSamples cannot exceed audio.concealedSamples", typ)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 )
 
 func TestClientStatsValidation(t *testing.T) {
-	const good = `{"audio":{"tracks":2,"totalSamplesReceived":960000,"concealedSamples":4800,"packetsReceived":1000,"packetsLost":3,"jitterMs":4.5},` +
+	const good = `{"audio":{"tracks":2,"totalSamplesReceived":960000,"concealedSamples":4800,"silentConcealedSamples":800,"packetsReceived":1000,"packetsLost":3,"jitterMs":4.5},` +
 		`"video":{"tracks":1,"framesDecoded":600,"framesDropped":2,"packetsLost":1,"freezeCount":0},"rttMs":12.5,"availableOutgoingBitrate":2500000}`
 	tests := []struct {
 		name string
@@ -25,6 +25,7 @@ func TestClientStatsValidation(t *testing.T) {
 		{"negative rtt", `{"rttMs":-0.5}`, "rttMs"},
 		{"bitrate too high", `{"availableOutgoingBitrate":1e11}`, "availableOutgoingBitrate"},
 		{"more concealed than received", `{"audio":{"totalSamplesReceived":10,"concealedSamples":11}}`, "cannot exceed"},
+		{"more silent concealed than concealed", `{"audio":{"totalSamplesReceived":10,"concealedSamples":5,"silentConcealedSamples":6}}`, "audio.silentConcealedSamples cannot exceed"},
 		{"not an object", `[1]`, "must be an object"},
 	}
 	for _, tc := range tests {
@@ -46,7 +47,7 @@ func TestClientStatsValidation(t *testing.T) {
 	}
 	req, _ := DecodeRequest([]byte(`{"type":"client_stats","data":` + good + `}`))
 	b := req.Body.(*ClientStatsBody)
-	if b.Audio.ConcealedSamples != 4800 || b.Video.FramesDropped != 2 || b.RTTMs != 12.5 || b.AvailableOutgoingBitrate != 2500000 || b.Audio.JitterMs != 4.5 {
+	if b.Audio.ConcealedSamples != 4800 || b.Audio.SilentConcealedSamples != 800 || b.Video.FramesDropped != 2 || b.RTTMs != 12.5 || b.AvailableOutgoingBitrate != 2500000 || b.Audio.JitterMs != 4.5 {
 		t.Fatalf("decoded %+v", b)
 	}
 	spec, _ := Lookup(TypeClientStats)

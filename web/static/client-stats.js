@@ -46,7 +46,7 @@ function selectedPair(report) {
 // audio and video summed over tracks, the largest audio jitter, the
 // subscriber's round-trip time and the publisher's available bitrate.
 export function summariseStats(subscriber, publisher) {
-  const audio = { tracks: 0, totalSamplesReceived: 0, concealedSamples: 0, packetsReceived: 0, packetsLost: 0, jitterMs: 0 };
+  const audio = { tracks: 0, totalSamplesReceived: 0, concealedSamples: 0, silentConcealedSamples: 0, packetsReceived: 0, packetsLost: 0, jitterMs: 0 };
   const video = { tracks: 0, framesDecoded: 0, framesDropped: 0, packetsLost: 0, freezeCount: 0 };
   let rttMs = 0;
   let availableOutgoingBitrate = 0;
@@ -57,6 +57,7 @@ export function summariseStats(subscriber, publisher) {
         audio.tracks++;
         audio.totalSamplesReceived += count(s.totalSamplesReceived);
         audio.concealedSamples += count(s.concealedSamples);
+        audio.silentConcealedSamples += count(s.silentConcealedSamples); // DTX comfort noise
         audio.packetsReceived += count(s.packetsReceived);
         audio.packetsLost += count(s.packetsLost); // may be negative (duplicates): counted as 0
         audio.jitterMs = Math.max(audio.jitterMs, bounded(s.jitter, MAX_MS / 1000) * 1000);
@@ -80,6 +81,7 @@ export function summariseStats(subscriber, publisher) {
     o.tracks = Math.min(o.tracks, MAX_TRACKS);
   }
   audio.concealedSamples = Math.min(audio.concealedSamples, audio.totalSamplesReceived);
+  audio.silentConcealedSamples = Math.min(audio.silentConcealedSamples, audio.concealedSamples);
   return { audio, video, rttMs: Math.round(rttMs * 10) / 10, availableOutgoingBitrate: Math.round(availableOutgoingBitrate) };
 }
 

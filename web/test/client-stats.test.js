@@ -10,7 +10,7 @@ function report(...stats) {
 
 test('summariseStats sums received tracks and reads the selected pairs', () => {
   const sub = report(
-    { type: 'inbound-rtp', kind: 'audio', totalSamplesReceived: 480000, concealedSamples: 4800, packetsReceived: 500, packetsLost: 4, jitter: 0.003 },
+    { type: 'inbound-rtp', kind: 'audio', totalSamplesReceived: 480000, concealedSamples: 4800, silentConcealedSamples: 1000, packetsReceived: 500, packetsLost: 4, jitter: 0.003 },
     { type: 'inbound-rtp', kind: 'audio', totalSamplesReceived: 96000, concealedSamples: 0, packetsReceived: 100, packetsLost: -2, jitter: 0.0125 },
     { type: 'inbound-rtp', kind: 'video', framesDecoded: 300, framesDropped: 2, packetsLost: 1, freezeCount: 1 },
     { type: 'outbound-rtp', kind: 'audio', packetsSent: 999 },
@@ -24,7 +24,7 @@ test('summariseStats sums received tracks and reads the selected pairs', () => {
     { id: 'q2', type: 'candidate-pair', nominated: true, state: 'succeeded', availableOutgoingBitrate: 1234567.8 },
   );
   assert.deepEqual(summariseStats(sub, pub), {
-    audio: { tracks: 2, totalSamplesReceived: 576000, concealedSamples: 4800, packetsReceived: 600, packetsLost: 4, jitterMs: 12.5 },
+    audio: { tracks: 2, totalSamplesReceived: 576000, concealedSamples: 4800, silentConcealedSamples: 1000, packetsReceived: 600, packetsLost: 4, jitterMs: 12.5 },
     video: { tracks: 1, framesDecoded: 300, framesDropped: 2, packetsLost: 1, freezeCount: 1 },
     rttMs: 21.4,
     availableOutgoingBitrate: 1234568,
@@ -33,17 +33,18 @@ test('summariseStats sums received tracks and reads the selected pairs', () => {
 
 test('summariseStats without reports or with odd values stays within the server limits', () => {
   assert.deepEqual(summariseStats(null, null), {
-    audio: { tracks: 0, totalSamplesReceived: 0, concealedSamples: 0, packetsReceived: 0, packetsLost: 0, jitterMs: 0 },
+    audio: { tracks: 0, totalSamplesReceived: 0, concealedSamples: 0, silentConcealedSamples: 0, packetsReceived: 0, packetsLost: 0, jitterMs: 0 },
     video: { tracks: 0, framesDecoded: 0, framesDropped: 0, packetsLost: 0, freezeCount: 0 },
     rttMs: 0,
     availableOutgoingBitrate: 0,
   });
   const s = summariseStats(report(
-    { type: 'inbound-rtp', kind: 'audio', totalSamplesReceived: 10, concealedSamples: 50, jitter: 1e9 },
+    { type: 'inbound-rtp', kind: 'audio', totalSamplesReceived: 10, concealedSamples: 50, silentConcealedSamples: 70, jitter: 1e9 },
     { type: 'inbound-rtp', kind: 'video', framesDecoded: 'x', framesDropped: 2 ** 60 },
     { type: 'candidate-pair', nominated: true, state: 'succeeded', currentRoundTripTime: -1 },
   ), report({ type: 'candidate-pair', nominated: true, state: 'succeeded', availableOutgoingBitrate: 1e12 }));
   assert.equal(s.audio.concealedSamples, 10, 'concealed never exceeds received');
+  assert.equal(s.audio.silentConcealedSamples, 10, 'silent concealed never exceeds concealed');
   assert.equal(s.audio.jitterMs, 60000);
   assert.equal(s.video.framesDecoded, 0);
   assert.equal(s.video.framesDropped, 2 ** 53);
