@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -312,6 +313,54 @@ func TestAudioActiveSpeakerAndRED(t *testing.T) {
 			t.Errorf("parley_sfu_red_unwrapped_total = %v: a Chromium subscriber did not take RED as is", n)
 		}
 		t.Logf("Ben from Tal: %d samples in 3 s, %d concealed", got, last.ConcealedSamples-first.ConcealedSamples)
+	})
+	t.Run("the admin API shows every participant's client stats", func(t *testing.T) {
+		// Each client sends its getStats() summary every 10 s; everyone
+		// has been in the call longer than that by now, so one more
+		// period bounds the wait.
+		type clientStats struct {
+			Audio struct {
+				Tracks               int   `json:"tracks"`
+				TotalSamplesReceived int64 `json:"totalSamplesReceived"`
+			} `json:"audio"`
+			ConcealedRatio float64   `json:"concealedRatio"`
+			ReceivedAt     time.Time `json:"receivedAt"`
+		}
+		type view struct {
+			Participants []struct {
+				Name        string       `json:"name"`
+				ClientStats *clientStats `json:"clientStats"`
+			} `json:"participants"`
+		}
+		var body view
+		var raw string
+		ok := poll(ctx, 12*time.Second, func() bool {
+			code, b := adminDo(t, srv, http.MethodGet, "/api/admin/rooms/"+room+"/participants", nil)
+			raw, body = b, view{}
+			if code != http.StatusOK || json.Unmarshal([]byte(b), &body) != nil || len(body.Participants) != 3 {
+				return false
+			}
+			for _, p := range body.Participants {
+				// Everyone receives the two others' microphones.
+				if cs := p.ClientStats; cs == nil || cs.Audio.Tracks != 2 || cs.Audio.TotalSamplesReceived == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		if !ok {
+			t.Fatalf("admin API does not show every participant's client stats: %s", raw)
+		}
+		for _, p := range body.Participants {
+			if age := time.Since(p.ClientStats.ReceivedAt); age < 0 || age > 30*time.Second {
+				t.Errorf("%s's client stats were received %v ago", p.Name, age)
+			}
+			t.Logf("%s: %d samples received, %.2f%% concealed (client-reported)", p.Name,
+				p.ClientStats.Audio.TotalSamplesReceived, p.ClientStats.ConcealedRatio*100)
+		}
+		if n := metricValue(t, srv, "parley_client_audio_samples_received_total"); n <= 0 {
+			t.Errorf("parley_client_audio_samples_received_total = %v after the clients reported", n)
+		}
 	})
 }
 

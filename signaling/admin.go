@@ -205,6 +205,9 @@ type adminParticipant struct {
 	JoinedAt time.Time    `json:"joinedAt"`
 	Grants   auth.Grants  `json:"grants"`
 	Tracks   []adminTrack `json:"tracks"`
+	// ClientStats is the participant's latest client_stats summary
+	// (client_stats.go); absent until its client sent one.
+	ClientStats *adminClientStats `json:"clientStats,omitempty"`
 }
 
 func (s *Server) handleAdminParticipants(w http.ResponseWriter, r *http.Request, _ adminCaller) {
@@ -230,6 +233,7 @@ func (s *Server) handleAdminParticipants(w http.ResponseWriter, r *http.Request,
 			}
 			ap.Tracks = append(ap.Tracks, at)
 		}
+		ap.ClientStats = s.clientStats.view(v.SID)
 		out = append(out, ap)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"room": roomName, "participants": out})

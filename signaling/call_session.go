@@ -119,6 +119,7 @@ func (cs *callSession) end() {
 	cs.ss.s.dir.Leave(cs.p)
 	cs.ss.s.mod.left(cs.p)
 	cs.ss.s.rec.left(cs.p.Room)
+	cs.ss.s.clientStats.forget(cs.p.SID)
 	if err := cs.peer.Close(); err != nil {
 		cs.log.Debug("closing media session", "err", err)
 	}

@@ -119,6 +119,8 @@ type Server struct {
 	placer RoomPlacer
 	// peers are the other nodes, for the admin API (admin_cluster.go).
 	peers ClusterPeers
+	// clientStats keeps the call clients' getStats() summaries (client_stats.go).
+	clientStats *clientStats
 
 	mu           sync.Mutex
 	conns        map[*wsConn]struct{}
@@ -194,6 +196,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.calls = s.newCallTable()
 	s.mod = newModerator(s)
 	if s.rec, err = newRecorder(s, deps.Recording, deps.Registry); err != nil {
+		return nil, err
+	}
+	if s.clientStats, err = newClientStats(deps.Registry); err != nil {
 		return nil, err
 	}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())

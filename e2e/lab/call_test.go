@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -48,15 +49,22 @@ type peer struct {
 // newCall builds the lab and starts the server on its bridge.
 func newCall(t *testing.T, ctx context.Context, room string) *call {
 	t.Helper()
+	return newCallWith(t, ctx, room, nil)
+}
+
+// newCallWith is newCall with more keys of the server's sfu section
+// (such as audio_red).
+func newCallWith(t *testing.T, ctx context.Context, room string, sfuConfig map[string]any) *call {
+	t.Helper()
 	lab := netlab.New(t)
-	srv := testkit.StartParley(t, testkit.ParleyOptions{Bin: parley.Bin(t), Config: map[string]any{
-		"sfu": map[string]any{
-			"include_loopback":     false,
-			"bandwidth_estimation": true, // what the lab measures
-			"interfaces":           []string{lab.Bridge()},
-			"cidrs":                []string{netlab.ServerAddr + "/24"},
-		},
-	}})
+	sfuSection := map[string]any{
+		"include_loopback":     false,
+		"bandwidth_estimation": true, // what the lab measures
+		"interfaces":           []string{lab.Bridge()},
+		"cidrs":                []string{netlab.ServerAddr + "/24"},
+	}
+	maps.Copy(sfuSection, sfuConfig)
+	srv := testkit.StartParley(t, testkit.ParleyOptions{Bin: parley.Bin(t), Config: map[string]any{"sfu": sfuSection}})
 	_, port, err := net.SplitHostPort(srv.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -70,10 +78,18 @@ func newCall(t *testing.T, ctx context.Context, room string) *call {
 // The window is 1280x720 at a device scale of 2, a laptop's HiDPI
 // screen: two remote tiles of it want the full 1280x720 layer.
 func (c *call) join(name string) *peer {
+	c.t.Helper()
+	return c.joinWith(name)
+}
+
+// joinWith is join with more Chromium arguments (such as a microphone
+// file).
+func (c *call) joinWith(name string, extra ...string) *peer {
 	t := c.t
 	t.Helper()
 	h := c.lab.AddHost(name)
-	args := append(e2e.ChromiumArgs(1280, 720),
+	args := append(e2e.ChromiumArgs(1280, 720), extra...)
+	args = append(args,
 		"--force-device-scale-factor=2",
 		// 15 fps of fake camera: the lab's browsers share two cores, and
 		// at 30 fps Chrome's CPU adaptation drops the top layer.
@@ -96,6 +112,19 @@ func (c *call) join(name string) *peer {
 	link := fmt.Sprintf("%s/r/%s?name=%s", c.base, url.PathEscape(c.room), url.QueryEscape(name))
 	if err := b.Navigate(c.ctx, link); err != nil {
 		t.Fatal(err)
+	}
+	// Chromium reports a network change while the new host's interface
+	// settles (its IPv6 link-local address) and fails the requests in
+	// flight with ERR_NETWORK_CHANGED, which can leave the page without
+	// some of its modules: then it is loaded once more.
+	if !poll(c.ctx, 20*time.Second, func() bool {
+		ok, err := e2e.Eval[bool](c.ctx, b, `!!(window.parley && window.parley.state)`)
+		return err == nil && ok
+	}) {
+		t.Logf("%s: the page did not start within 20 s; loading it again", name)
+		if err := b.Navigate(c.ctx, link); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if !poll(c.ctx, 60*time.Second, func() bool {
 		st, err := e2e.Eval[struct {

@@ -76,8 +76,19 @@ func (h *Host) SetLoss(dir Direction, pct int) error {
 		}
 		return nil
 	}
-	if err := nft("flush", "chain", "inet", "netlab", chain); err != nil || pct == 0 {
-		return err
+	flush := []string{"flush", "chain", "inet", "netlab", chain}
+	if pct == 0 {
+		return nft(flush...)
 	}
-	return nft("add", "rule", "inet", "netlab", chain, match, "eth0", "numgen", "random", "mod", "100", "<", fmt.Sprint(pct), "drop")
+	rule := []string{"add", "rule", "inet", "netlab", chain, match, "eth0", "numgen", "random", "mod", "100", "<", fmt.Sprint(pct), "drop"}
+	if pct == 100 {
+		// nft refuses "numgen random mod 100 < 100" (the value must be
+		// below the modulus): dropping everything needs no random draw.
+		rule = []string{"add", "rule", "inet", "netlab", chain, match, "eth0", "drop"}
+	}
+	// One nft run for both commands (";" separates them, in one
+	// transaction): a scenario that toggles loss on a timer (bursts) pays
+	// for one process, not two, and no packet passes between the flush
+	// and the new rule.
+	return nft(append(append(flush, ";"), rule...)...)
 }

@@ -110,6 +110,9 @@ var client = map[string]Spec{
 	// Recording: the handlers check the moderator role themselves.
 	TypeRecordingStart: {Needs: NeedJoined | NeedCall},
 	TypeRecordingStop:  {Needs: NeedJoined | NeedCall},
+
+	// Client statistics: rate-limited per call session by the handler.
+	TypeClientStats: {New: body[ClientStatsBody](), Needs: NeedJoined | NeedCall},
 }
 
 // server is every message a server may send, with the Go type of its

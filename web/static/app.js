@@ -15,6 +15,7 @@ import { UnmuteAsk } from './unmute-ask.js';
 import { CallEnd } from './call-end.js';
 import { QualityUI } from './quality.js';
 import { SpeakerUI } from './speakers.js';
+import { ClientStats } from './client-stats.js';
 import { PreJoin } from './prejoin.js';
 import { RoomPeople } from './people.js';
 import { Attention } from './attention.js';
@@ -277,6 +278,7 @@ class App {
     const keys = new Shortcuts(call);
     const extras = [new Hands(call), new Reactions(call), new UnmuteAsk(call), new RecordingUI(call),
       new SpeakerUI(call, $('grid')), people, attention, keys, new CallEnd(call), new QualityUI(call)]; // after ui: its tiles exist when they render
+    extras.push(new ClientStats(call)); // getStats() summaries for the admin API (issue #11)
     this.meeting = { call, ui, mod, extras, ...chatParts };
     ui.mount();
     mod.mount();
