@@ -524,10 +524,12 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 			_ = cmd.Process.Kill()
 		}
 		select {
-		case <-exited:
+		case err := <-exited:
+			r.log.Debug("restream: ffmpeg finished", "err", err)
 		case <-time.After(haltWait):
 			_ = cmd.Process.Kill()
-			_ = <-exited // the kill's exit status says nothing more
+			err := <-exited
+			r.log.Warn("restream: ffmpeg did not finish when asked; killed", "err", err)
 		}
 	}
 
