@@ -110,6 +110,10 @@ var client = map[string]Spec{
 	// Recording: the handlers check the moderator role themselves.
 	TypeRecordingStart: {Needs: NeedJoined | NeedCall},
 	TypeRecordingStop:  {Needs: NeedJoined | NeedCall},
+
+	// Restream: the handlers check the moderator role themselves.
+	TypeRestreamStart: {New: body[RestreamStartBody](), Needs: NeedJoined | NeedCall},
+	TypeRestreamStop:  {Needs: NeedJoined | NeedCall},
 }
 
 // server is every message a server may send, with the Go type of its
@@ -156,6 +160,7 @@ var server = map[string]func() any{
 	TypeUnmuteAsked:  func() any { return new(UnmuteAskedBody) },
 	TypeReaction:     func() any { return new(ReactionEvent) },
 	TypeRecording:    func() any { return new(RecordingBody) },
+	TypeRestream:     func() any { return new(RestreamBody) },
 }
 
 // Lookup returns the Spec of a client message type.
