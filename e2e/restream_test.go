@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,6 +119,20 @@ func TestRestream(t *testing.T) {
 	})
 	const room, stage = "e2e-live", "e2e-stage"
 	key := createStreamKey(t, srv, stage, "Live stage")
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// The restream's and the ingest's lines of the server's log.
+		b, _ := os.ReadFile(srv.LogPath)
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "restream") || strings.Contains(l, "component=ingest") || strings.Contains(l, "component=rtmp") {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("restream and ingest log:\n%s", strings.Join(lines, "\n"))
+	})
 	proxyAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreeTCPPort(t))
 	proxy := startRTMPProxy(t, proxyAddr, fmt.Sprintf("127.0.0.1:%d", rtmpPort))
 	rtmpURL := fmt.Sprintf("rtmp://%s/live/%s", proxyAddr, key)
@@ -148,11 +164,18 @@ func TestRestream(t *testing.T) {
 	host.waitText(ctx, "live-toggle", "Stop live")
 
 	// The viewer in the stage room gets the composition.
-	stream := func(limit time.Duration, what, not string) trackStat {
+	// stream waits for the composition's video decoding at the viewer,
+	// new frames beyond those of the track it was given.
+	stream := func(limit time.Duration, what string, after trackStat) trackStat {
 		var got trackStat
 		viewer.waitStats(ctx, limit, what, func(s []trackStat) bool {
 			for _, v := range videosFrom(s, "") {
-				if v.FrameWidth == 1280 && v.FrameHeight == 720 && v.Participant != not {
+				if v.FrameWidth != 1280 || v.FrameHeight != 720 {
+					continue
+				}
+				// The ingest keeps a reconnecting stream's participant
+				// (ingest.reconnect_grace): the same track or a new one.
+				if v.key() != after.key() || v.FramesDecoded > after.FramesDecoded+50 {
 					got = v
 					return true
 				}
@@ -161,7 +184,7 @@ func TestRestream(t *testing.T) {
 		})
 		return got
 	}
-	first := stream(60*time.Second, "the restream's 1280x720 video decoding", "")
+	first := stream(60*time.Second, "the restream's 1280x720 video decoding", trackStat{})
 	t.Logf("restream decoded by the viewer %v after going live", time.Since(started).Round(time.Second))
 	samples := func(sid string) int64 {
 		all, err := Eval[[]audioStat](ctx, viewer.B, `window.parley.stats()`)
@@ -190,11 +213,20 @@ func TestRestream(t *testing.T) {
 	before := metricValue(t, srv, "parley_restream_reconnects_total")
 	proxy.down()
 	time.Sleep(3 * time.Second)
+	// What the viewer decoded up to the drop: the stream is gone now.
+	var last trackStat
+	if s, err := viewer.stats(ctx); err == nil {
+		for _, v := range s {
+			if v.key() == first.key() {
+				last = v
+			}
+		}
+	}
 	proxy.up()
 	if !poll(ctx, 30*time.Second, func() bool { return metricValue(t, srv, "parley_restream_reconnects_total") > before }) {
 		t.Fatal("the restream did not reconnect (parley_restream_reconnects_total unchanged)")
 	}
-	second := stream(60*time.Second, "the restream's video again after the reconnection", first.Participant)
+	second := stream(60*time.Second, "the restream's video again after the reconnection", last)
 	viewer.assertFlowing(ctx, []trackStat{second})
 	if !visible(ctx, bob, "live-indicator") {
 		t.Error("Bob: Live went away while the restream reconnected")
