@@ -120,9 +120,6 @@ func TestRestream(t *testing.T) {
 	const room, stage = "e2e-live", "e2e-stage"
 	key := createStreamKey(t, srv, stage, "Live stage")
 	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
 		// The restream's and the ingest's lines of the server's log.
 		b, _ := os.ReadFile(srv.LogPath)
 		var lines []string

@@ -37,6 +37,13 @@ import (
 // connection) it is restarted after a backoff, until maxFailures
 // consecutive runs fail.
 //
+// Sync: without RTCP sender reports ffmpeg starts each RTP stream's
+// clock at its first packet. All of a run's streams are in one SDP input,
+// whose ports ffmpeg opens together while every track is already
+// flowing (only live tracks are in the layout), so their first packets
+// come within a few packet intervals of each other: audio and video line
+// up to tens of milliseconds, without mapping the publishers' clocks.
+//
 // The URL holds the platform's stream key, a secret: it is never logged
 // (only its host) and appears in ffmpeg's messages only redacted. It is
 // on ffmpeg's command line, which other users of the machine may read.
@@ -572,7 +579,9 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 				continue
 			}
 			if changed++; changed >= 2 {
-				r.log.Info("restream: the live tracks changed, restarting ffmpeg")
+				now := r.liveTracks(now)
+				r.log.Info("restream: the live tracks changed, restarting ffmpeg",
+					"joined", trackNames(now, layout), "left", trackNames(layout, now))
 				halt()
 				return runRelayout, nil
 			}
@@ -582,6 +591,17 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 
 func sameTracks(a, b []*LiveTrack) bool {
 	return slices.Equal(a, b)
+}
+
+// trackNames names the tracks of a that are not in b, for the log.
+func trackNames(a, b []*LiveTrack) string {
+	var names []string
+	for _, t := range a {
+		if !slices.Contains(b, t) {
+			names = append(names, t.info.SID+" ("+t.info.Kind+" of "+t.info.Identity+")")
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // loopbackPortPairs finds n pairs of free loopback UDP ports (p, p+1),
