@@ -386,18 +386,25 @@ func restreamArgs(ins []liveInput, sdpPath, url string) []string {
 		"-f", "flv", "-flvflags", "no_duration_filesize", url)
 }
 
-// Redact removes a restream URL (and its stream key alone) from text
-// such as ffmpeg's messages.
+// Redact removes a restream URL from text such as ffmpeg's messages:
+// the whole URL, and its secret parts alone (the stream key, the path's
+// last segment, and the query's values), which ffmpeg may print apart.
 func Redact(text, rawURL string) string {
 	if rawURL == "" {
 		return text
 	}
 	text = strings.ReplaceAll(text, rawURL, "[restream URL]")
-	if u, err := url.Parse(rawURL); err == nil {
-		for _, part := range strings.Split(strings.Trim(u.Path, "/")+"/"+u.RawQuery, "/") {
-			if len(part) >= 4 {
-				text = strings.ReplaceAll(text, part, "[redacted]")
-			}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return text
+	}
+	secrets := []string{u.RawQuery, u.Path[strings.LastIndex(u.Path, "/")+1:]}
+	for _, vs := range u.Query() {
+		secrets = append(secrets, vs...)
+	}
+	for _, sec := range secrets {
+		if len(sec) >= 4 { // shorter would mangle words, and guards nothing
+			text = strings.ReplaceAll(text, sec, "[redacted]")
 		}
 	}
 	return text

@@ -60,7 +60,7 @@ func TestRedact(t *testing.T) {
 	if strings.Contains(got, "sk-12345678") || strings.Contains(got, "abcdef") {
 		t.Fatalf("the key survives redaction: %q", got)
 	}
-	if !strings.Contains(got, "Cannot open connection") {
+	if !strings.Contains(got, "Cannot open connection") || !strings.Contains(got, "[flv] app") {
 		t.Fatalf("redaction lost the message: %q", got)
 	}
 }
