@@ -80,9 +80,76 @@ func label(s string) string {
 
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
+// compVideo is one video of a composition: the name drawn on it and
+// whatever the caller needs to give ffmpeg's filter graph its input pad.
+type compVideo[T any] struct {
+	name string
+	src  T
+}
+
+// compositionGraph is the filter graph of a composition, shared by the
+// composed recording and the live restream: a dark canvas with the first
+// shared screen large and the cameras beside it, or the cameras in a
+// grid, each with its name; and every audio input mixed (silence when
+// there is none). length bounds the canvas and the silence; 0 makes them
+// endless, for a live composition. videoPad and audioPad give the input
+// pad of a placed video and of the i-th audio, in the order ffmpeg's
+// inputs are to be given (a recording adds an input per call). It returns
+// the graph's chains and its video and audio output labels.
+func compositionGraph[T any](cams, screens []compVideo[T], audios int, length time.Duration,
+	videoPad func(T) string, audioPad func(i int) string,
+) (graph []string, videoOut, audioOut string) {
+	canvas := fmt.Sprintf("color=c=0x202124:s=%dx%d:r=%d", composeWidth, composeHeight, composeFPS)
+	if length > 0 {
+		canvas += ":d=" + seconds(length)
+	}
+	graph = append(graph, canvas+"[bg0]")
+	screenTile, camTiles := layout(len(cams), len(screens) > 0)
+	type placed struct {
+		v    compVideo[T]
+		tile tile
+	}
+	var videos []placed
+	if len(screens) > 0 {
+		videos = append(videos, placed{screens[0], screenTile}) // the first share; a later one shows in its own file
+	}
+	for i, tl := range camTiles {
+		videos = append(videos, placed{cams[i], tl})
+	}
+	bg := "bg0"
+	for i, v := range videos {
+		name := label(v.v.name)
+		f := fmt.Sprintf("%sscale=%d:%d:force_original_aspect_ratio=decrease,pad=%d:%d:(ow-iw)/2:(oh-ih)/2:color=0x202124",
+			videoPad(v.v.src), v.tile.w, v.tile.h, v.tile.w, v.tile.h)
+		if name != "" {
+			f += fmt.Sprintf(",drawtext=text='%s':fontcolor=white:fontsize=%d:x=10:y=h-th-10:box=1:boxcolor=black@0.5:boxborderw=6",
+				name, max(14, v.tile.h/18))
+		}
+		graph = append(graph, f+fmt.Sprintf("[v%d]", i))
+		next := fmt.Sprintf("bg%d", i+1)
+		graph = append(graph, fmt.Sprintf("[%s][v%d]overlay=x=%d:y=%d:eof_action=pass[%s]", bg, i, v.tile.x, v.tile.y, next))
+		bg = next
+	}
+	if audios > 0 {
+		var ins strings.Builder
+		for i := range audios {
+			ins.WriteString(audioPad(i))
+		}
+		graph = append(graph, fmt.Sprintf("%samix=inputs=%d:duration=longest:normalize=0[aout]", ins.String(), audios))
+	} else {
+		silence := "anullsrc=r=48000:cl=stereo"
+		if length > 0 {
+			silence += ",atrim=duration=" + seconds(length)
+		}
+		graph = append(graph, silence+"[aout]")
+	}
+	return graph, "[" + bg + "]", "[aout]"
+}
+
 // composeArgs is ffmpeg's command line for m's composition into out.
 func composeArgs(m Manifest, dir, out string) ([]string, error) {
-	var cams, screens, audios []TrackRef
+	var cams, screens []compVideo[TrackRef]
+	var audios []TrackRef
 	length := time.Duration(0)
 	if m.Ended != nil {
 		length = m.Ended.Sub(m.Started)
@@ -92,13 +159,17 @@ func composeArgs(m Manifest, dir, out string) ([]string, error) {
 			continue
 		}
 		length = max(length, time.Duration(t.EndMs+40)*time.Millisecond)
+		name := t.Name
+		if label(name) == "" {
+			name = t.Identity
+		}
 		switch {
 		case t.Kind == "audio":
 			audios = append(audios, t)
 		case t.Source == "screen":
-			screens = append(screens, t)
+			screens = append(screens, compVideo[TrackRef]{name, t})
 		default:
-			cams = append(cams, t)
+			cams = append(cams, compVideo[TrackRef]{name, t})
 		}
 	}
 	if len(cams)+len(screens)+len(audios) == 0 {
@@ -116,52 +187,12 @@ func composeArgs(m Manifest, dir, out string) ([]string, error) {
 		input++
 		return input - 1
 	}
-	var graph []string
-	graph = append(graph, fmt.Sprintf("color=c=0x202124:s=%dx%d:r=%d:d=%s[bg0]", composeWidth, composeHeight, composeFPS, seconds(length)))
-	screenTile, camTiles := layout(len(cams), len(screens) > 0)
-	type placed struct {
-		t    TrackRef
-		tile tile
-	}
-	var videos []placed
-	if len(screens) > 0 {
-		videos = append(videos, placed{screens[0], screenTile}) // the first share; a later one shows in its own file
-	}
-	for i, tl := range camTiles {
-		videos = append(videos, placed{cams[i], tl})
-	}
-	bg := "bg0"
-	for i, v := range videos {
-		in := addInput(v.t, true)
-		name := label(v.t.Name)
-		if name == "" {
-			name = label(v.t.Identity)
-		}
-		f := fmt.Sprintf("[%d:v]scale=%d:%d:force_original_aspect_ratio=decrease,pad=%d:%d:(ow-iw)/2:(oh-ih)/2:color=0x202124",
-			in, v.tile.w, v.tile.h, v.tile.w, v.tile.h)
-		if name != "" {
-			f += fmt.Sprintf(",drawtext=text='%s':fontcolor=white:fontsize=%d:x=10:y=h-th-10:box=1:boxcolor=black@0.5:boxborderw=6",
-				name, max(14, v.tile.h/18))
-		}
-		graph = append(graph, f+fmt.Sprintf("[v%d]", i))
-		next := fmt.Sprintf("bg%d", i+1)
-		graph = append(graph, fmt.Sprintf("[%s][v%d]overlay=x=%d:y=%d:eof_action=pass[%s]", bg, i, v.tile.x, v.tile.y, next))
-		bg = next
-	}
-	var audioOut string
-	if len(audios) > 0 {
-		var ins strings.Builder
-		for _, a := range audios {
-			fmt.Fprintf(&ins, "[%d:a]", addInput(a, false)) // Ogg files start at the recording's start
-		}
-		graph = append(graph, fmt.Sprintf("%samix=inputs=%d:duration=longest:normalize=0[aout]", ins.String(), len(audios)))
-		audioOut = "[aout]"
-	} else {
-		graph = append(graph, fmt.Sprintf("anullsrc=r=48000:cl=stereo,atrim=duration=%s[aout]", seconds(length)))
-		audioOut = "[aout]"
-	}
+	graph, videoOut, audioOut := compositionGraph(cams, screens, len(audios), length,
+		func(t TrackRef) string { return fmt.Sprintf("[%d:v]", addInput(t, true)) },
+		// Ogg files start at the recording's start: no offset.
+		func(i int) string { return fmt.Sprintf("[%d:a]", addInput(audios[i], false)) })
 	args = append(args, "-filter_complex", strings.Join(graph, ";"),
-		"-map", "["+bg+"]", "-map", audioOut,
+		"-map", videoOut, "-map", audioOut,
 		"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-r", strconv.Itoa(composeFPS),
 		"-c:a", "aac", "-b:a", "128k", "-ar", "48000",
 		"-t", seconds(length), "-movflags", "+faststart", out)

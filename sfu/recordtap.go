@@ -3,6 +3,7 @@ package sfu
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -50,11 +51,18 @@ type Tap struct {
 	downs map[*publishedTrack]*downTrack
 }
 
-// ErrTapped is returned by AttachSink for a room that already has a tap.
-var ErrTapped = errors.New("sfu: room already has a track sink")
+// MaxTapsPerRoom bounds the sinks of one room: a recording and a live
+// restream can run side by side; each tap costs a forwarding of every
+// track of the room.
+const MaxTapsPerRoom = 2
+
+// ErrTapped is returned by AttachSink for a room that has MaxTapsPerRoom
+// taps already.
+var ErrTapped = errors.New("sfu: room has as many track sinks as it may")
 
 // AttachSink starts feeding the room's tracks to sink (the room need not
-// exist yet). One tap per room. Close the tap to detach it.
+// exist yet). At most MaxTapsPerRoom taps per room, each independent of
+// the others. Close the tap to detach it.
 func (s *SFU) AttachSink(roomName string, sink TrackSink) (*Tap, error) {
 	if roomName == "" || sink == nil {
 		return nil, errors.New("sfu: attach sink: room and sink are required")
@@ -72,14 +80,14 @@ func (s *SFU) AttachSink(roomName string, sink TrackSink) (*Tap, error) {
 	case s.closed:
 		s.mu.Unlock()
 		return nil, ErrClosed
-	case s.taps[roomName] != nil:
+	case len(s.taps[roomName]) >= MaxTapsPerRoom:
 		s.mu.Unlock()
 		return nil, fmt.Errorf("attach sink to %s: %w", roomName, ErrTapped)
 	}
 	if s.taps == nil {
-		s.taps = map[string]*Tap{}
+		s.taps = map[string][]*Tap{}
 	}
-	s.taps[roomName] = tap
+	s.taps[roomName] = append(s.taps[roomName], tap)
 	s.mu.Unlock()
 	tap.changed <- struct{}{} // take the tracks already published
 	tap.sendWG.Go(tap.peer.queue.run)
@@ -87,10 +95,10 @@ func (s *SFU) AttachSink(roomName string, sink TrackSink) (*Tap, error) {
 	return tap, nil
 }
 
-// notifyTapLocked tells the room's tap that its tracks changed. The
+// notifyTapLocked tells the room's taps that its tracks changed. The
 // caller holds s.mu.
 func (s *SFU) notifyTapLocked(roomName string) {
-	if tap := s.taps[roomName]; tap != nil {
+	for _, tap := range s.taps[roomName] {
 		select {
 		case tap.changed <- struct{}{}:
 		default: // a reconciliation is already due
@@ -189,7 +197,9 @@ func (tap *Tap) Close() error {
 	tap.once.Do(func() {
 		s := tap.s
 		s.mu.Lock()
-		if s.taps[tap.room] == tap {
+		if rest := slices.DeleteFunc(s.taps[tap.room], func(o *Tap) bool { return o == tap }); len(rest) > 0 {
+			s.taps[tap.room] = rest
+		} else {
 			delete(s.taps, tap.room)
 		}
 		s.mu.Unlock()

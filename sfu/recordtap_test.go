@@ -115,8 +115,15 @@ func TestRecordTap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := env.sfu.AttachSink("room", newSinkRecorder(t)); !errors.Is(err, sfu.ErrTapped) {
+		// A second sink (a restream beside the recording) gets the
+		// same tracks; a third is refused.
+		second := newSinkRecorder(t)
+		secondTap, err := env.sfu.AttachSink("room", second)
+		if err != nil {
 			t.Fatalf("second sink on the room: %v", err)
+		}
+		if _, err := env.sfu.AttachSink("room", newSinkRecorder(t)); !errors.Is(err, sfu.ErrTapped) {
+			t.Fatalf("third sink on the room: %v", err)
 		}
 
 		ada := env.newClient("room", "PA_ada", sfu.JoinOptions{CanPublish: true})
@@ -162,6 +169,20 @@ func TestRecordTap(t *testing.T) {
 		})
 		step(t, "audio", func() {
 			testkit.Eventually(t, 5*time.Second, "microphone recorded", func() bool { return len(sink.got(micSID)) >= 20 })
+		})
+		step(t, "the second sink, fed alike, closed on its own", func() {
+			testkit.Eventually(t, 5*time.Second, "both tracks in the second sink", func() bool {
+				return len(second.got(camSID)) >= 20 && len(second.got(micSID)) >= 20
+			})
+			if err := secondTap.Close(); err != nil {
+				t.Fatal(err)
+			}
+			added, removed := second.tracks()
+			if len(added) != 2 || !slices.Equal(added, removed) {
+				t.Fatalf("second sink: added %v, removed %v", added, removed)
+			}
+			n := len(sink.got(camSID))
+			testkit.Eventually(t, 5*time.Second, "the first sink still fed", func() bool { return len(sink.got(camSID)) > n+10 })
 		})
 
 		var kf atomic.Int64

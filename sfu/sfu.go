@@ -68,7 +68,7 @@ type SFU struct {
 
 	speakerWG sync.WaitGroup // the rooms' speaker goroutines
 
-	taps map[string]*Tap // by room name: in-process track sinks (recordtap.go)
+	taps map[string][]*Tap // by room name: in-process track sinks (recordtap.go)
 
 	// testBeforeWrite, if set before the first Join, runs in a
 	// subscriber's writer before each packet (tests stall a subscriber).
@@ -215,8 +215,8 @@ func (s *SFU) Close() error {
 	}
 	s.closed = true
 	taps := make([]*Tap, 0, len(s.taps))
-	for _, tap := range s.taps {
-		taps = append(taps, tap)
+	for _, room := range s.taps {
+		taps = append(taps, room...)
 	}
 	var peers []*Peer
 	for _, r := range s.rooms {

@@ -36,6 +36,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/admin/rooms/{room}/participants/{identity}/tracks/{sid}/mute", s.admin(s.handleAdminMute))
 	s.moderationRoutes(mux) // moderation_admin.go
 	s.recordingRoutes(mux)  // recording_admin.go
+	s.restreamRoutes(mux)   // restream_admin.go
 }
 
 // admin authenticates with a Bearer token carrying the admin grant or

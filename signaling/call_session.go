@@ -120,6 +120,7 @@ func (cs *callSession) end() {
 	cs.ss.s.mod.left(cs.p)
 	cs.ss.s.rec.left(cs.p.Room)
 	cs.ss.s.clientStats.forget(cs.p.SID)
+	cs.ss.s.rst.left(cs.p.Room)
 	if err := cs.peer.Close(); err != nil {
 		cs.log.Debug("closing media session", "err", err)
 	}
@@ -144,6 +145,7 @@ func (s *Server) joinRoom(p *rooms.Participant, reqID string, ice []proto.ICESer
 		jb := s.joinedBody(p.Room, self, others, ice, p.Grants, p.ConversationID)
 		jb.Settings = &settings
 		jb.Recording = s.rec.state(p.Room) // under the directory's lock: see recorder
+		jb.Restream = s.rst.state(p.Room)
 		return proto.Encode(proto.TypeJoined, reqID, jb)
 	})
 	if errors.Is(err, rooms.ErrRoomFull) {

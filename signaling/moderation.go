@@ -447,6 +447,7 @@ func (m *moderator) end(ss *session) *proto.Error {
 		m.settle(room, st.Lobby(), proto.LobbyEnded)
 	}
 	m.s.rec.meetingEnded(room, a.by())
+	m.s.rst.meetingEnded(room, a.by())
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"strings"
 	"sync"
 	"time"
 
@@ -290,29 +289,7 @@ type recordingSink struct {
 }
 
 func (k *recordingSink) AddTrack(t sfu.TrackInfo, keyframe func()) (webrtc.TrackLocalWriter, error) {
-	info := recording.TrackInfo{SID: t.SID, Identity: t.ParticipantID, Kind: t.Kind, Codec: t.Codec}
-	if strings.EqualFold(t.Codec, sfu.MimeTypeRED) {
-		info.Codec = webrtc.MimeTypeOpus // the tap unwraps RED
-	}
-	if ps, ok := k.dir.Participants(k.room); ok {
-		for _, p := range ps {
-			if p.View.SID != t.ParticipantID {
-				continue
-			}
-			info.Identity, info.Name = p.View.Identity, p.View.Name
-			for _, tv := range p.View.Tracks {
-				if tv.SID == t.SID {
-					info.Source = tv.Source
-				}
-			}
-		}
-	}
-	if info.Source == "" {
-		// Not announced yet (the SFU can be ahead of "publish"): the
-		// usual source of the kind.
-		info.Source = map[string]string{"audio": "microphone", "video": "camera"}[t.Kind]
-	}
-	w, err := k.rec.AddTrack(info)
+	w, err := k.rec.AddTrack(tapTrackInfo(k.dir, k.room, t))
 	if err != nil {
 		return nil, err
 	}

@@ -115,6 +115,8 @@ type Server struct {
 	mod *moderator
 	// rec runs meeting recordings (recording.go); nil when off.
 	rec *recorder
+	// rst runs live restreams (restream.go); nil when recording is off.
+	rst *restreamer
 	// placer says which node hosts a room (cluster.go); nil: all here.
 	placer RoomPlacer
 	// peers are the other nodes, for the admin API (admin_cluster.go).
@@ -199,6 +201,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	if s.clientStats, err = newClientStats(deps.Registry); err != nil {
+		return nil, err
+	}
+	if s.rst, err = newRestreamer(s, deps.Recording, deps.Registry); err != nil {
 		return nil, err
 	}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
@@ -351,6 +356,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 	}
 	s.waitConns()
 	s.rec.close()
+	s.rst.close()
 	s.calls.wait()
 	s.hub.close()
 	s.hub.wait()

@@ -27,6 +27,7 @@ Usage:
   parley turn check [--transport udp|tcp|tls]  allocate and relay through the configured TURN server
   parley ingress create --room R --name N      stream key for OBS (RTMP and WHIP); also list, revoke ID
   parley recording list [--room R]            recordings, through the running server's admin API; also start|stop --room R
+  parley restream start --room R --url U       stream a meeting live to an RTMP URL (or RESTREAM_URL); also stop|status --room R
   parley cluster nodes|drain|undrain [--node ID]   cluster mode: list live nodes, stop/resume placing rooms on one
   parley load --key K --secret S [--publishers 1] [--subscribers 10] [--duration 20s]
   parley version
@@ -72,6 +73,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return ingressCommand(ctx, args[1:], environ, stdout)
 		case "recording":
 			return recordingCommand(ctx, args[1:], environ, stdout)
+		case "restream":
+			return restreamCommand(ctx, args[1:], environ, stdout)
 		case "cluster":
 			return clusterCommand(ctx, args[1:], environ, stdout)
 		case "load":

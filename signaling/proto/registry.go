@@ -113,6 +113,9 @@ var client = map[string]Spec{
 
 	// Client statistics: rate-limited per call session by the handler.
 	TypeClientStats: {New: body[ClientStatsBody](), Needs: NeedJoined | NeedCall},
+	// Restream: the handlers check the moderator role themselves.
+	TypeRestreamStart: {New: body[RestreamStartBody](), Needs: NeedJoined | NeedCall},
+	TypeRestreamStop:  {Needs: NeedJoined | NeedCall},
 }
 
 // server is every message a server may send, with the Go type of its
@@ -159,6 +162,7 @@ var server = map[string]func() any{
 	TypeUnmuteAsked:  func() any { return new(UnmuteAskedBody) },
 	TypeReaction:     func() any { return new(ReactionEvent) },
 	TypeRecording:    func() any { return new(RecordingBody) },
+	TypeRestream:     func() any { return new(RestreamBody) },
 }
 
 // Lookup returns the Spec of a client message type.

@@ -57,6 +57,9 @@ type JoinedBody struct {
 	// Recording is the room's recording state (call sessions, when
 	// recording is enabled on the server).
 	Recording *RecordingBody `json:"recording,omitempty"`
+	// Restream is the room's live restream state (call sessions, when
+	// the server can restream).
+	Restream *RestreamBody `json:"restream,omitempty"`
 }
 
 // ParticipantBody is the body of "participant_joined" and

@@ -11,6 +11,7 @@ import { ModUI } from './mod-ui.js';
 import { Hands } from './hands.js';
 import { Reactions } from './reactions.js';
 import { RecordingUI } from './recording.js';
+import { RestreamUI } from './restream.js';
 import { UnmuteAsk } from './unmute-ask.js';
 import { CallEnd } from './call-end.js';
 import { QualityUI } from './quality.js';
@@ -276,7 +277,7 @@ class App {
     const people = new RoomPeople(call);
     const attention = new Attention({ chat: chatParts.chat, button: $('notify-enable-call') });
     const keys = new Shortcuts(call);
-    const extras = [new Hands(call), new Reactions(call), new UnmuteAsk(call), new RecordingUI(call),
+    const extras = [new Hands(call), new Reactions(call), new UnmuteAsk(call), new RecordingUI(call), new RestreamUI(call),
       new SpeakerUI(call, $('grid')), people, attention, keys, new CallEnd(call), new QualityUI(call)]; // after ui: its tiles exist when they render
     extras.push(new ClientStats(call)); // getStats() summaries for the admin API (issue #11)
     this.meeting = { call, ui, mod, extras, ...chatParts };

@@ -1,0 +1,264 @@
+package recording
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/recording/mediatest"
+)
+
+func TestParseRestreamURL(t *testing.T) {
+	for raw, host := range map[string]string{
+		"rtmp://a.rtmp.youtube.com/live2/abcd-efgh":    "a.rtmp.youtube.com",
+		"rtmps://live-api-s.facebook.com:443/rtmp/KEY": "live-api-s.facebook.com:443",
+		"rtmp://127.0.0.1:1935/live/key?x=1":           "127.0.0.1:1935",
+	} {
+		got, err := ParseRestreamURL(raw)
+		if err != nil || got != host {
+			t.Errorf("ParseRestreamURL(%q) = %q, %v; want %q", raw, got, err, host)
+		}
+	}
+	for _, raw := range []string{
+		"", "http://example.com/live/key", "rtmp:///live/key", "rtmp://example.com", "rtmp://example.com/",
+		"rtmp://user:pw@example.com/live/key", "rtmp://example.com/live/key with space", "rtmp://example.com/live/\nkey",
+		"file:///etc/passwd", "-i /etc/passwd", "rtmp://example.com/" + strings.Repeat("k", MaxRestreamURL),
+	} {
+		if _, err := ParseRestreamURL(raw); err == nil {
+			t.Errorf("ParseRestreamURL(%q) accepted", raw)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}
+	for i, w := range want {
+		if got := backoff(i + 1); got != w {
+			t.Errorf("backoff(%d) = %v, want %v", i+1, got, w)
+		}
+	}
+	if backoff(1000) != maxBackoff || backoff(0) != time.Second {
+		t.Error("backoff out of range")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	u := "rtmp://live.example.com/app/sk-12345678?token=abcdef"
+	msg := "[rtmp @ 0x1] Cannot open connection rtmp://live.example.com/app/sk-12345678?token=abcdef\n" +
+		"[flv] app sk-12345678 refused"
+	got := Redact(msg, u)
+	if strings.Contains(got, "sk-12345678") || strings.Contains(got, "abcdef") {
+		t.Fatalf("the key survives redaction: %q", got)
+	}
+	if !strings.Contains(got, "Cannot open connection") || !strings.Contains(got, "[flv] app") {
+		t.Fatalf("redaction lost the message: %q", got)
+	}
+}
+
+func liveTestTrack(kind, source, name, codec string) *LiveTrack {
+	c, _ := sdpCodec(codec, 0)
+	pt := uint8(96)
+	if kind == "audio" {
+		pt = 111
+	}
+	return &LiveTrack{info: TrackInfo{SID: "TR_" + name + kind, Kind: kind, Source: source, Name: name, Codec: codec}, codec: c, pt: pt}
+}
+
+func TestRestreamSDPAndArgs(t *testing.T) {
+	ins := []liveInput{
+		{liveTestTrack("video", "camera", "Ada", "video/VP8"), 20000},
+		{liveTestTrack("audio", "microphone", "Ada", "audio/opus"), 20002},
+		{liveTestTrack("video", "camera", "Bob", "video/H264"), 20004},
+	}
+	sdp := restreamSDP(ins)
+	for _, want := range []string{
+		"c=IN IP4 127.0.0.1\r\n",
+		"m=video 20000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n",
+		"m=audio 20002 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
+		"m=video 20004 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n",
+	} {
+		if !strings.Contains(sdp, want) {
+			t.Errorf("SDP lacks %q:\n%s", want, sdp)
+		}
+	}
+	args := strings.Join(restreamArgs(ins, "/tmp/x.sdp", "rtmp://h/app/key"), " ")
+	for _, want := range []string{
+		"-protocol_whitelist file,udp,rtp", "-i /tmp/x.sdp",
+		"[0:0]scale=640:720", "text='Ada'", "[0:2]scale=640:720", "text='Bob'", // two cameras side by side
+		"[0:1]amix=inputs=1",
+		"-tune zerolatency", "-g 50", "-c:a aac", "-f flv", "rtmp://h/app/key",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("ffmpeg arguments lack %q:\n%s", want, args)
+		}
+	}
+	if strings.Contains(args, "realtime") {
+		t.Errorf("live inputs pace the stream; no realtime filter wanted:\n%s", args)
+	}
+	empty := strings.Join(restreamArgs(nil, "/tmp/x.sdp", "rtmp://h/app/key"), " ")
+	if strings.Contains(empty, "-i ") || !strings.Contains(empty, "realtime") || !strings.Contains(empty, "anullsrc") {
+		t.Errorf("with no tracks: the canvas and silence, held to the clock, no input:\n%s", empty)
+	}
+}
+
+// rtmpServer is ffmpeg listening for one RTMP publish, copying it to a file.
+type rtmpServer struct {
+	cmd  *exec.Cmd
+	out  string
+	done chan struct{}
+	log  bytes.Buffer
+}
+
+func listenRTMP(t *testing.T, url, out string) *rtmpServer {
+	t.Helper()
+	s := &rtmpServer{out: out, done: make(chan struct{})}
+	s.cmd = exec.Command(mediatest.Tool(t, "ffmpeg"), "-nostdin", "-v", "error", "-listen", "1", "-i", url, "-c", "copy", "-f", "flv", out)
+	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() { _ = s.cmd.Process.Kill(); <-s.done })
+	return s
+}
+
+// feedLive writes pkts to w paced by their timestamps (rate Hz), from
+// the start again when they run out, until stop.
+func feedLive(w *LiveTrack, pkts []*rtp.Packet, rate float64, stop <-chan struct{}) {
+	start := time.Now()
+	var base uint32
+	var seq uint16
+	var ts0 uint32
+	span := pkts[len(pkts)-1].Timestamp - pkts[0].Timestamp + uint32(rate/25)
+	for loop := 0; ; loop++ {
+		ts0 = pkts[0].Timestamp
+		for _, p := range pkts {
+			ts := base + (p.Timestamp - ts0)
+			at := start.Add(time.Duration(float64(ts) / rate * float64(time.Second)))
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Until(at)):
+			}
+			h := p.Header
+			h.Timestamp, h.SequenceNumber = ts, seq
+			seq++
+			_, _ = w.WriteRTP(&h, p.Payload)
+		}
+		base += span
+	}
+}
+
+// TestRestreamToRTMP: a camera and a microphone restreamed to an RTMP
+// server arrive there as H.264 and AAC that decode; when the server goes
+// away and comes back, the restream reconnects by itself.
+func TestRestreamToRTMP(t *testing.T) {
+	m := makeMedia(t, 4)
+	port := testkit.FreeTCPPort(t)
+	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/secret-key-1", port)
+	dir := t.TempDir()
+	first := listenRTMP(t, url, filepath.Join(dir, "first.flv"))
+	time.Sleep(300 * time.Millisecond) // the listener binds
+
+	var logs bytes.Buffer
+	var lmu sync.Mutex
+	counters := &RestreamCounters{}
+	r, err := StartRestream(RestreamOptions{Room: "r", URL: url, Counters: counters, Log: testLogger(&logs, &lmu)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	v, err := r.AddTrack(TrackInfo{SID: "TR_cam", Name: "Ada", Kind: "video", Source: "camera", Codec: "video/VP8"}, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.AddTrack(TrackInfo{SID: "TR_mic", Name: "Ada", Kind: "audio", Source: "microphone", Codec: "audio/opus"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var feeders sync.WaitGroup
+	feeders.Go(func() { feedLive(v, m.video, 90000, stop) })
+	feeders.Go(func() { feedLive(a, m.audio, 48000, stop) })
+	defer func() { close(stop); feeders.Wait() }()
+
+	// The tracks are there from the first run (one connection to the
+	// server, which takes one publish); they stream a while.
+	time.Sleep(12 * time.Second)
+	if n := counters.LayoutRestarts.Load(); n != 0 {
+		t.Errorf("%d restarts for layout changes; the tracks were there from the start", n)
+	}
+	_ = first.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-first.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the RTMP server did not end")
+	}
+	probe := mediatest.ProbeFile(t, first.out)
+	streams, _ := exec.Command(mediatest.Tool(t, "ffprobe"), "-v", "error", "-show_entries", "stream=codec_name,width,height",
+		"-of", "csv=p=0", first.out).Output()
+	t.Logf("first server got %v: %s", probe.Duration, strings.Fields(string(streams)))
+	if !strings.Contains(string(streams), "h264,1280,720") || !strings.Contains(string(streams), "aac") {
+		t.Errorf("streams %q, want H.264 1280x720 and AAC", streams)
+	}
+	// ffmpeg takes a second or two to start; more on a loaded machine.
+	if probe.Duration < 4*time.Second {
+		t.Errorf("the server got %v of the stream in 12 s, want at least 4 s", probe.Duration)
+	}
+	if e := mediatest.DecodeErrors(t, first.out); e != "" {
+		t.Errorf("decode errors: %s", e)
+	}
+
+	// The server is gone: the restream fails, backs off, and reconnects
+	// once it is back.
+	time.Sleep(2 * time.Second)
+	second := listenRTMP(t, url, filepath.Join(dir, "second.flv"))
+	testkit.Eventually(t, 30*time.Second, "the restream reconnected and streams", func() bool {
+		info, err := os.Stat(second.out)
+		return counters.Reconnects.Load() >= 1 && err == nil && info.Size() > 64<<10
+	})
+	time.Sleep(4 * time.Second)
+	r.Stop()
+	select {
+	case <-second.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second RTMP server did not end with the restream")
+	}
+	if d := mediatest.ProbeFile(t, second.out).Duration; d < 2*time.Second {
+		t.Errorf("after reconnecting the server got %v of the stream", d)
+	}
+	if counters.Active.Load() != 0 {
+		t.Errorf("%d restreams active after Stop", counters.Active.Load())
+	}
+	lmu.Lock()
+	defer lmu.Unlock()
+	if strings.Contains(logs.String(), "secret-key-1") {
+		t.Errorf("the stream key was logged:\n%s", logs.String())
+	}
+	t.Logf("logs:\n%s", logs.String())
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func testLogger(b *bytes.Buffer, mu *sync.Mutex) *slog.Logger {
+	return slog.New(slog.NewTextHandler(lockedWriter{mu, b}, nil))
+}
