@@ -114,7 +114,9 @@ func TestRestream(t *testing.T) {
 	ctx := testContext(t, 4*time.Minute)
 	rtmpPort := testkit.FreeTCPPort(t)
 	srv := startServerWith(t, map[string]any{
-		"recording": map[string]any{"enabled": true},
+		// The RTMP server is this machine's, which a restream may reach
+		// only when the operator allows it.
+		"recording": map[string]any{"enabled": true, "restream_allowed_networks": []string{"127.0.0.0/8"}},
 		"rtmp":      map[string]any{"enabled": true, "listen": fmt.Sprintf("127.0.0.1:%d", rtmpPort)},
 	})
 	const room, stage = "e2e-live", "e2e-stage"

@@ -28,6 +28,11 @@ type Config struct {
 	// StopWhenEmpty stops a recording once its room has had nobody in it
 	// for this long (a reconnect is not the end of a meeting); 0 never.
 	StopWhenEmpty time.Duration `yaml:"stop_when_empty"`
+	// RestreamAllowedNetworks are CIDRs a restream may be sent to even
+	// though they are special-purpose (loopback, private, link-local...):
+	// by default a moderator can only point a restream at public
+	// addresses, so it cannot be used to reach the server's own network.
+	RestreamAllowedNetworks []string `yaml:"restream_allowed_networks"`
 }
 
 // DefaultConfig: 20 GiB for all recordings, 4 GiB each (about 8 hours of

@@ -49,10 +49,13 @@ type closerFunc func() error
 
 func (c closerFunc) Close() error { return c() }
 
-func recordingEnv(t *testing.T) (*testEnv, *fakeTaps, *recording.Store) {
+func recordingEnv(t *testing.T, tweak ...func(*recording.Config)) (*testEnv, *fakeTaps, *recording.Store) {
 	t.Helper()
 	cfg := recording.DefaultConfig()
 	cfg.Enabled = true
+	for _, f := range tweak {
+		f(&cfg)
+	}
 	store, err := recording.Open(cfg, t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,14 @@
 package signaling
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parleyhq/parley/internal/netpolicy"
 	"github.com/parleyhq/parley/recording"
 	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/rooms/moderation"
@@ -45,6 +50,12 @@ type restreamer struct {
 	grace    time.Duration // an empty room's restream stops after this; 0 never
 	// start makes a restream: recording.StartRestream (a test's fake).
 	start func(recording.RestreamOptions) (*recording.Restream, error)
+	// dests is the policy for restream destinations (TURN's for its
+	// peers): special-purpose ranges refused unless
+	// recording.restream_allowed_networks lists them.
+	dests *netpolicy.Policy
+	// resolve looks a host up (net.DefaultResolver; a test's fake).
+	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 
 	mu     sync.Mutex
 	rooms  map[string]*roomRestream
@@ -86,8 +97,15 @@ func newRestreamer(s *Server, d *RecordingDeps, reg prometheus.Registerer) (*res
 	if d == nil || d.Store == nil || d.Attach == nil {
 		return nil, nil //nolint:nilnil // recording, and with it restreaming, is off
 	}
+	dests, err := netpolicy.New(d.Store.Config().RestreamAllowedNetworks, nil)
+	if err != nil {
+		return nil, fmt.Errorf("recording.restream_allowed_networks: %w", err)
+	}
 	rs := &restreamer{s: s, attach: d.Attach, counters: &recording.RestreamCounters{},
-		grace: d.Store.Config().StopWhenEmpty, start: recording.StartRestream,
+		grace: d.Store.Config().StopWhenEmpty, start: recording.StartRestream, dests: dests,
+		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		},
 		rooms: map[string]*roomRestream{}, empty: map[string]*time.Timer{}}
 	if reg != nil {
 		c := rs.counters
@@ -147,8 +165,45 @@ func (s *Server) stopRestream(ss *session) *proto.Error {
 	return nil
 }
 
+// errRestreamDestination refuses a restream to a special-purpose address.
+var errRestreamDestination = errors.New("restream: the RTMP server's address is loopback, private or otherwise special-purpose; an operator can allow it with recording.restream_allowed_networks")
+
+// destinationTimeout bounds the lookup of a restream's host.
+const destinationTimeout = 3 * time.Second
+
+// checkDestination refuses a host that is, or resolves to, an address
+// the destination policy denies. ffmpeg resolves the name again when it
+// connects; this check is for a moderator's mistake or mischief, and a
+// name whose owner changes its answers in between (DNS rebinding) is
+// caught by the same policy only if the operator also filters the
+// server's outgoing RTMP, as the README advises.
+func (rs *restreamer) checkDestination(hostPort string) error {
+	host := hostPort
+	if h, _, err := net.SplitHostPort(hostPort); err == nil {
+		host = h
+	}
+	addrs := []netip.Addr{}
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		addrs = append(addrs, a)
+	} else {
+		ctx, cancel := context.WithTimeout(rs.s.baseCtx, destinationTimeout)
+		defer cancel()
+		if addrs, err = rs.resolve(ctx, host); err != nil || len(addrs) == 0 {
+			return fmt.Errorf("restream: cannot resolve %s: %w", host, cmp.Or(err, errors.New("no address")))
+		}
+	}
+	for _, a := range addrs {
+		if ok, _ := rs.dests.Check(net.IP(a.Unmap().AsSlice())); !ok {
+			return errRestreamDestination
+		}
+	}
+	return nil
+}
+
 func restreamError(err error) *proto.Error {
 	switch {
+	case errors.Is(err, errRestreamDestination):
+		return &proto.Error{Code: proto.CodeForbidden, Message: err.Error()}
 	case errors.Is(err, errRestreaming), errors.Is(err, errNotRestreaming), errors.Is(err, recording.ErrRestreamURL):
 		return proto.BadRequest("%v", err)
 	case errors.Is(err, sfu.ErrTapped):
@@ -163,7 +218,11 @@ func (rs *restreamer) begin(room, url string, by proto.IdentityView) error {
 	if !rooms.ValidName(room) {
 		return fmt.Errorf("restream: invalid room name %q", room)
 	}
-	if _, err := recording.ParseRestreamURL(url); err != nil {
+	host, err := recording.ParseRestreamURL(url)
+	if err != nil {
+		return err
+	}
+	if err := rs.checkDestination(host); err != nil {
 		return err
 	}
 	rs.mu.Lock()

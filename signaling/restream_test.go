@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/recording"
 	"github.com/parleyhq/parley/sfu"
 	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
@@ -33,7 +34,9 @@ func expectRestream(t *testing.T, c *client, key string) proto.RestreamBody {
 // reads and stops one. (The RTMP server here is a closed port: ffmpeg
 // tries and backs off; recording's and the e2e tests stream for real.)
 func TestRestreamStartStop(t *testing.T) {
-	env, taps, _ := recordingEnv(t)
+	// The test's RTMP server is on 127.0.0.1, which only an operator's
+	// allowance makes a destination.
+	env, taps, _ := recordingEnv(t, func(c *recording.Config) { c.RestreamAllowedNetworks = []string{"127.0.0.1/32"} })
 	const key = "sk-live-0123456789"
 	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", testkit.FreeTCPPort(t), key)
 	host, hj := env.joinHost("host", "r")
@@ -49,6 +52,15 @@ func TestRestreamStartStop(t *testing.T) {
 	for _, bad := range []string{"", "http://example.com/live/x", "rtmp://example.com", "rtmp://h/" + strings.Repeat("k", 2000)} {
 		host.send(proto.TypeRestreamStart, "hb", proto.RestreamStartBody{URL: bad})
 		skipToError(t, host, proto.CodeBadRequest)
+	}
+	// Special-purpose destinations are refused: private, link-local
+	// (cloud metadata), and a name with one address outside the
+	// allowance (localhost's ::1).
+	for _, inside := range []string{"rtmp://10.1.2.3/live/x", "rtmp://169.254.169.254/live/x", "rtmp://[::1]:1935/live/x"} {
+		host.send(proto.TypeRestreamStart, "hd", proto.RestreamStartBody{URL: inside})
+		if e := skipToError(t, host, proto.CodeForbidden); !strings.Contains(e.Message, "restream_allowed_networks") {
+			t.Fatalf("%s: %+v", inside, e)
+		}
 	}
 
 	host.send(proto.TypeRestreamStart, "h1", proto.RestreamStartBody{URL: url})

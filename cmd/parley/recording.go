@@ -24,14 +24,15 @@ import (
 
 func init() {
 	for k, v := range map[string]string{
-		"recording":                     "Meeting recording: each published track to its own file (Opus to Ogg, VP8 to WebM) with a JSON manifest. On by default in dev mode only.",
-		"recording.enabled":             "Let moderators (recording_start) and the admin API record meetings.",
-		"recording.dir":                 "Where recordings go (<dir>/<room>/<id>/); empty means <data_dir>/recordings.",
-		"recording.max_total_bytes":     "Disk budget of all recordings together: none starts once it is spent, a running one stops when it is reached.",
-		"recording.max_recording_bytes": "Size at which one recording stops (the room is told).",
-		"recording.sync_interval":       "How often recordings' files are flushed and fsynced: at most this much is lost to a power cut.",
-		"recording.stop_when_empty":     "Stop a recording once its room has been empty this long (everyone left, or the meeting ended); 0 never.",
-		"recording.compose":             "After each recording, make one MP4 (H.264 + AAC: cameras in a grid or the shared screen large, audio mixed) with ffmpeg, one recording at a time.",
+		"recording":                           "Meeting recording: each published track to its own file (Opus to Ogg, VP8 to WebM) with a JSON manifest. On by default in dev mode only.",
+		"recording.enabled":                   "Let moderators (recording_start) and the admin API record meetings.",
+		"recording.dir":                       "Where recordings go (<dir>/<room>/<id>/); empty means <data_dir>/recordings.",
+		"recording.max_total_bytes":           "Disk budget of all recordings together: none starts once it is spent, a running one stops when it is reached.",
+		"recording.max_recording_bytes":       "Size at which one recording stops (the room is told).",
+		"recording.sync_interval":             "How often recordings' files are flushed and fsynced: at most this much is lost to a power cut.",
+		"recording.stop_when_empty":           "Stop a recording once its room has been empty this long (everyone left, or the meeting ended); 0 never.",
+		"recording.restream_allowed_networks": "CIDRs a restream may be sent to although they are special-purpose (loopback, private, link-local): by default a moderator can point a restream at public addresses only.",
+		"recording.compose":                   "After each recording, make one MP4 (H.264 + AAC: cameras in a grid or the shared screen large, audio mixed) with ffmpeg, one recording at a time.",
 	} {
 		exampleDocs[k] = v
 	}
