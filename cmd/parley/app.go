@@ -28,12 +28,12 @@ import (
 // app is Parley's composition root: every component, built in dependency
 // order by buildApp and run together by Run.
 type app struct {
-	sig     *signaling.Server // announce waits for its listener
+	sig *signaling.Server // announce waits for its listener
 	// drain runs before the components stop on SIGTERM (cluster mode:
 	// cluster.Drainer.Drain); nil on a single node.
 	drain   func(ctx context.Context)
-	runs    []runEntry        // started together by Run
-	cleanup cleanupStack      // unwound by Close, or by a failed buildApp
+	runs    []runEntry   // started together by Run
+	cleanup cleanupStack // unwound by Close, or by a failed buildApp
 }
 
 // runner is what every long-lived component has (ARCHITECTURE: Run
