@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 		fmt.Fprint(stderr, usageNote)
 	}
-	base := fs.String("url", "http://127.0.0.1:8080", "server base URL (http or https)")
+	base := fs.String("url", "http://127.0.0.1:8080", "server base URL (http or https); several, comma-separated, for the nodes of a cluster (clients are spread over them in turn; use --mode group)")
 	key := fs.String("key", "", "API key id (tokens are signed locally)")
 	secret := fs.String("secret", "", "API secret")
 	clients := fs.Int("clients", 2000, "WebSocket clients, each its own identity")
@@ -87,10 +87,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	u, err := url.Parse(*base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--url %q: want http://host:port or https://host:port", *base)
+	var nodes []*url.URL
+	for _, b := range strings.Split(*base, ",") {
+		u, err := url.Parse(strings.TrimSpace(b))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--url %q: want http://host:port or https://host:port", b)
+		}
+		nodes = append(nodes, u)
 	}
+	u := nodes[0]
 	keys, err := auth.NewKeySet(map[string]string{*key: *secret})
 	if err != nil {
 		return fmt.Errorf("--key/--secret: %w", err)
@@ -111,15 +116,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithTimeout(ctx, *total)
 	defer cancel()
-	ws := *u
-	ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
-	ws.Path = "/ws"
-	metrics := *u
-	metrics.Path = "/metrics"
+	endpoint := func(u *url.URL) chatload.LoadEndpoint {
+		ws, metrics := *u, *u
+		ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+		ws.Path, metrics.Path = "/ws", "/metrics"
+		return chatload.LoadEndpoint{URL: ws.String(), Origin: u.Scheme + "://" + u.Host, MetricsURL: metrics.String()}
+	}
+	first := endpoint(u)
+	var more []chatload.LoadEndpoint
+	for _, n := range nodes[1:] {
+		more = append(more, endpoint(n))
+	}
 
-	fmt.Fprintf(stdout, "parley-chatload: %d clients in %d %ss against %s (fd limit %d)\n", *clients, *rooms, *mode, u.Host, nofile)
+	fmt.Fprintf(stdout, "parley-chatload: %d clients in %d %ss against %s (fd limit %d)\n", *clients, *rooms, *mode, *base, nofile)
 	load, err := chatload.Connect(ctx, chatload.LoadOptions{
-		URL: ws.String(), Origin: u.Scheme + "://" + u.Host, MetricsURL: metrics.String(),
+		URL: first.URL, Origin: first.Origin, MetricsURL: first.MetricsURL, More: more,
 		Clients: *clients, Rooms: *rooms, Mode: *mode,
 		Token: func(identity, room string) (string, error) {
 			return keys.Issue(*key, auth.Claims{Identity: identity, Room: room, Grants: auth.Grants{Chat: true}}, time.Hour)

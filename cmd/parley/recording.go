@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -101,7 +100,7 @@ func recordingCommand(ctx context.Context, args, environ []string, stdout io.Wri
 		var reply struct {
 			Recordings []recording.Manifest `json:"recordings"`
 		}
-		if err := c.do(ctx, http.MethodGet, path, &reply); err != nil {
+		if err := c.call(ctx, http.MethodGet, path, nil, &reply); err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -116,7 +115,7 @@ func recordingCommand(ctx context.Context, args, environ []string, stdout io.Wri
 		return tw.Flush()
 	default:
 		var m recording.Manifest
-		if err := c.do(ctx, http.MethodPost, "/api/admin/rooms/"+url.PathEscape(*room)+"/recording/"+args[0], &m); err != nil {
+		if err := c.call(ctx, http.MethodPost, "/api/admin/rooms/"+url.PathEscape(*room)+"/recording/"+args[0], struct{}{}, &m); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s %s: recording %s\n", args[0], m.Room, m.ID)
@@ -158,46 +157,4 @@ func localURL(cfg Config) string {
 		host = "localhost"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
-}
-
-// adminClient calls the admin API with an API key (HTTP Basic).
-type adminClient struct {
-	base, id, secret string
-}
-
-func (c adminClient) do(ctx context.Context, method, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var body io.Reader
-	if method == http.MethodPost {
-		body = strings.NewReader("{}")
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(c.id, c.secret)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("recording: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("recording: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(raw, &e)
-		return fmt.Errorf("recording: %s %s: %s: %s", method, path, resp.Status, e.Message)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("recording: %s %s: %w", method, path, err)
-	}
-	return nil
 }

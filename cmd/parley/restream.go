@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -75,17 +73,17 @@ func restreamCommand(ctx context.Context, args, environ []string, stdout io.Writ
 	}
 	switch args[0] {
 	case "start":
-		if err := restreamRequest(ctx, c, http.MethodPost, path, map[string]string{"url": *rtmpURL}, &state); err != nil {
+		if err := c.call(ctx, http.MethodPost, path, map[string]string{"url": *rtmpURL}, &state); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "restream of %s started\n", *room)
 	case "stop":
-		if err := restreamRequest(ctx, c, http.MethodDelete, path, nil, nil); err != nil {
+		if err := c.call(ctx, http.MethodDelete, path, nil, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "restream of %s stopped\n", *room)
 	default:
-		if err := restreamRequest(ctx, c, http.MethodGet, path, nil, &state); err != nil {
+		if err := c.call(ctx, http.MethodGet, path, nil, &state); err != nil {
 			return err
 		}
 		if !state.Active {
@@ -97,51 +95,6 @@ func restreamCommand(ctx context.Context, args, environ []string, stdout io.Writ
 			by = " by " + state.By.Identity
 		}
 		fmt.Fprintf(stdout, "%s: live since %s%s\n", *room, time.UnixMilli(state.Since).UTC().Format(time.RFC3339), by)
-	}
-	return nil
-}
-
-// restreamRequest calls the admin API with a JSON body (nil: none) and
-// decodes the answer into out (nil: ignored).
-func restreamRequest(ctx context.Context, c adminClient, method, path string, body, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return fmt.Errorf("restream: %w", err)
-	}
-	req.SetBasicAuth(c.id, c.secret)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("restream: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("restream: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(raw, &e)
-		return fmt.Errorf("restream: %s %s: %s: %s", method, path, resp.Status, e.Message)
-	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("restream: %s %s: %w", method, path, err)
-		}
 	}
 	return nil
 }

@@ -55,6 +55,16 @@ type LoadOptions struct {
 	// timestamp needs).
 	TextBytes int
 	Logger    *slog.Logger
+	// More are further nodes of a cluster: client i connects to node
+	// i mod (1+len(More)), URL's node first, and the server CPU of a step
+	// is the sum over every node's metrics. The idle memory figures are
+	// the first node's.
+	More []LoadEndpoint
+}
+
+// LoadEndpoint is one more node a load connects clients to.
+type LoadEndpoint struct {
+	URL, Origin, MetricsURL string
 }
 
 // IdleReport is the server's memory before and after the clients
@@ -233,7 +243,11 @@ func Connect(ctx context.Context, o LoadOptions) (*Load, error) {
 			if err != nil {
 				return err
 			}
-			conn, err := Dial(gctx, DialOptions{URL: o.URL, Origin: o.Origin, Token: tok, Dialer: dialer,
+			url, origin := o.URL, o.Origin
+			if n := i % (1 + len(o.More)); n > 0 {
+				url, origin = o.More[n-1].URL, o.More[n-1].Origin
+			}
+			conn, err := Dial(gctx, DialOptions{URL: url, Origin: origin, Token: tok, Dialer: dialer,
 				RawPush: l.rawPush, OnPush: l.onPush})
 			if err != nil {
 				return fmt.Errorf("client %s: %w", c.id, err)
@@ -481,19 +495,29 @@ func (l *Load) pickSenders(n int) []*loadClient {
 	return l.clients[:n]
 }
 
+// serverCPU is the CPU seconds of every node so far (-1 if any node's
+// figure is missing).
 func (l *Load) serverCPU(ctx context.Context) float64 {
-	if l.opts.MetricsURL == "" {
-		return -1
+	urls := []string{l.opts.MetricsURL}
+	for _, e := range l.opts.More {
+		urls = append(urls, e.MetricsURL)
 	}
-	m, err := promtext.Scrape(ctx, l.opts.MetricsURL)
-	if err != nil {
-		return -1
+	total := 0.0
+	for _, u := range urls {
+		if u == "" {
+			return -1
+		}
+		m, err := promtext.Scrape(ctx, u)
+		if err != nil {
+			return -1
+		}
+		v, ok := m["process_cpu_seconds_total"]
+		if !ok {
+			return -1
+		}
+		total += v
 	}
-	v, ok := m["process_cpu_seconds_total"]
-	if !ok {
-		return -1
-	}
-	return v
+	return total
 }
 
 // sendLoop sends one message per interval from first until end (late
