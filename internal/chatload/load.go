@@ -361,8 +361,23 @@ func (l *Load) scrape(ctx context.Context) (map[string]float64, error) {
 	m, err := promtext.Scrape(ctx, l.opts.MetricsURL)
 	if err != nil {
 		l.opts.Logger.Warn("metrics unavailable", "err", err)
+		return nil, err
 	}
-	return m, err
+	return byName(m), nil
+}
+
+// byName adds to m each metric's sum over its label sets under its bare
+// name: a cluster node labels every series with its node id, and the
+// figures read here are per process either way.
+func byName(m promtext.Series) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for series, v := range m {
+		out[series] = v
+		if name, _, ok := strings.Cut(series, "{"); ok {
+			out[name] += v
+		}
+	}
+	return out
 }
 
 // rawPush takes `message` frames: it reads the send time from the text
@@ -511,7 +526,7 @@ func (l *Load) serverCPU(ctx context.Context) float64 {
 		if err != nil {
 			return -1
 		}
-		v, ok := m["process_cpu_seconds_total"]
+		v, ok := byName(m)["process_cpu_seconds_total"]
 		if !ok {
 			return -1
 		}
