@@ -58,7 +58,7 @@ type LoadOptions struct {
 	// More are further nodes of a cluster: client i connects to node
 	// i mod (1+len(More)), URL's node first, and the server CPU of a step
 	// is the sum over every node's metrics. The idle memory figures are
-	// the first node's.
+	// the first node's, divided by all the clients: not per connection.
 	More []LoadEndpoint
 }
 
