@@ -14,8 +14,8 @@ import (
 	"github.com/parleyhq/parley/recording/mediatest"
 )
 
-// recordFor is how long the test records.
-const recordFor = 15 * time.Second
+// recordFor is how long the test records (the 30 s).
+const recordFor = 30 * time.Second
 
 // TestRecording: a moderator records a three-person call from the call
 // page. Everyone sees the indicator while it runs, a joiner is asked

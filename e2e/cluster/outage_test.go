@@ -35,7 +35,7 @@ func TestClusterChatStormOutages(t *testing.T) {
 		env := newClusterEnv(t)
 		rds := startRedis(t)
 		env.redisURL = rds.url()
-		clusterChatStorm(t, env, func(nodes []*testkit.Parley) {
+		clusterChatStorm(t, env, true, func(nodes []*testkit.Parley) {
 			rds.stop()
 			// A join that needs placement meanwhile is refused with the
 			// retryable "unavailable", not left hanging or placed twice.
@@ -63,7 +63,7 @@ func TestClusterChatStormOutages(t *testing.T) {
 		env := newClusterEnv(t)
 		px := startProxy(t, "127.0.0.1:5432")
 		env.pgURL = rewriteHost(t, env.pgURL, px.addr)
-		clusterChatStorm(t, env, func([]*testkit.Parley) { px.cut(t, 3*time.Second) })
+		clusterChatStorm(t, env, false, func([]*testkit.Parley) { px.cut(t, 3*time.Second) })
 	})
 }
 
