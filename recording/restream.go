@@ -24,7 +24,7 @@ import (
 // streaming platform's ingest URL with its stream key). The composition
 // is compositionGraph's, as in a composed recording, made live by one
 // ffmpeg process: each track's RTP goes to ffmpeg over loopback UDP,
-// described by an SDP file, and ffmpeg decodes, composes, encodes (H.264
+// described by an SDP file per track, and ffmpeg decodes, composes, encodes (H.264
 // veryfast/zerolatency, a key frame every 2 s, AAC) and sends FLV to the
 // URL.
 //
@@ -38,11 +38,13 @@ import (
 // consecutive runs fail.
 //
 // Sync: without RTCP sender reports ffmpeg starts each RTP stream's
-// clock at its first packet. All of a run's streams are in one SDP input,
-// whose ports ffmpeg opens together while every track is already
-// flowing (only live tracks are in the layout), so their first packets
-// come within a few packet intervals of each other: audio and video line
-// up to tens of milliseconds, without mapping the publishers' clocks.
+// clock at its first packet. Each track is an input of its own (an SDP
+// file each: ffmpeg reads every input on a thread of its own, see
+// restreamArgs), opened without probing, so ffmpeg binds all the ports
+// within milliseconds while every track is already flowing (only live
+// tracks are in the layout), and their first packets come within a few
+// packet intervals of each other: audio and video line up to tens of
+// milliseconds, without mapping the publishers' clocks.
 //
 // The URL holds the platform's stream key, a secret: it is never logged
 // (only its host) and appears in ffmpeg's messages only redacted. It is
@@ -72,6 +74,14 @@ const (
 	startSettle = 1500 * time.Millisecond
 	// stderrTail is how much of ffmpeg's last messages is kept to log.
 	stderrTail = 2048
+	// firstFrameWait is how long a run may take to compose its first
+	// frame (ffmpeg probes its inputs and waits for a key frame of every
+	// video), and stallAfter how long a running composition may go
+	// without a new frame, before the run is taken for stalled and
+	// restarted; key frames are asked for every kickEvery meanwhile.
+	firstFrameWait = 15 * time.Second
+	stallAfter     = 8 * time.Second
+	kickEvery      = 2 * time.Second
 )
 
 // Restream end reasons, handed to the restream's OnEnd.
@@ -123,6 +133,9 @@ type RestreamCounters struct {
 	// LayoutRestarts counts ffmpeg restarts for a change of the live
 	// tracks.
 	LayoutRestarts atomic.Int64
+	// Stalls counts ffmpeg restarts because it stopped composing frames
+	// while it ran (see firstFrameWait and stallAfter).
+	Stalls atomic.Int64
 	// Active is the restreams running now.
 	Active atomic.Int64
 }
@@ -140,6 +153,9 @@ type RestreamOptions struct {
 	// itself (never after Stop returned): why, one of the Restream*
 	// reasons.
 	OnEnd func(reason string)
+
+	// firstFrameWait and stallAfter replace the constants' in tests.
+	firstFrameWait, stallAfter time.Duration
 }
 
 // Restream is one room's live restream. It takes the room's tracks as an
@@ -178,6 +194,12 @@ func StartRestream(opts RestreamOptions) (*Restream, error) {
 	}
 	if opts.Counters == nil {
 		opts.Counters = &RestreamCounters{}
+	}
+	if opts.firstFrameWait == 0 {
+		opts.firstFrameWait = firstFrameWait
+	}
+	if opts.stallAfter == 0 {
+		opts.stallAfter = stallAfter
 	}
 	dir, err := os.MkdirTemp("", "parley-restream-")
 	if err != nil {
@@ -326,26 +348,35 @@ type liveInput struct {
 	port int
 }
 
-// restreamSDP describes the run's inputs to ffmpeg: one media section
-// per track, each on its own loopback port (RTCP on the next one).
-func restreamSDP(ins []liveInput) string {
+// restreamSDP describes one input of a run to ffmpeg: the track's media
+// section on its loopback port (RTCP on the next one).
+func restreamSDP(in liveInput) string {
 	var b strings.Builder
 	b.WriteString("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=Parley restream\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n")
-	for _, in := range ins {
-		codec := in.t.codec
-		if strings.Contains(codec, "%d") {
-			codec = fmt.Sprintf(codec, in.t.pt)
-		}
-		fmt.Fprintf(&b, "m=%s %d RTP/AVP %d\r\na=rtpmap:%d %s\r\n", in.t.info.Kind, in.port, in.t.pt, in.t.pt, codec)
+	codec := in.t.codec
+	if strings.Contains(codec, "%d") {
+		codec = fmt.Sprintf(codec, in.t.pt)
 	}
+	fmt.Fprintf(&b, "m=%s %d RTP/AVP %d\r\na=rtpmap:%d %s\r\n", in.t.info.Kind, in.port, in.t.pt, in.t.pt, codec)
 	return b.String()
 }
 
-// restreamArgs is ffmpeg's command line for one run: the inputs of the
-// SDP file (none: the canvas and silence alone, paced by the realtime
-// filters), the composition, H.264 and AAC to FLV at url.
-func restreamArgs(ins []liveInput, sdpPath, url string) []string {
-	args := []string{"-nostdin", "-hide_banner", "-v", "error"}
+// restreamArgs is ffmpeg's command line for one run: an input per track,
+// the SDP file sdpPaths[i] for ins[i] (none: the canvas and silence
+// alone, paced by the realtime filters), the composition, H.264 and AAC
+// to FLV at url.
+//
+// One input per track rather than one SDP for all: ffmpeg reads each of
+// several inputs on its own thread into a queue (-thread_queue_size), so
+// the UDP sockets are drained while the decoders, the filters and the
+// encoder work. With a single input, reading waits for them, and on a
+// busy machine the sockets overflow: lost packets, a video without a key
+// frame, a composition that stops.
+func restreamArgs(ins []liveInput, sdpPaths []string, url string) []string {
+	// Warnings too: they are only kept (the last stderrTail bytes) to
+	// say why a run ended or stalled. -progress on stdout feeds the
+	// watchdog (progressWatch).
+	args := []string{"-nostdin", "-hide_banner", "-v", "warning", "-nostats", "-progress", "pipe:1", "-stats_period", "1"}
 	var cams, screens []compVideo[int]
 	var audios []int
 	for i, in := range ins {
@@ -357,16 +388,17 @@ func restreamArgs(ins []liveInput, sdpPath, url string) []string {
 		default:
 			cams = append(cams, compVideo[int]{in.t.info.Name, i})
 		}
-	}
-	if len(ins) > 0 {
-		// Probing is short: a camera's size comes with its first key
-		// frame, which is requested as ffmpeg starts.
-		args = append(args, "-protocol_whitelist", "file,udp,rtp", "-analyzeduration", "500000",
-			"-reorder_queue_size", "100", "-i", sdpPath)
+		// No probing: ffmpeg opens its inputs one after another, and
+		// probing one (a camera's size comes with its first key frame)
+		// would open the next late, which would then start its clock
+		// late (see Sync above). The SDP says all ffmpeg needs; a
+		// camera's size is taken from its first decoded frame.
+		args = append(args, "-protocol_whitelist", "file,udp,rtp", "-nofind_stream_info",
+			"-reorder_queue_size", "100", "-thread_queue_size", "1024", "-i", sdpPaths[i])
 	}
 	graph, videoOut, audioOut := compositionGraph(cams, screens, len(audios), 0,
-		func(i int) string { return fmt.Sprintf("[0:%d]", i) },
-		func(i int) string { return fmt.Sprintf("[0:%d]", audios[i]) })
+		func(i int) string { return fmt.Sprintf("[%d:0]", i) },
+		func(i int) string { return fmt.Sprintf("[%d:0]", audios[i]) })
 	if len(ins) == 0 {
 		// Nothing live paces the canvas: it is made as fast as the
 		// encoder goes unless held to the clock.
@@ -443,6 +475,7 @@ func (r *Restream) run() {
 			r.opts.Counters.LayoutRestarts.Add(1)
 			continue
 		}
+		stalled := why == runStalled
 		if time.Since(started) >= healthyRun {
 			failures = 0
 		}
@@ -459,14 +492,22 @@ func (r *Restream) run() {
 			return
 		}
 		wait := backoff(failures)
-		r.log.Warn("restream: ffmpeg ended, reconnecting", "err", err, "after", wait, "attempt", failures, "first_run", first)
+		msg := "restream: ffmpeg ended, reconnecting"
+		if stalled {
+			msg = "restream: ffmpeg stalled, restarting"
+		}
+		r.log.Warn(msg, "err", err, "after", wait, "attempt", failures, "first_run", first)
 		select {
 		case <-r.stop:
 			r.log.Info("restream stopped")
 			return
 		case <-time.After(wait):
 		}
-		r.opts.Counters.Reconnects.Add(1)
+		if stalled {
+			r.opts.Counters.Stalls.Add(1)
+		} else {
+			r.opts.Counters.Reconnects.Add(1)
+		}
 	}
 }
 
@@ -475,6 +516,7 @@ const (
 	runStopped  = iota // Stop
 	runRelayout        // the live tracks changed
 	runExited          // ffmpeg ended by itself
+	runStalled         // ffmpeg stopped composing frames and was stopped
 )
 
 // liveTracks is the layout of the next run: the tracks whose media flows
@@ -509,17 +551,22 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 	for i, t := range layout {
 		ins[i] = liveInput{t: t, port: ports[i]}
 	}
-	sdpPath := filepath.Join(r.dir, "in.sdp")
-	if err := os.WriteFile(sdpPath, []byte(restreamSDP(ins)), 0o600); err != nil {
-		return runExited, fmt.Errorf("restream: %w", err)
+	sdpPaths := make([]string, len(ins))
+	for i, in := range ins {
+		sdpPaths[i] = filepath.Join(r.dir, fmt.Sprintf("in%d.sdp", i))
+		if err := os.WriteFile(sdpPaths[i], []byte(restreamSDP(in)), 0o600); err != nil {
+			return runExited, fmt.Errorf("restream: %w", err)
+		}
 	}
-	cmd := exec.Command(r.ffmpeg, restreamArgs(ins, sdpPath, r.opts.URL)...) //nolint:gosec // our ffmpeg, arguments built here
+	cmd := exec.Command(r.ffmpeg, restreamArgs(ins, sdpPaths, r.opts.URL)...) //nolint:gosec // our ffmpeg, arguments built here
 	tail := &tailBuffer{max: stderrTail}
-	cmd.Stdout, cmd.Stderr = tail, tail
+	prog := &progressWatch{}
+	cmd.Stdout, cmd.Stderr = prog, tail
 	cmd.WaitDelay = time.Second // stdout and stderr are let go once it exited
 	if err := cmd.Start(); err != nil {
 		return runExited, fmt.Errorf("restream: start ffmpeg: %w", err)
 	}
+	started := time.Now()
 	r.log.Info("restream: ffmpeg started", "tracks", len(layout), "pid", cmd.Process.Pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }() // always received below
@@ -556,6 +603,7 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 	check := time.NewTicker(layoutCheck)
 	defer check.Stop()
 	changed := 0
+	var kicked time.Time
 	for {
 		select {
 		case <-r.stop:
@@ -581,6 +629,29 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 				kfNext++
 			}
 		case now := <-check.C:
+			// The watchdog: a composition that makes no frames (a video
+			// input ffmpeg cannot decode, an input it stopped reading)
+			// sends nothing, and the RTMP server would drop it after its
+			// own timeout. Key frames are asked for first; a run that
+			// still makes none is restarted.
+			still, limit := now.Sub(prog.since(started)), r.opts.stallAfter
+			if prog.frames() == 0 {
+				limit = r.opts.firstFrameWait
+			}
+			if still >= limit {
+				r.log.Warn("restream: ffmpeg composes no frames, restarting it", "frames", prog.frames(),
+					"for", still.Round(time.Second), "ffmpeg", strings.TrimSpace(Redact(tail.String(), r.opts.URL)))
+				halt()
+				return runStalled, fmt.Errorf("restream: ffmpeg composed no frame for %v", still.Round(time.Second))
+			}
+			if still >= kickEvery && now.Sub(kicked) >= kickEvery && kfNext >= len(kfTimes) {
+				kicked = now
+				for _, in := range ins {
+					if in.t.info.Kind == "video" && in.t.keyframe != nil {
+						in.t.keyframe()
+					}
+				}
+			}
 			if sameTracks(r.liveTracks(now), layout) {
 				changed = 0
 				continue
@@ -645,6 +716,56 @@ func loopbackPortPairs(n int) ([]int, error) {
 		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// progressWatch reads ffmpeg's -progress output (key=value lines, a
+// block every stats period) and notes when its count of composed frames
+// last grew.
+type progressWatch struct {
+	mu      sync.Mutex
+	partial []byte
+	n       int64
+	grew    time.Time
+}
+
+func (p *progressWatch) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.partial = append(p.partial, b...)
+	for {
+		i := slices.Index(p.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimSpace(string(p.partial[:i]))
+		p.partial = p.partial[i+1:]
+		if v, ok := strings.CutPrefix(line, "frame="); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > p.n {
+				p.n, p.grew = n, time.Now()
+			}
+		}
+	}
+	if len(p.partial) > 4096 { // not ffmpeg's progress output: ignored
+		p.partial = p.partial[:0]
+	}
+	return len(b), nil
+}
+
+// frames is the count of frames composed so far.
+func (p *progressWatch) frames() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// since is when the count last grew, or start if it has not.
+func (p *progressWatch) since(start time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.grew.IsZero() {
+		return start
+	}
+	return p.grew
 }
 
 // tailBuffer keeps the last max bytes written to it.

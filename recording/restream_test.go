@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,22 +81,21 @@ func TestRestreamSDPAndArgs(t *testing.T) {
 		{liveTestTrack("audio", "microphone", "Ada", "audio/opus"), 20002},
 		{liveTestTrack("video", "camera", "Bob", "video/H264"), 20004},
 	}
-	sdp := restreamSDP(ins)
-	for _, want := range []string{
-		"c=IN IP4 127.0.0.1\r\n",
+	for i, want := range []string{
 		"m=video 20000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n",
 		"m=audio 20002 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
 		"m=video 20004 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n",
 	} {
-		if !strings.Contains(sdp, want) {
-			t.Errorf("SDP lacks %q:\n%s", want, sdp)
+		sdp := restreamSDP(ins[i])
+		if !strings.Contains(sdp, "c=IN IP4 127.0.0.1\r\n") || !strings.HasSuffix(sdp, want) || strings.Count(sdp, "m=") != 1 {
+			t.Errorf("SDP of input %d: want one media section %q:\n%s", i, want, sdp)
 		}
 	}
-	args := strings.Join(restreamArgs(ins, "/tmp/x.sdp", "rtmp://h/app/key"), " ")
+	args := strings.Join(restreamArgs(ins, []string{"/tmp/0.sdp", "/tmp/1.sdp", "/tmp/2.sdp"}, "rtmp://h/app/key"), " ")
 	for _, want := range []string{
-		"-protocol_whitelist file,udp,rtp", "-i /tmp/x.sdp",
-		"[0:0]scale=640:720", "text='Ada'", "[0:2]scale=640:720", "text='Bob'", // two cameras side by side
-		"[0:1]amix=inputs=1",
+		"-protocol_whitelist file,udp,rtp", "-thread_queue_size 1024 -i /tmp/0.sdp", "-i /tmp/1.sdp", "-i /tmp/2.sdp",
+		"[0:0]scale=640:720", "text='Ada'", "[2:0]scale=640:720", "text='Bob'", // two cameras side by side
+		"[1:0]amix=inputs=1",
 		"-tune zerolatency", "-g 50", "-c:a aac", "-f flv", "rtmp://h/app/key",
 	} {
 		if !strings.Contains(args, want) {
@@ -105,7 +105,7 @@ func TestRestreamSDPAndArgs(t *testing.T) {
 	if strings.Contains(args, "realtime") {
 		t.Errorf("live inputs pace the stream; no realtime filter wanted:\n%s", args)
 	}
-	empty := strings.Join(restreamArgs(nil, "/tmp/x.sdp", "rtmp://h/app/key"), " ")
+	empty := strings.Join(restreamArgs(nil, nil, "rtmp://h/app/key"), " ")
 	if strings.Contains(empty, "-i ") || !strings.Contains(empty, "realtime") || !strings.Contains(empty, "anullsrc") {
 		t.Errorf("with no tracks: the canvas and silence, held to the clock, no input:\n%s", empty)
 	}
@@ -119,7 +119,7 @@ type rtmpServer struct {
 	log  bytes.Buffer
 }
 
-func listenRTMP(t *testing.T, url, out string) *rtmpServer {
+func listenRTMP(t testing.TB, url, out string) *rtmpServer {
 	t.Helper()
 	s := &rtmpServer{out: out, done: make(chan struct{})}
 	s.cmd = exec.Command(mediatest.Tool(t, "ffmpeg"), "-nostdin", "-v", "error", "-listen", "1", "-i", url, "-c", "copy", "-f", "flv", out)
@@ -198,6 +198,9 @@ func TestRestreamToRTMP(t *testing.T) {
 	if n := counters.LayoutRestarts.Load(); n != 0 {
 		t.Errorf("%d restarts for layout changes; the tracks were there from the start", n)
 	}
+	if n := counters.Stalls.Load(); n != 0 {
+		t.Errorf("%d restarts for a stall of a composition that ran well", n)
+	}
 	_ = first.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-first.done:
@@ -246,6 +249,83 @@ func TestRestreamToRTMP(t *testing.T) {
 		t.Errorf("the stream key was logged:\n%s", logs.String())
 	}
 	t.Logf("logs:\n%s", logs.String())
+}
+
+// TestRestreamRestartsAStalledComposition: a camera whose packets ffmpeg
+// cannot decode (no key frame ever comes) leaves the composition without
+// a frame, so nothing reaches the RTMP server. The watchdog asks the
+// publisher for key frames, then restarts ffmpeg, and says why; a
+// composition that starts to make frames is left alone.
+func TestRestreamRestartsAStalledComposition(t *testing.T) {
+	m := makeMedia(t, 4)
+	port := testkit.FreeTCPPort(t)
+	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/secret-key-2", port)
+	listenRTMP(t, url, filepath.Join(t.TempDir(), "out.flv"))
+	time.Sleep(300 * time.Millisecond) // the listener binds
+
+	var logs bytes.Buffer
+	var lmu sync.Mutex
+	counters := &RestreamCounters{}
+	r, err := StartRestream(RestreamOptions{Room: "r", URL: url, Counters: counters, Log: testLogger(&logs, &lmu),
+		firstFrameWait: 5 * time.Second, stallAfter: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	var asked atomic.Int64
+	v, err := r.AddTrack(TrackInfo{SID: "TR_cam", Name: "Ada", Kind: "video", Source: "camera", Codec: "video/VP8"},
+		func() { asked.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Delta frames only: each frame's packets with the key frame bit
+	// (the payload header's P bit, 0 for a key frame) set to "inter".
+	var deltas []*rtp.Packet
+	for _, p := range m.video {
+		q := p.Clone()
+		if len(q.Payload) > 4 && q.Payload[0]&0x10 != 0 { // S bit: the frame's first packet
+			// the VP8 payload descriptor is 1 byte, or more with X.
+			off := 1
+			if q.Payload[0]&0x80 != 0 {
+				off = 2
+				if q.Payload[1]&0x80 != 0 {
+					off++
+					if q.Payload[2]&0x80 != 0 {
+						off++
+					}
+				}
+				if q.Payload[1]&0x40 != 0 {
+					off++
+				}
+				if q.Payload[1]&0x30 != 0 {
+					off++
+				}
+			}
+			q.Payload[off] |= 0x01
+		}
+		deltas = append(deltas, q)
+	}
+	stop := make(chan struct{})
+	var feeders sync.WaitGroup
+	feeders.Go(func() { feedLive(v, deltas, 90000, stop) })
+	defer func() { close(stop); feeders.Wait() }()
+
+	testkit.Eventually(t, 40*time.Second, "the stalled composition restarted", func() bool {
+		return counters.Stalls.Load() >= 1
+	})
+	if n := asked.Load(); n < 3 {
+		t.Errorf("the publisher was asked for %d key frames before the restart, want several", n)
+	}
+	lmu.Lock()
+	got := logs.String()
+	lmu.Unlock()
+	if !strings.Contains(got, "composes no frames") {
+		t.Errorf("the restart is not logged with its reason:\n%s", got)
+	}
+	if strings.Contains(got, "secret-key-2") {
+		t.Errorf("the stream key was logged:\n%s", got)
+	}
+	t.Logf("logs:\n%s", got)
 }
 
 type lockedWriter struct {

@@ -36,7 +36,7 @@ type media struct {
 	video, audio []*rtp.Packet
 }
 
-func makeMedia(t *testing.T, seconds int) media {
+func makeMedia(t testing.TB, seconds int) media {
 	t.Helper()
 	frames, _, _ := mediatest.VP8(t, seconds)
 	vp := rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)

@@ -120,8 +120,12 @@ func newRestreamer(s *Server, d *RecordingDeps, reg prometheus.Registerer) (*res
 			}, func() float64 { return float64(c.Reconnects.Load()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "parley_restream_ffmpeg_restarts_total",
-				Help: "Restream ffmpeg restarts, for a reconnection or for a change of the room's live tracks (the layout).",
-			}, func() float64 { return float64(c.Reconnects.Load() + c.LayoutRestarts.Load()) }),
+				Help: "Restream ffmpeg restarts, for a reconnection, a change of the room's live tracks (the layout) or a stall.",
+			}, func() float64 { return float64(c.Reconnects.Load() + c.LayoutRestarts.Load() + c.Stalls.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "parley_restream_stalls_total",
+				Help: "Restream ffmpeg restarts because the composition made no frame for a while (an input it could not decode or stopped reading).",
+			}, func() float64 { return float64(c.Stalls.Load()) }),
 		} {
 			if err := reg.Register(m); err != nil {
 				return nil, err

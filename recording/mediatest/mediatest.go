@@ -31,6 +31,14 @@ func VP8(tb testing.TB, seconds int) (frames [][]byte, width, height int) {
 	return ivf(tb, seconds, "libvpx")
 }
 
+// VP8Camera is a browser camera's top simulcast layer: VP8 640x360 at
+// 25 fps and about 1 Mbit/s, a key frame every second.
+func VP8Camera(tb testing.TB, seconds int) [][]byte {
+	tb.Helper()
+	frames, _, _ := ivf(tb, seconds, "libvpx", "-s", "640x360", "-b:v", "1000k", "-deadline", "realtime")
+	return frames
+}
+
 // VP9 is VP8's pattern in VP9 (profile 0, realtime, no hidden alt-ref
 // frames: one frame per picture, as a browser sends it).
 func VP9(tb testing.TB, seconds int) (frames [][]byte, width, height int) {
