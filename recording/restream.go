@@ -82,6 +82,9 @@ const (
 	firstFrameWait = 15 * time.Second
 	stallAfter     = 8 * time.Second
 	kickEvery      = 2 * time.Second
+	// bindWait bounds the wait for ffmpeg to listen on every input port
+	// before the tracks' packets are sent (see runFFmpeg).
+	bindWait = 10 * time.Second
 )
 
 // Restream end reasons, handed to the restream's OnEnd.
@@ -570,9 +573,6 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 	r.log.Info("restream: ffmpeg started", "tracks", len(layout), "pid", cmd.Process.Pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }() // always received below
-	for _, in := range ins {
-		in.t.dst.Store(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: in.port})
-	}
 	defer func() {
 		for _, in := range ins {
 			in.t.dst.Store(nil)
@@ -593,6 +593,53 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 			r.log.Warn("restream: ffmpeg did not finish when asked; killed", "err", err)
 		}
 	}
+	exitErr := func(err error) error {
+		msg := strings.TrimSpace(Redact(tail.String(), r.opts.URL))
+		if err == nil {
+			err = errors.New("ffmpeg ended")
+		}
+		if msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+
+	// Every input's clock starts at its first packet, and ffmpeg opens
+	// its inputs one after another (a few hundred milliseconds apart on
+	// a busy machine, and a socket bound early would hold packets from
+	// before the others listen): the tracks' packets go to ffmpeg only
+	// once it listens on every port, so that their first packets come
+	// together and audio lines up with video.
+	bound := time.NewTicker(10 * time.Millisecond)
+	deadline := time.Now().Add(bindWait)
+	rtpPorts := make([]int, len(ins))
+	for i, in := range ins {
+		rtpPorts[i] = in.port
+	}
+waitBound:
+	for len(ins) > 0 {
+		select {
+		case <-r.stop:
+			bound.Stop()
+			halt()
+			return runStopped, nil
+		case err := <-exited:
+			bound.Stop()
+			return runExited, exitErr(err)
+		case now := <-bound.C:
+			if listening(rtpPorts) {
+				break waitBound
+			}
+			if now.After(deadline) {
+				r.log.Warn("restream: ffmpeg does not listen on every input port yet; sending anyway", "after", bindWait)
+				break waitBound
+			}
+		}
+	}
+	bound.Stop()
+	for _, in := range ins {
+		in.t.dst.Store(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: in.port})
+	}
 
 	// Key frames: ffmpeg starts decoding a video at one, and binds its
 	// ports some time after it starts; asked a few times while it does.
@@ -610,14 +657,7 @@ func (r *Restream) runFFmpeg(layout []*LiveTrack) (int, error) {
 			halt()
 			return runStopped, nil
 		case err := <-exited:
-			msg := strings.TrimSpace(Redact(tail.String(), r.opts.URL))
-			if err == nil {
-				err = errors.New("ffmpeg ended")
-			}
-			if msg != "" {
-				err = fmt.Errorf("%w: %s", err, msg)
-			}
-			return runExited, err
+			return runExited, exitErr(err)
 		case <-kf.C:
 			for _, in := range ins {
 				if in.t.info.Kind == "video" && in.t.keyframe != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/recording/mediatest"
@@ -139,7 +141,15 @@ func feedLive(w *LiveTrack, pkts []*rtp.Packet, rate float64, stop <-chan struct
 	var base uint32
 	var seq uint16
 	var ts0 uint32
-	span := pkts[len(pkts)-1].Timestamp - pkts[0].Timestamp + uint32(rate/25)
+	// A loop lasts the clip plus one frame (the smallest step between
+	// two packets' timestamps: 20 ms of audio, 40 ms of video).
+	step := uint32(rate)
+	for i := 1; i < len(pkts); i++ {
+		if d := pkts[i].Timestamp - pkts[i-1].Timestamp; d > 0 && d < step {
+			step = d
+		}
+	}
+	span := pkts[len(pkts)-1].Timestamp - pkts[0].Timestamp + step
 	for loop := 0; ; loop++ {
 		ts0 = pkts[0].Timestamp
 		for _, p := range pkts {
@@ -326,6 +336,132 @@ func TestRestreamRestartsAStalledComposition(t *testing.T) {
 		t.Errorf("the stream key was logged:\n%s", got)
 	}
 	t.Logf("logs:\n%s", got)
+}
+
+// TestRestreamLipSync: a camera that flashes white and a microphone
+// that beeps at the same moments (2 s into every 4 s) come out of the
+// restream together: every flash in the stream the RTMP server got is
+// within 100 ms of a beep. ffmpeg starts each input's clock at its first
+// packet, so this holds only if all the inputs' first packets come
+// together.
+func TestRestreamLipSync(t *testing.T) {
+	const clip = 4
+	vp := rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+	var video, audio []*rtp.Packet
+	for _, f := range mediatest.FlashVP8(t, clip) {
+		video = append(video, vp.Packetize(f, 3600)...)
+	}
+	ap := rtp.NewPacketizer(1200, 111, 2, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
+	// clip seconds of 20 ms packets exactly (the encoder adds one for
+	// its pre-skip), so that sound and picture loop together.
+	for _, p := range mediatest.BeepOpus(t, clip)[:clip*50] {
+		audio = append(audio, ap.Packetize(p, 960)...)
+	}
+	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/sync", testkit.FreeTCPPort(t))
+	server := listenRTMP(t, url, filepath.Join(t.TempDir(), "out.flv"))
+	time.Sleep(300 * time.Millisecond) // the listener binds
+	var logs bytes.Buffer
+	var lmu sync.Mutex
+	r, err := StartRestream(RestreamOptions{Room: "r", URL: url, Log: testLogger(&logs, &lmu)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	v, err := r.AddTrack(TrackInfo{SID: "TR_cam", Name: "Ada", Kind: "video", Source: "camera", Codec: "video/VP8"}, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.AddTrack(TrackInfo{SID: "TR_mic", Name: "Ada", Kind: "audio", Source: "microphone", Codec: "audio/opus"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var feeders sync.WaitGroup
+	feeders.Go(func() { feedLive(v, video, 90000, stop) })
+	feeders.Go(func() { feedLive(a, audio, 48000, stop) })
+	time.Sleep(16 * time.Second)
+	r.Stop()
+	close(stop)
+	feeders.Wait()
+	<-server.done
+
+	flashes := flashOnsets(t, server.out)
+	beeps := beepOnsets(t, server.out)
+	t.Logf("flashes at %v, beeps at %v", flashes, beeps)
+	if len(flashes) < 3 {
+		t.Fatalf("%d flashes in the stream, want at least 3 in 16 s:\n%s", len(flashes), logs.String())
+	}
+	for _, f := range flashes {
+		if f < time.Second {
+			continue // a beep right at the start follows no silence: silencedetect cannot see it
+		}
+		off := time.Hour
+		for _, b := range beeps {
+			if d := b - f; d.Abs() < off.Abs() {
+				off = d
+			}
+		}
+		if off.Abs() > 100*time.Millisecond {
+			t.Errorf("the flash at %v has no beep within 100 ms (nearest %v away)", f, off)
+		}
+	}
+}
+
+// flashOnsets are the times a picture in the file turns bright (its
+// average luma crosses midway between the darkest and brightest frames').
+func flashOnsets(t *testing.T, path string) []time.Duration {
+	t.Helper()
+	out, err := exec.Command(mediatest.Tool(t, "ffprobe"), "-v", "error", "-f", "lavfi", "-i", "movie="+path+",signalstats",
+		"-show_entries", "frame=pts_time:frame_tags=lavfi.signalstats.YAVG", "-of", "csv=p=0").Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	type frame struct {
+		at   time.Duration
+		luma float64
+	}
+	var frames []frame
+	lo, hi := 255.0, 0.0
+	for _, line := range strings.Fields(string(out)) {
+		ts, y, ok := strings.Cut(line, ",")
+		at, err1 := strconv.ParseFloat(ts, 64)
+		luma, err2 := strconv.ParseFloat(y, 64)
+		if !ok || err1 != nil || err2 != nil {
+			continue
+		}
+		frames = append(frames, frame{time.Duration(at * float64(time.Second)), luma})
+		lo, hi = min(lo, luma), max(hi, luma)
+	}
+	var onsets []time.Duration
+	for i := 1; i < len(frames); i++ {
+		mid := (lo + hi) / 2
+		if hi-lo > 30 && frames[i-1].luma < mid && frames[i].luma >= mid {
+			onsets = append(onsets, frames[i].at)
+		}
+	}
+	return onsets
+}
+
+// beepOnsets are the times the file's sound rises out of silence.
+func beepOnsets(t *testing.T, path string) []time.Duration {
+	t.Helper()
+	out, err := exec.Command(mediatest.Tool(t, "ffmpeg"), "-hide_banner", "-nostats", "-i", path, "-vn",
+		"-af", "silencedetect=noise=-30dB:d=0.1", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg silencedetect: %v\n%s", err, out)
+	}
+	var onsets []time.Duration
+	for _, line := range strings.Split(string(out), "\n") {
+		_, rest, ok := strings.Cut(line, "silence_end: ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if at, err := strconv.ParseFloat(f[0], 64); err == nil && len(f) > 0 {
+			onsets = append(onsets, time.Duration(at*float64(time.Second)))
+		}
+	}
+	return onsets
 }
 
 type lockedWriter struct {

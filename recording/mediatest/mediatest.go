@@ -48,8 +48,31 @@ func VP9(tb testing.TB, seconds int) (frames [][]byte, width, height int) {
 
 func ivf(tb testing.TB, seconds int, codec string, args ...string) (frames [][]byte, width, height int) {
 	tb.Helper()
+	return ivfFrom(tb, "testsrc=size=320x240:rate=25", seconds, codec, args...)
+}
+
+// Flash and beep are a clip for lip-sync checks: a black picture with a
+// white flash, and silence with a 1 kHz beep, both from the clip's
+// second 2 to 2.2 (and so every period seconds when the clip loops).
+// FlashVP8 returns the picture as VP8 frames (320x240, 25 fps, a key
+// frame every second); BeepOpus the sound as 20 ms Opus packets.
+func FlashVP8(tb testing.TB, seconds int) [][]byte {
+	tb.Helper()
+	frames, _, _ := ivfFrom(tb, "color=c=black:s=320x240:r=25,drawbox=c=white:t=fill:enable='between(t,2,2.2)'",
+		seconds, "libvpx", "-deadline", "realtime")
+	return frames
+}
+
+// BeepOpus: see FlashVP8.
+func BeepOpus(tb testing.TB, seconds int) [][]byte {
+	tb.Helper()
+	return opusFrom(tb, "aevalsrc=0.5*sin(2*PI*1000*t)*between(t\\,2\\,2.2):s=48000", seconds)
+}
+
+func ivfFrom(tb testing.TB, src string, seconds int, codec string, args ...string) (frames [][]byte, width, height int) {
+	tb.Helper()
 	ivf := filepath.Join(tb.TempDir(), "in.ivf")
-	cmd := append([]string{"-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+	cmd := append([]string{"-v", "error", "-f", "lavfi", "-i", src,
 		"-t", strconv.Itoa(seconds), "-c:v", codec, "-g", "25", "-b:v", "300k"}, args...)
 	out, err := exec.Command(Tool(tb, "ffmpeg"), append(cmd, "-f", "ivf", ivf)...).CombinedOutput()
 	if err != nil {
@@ -74,8 +97,13 @@ func ivf(tb testing.TB, seconds int, codec string, args ...string) (frames [][]b
 // kHz) and returns them.
 func Opus(tb testing.TB, seconds int) [][]byte {
 	tb.Helper()
+	return opusFrom(tb, "sine=frequency=440:sample_rate=48000", seconds)
+}
+
+func opusFrom(tb testing.TB, src string, seconds int) [][]byte {
+	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "in.ogg")
-	out, err := exec.Command(Tool(tb, "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+	out, err := exec.Command(Tool(tb, "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", src,
 		"-t", strconv.Itoa(seconds), "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", "-f", "ogg", path).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("ffmpeg: %v\n%s", err, out)
