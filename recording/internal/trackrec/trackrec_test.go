@@ -170,3 +170,45 @@ func TestAudioRecording(t *testing.T) {
 		t.Fatalf("ffmpeg reports errors: %s", e)
 	}
 }
+
+// A loss near the end of a track, with no key frame after it before the
+// recording stops: the frames after the loss cannot be written, but the
+// file still lasts until the last of them came (its last frame held),
+// not seconds less than the recording.
+func TestVideoLossAtTheEndKeepsTheLength(t *testing.T) {
+	frames, _, _ := mediatest.VP8(t, 4) // key frames at 0, 1, 2, 3 s
+	start := time.Now()
+	path := filepath.Join(t.TempDir(), "video.webm")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v := newVP8(t, f, start)
+	pz := rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+	for i, fr := range frames {
+		for j, p := range pz.Packetize(fr, 3600) {
+			if i == 80 && j == 0 {
+				continue // lost: frames 80-99 wait for a key frame that never comes
+			}
+			if _, err := v.Push(p, start.Add(time.Second+time.Duration(i)*40*time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := v.Stats(); st.Frames != 80 {
+		t.Fatalf("stats %+v, want the 80 frames before the loss written", st)
+	}
+	pr := mediatest.ProbeFile(t, path)
+	// The last frame came 1 s + 99 x 40 ms into the recording, and lasts
+	// one frame: 5 s.
+	if pr.Duration < 4900*time.Millisecond || pr.Duration > 5100*time.Millisecond {
+		t.Fatalf("the file lasts %v, want 5 s (the track's last frame came at 4.96 s)", pr.Duration)
+	}
+	if e := mediatest.DecodeErrors(t, path); e != "" {
+		t.Fatalf("ffmpeg reports errors: %s", e)
+	}
+}

@@ -39,6 +39,9 @@ type Video struct {
 	// frame); interval is the track's usual gap between frames.
 	shift, interval time.Duration
 	lastRaw         time.Duration // the last frame's time before the shift
+	// skippedTo is the time of the last frame skipped for want of a key
+	// frame after the first was written.
+	skippedTo time.Duration
 }
 
 // minFrameGap: two camera or screen frames are never closer than this
@@ -106,6 +109,11 @@ func (v *Video) frame(data []byte, ts uint32, lost bool, arrival time.Time) (wan
 	}
 	if v.waitKey && !key {
 		v.stats.Skipped++
+		if v.stats.Frames > 0 {
+			// Media that came but cannot be written before a key frame:
+			// the file still lasts until it (see Close).
+			v.skippedTo = v.clock.at(ts, arrival).Truncate(time.Millisecond) + v.shift
+		}
 		return true, nil
 	}
 	// A simulcast switch numbers the new layer's key frame right after
@@ -193,6 +201,13 @@ func (v *Video) Close() error {
 	}
 	if v.w == nil {
 		return nil
+	}
+	// A track whose last frames were lost or waited for a key frame
+	// that never came before the end still reached the recorder until
+	// then: the file lasts that long, its last frame held, as a frozen
+	// picture in the meeting looked (rather than ending seconds early).
+	if v.skippedTo > v.stats.Last {
+		v.w.LastUntil(v.skippedTo + v.interval)
 	}
 	return v.w.Close()
 }

@@ -63,7 +63,12 @@ type Writer struct {
 	out        []byte        // the last cluster written, reused for the next
 	written    int64
 	durationAt int64 // file offset of the Duration float, patched by Close
+	until      time.Duration
 }
+
+// LastUntil makes the file last at least until d: its last frame is held
+// until then (Close writes the duration).
+func (wr *Writer) LastUntil(d time.Duration) { wr.until = max(wr.until, d) }
 
 // NewWriter starts a file with track's header; nothing is written until
 // the first frame (a video file's first frame must be a key frame).
@@ -169,6 +174,7 @@ func (wr *Writer) Close() error {
 		return nil
 	}
 	d := wr.lastTS + (wr.lastTS - wr.prevTS) // the last frame lasts as long as the one before
+	d = max(d, wr.until)
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], math.Float64bits(float64(d)/float64(time.Millisecond)))
 	if _, err := at.WriteAt(b[:], wr.durationAt); err != nil {
