@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,31 +59,9 @@ func restreamCPU(b *testing.B, people int, video, audio []*rtp.Packet) (cpuPerSe
 	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/bench", testkit.FreeTCPPort(b))
 	server := listenRTMP(b, url, filepath.Join(b.TempDir(), "out.flv"))
 	time.Sleep(300 * time.Millisecond) // the listener binds
-	var logs bytes.Buffer
-	var lmu sync.Mutex
-	r, err := StartRestream(RestreamOptions{Room: "bench", URL: url, Log: testLogger(&logs, &lmu)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	stop := make(chan struct{})
-	var feeders sync.WaitGroup
-	for i := range people {
-		name := fmt.Sprintf("P%d", i)
-		v, err := r.AddTrack(TrackInfo{SID: "TR_v" + name, Name: name, Kind: "video", Source: "camera", Codec: "video/VP8"}, func() {})
-		if err != nil {
-			b.Fatal(err)
-		}
-		a, err := r.AddTrack(TrackInfo{SID: "TR_a" + name, Name: name, Kind: "audio", Source: "microphone", Codec: "audio/opus"}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		feeders.Go(func() { feedLive(v, video, 90000, stop) })
-		feeders.Go(func() { feedLive(a, audio, 48000, stop) })
-	}
+	r := startFedRestream(b, RestreamOptions{URL: url}, people, video, audio)
 	pid := func() int {
-		lmu.Lock()
-		defer lmu.Unlock()
-		m := pidInLog.FindAllStringSubmatch(logs.String(), -1)
+		m := pidInLog.FindAllStringSubmatch(r.log(), -1)
 		if len(m) == 0 {
 			return 0
 		}
@@ -96,11 +73,10 @@ func restreamCPU(b *testing.B, people int, video, audio []*rtp.Packet) (cpuPerSe
 	time.Sleep(measured)
 	p1, c1 := pid(), procCPU(b, pid())
 	r.Stop()
-	close(stop)
-	feeders.Wait()
+	r.stopFeeding()
 	<-server.done
 	if p0 != p1 || p0 == 0 {
-		b.Fatalf("ffmpeg restarted while measured (pids %d, %d):\n%s", p0, p1, logs.String())
+		b.Fatalf("ffmpeg restarted while measured (pids %d, %d):\n%s", p0, p1, r.log())
 	}
 	got := mediatest.ProbeFile(b, server.out).Duration
 	return (c1 - c0) / measured.Seconds(), got.Seconds() / (warmup + measured).Seconds()

@@ -169,6 +169,64 @@ func feedLive(w *LiveTrack, pkts []*rtp.Packet, rate float64, stop <-chan struct
 	}
 }
 
+// fedRestream is a restream of people's cameras and microphones (named
+// P0, P1, ...; one person: Ada), each fed video and audio in a loop, paced
+// by their timestamps, until stopFeeding.
+type fedRestream struct {
+	*Restream
+	counters *RestreamCounters
+	stop     chan struct{}
+	feeders  sync.WaitGroup
+	lmu      sync.Mutex
+	logs     bytes.Buffer
+}
+
+func startFedRestream(tb testing.TB, opts RestreamOptions, people int, video, audio []*rtp.Packet) *fedRestream {
+	tb.Helper()
+	f := &fedRestream{counters: &RestreamCounters{}, stop: make(chan struct{})}
+	opts.Room, opts.Counters, opts.Log = "r", f.counters, testLogger(&f.logs, &f.lmu)
+	r, err := StartRestream(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.Restream = r
+	tb.Cleanup(func() { r.Stop(); f.stopFeeding() })
+	for i := range people {
+		name := fmt.Sprintf("P%d", i)
+		if people == 1 {
+			name = "Ada"
+		}
+		v, err := r.AddTrack(TrackInfo{SID: "TR_cam" + name, Name: name, Kind: "video", Source: "camera", Codec: "video/VP8"}, func() {})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		a, err := r.AddTrack(TrackInfo{SID: "TR_mic" + name, Name: name, Kind: "audio", Source: "microphone", Codec: "audio/opus"}, nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		f.feeders.Go(func() { feedLive(v, video, 90000, f.stop) })
+		f.feeders.Go(func() { feedLive(a, audio, 48000, f.stop) })
+	}
+	return f
+}
+
+// stopFeeding ends the feeds and waits for them; safe to call again.
+func (f *fedRestream) stopFeeding() {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
+	f.feeders.Wait()
+}
+
+// log is what the restream logged so far.
+func (f *fedRestream) log() string {
+	f.lmu.Lock()
+	defer f.lmu.Unlock()
+	return f.logs.String()
+}
+
 // TestRestreamToRTMP: a camera and a microphone restreamed to an RTMP
 // server arrive there as H.264 and AAC that decode; when the server goes
 // away and comes back, the restream reconnects by itself.
@@ -180,27 +238,8 @@ func TestRestreamToRTMP(t *testing.T) {
 	first := listenRTMP(t, url, filepath.Join(dir, "first.flv"))
 	time.Sleep(300 * time.Millisecond) // the listener binds
 
-	var logs bytes.Buffer
-	var lmu sync.Mutex
-	counters := &RestreamCounters{}
-	r, err := StartRestream(RestreamOptions{Room: "r", URL: url, Counters: counters, Log: testLogger(&logs, &lmu)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
-	v, err := r.AddTrack(TrackInfo{SID: "TR_cam", Name: "Ada", Kind: "video", Source: "camera", Codec: "video/VP8"}, func() {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := r.AddTrack(TrackInfo{SID: "TR_mic", Name: "Ada", Kind: "audio", Source: "microphone", Codec: "audio/opus"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	var feeders sync.WaitGroup
-	feeders.Go(func() { feedLive(v, m.video, 90000, stop) })
-	feeders.Go(func() { feedLive(a, m.audio, 48000, stop) })
-	defer func() { close(stop); feeders.Wait() }()
+	r := startFedRestream(t, RestreamOptions{URL: url}, 1, m.video, m.audio)
+	counters := r.counters
 
 	// The tracks are there from the first run (one connection to the
 	// server, which takes one publish); they stream a while.
@@ -253,12 +292,10 @@ func TestRestreamToRTMP(t *testing.T) {
 	if counters.Active.Load() != 0 {
 		t.Errorf("%d restreams active after Stop", counters.Active.Load())
 	}
-	lmu.Lock()
-	defer lmu.Unlock()
-	if strings.Contains(logs.String(), "secret-key-1") {
-		t.Errorf("the stream key was logged:\n%s", logs.String())
+	if logs := r.log(); strings.Contains(logs, "secret-key-1") {
+		t.Errorf("the stream key was logged:\n%s", logs)
 	}
-	t.Logf("logs:\n%s", logs.String())
+	t.Logf("logs:\n%s", r.log())
 }
 
 // TestRestreamRestartsAStalledComposition: a camera whose packets ffmpeg
@@ -360,36 +397,17 @@ func TestRestreamLipSync(t *testing.T) {
 	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/sync", testkit.FreeTCPPort(t))
 	server := listenRTMP(t, url, filepath.Join(t.TempDir(), "out.flv"))
 	time.Sleep(300 * time.Millisecond) // the listener binds
-	var logs bytes.Buffer
-	var lmu sync.Mutex
-	r, err := StartRestream(RestreamOptions{Room: "r", URL: url, Log: testLogger(&logs, &lmu)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
-	v, err := r.AddTrack(TrackInfo{SID: "TR_cam", Name: "Ada", Kind: "video", Source: "camera", Codec: "video/VP8"}, func() {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := r.AddTrack(TrackInfo{SID: "TR_mic", Name: "Ada", Kind: "audio", Source: "microphone", Codec: "audio/opus"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	var feeders sync.WaitGroup
-	feeders.Go(func() { feedLive(v, video, 90000, stop) })
-	feeders.Go(func() { feedLive(a, audio, 48000, stop) })
+	r := startFedRestream(t, RestreamOptions{URL: url}, 1, video, audio)
 	time.Sleep(16 * time.Second)
 	r.Stop()
-	close(stop)
-	feeders.Wait()
+	r.stopFeeding()
 	<-server.done
 
 	flashes := flashOnsets(t, server.out)
 	beeps := beepOnsets(t, server.out)
 	t.Logf("flashes at %v, beeps at %v", flashes, beeps)
 	if len(flashes) < 3 {
-		t.Fatalf("%d flashes in the stream, want at least 3 in 16 s:\n%s", len(flashes), logs.String())
+		t.Fatalf("%d flashes in the stream, want at least 3 in 16 s:\n%s", len(flashes), r.log())
 	}
 	for _, f := range flashes {
 		if f < time.Second {
