@@ -118,8 +118,10 @@ func TestRefillHintsOtherNodes(t *testing.T) {
 		busOf(a).down.Store(true)
 		since := time.Now()
 		alice.sendText(conv.ID, newClientID(), "lost")
-		busOf(a).down.Store(false)
+		// The push is published after the ack is queued: the bus stays
+		// down until it surely was.
 		bob.none(proto.TypeMessage, 100*time.Millisecond)
+		busOf(a).down.Store(false)
 		a.srv.ClusterRefill().Outage(since, lost, lost == nil)
 		if m := bob.nextMessage(); m.Seq != int64(i+1) || m.ConversationID != conv.ID {
 			t.Fatalf("round %d: bob got seq %d of %s, want %d of %s", i, m.Seq, m.ConversationID, i+1, conv.ID)
