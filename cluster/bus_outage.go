@@ -22,6 +22,10 @@ type Outage struct {
 	// from the other nodes lost) or the other nodes' (this node's
 	// publications lost).
 	Since time.Time
+	// Unsubscribed says the receive side was interrupted: the other
+	// nodes' publications may have missed this node. When only the
+	// publish side failed, this node's sessions missed nothing.
+	Unsubscribed bool
 	// Lost are the topics of this node's publications that failed or
 	// were dropped, sorted, at most maxLostTopics of them; LostMore says
 	// there were more.
@@ -50,6 +54,7 @@ const (
 type outageState struct {
 	since    time.Time // zero: none
 	down     int       // sides that failed and have not worked since
+	failed   int       // sides that failed during the interruption
 	lost     map[string]bool
 	lostMore bool
 }
@@ -73,6 +78,7 @@ func (b *Bus) interruptedLocked(at time.Time, side int, lost ...string) {
 		o.since = since
 	}
 	o.down |= side
+	o.failed |= side
 	for _, t := range lost {
 		if o.lost[t] {
 			continue
@@ -102,7 +108,7 @@ func (b *Bus) healthy(side int) {
 		b.mu.Unlock()
 		return
 	}
-	out := Outage{Since: o.since, LostMore: o.lostMore}
+	out := Outage{Since: o.since, Unsubscribed: o.failed&sideReceive != 0, LostMore: o.lostMore}
 	for t := range o.lost {
 		out.Lost = append(out.Lost, t)
 	}

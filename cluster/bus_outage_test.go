@@ -190,6 +190,9 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 	if lo, hi := cutAt.Add(-LossMargin), cutAt.Add(-LossMargin+time.Second); o.Since.Before(lo) || o.Since.After(hi) {
 		t.Errorf("outage since %v; the cut was at %v, so want within [%v, %v]", o.Since, cutAt, lo, hi)
 	}
+	if !o.Unsubscribed {
+		t.Error("the outage does not say the subscription was interrupted")
+	}
 	if !slices.Equal(o.Lost, []string{"conv:2"}) || o.LostMore {
 		t.Errorf("lost topics %v (more %v), want [conv:2]", o.Lost, o.LostMore)
 	}

@@ -139,12 +139,15 @@ func newClusterRefill(s *Server, reg prometheus.Registerer, clustered bool) (*Cl
 func (s *Server) ClusterRefill() *ClusterRefill { return s.refill }
 
 // Outage queues the refill after this node's bus recovered from an
-// outage that began at since; lost are the topics of this node's
-// publications that did not go out (lostMore: more than listed). It
-// does not block.
-func (r *ClusterRefill) Outage(since time.Time, lost []string, lostMore bool) {
+// outage that began at since. unsubscribed: its subscription was
+// interrupted, so its sessions are refilled; lost are the topics of
+// this node's publications that did not go out (lostMore: more than
+// listed), which the other nodes are told of. It does not block.
+func (r *ClusterRefill) Outage(since time.Time, unsubscribed bool, lost []string, lostMore bool) {
 	r.mu.Lock()
-	r.job.all = earliest(r.job.all, since)
+	if unsubscribed {
+		r.job.all = earliest(r.job.all, since)
+	}
 	for _, t := range lost {
 		if !queue(&r.job.announce, t, since) {
 			lostMore = true

@@ -73,7 +73,7 @@ func TestRefillAfterOutage(t *testing.T) {
 	bob.none(proto.TypeMessage, 200*time.Millisecond) // the outage's premise: all of it lost
 	busOf(a).down.Store(false)
 
-	b.srv.ClusterRefill().Outage(since, nil, false)
+	b.srv.ClusterRefill().Outage(since, true, nil, false)
 	bob.waitFor("the group made in the outage", func(m msg) bool {
 		var c proto.ConversationBody
 		m.decode(t, &c)
@@ -122,7 +122,7 @@ func TestRefillHintsOtherNodes(t *testing.T) {
 		// down until it surely was.
 		bob.none(proto.TypeMessage, 100*time.Millisecond)
 		busOf(a).down.Store(false)
-		a.srv.ClusterRefill().Outage(since, lost, lost == nil)
+		a.srv.ClusterRefill().Outage(since, false, lost, lost == nil)
 		if m := bob.nextMessage(); m.Seq != int64(i+1) || m.ConversationID != conv.ID {
 			t.Fatalf("round %d: bob got seq %d of %s, want %d of %s", i, m.Seq, m.ConversationID, i+1, conv.ID)
 		}

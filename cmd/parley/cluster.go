@@ -106,7 +106,7 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 	// again, signaling refills the sessions from PostgreSQL (and tells
 	// the other nodes what this one failed to publish), on the refill's
 	// own goroutine, never the bus's.
-	cp.bus.OnRecover(func(o cluster.Outage) { cp.sig.ClusterRefill().Outage(o.Since, o.Lost, o.LostMore) })
+	cp.bus.OnRecover(func(o cluster.Outage) { cp.sig.ClusterRefill().Outage(o.Since, o.Unsubscribed, o.Lost, o.LostMore) })
 	a.add("cluster bus", cp.bus)
 	a.add("cluster refill", clusterRefill{cp})
 	drainer := cluster.NewDrainer(node, cfg.DrainTimeout, activeRooms,
