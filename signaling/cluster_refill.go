@@ -227,7 +227,7 @@ func (r *ClusterRefill) round(ctx context.Context, job refillJob) {
 	rd := &refillRound{done: map[string]time.Time{}}
 	if !job.all.IsZero() {
 		r.rounds.WithLabelValues(refillOutage).Inc()
-		for _, id := range h.connectedIdentities(maxRefillIdentities) {
+		for _, id := range h.chatIdentities(maxRefillIdentities) {
 			r.identity(ctx, rd, id, job.all)
 		}
 	}
@@ -235,7 +235,7 @@ func (r *ClusterRefill) round(ctx context.Context, job refillJob) {
 		r.rounds.WithLabelValues(refillPeer).Inc()
 	}
 	for id, since := range job.ids {
-		if h.sessionCount(id) > 0 {
+		if h.chatting(id) {
 			r.identity(ctx, rd, id, since)
 		}
 	}
@@ -341,8 +341,12 @@ func (r *ClusterRefill) conversation(ctx context.Context, rd *refillRound, conv,
 	rd.events += len(got)
 }
 
-// connectedIdentities lists up to max identities with a session here.
-func (h *hub) connectedIdentities(max int) []string {
+// chatIdentities lists up to max identities with a session here whose
+// token grants chat: only those have their conversations indexed
+// (chatSession.enter), so only those are refilled; a call-only session
+// must not get conversations through a refill that it would not get
+// live.
+func (h *hub) chatIdentities(max int) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]string, 0, min(max, len(h.sessions)))
@@ -350,9 +354,27 @@ func (h *hub) connectedIdentities(max int) []string {
 		if len(out) == max {
 			break
 		}
-		out = append(out, id)
+		if h.chattingLocked(id) {
+			out = append(out, id)
+		}
 	}
 	return out
+}
+
+// chatting reports whether identity has a session here that may chat.
+func (h *hub) chatting(identity string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chattingLocked(identity)
+}
+
+func (h *hub) chattingLocked(identity string) bool {
+	for c := range h.sessions[identity] {
+		if c.ss.claims.Grants.Chat { // claims never change after the join
+			return true
+		}
+	}
+	return false
 }
 
 // indexedConversations lists up to max conversations in the index.

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/parleyhq/parley/signaling/auth"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -48,13 +49,16 @@ func pushedMessages(c *cc, n int) []proto.MessageView {
 // When the bus comes back after an outage, the node pushes its sessions
 // what the outage cost them, without anyone writing again: the messages
 // stored since it began, in seq order, and a group made meanwhile; not
-// what was pushed before it.
+// what was pushed before it, and nothing to a session whose token does
+// not grant chat (it gets no chat live either).
 func TestRefillAfterOutage(t *testing.T) {
 	a, b := startClusterChat(t)
 	runRefill(t, a)
 	runRefill(t, b)
 	alice, carol := a.joinMessaging("alice"), a.joinMessaging("carol")
 	bob := b.joinMessaging("bob")
+	b.srv.rememberIdentity("dave")
+	dave := b.joinCC("dave", "standup", auth.Grants{Publish: true, Subscribe: true})
 	conv := alice.direct("bob")
 	bob.waitType(proto.TypeConversation)
 	alice.sendText(conv.ID, newClientID(), "before")
@@ -66,7 +70,7 @@ func TestRefillAfterOutage(t *testing.T) {
 	since := time.Now()
 	alice.sendText(conv.ID, newClientID(), "lost 1")
 	alice.sendText(conv.ID, newClientID(), "lost 2")
-	carol.send(proto.TypeChatGroup, "g", proto.ChatGroupBody{Title: "made in the outage", Members: []string{"bob"}})
+	carol.send(proto.TypeChatGroup, "g", proto.ChatGroupBody{Title: "made in the outage", Members: []string{"bob", "dave"}})
 	var grp proto.ConversationBody
 	carol.waitRe("g").decode(t, &grp)
 	carol.sendText(grp.Conversation.ID, newClientID(), "hello group")
@@ -96,6 +100,7 @@ func TestRefillAfterOutage(t *testing.T) {
 		t.Fatalf("refill pushed direct seqs %v and %d group events; want [2 3] and 1", direct, group)
 	}
 	bob.none(proto.TypeMessage, 300*time.Millisecond) // seq 1 was pushed before the outage
+	dave.noneFn("chat", func(m msg) bool { return m.Type == proto.TypeMessage || m.Type == proto.TypeConversation }, 200*time.Millisecond)
 	if n := refillCount(t, b.srv.refill.rounds.WithLabelValues(refillOutage)); n != 1 {
 		t.Errorf("parley_signaling_cluster_refills_total{cause=outage} is %v, want 1", n)
 	}
