@@ -53,6 +53,10 @@ const (
 	// maxRefillPending bounds the hints waiting for a round; beyond it
 	// the node refills every local identity instead.
 	maxRefillPending = 4096
+	// refillGap separates rounds: a Redis that comes and goes makes one
+	// round per second at most, each covering the outages queued
+	// meanwhile, instead of a store read per session per flap.
+	refillGap = time.Second
 )
 
 // Refill causes, the label of parley_signaling_cluster_refills_total.
@@ -185,13 +189,21 @@ func (r *ClusterRefill) signal() {
 	}
 }
 
-// Run does the queued refills, one round at a time, until ctx ends.
+// Run does the queued refills, one round at a time and at most one per
+// refillGap, until ctx ends.
 func (r *ClusterRefill) Run(ctx context.Context) error {
+	gap := time.NewTimer(0)
+	defer gap.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.wake:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-gap.C:
 		}
 		r.mu.Lock()
 		job := r.job
@@ -200,6 +212,7 @@ func (r *ClusterRefill) Run(ctx context.Context) error {
 		if !job.empty() {
 			r.round(ctx, job)
 		}
+		gap.Reset(refillGap)
 	}
 }
 
