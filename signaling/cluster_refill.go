@@ -282,6 +282,9 @@ func (r *ClusterRefill) announce(topic string, since time.Time) {
 // indexed and announced to its sessions, and those active since since
 // are refilled.
 func (r *ClusterRefill) identity(ctx context.Context, rd *refillRound, id string, since time.Time) {
+	if ctx.Err() != nil {
+		return // shutting down: no warning per identity
+	}
 	cctx, cancel := context.WithTimeout(ctx, chatCallTimeout)
 	sums, err := r.s.chat.Conversations(cctx, id)
 	cancel()
@@ -307,7 +310,7 @@ func (r *ClusterRefill) identity(ctx context.Context, rd *refillRound, id string
 // maxRefillPerConversation of them) to this node's sessions of its
 // members, in seq order. member is a member, for the store's check.
 func (r *ClusterRefill) conversation(ctx context.Context, rd *refillRound, conv, member string, since time.Time) {
-	if done, ok := rd.done[conv]; ok && !since.Before(done) {
+	if done, ok := rd.done[conv]; ok && !since.Before(done) || ctx.Err() != nil {
 		return
 	}
 	rd.done[conv] = since
