@@ -179,10 +179,14 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 	cut.down()
 	busA.Publish("conv:2", []byte("lost")) // fails: Redis is away
 	busB.Publish("conv:1", []byte("during"))
-	// Longer than go-redis takes to give up on a command while Redis
-	// refuses connections (its dial and command retries: about 3.3 s
-	// here), so the publication fails rather than goes out late.
-	time.Sleep(5 * time.Second)
+	// Until go-redis gives up on the publication (its dial and command
+	// retries take about 3.3 s while Redis refuses connections), so it
+	// fails rather than goes out late.
+	waitFor(t, 20*time.Second, "the publication to fail", func() bool {
+		busA.mu.Lock()
+		defer busA.mu.Unlock()
+		return busA.outage.lost["conv:2"]
+	})
 	outA.none(t, "Redis still away")
 	cut.up(t)
 
