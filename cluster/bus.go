@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,11 +34,19 @@ type Bus struct {
 	changed chan struct{}   // one pending wake-up for the subscriber
 
 	dropped int64 // publications dropped on a full queue; mu
+
+	outage outageState // mu; see bus_outage.go
+	// impaired is set while outage has begun and not yet been reported,
+	// so the receive path checks it without taking mu per message.
+	impaired  atomic.Bool
+	onRecover func(Outage)
 }
 
 type busMsg struct {
+	topic   string
 	channel string
 	payload []byte
+	at      time.Time // when it was queued: a failed batch's loss began then
 }
 
 // busQueue bounds the publications waiting for Redis; beyond it new
@@ -60,13 +69,15 @@ func NewBus(n *Node, deliver func(topic string, payload []byte), log *slog.Logge
 // Publish queues payload for topic without blocking. The payload goes
 // out framed with this node's id, so the node skips its own.
 func (b *Bus) Publish(topic string, payload []byte) {
-	msg := busMsg{channel: b.prefix + topic, payload: frame(b.self, payload)}
+	now := time.Now()
+	msg := busMsg{topic: topic, channel: b.prefix + topic, payload: frame(b.self, payload), at: now}
 	select {
 	case b.out <- msg:
 	default:
 		b.mu.Lock()
 		b.dropped++
 		n := b.dropped
+		b.interruptedLocked(now, sidePublish, topic)
 		b.mu.Unlock()
 		if n&(n-1) == 0 { // 1, 2, 4, ...: a full queue does not flood the log
 			b.log.Warn("cluster bus: publish queue full, event dropped (clients refill from storage)", "dropped", n)
@@ -113,29 +124,52 @@ func (b *Bus) Run(ctx context.Context) error {
 	return nil
 }
 
-// publishLoop sends queued publications, several per round trip.
+// publishLoop sends queued publications, several per round trip. When
+// a batch fails it counts as lost (the outage's report names its
+// topics), and the loop waits for Redis to answer before the next one,
+// so that what is queued meanwhile goes out once Redis is back instead
+// of failing one batch after the other.
 func (b *Bus) publishLoop(ctx context.Context) {
+	batch := make([]busMsg, 0, 256)
 	for {
-		var first busMsg
+		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return
-		case first = <-b.out:
+		case m := <-b.out:
+			batch = append(batch, m)
 		}
-		pipe := b.rdb.Pipeline()
-		pipe.Publish(ctx, first.channel, first.payload)
 	more:
 		for range 255 {
 			select {
 			case m := <-b.out:
-				pipe.Publish(ctx, m.channel, m.payload)
+				batch = append(batch, m)
 			default:
 				break more
 			}
 		}
-		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
-			b.log.Warn("cluster bus: publish", "err", err, "events", pipe.Len())
+		pipe := b.rdb.Pipeline()
+		for _, m := range batch {
+			pipe.Publish(ctx, m.channel, m.payload)
 		}
+		_, err := pipe.Exec(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			b.healthy(sidePublish)
+			continue
+		}
+		b.log.Warn("cluster bus: publish", "err", err, "events", len(batch))
+		topics := make([]string, len(batch))
+		for i, m := range batch {
+			topics[i] = m.topic
+		}
+		b.interrupted(batch[0].at, sidePublish, topics...)
+		if !b.awaitRedis(ctx) {
+			return
+		}
+		b.healthy(sidePublish)
 	}
 }
 
@@ -193,7 +227,12 @@ func (b *Bus) apply(ctx context.Context, ps *redis.PubSub, add, drop []string, h
 }
 
 // receiveLoop hands every received event to deliver. go-redis
-// reconnects the pub/sub and re-subscribes its channels by itself.
+// reconnects the pub/sub and re-subscribes its channels by itself: on a
+// new connection it sends SUBSCRIBE for every channel before anything
+// else, so the first reply read after an error (a subscription
+// confirmation, or the pong of the ping sent here) means every watched
+// topic is subscribed again. That is when the receive side counts as
+// recovered (bus_outage.go).
 func (b *Bus) receiveLoop(ctx context.Context, ps *redis.PubSub) {
 	for {
 		msg, err := ps.Receive(ctx)
@@ -202,12 +241,20 @@ func (b *Bus) receiveLoop(ctx context.Context, ps *redis.PubSub) {
 				return
 			}
 			b.log.Debug("cluster bus: receive", "err", err)
+			b.interrupted(time.Now(), sideReceive)
 			select { // Redis is away: do not spin
 			case <-ctx.Done():
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
+			// A node watching no topic would get no confirmation: the
+			// pong is a reply every reconnection brings. Its error
+			// shows again on the next Receive.
+			_ = ps.Ping(ctx)
 			continue
+		}
+		if b.impaired.Load() {
+			b.healthy(sideReceive)
 		}
 		m, ok := msg.(*redis.Message)
 		if !ok {

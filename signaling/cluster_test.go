@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parleyhq/parley/chat"
@@ -22,6 +23,9 @@ type memBus struct {
 	nodes []*memNode
 	q     chan memEvent
 	done  chan struct{}
+	// down drops every publication, as Redis pub/sub does while it is
+	// away (cluster_refill_test.go).
+	down atomic.Bool
 }
 
 type memNode struct {
@@ -67,6 +71,9 @@ func (b *memBus) node() *memNode {
 }
 
 func (n *memNode) Publish(topic string, payload []byte) {
+	if n.bus.down.Load() {
+		return
+	}
 	n.bus.q <- memEvent{from: n, topic: topic, payload: string(payload)}
 }
 

@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/parleyhq/parley/chat"
 	"github.com/parleyhq/parley/signaling/proto"
@@ -36,6 +37,9 @@ type relayEvent struct {
 	Conversation *chat.Conversation `json:"n,omitempty"`
 	// Msg is the encoded message for the sessions.
 	Msg json.RawMessage `json:"m,omitempty"`
+	// Since is when the events a refill hint is about began to be lost
+	// (relayRefill; Unix milliseconds).
+	Since int64 `json:"t,omitempty"`
 }
 
 const (
@@ -44,6 +48,7 @@ const (
 	relayIdentity = "id"       // every session of Identity
 	relayNewConv  = "new"      // Identity is a member of a new conversation
 	relayPresence = "presence" // Identity's presence, to its contacts in Conv
+	relayRefill   = "refill"   // the sender lost publications on Conv's or Identity's topic (cluster_refill.go)
 )
 
 func topicConv(convID string) string       { return "c:" + convID }
@@ -165,6 +170,10 @@ func (s *Server) DeliverRemote(topic string, payload []byte) {
 			return // also connected here: this node's own view stands
 		}
 		n = h.pushConvLocal(ev.Conv, ev.Msg, nil, ev.Identity)
+	case relayRefill:
+		if ev.Since > 0 {
+			s.refill.hint(ev.Conv, ev.Identity, time.UnixMilli(ev.Since))
+		}
 	}
 	s.metrics.chatPushes.Add(float64(n))
 }

@@ -123,6 +123,8 @@ type Server struct {
 	peers ClusterPeers
 	// clientStats keeps the call clients' getStats() summaries (client_stats.go).
 	clientStats *clientStats
+	// refill repairs a cluster bus outage (cluster_refill.go).
+	refill *ClusterRefill
 
 	mu           sync.Mutex
 	conns        map[*wsConn]struct{}
@@ -201,6 +203,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	if s.clientStats, err = newClientStats(deps.Registry); err != nil {
+		return nil, err
+	}
+	if s.refill, err = newClusterRefill(s, deps.Registry, deps.Relay != nil); err != nil {
 		return nil, err
 	}
 	if s.rst, err = newRestreamer(s, deps.Recording, deps.Registry); err != nil {

@@ -102,13 +102,25 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 	cp.keeper = cluster.NewRoomKeeper(node, activeRooms, log)
 	a.add("cluster rooms", cp.keeper)
 	cp.bus = cluster.NewBus(node, func(topic string, payload []byte) { cp.sig.DeliverRemote(topic, payload) }, log)
+	// Pushes relayed while the bus was down are lost: once it works
+	// again, signaling refills the sessions from PostgreSQL (and tells
+	// the other nodes what this one failed to publish), on the refill's
+	// own goroutine, never the bus's.
+	cp.bus.OnRecover(func(o cluster.Outage) { cp.sig.ClusterRefill().Outage(o.Since, o.Unsubscribed, o.Lost, o.LostMore) })
 	a.add("cluster bus", cp.bus)
+	a.add("cluster refill", clusterRefill{cp})
 	drainer := cluster.NewDrainer(node, cfg.DrainTimeout, activeRooms,
 		func() int { return dir.ByeAll(proto.ByeReconnect) }, log)
 	a.add("cluster drain", drainer)
 	a.drain = drainer.Drain // SIGTERM drains first (serve.go)
 	return cp, nil
 }
+
+// clusterRefill runs signaling's refill after bus outages; the server it
+// belongs to is made after the cluster parts, but before anything runs.
+type clusterRefill struct{ cp *clusterParts }
+
+func (r clusterRefill) Run(ctx context.Context) error { return r.cp.sig.ClusterRefill().Run(ctx) }
 
 // placer is the signaling.RoomPlacer of a cluster node.
 type placer struct{ node *cluster.Node }

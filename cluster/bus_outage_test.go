@@ -1,0 +1,216 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// redisCut forwards connections to the test Redis until cut: then every
+// connection is reset and new ones are refused, which is what a node
+// sees of a Redis restart, without restarting the Redis other tests use.
+type redisCut struct {
+	addr string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup // accept loops and pipes
+}
+
+func startRedisCut(t *testing.T) *redisCut {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &redisCut{addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
+	p.serve(ln)
+	t.Cleanup(func() { p.down(); p.wg.Wait() })
+	return p
+}
+
+func (p *redisCut) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", "127.0.0.1:6379")
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			p.wg.Go(func() { pipe(up, c) })
+			p.wg.Go(func() { pipe(c, up) })
+		}
+	})
+}
+
+// down closes the listener and every connection through it.
+func (p *redisCut) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// up listens on the same address again.
+func (p *redisCut) up(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port was just ours; retry briefly if the kernel has not let go
+		if ln, err = net.Listen("tcp", p.addr); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
+
+// startNodeVia is startNode reaching Redis at addr.
+func startNodeVia(t *testing.T, prefix, id, addr string) *testNode {
+	t.Helper()
+	cfg := testConfig(t, prefix)
+	cfg.NodeID = id
+	cfg.RedisURL = "redis://" + addr + "/0"
+	n, err := New(context.Background(), cfg, "test", func() Load { return Load{} }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("%v (is Redis running on 127.0.0.1:6379? ./scripts/test-services starts it)", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tn := &testNode{Node: n, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(tn.done); _ = n.Run(ctx) }()
+	t.Cleanup(func() { tn.stop(); _ = n.Close() })
+	return tn
+}
+
+// outages collects what a bus reports through OnRecover.
+type outages struct{ ch chan Outage }
+
+func watchOutages(b *Bus) *outages {
+	o := &outages{ch: make(chan Outage, 16)}
+	b.OnRecover(func(x Outage) { o.ch <- x })
+	return o
+}
+
+func (o *outages) none(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case x := <-o.ch:
+		t.Fatalf("%s: an outage was reported: %+v", what, x)
+	default:
+	}
+}
+
+func (o *outages) next(t *testing.T, what string) Outage {
+	t.Helper()
+	select {
+	case x := <-o.ch:
+		return x
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no recovery reported within 10 s", what)
+		return Outage{}
+	}
+}
+
+// A node cut off from Redis reports one outage once its bus works again:
+// when it began (so storage can fill what was lost), which of its
+// publications were lost, and its subscriptions are back by then, so an
+// event published after the report reaches it without any new Watch.
+// A bus that watches nothing reports its recovery too.
+func TestBusReportsRecoveryAfterOutage(t *testing.T) {
+	p := newPrefix(t)
+	cut := startRedisCut(t)
+	a := startNodeVia(t, p, "a", cut.addr)
+	b := startNode(t, p, "b", Load{})
+
+	gotA := &recorder{}
+	busA := NewBus(a.Node, gotA.deliver, slog.New(slog.DiscardHandler))
+	idle := NewBus(a.Node, func(string, []byte) {}, slog.New(slog.DiscardHandler))
+	outA, outIdle := watchOutages(busA), watchOutages(idle)
+	for _, bus := range []*Bus{busA, idle} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = bus.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	busB, _ := startBus(t, b)
+
+	busA.Watch("conv:1", true)
+	waitFor(t, 3*time.Second, "a's subscription", func() bool {
+		busB.Publish("conv:1", []byte("probe"))
+		return len(gotA.list()) > 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	outA.none(t, "steady bus")
+	outIdle.none(t, "steady idle bus")
+
+	cutAt := time.Now()
+	cut.down()
+	busA.Publish("conv:2", []byte("lost")) // fails: Redis is away
+	busB.Publish("conv:1", []byte("during"))
+	// Until go-redis gives up on the publication (its dial and command
+	// retries take about 3.3 s while Redis refuses connections), so it
+	// fails rather than goes out late.
+	waitFor(t, 20*time.Second, "the publication to fail", func() bool {
+		busA.mu.Lock()
+		defer busA.mu.Unlock()
+		return busA.outage.lost["conv:2"]
+	})
+	outA.none(t, "Redis still away")
+	cut.up(t)
+
+	o := outA.next(t, "a")
+	if lo, hi := cutAt.Add(-LossMargin), cutAt.Add(-LossMargin+time.Second); o.Since.Before(lo) || o.Since.After(hi) {
+		t.Errorf("outage since %v; the cut was at %v, so want within [%v, %v]", o.Since, cutAt, lo, hi)
+	}
+	if !o.Unsubscribed {
+		t.Error("the outage does not say the subscription was interrupted")
+	}
+	if !slices.Equal(o.Lost, []string{"conv:2"}) || o.LostMore {
+		t.Errorf("lost topics %v (more %v), want [conv:2]", o.Lost, o.LostMore)
+	}
+	// Subscribed again by the time of the report: one publication, no
+	// probing, reaches a.
+	busB.Publish("conv:1", []byte("after"))
+	waitFor(t, 3*time.Second, "the event published after recovery", func() bool {
+		return slices.Contains(gotA.list(), "conv:1=after")
+	})
+
+	if o := outIdle.next(t, "idle bus"); o.Since.Before(cutAt.Add(-LossMargin)) || len(o.Lost) != 0 {
+		t.Errorf("idle bus reported %+v", o)
+	}
+	time.Sleep(300 * time.Millisecond)
+	outA.none(t, "after the recovery")
+	outIdle.none(t, "idle bus after the recovery")
+}
