@@ -31,8 +31,9 @@ type Speaker struct {
 	Level         float64
 }
 
-// speakerTick is how often a room re-evaluates its speakers; the
-// selector itself sends at most one update per 300 ms.
+// speakerTick is how often a room re-evaluates its speakers (and at once
+// when someone starts speaking); the selector itself sends at most one
+// update per 300 ms.
 const speakerTick = 100 * time.Millisecond
 
 // speakers runs one room's speaker selection: the audio tracks' read

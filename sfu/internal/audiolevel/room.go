@@ -91,7 +91,6 @@ type Source struct {
 	media     time.Duration // audio time of the newest packet
 	arrived   time.Time     // arrival of the newest packet
 	started   bool
-	runStart  time.Time     // first voiced frame of the current run
 	lastVoice time.Time     // arrival of the last voiced frame
 	voiceAt   time.Duration // audio time of the last voiced frame
 	voiced    time.Duration // voiced time in the current run
@@ -166,7 +165,7 @@ func (s *Source) observeLocked(now time.Time, media time.Duration, level uint8) 
 		return
 	}
 	if pause := media - s.voiceAt; !s.inRun || pause > s.cfg.Hangover {
-		s.inRun, s.runStart, s.voiced = true, now, 0
+		s.inRun, s.voiced = true, 0
 	} else {
 		before := s.voiced
 		s.voiced += min(pause, frame)
