@@ -101,6 +101,30 @@ func TestMutedAudioSendsNothingAndResumesWithMarker(t *testing.T) {
 	}
 }
 
+// TestTrackLevelsByTimestampAndMute: the track hands the selector its
+// packets' RTP timestamps, so 400 ms of speech arriving in one bunch (a
+// stalled machine) makes its owner the speaker at once; muting the
+// track ends its owner's speech at the next update.
+func TestTrackLevelsByTimestampAndMute(t *testing.T) {
+	h := newAudioHarness(t, DefaultConfig(), "audio/opus")
+	now := time.Unix(1000, 0)
+	room := audiolevel.NewRoom(audiolevel.Config{Now: func() time.Time { return now }})
+	h.t.level = room.Add("PA_pub")
+	for s := uint16(1); s <= 20; s++ {
+		h.t.handlePacket(opusPacket(t, s, 20, false), &h.hdr, now)
+	}
+	u, ok := room.Tick()
+	if !ok || u.Active != "PA_pub" || len(u.Speakers) != 1 {
+		t.Fatalf("after a bunch of 20 loud frames: %+v %v", u, ok)
+	}
+	h.t.setMuted(true)
+	now = now.Add(300 * time.Millisecond) // the room's MinInterval
+	u, ok = room.Tick()
+	if !ok || u.Active != "PA_pub" || len(u.Speakers) != 0 {
+		t.Fatalf("after muting: %+v %v (want still active, no longer speaking)", u, ok)
+	}
+}
+
 // BenchmarkForwardAudio is BenchmarkForward for audio packets with an
 // audio level, 4 subscribers: plain Opus without and with level
 // reading, RED to subscribers that negotiated it, RED unwrapped to Opus

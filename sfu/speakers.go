@@ -31,8 +31,9 @@ type Speaker struct {
 	Level         float64
 }
 
-// speakerTick is how often a room re-evaluates its speakers; the
-// selector itself sends at most one update per 300 ms.
+// speakerTick is how often a room re-evaluates its speakers (and at once
+// when someone starts speaking); the selector itself sends at most one
+// update per 300 ms.
 const speakerTick = 100 * time.Millisecond
 
 // speakers runs one room's speaker selection: the audio tracks' read
@@ -60,31 +61,43 @@ func (s *SFU) runSpeakers(roomName string, sp *speakers) {
 	// The same goroutine reviews the room's connection quality
 	// (quality.go) every qualityEvery ticks.
 	quality := map[string]Quality{}
-	for n := 1; ; n++ {
+	for n := 0; ; {
 		select {
 		case <-sp.stop:
 			return
+		case <-sp.sel.Wake():
+			// Someone just became speaking: tell the room now (Tick
+			// still keeps MinInterval between Updates).
+			if u, ok := sp.sel.Tick(); ok {
+				s.sendSpeakers(roomName, sp, u, &last)
+			}
+			continue
 		case <-tick.C:
+			n++
 		}
 		if n%qualityEvery == 0 {
 			s.reviewQuality(s.roomPeers(roomName, sp), quality)
 		}
-		u, ok := sp.sel.Tick()
-		if !ok {
-			continue
+		if u, ok := sp.sel.Tick(); ok {
+			s.sendSpeakers(roomName, sp, u, &last)
 		}
-		if u.Active != last {
-			last = u.Active
-			s.m.speakerChanges.Inc()
-		}
-		out := SpeakerUpdate{Active: u.Active, Speakers: make([]Speaker, len(u.Speakers))}
-		for i, x := range u.Speakers {
-			out.Speakers[i] = Speaker{ParticipantID: x.ID, Level: x.Level}
-		}
-		for _, p := range s.roomPeers(roomName, sp) {
-			if e, ok := p.events.(SpeakerEvents); ok {
-				e.Speakers(out)
-			}
+	}
+}
+
+// sendSpeakers tells the room's peers an Update; last is the active
+// speaker told before (for the metric of changes).
+func (s *SFU) sendSpeakers(roomName string, sp *speakers, u audiolevel.Update, last *string) {
+	if u.Active != *last {
+		*last = u.Active
+		s.m.speakerChanges.Inc()
+	}
+	out := SpeakerUpdate{Active: u.Active, Speakers: make([]Speaker, len(u.Speakers))}
+	for i, x := range u.Speakers {
+		out.Speakers[i] = Speaker{ParticipantID: x.ID, Level: x.Level}
+	}
+	for _, p := range s.roomPeers(roomName, sp) {
+		if e, ok := p.events.(SpeakerEvents); ok {
+			e.Speakers(out)
 		}
 	}
 }

@@ -168,7 +168,8 @@ func (t *publishedTrack) handlePacket(pkt []byte, hdr *rtp.Header, now time.Time
 	muted := t.muted.Load()
 	if t.level != nil && !muted {
 		if lvl, _, ok := audiolevel.Read(hdr, t.levelID); ok {
-			t.level.ObserveAt(now, lvl) // the room's clock is time.Now too
+			// The room's clock is time.Now too.
+			t.level.ObserveRTP(now, hdr.SSRC, hdr.Timestamp, t.clockRate, lvl)
 		}
 	}
 	t.cache.Put(hdr.SequenceNumber, pkt)
@@ -311,7 +312,15 @@ func (t *publishedTrack) removeDown(d *downTrack) {
 
 // setMuted stops or resumes forwarding. Video resumes at a key frame.
 func (t *publishedTrack) setMuted(muted bool) {
-	if t.muted.Swap(muted) == muted || muted {
+	if t.muted.Swap(muted) == muted {
+		return
+	}
+	if muted {
+		if t.level != nil {
+			// Its levels are ignored from now on: the participant
+			// stops speaking at once (audiolevel.Source.Mute).
+			t.level.Mute()
+		}
 		return
 	}
 	if t.simulcast() {

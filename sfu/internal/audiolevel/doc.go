@@ -22,7 +22,13 @@
 //     are shorter than Hangover (pauses between words do not end it);
 //   - a participant is speaking once its run holds Activate (300 ms) of
 //     voiced frames, so a cough or a door (shorter than 300 ms) never
-//     counts, and stops speaking Hangover after its last voiced frame;
+//     counts, and stops speaking Hangover after its last voiced frame
+//     arrived, or at once when its track is muted;
+//   - voiced time and the pauses within a run are the audio's own time,
+//     read from the packets' RTP timestamps, not their arrival: on a
+//     loaded machine packets come in bunches after stalls of half a
+//     second, and by arrival a bunch of 300 ms of speech would count
+//     as a few ms after a pause longer than Hangover;
 //   - the active (dominant) speaker stays active while it is quiet for
 //     less than Hold; when it has been quiet that long and someone else
 //     is speaking, the loudest other speaker takes over, within about
@@ -31,8 +37,10 @@
 //     Margin dB for Overtake without a break (a crosstalk does not switch);
 //   - with no active speaker yet, the first to be speaking becomes it.
 //
-// The Room is polled (Tick) by the SFU every 100 ms or so. It returns an
-// Update only when the active speaker, the set or order of speakers, or a
+// The Room is polled (Tick) by the SFU every 100 ms or so, and at once
+// when someone has just become speaking (Wake), so the first Update after
+// a quiet time does not wait for the next tick. Tick returns an Update
+// only when the active speaker, the set or order of speakers, or a
 // speaker's level (quantised to steps of 0.05) changed, and not more often
 // than MinInterval, so a room of any size sends its clients a few
 // messages a second at most. A change held back by the rate limit is

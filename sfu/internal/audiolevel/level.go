@@ -54,11 +54,18 @@ type Smoother struct {
 	started bool
 }
 
-// Update adds a packet's level received at now.
-func (s *Smoother) Update(now time.Time, level uint8) {
+// Update adds a packet's level received at now; the time since the
+// previous packet is what the packet stands for (see add).
+func (s *Smoother) Update(now time.Time, level uint8) { s.add(now, now.Sub(s.last), level) }
+
+// add adds one packet's level, received at now, that follows the
+// previous packet by gap of audio: a frame's worth counts as the packet's
+// own frame, anything beyond it was silence (DTX); a shorter gap (shorter
+// frames) counts as what it is.
+func (s *Smoother) add(now time.Time, gap time.Duration, level uint8) {
 	dt := frame
 	if s.started {
-		dt = now.Sub(s.last)
+		dt = gap
 		if dt > frame { // the time before this frame was silence
 			s.energy *= math.Exp(-float64(dt-frame) / float64(s.Tau))
 			dt = frame

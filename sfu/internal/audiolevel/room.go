@@ -65,14 +65,34 @@ func (u Update) equal(v Update) bool {
 
 // Source is one participant's audio levels, fed per packet from its
 // track's read loop; safe for concurrent use with the Room.
+//
+// Voiced time and the pauses within a run are counted in the audio's own
+// time (the packets' RTP timestamps, see ObserveRTP), not in arrival
+// time: on a loaded machine packets reach the SFU in bunches, 300 ms of
+// speech at once after a stall of half a second, and counted by arrival
+// such a bunch would be a few ms of voice after a pause longer than
+// Hangover, so a talker would take seconds to activate. How long ago the
+// last voiced packet arrived (quiet, below) stays in arrival time: it
+// says whether the participant speaks now.
 type Source struct {
-	cfg *Config
-	id  string
+	cfg  *Config
+	id   string
+	wake func() // tells the Room a run just reached Activate
 
-	mu        sync.Mutex
-	sm        Smoother
-	runStart  time.Time     // first voiced frame of the current run
-	lastVoice time.Time     // last voiced frame
+	mu sync.Mutex
+	sm Smoother
+	// The media clock: the audio time of the newest packet, read from
+	// the RTP timestamps of stream ssrc while they run on from the
+	// previous packet, else carried on by the arrival time.
+	clockRTP  bool
+	ssrc      uint32
+	rate      uint32
+	ts        uint32
+	media     time.Duration // audio time of the newest packet
+	arrived   time.Time     // arrival of the newest packet
+	started   bool
+	lastVoice time.Time     // arrival of the last voiced frame
+	voiceAt   time.Duration // audio time of the last voiced frame
 	voiced    time.Duration // voiced time in the current run
 	inRun     bool
 
@@ -80,7 +100,8 @@ type Source struct {
 	louderSince time.Time
 }
 
-// Observe adds one packet's level (see Parse and Read), received now.
+// Observe adds one packet's level (see Parse and Read), received now,
+// counting audio time by arrival time.
 func (s *Source) Observe(level uint8) { s.ObserveAt(s.cfg.Now(), level) }
 
 // ObserveAt is Observe for a packet received at now (a caller that has
@@ -88,16 +109,81 @@ func (s *Source) Observe(level uint8) { s.ObserveAt(s.cfg.Now(), level) }
 // Room's clock.
 func (s *Source) ObserveAt(now time.Time, level uint8) {
 	s.mu.Lock()
-	s.sm.Update(now, level)
-	if level&0x7f <= s.cfg.Threshold {
-		if !s.inRun || now.Sub(s.lastVoice) > s.cfg.Hangover {
-			s.inRun, s.runStart, s.voiced = true, now, 0
-		} else {
-			s.voiced += min(now.Sub(s.lastVoice), frame)
+	defer s.mu.Unlock()
+	s.clockRTP = false
+	s.observeLocked(now, s.byArrivalLocked(now), level)
+}
+
+// lateRTP is how far back an RTP timestamp may go and still be a late
+// packet of the same stream (ignored) rather than the stream starting
+// over (the media clock then goes on by arrival time).
+const lateRTP = time.Second
+
+// ObserveRTP is ObserveAt for an RTP packet of stream ssrc whose
+// timestamp is ts at clockRate (Opus: 48000): its audio time is read
+// from the timestamps, so packets that arrive bunched up still count as
+// the audio they carry. A packet from before the newest one (reordered)
+// is ignored.
+func (s *Source) ObserveRTP(now time.Time, ssrc, ts, clockRate uint32, level uint8) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.clockRTP && ssrc == s.ssrc && clockRate == s.rate && clockRate != 0 {
+		d := time.Duration(int32(ts-s.ts)) * time.Second / time.Duration(clockRate)
+		if d >= 0 {
+			s.ts = ts
+			s.observeLocked(now, s.media+d, level)
+			return
 		}
-		s.lastVoice = now
+		if d > -lateRTP {
+			return
+		}
 	}
-	s.mu.Unlock()
+	// A new stream, or one that starts over: its timestamps say nothing
+	// about the time since the previous packet.
+	s.clockRTP, s.ssrc, s.rate, s.ts = true, ssrc, clockRate, ts
+	s.observeLocked(now, s.byArrivalLocked(now), level)
+}
+
+// byArrivalLocked is the audio time of a packet received at now when its
+// timestamp says nothing: the time since the previous packet arrived.
+func (s *Source) byArrivalLocked(now time.Time) time.Duration {
+	if !s.started {
+		return 0
+	}
+	return s.media + max(now.Sub(s.arrived), 0)
+}
+
+// observeLocked adds a packet received at now whose audio time is media.
+func (s *Source) observeLocked(now time.Time, media time.Duration, level uint8) {
+	gap := media - s.media
+	if !s.started {
+		gap = frame
+	}
+	s.sm.add(now, gap, level)
+	s.media, s.arrived, s.started = media, now, true
+	if level&0x7f > s.cfg.Threshold {
+		return
+	}
+	if pause := media - s.voiceAt; !s.inRun || pause > s.cfg.Hangover {
+		s.inRun, s.voiced = true, 0
+	} else {
+		before := s.voiced
+		s.voiced += min(pause, frame)
+		// Reaching Activate is worth an Update before the next tick.
+		if s.wake != nil && before+frame < s.cfg.Activate && s.voiced+frame >= s.cfg.Activate {
+			s.wake()
+		}
+	}
+	s.lastVoice, s.voiceAt = now, media
+}
+
+// Mute ends the current run at once: a participant who muted is not
+// speaking, and as the active speaker can be replaced without waiting
+// for Hold. The track's levels must not be observed while it is muted.
+func (s *Source) Mute() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inRun = false
 }
 
 type state struct {
@@ -128,12 +214,26 @@ type Room struct {
 	last     Update
 	lastSent time.Time
 	sent     bool
+
+	wake chan struct{} // see Wake
 }
 
 // NewRoom returns an empty room.
 func NewRoom(cfg Config) *Room {
 	c := cfg.withDefaults()
-	return &Room{cfg: c, sources: make(map[string]*Source)}
+	return &Room{cfg: c, sources: make(map[string]*Source), wake: make(chan struct{}, 1)}
+}
+
+// Wake receives when a participant has just become speaking, so that
+// the poller can Tick at once rather than at its next tick: after a quiet
+// time the first Update then goes out as soon as it is known.
+func (r *Room) Wake() <-chan struct{} { return r.wake }
+
+func (r *Room) notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
 }
 
 // Add returns the Source of participant id, creating it if needed.
@@ -143,7 +243,7 @@ func (r *Room) Add(id string) *Source {
 	if s, ok := r.sources[id]; ok {
 		return s
 	}
-	s := &Source{cfg: &r.cfg, id: id, sm: Smoother{Tau: r.cfg.Tau}}
+	s := &Source{cfg: &r.cfg, id: id, wake: r.notify, sm: Smoother{Tau: r.cfg.Tau}}
 	r.sources[id] = s
 	return s
 }

@@ -1,6 +1,7 @@
 package audiolevel
 
 import (
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -255,6 +256,184 @@ func TestRemoveActive(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		if u, ok := r.Tick(); !ok || u.Active != "" || len(u.Speakers) != 0 {
 			t.Fatalf("after removal Tick = %+v %v", u, ok)
+		}
+	})
+}
+
+// rtpMic feeds src 20 ms RTP frames of one stream (48 kHz timestamps).
+type rtpMic struct {
+	src  *Source
+	ssrc uint32
+	ts   uint32
+}
+
+// frames adds n frames at level, all received now (a bunch when n > 1).
+func (m *rtpMic) frames(n int, level uint8) {
+	for range n {
+		m.src.ObserveRTP(time.Now(), m.ssrc, m.ts, 48000, level)
+		m.ts += 960
+	}
+}
+
+// speakingNow is whether the room lists id as speaking right now.
+func speakingNow(r *Room, id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sources[id].state(r.cfg.Now()).speaking
+}
+
+// TestBunchedPacketsCountAsTheirAudio: packets that reach the SFU in
+// bunches after stalls longer than Hangover (a loaded machine: 500 ms of
+// nothing, then 25 packets at once) count as the audio they carry, by
+// their timestamps: the talker is speaking as soon as the first bunch
+// is in, while a 200 ms cough in one bunch still does not count.
+func TestBunchedPacketsCountAsTheirAudio(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := NewRoom(Config{})
+		a := &rtpMic{src: r.Add("a"), ssrc: 1}
+		b := &rtpMic{src: r.Add("b"), ssrc: 2}
+		time.Sleep(500 * time.Millisecond)
+		a.frames(25, 30)
+		b.frames(10, 15) // a cough, delivered at once
+		u, ok := r.Tick()
+		if !ok || u.Active != "a" || len(u.Speakers) != 1 {
+			t.Fatalf("after a bunch of 500 ms of speech and one of a 200 ms cough: %+v %v", u, ok)
+		}
+		// Smoothed over the frames' own time too: about 1-30/127.
+		if l := u.Speakers[0].Level; l < 0.7 || l > 0.8 {
+			t.Errorf("a's level %v after a bunch at -30 dBov", l)
+		}
+		for range 4 { // a keeps talking in bunches
+			time.Sleep(500 * time.Millisecond)
+			a.frames(25, 30)
+			if !speakingNow(r, "a") {
+				t.Fatal("a bunch after a 500 ms stall started a new run")
+			}
+		}
+		r.mu.Lock()
+		voiced := r.sources["a"].voiced
+		r.mu.Unlock()
+		if want := 125*frame - frame; voiced != want {
+			t.Errorf("voiced %v after 125 bunched frames, want %v", voiced, want)
+		}
+	})
+}
+
+// TestRTPClockRestarts: a late packet is ignored; a new SSRC or a
+// timestamp that jumps back by more than lateRTP (the stream started
+// over) carries the audio time on by arrival, so the run goes on.
+func TestRTPClockRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := NewRoom(Config{})
+		src := r.Add("a")
+		m := &rtpMic{src: src, ssrc: 1, ts: 1 << 31}
+		step := func(n int) {
+			for range n {
+				m.frames(1, 30)
+				time.Sleep(frame)
+			}
+		}
+		step(5)
+		src.ObserveRTP(time.Now(), 1, m.ts-3*960, 48000, Silent) // late, unvoiced: ignored
+		step(1)
+		m.ssrc = 2 // a new stream (the track was replaced)
+		step(4)
+		m.ts -= 48000 * 5 // its timestamps start over
+		step(4)
+		if speakingNow(r, "a") {
+			t.Fatal("speaking after 14 frames")
+		}
+		step(1)
+		if !speakingNow(r, "a") {
+			src.mu.Lock()
+			defer src.mu.Unlock()
+			t.Fatalf("not speaking after 15 voiced frames across two restarts: voiced %v, in run %v", src.voiced, src.inRun)
+		}
+	})
+}
+
+// TestWakeOnActivate: the room's Wake receives when a participant's run
+// reaches Activate (the 15th voiced frame of 20 ms), not before and not
+// for a cough, so the poller can send the Update at once instead of at
+// its next tick.
+func TestWakeOnActivate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := NewRoom(Config{})
+		m := &rtpMic{src: r.Add("a"), ssrc: 1}
+		woken := func() bool {
+			select {
+			case <-r.Wake():
+				return true
+			default:
+				return false
+			}
+		}
+		for range 10 { // a 200 ms cough
+			m.frames(1, 15)
+			time.Sleep(frame)
+		}
+		time.Sleep(time.Second) // DTX: no packets, the timestamps run on
+		m.ts += 48000
+		for i := range 15 {
+			if woken() {
+				t.Fatalf("woken after %d frames", i)
+			}
+			m.frames(1, 30)
+			time.Sleep(frame)
+		}
+		if !woken() {
+			t.Fatal("not woken after 15 voiced frames (300 ms)")
+		}
+		if u, ok := r.Tick(); !ok || u.Active != "a" {
+			t.Fatalf("Tick on wake = %+v %v", u, ok)
+		}
+		for range 50 {
+			m.frames(1, 30)
+			time.Sleep(frame)
+		}
+		if woken() {
+			t.Error("woken again within the same run")
+		}
+	})
+}
+
+// TestMuteHandsOverAtOnce: when the active speaker mutes, it leaves the
+// speakers list at the next Update and another speaker takes over as
+// soon as it is speaking, without waiting for Hold.
+func TestMuteHandsOverAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := NewRoom(Config{})
+		a := &rtpMic{src: r.Add("a"), ssrc: 1}
+		b := &rtpMic{src: r.Add("b"), ssrc: 2}
+		start := time.Now()
+		var evs []event
+		for at := time.Duration(0); at < 3*time.Second; at += frame {
+			switch {
+			case at < 1500*time.Millisecond:
+				a.frames(1, 30)
+			case at == 1500*time.Millisecond:
+				a.src.Mute() // and its levels are not fed any more
+			}
+			if at >= 1500*time.Millisecond {
+				b.frames(1, 35)
+			}
+			if at%(100*time.Millisecond) == 0 {
+				if u, ok := r.Tick(); ok {
+					evs = append(evs, event{time.Since(start), u})
+				}
+			}
+			time.Sleep(frame)
+		}
+		checkRate(t, evs)
+		// b speaks from 1.5 s and is speaking after 280 ms of it; Hold
+		// (800 ms) would have made it 2.3 s.
+		if at := firstActive(evs, "b", 0); at < 1700*time.Millisecond || at > 1900*time.Millisecond {
+			t.Fatalf("b active at %v, want 1.8 s (a muted at 1.5 s); %+v", at, evs)
+		}
+		for _, e := range evs {
+			if e.at > 1600*time.Millisecond && slices.ContainsFunc(e.u.Speakers, func(s Speaker) bool { return s.ID == "a" }) {
+				t.Errorf("at %v a still listed after muting: %+v", e.at, e.u)
+			}
 		}
 	})
 }
