@@ -2,100 +2,13 @@ package cluster
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"slices"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
 )
-
-// redisCut forwards connections to the test Redis until cut: then every
-// connection is reset and new ones are refused, which is what a node
-// sees of a Redis restart, without restarting the Redis other tests use.
-type redisCut struct {
-	addr string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup // accept loops and pipes
-}
-
-func startRedisCut(t *testing.T) *redisCut {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &redisCut{addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
-	p.serve(ln)
-	t.Cleanup(func() { p.down(); p.wg.Wait() })
-	return p
-}
-
-func (p *redisCut) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", "127.0.0.1:6379")
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			p.wg.Go(func() { pipe(up, c) })
-			p.wg.Go(func() { pipe(c, up) })
-		}
-	})
-}
-
-// down closes the listener and every connection through it.
-func (p *redisCut) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// up listens on the same address again.
-func (p *redisCut) up(t *testing.T) {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the port was just ours; retry briefly if the kernel has not let go
-		if ln, err = net.Listen("tcp", p.addr); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("listen again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
-}
 
 // startNodeVia is startNode reaching Redis at addr.
 func startNodeVia(t *testing.T, prefix, id, addr string) *testNode {
@@ -150,8 +63,8 @@ func (o *outages) next(t *testing.T, what string) Outage {
 // A bus that watches nothing reports its recovery too.
 func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 	p := newPrefix(t)
-	cut := startRedisCut(t)
-	a := startNodeVia(t, p, "a", cut.addr)
+	cut := testkit.StartTCPProxy(t, "127.0.0.1:6379") // what a node sees of a Redis restart, without restarting the shared Redis
+	a := startNodeVia(t, p, "a", cut.Addr())
 	b := startNode(t, p, "b", Load{})
 
 	gotA := &recorder{}
@@ -176,7 +89,7 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 	outIdle.none(t, "steady idle bus")
 
 	cutAt := time.Now()
-	cut.down()
+	cut.Down()
 	busA.Publish("conv:2", []byte("lost")) // fails: Redis is away
 	busB.Publish("conv:1", []byte("during"))
 	// Until go-redis gives up on the publication (its dial and command
@@ -188,7 +101,7 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 		return busA.outage.lost["conv:2"]
 	})
 	outA.none(t, "Redis still away")
-	cut.up(t)
+	cut.Up(t)
 
 	o := outA.next(t, "a")
 	if lo, hi := cutAt.Add(-LossMargin), cutAt.Add(-LossMargin+time.Second); o.Since.Before(lo) || o.Since.After(hi) {

@@ -2,106 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parleyhq/parley/internal/testkit"
 )
-
-// rtmpProxy forwards a loopback port to another: the RTMP server the
-// restream sees, which the test can take down (every connection cut,
-// nothing listening) and bring back on the same port.
-type rtmpProxy struct {
-	t      *testing.T
-	addr   string
-	target string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup // the accept loop and the copies
-}
-
-func startRTMPProxy(t *testing.T, addr, target string) *rtmpProxy {
-	p := &rtmpProxy{t: t, addr: addr, target: target}
-	p.up()
-	t.Cleanup(p.down)
-	return p
-}
-
-// up listens on the proxy's port.
-func (p *rtmpProxy) up() {
-	p.t.Helper()
-	var ln net.Listener
-	var err error
-	// The port was just released by down: it may take a moment to bind.
-	for range 50 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.conns = ln, map[net.Conn]struct{}{}
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			if !p.track(c, up) {
-				return
-			}
-			p.wg.Go(func() { _, _ = io.Copy(up, c); _ = up.Close() })
-			p.wg.Go(func() { _, _ = io.Copy(c, up); _ = c.Close() })
-		}
-	})
-}
-
-func (p *rtmpProxy) track(cs ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln == nil {
-		for _, c := range cs {
-			_ = c.Close()
-		}
-		return false
-	}
-	for _, c := range cs {
-		p.conns[c] = struct{}{}
-	}
-	return true
-}
-
-// down stops listening and cuts every connection, as a server that
-// went away; it waits for the proxy's goroutines.
-func (p *rtmpProxy) down() {
-	p.mu.Lock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
-}
 
 // TestRestream: a moderator of a two-person call goes live from the call
 // page, to Parley's own RTMP ingest for another room (through a proxy
@@ -132,9 +39,10 @@ func TestRestream(t *testing.T) {
 		}
 		t.Logf("restream and ingest log:\n%s", strings.Join(lines, "\n"))
 	})
-	proxyAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreeTCPPort(t))
-	proxy := startRTMPProxy(t, proxyAddr, fmt.Sprintf("127.0.0.1:%d", rtmpPort))
-	rtmpURL := fmt.Sprintf("rtmp://%s/live/%s", proxyAddr, key)
+	// The proxy stands in for the platform's server, which the test
+	// takes away and brings back.
+	proxy := testkit.StartTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", rtmpPort))
+	rtmpURL := fmt.Sprintf("rtmp://%s/live/%s", proxy.Addr(), key)
 
 	host := joinWithToken(t, ctx, srv, room, "Hana", mintToken(t, "hana", "Hana", room, hostGrants), "")
 	bob := join(t, ctx, srv, room, "Bob")
@@ -210,7 +118,7 @@ func TestRestream(t *testing.T) {
 
 	// The RTMP server goes away for a few seconds, then comes back.
 	before := metricValue(t, srv, "parley_restream_reconnects_total")
-	proxy.down()
+	proxy.Down()
 	time.Sleep(3 * time.Second)
 	// What the viewer decoded up to the drop: the stream is gone now.
 	var last trackStat
@@ -221,7 +129,7 @@ func TestRestream(t *testing.T) {
 			}
 		}
 	}
-	proxy.up()
+	proxy.Up(t)
 	if !poll(ctx, 30*time.Second, func() bool { return metricValue(t, srv, "parley_restream_reconnects_total") > before }) {
 		t.Fatal("the restream did not reconnect (parley_restream_reconnects_total unchanged)")
 	}

@@ -2,13 +2,10 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,9 +86,9 @@ func TestClusterChatStormOutages(t *testing.T) {
 	})
 	t.Run("postgres cut", func(t *testing.T) {
 		env := newClusterEnv(t)
-		px := startProxy(t, "127.0.0.1:5432")
-		env.pgURL = rewriteHost(t, env.pgURL, px.addr)
-		clusterChatStorm(t, env, false, func([]*testkit.Parley) { px.cut(t, 3*time.Second) })
+		px := testkit.StartTCPProxy(t, "127.0.0.1:5432")
+		env.pgURL = rewriteHost(t, env.pgURL, px.Addr())
+		clusterChatStorm(t, env, false, func([]*testkit.Parley) { px.Cut(t, 3*time.Second) })
 	})
 }
 
@@ -168,92 +165,6 @@ func (r *privateRedis) cutSubscribers(t *testing.T, d time.Duration) int {
 func (r *privateRedis) stop() {
 	_ = syscall.Kill(-r.proc.Pid(), syscall.SIGKILL)
 	<-r.proc.Done()
-}
-
-// tcpProxy forwards connections on addr to target until cut.
-type tcpProxy struct {
-	target, addr string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup // accept loop and pipes
-}
-
-func startProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() { p.down(); p.wg.Wait() })
-	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			p.wg.Go(func() { pipe(up, c) })
-			p.wg.Go(func() { pipe(c, up) })
-		}
-	})
-}
-
-// down closes the listener and every connection through it.
-func (p *tcpProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// cut resets every connection, refuses new ones for down, then listens
-// on the same address again.
-func (p *tcpProxy) cut(t *testing.T, down time.Duration) {
-	t.Helper()
-	p.down()
-	time.Sleep(down)
-	var ln net.Listener
-	var err error
-	for range 50 { // the port was just ours; retry briefly if the kernel has not let go
-		if ln, err = net.Listen("tcp", p.addr); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("proxy listen again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
 }
 
 // rewriteHost points a PostgreSQL URL at another host:port.
