@@ -16,15 +16,7 @@ func startNodeVia(t *testing.T, prefix, id, addr string) *testNode {
 	cfg := testConfig(t, prefix)
 	cfg.NodeID = id
 	cfg.RedisURL = "redis://" + addr + "/0"
-	n, err := New(context.Background(), cfg, "test", func() Load { return Load{} }, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("%v (is Redis running on 127.0.0.1:6379? ./scripts/test-services starts it)", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	tn := &testNode{Node: n, cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(tn.done); _ = n.Run(ctx) }()
-	t.Cleanup(func() { tn.stop(); _ = n.Close() })
-	return tn
+	return runNode(t, cfg, Load{})
 }
 
 // outages collects what a bus reports through OnRecover.

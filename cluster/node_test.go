@@ -57,6 +57,14 @@ func startNode(t *testing.T, prefix, id string, load Load) *testNode {
 	t.Helper()
 	cfg := testConfig(t, prefix)
 	cfg.NodeID = id
+	tn := runNode(t, cfg, load)
+	waitFor(t, 2*time.Second, id+" registered", func() bool { return tn.sees(t, id) })
+	return tn
+}
+
+// runNode starts a node of cfg and runs it until the test ends.
+func runNode(t *testing.T, cfg Config, load Load) *testNode {
+	t.Helper()
 	n, err := New(context.Background(), cfg, "test", func() Load { return load }, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("%v (is Redis running on 127.0.0.1:6379? ./scripts/test-services starts it)", err)
@@ -65,7 +73,6 @@ func startNode(t *testing.T, prefix, id string, load Load) *testNode {
 	tn := &testNode{Node: n, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(tn.done); _ = n.Run(ctx) }()
 	t.Cleanup(func() { tn.stop(); _ = n.Close() })
-	waitFor(t, 2*time.Second, id+" registered", func() bool { return tn.sees(t, id) })
 	return tn
 }
 
