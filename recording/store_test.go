@@ -78,11 +78,29 @@ func addTracks(t *testing.T, r *Recording) (v, a *TrackWriter) {
 
 func feed(t *testing.T, w *TrackWriter, pkts []*rtp.Packet) {
 	t.Helper()
+	if err := playLive(w, pkts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// playLive gives w the packets as a live publisher sends them: each
+// arrives when its timestamp says, from now on, without the test waiting
+// for it. (A live track never brings seconds of media at once; a burst
+// is a backlog held up on the way, and is placed to end when it came.)
+// It stops at the first packet refused.
+func playLive(w *TrackWriter, pkts []*rtp.Packet) error {
+	rate := time.Duration(48000)
+	if w.video != nil {
+		rate = 90000
+	}
+	base, first := time.Now(), pkts[0].Timestamp
 	for _, p := range pkts {
-		if _, err := w.WriteRTP(&p.Header, p.Payload); err != nil {
-			t.Fatal(err)
+		arrival := base.Add(time.Duration(int32(p.Timestamp-first)) * time.Second / rate)
+		if err := w.push(&rtp.Packet{Header: p.Header.Clone(), Payload: append([]byte(nil), p.Payload...)}, arrival); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 func TestRecordAndList(t *testing.T) {
@@ -224,11 +242,7 @@ func TestSizeLimitStopsRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, _ := addTracks(t, r)
-	for _, p := range m.video {
-		if _, err := v.WriteRTP(&p.Header, p.Payload); err != nil {
-			break // refused once the recording stopped
-		}
-	}
+	_ = playLive(v, m.video) // refused once the recording stopped
 	select {
 	case got := <-stopped:
 		if got.StopReason != ReasonSize || got.State != StateComplete {

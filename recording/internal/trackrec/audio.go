@@ -20,10 +20,14 @@ const (
 // Audio records an Opus track into an Ogg file on the recording's
 // timeline: silence before the track's first packet and in its gaps.
 type Audio struct {
-	w     *oggopus.Writer
-	sb    *samplebuilder.SampleBuilder
-	clock timeline
-	stats Stats
+	w      *oggopus.Writer
+	sb     *samplebuilder.SampleBuilder
+	clock  timeline
+	settle settling
+	stats  Stats
+	// lastArrival is the latest packet's arrival, for the packets the
+	// reorder window still holds at Close.
+	lastArrival time.Time
 }
 
 // NewAudio records into out (channels as negotiated, 1 or 2); start is
@@ -42,9 +46,29 @@ func NewAudio(out io.Writer, channels int, serial uint32, start time.Time) (*Aud
 
 // Push adds one RTP packet of plain Opus.
 func (a *Audio) Push(p *rtp.Packet, arrival time.Time) error {
-	// The reorder window hands a packet out only when a later one comes,
-	// so the timeline is anchored at the first packet's own arrival.
-	a.clock.anchor(p.Timestamp, arrival)
+	a.lastArrival = arrival
+	if !a.settle.done {
+		held := a.settle.hold(p, arrival, 48000)
+		if held == nil {
+			return nil // waits for the anchor (see settling)
+		}
+		return a.pushHeld(held)
+	}
+	return a.push(p, arrival)
+}
+
+// pushHeld anchors the timeline and writes the packets held until then.
+func (a *Audio) pushHeld(held []heldPacket) error {
+	a.settle.anchorOn(&a.clock)
+	for _, h := range held {
+		if err := a.push(h.p, h.arrival); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Audio) push(p *rtp.Packet, arrival time.Time) error {
 	a.sb.Push(p)
 	for s := a.sb.Pop(); s != nil; s = a.sb.Pop() {
 		if err := a.packet(s.Data, s.PacketTimestamp, arrival); err != nil {
@@ -81,9 +105,14 @@ func (a *Audio) Flush() error { return a.w.Flush() }
 
 // Close writes the last page; it does not close out.
 func (a *Audio) Close() error {
+	if !a.settle.done {
+		if err := a.pushHeld(a.settle.release()); err != nil {
+			return err
+		}
+	}
 	a.sb.Flush()
 	for s := a.sb.Pop(); s != nil; s = a.sb.Pop() {
-		if err := a.packet(s.Data, s.PacketTimestamp, time.Time{}); err != nil {
+		if err := a.packet(s.Data, s.PacketTimestamp, a.lastArrival); err != nil {
 			return err
 		}
 	}

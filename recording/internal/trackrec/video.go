@@ -31,6 +31,10 @@ type Video struct {
 	w      *webm.Writer
 	sb     *samplebuilder.SampleBuilder
 	clock  timeline
+	settle settling
+	// lastArrival is the latest packet's arrival, for the frames the
+	// reorder window still holds at Close.
+	lastArrival time.Time
 
 	waitKey bool
 	stats   Stats
@@ -79,9 +83,34 @@ func NewVideo(out io.Writer, codec string, start time.Time) (*Video, error) {
 // Push adds one RTP packet. wantKeyframe asks the caller to request a key
 // frame from the publisher (the recording starts, or a frame was lost).
 func (v *Video) Push(p *rtp.Packet, arrival time.Time) (wantKeyframe bool, err error) {
-	// The reorder window hands a packet out only when a later one comes,
-	// so the timeline is anchored at the first packet's own arrival.
-	v.clock.anchor(p.Timestamp, arrival)
+	v.lastArrival = arrival
+	if !v.settle.done {
+		first := !v.settle.started
+		held := v.settle.hold(p, arrival, 90000)
+		if held == nil {
+			// The frames wait for the anchor (see settling), the key
+			// frame the recording starts with need not.
+			return first, nil
+		}
+		return v.pushHeld(held)
+	}
+	return v.push(p, arrival)
+}
+
+// pushHeld anchors the timeline and writes the packets held until then.
+func (v *Video) pushHeld(held []heldPacket) (wantKeyframe bool, err error) {
+	v.settle.anchorOn(&v.clock)
+	for _, h := range held {
+		want, err := v.push(h.p, h.arrival)
+		wantKeyframe = wantKeyframe || want
+		if err != nil {
+			return wantKeyframe, err
+		}
+	}
+	return wantKeyframe, nil
+}
+
+func (v *Video) push(p *rtp.Packet, arrival time.Time) (wantKeyframe bool, err error) {
 	if !v.seq.in(p) {
 		return false, nil
 	}
@@ -193,9 +222,14 @@ func (v *Video) Flush() error {
 // Close writes what is still in the reorder window (complete frames
 // only) and finishes the file; it does not close out.
 func (v *Video) Close() error {
+	if !v.settle.done {
+		if _, err := v.pushHeld(v.settle.release()); err != nil {
+			return err
+		}
+	}
 	v.sb.Flush()
 	for s := v.sb.Pop(); s != nil; s = v.sb.Pop() {
-		if _, err := v.frame(s.Data, s.PacketTimestamp, s.PrevDroppedPackets > 0, time.Time{}); err != nil {
+		if _, err := v.frame(s.Data, s.PacketTimestamp, s.PrevDroppedPackets > 0, v.lastArrival); err != nil {
 			return err
 		}
 	}
