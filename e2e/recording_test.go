@@ -203,14 +203,7 @@ func TestRecording(t *testing.T) {
 	if err != nil || strings.Join(strings.Fields(string(streams)), " ") != "h264 aac" {
 		t.Errorf("composed streams %q (%v), want h264 and aac", streams, err)
 	}
-	// The composition covers every track's last frame. A track's
-	// timeline is anchored at its first packet's arrival, and a starved
-	// browser joining late (Cara) can have that packet held up by a
-	// stall, so its frames, and the composition, end up to about a
-	// second after the recording did (seen: 0.95 s). Known limit, open
-	// in issue #15's note: the anchor should follow the earliest
-	// arrival without compressing media fed faster than real time.
-	if d := mediatest.ProbeFile(t, cpath).Duration - recorded; d.Abs() > 2*time.Second {
+	if d := mediatest.ProbeFile(t, cpath).Duration - recorded; d.Abs() > time.Second {
 		t.Errorf("composed recording %v long, the recording %v", recorded+d, recorded)
 	}
 	if errs := mediatest.DecodeErrors(t, cpath); errs != "" {
