@@ -382,6 +382,18 @@ func TestRestreamRestartsAStalledComposition(t *testing.T) {
 // packet, so this holds only if all the inputs' first packets come
 // together.
 func TestRestreamLipSync(t *testing.T) {
+	restreamLipSync(t, false)
+}
+
+// TestRestreamLipSyncDTX: the same with the microphone in Opus DTX, as a
+// browser sends it in silence since the SFU asks for it (a packet every
+// 400 ms, the timestamps jumping over the gaps): the gaps must stay gaps
+// in time, or the sound would run ahead of the picture by every gap.
+func TestRestreamLipSyncDTX(t *testing.T) {
+	restreamLipSync(t, true)
+}
+
+func restreamLipSync(t *testing.T, dtx bool) {
 	const clip = 4
 	vp := rtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
 	var video, audio []*rtp.Packet
@@ -391,8 +403,15 @@ func TestRestreamLipSync(t *testing.T) {
 	ap := rtp.NewPacketizer(1200, 111, 2, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
 	// clip seconds of 20 ms packets exactly (the encoder adds one for
 	// its pre-skip), so that sound and picture loop together.
-	for _, p := range mediatest.BeepOpus(t, clip)[:clip*50] {
-		audio = append(audio, ap.Packetize(p, 960)...)
+	for i, p := range mediatest.BeepOpus(t, clip)[:clip*50] {
+		pkts := ap.Packetize(p, 960) // the timestamps run on for every frame
+		// DTX: the beep (packets 100-109) and a little around it, in
+		// the silence one packet in 20; the first and last stay, so the
+		// clip still loops every clip seconds.
+		if dtx && (i < 95 || i >= 115) && i%20 != 0 && i != clip*50-1 {
+			continue
+		}
+		audio = append(audio, pkts...)
 	}
 	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/sync", testkit.FreeTCPPort(t))
 	server := listenRTMP(t, url, filepath.Join(t.TempDir(), "out.flv"))

@@ -68,6 +68,12 @@ type Config struct {
 	// SFU forwards RED to subscribers that negotiated it and unwraps it
 	// to plain Opus for the others. false offers plain Opus only.
 	AudioRED bool `yaml:"audio_red"`
+	// AudioDTX asks publishers for Opus DTX (usedtx=1 in the answer to
+	// their offer): a silent microphone then sends a packet every 400 ms
+	// or so instead of 50 a second, which saves upload and forwarding
+	// for everyone listening to a muted-in-spirit room. false: browsers
+	// send continuously, as they do by default.
+	AudioDTX bool `yaml:"audio_dtx"`
 	// BandwidthEstimation runs send-side bandwidth estimation (TWCC and
 	// pion's GCC) on every subscriber connection and lets the estimate
 	// cap the simulcast layers each subscriber gets. Off by default until
@@ -97,6 +103,7 @@ func DefaultConfig() Config {
 		PLIInterval:          500 * time.Millisecond,
 		ReportInterval:       time.Second,
 		AudioRED:             true,
+		AudioDTX:             true,
 	}
 }
 

@@ -187,6 +187,9 @@ func (p *Peer) HandleOffer(offer webrtc.SessionDescription) (webrtc.SessionDescr
 	if err := p.pub.SetLocalDescription(answer); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("publisher answer: %w", err)
 	}
+	if p.s.cfg.AudioDTX {
+		answer.SDP = withOpusDTX(answer.SDP)
+	}
 	return answer, nil
 }
 
