@@ -101,6 +101,9 @@ func BenchmarkReadSmooth(b *testing.B) {
 	}
 }
 
+// BenchmarkSourceObserve is the forwarding path's per-packet work for
+// the speaker selection: read the level from the header extension and
+// feed it with the packet's arrival and RTP timestamp (Source.ObserveRTP).
 func BenchmarkSourceObserve(b *testing.B) {
 	r := NewRoom(Config{})
 	src := r.Add("a")
@@ -108,10 +111,13 @@ func BenchmarkSourceObserve(b *testing.B) {
 	if err := h.SetExtension(1, []byte{0x80 | 40}); err != nil {
 		b.Fatal(err)
 	}
+	at := time.Unix(1000, 0)
 	b.ReportAllocs()
 	for b.Loop() {
+		at = at.Add(frame)
+		h.Timestamp += 960
 		if l, _, ok := Read(&h, 1); ok {
-			src.Observe(l)
+			src.ObserveRTP(at, 1, h.Timestamp, 48000, l)
 		}
 	}
 }
