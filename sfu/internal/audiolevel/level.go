@@ -52,6 +52,22 @@ type Smoother struct {
 	energy  float64
 	last    time.Time
 	started bool
+	// kFrame is exp(-frame/Tau) for kFrameTau: almost every packet is
+	// one frame after the last, and math.Exp is most of the per-packet
+	// cost in the forwarding path.
+	kFrame    float64
+	kFrameTau time.Duration
+}
+
+// decay is exp(-dt/Tau).
+func (s *Smoother) decay(dt time.Duration) float64 {
+	if dt != frame {
+		return math.Exp(-float64(dt) / float64(s.Tau))
+	}
+	if s.kFrameTau != s.Tau {
+		s.kFrame, s.kFrameTau = math.Exp(-float64(frame)/float64(s.Tau)), s.Tau
+	}
+	return s.kFrame
 }
 
 // Update adds a packet's level received at now; the time since the
@@ -74,7 +90,7 @@ func (s *Smoother) add(now time.Time, gap time.Duration, level uint8) {
 			dt = 0
 		}
 	}
-	k := math.Exp(-float64(dt) / float64(s.Tau))
+	k := s.decay(dt)
 	s.energy = s.energy*k + energy[level&0x7f]*(1-k)
 	s.last, s.started = now, true
 }
