@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -156,5 +157,48 @@ func TestDuplicateVideoNotForwarded(t *testing.T) {
 	}
 	if st := h.t.stats(); st.Packets != 9 {
 		t.Fatalf("received %d packets, want all 9 counted", st.Packets)
+	}
+}
+
+// countingInterceptor counts the packets its local stream writer sees.
+type countingInterceptor struct {
+	interceptor.NoOp
+	seen *[]uint32
+}
+
+func (c *countingInterceptor) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, a interceptor.Attributes) (int, error) {
+		*c.seen = append(*c.seen, h.SSRC)
+		return w.Write(h, p, a)
+	})
+}
+
+type countingFactory struct{ seen *[]uint32 }
+
+func (f countingFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &countingInterceptor{seen: f.seen}, nil
+}
+
+// TestSenderReportsSeeMediaOnly: the interceptor mediaOnlyFactory wraps
+// (the sender reports) sees the stream's media SSRC only; packets on the
+// RTX SSRC still reach the wire.
+func TestSenderReportsSeeMediaOnly(t *testing.T) {
+	var seen, wire []uint32
+	i, err := mediaOnlyFactory{countingFactory{&seen}}.NewInterceptor("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := i.BindLocalStream(&interceptor.StreamInfo{SSRC: 1, SSRCRetransmission: 2},
+		interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+			wire = append(wire, h.SSRC)
+			return len(p), nil
+		}))
+	for _, ssrc := range []uint32{1, 2, 1} {
+		if _, err := w.Write(&rtp.Header{SSRC: ssrc}, []byte{0}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(seen, []uint32{1, 1}) || !slices.Equal(wire, []uint32{1, 2, 1}) {
+		t.Fatalf("wrapped interceptor saw %v, wire got %v", seen, wire)
 	}
 }
