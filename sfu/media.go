@@ -76,7 +76,7 @@ func isRED(mime string) bool { return strings.EqualFold(mime, MimeTypeRED) }
 // withRED adds audio/red after Opus: a publisher sends RED only if it puts
 // RED first in its offer (the web client does), and pion's answer keeps
 // the offer's order.
-func newMediaEngine(withTransportCC, withRED bool) (*webrtc.MediaEngine, error) {
+func newMediaEngine(withTransportCC, withRED, withRTX bool) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	videoFB := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
 	var audioFB []webrtc.RTCPFeedback
@@ -88,6 +88,9 @@ func newMediaEngine(withTransportCC, withRED bool) (*webrtc.MediaEngine, error) 
 		c.RTCPFeedback = videoFB
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, fmt.Errorf("register %s: %w", c.MimeType, err)
+		}
+		if !withRTX {
+			continue
 		}
 		pt, ok := rtxPT[c.PayloadType]
 		if !ok {
@@ -125,7 +128,7 @@ func newMediaEngine(withTransportCC, withRED bool) (*webrtc.MediaEngine, error) 
 // NACKs are answered from the shared packet cache by the SFU itself;
 // running pion's responder there too would retransmit twice.
 func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationFollower) (*webrtc.API, error) {
-	me, err := newMediaEngine(true, s.cfg.AudioRED)
+	me, err := newMediaEngine(true, s.cfg.AudioRED, true)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +185,7 @@ func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationF
 // feedback. GCC runs without a pacer: the layer choice keeps the rate
 // under the estimate, and a pacer would add a copy and a queue per packet.
 func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nominationFollower) (*webrtc.API, error) {
-	me, err := newMediaEngine(s.cfg.BandwidthEstimation, s.cfg.AudioRED)
+	me, err := newMediaEngine(s.cfg.BandwidthEstimation, s.cfg.AudioRED, true)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +212,7 @@ func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nomina
 		return nil, fmt.Errorf("congestion control: %w", err)
 	}
 	ctl.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onBWE(e) })
-	reg.Add(ctl)
+	reg.Add(rtxStreamFactory{ctl})
 	// Added after the estimator so its writer runs first: the estimator
 	// records each packet under the transport-wide number set here.
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
@@ -247,6 +250,32 @@ func (m *mediaOnly) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 		}
 		return inner.Write(h, payload, a)
 	})
+}
+
+// rtxStreamFactory wraps the congestion controller so that it also
+// knows each stream's RTX SSRC: its pacer hands packets on by SSRC and
+// fails those of an SSRC it was not given, and retransmissions must be
+// in the estimate (they take bandwidth like media) anyway.
+type rtxStreamFactory struct{ interceptor.Factory }
+
+func (f rtxStreamFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	i, err := f.Factory.NewInterceptor(id)
+	if err != nil {
+		return nil, err
+	}
+	return &rtxStream{Interceptor: i}, nil
+}
+
+type rtxStream struct{ interceptor.Interceptor }
+
+func (r *rtxStream) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if info.SSRCRetransmission != 0 {
+		rtx := *info
+		rtx.SSRC = info.SSRCRetransmission
+		// The returned writer is the same pacer for every stream.
+		_ = r.Interceptor.BindLocalStream(&rtx, w)
+	}
+	return r.Interceptor.BindLocalStream(info, w)
 }
 
 // maxNACKsPerPacket bounds the upstream NACKs for one lost packet (see

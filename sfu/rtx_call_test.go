@@ -1,6 +1,7 @@
 package sfu_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,13 @@ import (
 // repairs a subscriber's loss on that subscriber's RTX stream when it
 // negotiated rtx (bob), on the media SSRC when it did not (cyd).
 func TestRTXCall(t *testing.T) {
-	synctest.Test(t, testRTXCall)
+	for _, bwe := range []bool{false, true} {
+		// With bandwidth estimation, every packet also passes the
+		// congestion controller, which must know the RTX SSRC.
+		t.Run(fmt.Sprintf("bandwidth_estimation=%v", bwe), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testRTXCall(t, bwe) })
+		})
+	}
 }
 
 // dropper drops, once per destination, the next RTP packet with the given
@@ -61,8 +68,10 @@ func (d *dropper) seq(ip string) (uint16, bool) {
 	return s, ok
 }
 
-func testRTXCall(t *testing.T) {
-	env := newTestEnv(t, sfu.DefaultConfig())
+func testRTXCall(t *testing.T, bwe bool) {
+	cfg := sfu.DefaultConfig()
+	cfg.BandwidthEstimation = bwe
+	env := newTestEnv(t, cfg)
 	sub := sfu.JoinOptions{CanSubscribe: true}
 	bob := env.newClient("r", "PA_bob", sub)
 	cyd := env.newClientWith("r", "PA_cyd", sub, sfutest.Options{NoRTX: true})

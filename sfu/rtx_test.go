@@ -106,7 +106,7 @@ func TestRTXPayloadType(t *testing.T) {
 // TestMediaEngineOffersRTXPerVideoCodec: every video codec the SFU
 // offers has its rtx format, and audio has none.
 func TestMediaEngineOffersRTXPerVideoCodec(t *testing.T) {
-	me, err := newMediaEngine(true, true)
+	me, err := newMediaEngine(true, true, true)
 	if err != nil {
 		t.Fatal(err)
 	}
