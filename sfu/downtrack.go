@@ -1,6 +1,9 @@
 package sfu
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -51,6 +54,9 @@ type downTrack struct {
 	// report is the subscriber's last receiver report about this
 	// stream (quality.go), nil before one.
 	report atomic.Pointer[rxReport]
+	// rtxSeq numbers the packets of the RTX stream, which has its own
+	// sequence (RFC 4588). Only the subscriber's writer touches it.
+	rtxSeq uint16
 
 	// Sequence rewriting. started, lastIn, changeIn are touched only by the
 	// track's read loop; offset, changeOut, highestOut and seqMap are also
@@ -76,6 +82,11 @@ type binding struct {
 	// redInnerPT is the subscriber's Opus payload type, written into the
 	// RED block headers when it differs from the publisher's (0: as is).
 	redInnerPT uint8
+	// rtxSSRC and rtxPT are the subscriber's RTX stream (RFC 4588) for
+	// this track, 0 when it did not negotiate rtx for the codec: then
+	// retransmissions go on the media SSRC.
+	rtxSSRC uint32
+	rtxPT   uint8
 }
 
 func newDownTrack(src *publishedTrack, sub *Peer) *downTrack {
@@ -84,6 +95,7 @@ func newDownTrack(src *publishedTrack, sub *Peer) *downTrack {
 		sub:      sub,
 		q:        sub.queue,
 		streamID: src.info.ParticipantID + "|" + src.info.SID,
+		rtxSeq:   uint16(rand.Uint32()), //nolint:gosec // RFC 3550 wants an unpredictable start, not a secret
 	}
 	d.needKeyframe.Store(src.video)
 	if src.simulcast() {
@@ -129,7 +141,13 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	if match == nil {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
-	d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(match.PayloadType), writer: ctx.WriteStream()})
+	b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(match.PayloadType), writer: ctx.WriteStream()}
+	if ssrc := uint32(ctx.SSRCRetransmission()); ssrc != 0 {
+		if pt := rtxPayloadType(match.PayloadType, ctx.CodecParameters()); pt != 0 {
+			b.rtxSSRC, b.rtxPT = ssrc, pt
+		}
+	}
+	d.bind.Store(b)
 	if d.sw != nil {
 		d.sw.Resync() // the switcher asks for the key frame
 	} else if d.src.video {
@@ -137,6 +155,18 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		d.src.requestKeyframe()
 	}
 	return *match, nil
+}
+
+// rtxPayloadType is the negotiated rtx payload type whose apt names pt,
+// 0 if there is none.
+func rtxPayloadType(pt webrtc.PayloadType, codecs []webrtc.RTPCodecParameters) uint8 {
+	want := fmt.Sprintf("apt=%d", pt)
+	for _, c := range codecs {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && slices.Contains(strings.Split(c.SDPFmtpLine, ";"), want) {
+			return uint8(c.PayloadType)
+		}
+	}
+	return 0
 }
 
 // bindRED binds a RED source: as RED when the subscriber negotiated it

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/parleyhq/parley/sfu/internal/simulcast"
@@ -105,6 +106,49 @@ func BenchmarkForwardSimulcast(b *testing.B) {
 				i++
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/fwd")
+		})
+	}
+}
+
+// BenchmarkRetransmit measures answering one NACKed sequence number
+// from the cache: the NACK mapped back to the publisher's numbering,
+// queued, copied out and written, on the media SSRC (no rtx) or wrapped
+// for the subscriber's RTX stream.
+func BenchmarkRetransmit(b *testing.B) {
+	for _, rtx := range []bool{false, true} {
+		b.Run(fmt.Sprintf("rtx=%v", rtx), func(b *testing.B) {
+			h := newHarness(b, DefaultConfig())
+			d := h.subscribe(b, nil, 1, false)
+			bind := &binding{ssrc: 1, pt: 96, writer: nopWriter{}}
+			if rtx {
+				bind.rtxSSRC, bind.rtxPT = 2, 97
+			}
+			d.bind.Store(bind)
+			var hdr rtp.Header
+			for i := range 256 {
+				h.t.handlePacket(vp8Packet(uint16(i), i == 0), &hdr, time.Now())
+				op := <-d.q.ch
+				d.q.send(op, make([]byte, 1500), &hdr)
+			}
+			nack := []rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 1, Nacks: []rtcp.NackPair{{}}}}
+			pair := &nack[0].(*rtcp.TransportLayerNack).Nacks[0]
+			buf := make([]byte, 1500)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				pair.PacketID = uint16(i % 256)
+				d.handleRTCP(nack)
+				select {
+				case op := <-d.q.ch:
+					d.q.send(op, buf, &hdr)
+				default:
+					b.Fatal("retransmission not queued")
+				}
+				i++
+			}
+			if st := h.t.stats(); st.Retransmits < uint64(b.N) || rtx != (st.RTXSent == st.Retransmits) {
+				b.Fatalf("retransmits %d, on RTX %d, after %d NACKs", st.Retransmits, st.RTXSent, b.N)
+			}
 		})
 	}
 }

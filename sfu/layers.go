@@ -112,15 +112,16 @@ func (t *publishedTrack) handleLayerPacket(l simulcast.Layer, pkt []byte, hdr *r
 	}
 	ly := t.layers[l]
 	t.statsMu.Lock()
-	if ly.rx.Update(hdr.SequenceNumber, hdr.Timestamp, now) {
+	newest := ly.rx.Update(hdr.SequenceNumber, hdr.Timestamp, now)
+	if newest {
 		ly.last, ly.lastSeq = now, hdr.SequenceNumber
 	}
 	ly.bytes += uint64(len(pkt))
 	t.countLocked(len(pkt), now)
 	t.statsMu.Unlock()
 
-	if t.ended.Load() {
-		return
+	if t.ended.Load() || (!newest && ly.cache.Has(hdr.SequenceNumber)) {
+		return // or a duplicate: see handlePacket
 	}
 	ly.cache.Put(hdr.SequenceNumber, pkt)
 	sp := simulcast.Packet{Layer: l, Seq: hdr.SequenceNumber, Timestamp: hdr.Timestamp, Marker: hdr.Marker, Arrival: now}

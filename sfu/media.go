@@ -11,6 +11,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/logging"
@@ -33,6 +34,11 @@ var videoCodecs = []webrtc.RTPCodecParameters{ //nolint:gochecknoglobals // read
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"}, PayloadType: 102},
 }
+
+// rtxPT is the payload type of each video codec's RFC 4588
+// retransmission format (rtx with apt=<codec's payload type>), the
+// numbers Chrome uses where ours match its.
+var rtxPT = map[webrtc.PayloadType]webrtc.PayloadType{96: 97, 98: 99, 125: 107, 102: 103} //nolint:gochecknoglobals // read-only table
 
 // Opus asks for in-band FEC (a low-bitrate copy of the previous frame)
 // and DTX (a few bytes per 400 ms of silence instead of a frame every
@@ -59,15 +65,18 @@ var redCodec = webrtc.RTPCodecParameters{ //nolint:gochecknoglobals // read-only
 
 func isRED(mime string) bool { return strings.EqualFold(mime, MimeTypeRED) }
 
-// newMediaEngine registers our codecs explicitly (no RTX: retransmissions
-// go on the original SSRC, which browsers accept when RTX is not
-// negotiated, and it keeps one SSRC per forwarded track).
+// newMediaEngine registers our codecs explicitly, each video codec with
+// its rtx format. With rtx negotiated, retransmissions travel on a stream
+// of their own (RFC 4588) in both directions: a browser counts them as
+// retransmitted, not as media, and pads its bandwidth probes on that
+// stream instead of the media one. A peer that does not negotiate rtx
+// gets retransmissions on the media SSRC, as before.
 // withTransportCC adds transport-wide congestion control feedback, used on
 // the publisher side so the browser's send-side bandwidth estimator works.
 // withRED adds audio/red after Opus: a publisher sends RED only if it puts
 // RED first in its offer (the web client does), and pion's answer keeps
 // the offer's order.
-func newMediaEngine(withTransportCC, withRED bool) (*webrtc.MediaEngine, error) {
+func newMediaEngine(withTransportCC, withRED, withRTX bool) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	videoFB := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
 	var audioFB []webrtc.RTCPFeedback
@@ -79,6 +88,18 @@ func newMediaEngine(withTransportCC, withRED bool) (*webrtc.MediaEngine, error) 
 		c.RTCPFeedback = videoFB
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, fmt.Errorf("register %s: %w", c.MimeType, err)
+		}
+		if !withRTX {
+			continue
+		}
+		pt, ok := rtxPT[c.PayloadType]
+		if !ok {
+			return nil, fmt.Errorf("no rtx payload type for %s", c.MimeType)
+		}
+		rtx := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX,
+			ClockRate: c.ClockRate, SDPFmtpLine: fmt.Sprintf("apt=%d", c.PayloadType)}, PayloadType: pt}
+		if err := m.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("register rtx for %s: %w", c.MimeType, err)
 		}
 	}
 	audio := audioCodecs
@@ -107,7 +128,7 @@ func newMediaEngine(withTransportCC, withRED bool) (*webrtc.MediaEngine, error) 
 // NACKs are answered from the shared packet cache by the SFU itself;
 // running pion's responder there too would retransmit twice.
 func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationFollower) (*webrtc.API, error) {
-	me, err := newMediaEngine(true, s.cfg.AudioRED)
+	me, err := newMediaEngine(true, s.cfg.AudioRED, true)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +143,15 @@ func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationF
 	// generator (added after it) writes through: it sees every RTCP
 	// packet the connection sends.
 	reg.Add(&rtcpCounterFactory{onWrite: onRTCPOut})
-	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(s.pionLog))
+	// Each lost packet is NACKed at most maxNACKsPerPacket times: pion
+	// hands the publisher's RTX stream to the application past the
+	// generator, which never sees a repaired packet arrive and would
+	// otherwise NACK it every interval until it leaves its window (25
+	// times in TestRTXCall), each answered by the browser. Without RTX
+	// the repaired packet stops the NACKs itself; the cap then only
+	// limits how often a lost retransmission is asked for again.
+	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(s.pionLog),
+		nack.GeneratorMaxNacksPerPacket(maxNACKsPerPacket))
 	if err != nil {
 		return nil, fmt.Errorf("nack generator: %w", err)
 	}
@@ -156,7 +185,7 @@ func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationF
 // feedback. GCC runs without a pacer: the layer choice keeps the rate
 // under the estimate, and a pacer would add a copy and a queue per packet.
 func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nominationFollower) (*webrtc.API, error) {
-	me, err := newMediaEngine(s.cfg.BandwidthEstimation, s.cfg.AudioRED)
+	me, err := newMediaEngine(s.cfg.BandwidthEstimation, s.cfg.AudioRED, true)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +195,7 @@ func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nomina
 	if err != nil {
 		return nil, fmt.Errorf("sender reports: %w", err)
 	}
-	reg.Add(sr)
+	reg.Add(mediaOnlyFactory{sr})
 	if !s.cfg.BandwidthEstimation {
 		return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg),
 			webrtc.WithSettingEngine(follow.settings(*s.settings))), nil
@@ -183,7 +212,7 @@ func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nomina
 		return nil, fmt.Errorf("congestion control: %w", err)
 	}
 	ctl.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onBWE(e) })
-	reg.Add(ctl)
+	reg.Add(rtxStreamFactory{ctl})
 	// Added after the estimator so its writer runs first: the estimator
 	// records each packet under the transport-wide number set here.
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
@@ -192,6 +221,67 @@ func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nomina
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg),
 		webrtc.WithSettingEngine(follow.settings(*s.settings))), nil
 }
+
+// mediaOnlyFactory wraps an interceptor so that it sees only the packets
+// of a stream's media SSRC: retransmissions on the RTX SSRC, written
+// through the same stream, go past it to the inner writer. The sender
+// reports need this: RTX packets counted as media would inflate the
+// packet and octet counts, and their sequence numbers (an unrelated
+// series) would move the RTP timestamp the reports map to wall-clock
+// time, which browsers use for lip sync.
+type mediaOnlyFactory struct{ interceptor.Factory }
+
+func (f mediaOnlyFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	i, err := f.Factory.NewInterceptor(id)
+	if err != nil {
+		return nil, err
+	}
+	return &mediaOnly{Interceptor: i}, nil
+}
+
+type mediaOnly struct{ interceptor.Interceptor }
+
+func (m *mediaOnly) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	inner := m.Interceptor.BindLocalStream(info, w)
+	ssrc := info.SSRC
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.SSRC != ssrc {
+			return w.Write(h, payload, a)
+		}
+		return inner.Write(h, payload, a)
+	})
+}
+
+// rtxStreamFactory wraps the congestion controller so that it also
+// knows each stream's RTX SSRC: its pacer hands packets on by SSRC and
+// fails those of an SSRC it was not given, and retransmissions must be
+// in the estimate (they take bandwidth like media) anyway.
+type rtxStreamFactory struct{ interceptor.Factory }
+
+func (f rtxStreamFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	i, err := f.Factory.NewInterceptor(id)
+	if err != nil {
+		return nil, err
+	}
+	return &rtxStream{Interceptor: i}, nil
+}
+
+type rtxStream struct{ interceptor.Interceptor }
+
+func (r *rtxStream) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if info.SSRCRetransmission != 0 {
+		rtx := *info
+		rtx.SSRC = info.SSRCRetransmission
+		// The returned writer is the same pacer for every stream.
+		_ = r.Interceptor.BindLocalStream(&rtx, w)
+	}
+	return r.Interceptor.BindLocalStream(info, w)
+}
+
+// maxNACKsPerPacket bounds the upstream NACKs for one lost packet (see
+// newPublisherAPI): two requests 100 ms apart recover 99.75% of the
+// packets at 5% loss, and cost the publisher at most two resends.
+const maxNACKsPerPacket = 2
 
 // rtcpCounterFactory builds an interceptor that shows every outgoing RTCP
 // batch to a callback, which counts NACKs sent upstream per track.

@@ -59,6 +59,7 @@ type metrics struct {
 	plisIn           prometheus.Counter
 	plisOut          prometheus.Counter
 	retransmits      prometheus.Counter
+	rtxIn, rtxOut    prometheus.Counter
 	redUnwrapped     prometheus.Counter
 	redRecovered     prometheus.Counter
 	speakerChanges   prometheus.Counter
@@ -116,8 +117,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.nacksIn, m.nacksOut = nacks.WithLabelValues("in"), nacks.WithLabelValues("out")
 	m.plisIn, m.plisOut = plis.WithLabelValues("in"), plis.WithLabelValues("out")
+	rtx := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_rtx_packets_total",
+		Help: "Video retransmissions on RTX streams (RFC 4588): in = received from publishers, out = sent to subscribers (also counted in parley_sfu_retransmits_total)."},
+		[]string{"direction"})
+	m.rtxIn, m.rtxOut = rtx.WithLabelValues("in"), rtx.WithLabelValues("out")
 	if err := promreg.Register(reg, "sfu", m.rooms, m.participants, m.tracks, m.packetsForwarded,
-		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.belowWanted, m.estimatedBitrate, drops, nacks, plis, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
+		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.belowWanted, m.estimatedBitrate, drops, nacks, plis, rtx, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -449,10 +449,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	p.published[t.info.SID] = t
 	p.bySSRC[ssrc] = t
 	p.wg.Go(func() {
-		t.readLoop(func(b []byte) (int, error) {
-			n, _, err := remote.Read(b)
-			return n, err
-		})
+		t.readLoop(t.readRemote(remote))
 		// The publisher removed the track or the connection closed.
 		t.end()
 	})
@@ -535,10 +532,7 @@ func (p *Peer) onLayer(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rid
 	t.layers[l].ssrc.Store(ssrc)
 	p.bySSRC[ssrc] = t
 	p.wg.Go(func() {
-		t.readLayerLoop(simulcast.Layer(l), func(b []byte) (int, error) {
-			n, _, err := remote.Read(b)
-			return n, err
-		})
+		t.readLayerLoop(simulcast.Layer(l), t.readRemote(remote))
 		// The publisher removed the track or the connection closed:
 		// every layer's read ends together.
 		t.end()

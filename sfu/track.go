@@ -80,6 +80,8 @@ type publishedTrack struct {
 	nacksIn     atomic.Uint64
 	nacksOut    atomic.Uint64
 	retransmits atomic.Uint64
+	rtxOut      atomic.Uint64 // retransmissions sent on subscribers' RTX streams
+	rtxIn       atomic.Uint64 // packets the publisher sent on its RTX stream
 	plisIn      atomic.Uint64
 	plisOut     atomic.Uint64
 	drops       [numDropReasons]atomic.Uint64
@@ -137,6 +139,24 @@ func newPublishedTrack(s *SFU, p trackParams) *publishedTrack {
 	return t
 }
 
+// readRemote reads a publisher's track for readLoop and readLayerLoop.
+// When the publisher negotiated rtx, pion's RTPReceiver reads the RTX
+// stream itself and hands its packets out through the same Read, already
+// unwrapped to the media SSRC, payload type and original sequence number
+// (RFC 4588) and marked with an attribute: they are counted here and
+// otherwise take the media path, so a retransmission fills the gap in
+// the cache and reaches every subscriber.
+func (t *publishedTrack) readRemote(remote *webrtc.TrackRemote) func([]byte) (int, error) {
+	return func(b []byte) (int, error) {
+		n, a, err := remote.Read(b)
+		if err == nil && a.Get(webrtc.AttributeRtxSsrc) != nil {
+			t.rtxIn.Add(1)
+			t.s.m.rtxIn.Inc()
+		}
+		return n, err
+	}
+}
+
 // readLoop reads packets until read fails (the track ended), handing each
 // to handlePacket. It owns buf and hdr, so the loop does not allocate.
 func (t *publishedTrack) readLoop(read func([]byte) (int, error)) {
@@ -162,7 +182,10 @@ func (t *publishedTrack) handlePacket(pkt []byte, hdr *rtp.Header, now time.Time
 	t.countLocked(len(pkt), now)
 	t.statsMu.Unlock()
 
-	if t.ended.Load() {
+	if t.ended.Load() || (t.video && !newest && t.cache.Has(hdr.SequenceNumber)) {
+		// Or a video packet already forwarded: a browser that
+		// negotiated RTX probes bandwidth by resending recent packets on
+		// its RTX stream, which give the subscribers nothing new.
 		return
 	}
 	muted := t.muted.Load()
@@ -385,6 +408,8 @@ func (t *publishedTrack) stats() TrackStats {
 	st.NACKsReceived = t.nacksIn.Load()
 	st.NACKsSent = t.nacksOut.Load()
 	st.Retransmits = t.retransmits.Load()
+	st.RTXSent = t.rtxOut.Load()
+	st.RTXReceived = t.rtxIn.Load()
 	st.PLIsReceived = t.plisIn.Load()
 	st.PLIsSent = t.plisOut.Load()
 	downs := *t.downs.Load()

@@ -86,6 +86,8 @@ type TrackStats struct {
 	NACKsReceived uint64  // from subscribers
 	NACKsSent     uint64  // upstream to the publisher
 	Retransmits   uint64  // packets resent from the cache
+	RTXSent       uint64  // of Retransmits, those sent on a subscriber's RTX stream
+	RTXReceived   uint64  // retransmissions the publisher sent on its RTX stream
 	PLIsReceived  uint64  // keyframe requests from subscribers
 	PLIsSent      uint64  // keyframe requests forwarded to the publisher
 	Subscribers   int

@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"encoding/binary"
+
 	"github.com/pion/rtp"
 
 	"github.com/parleyhq/parley/sfu/internal/keyframe"
@@ -123,13 +125,29 @@ func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
 	// subscriber connection negotiates none, so none are forwarded.
 	hdr.Extension = false
 	hdr.Extensions = hdr.Extensions[:0]
-	if _, err := b.writer.WriteRTP(hdr, buf[hl:end]); err != nil {
+	payload := buf[hl:end]
+	onRTX := p.rtx && b.rtxSSRC != 0
+	if onRTX {
+		// RFC 4588: the retransmission goes on the RTX stream, in its own
+		// numbering, with the sequence number the subscriber NACKed (the
+		// original's) in front of the payload. Those two bytes go where
+		// the end of the parsed header was (hl >= 12), in our copy.
+		payload = buf[hl-2 : end]
+		binary.BigEndian.PutUint16(payload, p.out)
+		d.rtxSeq++
+		hdr.SSRC, hdr.PayloadType, hdr.SequenceNumber = b.rtxSSRC, b.rtxPT, d.rtxSeq
+	}
+	if _, err := b.writer.WriteRTP(hdr, payload); err != nil {
 		t.drop(dropWriteFailed)
 		return
 	}
 	if p.rtx {
 		t.retransmits.Add(1)
 		q.m.retransmits.Inc()
+		if onRTX {
+			t.rtxOut.Add(1)
+			q.m.rtxOut.Inc()
+		}
 		return
 	}
 	q.m.packetsForwarded.Inc()

@@ -184,6 +184,8 @@ type AdminTrackStats struct {
 	NACKsReceived uint64  `json:"nacksReceived"`
 	NACKsSent     uint64  `json:"nacksSent"`
 	Retransmits   uint64  `json:"retransmits"`
+	RTXSent       uint64  `json:"rtxSent"`     // of Retransmits, those on subscribers' RTX streams
+	RTXReceived   uint64  `json:"rtxReceived"` // retransmissions from the publisher's RTX stream
 	PLIsReceived  uint64  `json:"plisReceived"`
 	PLIsSent      uint64  `json:"plisSent"`
 	Subscribers   int     `json:"subscribers"`
@@ -245,6 +247,7 @@ func adminStats(st sfu.TrackStats) *AdminTrackStats {
 		Codec: st.Codec, Packets: st.Packets, Bytes: st.Bytes, BitrateBps: st.BitrateBps,
 		PacketsLost: st.PacketsLost, FractionLost: st.FractionLost, JitterMs: st.JitterMs,
 		NACKsReceived: st.NACKsReceived, NACKsSent: st.NACKsSent, Retransmits: st.Retransmits,
+		RTXSent: st.RTXSent, RTXReceived: st.RTXReceived,
 		PLIsReceived: st.PLIsReceived, PLIsSent: st.PLIsSent, Subscribers: st.Subscribers,
 		Drops: st.Drops, Receivers: make([]AdminReceiver, 0, len(st.Receivers)),
 	}

@@ -55,6 +55,10 @@ type Options struct {
 	// AudioLevel offers the RFC 6464 audio-level header extension, as
 	// browsers do (the test writes the levels: Manual).
 	AudioLevel bool
+	// NoRTX leaves rtx (RFC 4588) out of the client's codecs, as a
+	// client that neither sends nor receives retransmission streams:
+	// retransmissions then travel on the media SSRC.
+	NoRTX bool
 }
 
 // NewAPI builds a pion API as a client with these options would use it:
@@ -85,7 +89,9 @@ func NewAPI(t testing.TB, o Options) (*webrtc.API, string) {
 		}
 	}
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	if o.NoRTX {
+		registerCodecsWithoutRTX(t, me)
+	} else if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
 	if o.RED {
@@ -105,6 +111,28 @@ func NewAPI(t testing.TB, o Options) (*webrtc.API, string) {
 		t.Fatal(err)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), ip
+}
+
+// registerCodecsWithoutRTX registers what the clients publish (VP8,
+// H.264 constrained baseline, Opus) with pion's payload types and
+// feedback, and no rtx.
+func registerCodecsWithoutRTX(t testing.TB, me *webrtc.MediaEngine) {
+	t.Helper()
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	for _, c := range []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb}, PayloadType: 112},
+	} {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // REDCodec is RED over Opus (payload type 111) as Chromium offers it.
@@ -175,6 +203,9 @@ type Track struct {
 	SSRC         webrtc.SSRC
 	Count        int  // packets received
 	Ended        bool // the SFU renegotiated the track away
+	// RTX counts the packets that came on the track's RTX stream (pion
+	// unwraps them: they are in Count, Seqs and Orig as well).
+	RTX int
 	// Seqs counts packets by their sequence number; Orig by the
 	// publisher's sequence number that a Client writes into payload
 	// bytes 2-3. Both are nil with Options.CountOnly.
@@ -217,7 +248,7 @@ func newClient(t testing.TB, id string, o Options, subscribe bool) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	api, ip := NewAPI(t, Options{Logger: log.With("client", id), VNet: o.VNet, Interface: o.Interface,
-		NetworkTypes: o.NetworkTypes, RED: o.RED, AudioLevel: o.AudioLevel})
+		NetworkTypes: o.NetworkTypes, RED: o.RED, AudioLevel: o.AudioLevel, NoRTX: o.NoRTX})
 	c := &Client{
 		ID: id, IP: ip, t: t, o: o, api: api,
 		evq:     make(chan func(), 4096),
@@ -517,7 +548,7 @@ func (c *Client) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	c.remote[tr.ID()] = rt
 	c.mu.Unlock()
 	for {
-		p, _, err := tr.ReadRTP()
+		p, attrs, err := tr.ReadRTP()
 		c.mu.Lock()
 		if err != nil {
 			rt.Ended = true
@@ -525,6 +556,9 @@ func (c *Client) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 			return
 		}
 		rt.Count++
+		if attrs.Get(webrtc.AttributeRtxSsrc) != nil {
+			rt.RTX++
+		}
 		if rt.Seqs != nil {
 			rt.Seqs[p.SequenceNumber]++
 			if len(p.Payload) >= 4 {

@@ -433,6 +433,7 @@ export class Call extends Link {
         totalFreezesDuration: s.totalFreezesDuration,
         jitterBufferDelay: s.jitterBufferDelay,
         jitterBufferEmittedCount: s.jitterBufferEmittedCount,
+        retransmittedPacketsReceived: s.retransmittedPacketsReceived,
       };
     });
   }

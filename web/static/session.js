@@ -272,6 +272,9 @@ export class Session extends EventTarget {
         totalFreezesDuration: rtp ? rtp.totalFreezesDuration || 0 : 0,
         jitterBufferDelay: rtp ? rtp.jitterBufferDelay || 0 : 0,
         jitterBufferEmittedCount: rtp ? rtp.jitterBufferEmittedCount || 0 : 0,
+        // Packets that came on the track's RTX stream (RFC 4588), for the
+        // lab's loss scenarios.
+        retransmittedPacketsReceived: rtp ? rtp.retransmittedPacketsReceived || 0 : 0,
       });
     }
     return out;

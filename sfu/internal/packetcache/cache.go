@@ -97,3 +97,14 @@ func (c *Cache) Get(seq uint16, dst []byte) int {
 	off := int(seq&c.mask) * MaxPacketSize
 	return copy(dst, c.data[off:off+int(s.n)])
 }
+
+// Has reports whether a packet is stored under seq.
+func (c *Cache) Has(seq uint16) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.started || c.highest-seq >= c.size {
+		return false
+	}
+	s := c.slots[seq&c.mask]
+	return s.valid && s.seq == seq
+}

@@ -38,10 +38,16 @@ func TestCache(t *testing.T) {
 				if n == 0 || !bytes.Equal(buf[:n], pkt(s)) {
 					t.Errorf("seq %d: got %x, want %x", s, buf[:n], pkt(s))
 				}
+				if !c.Has(s) {
+					t.Errorf("seq %d: Has says absent", s)
+				}
 			}
 			for _, s := range tc.absent {
 				if n := c.Get(s, buf); n != 0 {
 					t.Errorf("seq %d: unexpectedly cached (%x)", s, buf[:n])
+				}
+				if c.Has(s) {
+					t.Errorf("seq %d: Has says present", s)
 				}
 			}
 		})

@@ -1,0 +1,155 @@
+package sfu_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pion/transport/v5/vnet"
+
+	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/sfu"
+	"github.com/parleyhq/parley/sfu/sfutest"
+)
+
+// TestRTXCall: a call on the virtual network with one packet lost on
+// each leg. The publisher (pion, rtx negotiated) repairs its loss on its
+// RTX stream, and the repaired packet reaches both subscribers; the SFU
+// repairs a subscriber's loss on that subscriber's RTX stream when it
+// negotiated rtx (bob), on the media SSRC when it did not (cyd).
+func TestRTXCall(t *testing.T) {
+	for _, bwe := range []bool{false, true} {
+		// With bandwidth estimation, every packet also passes the
+		// congestion controller, which must know the RTX SSRC.
+		t.Run(fmt.Sprintf("bandwidth_estimation=%v", bwe), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testRTXCall(t, bwe) })
+		})
+	}
+}
+
+// dropper drops, once per destination, the next RTP packet with the given
+// payload type from one vnet address prefix to another, and remembers
+// its sequence number (SRTP leaves the header in clear).
+type dropper struct {
+	mu      sync.Mutex
+	pt      byte
+	from    string
+	to      map[string]bool // destination IP prefix -> armed
+	dropped map[string]uint16
+}
+
+func (d *dropper) filter(ch vnet.Chunk) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !strings.HasPrefix(ch.SourceAddr().String(), d.from+":") {
+		return true
+	}
+	b := ch.UserData()
+	if len(b) < 12 || b[0]>>6 != 2 || b[1]&0x7f != d.pt {
+		return true
+	}
+	for ip, armed := range d.to {
+		if armed && strings.HasPrefix(ch.DestinationAddr().String(), ip+":") {
+			d.to[ip] = false
+			d.dropped[ip] = uint16(b[2])<<8 | uint16(b[3])
+			return false
+		}
+	}
+	return true
+}
+
+func (d *dropper) seq(ip string) (uint16, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.dropped[ip]
+	return s, ok
+}
+
+func testRTXCall(t *testing.T, bwe bool) {
+	cfg := sfu.DefaultConfig()
+	cfg.BandwidthEstimation = bwe
+	env := newTestEnv(t, cfg)
+	sub := sfu.JoinOptions{CanSubscribe: true}
+	bob := env.newClient("r", "PA_bob", sub)
+	cyd := env.newClientWith("r", "PA_cyd", sub, sfutest.Options{NoRTX: true})
+	ada := env.newClient("r", "PA_ada", sfu.JoinOptions{CanPublish: true})
+	ada.Publish()
+	testkit.Eventually(t, 10*time.Second, "ada's track published", func() bool { return len(ada.Published()) == 1 })
+	sid := ada.Published()[0].SID
+	for _, c := range []*sfutest.Client{bob, cyd} {
+		testkit.Eventually(t, 10*time.Second, c.ID+" receiving", func() bool { return c.Received(sid) >= 50 })
+	}
+	if got := bob.RemoteTracks()[sid]; got.RTX != 0 {
+		t.Fatalf("bob got %d packets on RTX before any loss", got.RTX)
+	}
+
+	step(t, "subscriber leg: RTX where negotiated, media SSRC where not", func() {
+		// VP8 is payload type 96 on both subscriber connections (the
+		// SFU's offer), rtx 97: only a media packet is dropped.
+		d := &dropper{pt: 96, from: sfutest.SFUIP, to: map[string]bool{bob.IP: true, cyd.IP: true},
+			dropped: map[string]uint16{}}
+		env.vnet.Router.AddChunkFilter(d.filter)
+		for _, c := range []*sfutest.Client{bob, cyd} {
+			testkit.Eventually(t, 5*time.Second, "a packet to "+c.ID+" dropped", func() bool {
+				_, ok := d.seq(c.IP)
+				return ok
+			})
+			seq, _ := d.seq(c.IP)
+			testkit.Eventually(t, 5*time.Second, c.ID+" receives the retransmission", func() bool {
+				return c.RemoteTracks()[sid].Seqs[seq] == 1
+			})
+		}
+		if n := bob.RemoteTracks()[sid].RTX; n < 1 {
+			t.Fatalf("bob (rtx negotiated) got %d packets on its RTX stream, want the retransmission", n)
+		}
+		if n := cyd.RemoteTracks()[sid].RTX; n != 0 {
+			t.Fatalf("cyd (no rtx) got %d packets on an RTX stream", n)
+		}
+		st := ada.Peer.Stats()[0]
+		if st.RTXSent < 1 || st.Retransmits < 2 {
+			t.Fatalf("retransmits %d, on RTX %d: want 2 and at least 1", st.Retransmits, st.RTXSent)
+		}
+		if n := counterValue(t, env, "parley_sfu_rtx_packets_total", "out"); n < 1 {
+			t.Fatalf("rtx out = %v", n)
+		}
+	})
+
+	step(t, "publisher leg: the publisher's RTX fills the gap for every subscriber", func() {
+		// pion's VP8 payload type on ada's publisher connection is 96.
+		d := &dropper{pt: 96, from: ada.IP, to: map[string]bool{sfutest.SFUIP: true}, dropped: map[string]uint16{}}
+		env.vnet.Router.AddChunkFilter(d.filter)
+		testkit.Eventually(t, 5*time.Second, "a packet from ada dropped", func() bool {
+			_, ok := d.seq(sfutest.SFUIP)
+			return ok
+		})
+		// ada numbers its packets from 0 and writes the number in the
+		// payload, which subscribers see in Orig.
+		orig, _ := d.seq(sfutest.SFUIP)
+		for _, c := range []*sfutest.Client{bob, cyd} {
+			testkit.Eventually(t, 5*time.Second, c.ID+" receives the repaired packet", func() bool {
+				return c.RemoteTracks()[sid].Orig[orig] == 1
+			})
+		}
+		st := ada.Peer.Stats()[0]
+		if st.RTXReceived < 1 {
+			t.Fatalf("RTX received from the publisher %d, want at least 1", st.RTXReceived)
+		}
+		if n := counterValue(t, env, "parley_sfu_rtx_packets_total", "in"); n < 1 {
+			t.Fatalf("rtx in = %v", n)
+		}
+		// Let the NACK generator run its course, then see how often the
+		// publisher was asked for the packet.
+		time.Sleep(3 * time.Second)
+		if n := ada.Nacked(orig); n < 1 || n > maxUpstreamNACKs {
+			t.Fatalf("ada was NACKed %d times for %d, want 1..%d", n, orig, maxUpstreamNACKs)
+		}
+		t.Logf("publisher NACKed %d times for the lost packet; %d RTX packets received", ada.Nacked(orig),
+			ada.Peer.Stats()[0].RTXReceived)
+	})
+}
+
+// maxUpstreamNACKs: see the NACK generator's cap in media.go.
+const maxUpstreamNACKs = 2
