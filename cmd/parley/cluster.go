@@ -68,9 +68,9 @@ func checkCluster(ctx context.Context, c cluster.Config, stdout io.Writer) error
 
 // clusterParts is what buildApp adds in cluster mode.
 type clusterParts struct {
-	node   *cluster.Node
-	bus    *cluster.Bus
-	keeper *cluster.RoomKeeper
+	node     *cluster.Node
+	bus      *cluster.Bus
+	keeper   *cluster.RoomKeeper
 	presence *cluster.Presence
 	// sig receives the bus's events; set by buildApp before anything runs.
 	sig *signaling.Server
