@@ -148,6 +148,9 @@ func (p *clusterPresence) announce(identity, status string, version int64, convs
 // storedConvs lists identity's direct and group conversations from the
 // chat store (at most maxPresenceContacts).
 func (p *clusterPresence) storedConvs(identity string) []string {
+	if p.s.chat == nil {
+		return nil
+	}
 	ctx, cancel := p.s.chatCtx()
 	defer cancel()
 	sums, err := p.s.chat.Conversations(ctx, identity)
