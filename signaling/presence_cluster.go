@@ -39,8 +39,9 @@ const (
 	// relayPresenceChange is a cluster-wide transition: Identity, its
 	// presence Msg, the version in Seq and its conversations in Convs.
 	relayPresenceChange = "pc"
-	// presenceTimeout bounds one read or write of the merged view.
-	presenceTimeout = 2 * time.Second
+	// presenceTimeout bounds one read or write of the merged view; they
+	// run on a joining or leaving session's reader.
+	presenceTimeout = time.Second
 	// presenceSeenFor is how long a node remembers the newest version it
 	// delivered of an identity; reordering on the bus is far shorter.
 	presenceSeenFor = time.Minute
@@ -112,9 +113,12 @@ func (p *clusterPresence) sync(identity string, convs []string) {
 	cancel()
 	p.mu.Lock()
 	if err != nil {
+		_, again := p.dirty[identity]
 		p.dirty[identity] = struct{}{}
 		p.mu.Unlock()
-		p.s.log.Warn("cluster presence: write failed; retrying", "identity", identity, "err", err)
+		if !again { // a Redis away for a while does not log every retry
+			p.s.log.Warn("cluster presence: write failed; retrying every second", "identity", identity, "err", err)
+		}
 		return
 	}
 	delete(p.dirty, identity)
