@@ -101,13 +101,15 @@ func (p *clusterPresence) sync(identity string, convs []string) {
 	now := p.h.status(identity)
 	p.mu.Lock()
 	was, ok := p.written[identity]
-	p.mu.Unlock()
 	if !ok {
 		was = proto.PresenceOffline
 	}
 	if now == was {
+		delete(p.dirty, identity) // a retry that the identity's leaving made moot
+		p.mu.Unlock()
 		return
 	}
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
 	ch, err := p.view.SetPresence(ctx, identity, now)
 	cancel()
