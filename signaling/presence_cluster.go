@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleyhq/parley/chat"
@@ -69,6 +70,10 @@ type clusterPresence struct {
 	dirty map[string]struct{}
 	// seen is the newest version delivered to this node's sessions.
 	seen map[string]seenVersion
+
+	// failedAt is when a read or write of the merged view last failed
+	// (Unix nanoseconds; 0: the last one worked).
+	failedAt atomic.Int64
 }
 
 type seenVersion struct {
@@ -93,8 +98,39 @@ func (p *clusterPresence) stripe(identity string) *sync.Mutex {
 // sync writes identity's local status into the merged view if it is not
 // what this node last wrote, and announces the cluster-wide change that
 // made, if any. convs are the identity's conversations when the index no
-// longer has them (its last session here just left).
+// longer has them (its last session here just left). It runs on a
+// joining or leaving session's reader: while Redis has just failed it
+// only leaves the write to run's retries, so sessions do not each wait
+// for a Redis that is away.
 func (p *clusterPresence) sync(identity string, convs []string) {
+	if p.failing() {
+		p.mu.Lock()
+		p.dirty[identity] = struct{}{}
+		p.mu.Unlock()
+		return
+	}
+	p.write(identity, convs)
+}
+
+// failBackoff is how long after a failed read or write of the merged
+// view sessions do not try again (run's retries do).
+const failBackoff = time.Second
+
+func (p *clusterPresence) failing() bool {
+	at := p.failedAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < failBackoff
+}
+
+func (p *clusterPresence) noteResult(err error) {
+	if err != nil {
+		p.failedAt.Store(time.Now().UnixNano())
+	} else if p.failedAt.Load() != 0 {
+		p.failedAt.Store(0)
+	}
+}
+
+// write is sync without the back-off.
+func (p *clusterPresence) write(identity string, convs []string) {
 	mu := p.stripe(identity)
 	mu.Lock()
 	defer mu.Unlock()
@@ -113,6 +149,7 @@ func (p *clusterPresence) sync(identity string, convs []string) {
 	ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
 	ch, err := p.view.SetPresence(ctx, identity, now)
 	cancel()
+	p.noteResult(err)
 	p.mu.Lock()
 	if err != nil {
 		_, again := p.dirty[identity]
@@ -232,14 +269,17 @@ func (p *clusterPresence) sendSnapshot(c *chatSession) {
 // this node's own view (a contact connected elsewhere then shows
 // offline until its next change).
 func (p *clusterPresence) read(ids []string) map[string]PresenceState {
-	ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
-	defer cancel()
-	states, err := p.view.Presences(ctx, ids)
-	if err == nil {
-		return states
+	if !p.failing() {
+		ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
+		states, err := p.view.Presences(ctx, ids)
+		cancel()
+		p.noteResult(err)
+		if err == nil {
+			return states
+		}
+		p.s.log.Warn("cluster presence: read failed; showing this node's view", "err", err)
 	}
-	p.s.log.Warn("cluster presence: read failed; showing this node's view", "err", err)
-	states = map[string]PresenceState{}
+	states := map[string]PresenceState{}
 	for _, id := range ids {
 		if st := p.h.status(id); st != proto.PresenceOffline {
 			states[id] = PresenceState{Status: st}
@@ -310,7 +350,7 @@ func (p *clusterPresence) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			p.sync(id, nil)
+			p.write(id, nil)
 		}
 	}
 }
