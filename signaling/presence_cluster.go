@@ -351,6 +351,9 @@ func (p *clusterPresence) run(ctx context.Context) {
 				return
 			}
 			p.write(id, nil)
+			if p.failing() {
+				break // Redis is still away: the next round tries again
+			}
 		}
 	}
 }
