@@ -109,7 +109,7 @@ func (p *clusterPresence) sync(identity string, convs []string) {
 		p.mu.Unlock()
 		return
 	}
-	p.write(identity, convs)
+	p.write(identity, convs, false)
 }
 
 // failBackoff is how long after a failed read or write of the merged
@@ -129,8 +129,10 @@ func (p *clusterPresence) noteResult(err error) {
 	}
 }
 
-// write is sync without the back-off.
-func (p *clusterPresence) write(identity string, convs []string) {
+// write is sync without the back-off. lookup lets announce read the
+// identity's conversations from the chat store (not on a session's
+// reader: with PostgreSQL away it would wait for the chat timeout).
+func (p *clusterPresence) write(identity string, convs []string, lookup bool) {
 	mu := p.stripe(identity)
 	mu.Lock()
 	defer mu.Unlock()
@@ -168,19 +170,19 @@ func (p *clusterPresence) write(identity string, convs []string) {
 	}
 	p.mu.Unlock()
 	if ch.Before != ch.After {
-		p.announce(identity, ch.After, ch.Version, convs)
+		p.announce(identity, ch.After, ch.Version, convs, lookup)
 	}
 }
 
 // announce delivers a cluster-wide change to this node's sessions and
 // relays it to the other nodes. Its conversations are the given ones,
-// else the index's, else the chat store's (a reaped identity is
-// connected nowhere).
-func (p *clusterPresence) announce(identity, status string, version int64, convs []string) {
+// else the index's, else, with lookup, the chat store's (a reaped
+// identity is connected nowhere).
+func (p *clusterPresence) announce(identity, status string, version int64, convs []string, lookup bool) {
 	if convs == nil {
 		convs = p.h.contactConvs(identity)
 	}
-	if convs == nil {
+	if convs == nil && lookup {
 		convs = p.storedConvs(identity)
 	}
 	msg := proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: identity, Status: status})
@@ -308,7 +310,7 @@ func (p *clusterPresence) deliverRemote(ev relayEvent) int {
 func (p *clusterPresence) reaped(changes []PresenceChange) {
 	for _, ch := range changes {
 		if ch.Before != ch.After {
-			p.announce(ch.Identity, ch.After, ch.Version, nil)
+			p.announce(ch.Identity, ch.After, ch.Version, nil, true)
 		}
 	}
 }
@@ -350,7 +352,7 @@ func (p *clusterPresence) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			p.write(id, nil)
+			p.write(id, nil, true)
 			if p.failing() {
 				break // Redis is still away: the next round tries again
 			}
