@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,10 @@ type NodeInfo struct {
 	Load     Load      `json:"load"`
 	Draining bool      `json:"draining"`
 	Renewed  time.Time `json:"renewed"`
+	// Inc names this run of the node (random at start): presence entries
+	// written by an earlier run of the same node id are dead although the
+	// id's lease lives again (presence.go).
+	Inc string `json:"inc"`
 }
 
 // ErrNoNode is returned when no live node can take a room.
@@ -68,9 +74,11 @@ func New(ctx context.Context, cfg Config, version string, load func() Load, log 
 	if err != nil {
 		return nil, err
 	}
+	inc := make([]byte, 8)
+	_, _ = rand.Read(inc) // crypto/rand.Read never fails
 	return &Node{
 		cfg: cfg, rdb: rdb, log: log, load: load, scripts: newScripts(),
-		self: NodeInfo{ID: id, URL: cfg.Advertise, Media: cfg.AdvertiseMedia, Version: version},
+		self: NodeInfo{ID: id, URL: cfg.Advertise, Media: cfg.AdvertiseMedia, Version: version, Inc: hex.EncodeToString(inc)},
 	}, nil
 }
 

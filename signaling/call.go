@@ -51,6 +51,10 @@ type effect struct {
 	record *callRecord
 	// outcome is a calls_total label to count (accepted, declined, missed).
 	outcome string
+	// call is the call a push is about: in cluster mode the node of the
+	// callee's session learns from it where to send the answer
+	// (call_cluster.go).
+	call string
 }
 
 // callRecord is a missed or declined entry for the history.
@@ -74,8 +78,8 @@ func callEnded(re, callID, reason, identity string) []byte {
 
 func send(to outbound, msg []byte) effect { return effect{to: to, msg: msg} }
 
-func push(identity string, skip outbound, msg []byte) effect {
-	return effect{identity: identity, skip: skip, msg: msg}
+func (cl *call) push(identity string, skip outbound, msg []byte) effect {
+	return effect{identity: identity, skip: skip, msg: msg, call: cl.id}
 }
 
 // missed records that callee missed the call (and counts it).
@@ -150,7 +154,7 @@ func (cl *call) ring(reqID string, presence func(identity string) string) []effe
 			ConversationID: cl.convID, Kind: string(cl.kind), TimeoutMs: cl.timeout.Milliseconds(),
 		})
 		for _, id := range body.Ringing {
-			effects = append(effects, push(id, nil, ring))
+			effects = append(effects, cl.push(id, nil, ring))
 		}
 	}
 	return append(effects, records...)
@@ -198,7 +202,7 @@ func (cl *call) accept(me chat.Identity, from outbound, reqID string, env callEn
 			CallID: cl.id, ConversationID: cl.convID, Room: room, Token: mine,
 			Peer: proto.IdentityView{Identity: cl.caller.ID, Name: cl.caller.Name},
 		})),
-		push(me.ID, from, callEnded("", cl.id, proto.CallEndAnsweredElsewhere, "")),
+		cl.push(me.ID, from, callEnded("", cl.id, proto.CallEndAnsweredElsewhere, "")),
 	), nil
 }
 
@@ -212,7 +216,7 @@ func (cl *call) decline(me string, from outbound, reqID string) ([]effect, *prot
 	cl.callees[me] = calleeDeclined
 	effects := []effect{
 		send(from, callEnded(reqID, cl.id, proto.CallEndDeclined, "")),
-		push(me, from, callEnded("", cl.id, proto.CallEndDeclinedElsewhere, "")),
+		cl.push(me, from, callEnded("", cl.id, proto.CallEndDeclinedElsewhere, "")),
 		{outcome: "declined", record: cl.record(me, chat.EventCallDeclined)},
 	}
 	if cl.kind == chat.KindGroup {
@@ -256,7 +260,7 @@ func (cl *call) callerGone() []effect { return cl.endRinging(proto.CallEndCancel
 func (cl *call) endRinging(reason string) []effect {
 	var effects []effect
 	for _, id := range cl.ringing() {
-		effects = append(effects, push(id, nil, callEnded("", cl.id, reason, "")), cl.missed(id))
+		effects = append(effects, cl.push(id, nil, callEnded("", cl.id, reason, "")), cl.missed(id))
 	}
 	return effects
 }

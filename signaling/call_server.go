@@ -16,10 +16,14 @@ import (
 // tokens for the call room, and the history of missed calls.
 
 func (s *Server) newCallTable() *callTable {
+	var presence callPresence = localPushes{s.hub}
+	if s.ccalls != nil {
+		presence = clusterCallPresence{h: s.hub, cp: s.cpres, cc: s.ccalls} // call_cluster.go
+	}
 	return newCallTable(
 		callTableConfig{maxPending: s.cfg.MaxPendingCalls, ringTimeout: s.cfg.CallRingTimeout},
 		callEnv{mint: s.mintCallToken, newRoom: func() string { return "call-" + uuid.NewString() }},
-		localPushes{s.hub}, s.storeCallRecords, s.metrics)
+		presence, s.storeCallRecords, s.metrics)
 }
 
 // handleCall places a call from c.

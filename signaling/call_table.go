@@ -11,11 +11,14 @@ import (
 )
 
 // callPresence is what the call table needs of the messaging hub: who is
-// online, and reaching every session of an identity.
+// online, and reaching every session of an identity. status may ask
+// Redis in cluster mode: the table calls it without its lock.
 type callPresence interface {
 	status(identity string) string
 	displayName(identity string) string
-	pushIdentity(identity string, msg []byte, skip outbound) int
+	// pushCall queues msg, about call callID, to every session of
+	// identity but skip.
+	pushCall(callID, identity string, msg []byte, skip outbound) int
 }
 
 // callTableConfig bounds the call table.
@@ -58,6 +61,10 @@ func (t *callTable) place(caller chat.Identity, from outbound, reqID, convID str
 		id: uuid.NewString(), caller: caller, from: from, convID: convID, kind: kind,
 		callees: map[string]calleeState{}, names: map[string]string{}, timeout: t.cfg.ringTimeout,
 	}
+	statuses := make(map[string]string, len(callees))
+	for _, id := range callees {
+		statuses[id] = t.presence.status(id)
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -70,7 +77,7 @@ func (t *callTable) place(caller chat.Identity, from outbound, reqID, convID str
 	for _, id := range callees {
 		cl.names[id] = t.presence.displayName(id)
 	}
-	effects := cl.ring(reqID, t.presence.status)
+	effects := cl.ring(reqID, func(id string) string { return statuses[id] })
 	if !cl.over() {
 		t.calls[cl.id] = cl
 		t.byCaller[caller.ID]++
@@ -150,7 +157,7 @@ func (t *callTable) finish(effects []effect) {
 		case e.to != nil:
 			e.to.enqueue(e.msg)
 		default:
-			t.presence.pushIdentity(e.identity, e.msg, e.skip)
+			t.presence.pushCall(e.call, e.identity, e.msg, e.skip)
 		}
 		if e.outcome != "" {
 			t.metrics.calls.WithLabelValues(e.outcome).Inc()

@@ -267,7 +267,7 @@ func (p *fakePresence) status(id string) string {
 
 func (p *fakePresence) displayName(id string) string { return strings.ToUpper(id) }
 
-func (p *fakePresence) pushIdentity(id string, msg []byte, _ outbound) int {
+func (p *fakePresence) pushCall(_, id string, msg []byte, _ outbound) int {
 	p.pushes = append(p.pushes, id+": "+summarize(msg))
 	return 1
 }

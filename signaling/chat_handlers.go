@@ -341,15 +341,32 @@ func (s *Server) announceConversation(conv chat.Conversation, members []string, 
 		view := proto.NewConversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, id)
 		s.hub.pushIdentity(id, proto.Encode(proto.TypeConversation, "", proto.ConversationBody{Conversation: view}), skip)
 	}
-	if conv.Kind == chat.KindRoom || len(members)*len(added) > maxPresenceIntroductions {
+	// In cluster mode the members connected to other nodes learn of the
+	// conversation there (relayConversation) but not of each other's
+	// presence: they are told from here, through the relay.
+	told := added
+	if s.cpres != nil {
+		told = members
+	}
+	if conv.Kind == chat.KindRoom || len(members)*len(told) > maxPresenceIntroductions {
 		return
 	}
+	status := s.hub.status
+	if s.cpres != nil { // cluster mode: the merged view, members elsewhere count
+		states := s.cpres.read(members)
+		status = func(id string) string {
+			if st, ok := states[id]; ok {
+				return st.Status
+			}
+			return proto.PresenceOffline
+		}
+	}
 	for _, a := range members {
-		st := s.hub.status(a)
+		st := status(a)
 		if st == proto.PresenceOffline {
 			continue
 		}
-		for _, b := range added {
+		for _, b := range told {
 			if a != b {
 				s.hub.pushIdentity(b, proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: a, Status: st}), nil)
 			}

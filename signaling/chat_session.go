@@ -38,6 +38,9 @@ type chatSession struct {
 	// pair is what registering changed, announced after "joined".
 	registered                    bool
 	presenceBefore, presenceAfter string
+	// peers are the identity's direct peers, read at entry in cluster
+	// mode: the presence snapshot covers them wherever they are connected.
+	peers []string
 }
 
 var _ outbound = (*chatSession)(nil)
@@ -89,6 +92,9 @@ func (c *chatSession) loadConversations() {
 	}
 	for _, sum := range sums {
 		c.s.hub.addMembers(sum.Conversation.ID, sum.Conversation.Kind, c.identity())
+		if sum.Conversation.Kind == chat.KindDirect && c.s.cpres != nil && len(c.peers) < maxPresenceContacts {
+			c.peers = append(c.peers, proto.DirectPeer(sum.Conversation.Key, c.identity()))
+		}
 	}
 }
 
@@ -99,6 +105,11 @@ func (c *chatSession) announce() {
 		return
 	}
 	h := c.s.hub
+	if c.s.cpres != nil { // cluster mode: the merged view (presence_cluster.go)
+		c.s.cpres.sync(c.identity(), nil)
+		c.s.cpres.sendSnapshot(c)
+		return
+	}
 	h.announcePresence(c.identity(), c.presenceBefore, c.presenceAfter, nil)
 	h.sendPresenceSnapshot(c)
 }
@@ -110,7 +121,11 @@ func (c *chatSession) leave() {
 		return
 	}
 	c.s.calls.sessionGone(c)
-	before, after, contacts := c.s.hub.unregister(c)
+	before, after, contacts, convs := c.s.hub.unregister(c)
+	if c.s.cpres != nil {
+		c.s.cpres.sync(c.identity(), convs)
+		return
+	}
 	c.s.hub.announcePresence(c.identity(), before, after, contacts)
 }
 

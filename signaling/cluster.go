@@ -52,3 +52,33 @@ func (s *Server) placeRoom(room string) *proto.Error {
 	}
 	return &proto.Error{Code: proto.CodeWrongNode, Message: "this room is hosted by another node: join it at " + url, URL: url}
 }
+
+// ClusterPresence is the cluster-wide presence view (package cluster's
+// Presence, docs/cluster.md): every node's status of an identity merged
+// in Redis, where a node that dies stops counting when its lease lapses.
+type ClusterPresence interface {
+	// NodeID is this node's id; the node's own relay topic is named after
+	// it (call_cluster.go).
+	NodeID() string
+	// SetPresence records this node's status of identity (offline: no
+	// session of it here any more) and returns the cluster-wide
+	// transition it made (Before == After: none).
+	SetPresence(ctx context.Context, identity, status string) (PresenceChange, error)
+	// Presences returns the merged status of identities; offline ones are
+	// left out.
+	Presences(ctx context.Context, identities []string) (map[string]PresenceState, error)
+}
+
+// PresenceChange is a cluster-wide transition of identity's presence;
+// Version orders one identity's transitions.
+type PresenceChange struct {
+	Identity, Before, After string
+	Version                 int64
+}
+
+// PresenceState is an identity's merged status and the version of its
+// last transition.
+type PresenceState struct {
+	Status  string
+	Version int64
+}

@@ -75,7 +75,11 @@ func chatReq[B proto.Body](m func(*chatSession, string, B) *proto.Error) handler
 }
 
 func answerCall(ss *session, r proto.Request) *proto.Error {
-	return ss.s.calls.answer(ss.chatIdentity(), ss.chat, r.ID, r.Type, r.Body.(*proto.CallRefBody).CallID)
+	callID := r.Body.(*proto.CallRefBody).CallID
+	if cc := ss.s.ccalls; cc != nil && cc.forward(ss, r.ID, r.Type, callID) { // call_cluster.go
+		return nil // the call's node answers
+	}
+	return ss.s.calls.answer(ss.chatIdentity(), ss.chat, r.ID, r.Type, callID)
 }
 
 // dispatch admits a join, or checks what the request's type needs

@@ -32,6 +32,9 @@ type hub struct {
 	// relay carries pushes to other nodes' sessions (hub_relay.go); nil
 	// on a single node.
 	relay ChatRelay
+	// cpres merges presence over the nodes (presence_cluster.go); nil on
+	// a single node.
+	cpres *clusterPresence
 	// sessionGauge counts registered sessions (parley_signaling_sessions).
 	sessionGauge prometheus.Gauge
 	timers       sync.WaitGroup // push hold timers (push_order.go)
@@ -136,17 +139,21 @@ func (h *hub) register(c *chatSession, limit int, first []byte) (before, after s
 // unregister removes c. When it was the identity's last session, the
 // identity leaves the conversation index. It returns the presence before
 // and after, and the contacts computed before the index shrank (so an
-// "offline" still reaches them).
-func (h *hub) unregister(c *chatSession) (before, after string, contacts []string) {
+// "offline" still reaches them); in cluster mode also the identity's
+// direct and group conversations, for the same reason (presence_cluster.go).
+func (h *hub) unregister(c *chatSession) (before, after string, contacts, convs []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := c.identity()
 	set := h.sessions[id]
 	if _, ok := set[c]; !ok {
-		return "", "", nil
+		return "", "", nil, nil
 	}
 	before = h.statusLocked(id)
 	contacts = h.contactsLocked(id)
+	if h.cpres != nil && len(set) == 1 {
+		convs = h.contactConvsLocked(id)
+	}
 	delete(set, c)
 	h.sessionGauge.Dec()
 	if c.inCall() {
@@ -178,7 +185,7 @@ func (h *hub) unregister(c *chatSession) (before, after string, contacts []strin
 	} else {
 		h.refreshIdentityLocked(id)
 	}
-	return before, h.statusLocked(id), contacts
+	return before, h.statusLocked(id), contacts, convs
 }
 
 // addMembers records that the given identities belong to conv, for those

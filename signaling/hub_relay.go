@@ -40,6 +40,21 @@ type relayEvent struct {
 	// Since is when the events a refill hint is about began to be lost
 	// (relayRefill; Unix milliseconds).
 	Since int64 `json:"t,omitempty"`
+	// Convs are the conversations whose members a presence change goes
+	// to (relayPresenceChange).
+	Convs []string `json:"cs,omitempty"`
+	// Call, Node, Sid, Skip, Type, Name and Re route calls between nodes
+	// (call_cluster.go): the call, the node that sent the event, a
+	// session (the one addressed, or the one an identity push leaves
+	// out), the answer's request type, the answering identity's name and
+	// its request id.
+	Call string `json:"call,omitempty"`
+	Node string `json:"node,omitempty"`
+	Sid  string `json:"sid,omitempty"`
+	Skip string `json:"skip,omitempty"`
+	Type string `json:"type,omitempty"`
+	Name string `json:"name,omitempty"`
+	Re   string `json:"re,omitempty"`
 }
 
 const (
@@ -109,7 +124,7 @@ func (h *hub) relayConversation(conv chat.Conversation, members []string) {
 // other nodes: on the topics of its direct and group conversations (rooms
 // are left out, as locally: contactsLocked). hub.mu is held.
 func (h *hub) relayPresenceLocked(identity, status string, msg []byte) {
-	if h.relay == nil || status == proto.PresenceOffline {
+	if h.relay == nil || h.cpres != nil || status == proto.PresenceOffline {
 		return // offline is relayed by unregister, while the index still has the conversations
 	}
 	h.relayContactsLocked(identity, msg)
@@ -118,7 +133,7 @@ func (h *hub) relayPresenceLocked(identity, status string, msg []byte) {
 // relayOfflineLocked announces identity offline to its contacts on other
 // nodes; unregister calls it before the identity leaves the index.
 func (h *hub) relayOfflineLocked(identity string) {
-	if h.relay == nil {
+	if h.relay == nil || h.cpres != nil { // cluster presence announces merged changes instead
 		return
 	}
 	msg := proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: identity, Status: proto.PresenceOffline})
@@ -170,6 +185,14 @@ func (s *Server) DeliverRemote(topic string, payload []byte) {
 			return // also connected here: this node's own view stands
 		}
 		n = h.pushConvLocal(ev.Conv, ev.Msg, nil, ev.Identity)
+	case relayPresenceChange:
+		if s.cpres != nil {
+			n = s.cpres.deliverRemote(ev)
+		}
+	case relayCall, relaySession, relayCallAnswer:
+		if s.ccalls != nil {
+			n = s.ccalls.deliverRemote(ev)
+		}
 	case relayRefill:
 		if ev.Since > 0 {
 			s.refill.hint(ev.Conv, ev.Identity, time.UnixMilli(ev.Since))
@@ -178,11 +201,11 @@ func (s *Server) DeliverRemote(topic string, payload []byte) {
 	s.metrics.chatPushes.Add(float64(n))
 }
 
-// localPushes is the hub as the call table sees it: ringing and call
-// state reach this node's sessions only, because the call table itself
-// is per node (an accept on another node would find no call).
+// localPushes is the hub as the call table sees it on a single node:
+// ringing and call state reach this node's sessions. In cluster mode
+// clusterCalls (call_cluster.go) takes its place.
 type localPushes struct{ *hub }
 
-func (l localPushes) pushIdentity(identity string, msg []byte, skip outbound) int {
+func (l localPushes) pushCall(_, identity string, msg []byte, skip outbound) int {
 	return l.pushIdentityLocal(identity, msg, skip)
 }

@@ -67,6 +67,9 @@ type Deps struct {
 	// node.
 	Placer RoomPlacer
 	Relay  ChatRelay
+	// Presence merges presence over the nodes (presence_cluster.go); set
+	// with Relay in cluster mode, nil on a single node.
+	Presence ClusterPresence
 	// Peers lets the admin API act across the cluster (admin_cluster.go);
 	// nil on a single node.
 	Peers ClusterPeers
@@ -123,6 +126,12 @@ type Server struct {
 	peers ClusterPeers
 	// clientStats keeps the call clients' getStats() summaries (client_stats.go).
 	clientStats *clientStats
+	// cpres is cluster-wide presence (presence_cluster.go); nil on a
+	// single node.
+	cpres *clusterPresence
+	// ccalls rings and answers calls across nodes (call_cluster.go); nil
+	// on a single node.
+	ccalls *clusterCalls
 	// refill repairs a cluster bus outage (cluster_refill.go).
 	refill *ClusterRefill
 
@@ -197,6 +206,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.upgr = wsbatch.Upgrader(s.originAllowed)
 	s.hub.relay = deps.Relay
+	if deps.Presence != nil && deps.Relay != nil {
+		s.cpres = newClusterPresence(s, deps.Presence)
+		s.hub.cpres = s.cpres
+		s.ccalls = newClusterCalls(s, deps.Presence.NodeID())
+	}
 	s.calls = s.newCallTable()
 	s.mod = newModerator(s)
 	if s.rec, err = newRecorder(s, deps.Recording, deps.Registry); err != nil {

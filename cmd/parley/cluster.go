@@ -68,9 +68,10 @@ func checkCluster(ctx context.Context, c cluster.Config, stdout io.Writer) error
 
 // clusterParts is what buildApp adds in cluster mode.
 type clusterParts struct {
-	node   *cluster.Node
-	bus    *cluster.Bus
-	keeper *cluster.RoomKeeper
+	node     *cluster.Node
+	bus      *cluster.Bus
+	keeper   *cluster.RoomKeeper
+	presence *cluster.Presence
 	// sig receives the bus's events; set by buildApp before anything runs.
 	sig *signaling.Server
 }
@@ -109,6 +110,13 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 	cp.bus.OnRecover(func(o cluster.Outage) { cp.sig.ClusterRefill().Outage(o.Since, o.Unsubscribed, o.Lost, o.LostMore) })
 	a.add("cluster bus", cp.bus)
 	a.add("cluster refill", clusterRefill{cp})
+	// Presence merged over the nodes: the reaper on every node drops the
+	// entries of dead nodes and signaling announces what that changed.
+	cp.presence = cluster.NewPresence(node,
+		func(cs []cluster.PresenceChange) { cp.sig.PresenceReaped(presenceChanges(cs)) },
+		func() { cp.sig.PresenceLost() }, log)
+	a.add("cluster presence", cp.presence)
+	a.add("cluster presence sync", clusterPresenceSync{cp})
 	drainer := cluster.NewDrainer(node, cfg.DrainTimeout, activeRooms,
 		func() int { return dir.ByeAll(proto.ByeReconnect) }, log)
 	a.add("cluster drain", drainer)
@@ -121,6 +129,42 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 type clusterRefill struct{ cp *clusterParts }
 
 func (r clusterRefill) Run(ctx context.Context) error { return r.cp.sig.ClusterRefill().Run(ctx) }
+
+// clusterPresenceSync runs signaling's side of cluster presence
+// (retried writes, answers to calls from other nodes).
+type clusterPresenceSync struct{ cp *clusterParts }
+
+func (r clusterPresenceSync) Run(ctx context.Context) error { return r.cp.sig.RunPresence(ctx) }
+
+// presenceView is the signaling.ClusterPresence of a cluster node.
+type presenceView struct{ p *cluster.Presence }
+
+func (v presenceView) NodeID() string { return v.p.NodeID() }
+
+func (v presenceView) SetPresence(ctx context.Context, identity, status string) (signaling.PresenceChange, error) {
+	c, err := v.p.Set(ctx, identity, status)
+	return signaling.PresenceChange(c), err
+}
+
+func (v presenceView) Presences(ctx context.Context, identities []string) (map[string]signaling.PresenceState, error) {
+	m, err := v.p.Statuses(ctx, identities)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]signaling.PresenceState, len(m))
+	for id, st := range m {
+		out[id] = signaling.PresenceState(st)
+	}
+	return out, nil
+}
+
+func presenceChanges(cs []cluster.PresenceChange) []signaling.PresenceChange {
+	out := make([]signaling.PresenceChange, len(cs))
+	for i, c := range cs {
+		out[i] = signaling.PresenceChange(c)
+	}
+	return out
+}
 
 // placer is the signaling.RoomPlacer of a cluster node.
 type placer struct{ node *cluster.Node }

@@ -1,0 +1,445 @@
+package signaling
+
+import (
+	"context"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/signaling/proto"
+)
+
+// Cluster-wide presence (cluster mode, docs/cluster.md). Each node
+// writes its own status of each identity connected to it into the merged
+// view (ClusterPresence, Redis), and what a user sees is the merged
+// status: online on any node is online. Writing returns whether the
+// cluster-wide status changed; only then is the change announced, once,
+// on the relay topic every node watches ("presence"), with the
+// identity's direct and group conversations: each node pushes it to its
+// own sessions of those conversations' members (and of the identity),
+// as a single node pushes to contacts (presence.go). A change carries
+// the merged view's version, so a node drops one that arrives after a
+// newer one (two nodes' publications are not ordered with each other).
+//
+// A node's status of an identity is its local one (hub.statusLocked);
+// writes are made per identity one at a time and always write the
+// current local status rather than the change that prompted them, so
+// writes racing on the bus's way cannot leave Redis behind. A failed
+// write is retried every second (RunPresence).
+//
+// When a node dies, package cluster's reaper on a surviving node drops
+// its entries and hands the transitions to PresenceReaped, which
+// announces them like the others (reading the identity's conversations
+// from the chat store, since no node indexes them any more).
+
+const (
+	topicPresence = "presence"
+	// relayPresenceChange is a cluster-wide transition: Identity, its
+	// presence Msg, the version in Seq and its conversations in Convs.
+	relayPresenceChange = "pc"
+	// presenceTimeout bounds one read or write of the merged view; they
+	// run on a joining or leaving session's reader.
+	presenceTimeout = time.Second
+	// presenceSeenFor is how long a node remembers the newest version it
+	// delivered of an identity; reordering on the bus is far shorter.
+	presenceSeenFor = time.Minute
+	// maxPresenceSeen bounds that memory; beyond it new versions are not
+	// remembered (a late older change may then show briefly, until the
+	// next).
+	maxPresenceSeen = 100_000
+	// presenceStripes serialise writes per identity without one lock for
+	// the whole node.
+	presenceStripes = 64
+)
+
+type clusterPresence struct {
+	s    *Server
+	h    *hub
+	view ClusterPresence
+
+	stripes [presenceStripes]sync.Mutex
+
+	// mu guards the maps below; taken before hub.mu, never after.
+	mu sync.Mutex
+	// written is what this node wrote of each identity (absent: offline).
+	written map[string]string
+	// dirty are identities whose last write failed (RunPresence retries).
+	dirty map[string]struct{}
+	// seen is the newest version delivered to this node's sessions.
+	seen map[string]seenVersion
+
+	// failedAt is when a read or write of the merged view last failed
+	// (Unix nanoseconds; 0: the last one worked).
+	failedAt atomic.Int64
+}
+
+type seenVersion struct {
+	v  int64
+	at time.Time
+}
+
+func newClusterPresence(s *Server, view ClusterPresence) *clusterPresence {
+	p := &clusterPresence{s: s, h: s.hub, view: view,
+		written: map[string]string{}, dirty: map[string]struct{}{}, seen: map[string]seenVersion{}}
+	s.hub.watch(topicPresence, true)
+	s.hub.watch(topicNode(view.NodeID()), true) // call_cluster.go
+	return p
+}
+
+func (p *clusterPresence) stripe(identity string) *sync.Mutex {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(identity))
+	return &p.stripes[f.Sum32()%presenceStripes]
+}
+
+// sync writes identity's local status into the merged view if it is not
+// what this node last wrote, and announces the cluster-wide change that
+// made, if any. convs are the identity's conversations when the index no
+// longer has them (its last session here just left). It runs on a
+// joining or leaving session's reader: while Redis has just failed it
+// only leaves the write to run's retries, so sessions do not each wait
+// for a Redis that is away.
+func (p *clusterPresence) sync(identity string, convs []string) {
+	if p.failing() {
+		p.mu.Lock()
+		p.dirty[identity] = struct{}{}
+		p.mu.Unlock()
+		return
+	}
+	p.write(identity, convs, false)
+}
+
+// failBackoff is how long after a failed read or write of the merged
+// view sessions do not try again (run's retries do).
+const failBackoff = time.Second
+
+func (p *clusterPresence) failing() bool {
+	at := p.failedAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < failBackoff
+}
+
+func (p *clusterPresence) noteResult(err error) {
+	if err != nil {
+		p.failedAt.Store(time.Now().UnixNano())
+	} else if p.failedAt.Load() != 0 {
+		p.failedAt.Store(0)
+	}
+}
+
+// write is sync without the back-off. lookup lets announce read the
+// identity's conversations from the chat store (not on a session's
+// reader: with PostgreSQL away it would wait for the chat timeout).
+func (p *clusterPresence) write(identity string, convs []string, lookup bool) {
+	mu := p.stripe(identity)
+	mu.Lock()
+	defer mu.Unlock()
+	now := p.h.status(identity)
+	p.mu.Lock()
+	was, ok := p.written[identity]
+	if !ok {
+		was = proto.PresenceOffline
+	}
+	if now == was {
+		delete(p.dirty, identity) // a retry that the identity's leaving made moot
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
+	ch, err := p.view.SetPresence(ctx, identity, now)
+	cancel()
+	p.noteResult(err)
+	p.mu.Lock()
+	if err != nil {
+		_, again := p.dirty[identity]
+		p.dirty[identity] = struct{}{}
+		p.mu.Unlock()
+		if !again { // a Redis away for a while does not log every retry
+			p.s.log.Warn("cluster presence: write failed; retrying every second", "identity", identity, "err", err)
+		}
+		return
+	}
+	delete(p.dirty, identity)
+	if now == proto.PresenceOffline {
+		delete(p.written, identity)
+	} else {
+		p.written[identity] = now
+	}
+	p.mu.Unlock()
+	if ch.Before != ch.After {
+		p.announce(identity, ch.After, ch.Version, convs, lookup)
+	}
+}
+
+// announce delivers a cluster-wide change to this node's sessions and
+// relays it to the other nodes. Its conversations are the given ones,
+// else the index's, else, with lookup, the chat store's (a reaped
+// identity is connected nowhere).
+func (p *clusterPresence) announce(identity, status string, version int64, convs []string, lookup bool) {
+	if convs == nil {
+		convs = p.h.contactConvs(identity)
+	}
+	if convs == nil && lookup {
+		convs = p.storedConvs(identity)
+	}
+	msg := proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: identity, Status: status})
+	p.deliver(identity, version, msg, convs)
+	p.h.publish(topicPresence, relayEvent{Kind: relayPresenceChange, Identity: identity, Seq: version, Msg: msg, Convs: convs})
+}
+
+// storedConvs lists identity's direct and group conversations from the
+// chat store (at most maxPresenceContacts).
+func (p *clusterPresence) storedConvs(identity string) []string {
+	if p.s.chat == nil {
+		return nil
+	}
+	ctx, cancel := p.s.chatCtx()
+	defer cancel()
+	sums, err := p.s.chat.Conversations(ctx, identity)
+	if err != nil {
+		p.s.log.Warn("cluster presence: listing conversations", "identity", identity, "err", err)
+		return nil
+	}
+	var out []string
+	for _, sum := range sums {
+		if sum.Conversation.Kind != chat.KindRoom && len(out) < maxPresenceContacts {
+			out = append(out, sum.Conversation.ID)
+		}
+	}
+	return out
+}
+
+// deliver pushes identity's presence msg of the given version to this
+// node's sessions of identity and of the members of convs, unless a
+// newer version was delivered already.
+func (p *clusterPresence) deliver(identity string, version int64, msg []byte, convs []string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.newerLocked(identity, version) {
+		return 0
+	}
+	return p.h.pushPresenceLocal(identity, msg, convs)
+}
+
+// newerLocked records version as the newest of identity unless a newer
+// one was delivered; it reports whether version is to be delivered.
+func (p *clusterPresence) newerLocked(identity string, version int64) bool {
+	if s, ok := p.seen[identity]; ok {
+		if s.v > version {
+			return false
+		}
+	} else if len(p.seen) >= maxPresenceSeen {
+		return true
+	}
+	p.seen[identity] = seenVersion{v: version, at: time.Now()}
+	return true
+}
+
+// sendSnapshot queues to c the merged status of each of its contacts
+// that is not offline: those connected to this node and its direct
+// peers wherever they are.
+func (p *clusterPresence) sendSnapshot(c *chatSession) {
+	ids := p.h.contacts(c.identity())
+	for _, peer := range c.peers {
+		if !slices.Contains(ids, peer) {
+			ids = append(ids, peer)
+		}
+	}
+	if len(ids) > maxPresenceContacts {
+		ids = ids[:maxPresenceContacts]
+	}
+	states := p.read(ids)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		st, ok := states[id]
+		if !ok {
+			continue
+		}
+		// A change delivered since the read is newer than what was read.
+		if s, ok := p.seen[id]; ok && s.v > st.Version {
+			continue
+		}
+		c.enqueue(proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: id, Status: st.Status}))
+	}
+}
+
+// read returns the merged status of ids; when the view cannot be read,
+// this node's own view (a contact connected elsewhere then shows
+// offline until its next change).
+func (p *clusterPresence) read(ids []string) map[string]PresenceState {
+	if !p.failing() {
+		ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
+		states, err := p.view.Presences(ctx, ids)
+		cancel()
+		p.noteResult(err)
+		if err == nil {
+			return states
+		}
+		p.s.log.Warn("cluster presence: read failed; showing this node's view", "err", err)
+	}
+	states := map[string]PresenceState{}
+	for _, id := range ids {
+		if st := p.h.status(id); st != proto.PresenceOffline {
+			states[id] = PresenceState{Status: st}
+		}
+	}
+	return states
+}
+
+// status is identity's merged status (the call table rings by it).
+func (p *clusterPresence) status(identity string) string {
+	if st, ok := p.read([]string{identity})[identity]; ok {
+		return st.Status
+	}
+	return proto.PresenceOffline
+}
+
+// deliverRemote applies a change another node announced.
+func (p *clusterPresence) deliverRemote(ev relayEvent) int {
+	if ev.Identity == "" || len(ev.Convs) > maxPresenceContacts {
+		return 0
+	}
+	return p.deliver(ev.Identity, ev.Seq, ev.Msg, ev.Convs)
+}
+
+// reaped announces the changes a dead node's leaving made.
+func (p *clusterPresence) reaped(changes []PresenceChange) {
+	for _, ch := range changes {
+		if ch.Before != ch.After {
+			p.announce(ch.Identity, ch.After, ch.Version, nil, true)
+		}
+	}
+}
+
+// lost marks every identity this node wrote for writing again: its
+// entries are gone from the merged view.
+func (p *clusterPresence) lost() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.written {
+		p.dirty[id] = struct{}{}
+		delete(p.written, id)
+	}
+}
+
+// run retries failed writes and forgets old versions, every second,
+// until ctx ends.
+func (p *clusterPresence) run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		retry := make([]string, 0, len(p.dirty))
+		for id := range p.dirty {
+			retry = append(retry, id)
+		}
+		for id, s := range p.seen {
+			if time.Since(s.at) > presenceSeenFor {
+				delete(p.seen, id)
+			}
+		}
+		p.mu.Unlock()
+		for _, id := range retry {
+			if ctx.Err() != nil {
+				return
+			}
+			p.write(id, nil, true)
+			if p.failing() {
+				break // Redis is still away: the next round tries again
+			}
+		}
+	}
+}
+
+// PresenceReaped announces the presence changes caused by a dead node's
+// entries leaving the merged view (package cluster's reaper calls it).
+func (s *Server) PresenceReaped(changes []PresenceChange) {
+	if s.cpres != nil {
+		s.cpres.reaped(changes)
+	}
+}
+
+// PresenceLost makes this node write its identities' presence again:
+// its entries are gone from the merged view (package cluster noticed).
+func (s *Server) PresenceLost() {
+	if s.cpres != nil {
+		s.cpres.lost()
+	}
+}
+
+// RunPresence retries failed presence writes and answers calls for
+// sessions on other nodes until ctx ends (cluster mode; returns at once
+// on a single node).
+func (s *Server) RunPresence(ctx context.Context) error {
+	if s.cpres == nil {
+		return nil
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.ccalls.run(ctx) }) // call_cluster.go
+	s.cpres.run(ctx)
+	wg.Wait()
+	return nil
+}
+
+// contactConvsLocked are identity's indexed direct and group
+// conversations (at most maxPresenceContacts); nil when it has none
+// here. hub.mu is held.
+func (h *hub) contactConvsLocked(identity string) []string {
+	var out []string
+	for convID := range h.memberOf[identity] {
+		if e := h.convs[convID]; e == nil || e.kind == chat.KindRoom {
+			continue
+		}
+		if len(out) == maxPresenceContacts {
+			break
+		}
+		out = append(out, convID)
+	}
+	return out
+}
+
+func (h *hub) contactConvs(identity string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.contactConvsLocked(identity)
+}
+
+func (h *hub) contacts(identity string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.contactsLocked(identity)
+}
+
+// pushPresenceLocal queues msg, identity's presence, to this node's
+// sessions of identity and of the other members of convs, once each.
+func (h *hub) pushPresenceLocal(identity string, msg []byte, convs []string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	to := map[string]struct{}{identity: {}}
+	for _, convID := range convs {
+		e := h.convs[convID]
+		if e == nil || e.kind == chat.KindRoom {
+			continue
+		}
+		for id := range e.members {
+			to[id] = struct{}{}
+		}
+	}
+	n := 0
+	for id := range to {
+		for c := range h.sessions[id] {
+			c.enqueue(msg)
+			n++
+		}
+	}
+	return n
+}

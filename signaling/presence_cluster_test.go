@@ -1,0 +1,102 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/chat/sqlitestore"
+	"github.com/parleyhq/parley/signaling/proto"
+)
+
+// memPresence is a ClusterPresence of one node, standing in for the
+// merged view in Redis (package cluster and e2e/cluster test that one).
+type memPresence struct {
+	mu sync.Mutex
+	st map[string]string
+	v  int64
+}
+
+func (m *memPresence) NodeID() string { return "test-node" }
+
+func (m *memPresence) SetPresence(_ context.Context, identity, status string) (PresenceChange, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	before := m.st[identity]
+	if before == "" {
+		before = proto.PresenceOffline
+	}
+	m.st[identity] = status
+	ch := PresenceChange{Identity: identity, Before: before, After: status}
+	if before != status {
+		m.v++
+		ch.Version = m.v
+	}
+	return ch, nil
+}
+
+func (m *memPresence) Presences(_ context.Context, ids []string) (map[string]PresenceState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]PresenceState{}
+	for _, id := range ids {
+		if st := m.st[id]; st != "" && st != proto.PresenceOffline {
+			out[id] = PresenceState{Status: st, Version: m.v}
+		}
+	}
+	return out, nil
+}
+
+// A presence change relayed by another node reaches the contacts here,
+// and one that arrives after a newer change of the same identity (two
+// nodes' publications are not ordered) is dropped, so contacts are not
+// left showing a stale status.
+func TestClusterPresenceDropsOlderChange(t *testing.T) {
+	cfg := chat.DefaultConfig()
+	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	svc, err := chat.New(cfg, chat.Deps{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := newMemBus(t)
+	n := bus.node()
+	env := &chatEnv{testEnv: startServerDeps(t, nil, func(d *Deps) {
+		d.Chat, d.Relay, d.Presence = svc, n, &memPresence{st: map[string]string{}}
+	}), svc: svc}
+	for _, id := range []string{"alice", "bob"} {
+		env.srv.rememberIdentity(id)
+	}
+	alice := env.joinMessaging("alice")
+	conv := alice.direct("bob") // bob is connected to no node
+
+	relay := func(version int64, status string) {
+		b, err := json.Marshal(relayEvent{Kind: relayPresenceChange, Identity: "bob", Seq: version, Convs: []string{conv.ID},
+			Msg: proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: "bob", Status: status})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.srv.DeliverRemote(topicPresence, b)
+	}
+	bobIs := func(status string) func(msg) bool {
+		return func(m msg) bool {
+			var p proto.PresenceBody
+			return m.Type == proto.TypePresence && json.Unmarshal(m.Data, &p) == nil && p.Identity == "bob" && p.Status == status
+		}
+	}
+	relay(10, proto.PresenceOnline)
+	alice.waitFor("bob online", bobIs(proto.PresenceOnline))
+	relay(12, proto.PresenceOffline)
+	alice.waitFor("bob offline", bobIs(proto.PresenceOffline))
+	relay(11, proto.PresenceOnline) // older than the offline above
+	alice.noneFn("bob's stale online", bobIs(proto.PresenceOnline), 300*time.Millisecond)
+	relay(13, proto.PresenceInCall)
+	alice.waitFor("bob in a call", bobIs(proto.PresenceInCall))
+}
