@@ -1,0 +1,121 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/parleyhq/parley/internal/testkit"
+)
+
+// adminParticipants is the part of GET /api/admin/rooms/{room}/participants
+// the scenarios read: who publishes which track, and the layer the
+// server forwards of it to each subscriber.
+type adminParticipants struct {
+	Participants []struct {
+		SID    string `json:"sid"`
+		Name   string `json:"name"`
+		Tracks []struct {
+			SID    string `json:"sid"`
+			Kind   string `json:"kind"`
+			Source string `json:"source"`
+			Stats  *struct {
+				Receivers []struct {
+					Participant  string `json:"participant"`
+					Layer        string `json:"layer"`
+					EstimatedBps int    `json:"estimatedBps"`
+				} `json:"receivers"`
+			} `json:"stats"`
+		} `json:"tracks"`
+	} `json:"participants"`
+}
+
+// cameraLayers asks the server which simulcast layer (rid) of each
+// publisher's camera it forwards to each subscriber now, by names:
+// layers[publisher][subscriber], "" while it forwards none. A
+// subscriber the server does not list for a camera is absent.
+func (c *call) cameraLayers(ctx context.Context) (map[string]map[string]string, error) {
+	ap, err := c.adminParticipants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, p := range ap.Participants {
+		names[p.SID] = p.Name
+	}
+	out := map[string]map[string]string{}
+	for _, p := range ap.Participants {
+		for _, tr := range p.Tracks {
+			if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
+				continue
+			}
+			m := map[string]string{}
+			for _, r := range tr.Stats.Receivers {
+				m[names[r.Participant]] = r.Layer
+			}
+			out[p.Name] = m
+		}
+	}
+	return out, nil
+}
+
+// estimate is the server's bandwidth estimate for the named
+// subscriber, bit/s (0 when unknown).
+func (c *call) estimate(ctx context.Context, name string) int {
+	ap, err := c.adminParticipants(ctx)
+	if err != nil {
+		return 0
+	}
+	sid := ""
+	for _, p := range ap.Participants {
+		if p.Name == name {
+			sid = p.SID
+		}
+	}
+	for _, p := range ap.Participants {
+		for _, tr := range p.Tracks {
+			if tr.Stats == nil {
+				continue
+			}
+			for _, r := range tr.Stats.Receivers {
+				if r.Participant == sid && r.EstimatedBps > 0 {
+					return r.EstimatedBps
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// adminParticipants reads the room's participants from the admin API.
+func (c *call) adminParticipants(ctx context.Context) (*adminParticipants, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		c.srv.URL+"/api/admin/rooms/"+url.PathEscape(c.room)+"/participants", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(testkit.ParleyAPIKey, testkit.ParleyAPISecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("admin participants: %d %s", resp.StatusCode, body)
+	}
+	var ap adminParticipants
+	if err := json.Unmarshal(body, &ap); err != nil {
+		return nil, fmt.Errorf("admin participants: %w", err)
+	}
+	return &ap, nil
+}

@@ -1,0 +1,74 @@
+package lab
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/parleyhq/parley/e2e"
+)
+
+// Small tiles: a window of 640x360 CSS pixels at a device scale of 1
+// shows six tiles in a 3x2 grid of about 206x116 px each, which the
+// server serves with the lowest simulcast layer (320x180 covers it).
+const (
+	smallWindowArg = "--window-size=640,360"
+	smallScaleArg  = "--force-device-scale-factor=1"
+)
+
+// launchSmall starts a participant whose page will show every tile
+// small. The
+// fake camera stays 1280x720 (what the web client asks for): the layers'
+// sizes (320x180, 640x360, 1280x720) are what the server's tile-size
+// choice and the checks of decoded heights assume, and once dynacast has
+// paused the unneeded upper layers the browser only encodes 320x180.
+func (c *call) launchSmall(name string) *peer {
+	c.t.Helper()
+	return c.launch(name, smallWindowArg, smallScaleArg)
+}
+
+// activeRids are the camera encodings p's page sends now (the others
+// are paused, RTCRtpEncodingParameters.active false), sorted.
+func activeRids(ctx context.Context, p *peer) ([]string, error) {
+	out, err := e2e.Eval[[]struct {
+		Kind   string `json:"kind"`
+		Rid    string `json:"rid"`
+		Active bool   `json:"active"`
+	}](ctx, p.b, `window.parley.outbound()`)
+	if err != nil {
+		return nil, err
+	}
+	var rids []string
+	for _, o := range out {
+		if o.Kind == "video" && o.Rid != "" && o.Active {
+			rids = append(rids, o.Rid)
+		}
+	}
+	slices.Sort(rids)
+	return rids, nil
+}
+
+// setTilesShown shows or hides the video of the named participants'
+// tiles in p's page the way a page can (display: none), so the client's
+// own visibility tracking (views.js: the element's size and the
+// IntersectionObserver) reports them. It returns how many it changed.
+func setTilesShown(ctx context.Context, p *peer, names []string, shown bool) (int, error) {
+	display := "none"
+	if shown {
+		display = ""
+	}
+	list := `["` + strings.Join(names, `","`) + `"]`
+	return e2e.Eval[int](ctx, p.b, `(() => {
+		const names = new Set(`+list+`);
+		let n = 0;
+		for (const tile of document.querySelectorAll('[data-testid=tile]')) {
+			const name = tile.querySelector('[data-testid=tile-name]');
+			const video = tile.querySelector('[data-testid=tile-video]');
+			if (name && video && names.has(name.textContent.trim())) {
+				video.style.display = '`+display+`';
+				n++;
+			}
+		}
+		return n;
+	})()`)
+}
