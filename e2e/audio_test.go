@@ -104,6 +104,38 @@ func TestAudioActiveSpeakerAndRED(t *testing.T) {
 		})
 	}
 
+	// Opus DTX (the server's answer asks for it): in a quiet room a
+	// silent microphone sends a packet every 400 ms or so, not 50 a
+	// second. Measured before Tal talks: while someone talks, Chromium's
+	// echo canceller adds comfort noise to a listener's silence and its
+	// encoder sends every frame (seen: 14 packets in 3 s before, 158
+	// while another talked).
+	time.Sleep(2 * time.Second) // the encoders settle after joining
+	fromAnna := func() int64 {
+		all, err := Eval[[]struct {
+			Name            string `json:"name"`
+			Kind            string `json:"kind"`
+			PacketsReceived int64  `json:"packetsReceived"`
+		}](ctx, ben.B, `window.parley.stats()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range all {
+			if a.Name == "Anna" && a.Kind == "audio" {
+				return a.PacketsReceived
+			}
+		}
+		t.Fatal("Ben has no audio track from Anna")
+		return 0
+	}
+	before := fromAnna()
+	time.Sleep(3 * time.Second)
+	if n := fromAnna() - before; n > 30 || n < 1 {
+		t.Errorf("Ben got %d packets from silent Anna in 3 s: want a few (DTX), not 150", n)
+	} else {
+		t.Logf("Ben got %d packets from silent Anna in 3 s (DTX)", n)
+	}
+
 	tal := openMeeting(t, ctx, srv, room, "Tal", "", micFile(speech))
 	var talID string
 	var t0 time.Time
