@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,8 +209,10 @@ type Track struct {
 	RTX int
 	// Seqs counts packets by their sequence number; Orig by the
 	// publisher's sequence number that a Client writes into payload
-	// bytes 2-3. Both are nil with Options.CountOnly.
-	Seqs, Orig map[uint16]int
+	// bytes 2-3; RTXOrig is Orig for the packets that came on the RTX
+	// stream only (the rest of Orig came on the media SSRC). All are
+	// nil with Options.CountOnly.
+	Seqs, Orig, RTXOrig map[uint16]int
 	// Packets are the first Options.KeepPackets packets.
 	Packets []*rtp.Packet
 }
@@ -542,7 +545,7 @@ func (c *Client) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	})
 	rt := &Track{StreamID: tr.StreamID(), ID: tr.ID(), Kind: tr.Kind(), Codec: tr.Codec(), SSRC: tr.SSRC()}
 	if !c.o.CountOnly {
-		rt.Seqs, rt.Orig = map[uint16]int{}, map[uint16]int{}
+		rt.Seqs, rt.Orig, rt.RTXOrig = map[uint16]int{}, map[uint16]int{}, map[uint16]int{}
 	}
 	c.mu.Lock()
 	c.remote[tr.ID()] = rt
@@ -556,13 +559,18 @@ func (c *Client) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 			return
 		}
 		rt.Count++
-		if attrs.Get(webrtc.AttributeRtxSsrc) != nil {
+		rtx := attrs.Get(webrtc.AttributeRtxSsrc) != nil
+		if rtx {
 			rt.RTX++
 		}
 		if rt.Seqs != nil {
 			rt.Seqs[p.SequenceNumber]++
 			if len(p.Payload) >= 4 {
-				rt.Orig[uint16(p.Payload[2])<<8|uint16(p.Payload[3])]++
+				orig := uint16(p.Payload[2])<<8 | uint16(p.Payload[3])
+				rt.Orig[orig]++
+				if rtx {
+					rt.RTXOrig[orig]++
+				}
 			}
 		}
 		if len(rt.Packets) < c.o.KeepPackets {
@@ -586,13 +594,7 @@ func (c *Client) RemoteTracks() map[string]Track {
 func (rt *Track) copy() Track {
 	cp := *rt
 	if rt.Seqs != nil {
-		cp.Seqs, cp.Orig = make(map[uint16]int, len(rt.Seqs)), make(map[uint16]int, len(rt.Orig))
-		for k, v := range rt.Seqs {
-			cp.Seqs[k] = v
-		}
-		for k, v := range rt.Orig {
-			cp.Orig[k] = v
-		}
+		cp.Seqs, cp.Orig, cp.RTXOrig = maps.Clone(rt.Seqs), maps.Clone(rt.Orig), maps.Clone(rt.RTXOrig)
 	}
 	cp.Packets = append([]*rtp.Packet(nil), rt.Packets...)
 	return cp
