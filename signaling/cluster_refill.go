@@ -148,6 +148,9 @@ func (s *Server) ClusterRefill() *ClusterRefill { return s.refill }
 // this node's publications that did not go out (lostMore: more than
 // listed), which the other nodes are told of. It does not block.
 func (r *ClusterRefill) Outage(since time.Time, unsubscribed bool, lost []string, lostMore bool) {
+	// The chat store keeps times in milliseconds: an event stored in the
+	// outage's first millisecond reads back as before since.
+	since = since.Truncate(time.Millisecond)
 	r.mu.Lock()
 	if unsubscribed {
 		r.job.all = earliest(r.job.all, since)
