@@ -282,24 +282,74 @@ type LiveTrack struct {
 	dst  atomic.Pointer[net.UDPAddr] // ffmpeg's port for it; nil: not in the layout
 	last atomic.Int64                // Unix nanoseconds of its last packet
 
-	mu  sync.Mutex // buf
+	mu  sync.Mutex // buf and the last packet's numbers
 	buf []byte
+	// The last packet's sequence number, timestamp, SSRC and arrival,
+	// forwarded or not, for prime.
+	lastSeq  uint16
+	lastTS   uint32
+	lastSSRC uint32
+	lastAt   time.Time
 }
+
+// silenceOpus is a 20 ms Opus frame that decodes to silence (CELT,
+// TOC config 31, mono; the range coder's silence flag).
+func silenceOpus() []byte { return []byte{0xF8, 0xFF, 0xFE} }
+
+// prime sends ffmpeg, as it starts listening, a silent Opus frame for a
+// microphone, which may be in DTX (silent, sending a packet every 400 ms
+// or so):
+// ffmpeg starts each input's clock at its first packet, and without it
+// that would be the microphone's next packet, up to 400 ms after the
+// cameras' first, and the sound would run that much ahead of the
+// picture. The frame continues the track's own timeline (its timestamp
+// moved on by the time since its last packet, which ffmpeg never got,
+// and its sequence number that packet's), so the next real packet
+// follows it in place.
+func (t *LiveTrack) prime(dst *net.UDPAddr, now time.Time) {
+	if t.info.Kind != "audio" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	idle := now.Sub(t.lastAt)
+	if t.lastAt.IsZero() || idle > trackIdle {
+		return // never sent, or gone
+	}
+	// Sent for a flowing track too: whether the next packet comes in
+	// 20 ms or in 400 cannot be told from the last one. It then stands
+	// in, silent, for that last packet, which ffmpeg never got.
+	hh := rtp.Header{Version: 2, PayloadType: t.pt, SequenceNumber: t.lastSeq,
+		Timestamp: t.lastTS + uint32(idle*opusRate/time.Second), SSRC: t.lastSSRC}
+	n := hh.MarshalSize()
+	silence := silenceOpus()
+	buf := slices.Grow(t.buf[:0], n+len(silence))[:n]
+	if _, err := hh.MarshalTo(buf); err != nil {
+		return
+	}
+	t.buf = append(buf, silence...)
+	_, _ = t.conn.WriteToUDP(t.buf, dst)
+}
+
+// opusRate is Opus's RTP clock rate.
+const opusRate = 48000
 
 // WriteRTP forwards one packet to ffmpeg with the SDP's payload type and
 // without header extensions (ffmpeg needs neither the publisher's
 // numbering nor its extensions). A datagram ffmpeg is not listening for
 // yet is lost like any packet; ffmpeg waits for a key frame.
 func (t *LiveTrack) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
-	t.last.Store(time.Now().UnixNano())
+	now := time.Now()
+	t.last.Store(now.UnixNano())
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lastSeq, t.lastTS, t.lastSSRC, t.lastAt = h.SequenceNumber, h.Timestamp, h.SSRC, now
 	dst := t.dst.Load()
 	if dst == nil {
 		return len(payload), nil
 	}
 	hh := rtp.Header{Version: 2, Marker: h.Marker, PayloadType: t.pt, SequenceNumber: h.SequenceNumber,
 		Timestamp: h.Timestamp, SSRC: h.SSRC, CSRC: h.CSRC}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	n := hh.MarshalSize()
 	buf := slices.Grow(t.buf[:0], n+len(payload))[:n]
 	if _, err := hh.MarshalTo(buf); err != nil {
@@ -637,8 +687,11 @@ waitBound:
 		}
 	}
 	bound.Stop()
+	now := time.Now()
 	for _, in := range ins {
-		in.t.dst.Store(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: in.port})
+		dst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: in.port}
+		in.t.prime(dst, now)
+		in.t.dst.Store(dst)
 	}
 
 	// Key frames: ffmpeg starts decoding a video at one, and binds its
