@@ -111,23 +111,7 @@ func TestAudioActiveSpeakerAndRED(t *testing.T) {
 	// encoder sends every frame (seen: 14 packets in 3 s before, 158
 	// while another talked).
 	time.Sleep(2 * time.Second) // the encoders settle after joining
-	fromAnna := func() int64 {
-		all, err := Eval[[]struct {
-			Name            string `json:"name"`
-			Kind            string `json:"kind"`
-			PacketsReceived int64  `json:"packetsReceived"`
-		}](ctx, ben.B, `window.parley.stats()`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range all {
-			if a.Name == "Anna" && a.Kind == "audio" {
-				return a.PacketsReceived
-			}
-		}
-		t.Fatal("Ben has no audio track from Anna")
-		return 0
-	}
+	fromAnna := func() int64 { return audioPacketsFrom(ctx, t, ben, "Anna") }
 	before := fromAnna()
 	time.Sleep(3 * time.Second)
 	if n := fromAnna() - before; n > 30 || n < 1 {
@@ -235,23 +219,7 @@ func TestAudioActiveSpeakerAndRED(t *testing.T) {
 
 	t.Run("muted, the talker sees the hint and nothing is forwarded; unmuted, audio resumes", func(t *testing.T) {
 		tal.t, ben.t = t, t
-		packetsFromTal := func() int64 {
-			all, err := Eval[[]struct {
-				Name            string `json:"name"`
-				Kind            string `json:"kind"`
-				PacketsReceived int64  `json:"packetsReceived"`
-			}](ctx, ben.B, `window.parley.stats()`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range all {
-				if a.Name == "Tal" && a.Kind == "audio" {
-					return a.PacketsReceived
-				}
-			}
-			t.Fatal("Ben has no audio track from Tal")
-			return 0
-		}
+		packetsFromTal := func() int64 { return audioPacketsFrom(ctx, t, ben, "Tal") }
 		hint := func() bool {
 			shown, err := Eval[bool](ctx, tal.B, `!document.querySelector('[data-testid="muted-hint"]').hidden`)
 			return err == nil && shown
@@ -413,4 +381,26 @@ func metricValue(t *testing.T, srv *server, name string) float64 {
 // pollEvery is poll with a chosen interval.
 func pollEvery(ctx context.Context, limit, every time.Duration, f func() bool) bool {
 	return testkit.Poll(ctx, limit, every, f)
+}
+
+// audioPacketsFrom is how many audio packets viewer's page received from
+// the participant named name (its getStats()); it fails the test when
+// the page has no such track.
+func audioPacketsFrom(ctx context.Context, t *testing.T, viewer *participant, name string) int64 {
+	t.Helper()
+	all, err := Eval[[]struct {
+		Name            string `json:"name"`
+		Kind            string `json:"kind"`
+		PacketsReceived int64  `json:"packetsReceived"`
+	}](ctx, viewer.B, `window.parley.stats()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range all {
+		if a.Name == name && a.Kind == "audio" {
+			return a.PacketsReceived
+		}
+	}
+	t.Fatalf("%s has no audio track from %s", viewer.Name, name)
+	return 0
 }
