@@ -26,6 +26,16 @@ func vp8Packets(t *testing.T, seconds int) [][]*rtp.Packet {
 	return out
 }
 
+// opusPackets packetizes 20 ms Opus frames, one packet each.
+func opusPackets(frames [][]byte) []*rtp.Packet {
+	pz := rtp.NewPacketizer(1200, 111, 1, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
+	var pkts []*rtp.Packet
+	for _, f := range frames {
+		pkts = append(pkts, pz.Packetize(f, 960)...)
+	}
+	return pkts
+}
+
 // A camera whose media starts 2 s into the recording, but whose first
 // packets are held up by a 1 s stall on the way and then come in a
 // burst, the rest on time: the file starts at 2 s and each frame sits
@@ -113,11 +123,7 @@ func TestAudioFirstPacketHeldUpStaysOnTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pz := rtp.NewPacketizer(1200, 111, 1, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
-	var pkts []*rtp.Packet
-	for _, p := range packets {
-		pkts = append(pkts, pz.Packetize(p, 960)...)
-	}
+	pkts := opusPackets(packets)
 	for i, p := range pkts {
 		made := time.Second + time.Duration(i)*20*time.Millisecond
 		if err := a.Push(p, start.Add(max(made, 1800*time.Millisecond))); err != nil {

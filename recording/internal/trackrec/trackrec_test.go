@@ -132,11 +132,7 @@ func TestAudioRecording(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pz := rtp.NewPacketizer(1200, 111, 1, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
-	var pkts []*rtp.Packet
-	for _, p := range packets {
-		pkts = append(pkts, pz.Packetize(p, 960)...)
-	}
+	pkts := opusPackets(packets)
 	pkts[10], pkts[11] = pkts[11], pkts[10]
 	for i, p := range pkts {
 		if i == 50 {
