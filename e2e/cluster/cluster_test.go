@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,11 +98,11 @@ func TestClusterTwoNodes(t *testing.T) {
 
 	// Drain: `parley cluster drain` on a; a new room is no longer placed
 	// on a, the room already there stays.
-	out, err := exec.Command(parley.Bin(t), "cluster", "drain", "--config", a.ConfigPath).CombinedOutput()
+	out, err := parleyCommand(t, "cluster", "drain", "--config", a.ConfigPath).CombinedOutput()
 	if err != nil {
 		t.Fatalf("parley cluster drain: %v\n%s", err, out)
 	}
-	out, err = exec.Command(parley.Bin(t), "cluster", "nodes", "--config", a.ConfigPath).CombinedOutput()
+	out, err = parleyCommand(t, "cluster", "nodes", "--config", a.ConfigPath).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "b ") {
 		t.Fatalf("parley cluster nodes: %v\n%s", err, out)
 	}
