@@ -14,8 +14,10 @@ import (
 // identity (ring, call_ended) also go out on the identity's relay topic
 // with the call id and that node's id, so the callee's sessions on other
 // nodes ring, and those nodes remember which node a ringing call lives
-// on. An answer (call_accept, call_decline, call_cancel) sent to such a
-// node is passed to the call's node on its own topic ("n:<node id>"),
+// on. A call that rings is also announced, without a message, on the
+// caller's identity topic, so the nodes of the caller's other devices
+// know it too. An answer (call_accept, call_decline, call_cancel) sent
+// to such a node is passed to the call's node on its own topic ("n:<node id>"),
 // where the call table runs it for a stand-in of the answering session
 // (remoteSession); what the table sends that session goes back on the
 // answering node's topic to that one session. The ringing is decided on
@@ -80,6 +82,12 @@ func (p clusterCallPresence) pushCall(callID, identity string, msg []byte, skip 
 	}
 	p.h.publish(topicIdentity(identity), ev)
 	return p.h.pushIdentityLocal(identity, msg, skip)
+}
+
+// placed tells the nodes of the caller's sessions where callID lives: a
+// relayCall without a message, which they only remember.
+func (p clusterCallPresence) placed(callID, caller string) {
+	p.h.publish(topicIdentity(caller), relayEvent{Kind: relayCall, Identity: caller, Call: callID, Node: p.cc.self})
 }
 
 // remoteSession stands in, in the call table, for a session on another
@@ -156,6 +164,9 @@ func (cc *clusterCalls) deliverRemote(ev relayEvent) int {
 			return 0
 		}
 		cc.remember(ev.Call, ev.Node)
+		if len(ev.Msg) == 0 {
+			return 0 // a call placed by Identity (placed)
+		}
 		return h.pushIdentityLocalBut(ev.Identity, ev.Msg, ev.Skip)
 	case relaySession:
 		return h.pushSession(ev.Identity, ev.Sid, ev.Msg)

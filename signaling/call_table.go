@@ -21,6 +21,13 @@ type callPresence interface {
 	pushCall(callID, identity string, msg []byte, skip outbound) int
 }
 
+// callWatcher is a callPresence that hears of each call that rings
+// (cluster mode: the caller's other nodes learn where the call lives, so
+// a cancel from the caller's other devices reaches it).
+type callWatcher interface {
+	placed(callID, caller string)
+}
+
 // callTableConfig bounds the call table.
 type callTableConfig struct {
 	maxPending  int           // ringing calls per caller
@@ -88,6 +95,9 @@ func (t *callTable) place(caller chat.Identity, from outbound, reqID, convID str
 			defer t.running.Done()
 			t.timeout(id)
 		})
+		if w, ok := t.presence.(callWatcher); ok {
+			w.placed(id, caller.ID)
+		}
 	}
 	t.finish(effects)
 	return nil
