@@ -26,6 +26,15 @@ import (
 // announcement that arrives after a newer one (two nodes' publications
 // are not ordered with each other).
 //
+// Group members are listed in Redis too, for the nodes that do not index
+// a group (none of its members is connected to them): a set
+// <prefix>group:<conversation id> of the identities known as members.
+// Members add themselves when they connect (GroupStatuses), and a
+// group's creator's node adds every member (AddGroupMembers). Group
+// membership only grows in Parley, so the sets are not pruned; a set is
+// a superset of the members online, whose status is read from their
+// presence hashes as always.
+//
 // A dead node's entries are removed by the survivors (Run): each node
 // run keeps the set of identities it has entries for, and lists itself
 // in <prefix>presence-nodes; a node whose run in that list has no live
@@ -43,6 +52,7 @@ type Presence struct {
 	read   *redis.Script
 	dead   *redis.Script
 	reap   *redis.Script
+	groups *redis.Script
 }
 
 // PresenceChange is a cluster-wide transition of identity's presence.
@@ -81,15 +91,17 @@ const maxStatusQuery = 1000
 func NewPresence(n *Node, onReap func([]PresenceChange), onLost func(), log *slog.Logger) *Presence {
 	return &Presence{
 		node: n, id: n.self.ID, inc: n.self.Inc, onReap: onReap, onLost: onLost, log: log,
-		set:  redis.NewScript(presenceLib + presenceSetScript),
-		read: redis.NewScript(presenceLib + presenceReadScript),
-		dead: redis.NewScript(presenceLib + presenceDeadScript),
-		reap: redis.NewScript(presenceLib + presenceReapScript),
+		set:    redis.NewScript(presenceLib + presenceSetScript),
+		read:   redis.NewScript(presenceLib + presenceReadScript),
+		dead:   redis.NewScript(presenceLib + presenceDeadScript),
+		reap:   redis.NewScript(presenceLib + presenceReapScript),
+		groups: redis.NewScript(presenceLib + presenceGroupsScript),
 	}
 }
 
 func (p *Presence) key(identity string) string { return p.node.cfg.KeyPrefix + "presence:" + identity }
 func (p *Presence) keyPrefix() string          { return p.node.cfg.KeyPrefix + "presence:" }
+func (p *Presence) groupPrefix() string        { return p.node.cfg.KeyPrefix + "group:" }
 func (p *Presence) registry() string           { return p.node.cfg.KeyPrefix + "presence-nodes" }
 func (p *Presence) runSet(node, inc string) string {
 	return p.node.cfg.KeyPrefix + "presence-node:" + node + ":" + inc
@@ -145,6 +157,54 @@ func (p *Presence) Statuses(ctx context.Context, identities []string) (map[strin
 		}
 	}
 	return out, nil
+}
+
+// GroupStatuses adds identity (unless "") to the members of groups, and
+// returns the merged status of the other members of groups and of also:
+// at most maxStatusQuery identities, groups' members first; offline ones
+// are left out. It is one round trip, however many groups and
+// identities.
+func (p *Presence) GroupStatuses(ctx context.Context, identity string, groups, also []string) (map[string]PresenceState, error) {
+	out := map[string]PresenceState{}
+	if len(groups) == 0 && len(also) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, 6+len(groups)+len(also))
+	args = append(args, p.node.nodeKey(""), p.keyPrefix(), p.groupPrefix(), identity, maxStatusQuery, len(groups))
+	for _, g := range groups {
+		args = append(args, g)
+	}
+	for _, id := range also {
+		args = append(args, id)
+	}
+	res, err := p.groups.Run(ctx, p.node.rdb, nil, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: read group presence: %w", err)
+	}
+	for i := 0; i+2 < len(res); i += 3 {
+		id, _ := res[i].(string)
+		st, _ := res[i+1].(string)
+		v, _ := res[i+2].(int64)
+		out[id] = PresenceState{Status: st, Version: v}
+	}
+	return out, nil
+}
+
+// AddGroupMembers records members as members of group (its creator's
+// node calls it, so members connected before the group existed are
+// listed too).
+func (p *Presence) AddGroupMembers(ctx context.Context, group string, members []string) error {
+	if len(members) == 0 {
+		return nil
+	}
+	ms := make([]any, len(members))
+	for i, m := range members {
+		ms[i] = m
+	}
+	if err := p.node.rdb.SAdd(ctx, p.groupPrefix()+group, ms...).Err(); err != nil {
+		return fmt.Errorf("cluster: members of group %s: %w", group, err)
+	}
+	return nil
 }
 
 // Run reaps the entries of dead node runs until ctx ends, checking every
@@ -318,6 +378,40 @@ for i = 3, #ARGV do
   local key = ARGV[2] .. ARGV[i]
   out[#out + 1] = merged(key)
   out[#out + 1] = tonumber(redis.call('HGET', key, 'v') or '0') or 0
+end
+return out
+`
+
+// presenceGroupsScript: ARGV[2] the presence hash key prefix, ARGV[3]
+// the group set key prefix, ARGV[4] the identity to add to the groups
+// ("" none, and left out of the answer), ARGV[5] the most identities to
+// read, ARGV[6] the number of groups, then the groups, then further
+// identities. Returns {identity, status, version, ...} for those not
+// offline.
+const presenceGroupsScript = `
+local self, limit, ng = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local seen, ids = {}, {}
+local function add(id)
+  if id ~= self and not seen[id] and #ids < limit then
+    seen[id] = true
+    ids[#ids + 1] = id
+  end
+end
+for i = 7, 6 + ng do
+  local key = ARGV[3] .. ARGV[i]
+  if self ~= '' then redis.call('SADD', key, self) end
+  for _, id in ipairs(redis.call('SMEMBERS', key)) do add(id) end
+end
+for i = 7 + ng, #ARGV do add(ARGV[i]) end
+local out = {}
+for _, id in ipairs(ids) do
+  local key = ARGV[2] .. id
+  local st = merged(key)
+  if st ~= 'offline' then
+    out[#out + 1] = id
+    out[#out + 1] = st
+    out[#out + 1] = tonumber(redis.call('HGET', key, 'v') or '0') or 0
+  end
 end
 return out
 `

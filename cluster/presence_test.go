@@ -174,3 +174,44 @@ func TestPresenceRestartedNodeAndLostEntries(t *testing.T) {
 		return ra.lost > 0
 	})
 }
+
+// A group's members are known to every node, even one where none of
+// them is connected: members list themselves as they connect, a group's
+// creator's node lists everyone, and one call reads the merged status
+// of the members of many groups and of further identities, leaving out
+// the offline ones and the caller.
+func TestPresenceGroupStatuses(t *testing.T) {
+	p := newPrefix(t)
+	pa, _ := runPresence(t, startNode(t, p, "a", Load{}))
+	pb, _ := runPresence(t, startNode(t, p, "b", Load{}))
+	ctx := context.Background()
+	mustSet(t, pa, "ada", StatusOnline)
+	mustSet(t, pb, "bob", StatusOnline)
+	mustSet(t, pb, "carol", StatusInCall)
+	mustSet(t, pb, "erin", StatusOnline)
+
+	// Bob connects on b: he lists himself in his group and sees nobody.
+	if got, err := pb.GroupStatuses(ctx, "bob", []string{"g1"}, nil); err != nil || len(got) != 0 {
+		t.Fatalf("bob, alone in g1 so far: %v %v", got, err)
+	}
+	if err := pb.AddGroupMembers(ctx, "g2", []string{"ada", "carol", "dave"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := pa.GroupStatuses(ctx, "ada", []string{"g1", "g2"}, []string{"erin", "frank"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"bob": StatusOnline, "carol": StatusInCall, "erin": StatusOnline}
+	if len(got) != len(want) {
+		t.Fatalf("ada reads %v, want %v", got, want)
+	}
+	for id, st := range want {
+		if got[id].Status != st || got[id].Version != statusOf(t, pa, id).Version || got[id].Version == 0 {
+			t.Fatalf("ada reads %s as %+v, want %s at %+v", id, got[id], st, statusOf(t, pa, id))
+		}
+	}
+	// Ada listed herself in g1 by reading it.
+	if got, err := pb.GroupStatuses(ctx, "", []string{"g1"}, nil); err != nil || got["ada"].Status != StatusOnline || got["bob"].Status != StatusOnline {
+		t.Fatalf("g1 read from b: %v %v, want ada and bob online", got, err)
+	}
+}

@@ -55,10 +55,23 @@ const (
 	presenceStripes = 64
 )
 
+// ClusterGroups is an optional part of a ClusterPresence (package
+// cluster's Presence has it): the members of groups, listed in Redis, so
+// a node knows the members of a group none of whom is connected to it.
+type ClusterGroups interface {
+	// GroupPresences adds identity to the members of groups and returns
+	// the merged status of the other members of groups and of also
+	// (offline ones left out), in one round trip.
+	GroupPresences(ctx context.Context, identity string, groups, also []string) (map[string]PresenceState, error)
+	// AddGroupMembers lists members as members of group.
+	AddGroupMembers(ctx context.Context, group string, members []string) error
+}
+
 type clusterPresence struct {
-	s    *Server
-	h    *hub
-	view ClusterPresence
+	s      *Server
+	h      *hub
+	view   ClusterPresence
+	groups ClusterGroups // nil: the view cannot list groups' members
 
 	stripes [presenceStripes]sync.Mutex
 
@@ -84,6 +97,7 @@ type seenVersion struct {
 func newClusterPresence(s *Server, view ClusterPresence) *clusterPresence {
 	p := &clusterPresence{s: s, h: s.hub, view: view,
 		written: map[string]string{}, dirty: map[string]struct{}{}, seen: map[string]seenVersion{}}
+	p.groups, _ = view.(ClusterGroups)
 	s.hub.watch(topicPresence, true)
 	s.hub.watch(topicNode(view.NodeID()), true) // call_cluster.go
 	return p
@@ -239,8 +253,10 @@ func (p *clusterPresence) newerLocked(identity string, version int64) bool {
 }
 
 // sendSnapshot queues to c the merged status of each of its contacts
-// that is not offline: those connected to this node and its direct
-// peers wherever they are.
+// that is not offline: those connected to this node, its direct peers
+// and the members of its groups, wherever they are connected (one read
+// of the merged view, bounded by presenceTimeout; while it fails, this
+// node's own view).
 func (p *clusterPresence) sendSnapshot(c *chatSession) {
 	ids := p.h.contacts(c.identity())
 	for _, peer := range c.peers {
@@ -251,19 +267,63 @@ func (p *clusterPresence) sendSnapshot(c *chatSession) {
 	if len(ids) > maxPresenceContacts {
 		ids = ids[:maxPresenceContacts]
 	}
-	states := p.read(ids)
+	states, ok := p.readGroups(c.identity(), ids)
+	if !ok {
+		states = p.read(ids)
+	}
+	shown := make([]string, 0, len(states))
+	for id := range states {
+		shown = append(shown, id)
+	}
+	slices.Sort(shown)
+	if len(shown) > maxPresenceContacts {
+		shown = shown[:maxPresenceContacts]
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, id := range ids {
-		st, ok := states[id]
-		if !ok {
-			continue
-		}
+	for _, id := range shown {
+		st := states[id]
 		// A change delivered since the read is newer than what was read.
 		if s, ok := p.seen[id]; ok && s.v > st.Version {
 			continue
 		}
 		c.enqueue(proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: id, Status: st.Status}))
+	}
+}
+
+// readGroups lists identity as a member of its indexed groups and
+// returns the merged status of their members and of also; false when
+// the view cannot list groups or Redis failed (now or within the last
+// failBackoff).
+func (p *clusterPresence) readGroups(identity string, also []string) (map[string]PresenceState, bool) {
+	if p.groups == nil || p.failing() {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
+	states, err := p.groups.GroupPresences(ctx, identity, p.h.groupConvs(identity), also)
+	cancel()
+	p.noteResult(err)
+	if err != nil {
+		p.s.log.Warn("cluster presence: reading groups failed; showing this node's view", "err", err)
+		return nil, false
+	}
+	return states, true
+}
+
+// noteGroup lists the members of a new group in the merged view, so
+// that members connected before it existed are known on every node (the
+// group's creator's node calls it; members connecting later list
+// themselves in readGroups).
+func (p *clusterPresence) noteGroup(conv chat.Conversation, members []string) {
+	if p.groups == nil || conv.Kind != chat.KindGroup || p.failing() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
+	err := p.groups.AddGroupMembers(ctx, conv.ID, members)
+	cancel()
+	p.noteResult(err)
+	if err != nil {
+		p.s.log.Warn("cluster presence: listing a group's members failed", "conversation", conv.ID, "err", err)
 	}
 }
 
@@ -411,6 +471,24 @@ func (h *hub) contactConvs(identity string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.contactConvsLocked(identity)
+}
+
+// groupConvs are identity's indexed group conversations (at most
+// maxPresenceContacts).
+func (h *hub) groupConvs(identity string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for convID := range h.memberOf[identity] {
+		if e := h.convs[convID]; e == nil || e.kind != chat.KindGroup {
+			continue
+		}
+		if len(out) == maxPresenceContacts {
+			break
+		}
+		out = append(out, convID)
+	}
+	return out
 }
 
 func (h *hub) contacts(identity string) []string {
