@@ -69,10 +69,19 @@ func (s *Server) resolveCallees(me chat.Identity, b *proto.CallBody) (convID str
 		callees = []string{proto.DirectPeer(conv.Key, me.ID)}
 	case chat.KindGroup:
 		// Only connected members can ring; the others learn of the call
-		// from the conversation when it is recorded as missed.
+		// from the conversation when it is recorded as missed. In
+		// cluster mode those connected to other nodes ring too.
 		for _, id := range s.hub.members(conv.ID) {
 			if id != me.ID {
 				callees = append(callees, id)
+			}
+		}
+		if s.cpres != nil {
+			elsewhere, _ := s.cpres.groupMembers(me.ID, conv.ID) // none when Redis fails: this node's members ring
+			for id := range elsewhere {
+				if !slices.Contains(callees, id) {
+					callees = append(callees, id)
+				}
 			}
 		}
 		slices.Sort(callees)

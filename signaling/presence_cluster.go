@@ -310,6 +310,24 @@ func (p *clusterPresence) readGroups(identity string, also []string) (map[string
 	return states, true
 }
 
+// groupMembers are the members of group convID online anywhere but
+// caller (whom it lists as a member), with their merged status; false
+// when they cannot be read.
+func (p *clusterPresence) groupMembers(caller, convID string) (map[string]PresenceState, bool) {
+	if p.groups == nil || p.failing() {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(p.s.baseCtx, presenceTimeout)
+	states, err := p.groups.GroupPresences(ctx, caller, []string{convID}, nil)
+	cancel()
+	p.noteResult(err)
+	if err != nil {
+		p.s.log.Warn("cluster presence: reading a group's members failed; ringing this node's", "conversation", convID, "err", err)
+		return nil, false
+	}
+	return states, true
+}
+
 // noteGroup lists the members of a new group in the merged view, so
 // that members connected before it existed are known on every node (the
 // group's creator's node calls it; members connecting later list
