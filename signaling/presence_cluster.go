@@ -283,8 +283,9 @@ func (p *clusterPresence) sendSnapshot(c *chatSession) {
 	defer p.mu.Unlock()
 	for _, id := range shown {
 		st := states[id]
-		// A change delivered since the read is newer than what was read.
-		if s, ok := p.seen[id]; ok && s.v > st.Version {
+		// A change delivered since the read is newer than what was read
+		// (this node's own view, version 0, is current).
+		if s, ok := p.seen[id]; ok && st.Version != 0 && s.v > st.Version {
 			continue
 		}
 		c.enqueue(proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: id, Status: st.Status}))

@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/cluster"
 	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -60,6 +61,13 @@ func presenceStates(m map[string]cluster.PresenceState) map[string]PresenceState
 // test ends.
 func startRedisCluster(t *testing.T, nodeIDs ...string) []*chatEnv {
 	t.Helper()
+	return startRedisClusterVia(t, nil, nodeIDs...)
+}
+
+// startRedisClusterVia is startRedisCluster with the nodes named in via
+// reaching Redis at the address given there (a proxy the test cuts).
+func startRedisClusterVia(t *testing.T, via map[string]string, nodeIDs ...string) []*chatEnv {
+	t.Helper()
 	prefix := "parley-test:" + ids.New("") + ":"
 	t.Cleanup(func() {
 		rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
@@ -81,6 +89,9 @@ func startRedisCluster(t *testing.T, nodeIDs ...string) []*chatEnv {
 	for _, id := range nodeIDs {
 		ccfg := cluster.DefaultConfig()
 		ccfg.RedisURL = "redis://127.0.0.1:6379/0"
+		if addr, ok := via[id]; ok {
+			ccfg.RedisURL = "redis://" + addr + "/0"
+		}
 		ccfg.Advertise = "http://127.0.0.1:1"
 		ccfg.LeaseTTL = time.Second
 		ccfg.RoomTTL = 3 * time.Second
@@ -161,4 +172,32 @@ func TestClusterPresenceSnapshotShowsGroupMembersElsewhere(t *testing.T) {
 		var p proto.PresenceBody
 		return m.Type == proto.TypePresence && json.Unmarshal(m.Data, &p) == nil && p.Identity == "dave"
 	}, 300*time.Millisecond)
+}
+
+// While Redis cannot be reached, a new session's snapshot shows this
+// node's own view without waiting: the first join after the cut waits
+// at most for one timed-out write of the merged view, the next ones not
+// at all (for a second after a failure nothing waits on Redis).
+func TestClusterPresenceSnapshotWithoutRedis(t *testing.T) {
+	cut := testkit.StartTCPProxy(t, "127.0.0.1:6379")
+	nodes := startRedisClusterVia(t, map[string]string{"a": cut.Addr()}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ada := a.joinMessaging("ada")
+	g := ada.group("bob", "carol")
+	a.srv.cpres.noteGroup(chat.Conversation{ID: g.ID, Kind: chat.KindGroup}, []string{"ada", "bob", "carol"})
+	a.joinMessaging("carol")
+	b.joinMessaging("bob")
+	ada.waitFor("bob online", presenceIs("bob", proto.PresenceOnline))
+
+	cut.Down()
+	for i, limit := range []time.Duration{presenceTimeout + time.Second, 900 * time.Millisecond} {
+		start := time.Now()
+		again := a.joinMessaging("ada")
+		again.waitFor("carol, connected here, in the snapshot", presenceIs("carol", proto.PresenceOnline))
+		if took := time.Since(start); took > limit {
+			t.Fatalf("join %d without Redis took %v to show the snapshot, want at most %v", i+1, took, limit)
+		} else {
+			t.Logf("join %d without Redis: snapshot after %v", i+1, took)
+		}
+	}
 }
