@@ -72,7 +72,18 @@ type clusterCallPresence struct {
 	cc *clusterCalls
 }
 
-func (p clusterCallPresence) status(identity string) string      { return p.cp.status(identity) }
+func (p clusterCallPresence) status(identity string) string { return p.cp.status(identity) }
+
+// statuses reads the merged status of a group call's callees in one
+// round trip (absent: offline).
+func (p clusterCallPresence) statuses(identities []string) map[string]string {
+	out := make(map[string]string, len(identities))
+	for id, st := range p.cp.read(identities) {
+		out[id] = st.Status
+	}
+	return out
+}
+
 func (p clusterCallPresence) displayName(identity string) string { return p.h.displayName(identity) }
 
 func (p clusterCallPresence) pushCall(callID, identity string, msg []byte, skip outbound) int {

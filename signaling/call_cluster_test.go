@@ -1,10 +1,12 @@
 package signaling
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -64,5 +66,46 @@ func TestClusterGroupCallRingsOtherNodes(t *testing.T) {
 	ada.waitType(proto.TypeCallEnded).decode(t, &ended)
 	if ended.CallID != ringing.CallID || ended.Reason != proto.CallEndDeclined || ended.Identity != "carol" {
 		t.Fatalf("ada heard %+v, want carol declined", ended)
+	}
+}
+
+// A group call reads its callees' merged status in one round trip, not
+// one per callee.
+func TestClusterGroupCallReadsPresenceOnce(t *testing.T) {
+	cfg := chat.DefaultConfig()
+	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	svc, err := chat.New(cfg, chat.Deps{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres := &memPresence{st: map[string]string{}}
+	env := &chatEnv{testEnv: startServerDeps(t, nil, func(d *Deps) {
+		d.Chat, d.Relay, d.Presence = svc, newMemBus(t).node(), pres
+	}), svc: svc}
+	for _, id := range []string{"ada", "bob", "carol", "dave"} {
+		env.srv.rememberIdentity(id)
+	}
+	ada := env.joinMessaging("ada")
+	g := ada.group("bob", "carol", "dave")
+	for _, who := range []string{"bob", "carol", "dave"} {
+		env.joinMessaging(who).waitFor("ada in "+who+"'s snapshot", presenceIs("ada", proto.PresenceOnline))
+	}
+	pres.mu.Lock()
+	pres.reads = 0
+	pres.mu.Unlock()
+	ada.send(proto.TypeCall, "c1", proto.CallBody{ConversationID: g.ID})
+	var ringing proto.CallRingingBody
+	ada.waitRe("c1").decode(t, &ringing)
+	if len(ringing.Ringing) != 3 {
+		t.Fatalf("call_ringing %+v, want bob, carol and dave", ringing)
+	}
+	pres.mu.Lock()
+	defer pres.mu.Unlock()
+	if pres.reads != 1 {
+		t.Fatalf("placing a call to 3 read the merged view %d times, want once", pres.reads)
 	}
 }

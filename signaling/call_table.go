@@ -28,6 +28,12 @@ type callWatcher interface {
 	placed(callID, caller string)
 }
 
+// callStatuses is a callPresence that reads many identities' status at
+// once (cluster mode: one round trip to Redis, not one per callee).
+type callStatuses interface {
+	statuses(identities []string) map[string]string
+}
+
 // callTableConfig bounds the call table.
 type callTableConfig struct {
 	maxPending  int           // ringing calls per caller
@@ -68,9 +74,14 @@ func (t *callTable) place(caller chat.Identity, from outbound, reqID, convID str
 		id: uuid.NewString(), caller: caller, from: from, convID: convID, kind: kind,
 		callees: map[string]calleeState{}, names: map[string]string{}, timeout: t.cfg.ringTimeout,
 	}
-	statuses := make(map[string]string, len(callees))
-	for _, id := range callees {
-		statuses[id] = t.presence.status(id)
+	var statuses map[string]string
+	if many, ok := t.presence.(callStatuses); ok && len(callees) > 1 {
+		statuses = many.statuses(callees)
+	} else {
+		statuses = make(map[string]string, len(callees))
+		for _, id := range callees {
+			statuses[id] = t.presence.status(id)
+		}
 	}
 	t.mu.Lock()
 	if t.closed {

@@ -16,9 +16,10 @@ import (
 // memPresence is a ClusterPresence of one node, standing in for the
 // merged view in Redis (package cluster and e2e/cluster test that one).
 type memPresence struct {
-	mu sync.Mutex
-	st map[string]string
-	v  int64
+	mu    sync.Mutex
+	st    map[string]string
+	v     int64
+	reads int // Presences calls
 }
 
 func (m *memPresence) NodeID() string { return "test-node" }
@@ -42,6 +43,7 @@ func (m *memPresence) SetPresence(_ context.Context, identity, status string) (P
 func (m *memPresence) Presences(_ context.Context, ids []string) (map[string]PresenceState, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.reads++
 	out := map[string]PresenceState{}
 	for _, id := range ids {
 		if st := m.st[id]; st != "" && st != proto.PresenceOffline {
