@@ -83,6 +83,10 @@ type clusterPresence struct {
 	dirty map[string]struct{}
 	// seen is the newest version delivered to this node's sessions.
 	seen map[string]seenVersion
+	// relist: the merged view lost this node's entries, and with them
+	// maybe the groups' member lists; run lists the members connected
+	// here again.
+	relist bool
 
 	// failedAt is when a read or write of the merged view last failed
 	// (Unix nanoseconds; 0: the last one worked).
@@ -403,6 +407,29 @@ func (p *clusterPresence) lost() {
 		p.dirty[id] = struct{}{}
 		delete(p.written, id)
 	}
+	p.relist = p.groups != nil
+}
+
+// maxRelistGroups bounds the groups one round of relistGroups lists.
+const maxRelistGroups = 5000
+
+// relistGroups lists the members connected here of the groups indexed
+// here (at most maxRelistGroups per round), after the merged view lost
+// its data; false when Redis failed (the next round tries again).
+func (p *clusterPresence) relistGroups(ctx context.Context) bool {
+	for convID, members := range p.h.localGroups(maxRelistGroups) {
+		if ctx.Err() != nil {
+			return false
+		}
+		wctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+		err := p.groups.AddGroupMembers(wctx, convID, members)
+		cancel()
+		p.noteResult(err)
+		if err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // run retries failed writes and forgets old versions, every second,
@@ -426,6 +453,8 @@ func (p *clusterPresence) run(ctx context.Context) {
 				delete(p.seen, id)
 			}
 		}
+		relist := p.relist
+		p.relist = false
 		p.mu.Unlock()
 		for _, id := range retry {
 			if ctx.Err() != nil {
@@ -435,6 +464,11 @@ func (p *clusterPresence) run(ctx context.Context) {
 			if p.failing() {
 				break // Redis is still away: the next round tries again
 			}
+		}
+		if relist && (p.failing() || !p.relistGroups(ctx)) {
+			p.mu.Lock()
+			p.relist = true
+			p.mu.Unlock()
 		}
 	}
 }
@@ -490,6 +524,28 @@ func (h *hub) contactConvs(identity string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.contactConvsLocked(identity)
+}
+
+// localGroups are the indexed groups (at most limit) with their members
+// connected here.
+func (h *hub) localGroups(limit int) map[string][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string][]string{}
+	for convID, e := range h.convs {
+		if e.kind != chat.KindGroup || len(e.members) == 0 {
+			continue
+		}
+		if len(out) == limit {
+			break
+		}
+		members := make([]string, 0, len(e.members))
+		for id := range e.members {
+			members = append(members, id)
+		}
+		out[convID] = members
+	}
+	return out
 }
 
 // groupConvs are identity's indexed group conversations (at most

@@ -61,23 +61,35 @@ func presenceStates(m map[string]cluster.PresenceState) map[string]PresenceState
 // test ends.
 func startRedisCluster(t *testing.T, nodeIDs ...string) []*chatEnv {
 	t.Helper()
-	return startRedisClusterVia(t, nil, nodeIDs...)
+	return startRedisClusterAt(t, newRedisPrefix(t), nil, nodeIDs...)
 }
 
-// startRedisClusterVia is startRedisCluster with the nodes named in via
-// reaching Redis at the address given there (a proxy the test cuts).
-func startRedisClusterVia(t *testing.T, via map[string]string, nodeIDs ...string) []*chatEnv {
+// newRedisPrefix is a key prefix of the test's own, whose keys are
+// deleted when it ends.
+func newRedisPrefix(t *testing.T) string {
 	t.Helper()
 	prefix := "parley-test:" + ids.New("") + ":"
-	t.Cleanup(func() {
-		rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-		defer rdb.Close()
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
+	t.Cleanup(func() { deleteRedisKeys(prefix) })
+	return prefix
+}
+
+// deleteRedisKeys deletes the keys under prefix (what Redis losing its
+// data does to them).
+func deleteRedisKeys(prefix string) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		rdb.Del(ctx, iter.Val())
+	}
+}
+
+// startRedisClusterAt is startRedisCluster under prefix, with the nodes
+// named in via reaching Redis at the address given there (a proxy the
+// test cuts).
+func startRedisClusterAt(t *testing.T, prefix string, via map[string]string, nodeIDs ...string) []*chatEnv {
+	t.Helper()
 	bus := newMemBus(t)
 	cfg := chat.DefaultConfig()
 	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
@@ -105,7 +117,14 @@ func startRedisClusterVia(t *testing.T, via map[string]string, nodeIDs ...string
 		nodeDone := make(chan struct{})
 		go func() { defer close(nodeDone); _ = node.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-nodeDone; _ = node.Close() })
-		pres := cluster.NewPresence(node, nil, nil, slog.New(slog.DiscardHandler))
+		var srv *Server // the presence's callbacks run once it is set (Run below)
+		pres := cluster.NewPresence(node, func(cs []cluster.PresenceChange) {
+			out := make([]PresenceChange, len(cs))
+			for i, c := range cs {
+				out[i] = PresenceChange(c)
+			}
+			srv.PresenceReaped(out)
+		}, func() { srv.PresenceLost() }, slog.New(slog.DiscardHandler))
 
 		svc, err := chat.New(cfg, chat.Deps{Store: st})
 		if err != nil {
@@ -118,9 +137,11 @@ func startRedisClusterVia(t *testing.T, via map[string]string, nodeIDs ...string
 		n.bus.mu.Lock()
 		n.srv = env.srv
 		n.bus.mu.Unlock()
-		presDone := make(chan struct{})
+		srv = env.srv
+		presDone, reapDone := make(chan struct{}), make(chan struct{})
 		go func() { defer close(presDone); _ = env.srv.RunPresence(ctx) }()
-		t.Cleanup(func() { cancel(); <-presDone })
+		go func() { defer close(reapDone); _ = pres.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-presDone; <-reapDone })
 		for _, who := range []string{"ada", "bob", "carol", "dave"} {
 			env.srv.rememberIdentity(who)
 		}
@@ -180,7 +201,7 @@ func TestClusterPresenceSnapshotShowsGroupMembersElsewhere(t *testing.T) {
 // at all (for a second after a failure nothing waits on Redis).
 func TestClusterPresenceSnapshotWithoutRedis(t *testing.T) {
 	cut := testkit.StartTCPProxy(t, "127.0.0.1:6379")
-	nodes := startRedisClusterVia(t, map[string]string{"a": cut.Addr()}, "a", "b")
+	nodes := startRedisClusterAt(t, newRedisPrefix(t), map[string]string{"a": cut.Addr()}, "a", "b")
 	a, b := nodes[0], nodes[1]
 	ada := a.joinMessaging("ada")
 	g := ada.group("bob", "carol")
@@ -198,6 +219,59 @@ func TestClusterPresenceSnapshotWithoutRedis(t *testing.T) {
 			t.Fatalf("join %d without Redis took %v to show the snapshot, want at most %v", i+1, took, limit)
 		} else {
 			t.Logf("join %d without Redis: snapshot after %v", i+1, took)
+		}
+	}
+}
+
+// When Redis loses its data, the nodes list the members connected to
+// them in their groups again (with their presence), so a new session
+// still shows a group member connected to another node.
+func TestClusterPresenceGroupsListedAgainAfterRedisLoss(t *testing.T) {
+	prefix := newRedisPrefix(t)
+	nodes := startRedisClusterAt(t, prefix, nil, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ada := a.joinMessaging("ada")
+	ada.group("bob")
+	b.joinMessaging("bob")
+	ada.waitFor("bob online", presenceIs("bob", proto.PresenceOnline))
+
+	deleteRedisKeys(prefix)
+	// B writes bob's presence again, which is announced anew: only new
+	// sessions' snapshots are left to show.
+	if !seesWithin(ada, 3*time.Second, presenceIs("bob", proto.PresenceOnline)) {
+		t.Fatal("bob's presence was not announced again after Redis lost it")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for attempt := 1; ; attempt++ {
+		again := a.joinMessaging("ada")
+		seen := seesWithin(again, time.Second, presenceIs("bob", proto.PresenceOnline))
+		again.close()
+		if seen {
+			t.Logf("bob in a new session's snapshot at attempt %d", attempt)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("5 s after Redis lost its data, ada's new sessions still do not show bob")
+		}
+	}
+}
+
+// seesWithin reports whether a message matching pred arrives at c
+// within d.
+func seesWithin(c *cc, d time.Duration, pred func(msg) bool) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case m, ok := <-c.in:
+			if !ok {
+				return false
+			}
+			if pred(m) {
+				return true
+			}
+		case <-timer.C:
+			return false
 		}
 	}
 }
