@@ -410,12 +410,13 @@ func (p *clusterPresence) lost() {
 	p.relist = p.groups != nil
 }
 
-// maxRelistGroups bounds the groups one round of relistGroups lists.
+// maxRelistGroups bounds the groups relistGroups lists after a loss;
+// the members of others list themselves when they next connect.
 const maxRelistGroups = 5000
 
 // relistGroups lists the members connected here of the groups indexed
-// here (at most maxRelistGroups per round), after the merged view lost
-// its data; false when Redis failed (the next round tries again).
+// here (at most maxRelistGroups), after the merged view lost its data;
+// false when Redis failed (the next round tries again).
 func (p *clusterPresence) relistGroups(ctx context.Context) bool {
 	for convID, members := range p.h.localGroups(maxRelistGroups) {
 		if ctx.Err() != nil {
