@@ -332,6 +332,9 @@ const maxPresenceIntroductions = 1024
 // those who did not know it yet (except skip, which gets a reply), plus
 // the presence of the connected members to the newly indexed ones.
 func (s *Server) announceConversation(conv chat.Conversation, members []string, skip *chatSession) {
+	if s.cpres != nil {
+		s.cpres.noteGroup(conv, members) // a new group's members, listed in Redis (presence_cluster.go)
+	}
 	s.hub.relayConversation(conv, members) // hub_relay.go
 	added := s.hub.addMembers(conv.ID, conv.Kind, members...)
 	if len(added) == 0 {

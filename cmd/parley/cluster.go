@@ -158,6 +158,27 @@ func (v presenceView) Presences(ctx context.Context, identities []string) (map[s
 	return out, nil
 }
 
+// GroupPresences and AddGroupMembers make presenceView a
+// signaling.ClusterGroups: groups' members listed in Redis. (signaling
+// finds them by a type assertion, so the compiler is asked to check.)
+var _ signaling.ClusterGroups = presenceView{}
+
+func (v presenceView) GroupPresences(ctx context.Context, identity string, groups, also []string) (map[string]signaling.PresenceState, error) {
+	m, err := v.p.GroupStatuses(ctx, identity, groups, also)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]signaling.PresenceState, len(m))
+	for id, st := range m {
+		out[id] = signaling.PresenceState(st)
+	}
+	return out, nil
+}
+
+func (v presenceView) AddGroupMembers(ctx context.Context, group string, members []string) error {
+	return v.p.AddGroupMembers(ctx, group, members)
+}
+
 func presenceChanges(cs []cluster.PresenceChange) []signaling.PresenceChange {
 	out := make([]signaling.PresenceChange, len(cs))
 	for i, c := range cs {
