@@ -19,8 +19,8 @@ func (nopWriter) Write(b []byte) (int, error)                   { return len(b),
 
 // BenchmarkForward measures the SFU's own per-packet cost: parse, stats,
 // cache, key-frame check, fan-out decision, queueing, cache copy-out and
-// header rewrite for every subscriber, and the NACK generator's record
-// of the packet (done as it is read). SRTP and the socket write (pion's
+// header rewrite for every subscriber, the NACK generator's record of
+// the packet (done as it is read) and the per-receiver sent counts. SRTP and the socket write (pion's
 // and the kernel's cost) are replaced by a no-op writer. Reported
 // ns/op is per incoming packet; ns/fwd is per packet per subscriber.
 func BenchmarkForward(b *testing.B) {
@@ -31,7 +31,7 @@ func BenchmarkForward(b *testing.B) {
 			var queues []*sendQueue
 			for i := range subs {
 				d := h.subscribe(b, nil, uint32(i+1), false)
-				d.bind.Store(&binding{ssrc: uint32(i + 1), pt: 100, writer: nopWriter{}})
+				d.bind.Store(&binding{ssrc: uint32(i + 1), pt: 100, writer: d.countedWriter(nopWriter{}, 0)})
 				queues = append(queues, d.q)
 			}
 			pkts := make([][]byte, 256)
@@ -78,7 +78,7 @@ func BenchmarkForwardSimulcast(b *testing.B) {
 			var queues []*sendQueue
 			for i := range subs {
 				d := h.subscribe(b, nil, uint32(i+1), false)
-				d.bind.Store(&binding{ssrc: uint32(i + 1), pt: 100, writer: nopWriter{}})
+				d.bind.Store(&binding{ssrc: uint32(i + 1), pt: 100, writer: d.countedWriter(nopWriter{}, 0)})
 				queues = append(queues, d.q)
 			}
 			const layers = 3

@@ -108,6 +108,14 @@ func testRTXCall(t *testing.T, bwe bool) {
 		if n := cyd.RemoteTracks()[sid].RTX; n != 0 {
 			t.Fatalf("cyd (no rtx) got %d packets on an RTX stream", n)
 		}
+		// The admin API's receiver counts say the same.
+		for _, r := range ada.Peer.Stats()[0].Receivers {
+			rtx := r.ParticipantID == bob.ID
+			if (r.RTXPacketsSent > 0) != rtx || (r.RTXBytesSent > 0) != rtx || r.PacketsSent < 50 {
+				t.Errorf("%s: %d packets sent, %d on RTX (%d bytes)", r.ParticipantID, r.PacketsSent,
+					r.RTXPacketsSent, r.RTXBytesSent)
+			}
+		}
 		st := ada.Peer.Stats()[0]
 		if st.RTXSent < 1 || st.Retransmits < 2 {
 			t.Fatalf("retransmits %d, on RTX %d: want 2 and at least 1", st.Retransmits, st.RTXSent)

@@ -438,7 +438,9 @@ func (t *publishedTrack) stats() TrackStats {
 		if d.sub == nil || d.sub.id == "recorder" {
 			continue // the recorder's tap is not a participant
 		}
-		r := ReceiverStats{ParticipantID: d.sub.id}
+		r := ReceiverStats{ParticipantID: d.sub.id,
+			PacketsSent: d.tx.packets.Load(), BytesSent: d.tx.bytes.Load(),
+			RTXPacketsSent: d.tx.rtxPackets.Load(), RTXBytesSent: d.tx.rtxBytes.Load()}
 		if est := d.sub.EstimatedBitrate(); est < math.MaxInt32 {
 			r.EstimatedBps = est
 		}
