@@ -58,8 +58,12 @@ type downTrack struct {
 	// sequence (RFC 4588). Only the subscriber's writer touches it.
 	rtxSeq uint16
 	// tx is what was sent to this subscriber (the admin API's receiver
-	// counts), counted by the binding's writer.
+	// counts), counted by the binding's writer on the subscriber's
+	// writer goroutine: on cache lines of its own, away from the fields
+	// the track's read loop writes per packet.
+	_  [64]byte
 	tx txCounts
+	_  [64]byte
 
 	// Sequence rewriting. started, lastIn, changeIn are touched only by the
 	// track's read loop; offset, changeOut, highestOut and seqMap are also
