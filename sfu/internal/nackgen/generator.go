@@ -1,6 +1,7 @@
 package nackgen
 
 import (
+	"math/bits"
 	"sync"
 	"time"
 
@@ -93,30 +94,43 @@ func (g *Generator) Run(stop <-chan struct{}) {
 	}
 }
 
-// Tick sends one round of due NACKs, one TransportLayerNack per stream
-// in one compound packet, and reports how many packets it NACKed.
+// maxPairs is how many NACK pairs (4 bytes each) go in one RTCP
+// batch: with the headers and SRTCP's trailer the packet stays well
+// within an MTU, where a burst of scattered losses on several streams
+// would not.
+const maxPairs = 100
+
+// Tick sends one round of due NACKs, one TransportLayerNack per stream,
+// in compound packets of at most maxPairs pairs, and reports how many
+// packets it NACKed.
 func (g *Generator) Tick(now time.Time) int {
 	p := g.policy()
+	var batches [][]rtcp.Packet
+	var batch []rtcp.Packet
+	inBatch, n := 0, 0
 	g.mu.Lock()
-	var pkts []rtcp.Packet
 	for ssrc, t := range g.streams {
 		pairs := t.Due(now, p, nil)
-		if len(pairs) > 0 {
-			pkts = append(pkts, &rtcp.TransportLayerNack{SenderSSRC: g.cfg.SenderSSRC, MediaSSRC: ssrc, Nacks: pairs})
+		for _, pair := range pairs {
+			n += 1 + bits.OnesCount16(uint16(pair.LostPackets))
+		}
+		for len(pairs) > 0 {
+			k := min(len(pairs), maxPairs-inBatch)
+			batch = append(batch, &rtcp.TransportLayerNack{SenderSSRC: g.cfg.SenderSSRC, MediaSSRC: ssrc, Nacks: pairs[:k]})
+			pairs, inBatch = pairs[k:], inBatch+k
+			if inBatch == maxPairs {
+				batches, batch, inBatch = append(batches, batch), nil, 0
+			}
 		}
 	}
 	g.mu.Unlock()
-	if len(pkts) == 0 {
-		return 0
+	if batch != nil {
+		batches = append(batches, batch)
 	}
-	n := 0
-	for _, pkt := range pkts {
-		for _, pair := range pkt.(*rtcp.TransportLayerNack).Nacks {
-			n += len(pair.PacketList())
-		}
+	for _, b := range batches {
+		// An error means the connection is closing; Run ends with it.
+		_ = g.send(b)
 	}
-	// An error means the connection is closing; Run ends with it.
-	_ = g.send(pkts)
 	return n
 }
 

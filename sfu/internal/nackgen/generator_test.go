@@ -10,13 +10,19 @@ import (
 )
 
 type sink struct {
-	mu   sync.Mutex
-	sent []*rtcp.TransportLayerNack
+	mu      sync.Mutex
+	sent    []*rtcp.TransportLayerNack
+	batches []int // pairs in each batch
 }
 
 func (s *sink) send(pkts []rtcp.Packet) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	pairs := 0
+	for _, p := range pkts {
+		pairs += len(p.(*rtcp.TransportLayerNack).Nacks)
+	}
+	s.batches = append(s.batches, pairs)
 	for _, p := range pkts {
 		s.sent = append(s.sent, p.(*rtcp.TransportLayerNack))
 	}
@@ -123,4 +129,36 @@ func TestGeneratorWaitsForRTT(t *testing.T) {
 			t.Fatalf("NACKed %d times in a second at 400 ms RTT, want 2", n)
 		}
 	})
+}
+
+// TestGeneratorSplitsBatches: scattered losses on several streams go out
+// in RTCP batches of at most maxPairs pairs, every number NACKed once.
+func TestGeneratorSplitsBatches(t *testing.T) {
+	s := &sink{}
+	g := New(Config{}, s.send)
+	now := time.Now()
+	const streams, lostEach = 6, 28
+	for ssrc := range uint32(streams) {
+		tr := g.Add(ssrc)
+		// Every 18th number of the window lost: a pair each (18 apart,
+		// beyond a bitmask's reach).
+		for seq := range uint16(Window) {
+			if seq%18 != 9 {
+				tr.Push(seq, now)
+			}
+		}
+	}
+	if n := g.Tick(now.Add(time.Second)); n != streams*lostEach {
+		t.Fatalf("%d numbers NACKed, want %d", n, streams*lostEach)
+	}
+	total := 0
+	for _, b := range s.batches {
+		if b > maxPairs {
+			t.Fatalf("a batch of %d pairs, want at most %d", b, maxPairs)
+		}
+		total += b
+	}
+	if total != streams*lostEach || len(s.batches) != 2 {
+		t.Fatalf("%d pairs in %d batches (%v), want %d in 2", total, len(s.batches), s.batches, streams*lostEach)
+	}
 }

@@ -24,6 +24,10 @@ const MaxGap = Window / 2
 
 const windowMask = Window - 1
 
+// maxStale is how many packets in a row from before the window make a
+// restarted stream.
+const maxStale = 8
+
 // Tracker follows the sequence numbers of one RTP stream (one SSRC) and
 // knows which are missing and how often each was NACKed. Push runs per
 // packet on the read loop, Due on the generator's ticker; both are safe
@@ -33,7 +37,11 @@ type Tracker struct {
 	started bool
 	highest uint16
 	missing int // slots with missing set, so Due skips a clean window
-	slots   [Window]slot
+	// stale counts packets in a row from before the window: one is a
+	// very late repair or duplicate, ignored; a run of them is a stream
+	// that restarted its numbering further back.
+	stale int
+	slots [Window]slot
 }
 
 type slot struct {
@@ -59,13 +67,19 @@ func (t *Tracker) push(seq uint16, now int64) {
 		return
 	}
 	d := int16(seq - t.highest)
+	if d > -Window {
+		t.stale = 0
+	}
 	switch {
 	case d == 0:
 		// A duplicate of the newest.
-	case d > MaxGap || d <= -Window:
-		// A jump forward too big to repair, or back beyond the window
-		// (a restarted stream's numbering looks like that too).
+	case d > MaxGap:
+		// A jump forward too big to repair.
 		t.reset(seq)
+	case d <= -Window:
+		if t.stale++; t.stale >= maxStale {
+			t.reset(seq)
+		}
 	case d > 0:
 		// Newer: everything between is missing until it arrives. The
 		// slots reused here held numbers Window older.
@@ -99,7 +113,7 @@ func (t *Tracker) set(s uint16, missing bool, now int64) {
 // reset forgets everything and starts at seq.
 func (t *Tracker) reset(seq uint16) {
 	t.slots = [Window]slot{}
-	t.started, t.highest, t.missing = true, seq, 0
+	t.started, t.highest, t.missing, t.stale = true, seq, 0, 0
 }
 
 // Policy is when a missing packet is NACKed.

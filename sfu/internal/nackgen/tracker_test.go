@@ -109,10 +109,27 @@ func TestBigJumpResets(t *testing.T) {
 	if got := due(tr, 20*time.Millisecond); got != nil {
 		t.Fatalf("NACKed %v after a jump", got)
 	}
-	push(tr, 0, 30000) // far back: also a restart
-	push(tr, 0, 30002)
-	if got := due(tr, 40*time.Millisecond); !slices.Equal(got, []uint16{30001}) {
-		t.Fatalf("NACKed %v after a restart backwards, want [30001]", got)
+	// Far back (across the wrap), a run of them: a restart too.
+	highest := uint16(100 + MaxGap + 11)
+	back := highest - 1000
+	for i := range uint16(maxStale) {
+		push(tr, 0, back+i)
+	}
+	push(tr, 0, back+maxStale+1)
+	if got := due(tr, 40*time.Millisecond); !slices.Equal(got, []uint16{back + maxStale}) {
+		t.Fatalf("NACKed %v after a restart backwards, want [%d]", got, back+maxStale)
+	}
+}
+
+// TestVeryLatePacketIgnored: one packet from before the window (a repair
+// that took very long) changes nothing; the gaps still open are NACKed.
+func TestVeryLatePacketIgnored(t *testing.T) {
+	tr := &Tracker{}
+	push(tr, 0, 1000, 1002)
+	push(tr, 0, 1000-Window-5)
+	push(tr, 0, 1003)
+	if got := due(tr, 20*time.Millisecond); !slices.Equal(got, []uint16{1001}) {
+		t.Fatalf("NACKed %v, want [1001]", got)
 	}
 }
 
