@@ -57,6 +57,13 @@ type downTrack struct {
 	// rtxSeq numbers the packets of the RTX stream, which has its own
 	// sequence (RFC 4588). Only the subscriber's writer touches it.
 	rtxSeq uint16
+	// tx is what was sent to this subscriber (the admin API's receiver
+	// counts), counted by the binding's writer on the subscriber's
+	// writer goroutine: on cache lines of its own, away from the fields
+	// the track's read loop writes per packet.
+	_  [64]byte
+	tx txCounts
+	_  [64]byte
 
 	// Sequence rewriting. started, lastIn, changeIn are touched only by the
 	// track's read loop; offset, changeOut, highestOut and seqMap are also
@@ -141,12 +148,13 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	if match == nil {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
-	b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(match.PayloadType), writer: ctx.WriteStream()}
+	b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(match.PayloadType)}
 	if ssrc := uint32(ctx.SSRCRetransmission()); ssrc != 0 {
 		if pt := rtxPayloadType(match.PayloadType, ctx.CodecParameters()); pt != 0 {
 			b.rtxSSRC, b.rtxPT = ssrc, pt
 		}
 	}
+	b.writer = d.countedWriter(ctx.WriteStream(), b.rtxSSRC)
 	d.bind.Store(b)
 	if d.sw != nil {
 		d.sw.Resync() // the switcher asks for the key frame
@@ -181,7 +189,7 @@ func (d *downTrack) bindRED(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParame
 			opusC = &c
 		}
 	}
-	b := &binding{ssrc: uint32(ctx.SSRC()), writer: ctx.WriteStream()}
+	b := &binding{ssrc: uint32(ctx.SSRC()), writer: d.countedWriter(ctx.WriteStream(), 0)}
 	var match *webrtc.RTPCodecParameters
 	switch {
 	case redC != nil && opusC != nil && d.src.s.cfg.AudioRED:

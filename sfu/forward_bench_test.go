@@ -8,6 +8,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/parleyhq/parley/sfu/internal/nackgen"
 	"github.com/parleyhq/parley/sfu/internal/simulcast"
 )
 
@@ -18,7 +19,8 @@ func (nopWriter) Write(b []byte) (int, error)                   { return len(b),
 
 // BenchmarkForward measures the SFU's own per-packet cost: parse, stats,
 // cache, key-frame check, fan-out decision, queueing, cache copy-out and
-// header rewrite for every subscriber. SRTP and the socket write (pion's
+// header rewrite for every subscriber, the NACK generator's record of
+// the packet (done as it is read) and the per-receiver sent counts. SRTP and the socket write (pion's
 // and the kernel's cost) are replaced by a no-op writer. Reported
 // ns/op is per incoming packet; ns/fwd is per packet per subscriber.
 func BenchmarkForward(b *testing.B) {
@@ -29,7 +31,7 @@ func BenchmarkForward(b *testing.B) {
 			var queues []*sendQueue
 			for i := range subs {
 				d := h.subscribe(b, nil, uint32(i+1), false)
-				d.bind.Store(&binding{ssrc: uint32(i + 1), pt: 100, writer: nopWriter{}})
+				d.bind.Store(&binding{ssrc: uint32(i + 1), pt: 100, writer: d.countedWriter(nopWriter{}, 0)})
 				queues = append(queues, d.q)
 			}
 			pkts := make([][]byte, 256)
@@ -38,6 +40,7 @@ func BenchmarkForward(b *testing.B) {
 			}
 			buf := make([]byte, 1500)
 			var hdr, whdr rtp.Header
+			var nack nackgen.Tracker
 			now := time.Now()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pkts[0])))
@@ -46,6 +49,7 @@ func BenchmarkForward(b *testing.B) {
 				p := pkts[i%len(pkts)]
 				seq := uint16(i)
 				p[2], p[3] = byte(seq>>8), byte(seq)
+				feedNACKs(&nack, p, now)
 				h.t.handlePacket(p, &hdr, now)
 				for _, q := range queues {
 					select {
@@ -74,7 +78,7 @@ func BenchmarkForwardSimulcast(b *testing.B) {
 			var queues []*sendQueue
 			for i := range subs {
 				d := h.subscribe(b, nil, uint32(i+1), false)
-				d.bind.Store(&binding{ssrc: uint32(i + 1), pt: 100, writer: nopWriter{}})
+				d.bind.Store(&binding{ssrc: uint32(i + 1), pt: 100, writer: d.countedWriter(nopWriter{}, 0)})
 				queues = append(queues, d.q)
 			}
 			const layers = 3
@@ -84,6 +88,7 @@ func BenchmarkForwardSimulcast(b *testing.B) {
 			}
 			buf := make([]byte, 1500)
 			var hdr, whdr rtp.Header
+			var nacks [layers]nackgen.Tracker
 			now := time.Now()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pkts[0])))
@@ -93,6 +98,7 @@ func BenchmarkForwardSimulcast(b *testing.B) {
 				for l := range layers {
 					p := pkts[(i%256)*layers+l]
 					p[2], p[3] = byte(seq>>8), byte(seq)
+					feedNACKs(&nacks[l], p, now)
 					h.t.handleLayerPacket(simulcast.Layer(l), p, &hdr, now)
 				}
 				for _, q := range queues {

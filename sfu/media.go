@@ -8,7 +8,6 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -120,10 +119,13 @@ func newMediaEngine(withTransportCC, withRED, withRTX bool) (*webrtc.MediaEngine
 // to that peer's tracks (interceptors are built per connection but only
 // know an opaque connection id).
 //
-// Interceptors: the NACK generator asks the publisher for lost packets
-// (so the cache fills the gaps for every subscriber at once), receiver
-// reports give the browser loss/jitter feedback, TWCC feeds its bandwidth
-// estimator. There is deliberately no NACK responder anywhere: the
+// Interceptors: receiver reports give the browser loss/jitter feedback,
+// TWCC feeds its bandwidth estimator. Lost packets are NACKed by the
+// peer's own generator (nackgen, fed from the read loops), not pion's:
+// pion unwraps the publisher's RTX stream above its generator
+// interceptor, which never sees a repair arrive and would NACK it until
+// it leaves its window.
+// There is deliberately no NACK responder anywhere: the
 // publisher connection sends no media, and on subscriber connections
 // NACKs are answered from the shared packet cache by the SFU itself;
 // running pion's responder there too would retransmit twice.
@@ -139,23 +141,9 @@ func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationF
 		return nil, fmt.Errorf("audio level extension: %w", err)
 	}
 	reg := &interceptor.Registry{}
-	// Registered first so it wraps the raw writer that the NACK
-	// generator (added after it) writes through: it sees every RTCP
-	// packet the connection sends.
+	// Sees every RTCP packet the connection sends, the NACKs of the
+	// peer's nackgen.Generator (written with WriteRTCP) among them.
 	reg.Add(&rtcpCounterFactory{onWrite: onRTCPOut})
-	// Each lost packet is NACKed at most maxNACKsPerPacket times: pion
-	// hands the publisher's RTX stream to the application past the
-	// generator, which never sees a repaired packet arrive and would
-	// otherwise NACK it every interval until it leaves its window (25
-	// times in TestRTXCall), each answered by the browser. Without RTX
-	// the repaired packet stops the NACKs itself; the cap then only
-	// limits how often a lost retransmission is asked for again.
-	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(s.pionLog),
-		nack.GeneratorMaxNacksPerPacket(maxNACKsPerPacket))
-	if err != nil {
-		return nil, fmt.Errorf("nack generator: %w", err)
-	}
-	reg.Add(gen)
 	rr, err := report.NewReceiverInterceptor(report.ReceiverInterval(s.cfg.ReportInterval),
 		report.WithReceiverLoggerFactory(s.pionLog))
 	if err != nil {
@@ -277,11 +265,6 @@ func (r *rtxStream) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 	}
 	return r.Interceptor.BindLocalStream(info, w)
 }
-
-// maxNACKsPerPacket bounds the upstream NACKs for one lost packet (see
-// newPublisherAPI): two requests 100 ms apart recover 99.75% of the
-// packets at 5% loss, and cost the publisher at most two resends.
-const maxNACKsPerPacket = 2
 
 // rtcpCounterFactory builds an interceptor that shows every outgoing RTCP
 // batch to a callback, which counts NACKs sent upstream per track.

@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/sfu/internal/audiolevel"
+	"github.com/parleyhq/parley/sfu/internal/nackgen"
 	"github.com/parleyhq/parley/sfu/internal/simulcast"
 )
 
@@ -34,7 +37,11 @@ type Peer struct {
 	queue  *sendQueue // nil without CanSubscribe
 
 	pub *webrtc.PeerConnection // nil without CanPublish
-	sub *webrtc.PeerConnection // nil without CanSubscribe
+	// nacks asks the publisher for lost video packets; its loop runs
+	// until stopNACK closes (both nil without CanPublish).
+	nacks    *nackgen.Generator
+	stopNACK chan struct{}
+	sub      *webrtc.PeerConnection // nil without CanSubscribe
 	// subReady is set while the subscriber connection is connected. pion
 	// discards (without an error) RTP written before DTLS has produced
 	// SRTP keys, so forwarding waits for it; a key frame sent into that
@@ -100,6 +107,7 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 			return nil, fmt.Errorf("publisher connection: %w", err)
 		}
 		p.watch(p.pub, Publisher, follow)
+		p.nacks = nackgen.New(nackgen.Config{SenderSSRC: rand.Uint32(), RTT: p.publisherRTT}, p.pub.WriteRTCP)
 		p.pub.OnTrack(p.onTrack)
 	}
 	if opts.CanSubscribe {
@@ -125,7 +133,32 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 		p.stopSelect = make(chan struct{})
 		p.wg.Go(p.selectLoop)
 	}
+	if p.nacks != nil {
+		p.stopNACK = make(chan struct{})
+		p.wg.Go(func() { p.nacks.Run(p.stopNACK) })
+	}
 	return p, nil
+}
+
+// publisherRTT is the publisher connection's round trip as ICE measured
+// it (0 before the first measure), for the NACK generator's retries.
+func (p *Peer) publisherRTT() time.Duration {
+	st, ok := p.pub.SCTP().Transport().ICETransport().GetSelectedCandidatePairStats()
+	if !ok {
+		return 0
+	}
+	return time.Duration(st.CurrentRoundTripTime * float64(time.Second))
+}
+
+// trackNACKs returns the NACK generator's tracker for a publisher stream,
+// or nil where its codec did not negotiate NACK (audio).
+func (p *Peer) trackNACKs(ssrc uint32, codec webrtc.RTPCodecParameters) *nackgen.Tracker {
+	for _, fb := range codec.RTCPFeedback {
+		if fb.Type == webrtc.TypeRTCPFBNACK && fb.Parameter == "" {
+			return p.nacks.Add(ssrc)
+		}
+	}
+	return nil
 }
 
 func (p *Peer) watch(pc *webrtc.PeerConnection, target Target, follow *nominationFollower) {
@@ -448,8 +481,9 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 	p.published[t.info.SID] = t
 	p.bySSRC[ssrc] = t
+	nack := p.trackNACKs(ssrc, codec)
 	p.wg.Go(func() {
-		t.readLoop(t.readRemote(remote))
+		t.readLoop(t.readRemote(remote, nack))
 		// The publisher removed the track or the connection closed.
 		t.end()
 	})
@@ -530,9 +564,10 @@ func (p *Peer) onLayer(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rid
 		p.published[t.info.SID] = t
 	}
 	t.layers[l].ssrc.Store(ssrc)
+	nack := p.trackNACKs(ssrc, remote.Codec())
 	p.bySSRC[ssrc] = t
 	p.wg.Go(func() {
-		t.readLayerLoop(simulcast.Layer(l), t.readRemote(remote))
+		t.readLayerLoop(simulcast.Layer(l), t.readRemote(remote, nack))
 		// The publisher removed the track or the connection closed:
 		// every layer's read ends together.
 		t.end()
@@ -562,6 +597,9 @@ func (p *Peer) forgetTrack(t *publishedTrack) {
 	for ssrc, x := range p.bySSRC {
 		if x == t {
 			delete(p.bySSRC, ssrc)
+			if p.nacks != nil {
+				p.nacks.Remove(ssrc)
+			}
 		}
 	}
 	for r, x := range p.byRecv {
@@ -666,13 +704,22 @@ func (p *Peer) Close() error {
 		d.src.removeDown(d)
 	}
 	err := p.closePCs()
+	p.stopLoops()
+	p.wg.Wait()
+	p.log.Info("participant left")
+	return err
+}
+
+// stopLoops tells the peer's own loops (not the read loops, which end
+// with the connections) to return.
+func (p *Peer) stopLoops() {
 	if p.sub != nil {
 		p.queue.stop()
 		close(p.stopSelect)
 	}
-	p.wg.Wait()
-	p.log.Info("participant left")
-	return err
+	if p.stopNACK != nil {
+		close(p.stopNACK)
+	}
 }
 
 func (p *Peer) isClosed() bool {
@@ -687,10 +734,7 @@ func (p *Peer) abort() {
 	p.closed = true
 	p.mu.Unlock()
 	_ = p.closePCs()
-	if p.sub != nil {
-		p.queue.stop()
-		close(p.stopSelect)
-	}
+	p.stopLoops()
 	p.wg.Wait()
 }
 

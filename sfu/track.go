@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"encoding/binary"
 	"log/slog"
 	"math"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/parleyhq/parley/sfu/internal/audiolevel"
 	"github.com/parleyhq/parley/sfu/internal/keyframe"
+	"github.com/parleyhq/parley/sfu/internal/nackgen"
 	"github.com/parleyhq/parley/sfu/internal/packetcache"
 	"github.com/parleyhq/parley/sfu/internal/red"
 	"github.com/parleyhq/parley/sfu/internal/rtpstats"
@@ -139,23 +141,41 @@ func newPublishedTrack(s *SFU, p trackParams) *publishedTrack {
 	return t
 }
 
-// readRemote reads a publisher's track for readLoop and readLayerLoop.
-// When the publisher negotiated rtx, pion's RTPReceiver reads the RTX
-// stream itself and hands its packets out through the same Read, already
-// unwrapped to the media SSRC, payload type and original sequence number
-// (RFC 4588) and marked with an attribute: they are counted here and
-// otherwise take the media path, so a retransmission fills the gap in
-// the cache and reaches every subscriber.
-func (t *publishedTrack) readRemote(remote *webrtc.TrackRemote) func([]byte) (int, error) {
+// readRemote reads a publisher's track (or one simulcast layer) for
+// readLoop and readLayerLoop. When the publisher negotiated rtx, pion's
+// RTPReceiver reads the RTX stream itself and hands its packets out
+// through the same Read, already unwrapped to the media SSRC, payload
+// type and original sequence number (RFC 4588) and marked with an
+// attribute: they are counted here and otherwise take the media path, so
+// a retransmission fills the gap in the cache and reaches every
+// subscriber. nack (nil: no NACKs for this stream) hears of every
+// packet, repairs included, so that a repair stops its NACKs.
+func (t *publishedTrack) readRemote(remote *webrtc.TrackRemote, nack *nackgen.Tracker) func([]byte) (int, error) {
 	return func(b []byte) (int, error) {
 		n, a, err := remote.Read(b)
-		if err == nil && a.Get(webrtc.AttributeRtxSsrc) != nil {
+		if err != nil {
+			return n, err
+		}
+		if a.Get(webrtc.AttributeRtxSsrc) != nil {
 			t.rtxIn.Add(1)
 			t.s.m.rtxIn.Inc()
 		}
-		return n, err
+		if nack != nil {
+			feedNACKs(nack, b[:n], time.Now())
+		}
+		return n, nil
 	}
 }
+
+// feedNACKs tells a NACK tracker that pkt was read.
+func feedNACKs(nack *nackgen.Tracker, pkt []byte, now time.Time) {
+	if len(pkt) >= rtpHeaderLen {
+		nack.Push(binary.BigEndian.Uint16(pkt[2:4]), now)
+	}
+}
+
+// rtpHeaderLen is the fixed part of an RTP header.
+const rtpHeaderLen = 12
 
 // readLoop reads packets until read fails (the track ended), handing each
 // to handlePacket. It owns buf and hdr, so the loop does not allocate.
@@ -418,7 +438,9 @@ func (t *publishedTrack) stats() TrackStats {
 		if d.sub == nil || d.sub.id == "recorder" {
 			continue // the recorder's tap is not a participant
 		}
-		r := ReceiverStats{ParticipantID: d.sub.id}
+		r := ReceiverStats{ParticipantID: d.sub.id,
+			PacketsSent: d.tx.packets.Load(), BytesSent: d.tx.bytes.Load(),
+			RTXPacketsSent: d.tx.rtxPackets.Load(), RTXBytesSent: d.tx.rtxBytes.Load()}
 		if est := d.sub.EstimatedBitrate(); est < math.MaxInt32 {
 			r.EstimatedBps = est
 		}

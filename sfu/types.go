@@ -72,6 +72,13 @@ type ReceiverStats struct {
 	// bandwidth (0 before the first estimate; unbounded when bandwidth
 	// estimation is off is reported as 0 too).
 	EstimatedBps int
+	// What the SFU sent this subscriber of the track: RTP packets and
+	// their payload bytes on the media stream (retransmissions included
+	// when the subscriber negotiated no RTX stream), and on its RTX
+	// stream. A subscriber that hides the track's tile (or whose layer
+	// is paused) sees PacketsSent stop.
+	PacketsSent, BytesSent       uint64
+	RTXPacketsSent, RTXBytesSent uint64
 }
 
 // TrackStats is a snapshot of one published track's counters.

@@ -165,11 +165,16 @@ func (s *Server) handleAdminRooms(w http.ResponseWriter, r *http.Request, caller
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": append(out, rooms...), "unreachable": unreachable})
 }
 
-// AdminReceiver is one subscriber of a track in the admin API.
+// AdminReceiver is one subscriber of a track in the admin API, with what
+// the SFU sent it of the track (sfu.ReceiverStats).
 type AdminReceiver struct {
-	Participant  string `json:"participant"`
-	Layer        string `json:"layer,omitempty"`
-	EstimatedBps int    `json:"estimatedBps,omitempty"`
+	Participant    string `json:"participant"`
+	Layer          string `json:"layer,omitempty"`
+	EstimatedBps   int    `json:"estimatedBps,omitempty"`
+	PacketsSent    uint64 `json:"packetsSent"`
+	BytesSent      uint64 `json:"bytesSent"`
+	RTXPacketsSent uint64 `json:"rtxPacketsSent"`
+	RTXBytesSent   uint64 `json:"rtxBytesSent"`
 }
 
 // AdminTrackStats are a track's SFU counters in the admin API.
@@ -252,7 +257,9 @@ func adminStats(st sfu.TrackStats) *AdminTrackStats {
 		Drops: st.Drops, Receivers: make([]AdminReceiver, 0, len(st.Receivers)),
 	}
 	for _, r := range st.Receivers {
-		a.Receivers = append(a.Receivers, AdminReceiver{Participant: r.ParticipantID, Layer: r.Layer, EstimatedBps: r.EstimatedBps})
+		a.Receivers = append(a.Receivers, AdminReceiver{Participant: r.ParticipantID, Layer: r.Layer,
+			EstimatedBps: r.EstimatedBps, PacketsSent: r.PacketsSent, BytesSent: r.BytesSent,
+			RTXPacketsSent: r.RTXPacketsSent, RTXBytesSent: r.RTXBytesSent})
 	}
 	if a.Drops == nil {
 		a.Drops = map[string]uint64{}
