@@ -75,7 +75,7 @@ func startRedisCluster(t *testing.T, nodeIDs ...string) []*chatEnv {
 
 // newRedisPrefix is a key prefix of the test's own, whose keys are
 // deleted when it ends.
-func newRedisPrefix(t *testing.T) string {
+func newRedisPrefix(t testing.TB) string {
 	t.Helper()
 	prefix := "parley-test:" + ids.New("") + ":"
 	t.Cleanup(func() { deleteRedisKeys(prefix) })
@@ -110,9 +110,11 @@ type redisCluster struct {
 	// runs their refill after bus outages, as cmd/parley does, instead of
 	// a memBus.
 	realBus bool
+	// mutate changes the servers' config (nil: the tests').
+	mutate func(*Config)
 }
 
-func startRedisClusterWith(t *testing.T, rc redisCluster, nodeIDs ...string) []*chatEnv {
+func startRedisClusterWith(t testing.TB, rc redisCluster, nodeIDs ...string) []*chatEnv {
 	t.Helper()
 	prefix, via := rc.prefix, rc.via
 	bus := newMemBus(t)
@@ -164,7 +166,7 @@ func startRedisClusterWith(t *testing.T, rc redisCluster, nodeIDs ...string) []*
 		} else {
 			relay = bus.node()
 		}
-		env := &chatEnv{testEnv: startServerDeps(t, nil, func(d *Deps) {
+		env := &chatEnv{testEnv: startServerDeps(t, rc.mutate, func(d *Deps) {
 			d.Chat, d.Relay, d.Presence = svc, relay, redisPresence{pres}
 		}), svc: svc}
 		if n, ok := relay.(*memNode); ok {
