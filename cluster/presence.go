@@ -83,6 +83,16 @@ const reapBatch = 200
 // maxStatusQuery bounds the identities one Statuses call reads.
 const maxStatusQuery = 1000
 
+// presenceKeep is how long an identity's hash is kept once no node has
+// it (only its version is left; presenceLib's keepMs says it again): a node whose bus was down can tell a
+// change made during the outage, going offline included, from an old
+// one (ChangedSince).
+const presenceKeep = time.Hour
+
+// maxChangedQuery bounds the identities one ChangedSince call reads (in
+// round trips of maxStatusQuery).
+const maxChangedQuery = 50_000
+
 // NewPresence makes node n's presence. onReap receives the transitions
 // caused by a dead node's entries leaving (on Run's goroutine); onLost
 // is called when this node's own entries are gone from Redis (its lease
@@ -155,6 +165,67 @@ func (p *Presence) Statuses(ctx context.Context, identities []string) (map[strin
 		if st != "" && st != StatusOffline {
 			out[identities[i/2]] = PresenceState{Status: st, Version: v}
 		}
+	}
+	return out, nil
+}
+
+// ChangedSince returns the merged status and version of those of
+// identities (at most maxChangedQuery) whose last cluster-wide change was
+// made at since or later, offline ones included: what a node whose bus
+// was down from since missed. Versions are Redis's clock, so Redis's and
+// the caller's clocks must agree within the margin the caller took off
+// since (LossMargin). An offline identity's version is kept for
+// presenceKeep; after an outage longer than that, offline identities
+// with no version left are returned too (as offline, version 0), since
+// their change cannot be dated. One round trip per maxStatusQuery
+// identities.
+func (p *Presence) ChangedSince(ctx context.Context, since time.Time, identities []string) (map[string]PresenceState, error) {
+	if len(identities) > maxChangedQuery {
+		identities = identities[:maxChangedQuery]
+	}
+	from := since.UnixMicro()
+	undated := time.Since(since) >= presenceKeep
+	out := map[string]PresenceState{}
+	for len(identities) > 0 {
+		chunk := identities[:min(len(identities), maxStatusQuery)]
+		identities = identities[len(chunk):]
+		args := make([]any, 0, 2+len(chunk))
+		args = append(args, p.node.nodeKey(""), p.keyPrefix())
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		res, err := p.read.Run(ctx, p.node.rdb, nil, args...).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: read presence changes: %w", err)
+		}
+		for i := 0; i+1 < len(res) && i/2 < len(chunk); i += 2 {
+			st, _ := res[i].(string)
+			v, _ := res[i+1].(int64)
+			if v >= from || v == 0 && undated && st == StatusOffline {
+				out[chunk[i/2]] = PresenceState{Status: st, Version: v}
+			}
+		}
+	}
+	return out, nil
+}
+
+// GroupMembers returns the members listed of each of groups, in one
+// round trip.
+func (p *Presence) GroupMembers(ctx context.Context, groups []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(groups))
+	if len(groups) == 0 {
+		return out, nil
+	}
+	pipe := p.node.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(groups))
+	for i, g := range groups {
+		cmds[i] = pipe.SMembers(ctx, p.groupPrefix()+g)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("cluster: members of groups: %w", err)
+	}
+	for i, g := range groups {
+		out[g] = cmds[i].Val()
 	}
 	return out, nil
 }
@@ -299,7 +370,10 @@ func (p *Presence) reapOnce(ctx context.Context, node, inc string) ([]PresenceCh
 // presenceLib is shared by the presence scripts. ARGV[1] is always the
 // node key prefix. live(node) is the run id of node's live lease (false
 // when it has none); merged(key, except, extra) is the strongest status
-// among key's live entries, leaving out field except and counting extra.
+// among key's live entries, leaving out field except and counting extra;
+// tidy(key) lets a hash left with only its version expire after
+// presenceKeep (the version of an offline identity's last change is kept
+// that long, for ChangedSince).
 const presenceLib = `
 local nodePrefix = ARGV[1]
 local runs = {}
@@ -343,8 +417,9 @@ local function bump(key)
   redis.call('HSET', key, 'v', string.format('%.0f', v))
   return v
 end
+local keepMs = 3600000 -- presenceKeep
 local function tidy(key)
-  if redis.call('HLEN', key) <= 1 then redis.call('DEL', key) end
+  if redis.call('HLEN', key) <= 1 then redis.call('PEXPIRE', key, keepMs) end
 end
 `
 
@@ -360,6 +435,7 @@ if ARGV[4] == 'offline' then
   redis.call('SREM', KEYS[2], ARGV[5])
 else
   redis.call('HSET', KEYS[1], field, ARGV[3] .. ' ' .. ARGV[4])
+  redis.call('PERSIST', KEYS[1])
   redis.call('SADD', KEYS[2], ARGV[5])
   redis.call('SADD', KEYS[3], ARGV[2] .. ' ' .. ARGV[3])
 end

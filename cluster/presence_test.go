@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -138,9 +139,16 @@ func TestPresenceReapsDeadNode(t *testing.T) {
 	if st := statusOf(t, pa, "carol"); st.Status != StatusOnline {
 		t.Fatalf("carol %+v", st)
 	}
-	// The dead run's bookkeeping is gone.
-	if n, err := a.rdb.Exists(context.Background(), pa.runSet("b", pb.inc), pa.key("bob")).Result(); err != nil || n != 0 {
+	// The dead run's bookkeeping is gone; bob's hash keeps only the
+	// version of his going offline, for presenceKeep.
+	if n, err := a.rdb.Exists(context.Background(), pa.runSet("b", pb.inc)).Result(); err != nil || n != 0 {
 		t.Fatalf("left behind: %d keys, %v", n, err)
+	}
+	if h, err := a.rdb.HGetAll(context.Background(), pa.key("bob")).Result(); err != nil || len(h) != 1 || h["v"] != strconv.FormatInt(c.Version, 10) {
+		t.Fatalf("bob's hash after the reap: %v, %v", h, err)
+	}
+	if ttl, err := a.rdb.PTTL(context.Background(), pa.key("bob")).Result(); err != nil || ttl <= presenceKeep-time.Minute || ttl > presenceKeep {
+		t.Fatalf("bob's hash expires in %v (%v), want within %v", ttl, err, presenceKeep)
 	}
 }
 

@@ -26,9 +26,10 @@ import (
 // this node failed to send are lost for the other nodes even when their
 // own bus never noticed anything, so this node also sends them a refill
 // hint on each lost topic, and they refill that conversation (or
-// identity) the same way. Only stored events are refilled: typing,
-// receipts and presence lost in the outage are not (presence is sent
-// again at the next change, watermarks at the next sync).
+// identity) the same way. Presence changes are refilled from the merged
+// view (presence_cluster_refill.go), after this node's outage and on a
+// hint for the presence topic. Typing and receipts lost in the outage
+// are not (watermarks are sent again at the next sync).
 //
 // The work runs on Run's goroutine (never on the bus's) and is bounded
 // per round; what is left out shows to clients as a gap at the next
@@ -87,10 +88,12 @@ type refillJob struct {
 	everyConv time.Time            // more topics were lost than listed: hint every indexed conversation
 	convs     map[string]time.Time // conversations another node lost publications of
 	ids       map[string]time.Time // identities another node lost publications to
+	presence  time.Time            // presence changes may have missed this node since (zero: no)
 }
 
 func (j *refillJob) empty() bool {
-	return j.all.IsZero() && j.everyConv.IsZero() && len(j.announce) == 0 && len(j.convs) == 0 && len(j.ids) == 0
+	return j.all.IsZero() && j.everyConv.IsZero() && j.presence.IsZero() &&
+		len(j.announce) == 0 && len(j.convs) == 0 && len(j.ids) == 0
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -154,6 +157,7 @@ func (r *ClusterRefill) Outage(since time.Time, unsubscribed bool, lost []string
 	r.mu.Lock()
 	if unsubscribed {
 		r.job.all = earliest(r.job.all, since)
+		r.job.presence = earliest(r.job.presence, since)
 	}
 	for _, t := range lost {
 		if !queue(&r.job.announce, t, since) {
@@ -169,14 +173,17 @@ func (r *ClusterRefill) Outage(since time.Time, unsubscribed bool, lost []string
 }
 
 // hint queues the refill another node asked for: of one conversation
-// (conv) or of one identity's conversations.
+// (conv), of one identity's conversations, or (neither) of presence.
 func (r *ClusterRefill) hint(conv, identity string, since time.Time) {
 	r.mu.Lock()
 	ok := true
-	if conv != "" {
+	switch {
+	case conv != "":
 		ok = queue(&r.job.convs, conv, since)
-	} else if identity != "" {
+	case identity != "":
 		ok = queue(&r.job.ids, identity, since)
+	default:
+		r.job.presence = earliest(r.job.presence, since)
 	}
 	if !ok { // too many: refill everyone here instead
 		r.job.all = earliest(r.job.all, since)
@@ -236,9 +243,15 @@ func (r *ClusterRefill) round(ctx context.Context, job refillJob) {
 		r.announce(topic, since)
 	}
 	if !job.everyConv.IsZero() {
+		r.announce(topicPresence, job.everyConv) // it may have been among those lost
 		for _, conv := range h.indexedConversations(maxRefillPending) {
 			r.announce(topicConv(conv), job.everyConv)
 		}
+	}
+	// Presence next: one read of the merged view, before the store's
+	// reads, which take longer.
+	if !job.presence.IsZero() && r.s.cpres != nil {
+		r.s.cpres.refill(ctx, job.presence)
 	}
 	rd := &refillRound{done: map[string]time.Time{}}
 	if !job.all.IsZero() {
@@ -274,6 +287,9 @@ func (r *ClusterRefill) announce(topic string, since time.Time) {
 		ev.Conv = strings.TrimPrefix(topic, "c:")
 	case strings.HasPrefix(topic, "u:"):
 		ev.Identity = strings.TrimPrefix(topic, "u:")
+	case topic == topicPresence:
+		// Neither: the other nodes refill the presence their sessions
+		// watch.
 	default:
 		return
 	}

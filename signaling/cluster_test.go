@@ -39,7 +39,7 @@ type memEvent struct {
 	topic, payload string
 }
 
-func newMemBus(t *testing.T) *memBus {
+func newMemBus(t testing.TB) *memBus {
 	b := &memBus{q: make(chan memEvent, 4096), done: make(chan struct{})}
 	go func() {
 		defer close(b.done)

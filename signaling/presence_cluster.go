@@ -67,11 +67,24 @@ type ClusterGroups interface {
 	AddGroupMembers(ctx context.Context, group string, members []string) error
 }
 
+// ClusterPresenceRefill is an optional part of a ClusterPresence
+// (package cluster's Presence has it): what a node needs to catch up on
+// the changes its bus missed (refill).
+type ClusterPresenceRefill interface {
+	// PresencesChangedSince returns the merged status and version of
+	// those of identities whose last cluster-wide change was made at
+	// since or later, offline ones included.
+	PresencesChangedSince(ctx context.Context, since time.Time, identities []string) (map[string]PresenceState, error)
+	// GroupMembers returns the members listed of each of groups.
+	GroupMembers(ctx context.Context, groups []string) (map[string][]string, error)
+}
+
 type clusterPresence struct {
 	s      *Server
 	h      *hub
 	view   ClusterPresence
-	groups ClusterGroups // nil: the view cannot list groups' members
+	groups ClusterGroups         // nil: the view cannot list groups' members
+	since  ClusterPresenceRefill // nil: the view cannot tell what changed
 
 	stripes [presenceStripes]sync.Mutex
 
@@ -83,6 +96,9 @@ type clusterPresence struct {
 	dirty map[string]struct{}
 	// seen is the newest version delivered to this node's sessions.
 	seen map[string]seenVersion
+	// peers are the direct peers of each identity connected here, as its
+	// latest session read them at entry (sendSnapshot), for refill.
+	peers map[string][]string
 	// relist: the merged view lost this node's entries, and with them
 	// maybe the groups' member lists; run lists the members connected
 	// here again.
@@ -100,8 +116,10 @@ type seenVersion struct {
 
 func newClusterPresence(s *Server, view ClusterPresence) *clusterPresence {
 	p := &clusterPresence{s: s, h: s.hub, view: view,
-		written: map[string]string{}, dirty: map[string]struct{}{}, seen: map[string]seenVersion{}}
+		written: map[string]string{}, dirty: map[string]struct{}{}, seen: map[string]seenVersion{},
+		peers: map[string][]string{}}
 	p.groups, _ = view.(ClusterGroups)
+	p.since, _ = view.(ClusterPresenceRefill)
 	s.hub.watch(topicPresence, true)
 	s.hub.watch(topicNode(view.NodeID()), true) // call_cluster.go
 	return p
@@ -263,6 +281,9 @@ func (p *clusterPresence) newerLocked(identity string, version int64) bool {
 // node's own view).
 func (p *clusterPresence) sendSnapshot(c *chatSession) {
 	ids := p.h.contacts(c.identity())
+	p.mu.Lock()
+	p.peers[c.identity()] = slices.Clone(c.peers)
+	p.mu.Unlock()
 	for _, peer := range c.peers {
 		if !slices.Contains(ids, peer) {
 			ids = append(ids, peer)
@@ -452,6 +473,11 @@ func (p *clusterPresence) run(ctx context.Context) {
 		for id, s := range p.seen {
 			if time.Since(s.at) > presenceSeenFor {
 				delete(p.seen, id)
+			}
+		}
+		for id := range p.peers {
+			if !p.h.connected(id) {
+				delete(p.peers, id)
 			}
 		}
 		relist := p.relist

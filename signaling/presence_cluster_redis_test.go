@@ -48,6 +48,15 @@ func (v redisPresence) AddGroupMembers(ctx context.Context, group string, member
 	return v.p.AddGroupMembers(ctx, group, members)
 }
 
+func (v redisPresence) PresencesChangedSince(ctx context.Context, since time.Time, identities []string) (map[string]PresenceState, error) {
+	m, err := v.p.ChangedSince(ctx, since, identities)
+	return presenceStates(m), err
+}
+
+func (v redisPresence) GroupMembers(ctx context.Context, groups []string) (map[string][]string, error) {
+	return v.p.GroupMembers(ctx, groups)
+}
+
 func presenceStates(m map[string]cluster.PresenceState) map[string]PresenceState {
 	out := make(map[string]PresenceState, len(m))
 	for id, st := range m {
@@ -66,7 +75,7 @@ func startRedisCluster(t *testing.T, nodeIDs ...string) []*chatEnv {
 
 // newRedisPrefix is a key prefix of the test's own, whose keys are
 // deleted when it ends.
-func newRedisPrefix(t *testing.T) string {
+func newRedisPrefix(t testing.TB) string {
 	t.Helper()
 	prefix := "parley-test:" + ids.New("") + ":"
 	t.Cleanup(func() { deleteRedisKeys(prefix) })
@@ -90,6 +99,24 @@ func deleteRedisKeys(prefix string) {
 // test cuts).
 func startRedisClusterAt(t *testing.T, prefix string, via map[string]string, nodeIDs ...string) []*chatEnv {
 	t.Helper()
+	return startRedisClusterWith(t, redisCluster{prefix: prefix, via: via}, nodeIDs...)
+}
+
+// redisCluster says how startRedisClusterWith makes its nodes.
+type redisCluster struct {
+	prefix string
+	via    map[string]string // node id -> the address it reaches Redis at
+	// realBus joins the nodes by cluster.Bus on Redis (through via) and
+	// runs their refill after bus outages, as cmd/parley does, instead of
+	// a memBus.
+	realBus bool
+	// mutate changes the servers' config (nil: the tests').
+	mutate func(*Config)
+}
+
+func startRedisClusterWith(t testing.TB, rc redisCluster, nodeIDs ...string) []*chatEnv {
+	t.Helper()
+	prefix, via := rc.prefix, rc.via
 	bus := newMemBus(t)
 	cfg := chat.DefaultConfig()
 	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
@@ -130,14 +157,30 @@ func startRedisClusterAt(t *testing.T, prefix string, via map[string]string, nod
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := bus.node()
-		env := &chatEnv{testEnv: startServerDeps(t, nil, func(d *Deps) {
-			d.Chat, d.Relay, d.Presence = svc, n, redisPresence{pres}
+		var relay ChatRelay
+		var rbus *cluster.Bus
+		if rc.realBus {
+			rbus = cluster.NewBus(node, func(topic string, payload []byte) { srv.DeliverRemote(topic, payload) }, slog.New(slog.DiscardHandler))
+			rbus.OnRecover(func(o cluster.Outage) { srv.ClusterRefill().Outage(o.Since, o.Unsubscribed, o.Lost, o.LostMore) })
+			relay = rbus
+		} else {
+			relay = bus.node()
+		}
+		env := &chatEnv{testEnv: startServerDeps(t, rc.mutate, func(d *Deps) {
+			d.Chat, d.Relay, d.Presence = svc, relay, redisPresence{pres}
 		}), svc: svc}
-		n.bus.mu.Lock()
-		n.srv = env.srv
-		n.bus.mu.Unlock()
+		if n, ok := relay.(*memNode); ok {
+			n.bus.mu.Lock()
+			n.srv = env.srv
+			n.bus.mu.Unlock()
+		}
 		srv = env.srv
+		if rbus != nil { // started once srv is set: it delivers to srv
+			busDone, refillDone := make(chan struct{}), make(chan struct{})
+			go func() { defer close(busDone); _ = rbus.Run(ctx) }()
+			go func() { defer close(refillDone); _ = env.srv.ClusterRefill().Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-busDone; <-refillDone })
+		}
 		presDone, reapDone := make(chan struct{}), make(chan struct{})
 		go func() { defer close(presDone); _ = env.srv.RunPresence(ctx) }()
 		go func() { defer close(reapDone); _ = pres.Run(ctx) }()
