@@ -148,14 +148,7 @@ func (v presenceView) SetPresence(ctx context.Context, identity, status string) 
 
 func (v presenceView) Presences(ctx context.Context, identities []string) (map[string]signaling.PresenceState, error) {
 	m, err := v.p.Statuses(ctx, identities)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]signaling.PresenceState, len(m))
-	for id, st := range m {
-		out[id] = signaling.PresenceState(st)
-	}
-	return out, nil
+	return presenceStates(m, err)
 }
 
 // GroupPresences and AddGroupMembers make presenceView a
@@ -165,6 +158,29 @@ var _ signaling.ClusterGroups = presenceView{}
 
 func (v presenceView) GroupPresences(ctx context.Context, identity string, groups, also []string) (map[string]signaling.PresenceState, error) {
 	m, err := v.p.GroupStatuses(ctx, identity, groups, also)
+	return presenceStates(m, err)
+}
+
+func (v presenceView) AddGroupMembers(ctx context.Context, group string, members []string) error {
+	return v.p.AddGroupMembers(ctx, group, members)
+}
+
+// PresencesChangedSince and GroupMembers make presenceView a
+// signaling.ClusterPresenceRefill: after a bus outage the node reads
+// which presence changes it missed.
+var _ signaling.ClusterPresenceRefill = presenceView{}
+
+func (v presenceView) PresencesChangedSince(ctx context.Context, since time.Time, identities []string) (map[string]signaling.PresenceState, error) {
+	m, err := v.p.ChangedSince(ctx, since, identities)
+	return presenceStates(m, err)
+}
+
+func (v presenceView) GroupMembers(ctx context.Context, groups []string) (map[string][]string, error) {
+	return v.p.GroupMembers(ctx, groups)
+}
+
+// presenceStates converts cluster's statuses to signaling's.
+func presenceStates(m map[string]cluster.PresenceState, err error) (map[string]signaling.PresenceState, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -173,10 +189,6 @@ func (v presenceView) GroupPresences(ctx context.Context, identity string, group
 		out[id] = signaling.PresenceState(st)
 	}
 	return out, nil
-}
-
-func (v presenceView) AddGroupMembers(ctx context.Context, group string, members []string) error {
-	return v.p.AddGroupMembers(ctx, group, members)
 }
 
 func presenceChanges(cs []cluster.PresenceChange) []signaling.PresenceChange {
