@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -23,6 +24,15 @@ type Conn struct {
 	// number the kernel has handed to another file.
 	mu     sync.RWMutex
 	closed bool
+
+	// Batching (batch.go). bmu guards corks, pending and free; smu is
+	// held while a batch is sent, so batches leave in order.
+	bmu        sync.Mutex
+	corks      int
+	pending    *batch
+	free       []*batch
+	smu        sync.Mutex
+	sendErrors atomic.Uint64
 }
 
 // Wrap takes over c's writes. c stays the owner of the socket: closing
@@ -49,10 +59,16 @@ func (c *Conn) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	if c.fd < 0 {
 		return c.WriteToUDPAddrPort(b, to)
 	}
+	if queued, err := c.queue(b, to); queued {
+		if err != nil {
+			return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(to), Err: err}
+		}
+		return len(b), nil
+	}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
-		return 0, &net.OpError{Op: "write", Net: "udp", Err: net.ErrClosed}
+		return 0, errClosed()
 	}
 	err := SendTo(c.fd, c.v6, b, to)
 	c.mu.RUnlock()
