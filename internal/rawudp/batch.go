@@ -37,6 +37,7 @@ type batch struct {
 	lens [batchSize]int
 	to   [batchSize]netip.AddrPort
 	n    int
+	gso  bool     // runs to one destination may leave as one UDP GSO message
 	sys  sysBatch // the kernel's view (mmsghdr, iovec, sockaddr), per OS
 }
 
@@ -117,36 +118,60 @@ func (c *Conn) queue(p []byte, to netip.AddrPort) (queued bool, err error) {
 	return true, nil
 }
 
-// freeBatch returns an unused batch; bmu is held. At most three exist:
-// one being sent, one taken by a flusher waiting for the sender, and the
-// pending one.
+// freeBatch returns an unused batch; bmu is held. Batches are made
+// only while more are pending, ready or being sent than ever before, so
+// a steady stream allocates none.
 func (c *Conn) freeBatch() *batch {
 	if n := len(c.free); n > 0 {
 		b := c.free[n-1]
 		c.free = c.free[:n-1]
 		return b
 	}
-	return new(batch)
+	return &batch{gso: c.gso.Load()}
 }
 
-// flushLocked sends the pending batch and unlocks bmu. Sends keep the
-// order in which batches were taken: the sender lock is taken before bmu
-// is released, so a later batch cannot overtake an earlier one.
+// maxReady is how many batches may wait for the sender before writers
+// wait too (the socket buffer is full and the sender is on the poller).
+const maxReady = 4
+
+// flushLocked hands the pending batch to the sender and unlocks bmu.
+// One goroutine at a time sends (c.sending), so batches leave in the
+// order they were handed over and no writer waits for another's system
+// call: whoever finds no sender becomes it, and sends until no batch is
+// ready.
 func (c *Conn) flushLocked() {
-	b := c.pending
+	for len(c.ready) >= maxReady {
+		c.roomForReady.Wait()
+	}
+	if c.pending == nil || c.pending.n == 0 {
+		// Handed over by another writer while this one waited.
+		c.bmu.Unlock()
+		return
+	}
+	c.ready = append(c.ready, c.pending)
 	c.pending = nil
-	c.smu.Lock()
-	c.bmu.Unlock()
-	c.sendBatch(b)
-	c.smu.Unlock()
-	b.n = 0
-	c.bmu.Lock()
-	c.free = append(c.free, b)
+	if c.sending {
+		c.bmu.Unlock()
+		return
+	}
+	c.sending = true
+	for len(c.ready) > 0 {
+		b := c.ready[0]
+		copy(c.ready, c.ready[1:])
+		c.ready = c.ready[:len(c.ready)-1]
+		c.roomForReady.Broadcast()
+		c.bmu.Unlock()
+		c.sendBatch(b)
+		b.n = 0
+		c.bmu.Lock()
+		c.free = append(c.free, b)
+	}
+	c.sending = false
 	c.bmu.Unlock()
 }
 
 // sendBatch sends b's datagrams in order, as many per call as the kernel
-// takes; smu is held.
+// takes; only the sender calls it.
 func (c *Conn) sendBatch(b *batch) {
 	c.mu.RLock()
 	if c.closed {
@@ -173,6 +198,12 @@ func (c *Conn) sendBatch(b *batch) {
 				c.sendErrors.Add(uint64(b.n - i - 1))
 				break
 			}
+		} else if b.gso {
+			// The kernel or the route does not take UDP GSO after all:
+			// send this batch and the later ones datagram by datagram.
+			b.gso = false
+			c.gso.Store(false)
+			continue
 		} else {
 			c.sendErrors.Add(1) // refused (unreachable, say): skip it
 		}

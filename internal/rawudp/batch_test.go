@@ -278,3 +278,41 @@ func BenchmarkBatch(b *testing.B) {
 		c.Uncork()
 	}
 }
+
+// TestBatchSegmentsRunsToOneDestination: a frame's packets to one
+// receiver leave as one UDP GSO message where the kernel has it; the
+// receiver still gets each datagram by itself, whole and in order.
+func TestBatchSegmentsRunsToOneDestination(t *testing.T) {
+	a, b := listen(t, "udp4", "127.0.0.1:0"), listen(t, "udp4", "127.0.0.1:0")
+	_ = a.SetReadBuffer(1 << 20)
+	c := Wrap(listen(t, "udp4", "127.0.0.1:0"))
+	t.Logf("UDP GSO: %v", c.gso.Load())
+	sizes := []int{1200, 1200, 1200, 1000, 1200, 1200, 500, 1200, 7, 7}
+	c.Cork()
+	for i, n := range sizes {
+		p := make([]byte, n)
+		for k := range p {
+			p[k] = byte(i)
+		}
+		if _, err := c.WriteToAddrPort(p, addrOf(a)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 5 {
+			write(t, c, "other", addrOf(b)) // breaks the run
+		}
+	}
+	c.Uncork()
+	buf := make([]byte, 2000)
+	_ = a.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for i, want := range sizes {
+		n, _, err := a.ReadFromUDPAddrPort(buf)
+		if err != nil || n != want || buf[0] != byte(i) || buf[n-1] != byte(i) {
+			t.Fatalf("datagram %d: %d bytes starting %d (%v), want %d bytes of %d", i, n, buf[0], err, want, i)
+		}
+	}
+	expect(t, b, "other")
+	silent(t, a, "all sent")
+	if n := c.SendErrors(); n != 0 {
+		t.Fatalf("%d send errors", n)
+	}
+}

@@ -16,8 +16,9 @@ import (
 type Conn struct {
 	*net.UDPConn
 
-	fd int // -1: write through UDPConn (not Linux, or no fd)
-	v6 bool
+	fd  int // -1: write through UDPConn (not Linux, or no fd)
+	v6  bool
+	gso atomic.Bool // the kernel segments UDP (batch.go)
 
 	// mu is held for reading while fd is in use by a send and for
 	// writing while the socket closes, so a send never reaches an fd
@@ -25,22 +26,25 @@ type Conn struct {
 	mu     sync.RWMutex
 	closed bool
 
-	// Batching (batch.go). bmu guards corks, pending and free; smu is
-	// held while a batch is sent, so batches leave in order.
-	bmu        sync.Mutex
-	corks      int
-	pending    *batch
-	free       []*batch
-	smu        sync.Mutex
-	sendErrors atomic.Uint64
+	// Batching (batch.go); bmu guards all but sendErrors.
+	bmu          sync.Mutex
+	corks        int
+	pending      *batch   // being filled
+	ready        []*batch // handed to the sender, oldest first
+	free         []*batch
+	sending      bool // a goroutine is sending the ready batches
+	roomForReady *sync.Cond
+	sendErrors   atomic.Uint64
 }
 
 // Wrap takes over c's writes. c stays the owner of the socket: closing
 // the Conn closes it.
 func Wrap(c *net.UDPConn) *Conn {
 	w := &Conn{UDPConn: c, fd: -1}
+	w.roomForReady = sync.NewCond(&w.bmu)
 	if fd, v6, ok := rawFD(c); ok {
 		w.fd, w.v6 = fd, v6
+		w.gso.Store(gsoSupported(fd))
 	}
 	return w
 }

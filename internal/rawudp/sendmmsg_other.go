@@ -7,3 +7,5 @@ package rawudp
 type sysBatch struct{}
 
 func sendMmsg(int, bool, *batch, int, int) (int, error) { return 0, ErrFamily }
+
+func gsoSupported(int) bool { return false }
