@@ -74,7 +74,8 @@ func (q *sendQueue) run() {
 					q.corks = p.d.sub.s.sendCorks()
 				}
 			}
-			if q.corks == nil {
+			if q.corks == nil || len(q.ch) == 0 {
+				// A lone packet: corking would only add the batch's copy.
 				q.send(p, buf, &hdr)
 				continue
 			}
