@@ -106,6 +106,10 @@ func (c *Conn) queue(p []byte, to netip.AddrPort) (queued bool, err error) {
 		c.bmu.Unlock()
 		return true, ErrFamily
 	}
+	for c.pending != nil && c.pending.n == batchSize {
+		// Full, and its writer waits for room among the ready ones.
+		c.roomForReady.Wait()
+	}
 	if c.pending == nil {
 		c.pending = c.freeBatch()
 	}
@@ -150,6 +154,7 @@ func (c *Conn) flushLocked() {
 	}
 	c.ready = append(c.ready, c.pending)
 	c.pending = nil
+	c.roomForReady.Broadcast() // writers waiting for a pending batch with room
 	if c.sending {
 		c.bmu.Unlock()
 		return
