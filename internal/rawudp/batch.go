@@ -10,17 +10,24 @@ import (
 // Batching: a writer that is about to send several datagrams corks the
 // Conn, and the datagrams written while any writer holds a cork are
 // copied into a batch that leaves in one sendmmsg(2) when the last cork
-// is released (or the batch is full). On a virtual machine each system
-// call is dear, and a video frame goes out as about ten datagrams per
-// receiver, so one call can carry many of them. Concurrent writers share
-// the batch, so one call can carry datagrams of several receivers.
+// is released (or the batch is full). Concurrent writers share the
+// batch. Within it, a run of datagrams of one size to one destination
+// (a video frame's packets to one receiver) goes as one UDP GSO message:
+// the kernel walks its UDP/IP stack once for the run and cuts it into
+// datagrams at the end. That, not the saved system calls, is what made
+// forwarding cheaper (docs/benchmarks.md): sendmmsg alone costs about
+// what one sendto per datagram does, since the kernel's work per
+// datagram dominates.
 //
 // No datagram waits longer than the corked sections that overlap its
-// write: every Uncork that brings the count to zero flushes. A full
-// socket buffer (EAGAIN) sends the rest through Go's poller, as an
-// uncorked write would; nothing is dropped silently. A datagram the
-// kernel refuses is counted (Conn.SendErrors), since its writer was
-// already told it was sent.
+// write: every Uncork that brings the count to zero flushes. One
+// goroutine at a time sends, so batches leave in order and no writer
+// waits for another's system call. A full socket buffer (EAGAIN) sends
+// the datagram through Go's poller, as an uncorked write would, and the
+// rest after it; nothing is dropped silently. A datagram the kernel
+// refuses is counted (Conn.SendErrors), since its writer was already
+// told it was sent. If the kernel refuses UDP GSO, the Conn stops using
+// it.
 
 const (
 	// batchSize is the most datagrams one sendmmsg carries.
