@@ -42,6 +42,8 @@ type portMux struct {
 	listed []*net.UDPAddr            // bound addresses present at the last scan
 	failed map[netip.Addr]string     // address -> last bind error, logged once
 	closed bool
+
+	corks corkSet // the raw sockets, for the writers' batches
 }
 
 // udpSocket is one bound address; with port 0 (tests) the kernel picks
@@ -196,7 +198,9 @@ func (m *portMux) bind(ip netip.Addr, strict bool) error {
 		// A host socket (not vnet): media goes out by raw sendto, which
 		// never parks the forwarder and keeps the runtime's sysmon idle
 		// (see internal/rawudp and docs/benchmarks.md).
-		pc = rawudp.Wrap(hc)
+		raw := rawudp.Wrap(hc)
+		m.corks.add(raw)
+		pc = raw
 	}
 	m.socks[ip] = &udpSocket{
 		mux:   ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: m.pionLog, UDPConn: pc, Net: m.net}),

@@ -33,6 +33,11 @@ type sendQueue struct {
 	done        chan struct{}
 	m           *metrics
 	beforeWrite func() // test hook, nil in production
+
+	// corks: the sockets to cork around a burst (sendbatch.go), nil
+	// when batching is off; looked up by run at its first packet.
+	corks      *corkSet
+	corksKnown bool
 }
 
 func newSendQueue(n int, m *metrics) *sendQueue {
@@ -52,7 +57,9 @@ func (q *sendQueue) push(p outPacket) bool {
 func (q *sendQueue) stop() { close(q.done) }
 
 // run writes queued packets until stop. It owns buf and hdr, so sending
-// does not allocate on our side.
+// does not allocate on our side. With batching, it corks the sockets,
+// writes what is queued (up to maxBurst packets) and uncorks, so the
+// burst leaves in one system call.
 func (q *sendQueue) run() {
 	buf := make([]byte, packetcache.MaxPacketSize)
 	var hdr rtp.Header
@@ -61,7 +68,33 @@ func (q *sendQueue) run() {
 		case <-q.done:
 			return
 		case p := <-q.ch:
+			if !q.corksKnown {
+				q.corksKnown = true
+				if p.d.sub != nil {
+					q.corks = p.d.sub.s.sendCorks()
+				}
+			}
+			if q.corks == nil || len(q.ch) == 0 {
+				// A lone packet: corking would only add the batch's copy.
+				q.send(p, buf, &hdr)
+				continue
+			}
+			corked := q.corks.cork()
 			q.send(p, buf, &hdr)
+			q.drain(buf, &hdr)
+			uncork(corked)
+		}
+	}
+}
+
+// drain sends what is queued now, at most maxBurst-1 packets.
+func (q *sendQueue) drain(buf []byte, hdr *rtp.Header) {
+	for range maxBurst - 1 {
+		select {
+		case p := <-q.ch:
+			q.send(p, buf, hdr)
+		default:
+			return
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -15,22 +16,35 @@ import (
 type Conn struct {
 	*net.UDPConn
 
-	fd int // -1: write through UDPConn (not Linux, or no fd)
-	v6 bool
+	fd  int // -1: write through UDPConn (not Linux, or no fd)
+	v6  bool
+	gso atomic.Bool // the kernel segments UDP (batch.go)
 
 	// mu is held for reading while fd is in use by a send and for
 	// writing while the socket closes, so a send never reaches an fd
 	// number the kernel has handed to another file.
 	mu     sync.RWMutex
 	closed bool
+
+	// Batching (batch.go); bmu guards all but sendErrors.
+	bmu          sync.Mutex
+	corks        int
+	pending      *batch   // being filled
+	ready        []*batch // handed to the sender, oldest first
+	free         []*batch
+	sending      bool // a goroutine is sending the ready batches
+	roomForReady *sync.Cond
+	sendErrors   atomic.Uint64
 }
 
 // Wrap takes over c's writes. c stays the owner of the socket: closing
 // the Conn closes it.
 func Wrap(c *net.UDPConn) *Conn {
 	w := &Conn{UDPConn: c, fd: -1}
+	w.roomForReady = sync.NewCond(&w.bmu)
 	if fd, v6, ok := rawFD(c); ok {
 		w.fd, w.v6 = fd, v6
+		w.gso.Store(gsoSupported(fd))
 	}
 	return w
 }
@@ -49,10 +63,16 @@ func (c *Conn) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	if c.fd < 0 {
 		return c.WriteToUDPAddrPort(b, to)
 	}
+	if queued, err := c.queue(b, to); queued {
+		if err != nil {
+			return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(to), Err: err}
+		}
+		return len(b), nil
+	}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
-		return 0, &net.OpError{Op: "write", Net: "udp", Err: net.ErrClosed}
+		return 0, errClosed()
 	}
 	err := SendTo(c.fd, c.v6, b, to)
 	c.mu.RUnlock()

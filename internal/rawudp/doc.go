@@ -11,6 +11,10 @@
 // net.UDPConn would. The TURN data plane measured the difference first
 // (docs/benchmarks.md).
 //
+// Cork and Uncork batch the datagrams written in between into one
+// sendmmsg, with runs to one destination segmented by the kernel (UDP
+// GSO); see batch.go.
+//
 // SendTo is the primitive (Linux); Conn wraps a *net.UDPConn so that
 // reads keep Go's poller and writes take the raw path. Elsewhere Conn
 // writes through the net.UDPConn.

@@ -17,24 +17,10 @@ var ErrFamily = errors.New("address family does not match the socket")
 // socket buffer comes back as EAGAIN. The caller keeps fd open for the
 // duration of the call.
 func SendTo(fd int, v6 bool, p []byte, to netip.AddrPort) error {
-	var sa4 unix.RawSockaddrInet4
-	var sa6 unix.RawSockaddrInet6
-	var sa unsafe.Pointer
-	var saLen uintptr
-	ip := to.Addr()
-	switch {
-	case v6:
-		sa6.Family = unix.AF_INET6
-		setPort(&sa6.Port, to.Port())
-		sa6.Addr = ip.As16()
-		sa, saLen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
-	case ip.Unmap().Is4():
-		sa4.Family = unix.AF_INET
-		setPort(&sa4.Port, to.Port())
-		sa4.Addr = ip.Unmap().As4()
-		sa, saLen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
-	default:
-		return ErrFamily
+	var sa unix.RawSockaddrInet6
+	saLen, err := fillSockaddr(&sa, v6, to)
+	if err != nil {
+		return err
 	}
 	var buf unsafe.Pointer
 	if len(p) > 0 {
@@ -42,7 +28,7 @@ func SendTo(fd int, v6 bool, p []byte, to netip.AddrPort) error {
 	}
 	for {
 		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(buf), uintptr(len(p)),
-			0, uintptr(sa), saLen)
+			0, uintptr(unsafe.Pointer(&sa)), uintptr(saLen))
 		switch errno {
 		case 0:
 			return nil
@@ -52,6 +38,25 @@ func SendTo(fd int, v6 bool, p []byte, to netip.AddrPort) error {
 			return errno
 		}
 	}
+}
+
+// fillSockaddr writes `to` into sa as the socket's family wants it (an
+// IPv4 sockaddr in sa's first bytes on an IPv4 socket) and returns its
+// length.
+func fillSockaddr(sa *unix.RawSockaddrInet6, v6 bool, to netip.AddrPort) (uint32, error) {
+	ip := to.Addr()
+	switch {
+	case v6:
+		*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
+		setPort(&sa.Port, to.Port())
+		return unix.SizeofSockaddrInet6, nil
+	case ip.Unmap().Is4():
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.Unmap().As4()}
+		setPort(&sa4.Port, to.Port())
+		return unix.SizeofSockaddrInet4, nil
+	}
+	return 0, ErrFamily
 }
 
 // setPort stores a port in network byte order in a sockaddr's field.
