@@ -124,7 +124,7 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 		p.watch(p.sub, Subscriber, follow)
 		// Only subscribers get a send queue: a chat-only or publish-only
 		// peer would hold one (SubscriberQueue slots) for nothing.
-		p.queue = newSendQueue(s.cfg.SubscriberQueue, s.m)
+		p.queue = newSendQueue(s.cfg.SubscriberQueue, s.m, s.corks)
 		if hook := s.testBeforeWrite; hook != nil {
 			p.queue.beforeWrite = func() { hook(id) }
 		}

@@ -73,7 +73,7 @@ func (s *SFU) AttachSink(roomName string, sink TrackSink) (*Tap, error) {
 		downs: map[*publishedTrack]*downTrack{},
 	}
 	tap.peer = &Peer{s: s, room: roomName, id: "recorder", log: s.log.With("room", roomName, "tap", true),
-		events: noEvents{}, queue: newSendQueue(s.cfg.SubscriberQueue, s.m), down: map[string]*downTrack{}}
+		events: noEvents{}, queue: newSendQueue(s.cfg.SubscriberQueue, s.m, nil), down: map[string]*downTrack{}}
 	tap.peer.subReady.Store(true)
 	s.mu.Lock()
 	switch {

@@ -45,17 +45,3 @@ func uncork(conns []*rawudp.Conn) {
 		c.Uncork()
 	}
 }
-
-// sendCorks returns the sockets a writer corks, or nil when batching is
-// off. The UDP mux is among the closers, set before any peer joins.
-func (s *SFU) sendCorks() *corkSet {
-	if !s.cfg.SendBatch {
-		return nil
-	}
-	for _, c := range s.closers {
-		if m, ok := c.(*portMux); ok {
-			return &m.corks
-		}
-	}
-	return nil
-}

@@ -61,6 +61,9 @@ type SFU struct {
 	pionLog  pionlogging.LoggerFactory
 	settings *webrtc.SettingEngine
 	closers  []io.Closer // listeners and muxes, closed by Close
+	// corks are the UDP mux's sockets, which subscribers' writers cork
+	// around a burst (sendbatch.go); nil when sfu.send_batch is off.
+	corks *corkSet
 
 	mu     sync.Mutex
 	rooms  map[string]*room
@@ -137,6 +140,9 @@ func (s *SFU) buildSettings(n transport.Net) error {
 		return err
 	}
 	s.closers = append(s.closers, udpMux)
+	if cfg.SendBatch {
+		s.corks = &udpMux.corks
+	}
 	se.SetICEUDPMux(udpMux)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 

@@ -35,13 +35,14 @@ type sendQueue struct {
 	beforeWrite func() // test hook, nil in production
 
 	// corks: the sockets to cork around a burst (sendbatch.go), nil
-	// when batching is off; looked up by run at its first packet.
-	corks      *corkSet
-	corksKnown bool
+	// when batching is off.
+	corks *corkSet
 }
 
-func newSendQueue(n int, m *metrics) *sendQueue {
-	return &sendQueue{ch: make(chan outPacket, n), done: make(chan struct{}), m: m}
+// newSendQueue makes a queue of n packets whose writer corks corks
+// around bursts (nil: no batching).
+func newSendQueue(n int, m *metrics, corks *corkSet) *sendQueue {
+	return &sendQueue{ch: make(chan outPacket, n), done: make(chan struct{}), m: m, corks: corks}
 }
 
 func (q *sendQueue) push(p outPacket) bool {
@@ -68,12 +69,6 @@ func (q *sendQueue) run() {
 		case <-q.done:
 			return
 		case p := <-q.ch:
-			if !q.corksKnown {
-				q.corksKnown = true
-				if p.d.sub != nil {
-					q.corks = p.d.sub.s.sendCorks()
-				}
-			}
 			if q.corks == nil || len(q.ch) == 0 {
 				// A lone packet: corking would only add the batch's copy.
 				q.send(p, buf, &hdr)
