@@ -168,6 +168,9 @@ func (p *Peer) watch(pc *webrtc.PeerConnection, target Target, follow *nominatio
 		// path media takes.
 		p.log.Info("selected candidate pair", "target", target.String(), "pair", cp.String())
 		follow.selectedChanged(cp)
+		if target == Subscriber && p.queue != nil {
+			p.queue.overTCP.Store(cp.Local.Protocol == webrtc.ICEProtocolTCP)
+		}
 	})
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {

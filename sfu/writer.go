@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 
 	"github.com/pion/rtp"
 
@@ -37,6 +38,11 @@ type sendQueue struct {
 	// corks: the sockets to cork around a burst (sendbatch.go), nil
 	// when batching is off.
 	corks *corkSet
+	// overTCP: the subscriber's media goes over ICE-TCP, whose writes can
+	// block on a slow receiver; its writer never corks, since a writer
+	// blocked while corked would hold back every UDP subscriber's
+	// datagrams.
+	overTCP atomic.Bool
 }
 
 // newSendQueue makes a queue of n packets whose writer corks corks
@@ -69,7 +75,7 @@ func (q *sendQueue) run() {
 		case <-q.done:
 			return
 		case p := <-q.ch:
-			if q.corks == nil || len(q.ch) == 0 {
+			if q.corks == nil || len(q.ch) == 0 || q.overTCP.Load() {
 				// A lone packet: corking would only add the batch's copy.
 				q.send(p, buf, &hdr)
 				continue
