@@ -64,6 +64,7 @@ const (
 const (
 	refillOutage = "outage" // this node's bus was interrupted
 	refillPeer   = "peer"   // another node lost publications (a hint)
+	refillNode   = "node"   // another node left, maybe with publications queued
 )
 
 // ClusterRefill repairs what a bus outage cost the sessions of this node
@@ -89,10 +90,11 @@ type refillJob struct {
 	convs     map[string]time.Time // conversations another node lost publications of
 	ids       map[string]time.Time // identities another node lost publications to
 	presence  time.Time            // presence changes may have missed this node since (zero: no)
+	departed  time.Time            // another node left: refill every connected identity since (zero: no)
 }
 
 func (j *refillJob) empty() bool {
-	return j.all.IsZero() && j.everyConv.IsZero() && j.presence.IsZero() &&
+	return j.all.IsZero() && j.everyConv.IsZero() && j.presence.IsZero() && j.departed.IsZero() &&
 		len(j.announce) == 0 && len(j.convs) == 0 && len(j.ids) == 0
 }
 
@@ -125,7 +127,7 @@ func newClusterRefill(s *Server, reg prometheus.Registerer, clustered bool) (*Cl
 		wake: make(chan struct{}, 1),
 		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_signaling_cluster_refills_total",
-			Help: "Refills of chat sessions from storage after a cluster bus outage, by cause: outage (this node's bus) or peer (another node's lost publications).",
+			Help: "Refills of chat sessions from storage after a cluster bus outage, by cause: outage (this node's bus), peer (another node's lost publications) or node (another node left).",
 		}, []string{"cause"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_signaling_cluster_refill_events_total",
@@ -168,6 +170,18 @@ func (r *ClusterRefill) Outage(since time.Time, unsubscribed bool, lost []string
 	if lostMore {
 		r.job.everyConv = earliest(r.job.everyConv, since)
 	}
+	r.mu.Unlock()
+	r.signal()
+}
+
+// Departed queues the refill after another node left the cluster (its
+// lease lapsed): the publications it had queued, stored since since,
+// may never have reached this node's sessions. since is the node's last
+// renewal less cluster.LossMargin. It does not block.
+func (r *ClusterRefill) Departed(since time.Time) {
+	since = since.Truncate(time.Millisecond) // as in Outage
+	r.mu.Lock()
+	r.job.departed = earliest(r.job.departed, since)
 	r.mu.Unlock()
 	r.signal()
 }
@@ -256,6 +270,12 @@ func (r *ClusterRefill) round(ctx context.Context, job refillJob) {
 	rd := &refillRound{done: map[string]time.Time{}}
 	if !job.all.IsZero() {
 		r.rounds.WithLabelValues(refillOutage).Inc()
+	}
+	if !job.departed.IsZero() {
+		r.rounds.WithLabelValues(refillNode).Inc()
+		job.all = earliest(job.all, job.departed)
+	}
+	if !job.all.IsZero() {
 		for _, id := range h.chatIdentities(maxRefillIdentities) {
 			r.identity(ctx, rd, id, job.all)
 		}
