@@ -40,6 +40,9 @@ type Bus struct {
 	// so the receive path checks it without taking mu per message.
 	impaired  atomic.Bool
 	onRecover func(Outage)
+	// heard is when the subscription last received anything (unix ns);
+	// the watchdog pings it and declares it stalled when silent.
+	heard atomic.Int64
 }
 
 type busMsg struct {
@@ -109,19 +112,44 @@ func (b *Bus) Dropped() int64 {
 	return b.dropped
 }
 
-// Run publishes and receives until ctx ends; its three goroutines
-// (publisher, subscription keeper, receiver) are joined before it
-// returns.
+// Run publishes and receives until ctx ends; its goroutines (publisher,
+// and per subscription: keeper, receiver, watchdog) are joined before
+// it returns.
 func (b *Bus) Run(ctx context.Context) error {
-	ps := b.rdb.Subscribe(ctx) // no channel yet; the keeper adds them
 	var wg sync.WaitGroup
 	wg.Go(func() { b.publishLoop(ctx) })
-	wg.Go(func() { b.keepSubscriptions(ctx, ps) })
-	wg.Go(func() { b.receiveLoop(ctx, ps) })
-	<-ctx.Done()
-	_ = ps.Close() // ends a blocked Receive; an error here changes nothing at shutdown
+	for ctx.Err() == nil {
+		b.subscribeOnce(ctx)
+	}
 	wg.Wait()
 	return nil
+}
+
+// subscribeOnce receives on one pub/sub until ctx ends or the watchdog
+// finds it silent (bus_stall.go); then it closes it, so the next one
+// starts on a new connection.
+func (b *Bus) subscribeOnce(ctx context.Context) {
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	have := map[string]bool{}
+	var channels []string
+	b.mu.Lock()
+	for t := range b.want {
+		have[t] = true
+		channels = append(channels, b.prefix+t)
+	}
+	b.mu.Unlock()
+	// The channels go with the connection: go-redis sends them before
+	// anything else on it, so the first reply means all are subscribed.
+	ps := b.rdb.Subscribe(sctx, channels...)
+	b.heard.Store(time.Now().UnixNano())
+	var wg sync.WaitGroup
+	wg.Go(func() { b.keepSubscriptions(sctx, ps, have) })
+	wg.Go(func() { b.receiveLoop(sctx, ps) })
+	wg.Go(func() { b.watch(sctx, ps, stop) })
+	<-sctx.Done()
+	_ = ps.Close() // ends a blocked Receive; an error here changes nothing
+	wg.Wait()
 }
 
 // publishLoop sends queued publications, several per round trip. When
@@ -174,8 +202,8 @@ func (b *Bus) publishLoop(ctx context.Context) {
 }
 
 // keepSubscriptions makes the pub/sub's channels follow b.want.
-func (b *Bus) keepSubscriptions(ctx context.Context, ps *redis.PubSub) {
-	have := map[string]bool{}
+// have is what ps is subscribed to already.
+func (b *Bus) keepSubscriptions(ctx context.Context, ps *redis.PubSub, have map[string]bool) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
@@ -199,6 +227,9 @@ func (b *Bus) keepSubscriptions(ctx context.Context, ps *redis.PubSub) {
 			}
 		}
 		b.mu.Unlock()
+		if len(add) == 0 && len(drop) == 0 {
+			continue
+		}
 		if err := b.apply(ctx, ps, add, drop, have); err != nil && ctx.Err() == nil {
 			b.log.Warn("cluster bus: subscribe", "err", err)
 			retry.Reset(time.Second)
@@ -253,6 +284,7 @@ func (b *Bus) receiveLoop(ctx context.Context, ps *redis.PubSub) {
 			_ = ps.Ping(ctx)
 			continue
 		}
+		b.heard.Store(time.Now().UnixNano())
 		if b.impaired.Load() {
 			b.healthy(sideReceive)
 		}

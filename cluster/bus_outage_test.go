@@ -119,3 +119,60 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 	outA.none(t, "after the recovery")
 	outIdle.none(t, "idle bus after the recovery")
 }
+
+// A connection to Redis that goes silent without failing (a partition
+// without resets, a stopped Redis) is an outage too: the bus notices it
+// within a few seconds, by the pings on its subscription going
+// unanswered, instead of when TCP gives up minutes later; it reports it
+// once Redis answers again, from the last time the subscription was
+// known to work, so the refill covers what was published meanwhile; and
+// it is subscribed again by then.
+func TestBusDetectsSilentStall(t *testing.T) {
+	p := newPrefix(t)
+	px := startFreezeProxy(t, "127.0.0.1:6379")
+	a := startNodeVia(t, p, "a", px.Addr())
+	b := startNode(t, p, "b", Load{})
+
+	gotA := &recorder{}
+	busA := NewBus(a.Node, gotA.deliver, slog.New(slog.DiscardHandler))
+	outA := watchOutages(busA)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = busA.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	busB, _ := startBus(t, b)
+
+	busA.Watch("conv:1", true)
+	waitFor(t, 3*time.Second, "a's subscription", func() bool {
+		busB.Publish("conv:1", []byte("probe"))
+		return len(gotA.list()) > 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	outA.none(t, "steady bus")
+
+	frozeAt := time.Now()
+	px.Freeze()
+	busB.Publish("conv:1", []byte("during"))
+	waitFor(t, 6*time.Second, "the stall to be seen", func() bool {
+		busA.mu.Lock()
+		defer busA.mu.Unlock()
+		return busA.outage.down&sideReceive != 0
+	})
+	t.Logf("stall seen %v after the freeze", time.Since(frozeAt).Round(10*time.Millisecond))
+	outA.none(t, "Redis still silent")
+	px.Thaw()
+
+	o := outA.next(t, "a")
+	if lo, hi := frozeAt.Add(-LossMargin-2*time.Second), frozeAt.Add(-LossMargin); o.Since.Before(lo) || o.Since.After(hi) {
+		t.Errorf("outage since %v; the freeze was at %v, so want within [%v, %v]", o.Since, frozeAt, lo, hi)
+	}
+	if !o.Unsubscribed {
+		t.Error("the outage does not say the subscription was interrupted")
+	}
+	busB.Publish("conv:1", []byte("after"))
+	waitFor(t, 3*time.Second, "the event published after recovery", func() bool {
+		return slices.Contains(gotA.list(), "conv:1=after")
+	})
+	time.Sleep(300 * time.Millisecond)
+	outA.none(t, "after the recovery")
+}

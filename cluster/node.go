@@ -129,6 +129,11 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 func (n *Node) renew(ctx context.Context) error {
+	// A silent Redis must not hold the renewal past the next tick: give
+	// up and try again then (go-redis's own read timeout applies per try
+	// and it retries).
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.LeaseTTL/3)
+	defer cancel()
 	// An operator's drain (drain.go) joins this node's own wish.
 	asked, err := n.rdb.Exists(ctx, n.drainKey(n.self.ID)).Result()
 	if err != nil {

@@ -58,12 +58,19 @@ const (
 	// round per second at most, each covering the outages queued
 	// meanwhile, instead of a store read per session per flap.
 	refillGap = time.Second
+	// A round's reads that failed (the store or Redis away) are tried
+	// again after refillRetryFirst, doubling, up to maxRefillRetries
+	// times; then what is left shows to clients as a gap at the next
+	// event, as before.
+	refillRetryFirst = time.Second
+	maxRefillRetries = 5
 )
 
 // Refill causes, the label of parley_signaling_cluster_refills_total.
 const (
 	refillOutage = "outage" // this node's bus was interrupted
 	refillPeer   = "peer"   // another node lost publications (a hint)
+	refillNode   = "node"   // another node left, maybe with publications queued
 )
 
 // ClusterRefill repairs what a bus outage cost the sessions of this node
@@ -89,10 +96,11 @@ type refillJob struct {
 	convs     map[string]time.Time // conversations another node lost publications of
 	ids       map[string]time.Time // identities another node lost publications to
 	presence  time.Time            // presence changes may have missed this node since (zero: no)
+	departed  time.Time            // another node left: refill every connected identity since (zero: no)
 }
 
 func (j *refillJob) empty() bool {
-	return j.all.IsZero() && j.everyConv.IsZero() && j.presence.IsZero() &&
+	return j.all.IsZero() && j.everyConv.IsZero() && j.presence.IsZero() && j.departed.IsZero() &&
 		len(j.announce) == 0 && len(j.convs) == 0 && len(j.ids) == 0
 }
 
@@ -125,7 +133,7 @@ func newClusterRefill(s *Server, reg prometheus.Registerer, clustered bool) (*Cl
 		wake: make(chan struct{}, 1),
 		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_signaling_cluster_refills_total",
-			Help: "Refills of chat sessions from storage after a cluster bus outage, by cause: outage (this node's bus) or peer (another node's lost publications).",
+			Help: "Refills of chat sessions from storage after a cluster bus outage, by cause: outage (this node's bus), peer (another node's lost publications) or node (another node left).",
 		}, []string{"cause"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_signaling_cluster_refill_events_total",
@@ -172,6 +180,18 @@ func (r *ClusterRefill) Outage(since time.Time, unsubscribed bool, lost []string
 	r.signal()
 }
 
+// Departed queues the refill after another node left the cluster (its
+// lease lapsed): the publications it had queued, stored since since,
+// may never have reached this node's sessions. since is the node's last
+// renewal less cluster.LossMargin. It does not block.
+func (r *ClusterRefill) Departed(since time.Time) {
+	since = since.Truncate(time.Millisecond) // as in Outage
+	r.mu.Lock()
+	r.job.departed = earliest(r.job.departed, since)
+	r.mu.Unlock()
+	r.signal()
+}
+
 // hint queues the refill another node asked for: of one conversation
 // (conv), of one identity's conversations, or (neither) of presence.
 func (r *ClusterRefill) hint(conv, identity string, since time.Time) {
@@ -200,15 +220,26 @@ func (r *ClusterRefill) signal() {
 }
 
 // Run does the queued refills, one round at a time and at most one per
-// refillGap, until ctx ends.
+// refillGap, until ctx ends. The reads of a round that failed are
+// queued again after a backoff (retry).
 func (r *ClusterRefill) Run(ctx context.Context) error {
 	gap := time.NewTimer(0)
 	defer gap.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	var failed refillJob // waiting for retry
+	tries := 0           // of what failed, since a round last did all it had
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.wake:
+		case <-retry.C:
+			r.mu.Lock()
+			r.job.merge(failed)
+			r.mu.Unlock()
+			failed = refillJob{}
 		}
 		select {
 		case <-ctx.Done():
@@ -220,9 +251,37 @@ func (r *ClusterRefill) Run(ctx context.Context) error {
 		r.job = refillJob{}
 		r.mu.Unlock()
 		if !job.empty() {
-			r.round(ctx, job)
+			left := r.round(ctx, job)
+			switch {
+			case left.empty() || ctx.Err() != nil:
+				tries = 0
+			case tries < maxRefillRetries:
+				failed.merge(left)
+				retry.Reset(refillRetryFirst << tries)
+				tries++
+			default:
+				r.s.log.Warn("cluster refill: reads still failing, given up (clients see the gap at the next event)", "tries", tries)
+				tries = 0
+			}
 		}
 		gap.Reset(refillGap)
+	}
+}
+
+// merge adds the work of o to j, each since the earliest.
+func (j *refillJob) merge(o refillJob) {
+	j.all = earliest(j.all, o.all)
+	j.everyConv = earliest(j.everyConv, o.everyConv)
+	j.presence = earliest(j.presence, o.presence)
+	j.departed = earliest(j.departed, o.departed)
+	for _, m := range []struct{ dst, src *map[string]time.Time }{
+		{&j.announce, &o.announce}, {&j.convs, &o.convs}, {&j.ids, &o.ids},
+	} {
+		for k, since := range *m.src {
+			if !queue(m.dst, k, since) {
+				j.all = earliest(j.all, since)
+			}
+		}
 	}
 }
 
@@ -232,10 +291,12 @@ type refillRound struct {
 	done   map[string]time.Time // conversation -> since it was refilled from
 	convs  int
 	events int
-	capped int // conversations left out by maxRefillConversations
+	capped int       // conversations left out by maxRefillConversations
+	failed refillJob // what a failed read left undone, to try again
 }
 
-func (r *ClusterRefill) round(ctx context.Context, job refillJob) {
+// round does job and returns what failed reads left undone.
+func (r *ClusterRefill) round(ctx context.Context, job refillJob) refillJob {
 	h := r.s.hub
 	// Hints first: they cost one publication each, and the other nodes
 	// then work in parallel with this one.
@@ -248,14 +309,22 @@ func (r *ClusterRefill) round(ctx context.Context, job refillJob) {
 			r.announce(topicConv(conv), job.everyConv)
 		}
 	}
+	rd := &refillRound{done: map[string]time.Time{}}
 	// Presence next: one read of the merged view, before the store's
 	// reads, which take longer.
 	if !job.presence.IsZero() && r.s.cpres != nil {
-		r.s.cpres.refill(ctx, job.presence)
+		if _, err := r.s.cpres.refill(ctx, job.presence); err != nil {
+			rd.failed.presence = job.presence
+		}
 	}
-	rd := &refillRound{done: map[string]time.Time{}}
 	if !job.all.IsZero() {
 		r.rounds.WithLabelValues(refillOutage).Inc()
+	}
+	if !job.departed.IsZero() {
+		r.rounds.WithLabelValues(refillNode).Inc()
+		job.all = earliest(job.all, job.departed)
+	}
+	if !job.all.IsZero() {
 		for _, id := range h.chatIdentities(maxRefillIdentities) {
 			r.identity(ctx, rd, id, job.all)
 		}
@@ -277,6 +346,15 @@ func (r *ClusterRefill) round(ctx context.Context, job refillJob) {
 		r.s.log.Warn("cluster refill: conversations left out (their clients see the gap at the next event)", "left_out", rd.capped)
 	}
 	r.s.log.Info("cluster refill done", "conversations", rd.convs, "events", rd.events)
+	return rd.failed
+}
+
+// retry queues a failed read for the next try: add queues it, and when
+// too many are queued already, every identity here is refilled instead.
+func (rd *refillRound) retry(add func(*refillJob) bool, since time.Time) {
+	if !add(&rd.failed) {
+		rd.failed.all = earliest(rd.failed.all, since)
+	}
 }
 
 // announce sends the other nodes a refill hint for a lost topic.
@@ -309,6 +387,7 @@ func (r *ClusterRefill) identity(ctx context.Context, rd *refillRound, id string
 	cancel()
 	if err != nil {
 		r.s.log.Warn("cluster refill: listing conversations", "identity", id, "err", err)
+		rd.retry(func(j *refillJob) bool { return queue(&j.ids, id, since) }, since)
 		return
 	}
 	h := r.s.hub
@@ -350,6 +429,7 @@ func (r *ClusterRefill) conversation(ctx context.Context, rd *refillRound, conv,
 		cancel()
 		if err != nil {
 			r.s.log.Warn("cluster refill: reading events", "conversation", conv, "err", err)
+			rd.retry(func(j *refillJob) bool { return queue(&j.convs, conv, since) }, since)
 			break
 		}
 		older := false

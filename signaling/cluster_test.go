@@ -91,6 +91,13 @@ func (n *memNode) Watch(topic string, on bool) {
 // memBus: the shape of two cluster nodes on one PostgreSQL.
 func startClusterChat(t *testing.T) (a, b *chatEnv) {
 	t.Helper()
+	return startClusterChatWith(t, nil)
+}
+
+// startClusterChatWith is startClusterChat with node b's chat service
+// reading the store through wrapB (nil: directly).
+func startClusterChatWith(t *testing.T, wrapB func(chat.Store) chat.Store) (a, b *chatEnv) {
+	t.Helper()
 	bus := newMemBus(t)
 	cfg := chat.DefaultConfig()
 	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
@@ -98,7 +105,7 @@ func startClusterChat(t *testing.T) (a, b *chatEnv) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	start := func() *chatEnv {
+	start := func(st chat.Store) *chatEnv {
 		svc, err := chat.New(cfg, chat.Deps{Store: st})
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +120,11 @@ func startClusterChat(t *testing.T) (a, b *chatEnv) {
 		}
 		return env
 	}
-	return start(), start()
+	stB := chat.Store(st)
+	if wrapB != nil {
+		stB = wrapB(st)
+	}
+	return start(st), start(stB)
 }
 
 // Pushes reach sessions on the other node: a new direct conversation and

@@ -107,8 +107,8 @@ type redisCluster struct {
 	prefix string
 	via    map[string]string // node id -> the address it reaches Redis at
 	// realBus joins the nodes by cluster.Bus on Redis (through via) and
-	// runs their refill after bus outages, as cmd/parley does, instead of
-	// a memBus.
+	// runs their refill after bus outages and departures of nodes, as
+	// cmd/parley does, instead of a memBus.
 	realBus bool
 	// mutate changes the servers' config (nil: the tests').
 	mutate func(*Config)
@@ -176,10 +176,14 @@ func startRedisClusterWith(t testing.TB, rc redisCluster, nodeIDs ...string) []*
 		}
 		srv = env.srv
 		if rbus != nil { // started once srv is set: it delivers to srv
-			busDone, refillDone := make(chan struct{}), make(chan struct{})
+			busDone, refillDone, leftDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+			left := cluster.NewDepartures(node, func(ni cluster.NodeInfo) {
+				env.srv.ClusterRefill().Departed(ni.Renewed.Add(-cluster.LossMargin))
+			}, slog.New(slog.DiscardHandler))
 			go func() { defer close(busDone); _ = rbus.Run(ctx) }()
 			go func() { defer close(refillDone); _ = env.srv.ClusterRefill().Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-busDone; <-refillDone })
+			go func() { defer close(leftDone); _ = left.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-busDone; <-refillDone; <-leftDone })
 		}
 		presDone, reapDone := make(chan struct{}), make(chan struct{})
 		go func() { defer close(presDone); _ = env.srv.RunPresence(ctx) }()

@@ -32,11 +32,13 @@ const (
 
 // refill delivers to this node's sessions the presence changes of the
 // identities they watch made since since; it returns the sessions
-// pushed to.
-func (p *clusterPresence) refill(ctx context.Context, since time.Time) int {
+// pushed to, and the error of a read that failed (the caller tries the
+// refill again: ClusterRefill's retries).
+func (p *clusterPresence) refill(ctx context.Context, since time.Time) (int, error) {
 	if p.since == nil {
-		return 0
+		return 0, nil
 	}
+	var failed error
 	watchers, groups := p.watchers()
 	if len(groups) > 0 {
 		gctx, cancel := context.WithTimeout(ctx, presenceTimeout)
@@ -46,6 +48,7 @@ func (p *clusterPresence) refill(ctx context.Context, since time.Time) int {
 			// The groups' members connected elsewhere are left out;
 			// contacts and peers are still refilled.
 			p.s.log.Warn("cluster presence refill: reading groups' members", "err", err)
+			failed = err
 		}
 		for g, ms := range members {
 			for _, m := range ms {
@@ -64,7 +67,7 @@ func (p *clusterPresence) refill(ctx context.Context, since time.Time) int {
 	cancel()
 	if err != nil {
 		p.s.log.Warn("cluster presence refill: reading changes", "err", err)
-		return 0
+		return 0, err
 	}
 	n := 0
 	for id, st := range states {
@@ -77,7 +80,7 @@ func (p *clusterPresence) refill(ctx context.Context, since time.Time) int {
 		p.mu.Unlock()
 	}
 	p.s.log.Info("cluster presence refill done", "watched", len(ids), "changed", len(states), "sessions", n)
-	return n
+	return n, failed
 }
 
 // watchers maps each identity whose presence this node's sessions show
