@@ -129,7 +129,7 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 // it is subscribed again by then.
 func TestBusDetectsSilentStall(t *testing.T) {
 	p := newPrefix(t)
-	px := startFreezeProxy(t, "127.0.0.1:6379")
+	px := testkit.StartFreezeProxy(t, "127.0.0.1:6379")
 	a := startNodeVia(t, p, "a", px.Addr())
 	b := startNode(t, p, "b", Load{})
 

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -14,7 +15,7 @@ import (
 // the message from storage. Without that, the reset at the end of the
 // partition would date the outage after the message.
 func TestClusterChatRefillAfterSilentRedis(t *testing.T) {
-	px := startFreezeProxy(t, "127.0.0.1:6379")
+	px := testkit.StartFreezeProxy(t, "127.0.0.1:6379")
 	nodes := startRedisClusterWith(t, redisCluster{prefix: newRedisPrefix(t), via: map[string]string{"a": px.Addr()}, realBus: true}, "a", "b")
 	a, b := nodes[0], nodes[1]
 	bob := b.joinMessaging("bob")

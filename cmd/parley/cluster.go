@@ -110,6 +110,11 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 	cp.bus.OnRecover(func(o cluster.Outage) { cp.sig.ClusterRefill().Outage(o.Since, o.Unsubscribed, o.Lost, o.LostMore) })
 	a.add("cluster bus", cp.bus)
 	a.add("cluster refill", clusterRefill{cp})
+	// A node killed with publications queued leaves no outage on this
+	// node's bus: its lease lapsing says its pushes may be lost.
+	a.add("cluster departures", cluster.NewDepartures(node, func(ni cluster.NodeInfo) {
+		cp.sig.ClusterRefill().Departed(ni.Renewed.Add(-cluster.LossMargin))
+	}, log))
 	// Presence merged over the nodes: the reaper on every node drops the
 	// entries of dead nodes and signaling announces what that changed.
 	cp.presence = cluster.NewPresence(node,

@@ -1,4 +1,4 @@
-package cluster
+package testkit
 
 import (
 	"net"
@@ -6,12 +6,13 @@ import (
 	"testing"
 )
 
-// freezeProxy forwards loopback connections to a target and can freeze
+// FreezeProxy forwards loopback connections to a target and can freeze
 // them: while frozen it carries no byte in either direction, on the
 // connections it has and on new ones, but closes nothing. That is what
-// a node sees of a network partition without resets or of a stopped
-// (SIGSTOP) Redis: the connection stays up and goes silent.
-type freezeProxy struct {
+// a client sees of a network partition without resets, or of a stopped
+// (SIGSTOP) server: the connection stays up and goes silent. (TCPProxy
+// is the one for outages that close connections.)
+type FreezeProxy struct {
 	addr, target string
 	ln           net.Listener
 
@@ -22,45 +23,60 @@ type freezeProxy struct {
 	wg    sync.WaitGroup
 }
 
-func startFreezeProxy(t *testing.T, target string) *freezeProxy {
-	t.Helper()
+// StartFreezeProxy listens on a loopback port; tb's cleanup stops it.
+func StartFreezeProxy(tb testing.TB, target string) *FreezeProxy {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	p := &freezeProxy{addr: ln.Addr().String(), target: target, ln: ln, open: make(chan struct{}), done: make(chan struct{})}
+	p := &FreezeProxy{addr: ln.Addr().String(), target: target, ln: ln, open: make(chan struct{}), done: make(chan struct{})}
 	close(p.open)
 	p.wg.Go(p.accept)
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		close(p.done)
 		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
+		p.closeConns()
 		p.wg.Wait()
 	})
 	return p
 }
 
-func (p *freezeProxy) Addr() string { return p.addr }
+// Addr is the proxy's host:port.
+func (p *FreezeProxy) Addr() string { return p.addr }
 
-// Freeze stops every byte until Thaw.
-func (p *freezeProxy) Freeze() {
+// Freeze stops every byte until Thaw or Reset.
+func (p *FreezeProxy) Freeze() {
 	p.mu.Lock()
 	p.open = make(chan struct{})
 	p.mu.Unlock()
 }
 
-// Thaw lets bytes flow again, those held back first.
-func (p *freezeProxy) Thaw() {
+// Thaw lets bytes flow again, those held back first: a partition that
+// ends before TCP gives up.
+func (p *FreezeProxy) Thaw() {
 	p.mu.Lock()
 	close(p.open)
 	p.mu.Unlock()
 }
 
-func (p *freezeProxy) accept() {
+// Reset ends a freeze as a long partition ends: the connections held so
+// far are closed, new ones flow.
+func (p *FreezeProxy) Reset() {
+	p.closeConns()
+	p.Thaw()
+}
+
+func (p *FreezeProxy) closeConns() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *FreezeProxy) accept() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -82,7 +98,7 @@ func (p *freezeProxy) accept() {
 // pipe copies src to dst, holding each chunk read while frozen; the
 // chunk it holds keeps it from reading more, so the sender's writes
 // pile up in its socket buffer as on a silent network.
-func (p *freezeProxy) pipe(dst, src net.Conn) {
+func (p *FreezeProxy) pipe(dst, src net.Conn) {
 	defer func() { _ = dst.Close(); _ = src.Close() }()
 	buf := make([]byte, 32<<10)
 	for {
