@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/internal/promreg"
@@ -70,6 +72,9 @@ type metrics struct {
 	iceTCPUnauthenticated prometheus.Gauge
 	iceTCPRefused         [numRefusedReasons]prometheus.Counter
 	iceLogSuppressed      prometheus.Counter
+	// udpSockets are the UDP mux's raw sockets, set once it is bound,
+	// read by parley_sfu_udp_send_errors_total at each scrape.
+	udpSockets atomic.Pointer[corkSet]
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -121,7 +126,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Video retransmissions on RTX streams (RFC 4588): in = received from publishers, out = sent to subscribers (also counted in parley_sfu_retransmits_total)."},
 		[]string{"direction"})
 	m.rtxIn, m.rtxOut = rtx.WithLabelValues("in"), rtx.WithLabelValues("out")
-	if err := promreg.Register(reg, "sfu", m.rooms, m.participants, m.tracks, m.packetsForwarded,
+	sendErrors := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_sfu_udp_send_errors_total",
+		Help: "Batched media datagrams the kernel refused after their writer was told they were sent (sfu.send_batch)."},
+		func() float64 { return float64(m.udpSockets.Load().sendErrors()) })
+	if err := promreg.Register(reg, "sfu", sendErrors, m.rooms, m.participants, m.tracks, m.packetsForwarded,
 		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.belowWanted, m.estimatedBitrate, drops, nacks, plis, rtx, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
 		return nil, err
 	}

@@ -45,3 +45,20 @@ func uncork(conns []*rawudp.Conn) {
 		c.Uncork()
 	}
 }
+
+// sendErrors is the number of batched datagrams the kernel refused on
+// these sockets (0 for a nil set).
+func (s *corkSet) sendErrors() uint64 {
+	if s == nil {
+		return 0
+	}
+	p := s.conns.Load()
+	if p == nil {
+		return 0
+	}
+	var n uint64
+	for _, c := range *p {
+		n += c.SendErrors()
+	}
+	return n
+}

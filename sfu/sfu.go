@@ -140,6 +140,7 @@ func (s *SFU) buildSettings(n transport.Net) error {
 		return err
 	}
 	s.closers = append(s.closers, udpMux)
+	s.m.udpSockets.Store(&udpMux.corks)
 	if cfg.SendBatch {
 		s.corks = &udpMux.corks
 	}
