@@ -1,12 +1,10 @@
 package signaling
 
 import (
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/parleyhq/parley/chat"
-	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -72,12 +70,7 @@ func TestClusterGroupCallRingsOtherNodes(t *testing.T) {
 // A group call reads its callees' merged status in one round trip, not
 // one per callee.
 func TestClusterGroupCallReadsPresenceOnce(t *testing.T) {
-	cfg := chat.DefaultConfig()
-	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	cfg, st := openChatStore(t)
 	svc, err := chat.New(cfg, chat.Deps{Store: st})
 	if err != nil {
 		t.Fatal(err)

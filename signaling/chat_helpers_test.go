@@ -290,3 +290,17 @@ func (e *chatEnv) storedEvents(identity, convID string) []chat.Message {
 
 // testUUID is a well-formed client message id.
 const testUUID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+// openChatStore opens a chat store with the default configuration in a
+// temporary SQLite file, closed at cleanup: the one several nodes of a
+// cluster test share, as they would share PostgreSQL.
+func openChatStore(t testing.TB) (chat.Config, *sqlitestore.Store) {
+	t.Helper()
+	cfg := chat.DefaultConfig()
+	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return cfg, st
+}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/parleyhq/parley/chat"
-	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -99,12 +97,7 @@ func startClusterChat(t *testing.T) (a, b *chatEnv) {
 func startClusterChatWith(t *testing.T, wrapB func(chat.Store) chat.Store) (a, b *chatEnv) {
 	t.Helper()
 	bus := newMemBus(t)
-	cfg := chat.DefaultConfig()
-	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	cfg, st := openChatStore(t)
 	start := func(st chat.Store) *chatEnv {
 		svc, err := chat.New(cfg, chat.Deps{Store: st})
 		if err != nil {

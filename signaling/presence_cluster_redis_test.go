@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parleyhq/parley/chat"
-	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/cluster"
 	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/internal/testkit"
@@ -118,12 +116,7 @@ func startRedisClusterWith(t testing.TB, rc redisCluster, nodeIDs ...string) []*
 	t.Helper()
 	prefix, via := rc.prefix, rc.via
 	bus := newMemBus(t)
-	cfg := chat.DefaultConfig()
-	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	cfg, st := openChatStore(t)
 	var envs []*chatEnv
 	for _, id := range nodeIDs {
 		ccfg := cluster.DefaultConfig()

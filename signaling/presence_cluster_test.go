@@ -3,13 +3,11 @@ package signaling
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parleyhq/parley/chat"
-	"github.com/parleyhq/parley/chat/sqlitestore"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -58,12 +56,7 @@ func (m *memPresence) Presences(_ context.Context, ids []string) (map[string]Pre
 // nodes' publications are not ordered) is dropped, so contacts are not
 // left showing a stale status.
 func TestClusterPresenceDropsOlderChange(t *testing.T) {
-	cfg := chat.DefaultConfig()
-	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlitestore.OptionsFromConfig(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	cfg, st := openChatStore(t)
 	svc, err := chat.New(cfg, chat.Deps{Store: st})
 	if err != nil {
 		t.Fatal(err)
