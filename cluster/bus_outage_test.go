@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"log/slog"
 	"slices"
 	"testing"
@@ -63,12 +62,8 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 	busA := NewBus(a.Node, gotA.deliver, slog.New(slog.DiscardHandler))
 	idle := NewBus(a.Node, func(string, []byte) {}, slog.New(slog.DiscardHandler))
 	outA, outIdle := watchOutages(busA), watchOutages(idle)
-	for _, bus := range []*Bus{busA, idle} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = bus.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-	}
+	runBus(t, busA)
+	runBus(t, idle)
 	busB, _ := startBus(t, b)
 
 	busA.Watch("conv:1", true)
@@ -136,10 +131,7 @@ func TestBusDetectsSilentStall(t *testing.T) {
 	gotA := &recorder{}
 	busA := NewBus(a.Node, gotA.deliver, slog.New(slog.DiscardHandler))
 	outA := watchOutages(busA)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = busA.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runBus(t, busA)
 	busB, _ := startBus(t, b)
 
 	busA.Watch("conv:1", true)

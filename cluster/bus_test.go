@@ -31,11 +31,16 @@ func startBus(t *testing.T, n *testNode) (*Bus, *recorder) {
 	t.Helper()
 	r := &recorder{}
 	b := NewBus(n.Node, r.deliver, slog.New(slog.DiscardHandler))
+	runBus(t, b)
+	return b, r
+}
+
+// runBus runs b until the test's cleanup (set its OnRecover first).
+func runBus(t *testing.T, b *Bus) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = b.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return b, r
 }
 
 func TestBusDeliversWatchedTopicsOfOtherNodesInOrder(t *testing.T) {
