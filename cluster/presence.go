@@ -150,6 +150,22 @@ func (p *Presence) Statuses(ctx context.Context, identities []string) (map[strin
 	if len(identities) == 0 {
 		return out, nil
 	}
+	states, err := p.readStates(ctx, identities)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: read presence: %w", err)
+	}
+	for i, st := range states {
+		if st.Status != "" && st.Status != StatusOffline {
+			out[identities[i]] = st
+		}
+	}
+	return out, nil
+}
+
+// readStates runs the read script over identities (one round trip) and
+// returns their merged states in the same order (fewer if Redis
+// answered fewer).
+func (p *Presence) readStates(ctx context.Context, identities []string) ([]PresenceState, error) {
 	args := make([]any, 0, 2+len(identities))
 	args = append(args, p.node.nodeKey(""), p.keyPrefix())
 	for _, id := range identities {
@@ -157,16 +173,15 @@ func (p *Presence) Statuses(ctx context.Context, identities []string) (map[strin
 	}
 	res, err := p.read.Run(ctx, p.node.rdb, nil, args...).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("cluster: read presence: %w", err)
+		return nil, err
 	}
+	states := make([]PresenceState, 0, len(identities))
 	for i := 0; i+1 < len(res) && i/2 < len(identities); i += 2 {
 		st, _ := res[i].(string)
 		v, _ := res[i+1].(int64)
-		if st != "" && st != StatusOffline {
-			out[identities[i/2]] = PresenceState{Status: st, Version: v}
-		}
+		states = append(states, PresenceState{Status: st, Version: v})
 	}
-	return out, nil
+	return states, nil
 }
 
 // ChangedSince returns the merged status and version of those of
@@ -189,20 +204,13 @@ func (p *Presence) ChangedSince(ctx context.Context, since time.Time, identities
 	for len(identities) > 0 {
 		chunk := identities[:min(len(identities), maxStatusQuery)]
 		identities = identities[len(chunk):]
-		args := make([]any, 0, 2+len(chunk))
-		args = append(args, p.node.nodeKey(""), p.keyPrefix())
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		res, err := p.read.Run(ctx, p.node.rdb, nil, args...).Slice()
+		states, err := p.readStates(ctx, chunk)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: read presence changes: %w", err)
 		}
-		for i := 0; i+1 < len(res) && i/2 < len(chunk); i += 2 {
-			st, _ := res[i].(string)
-			v, _ := res[i+1].(int64)
-			if v >= from || v == 0 && undated && st == StatusOffline {
-				out[chunk[i/2]] = PresenceState{Status: st, Version: v}
+		for i, st := range states {
+			if st.Version >= from || st.Version == 0 && undated && st.Status == StatusOffline {
+				out[chunk[i]] = st
 			}
 		}
 	}
