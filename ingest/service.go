@@ -42,6 +42,9 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Registerer receives the parley_ingest_* metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Placer is cluster mode's room placement (placement.go); nil on a
+	// single node.
+	Placer RoomPlacer
 }
 
 // Service puts ingest streams into rooms: it is the rtmp.Sink for the
@@ -55,6 +58,7 @@ type Service struct {
 	media Media
 	keys  rtmp.KeyStore
 	dir   Directory
+	place RoomPlacer // nil: every room is here
 	log   *slog.Logger
 	m     *metrics
 
@@ -109,7 +113,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	return &Service{
-		cfg: cfg, media: deps.Media, keys: deps.Keys, dir: deps.Directory,
+		cfg: cfg, media: deps.Media, keys: deps.Keys, dir: deps.Directory, place: deps.Placer,
 		log: deps.Logger.With("component", "ingest"), m: m,
 		entries: map[string]*entry{},
 		whipRes: map[string]*whipSession{},

@@ -135,7 +135,19 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	// The room directory comes first: ingest puts its streams in rooms,
 	// signaling its participants.
 	dir := rooms.New(rooms.Config{MaxParticipants: cfg.Signaling.MaxParticipantsPerRoom}, logFor("rooms"))
-	ingestSvc, err := ingest.New(cfg.Ingest, ingest.Deps{Media: media, Keys: ingestKeys, Directory: dir, Logger: logFor("ingest"), Registerer: reg})
+	var cp *clusterParts
+	if cfg.Cluster.Enabled() {
+		if cp, err = buildCluster(ctx, a, cfg.Cluster, dir, logFor("cluster")); err != nil {
+			return nil, err
+		}
+		health["redis"] = cp.node.Ping
+	}
+	ingestDeps := ingest.Deps{Media: media, Keys: ingestKeys, Directory: dir, Logger: logFor("ingest"), Registerer: reg}
+	if cp != nil {
+		// An ingest stream goes to the node that hosts its room.
+		ingestDeps.Placer = placer{cp.node}
+	}
+	ingestSvc, err := ingest.New(cfg.Ingest, ingestDeps)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -155,13 +167,6 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	recordingDeps, err := openRecordings(cfg, media, logFor("recording"), a)
 	if err != nil {
 		return nil, err
-	}
-	var cp *clusterParts
-	if cfg.Cluster.Enabled() {
-		if cp, err = buildCluster(ctx, a, cfg.Cluster, dir, logFor("cluster")); err != nil {
-			return nil, err
-		}
-		health["redis"] = cp.node.Ping
 	}
 	sigDeps := signaling.Deps{
 		Recording:   recordingDeps,
