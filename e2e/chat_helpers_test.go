@@ -190,8 +190,14 @@ func describeChat(s chatState) string {
 			fmt.Fprintf(&b, " [%d %s %q %s]", m.Seq, m.Kind, text, m.Status)
 		}
 	}
-	if s.Calls != nil {
-		fmt.Fprintf(&b, "\n  calls: %+v", *s.Calls)
+	if c := s.Calls; c != nil {
+		fmt.Fprintf(&b, "\n  calls: incoming %+v tone %s", c.Incoming, c.Tone)
+		if c.Outgoing != nil {
+			fmt.Fprintf(&b, " outgoing %+v", *c.Outgoing)
+		}
+		if c.LastEnded != nil {
+			fmt.Fprintf(&b, " last ended %+v", *c.LastEnded)
+		}
 	}
 	return b.String()
 }

@@ -157,7 +157,10 @@ func (p *participant) waitState(ctx context.Context, limit time.Duration, what s
 		return lastErr == nil && ok(last)
 	})
 	if !done {
-		p.t.Fatalf("%s: not %s within %v: state %+v (err %v)", p.Name, what, limit, last, lastErr)
+		// The page it is on tells a page that never moved from one that
+		// moved and did not join.
+		href, _ := Eval[string](ctx, p.B, `location.pathname + location.search`)
+		p.t.Fatalf("%s: not %s within %v: state %+v (err %v) on %s", p.Name, what, limit, last, lastErr, href)
 	}
 	return last
 }
