@@ -180,6 +180,9 @@ func (s *Server) DeliverRemote(topic string, payload []byte) {
 		}
 		view := proto.NewConversationView(chat.ConversationSummary{Conversation: conv, LastActivity: conv.CreatedAt}, ev.Identity)
 		n = h.pushIdentityLocal(ev.Identity, proto.Encode(proto.TypeConversation, "", proto.ConversationBody{Conversation: view}), nil)
+		if s.cpres != nil {
+			s.cpres.joined(ev.Identity, conv) // presence_cluster.go
+		}
 	case relayPresence:
 		if h.status(ev.Identity) != proto.PresenceOffline {
 			return // also connected here: this node's own view stands

@@ -97,8 +97,13 @@ type clusterPresence struct {
 	// seen is the newest version delivered to this node's sessions.
 	seen map[string]seenVersion
 	// peers are the direct peers of each identity connected here, as its
-	// latest session read them at entry (sendSnapshot), for refill.
+	// latest session read them at entry (sendSnapshot) and as direct
+	// conversations made since add them (joined), for refill.
 	peers map[string][]string
+	// last is the newest change this node announced of each identity
+	// connected here, sent again to a conversation the identity joins
+	// later (joined).
+	last map[string]announced
 	// relist: the merged view lost this node's entries, and with them
 	// maybe the groups' member lists; run lists the members connected
 	// here again.
@@ -109,6 +114,12 @@ type clusterPresence struct {
 	failedAt atomic.Int64
 }
 
+// announced is a presence change as announced: its version and message.
+type announced struct {
+	version int64
+	msg     []byte
+}
+
 type seenVersion struct {
 	v  int64
 	at time.Time
@@ -117,7 +128,7 @@ type seenVersion struct {
 func newClusterPresence(s *Server, view ClusterPresence) *clusterPresence {
 	p := &clusterPresence{s: s, h: s.hub, view: view,
 		written: map[string]string{}, dirty: map[string]struct{}{}, seen: map[string]seenVersion{},
-		peers: map[string][]string{}}
+		peers: map[string][]string{}, last: map[string]announced{}}
 	p.groups, _ = view.(ClusterGroups)
 	p.since, _ = view.(ClusterPresenceRefill)
 	s.hub.watch(topicPresence, true)
@@ -222,8 +233,47 @@ func (p *clusterPresence) announce(identity, status string, version int64, convs
 		convs = p.storedConvs(identity)
 	}
 	msg := proto.Encode(proto.TypePresence, "", proto.PresenceBody{Identity: identity, Status: status})
+	if p.h.connected(identity) {
+		p.mu.Lock()
+		if a, ok := p.last[identity]; !ok || a.version <= version {
+			p.last[identity] = announced{version: version, msg: msg}
+		}
+		p.mu.Unlock()
+	}
 	p.deliver(identity, version, msg, convs)
 	p.h.publish(topicPresence, relayEvent{Kind: relayPresenceChange, Identity: identity, Seq: version, Msg: msg, Convs: convs})
+}
+
+// joined is told that identity, connected here, was added to conv, a
+// conversation made on this node or another. A direct peer joins the
+// identity's peers (for refill). And the identity's newest change this
+// node announced goes again to conv's members, here and on the other
+// nodes: the announcement may have gone out before this node knew conv,
+// listing only the conversations it knew, while the node that made conv
+// read the merged view before this node's write (seen in CI: a member
+// coming online as the other opened a direct conversation with them
+// showed offline until their next change). Nothing is read from Redis:
+// a receiver that delivered a newer change of the identity drops this
+// one (newerLocked).
+func (p *clusterPresence) joined(identity string, conv chat.Conversation) {
+	if conv.Kind == chat.KindRoom {
+		return
+	}
+	p.mu.Lock()
+	if conv.Kind == chat.KindDirect {
+		peers := p.peers[identity]
+		if peer := proto.DirectPeer(conv.Key, identity); peer != "" && !slices.Contains(peers, peer) && len(peers) < maxPresenceContacts {
+			p.peers[identity] = append(peers, peer)
+		}
+	}
+	a, ok := p.last[identity]
+	p.mu.Unlock()
+	if !ok {
+		return
+	}
+	convs := []string{conv.ID}
+	p.deliver(identity, a.version, a.msg, convs)
+	p.h.publish(topicPresence, relayEvent{Kind: relayPresenceChange, Identity: identity, Seq: a.version, Msg: a.msg, Convs: convs})
 }
 
 // storedConvs lists identity's direct and group conversations from the
@@ -478,6 +528,11 @@ func (p *clusterPresence) run(ctx context.Context) {
 		for id := range p.peers {
 			if !p.h.connected(id) {
 				delete(p.peers, id)
+			}
+		}
+		for id := range p.last {
+			if !p.h.connected(id) {
+				delete(p.last, id)
 			}
 		}
 		relist := p.relist
