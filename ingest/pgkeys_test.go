@@ -427,3 +427,17 @@ func TestPGRevocationEndsStreamOnOtherNode(t *testing.T) {
 		t.Fatalf("publish with the revoked key: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestPGKeyStoreErrorsHideThePassword: chat.postgres_url holds a
+// password; a failed open names the host and database only.
+func TestPGKeyStoreErrorsHideThePassword(t *testing.T) {
+	for _, url := range []string{
+		"postgres://parley:hunter2@127.0.0.1:1/parley?connect_timeout=2", // nothing listens on port 1
+		"postgres://parley:hunter2@127.0.0.1:5432/test?sslmode=disable&nonsense_option=%zz",
+	} {
+		_, err := OpenPGKeyStore(t.Context(), url, PGKeyStoreOptions{})
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("open %s: %v, want an error without the password", strings.ReplaceAll(url, "hunter2", "xxxxx"), err)
+		}
+	}
+}
