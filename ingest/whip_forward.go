@@ -62,7 +62,7 @@ func (s *Service) whipElsewhere(ctx context.Context, w http.ResponseWriter, r *h
 		s.m.refused.WithLabelValues("whip", "placement").Inc()
 		s.log.Warn("WHIP: the cluster could not place the stream's room", "room", room, "err", err)
 		w.Header().Set("Retry-After", whipRetryAfter)
-		http.Error(w, "the cluster cannot say which node hosts this room right now; try again", http.StatusServiceUnavailable)
+		http.Error(w, "the cluster cannot place this stream's room right now (Redis, or the node that hosts the room, is unreachable); try again", http.StatusServiceUnavailable)
 		return true
 	}
 	if host == "" {
@@ -127,12 +127,7 @@ func (s *Service) forwardWHIP(w http.ResponseWriter, r *http.Request, room, host
 		fail("forward_failed", "the room's node's answer did not arrive", err)
 		return
 	}
-	h := w.Header()
-	for _, name := range []string{"Content-Type", "Etag", "Link", "Retry-After", "Www-Authenticate", "Allow", "Accept-Post"} {
-		if v := resp.Header.Values(name); len(v) > 0 {
-			h[name] = v
-		}
-	}
+	var location string
 	if loc := resp.Header.Get("Location"); loc != "" {
 		// Absolute, on the hosting node: the encoder's DELETE goes there.
 		abs, err := req.URL.Parse(loc)
@@ -140,7 +135,16 @@ func (s *Service) forwardWHIP(w http.ResponseWriter, r *http.Request, room, host
 			fail("forward_failed", "the room's node answered a bad Location", err)
 			return
 		}
-		h.Set("Location", abs.String())
+		location = abs.String()
+	}
+	h := w.Header()
+	for _, name := range []string{"Content-Type", "Etag", "Link", "Retry-After", "Www-Authenticate", "Allow", "Accept-Post"} {
+		if v := resp.Header.Values(name); len(v) > 0 {
+			h[name] = v
+		}
+	}
+	if location != "" {
+		h.Set("Location", location)
 	}
 	log.Info("WHIP publish passed to the room's node", "status", resp.StatusCode)
 	w.WriteHeader(resp.StatusCode)

@@ -163,9 +163,18 @@ func TestWHIPForwardRefusals(t *testing.T) {
 	keys := fakeKeys{"sk_good": {Room: "stage", Name: "OBS", KeyID: "IK_1"}}
 	node := startWHIPNode(t, "node-a", keys)
 	var elsewhereHits atomic.Int64
-	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	var elsewhereGot atomic.Value // "path body" of the last request
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		elsewhereHits.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		elsewhereGot.Store(r.URL.Path + " " + string(b))
+		w.Header().Set("Location", "/whip/res1")
+		w.Header().Set("ETag", `"e1"`)
+		w.Header().Add("Link", `<stun:stun.example>; rel="ice-server"`)
+		w.Header().Add("Link", `<turn:turn.example>; rel="ice-server"`)
+		w.Header().Set("X-Private", "not for the encoder")
 		w.WriteHeader(http.StatusTeapot)
+		_, _ = io.WriteString(w, "answer")
 	}))
 	t.Cleanup(elsewhere.Close)
 	dead := httptest.NewServer(http.NotFoundHandler())
@@ -234,11 +243,19 @@ func TestWHIPForwardRefusals(t *testing.T) {
 	resp, body = post("bad node URL", "sk_good", offer, nil)
 	wantRetry("bad node URL", resp, body, http.StatusBadGateway)
 
-	// Another node's answer, whatever it is, reaches the encoder.
+	// Another node's answer, whatever it is, reaches the encoder, with an
+	// absolute Location on that node and its WHIP headers only.
 	node.place.set(elsewhere.URL, nil)
 	resp, body = post("answered elsewhere", "sk_good", offer, nil)
-	if resp.StatusCode != http.StatusTeapot || elsewhereHits.Load() != 1 {
+	if resp.StatusCode != http.StatusTeapot || body != "answer" || elsewhereHits.Load() != 1 {
 		t.Errorf("answered elsewhere: %d %q, %d hits", resp.StatusCode, body, elsewhereHits.Load())
+	}
+	if got, _ := elsewhereGot.Load().(string); got != "/whip "+offer {
+		t.Errorf("the other node received %.40q, want the path and the offer", got)
+	}
+	h := resp.Header
+	if h.Get("Location") != elsewhere.URL+"/whip/res1" || h.Get("ETag") != `"e1"` || len(h.Values("Link")) != 2 || h.Get("X-Private") != "" {
+		t.Errorf("relayed headers %v", h)
 	}
 
 	if s := node.svc.Streams(); len(s) != 0 || node.dir.count("add ") != 0 {
