@@ -25,6 +25,12 @@ const maxKeyRequestBytes = 4 << 10
 // answer is 401. Errors are {"code","message"} like the rest of the admin
 // API.
 func (s *KeyStore) KeysHandler(authorize func(*http.Request) bool) http.Handler {
+	return NewKeysHandler(s, authorize)
+}
+
+// NewKeysHandler is KeysHandler on any StreamKeys (the PostgreSQL store
+// in a cluster).
+func NewKeysHandler(s StreamKeys, authorize func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if authorize == nil || !authorize(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley-admin"`)

@@ -211,6 +211,11 @@ func (s *Service) whipCreate(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "key check failed", http.StatusInternalServerError)
 		return
 	}
+	// In a cluster the stream goes to the node that hosts its room. The
+	// limits above (rate, offer size, key) are this node's.
+	if s.whipElsewhere(ctx, w, r, b.Room, addr, body) {
+		return
+	}
 	st, err := s.begin(b, "whip", ip)
 	switch {
 	case errors.Is(err, ErrStreamLive):

@@ -130,18 +130,22 @@ func whipRequest(t *testing.T, method, url, token, contentType, body string) (*h
 }
 
 // publish POSTs the offer, applies the answer and starts sending media.
-func (c *whipClient) publish(base, key string) {
+func (c *whipClient) publish(base, key string) { c.publishAt(base+"/whip", key, "/whip/") }
+
+// publishAt is publish to endpoint, wanting a Location that starts with
+// wantLocation.
+func (c *whipClient) publishAt(endpoint, key, wantLocation string) {
 	c.t.Helper()
-	resp, body := whipRequest(c.t, http.MethodPost, base+"/whip", key, "application/sdp", c.offer())
+	resp, body := whipRequest(c.t, http.MethodPost, endpoint, key, "application/sdp", c.offer())
 	if resp.StatusCode != http.StatusCreated {
-		c.t.Fatalf("POST /whip: %d %s", resp.StatusCode, body)
+		c.t.Fatalf("POST %s: %d %s", endpoint, resp.StatusCode, body)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/sdp" {
 		c.t.Fatalf("answer Content-Type %q", ct)
 	}
 	c.location = resp.Header.Get("Location")
-	if !strings.HasPrefix(c.location, "/whip/") {
-		c.t.Fatalf("Location %q", c.location)
+	if !strings.HasPrefix(c.location, wantLocation) {
+		c.t.Fatalf("Location %q, want it to start with %q", c.location, wantLocation)
 	}
 	if !strings.Contains(body, "a=candidate:") {
 		c.t.Fatalf("answer carries no candidates (OBS does not trickle):\n%s", body)

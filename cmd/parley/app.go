@@ -127,9 +127,9 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	ingestKeys, err := ingest.OpenKeyStore(ctx, ingest.KeyStorePath(cfg.DataDir), ingest.KeyStoreOptions{})
+	ingestKeys, err := openIngestKeys(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ingest keys: %w", err)
+		return nil, err
 	}
 	a.own("ingest keys", ingestKeys)
 	// The room directory comes first: ingest puts its streams in rooms,
@@ -202,14 +202,32 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 
 // ingestRoutes hands ingest's HTTP endpoints to signaling, which owns
 // the listener: WHIP publicly, stream keys behind the admin check.
-func ingestRoutes(cfg ingest.Config, svc *ingest.Service, keys *ingest.KeyStore, routes, adminRoutes map[string]http.Handler) {
+func ingestRoutes(cfg ingest.Config, svc *ingest.Service, keys ingest.StreamKeys, routes, adminRoutes map[string]http.Handler) {
 	if cfg.WHIP.Enabled {
 		routes[cfg.WHIP.Path] = svc.WHIPHandler()
 		routes[cfg.WHIP.Path+"/"] = svc.WHIPHandler()
 	}
 	// KeysHandler's own check is signaling's admin auth, already applied.
-	adminRoutes[ingest.KeysPath] = keys.KeysHandler(func(*http.Request) bool { return true })
-	adminRoutes[ingest.KeysPath+"/"] = keys.KeysHandler(func(*http.Request) bool { return true })
+	adminRoutes[ingest.KeysPath] = ingest.NewKeysHandler(keys, func(*http.Request) bool { return true })
+	adminRoutes[ingest.KeysPath+"/"] = ingest.NewKeysHandler(keys, func(*http.Request) bool { return true })
+}
+
+// openIngestKeys opens the stream-key store: with chat.store: postgres
+// the keys live in that database (every node of a cluster sees the same
+// keys and revocations), otherwise in the data directory's ingress.db.
+func openIngestKeys(ctx context.Context, cfg Config) (ingest.StreamKeys, error) {
+	if cfg.Chat.Store == chat.StorePostgres {
+		keys, err := ingest.OpenPGKeyStore(ctx, cfg.Chat.PostgresURL, ingest.PGKeyStoreOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("ingest keys: %w", err) // names host and database, never the URL
+		}
+		return keys, nil
+	}
+	keys, err := ingest.OpenKeyStore(ctx, ingest.KeyStorePath(cfg.DataDir), ingest.KeyStoreOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("ingest keys: %w", err)
+	}
+	return keys, nil
 }
 
 // Run runs every component until ctx ends or one of them fails (which
