@@ -40,7 +40,24 @@ func (s *Service) checkKeys(ctx context.Context, rc revocationChecker) {
 			live = append(live, e.live)
 		}
 	}
+	var relays []*relay
+	for r := range s.relays {
+		if r.keyID != "" && !r.revoked.Load() {
+			relays = append(relays, r)
+		}
+	}
 	s.life.Unlock()
+	for _, r := range relays {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		revoked, err := rc.Revoked(cctx, r.keyID)
+		cancel()
+		switch {
+		case err != nil:
+			r.log.Warn("ingest: could not check the stream key", "key_id", r.keyID, "err", err)
+		case revoked:
+			r.revoke()
+		}
+	}
 	for _, st := range live {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		revoked, err := rc.Revoked(cctx, st.keyID)
