@@ -29,6 +29,11 @@ import (
 // has whipout's shorter bound).
 const relayHTTPTimeout = 10 * time.Second
 
+// relayDisconnectedGrace is how long a relay's connection may stay
+// disconnected (after pion's 5 s without an answer) before the relay
+// gives up.
+const relayDisconnectedGrace = 5 * time.Second
+
 // relayVideo and relayAudio are what a relay offers: the SFU's H.264
 // (constrained baseline, packetization-mode=1) and Opus. The offer is
 // made before the RTMP stream's sequence headers are parsed, so the
@@ -124,6 +129,10 @@ func (s *Service) startRelay(ctx context.Context, info rtmp.StreamInfo, node str
 		StreamID:          "parley-relay",
 		OnKeyframeRequest: r.keyframeUnsupported,
 		HTTPClient:        &http.Client{Timeout: relayHTTPTimeout},
+		// The hosting node going away (or ending the session) ends the
+		// publish within about 10 s, so OBS reconnects and is placed
+		// again, instead of streaming into nothing for half a minute.
+		DisconnectedGrace: relayDisconnectedGrace,
 	})
 	if err != nil {
 		s.life.Lock()

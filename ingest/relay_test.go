@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -76,6 +77,7 @@ func startCluster(t *testing.T) *clusterNodes {
 	c := &clusterNodes{keys: ks, dirA: &fakeDir{}, dirB: &fakeDir{}, whipRequests: &requestLog{}}
 	cfg := DefaultConfig()
 	cfg.ReconnectGrace = 200 * time.Millisecond
+	cfg.KeyCheckInterval = 200 * time.Millisecond
 	c.sfuA, c.sfuB = startSFU(t), startSFU(t)
 	c.a, c.regA = startService(t, cfg, Deps{Media: c.sfuA, Keys: ks, Directory: c.dirA})
 	h := c.a.WHIPHandler()
@@ -279,5 +281,97 @@ func TestRTMPPlacementFailureRefuses(t *testing.T) {
 	defer func() { _ = sess.Close() }()
 	if st := svc2.Streams(); len(st) != 1 || st[0].RelayedTo != "" || st[0].ParticipantID == "" {
 		t.Fatalf("local streams %+v", st)
+	}
+}
+
+// startRelayed starts an RTMP session on B for a new key of room stage
+// and writes media until the test ends; it returns the session, the key
+// and the writers' latest errors.
+func startRelayed(t *testing.T, c *clusterNodes, name string) (rtmp.Session, Key, func() (video, audio error)) {
+	t.Helper()
+	key, err := c.keys.Create(context.Background(), KeyRequest{Room: "stage", Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sess, err := c.b.Start(ctx, rtmp.StreamInfo{Binding: rtmp.Binding{Room: key.Room, Name: key.Name, Identity: key.Identity, KeyID: key.ID},
+		StreamID: "RT_" + name, Key: key.Secret})
+	if err != nil {
+		t.Fatalf("Start on B: %v", err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	vw, err := sess.AddVideoTrack(h264Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	aw, err := sess.AddAudioTrack(opusSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var verr, aerr error
+	src := &mediaSource{video: errWriter{vw, func(err error) { mu.Lock(); verr = err; mu.Unlock() }},
+		audio: errWriter{aw, func(err error) { mu.Lock(); aerr = err; mu.Unlock() }}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { src.run(t, stop) })
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	testkit.Eventually(t, 10*time.Second, "the stream live on A", func() bool { return len(c.a.Streams()) == 1 })
+	return sess, key, func() (error, error) { mu.Lock(); defer mu.Unlock(); return verr, aerr }
+}
+
+// errWriter records its writer's errors instead of failing the test
+// (mediaSource reports every error).
+type errWriter struct {
+	w   rtmp.TrackWriter
+	got func(error)
+}
+
+func (e errWriter) WriteRTP(p *rtp.Packet) error {
+	if err := e.w.WriteRTP(p); err != nil {
+		e.got(err)
+	}
+	return nil
+}
+
+// A key revoked while the relay is live ends it on B (the RTMP side
+// hears ErrRevoked) as well as on A.
+func TestRTMPRelayRevokedWhileLive(t *testing.T) {
+	c := startCluster(t)
+	_, key, errs := startRelayed(t, c, "Cam")
+	if _, err := c.keys.Revoke(context.Background(), key.ID); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "B's writers fail with ErrRevoked", func() bool {
+		v, a := errs()
+		return errors.Is(v, rtmp.ErrRevoked) && errors.Is(a, rtmp.ErrRevoked)
+	})
+	testkit.Eventually(t, 10*time.Second, "A ends the stream", func() bool { return len(c.a.Streams()) == 0 })
+	if counterValue(t, c.regB, "parley_ingest_revoked_live_total", "rtmp") != 1 {
+		t.Fatal("B does not count the revocation")
+	}
+}
+
+// The hosting node ending the stream on its side (its shutdown, say)
+// ends the RTMP publish on B: the writers fail with ErrSessionEnded, so
+// OBS reconnects and is placed again.
+func TestRTMPRelayEndsWhenHostingNodeEndsIt(t *testing.T) {
+	c := startCluster(t)
+	_, _, errs := startRelayed(t, c, "Cam")
+	c.a.life.Lock()
+	var st *stream
+	for _, e := range c.a.entries {
+		st = e.live
+	}
+	c.a.life.Unlock()
+	st.close() // closes A's PeerConnection without a DELETE from B
+	// pion says disconnected after 5 s without answers, then the grace.
+	testkit.Eventually(t, 5*time.Second+relayDisconnectedGrace+5*time.Second, "B's writers fail with ErrSessionEnded", func() bool {
+		v, a := errs()
+		return errors.Is(v, rtmp.ErrSessionEnded) && errors.Is(a, rtmp.ErrSessionEnded)
+	})
+	if s := c.b.Streams(); len(s) != 1 {
+		t.Fatalf("B's streams %+v: the relay stays listed until the RTMP side closes it", s)
 	}
 }

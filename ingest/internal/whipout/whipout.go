@@ -77,6 +77,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// DeleteTimeout bounds the DELETE that Close sends (3 s if zero).
 	DeleteTimeout time.Duration
+	// DisconnectedGrace fails the session when the connection stays
+	// disconnected this long (pion reports disconnected after 5 s
+	// without an answer to its checks, and failed only 25 s later: an
+	// endpoint that ended the session without a word, or went away, is
+	// noticed sooner). Zero leaves it to pion.
+	DisconnectedGrace time.Duration
 }
 
 // Session is one published WHIP resource.
@@ -93,9 +99,10 @@ type Session struct {
 	failOnce  sync.Once
 	upOnce    sync.Once
 
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup // RTCP readers
+	mu        sync.Mutex
+	closed    bool
+	discTimer *time.Timer    // DisconnectedGrace, while disconnected
+	wg        sync.WaitGroup // RTCP readers
 }
 
 // Resource returns the resource URL the endpoint created.
@@ -129,14 +136,7 @@ func Dial(ctx context.Context, o Options) (_ *Session, err error) {
 			_ = s.Close()
 		}
 	}()
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		switch st {
-		case webrtc.PeerConnectionStateConnected:
-			s.upOnce.Do(func() { close(s.connected) })
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			s.failOnce.Do(func() { close(s.failed) })
-		}
-	})
+	pc.OnConnectionStateChange(s.stateChanged)
 	streamID := cmpOr(o.StreamID, "whipout")
 	if o.Video != nil {
 		if s.video, err = s.addTrack(*o.Video, cmpOr(o.VideoTrackID, "video"), streamID, o.OnKeyframeRequest); err != nil {
@@ -180,6 +180,36 @@ func Dial(ctx context.Context, o Options) (_ *Session, err error) {
 		return nil, fmt.Errorf("whipout: connection not up: %w", ctx.Err())
 	}
 }
+
+func (s *Session) stateChanged(st webrtc.PeerConnectionState) {
+	switch st {
+	case webrtc.PeerConnectionStateConnected:
+		s.upOnce.Do(func() { close(s.connected) })
+		s.mu.Lock()
+		if s.discTimer != nil {
+			s.discTimer.Stop()
+			s.discTimer = nil
+		}
+		s.mu.Unlock()
+	case webrtc.PeerConnectionStateDisconnected:
+		if s.o.DisconnectedGrace <= 0 {
+			return
+		}
+		s.mu.Lock()
+		if s.discTimer == nil && !s.closed {
+			s.discTimer = time.AfterFunc(s.o.DisconnectedGrace, func() {
+				if s.pc.ConnectionState() == webrtc.PeerConnectionStateDisconnected {
+					s.fail()
+				}
+			})
+		}
+		s.mu.Unlock()
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		s.fail()
+	}
+}
+
+func (s *Session) fail() { s.failOnce.Do(func() { close(s.failed) }) }
 
 func cmpOr(s, def string) string {
 	if s == "" {
@@ -347,6 +377,9 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.discTimer != nil {
+		s.discTimer.Stop()
+	}
 	s.mu.Unlock()
 	var delErr error
 	if s.resource != "" {

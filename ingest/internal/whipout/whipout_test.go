@@ -257,7 +257,7 @@ func TestRefusalIsAStatusError(t *testing.T) {
 
 func TestRemoteCloseFailsWrites(t *testing.T) {
 	a, srv := newAnswerer(t)
-	s, err := dial(t, srv, Options{Video: &h264})
+	s, err := dial(t, srv, Options{Video: &h264, DisconnectedGrace: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestRemoteCloseFailsWrites(t *testing.T) {
 	_ = pc.Close() // the hosting node ends the session without a word
 	select {
 	case <-s.Failed():
-	case <-time.After(45 * time.Second): // pion's ICE failure timeout is 25 s after disconnection
+	case <-time.After(15 * time.Second): // pion: disconnected after 5 s, then the grace
 		t.Fatal("the session did not notice the remote close")
 	}
 	if err := s.WriteVideo(&rtp.Packet{Header: rtp.Header{Version: 2}}); !errors.Is(err, ErrConnectionFailed) {
