@@ -375,3 +375,57 @@ func TestRTMPRelayEndsWhenHostingNodeEndsIt(t *testing.T) {
 		t.Fatalf("B's streams %+v: the relay stays listed until the RTMP side closes it", s)
 	}
 }
+
+// Shutting B's Service down DELETEs its relays' resources, so the
+// hosting node ends their streams at once; the RTMP server's later Close
+// does nothing more.
+func TestRTMPRelayEndsAtShutdown(t *testing.T) {
+	c := startCluster(t)
+	svc, err := New(DefaultConfig(), Deps{Media: c.sfuB, Keys: c.keys, Placer: fakePlacer{node: c.urlA}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := testkit.RunInBackground(t, "Service Run", svc.Run)
+	key, err := c.keys.Create(context.Background(), KeyRequest{Room: "stage", Name: "Cam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sess, err := svc.Start(ctx, rtmp.StreamInfo{Binding: rtmp.Binding{Room: key.Room, Name: key.Name, Identity: key.Identity, KeyID: key.ID},
+		StreamID: "RT_shutdown", Key: key.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vw, err := sess.AddVideoTrack(h264Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the stream on A", func() bool { return len(c.a.Streams()) == 1 })
+
+	stop()
+	if n := c.whipRequests.count("DELETE /whip/"); n != 1 {
+		t.Fatalf("%d DELETEs reached A at B's shutdown, want 1", n)
+	}
+	testkit.Eventually(t, 5*time.Second, "A ends the stream", func() bool { return len(c.a.Streams()) == 0 })
+	if len(svc.Streams()) != 0 {
+		t.Fatalf("B lists %+v after shutdown", svc.Streams())
+	}
+	err = vw.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96}, Payload: []byte{0x41, 0x9a}})
+	if !errors.Is(err, rtmp.ErrSessionEnded) {
+		t.Fatalf("write after shutdown: %v, want ErrSessionEnded", err)
+	}
+	if err := sess.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.whipRequests.count("DELETE /whip/"); n != 1 {
+		t.Fatalf("%d DELETEs after the RTMP side's Close, want still 1", n)
+	}
+	// A Start after shutdown is refused before any request to A.
+	if _, err := svc.Start(ctx, rtmp.StreamInfo{Binding: rtmp.Binding{Room: "stage", Name: "Late"}, Key: key.Secret}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after shutdown: %v, want ErrClosed", err)
+	}
+	if n := c.whipRequests.count("POST"); n != 1 {
+		t.Fatalf("%d POSTs reached A, want 1", n)
+	}
+}
