@@ -153,10 +153,13 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, st := range live {
 		st.close()
 	}
-	// Their DELETEs end the streams on the hosting nodes at once.
+	// Their DELETEs end the streams on the hosting nodes at once; in
+	// parallel, so unreachable nodes cost one DELETE timeout, not one each.
+	var ends sync.WaitGroup
 	for _, r := range relays {
-		r.end()
+		ends.Go(r.end)
 	}
+	ends.Wait()
 	s.wg.Wait()
 	return nil
 }
