@@ -90,6 +90,7 @@ type publishOptions struct {
 
 func newPublish(ctx context.Context, info StreamInfo, s Session, o publishOptions, log *slog.Logger, m *metrics) *publish {
 	ctx, cancel := context.WithCancel(ctx)
+	info.Key = "" // the Sink had it at Start; nothing here needs the secret
 	return &publish{
 		ctx: ctx, cancel: cancel, info: info, session: s, log: log, m: m, opts: o,
 		pkt:        h264Packetizer{mtu: o.MTU, pt: h264PayloadType, ssrc: rand.Uint32(), seq: uint16(rand.Uint32())},
