@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,7 +96,7 @@ func (s *Service) startRelay(ctx context.Context, info rtmp.StreamInfo, node str
 	if identity == "" {
 		identity = DefaultIdentity(b.Name)
 	}
-	r := &relay{s: s, node: strings.TrimSuffix(node, "/"), room: b.Room, identity: identity, name: cmpOr(b.Name, identity),
+	r := &relay{s: s, node: strings.TrimSuffix(node, "/"), room: b.Room, identity: identity, name: cmp.Or(b.Name, identity),
 		keyID: b.KeyID, since: time.Now()}
 	r.log = s.log.With("room", b.Room, "identity", identity, "protocol", "rtmp", "node", r.node,
 		"remote", info.RemoteAddr, "stream", info.StreamID)
@@ -154,13 +155,6 @@ func (s *Service) startRelay(ctx context.Context, info rtmp.StreamInfo, node str
 	s.m.relayed.Inc()
 	r.log.Info("ingest relay started")
 	return r, nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (r *relay) AddVideoTrack(spec rtmp.TrackSpec) (rtmp.TrackWriter, error) {

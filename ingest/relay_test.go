@@ -429,3 +429,48 @@ func TestRTMPRelayEndsAtShutdown(t *testing.T) {
 		t.Fatalf("%d POSTs reached A, want 1", n)
 	}
 }
+
+// Relays count against max_streams with local streams: they hold a
+// PeerConnection each.
+func TestRTMPRelayCountsAgainstMaxStreams(t *testing.T) {
+	c := startCluster(t)
+	cfg := DefaultConfig()
+	cfg.MaxStreams = 1
+	svc, reg := startService(t, cfg, Deps{Media: c.sfuB, Keys: c.keys, Placer: fakePlacer{node: c.urlA}})
+	var keys []Key
+	for _, name := range []string{"One", "Two"} {
+		k, err := c.keys.Create(context.Background(), KeyRequest{Room: "stage", Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	start := func(k Key) (rtmp.Session, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return svc.Start(ctx, rtmp.StreamInfo{Binding: rtmp.Binding{Room: k.Room, Name: k.Name, Identity: k.Identity, KeyID: k.ID},
+			StreamID: "RT_" + k.Name, Key: k.Secret})
+	}
+	first, err := start(keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start(keys[1]); !errors.Is(err, ErrTooManyStreams) {
+		t.Fatalf("second relay: %v, want ErrTooManyStreams", err)
+	}
+	if n := c.whipRequests.count("POST"); n != 1 {
+		t.Fatalf("%d POSTs reached A, want only the first relay's", n)
+	}
+	if counterValue(t, reg, "parley_ingest_refused_total", "rtmp", "max_streams") != 1 {
+		t.Fatal("the refusal is not counted")
+	}
+	// The slot is free again once the relay ends.
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := start(keys[1])
+	if err != nil {
+		t.Fatalf("relay after the first ended: %v", err)
+	}
+	_ = second.Close()
+}

@@ -8,6 +8,7 @@ package whipout
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -137,14 +138,14 @@ func Dial(ctx context.Context, o Options) (_ *Session, err error) {
 		}
 	}()
 	pc.OnConnectionStateChange(s.stateChanged)
-	streamID := cmpOr(o.StreamID, "whipout")
+	streamID := cmp.Or(o.StreamID, "whipout")
 	if o.Video != nil {
-		if s.video, err = s.addTrack(*o.Video, cmpOr(o.VideoTrackID, "video"), streamID, o.OnKeyframeRequest); err != nil {
+		if s.video, err = s.addTrack(*o.Video, cmp.Or(o.VideoTrackID, "video"), streamID, o.OnKeyframeRequest); err != nil {
 			return nil, err
 		}
 	}
 	if o.Audio != nil {
-		if s.audio, err = s.addTrack(*o.Audio, cmpOr(o.AudioTrackID, "audio"), streamID, nil); err != nil {
+		if s.audio, err = s.addTrack(*o.Audio, cmp.Or(o.AudioTrackID, "audio"), streamID, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -210,13 +211,6 @@ func (s *Session) stateChanged(st webrtc.PeerConnectionState) {
 }
 
 func (s *Session) fail() { s.failOnce.Do(func() { close(s.failed) }) }
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
 
 // addTrack adds a send-only track and reads its RTCP: the interceptors
 // need it read, and the video track's PLI/FIR go to onKeyframe.
