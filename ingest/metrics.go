@@ -15,6 +15,8 @@ type metrics struct {
 	keyframes   *prometheus.CounterVec // protocol, result
 	reconnect   prometheus.Counter
 	whip        *prometheus.CounterVec // method, status
+	relays      prometheus.Gauge
+	relayed     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,11 +36,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Streams that reconnected within reconnect_grace and kept their participant."}),
 		whip: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ingest_whip_requests_total",
 			Help: "WHIP HTTP requests by method and status code."}, []string{"method", "status"}),
+		relays: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_ingest_relays",
+			Help: "RTMP publishes currently relayed over WHIP to the cluster node that hosts their room."}),
+		relayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_ingest_relayed_total",
+			Help: "RTMP publishes relayed over WHIP to the cluster node that hosts their room."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.streams, m.started, m.refused, m.revokedLive, m.keyframes, m.reconnect, m.whip} {
+	for _, c := range []prometheus.Collector{m.streams, m.started, m.refused, m.revokedLive, m.keyframes, m.reconnect, m.whip, m.relays, m.relayed} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -32,25 +33,38 @@ func (s *Service) watchKeys(ctx context.Context) {
 	}
 }
 
+// keyed is a live publish whose key is checked: a local stream or a
+// relay (relay.go).
+type keyed struct {
+	keyID  string
+	log    *slog.Logger
+	revoke func()
+}
+
 func (s *Service) checkKeys(ctx context.Context, rc revocationChecker) {
 	s.life.Lock()
-	var live []*stream
+	var live []keyed
 	for _, e := range s.entries {
-		if e.live != nil && e.live.keyID != "" && !e.live.revoked.Load() {
-			live = append(live, e.live)
+		if st := e.live; st != nil && st.keyID != "" && !st.revoked.Load() {
+			live = append(live, keyed{st.keyID, st.log, st.revoke})
+		}
+	}
+	for r := range s.relays {
+		if r.out != nil && r.keyID != "" && !r.revoked.Load() {
+			live = append(live, keyed{r.keyID, r.log, r.revoke})
 		}
 	}
 	s.life.Unlock()
-	for _, st := range live {
+	for _, k := range live {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		revoked, err := rc.Revoked(cctx, st.keyID)
+		revoked, err := rc.Revoked(cctx, k.keyID)
 		cancel()
 		switch {
 		case err != nil:
 			// Keep the stream: a store hiccup must not cut live streams.
-			st.log.Warn("ingest: could not check the stream key", "key_id", st.keyID, "err", err)
+			k.log.Warn("ingest: could not check the stream key", "key_id", k.keyID, "err", err)
 		case revoked:
-			st.revoke()
+			k.revoke()
 		}
 	}
 }

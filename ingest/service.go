@@ -67,6 +67,7 @@ type Service struct {
 	life    sync.Mutex
 	entries map[string]*entry // by room + "\x00" + identity
 	live    int
+	relays  map[*relay]struct{} // RTMP publishes relayed to another node (relay.go)
 	closed  bool
 
 	wg sync.WaitGroup // WHIP goroutines and pending grace timers
@@ -116,6 +117,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, media: deps.Media, keys: deps.Keys, dir: deps.Directory, place: deps.Placer,
 		log: deps.Logger.With("component", "ingest"), m: m,
 		entries: map[string]*entry{},
+		relays:  map[*relay]struct{}{},
 		whipRes: map[string]*whipSession{},
 		limiter: limiter,
 	}, nil
@@ -129,6 +131,12 @@ func (s *Service) Run(ctx context.Context) error {
 	s.watchKeys(ctx)
 	s.life.Lock()
 	s.closed = true
+	var relays []*relay
+	for r := range s.relays {
+		if r.out != nil { // nil: still dialing; startRelay sees closed
+			relays = append(relays, r)
+		}
+	}
 	var live []*stream
 	for k, e := range s.entries {
 		if e.live != nil {
@@ -145,6 +153,13 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, st := range live {
 		st.close()
 	}
+	// Their DELETEs end the streams on the hosting nodes at once; in
+	// parallel, so unreachable nodes cost one DELETE timeout, not one each.
+	var ends sync.WaitGroup
+	for _, r := range relays {
+		ends.Go(r.end)
+	}
+	ends.Wait()
 	s.wg.Wait()
 	return nil
 }
@@ -159,6 +174,10 @@ type StreamStatus struct {
 	Since            time.Time `json:"since"`
 	AudioUnavailable string    `json:"audioUnavailable,omitempty"`
 	KeyframeRequests uint64    `json:"keyframeRequests"`
+	// RelayedTo is the base URL of the cluster node an RTMP publish is
+	// relayed to (relay.go); its participant lives there, so
+	// ParticipantID is empty.
+	RelayedTo string `json:"relayedTo,omitempty"`
 }
 
 // Streams lists the live streams, sorted by room and identity.
@@ -169,6 +188,11 @@ func (s *Service) Streams() []StreamStatus {
 	for _, e := range s.entries {
 		if st := e.live; st != nil {
 			out = append(out, st.status())
+		}
+	}
+	for r := range s.relays {
+		if r.out != nil {
+			out = append(out, r.status())
 		}
 	}
 	slices.SortFunc(out, func(a, b StreamStatus) int {
@@ -205,7 +229,7 @@ func (s *Service) begin(b rtmp.Binding, protocol, remote string, logAttrs ...any
 	if e != nil && e.live != nil {
 		return refuse("identity_live", fmt.Errorf("stream %q in room %q: %w", identity, b.Room, ErrStreamLive))
 	}
-	if s.live >= s.cfg.MaxStreams {
+	if s.live+len(s.relays) >= s.cfg.MaxStreams {
 		return refuse("max_streams", ErrTooManyStreams)
 	}
 	if e != nil {

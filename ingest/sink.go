@@ -18,7 +18,18 @@ import (
 // within the grace period, takes back) a participant of the key's room.
 // It fails when the identity is already live in the room (by RTMP or
 // WHIP), when max_streams is reached, or when the Directory refuses.
-func (s *Service) Start(_ context.Context, info rtmp.StreamInfo) (rtmp.Session, error) {
+// In cluster mode a room hosted by another node gets the stream relayed
+// there (relay.go), and a placement failure refuses it (OBS retries).
+func (s *Service) Start(ctx context.Context, info rtmp.StreamInfo) (rtmp.Session, error) {
+	node, err := s.hostingNode(ctx, info.Binding.Room)
+	if err != nil {
+		s.m.refused.WithLabelValues("rtmp", "placement").Inc()
+		s.log.Warn("RTMP publish refused: room placement failed", "room", info.Binding.Room, "stream", info.StreamID, "err", err)
+		return nil, err
+	}
+	if node != "" {
+		return s.startRelay(ctx, info, node)
+	}
 	st, err := s.begin(info.Binding, "rtmp", info.RemoteAddr, "stream", info.StreamID)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package rtmp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -31,9 +30,10 @@ type audioPipelineOptions struct {
 	// onOpus, when set, is called after each packet is written (tests,
 	// latency measurement).
 	onOpus func(p *rtp.Packet)
-	// OnRevoked is called when the Writer reports the key revoked; the
-	// connection's goroutine ends the publish (this one cannot).
-	OnRevoked func()
+	// OnWriteError is called with each error the Writer returns; the
+	// publish learns from it whether it must end (key revoked, session
+	// ended), which the connection's goroutine does (this one cannot).
+	OnWriteError func(error)
 }
 
 // audioPipeline supervises the transcoder for one publish: it feeds AAC
@@ -178,8 +178,8 @@ func (a *audioPipeline) readLoop(st TranscodeStream) error {
 		a.ts += uint32(op.Samples)
 		a.lastWall = now
 		if err := a.o.Writer.WriteRTP(pkt); err != nil {
-			if errors.Is(err, ErrRevoked) && a.o.OnRevoked != nil {
-				a.o.OnRevoked()
+			if a.o.OnWriteError != nil {
+				a.o.OnWriteError(err)
 			}
 			a.o.Logger.Debug("audio write failed", "err", err)
 		}

@@ -276,6 +276,9 @@ func TestE2EPublishBaseline48kStereo(t *testing.T) {
 	if s.info.Binding.Room != "room-k1" || s.info.Binding.Identity != "ingress-k1" {
 		t.Errorf("binding %+v", s.info.Binding)
 	}
+	if s.info.Key != "k1" { // a relaying Sink authenticates with it
+		t.Errorf("StreamInfo.Key %q, want the publish's key", s.info.Key)
+	}
 	v, a := s.tracks()
 	checkVideo(t, v, "42e01e") // x264 writes 42c01e; browsers need 42e0
 	checkAudio(t, a)

@@ -33,12 +33,18 @@ type fakeTrack struct {
 	// first is closed at the first packet.
 	first     chan struct{}
 	firstOnce sync.Once
+	err       error // returned by WriteRTP after recording the packet
 }
 
 func (f *fakeTrack) WriteRTP(p *rtp.Packet) error {
 	f.mu.Lock()
 	f.pkts = append(f.pkts, recordedPacket{time.Now(), p})
+	err := f.err
 	f.mu.Unlock()
+	defer f.firstOnce.Do(func() { close(f.first) })
+	if err != nil {
+		return err
+	}
 	f.firstOnce.Do(func() { close(f.first) })
 	return nil
 }

@@ -113,7 +113,7 @@ func (h *connHandler) OnPublish(sc *gortmp.StreamContext, _ uint32, cmd *message
 			h.srv.releaseKey(key)
 		}
 	}()
-	info := StreamInfo{Binding: b, StreamID: "RT_" + uuid.NewString(), RemoteAddr: h.nc.RemoteAddr().String()}
+	info := StreamInfo{Binding: b, StreamID: "RT_" + uuid.NewString(), RemoteAddr: h.nc.RemoteAddr().String(), Key: key}
 	log := h.log.With("room", b.Room, "participant", b.Identity, "stream", info.StreamID)
 	session, err := h.srv.sink.Start(ctx, info)
 	if err != nil {
@@ -227,7 +227,7 @@ func (h *connHandler) OnAudio(ts uint32, payload io.Reader) (err error) {
 		return err
 	}
 	var r *refusal
-	if errors.As(h.pub.revokedRefusal(), &r) {
+	if errors.As(h.pub.endRefusal(), &r) {
 		h.endRefused(r)
 		return nil
 	}

@@ -12,6 +12,7 @@ const (
 	reasonKeyInUse     = "key_in_use"
 	reasonKeyStore     = "keystore_error"
 	reasonSink         = "sink_error"
+	reasonSinkEnded    = "sink_ended"
 	reasonVideoCodec   = "unsupported_video"
 	reasonBFrames      = "bframes"
 	reasonMalformed    = "malformed"

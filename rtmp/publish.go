@@ -70,9 +70,10 @@ type publish struct {
 	audioOff   bool // unsupported audio: ignored for the rest of the publish
 	audioSSRC  uint32
 	audioTSOff uint32
-	// revoked is set by the audio pipeline when the key was revoked, so an
-	// audio-only publish ends too (revokedRefusal).
-	revoked atomic.Bool
+	// ended is set when a TrackWriter says the publish must end (its key
+	// was revoked, or the Sink can no longer carry it), so an audio-only
+	// publish ends too (endRefusal). The first reason wins.
+	ended atomic.Pointer[refusal]
 
 	// bitrate windows (wall time)
 	winStart time.Time
@@ -89,6 +90,7 @@ type publishOptions struct {
 
 func newPublish(ctx context.Context, info StreamInfo, s Session, o publishOptions, log *slog.Logger, m *metrics) *publish {
 	ctx, cancel := context.WithCancel(ctx)
+	info.Key = "" // the Sink had it at Start; nothing here needs the secret
 	return &publish{
 		ctx: ctx, cancel: cancel, info: info, session: s, log: log, m: m, opts: o,
 		pkt:        h264Packetizer{mtu: o.MTU, pt: h264PayloadType, ssrc: rand.Uint32(), seq: uint16(rand.Uint32())},
@@ -182,9 +184,8 @@ func (p *publish) video(ts uint32, body []byte) error {
 	pkts := p.pkt.packetize(out, p.vclock.rtp(pts))
 	for _, pk := range pkts {
 		if err := p.videoW.WriteRTP(pk); err != nil {
-			if errors.Is(err, ErrRevoked) {
-				p.revoked.Store(true)
-				return p.revokedRefusal()
+			if p.writerEnded(err) {
+				return p.endRefusal()
 			}
 			p.log.LogAttrs(p.ctx, slog.LevelDebug, "video write failed", slog.Any("err", err))
 		}
@@ -318,17 +319,34 @@ func (p *publish) audioConfig(cfg AudioConfig) {
 		SSRC: p.audioSSRC, TSOffset: p.audioTSOff,
 		RestartMin: p.opts.RestartMin, RestartMax: p.opts.RestartMax,
 		Logger: p.log, Metrics: p.m, onOpus: p.opts.onOpus,
-		OnRevoked: func() { p.revoked.Store(true) },
+		OnWriteError: func(err error) { p.writerEnded(err) },
 	})
 }
 
-// revokedRefusal is the refusal that ends a publish whose key was revoked
-// while live, once the audio pipeline noticed; nil otherwise.
-func (p *publish) revokedRefusal() error {
-	if !p.revoked.Load() {
-		return nil
+// writerEnded records why the publish must end when a TrackWriter's
+// error says so (ErrRevoked, ErrSessionEnded) and reports whether it did.
+func (p *publish) writerEnded(err error) bool {
+	var r *refusal
+	switch {
+	case errors.Is(err, ErrRevoked):
+		r = revokedKeyRefusal(ErrRevoked)
+	case errors.Is(err, ErrSessionEnded):
+		r = &refusal{Reason: reasonSinkEnded, Code: "NetStream.Publish.Failed", Desc: "parley: stream ended by the server, reconnect", Err: err}
+	default:
+		return false
 	}
-	return revokedKeyRefusal(ErrRevoked)
+	p.ended.CompareAndSwap(nil, r)
+	return true
+}
+
+// endRefusal is the refusal that ends a publish a TrackWriter ended
+// (writerEnded), on the video path or once the audio pipeline noticed;
+// nil otherwise.
+func (p *publish) endRefusal() error {
+	if r := p.ended.Load(); r != nil {
+		return r
+	}
+	return nil
 }
 
 // revokedKeyRefusal is what a publisher hears about a revoked key, at

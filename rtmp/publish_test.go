@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"github.com/livekit/go-rtmp/message"
 	"log/slog"
 	"strings"
@@ -74,6 +75,37 @@ func TestPublishVideoPath(t *testing.T) {
 	stap := depacketize(t, last[len(last)-2:len(last)-1])
 	if string(stap[0]) != string(mustHex(t, spsMain)) || string(stap[1]) != string(pps) {
 		t.Errorf("keyframe after in-band SPS carries %x", stap)
+	}
+}
+
+// A TrackWriter that says the Sink can no longer carry the stream (a
+// relay to another node failed) ends the publish with a refusal the
+// publisher reads, as a revoked key does.
+func TestPublishEndsWhenSessionEnded(t *testing.T) {
+	p, sess := newTestPublish(t)
+	sps, pps := mustHex(t, spsBaseline), mustHex(t, "68cb83cb20")
+	if err := p.video(0, append([]byte{0x17, 0, 0, 0, 0}, avcRecord(t, sps, pps, 3)...)); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := sess.tracks()
+	if err := p.video(10, avcTag(true, 0, nal(5, 50))); err != nil {
+		t.Fatalf("keyframe before the session ended: %v", err)
+	}
+	v.mu.Lock()
+	v.err = fmt.Errorf("relay to node a: %w", ErrSessionEnded)
+	v.mu.Unlock()
+	err := p.video(43, avcTag(false, 0, nal(1, 10)))
+	var r *refusal
+	if !errors.As(err, &r) || r.Reason != reasonSinkEnded || !errors.Is(err, ErrSessionEnded) {
+		t.Fatalf("video after the session ended: %v, want a %s refusal", err, reasonSinkEnded)
+	}
+	if p.endRefusal() == nil {
+		t.Fatal("endRefusal is nil after the session ended: an audio-only publish would go on")
+	}
+	// A revocation noticed later does not replace the first reason.
+	p.writerEnded(ErrRevoked)
+	if errors.As(p.endRefusal(), &r); r.Reason != reasonSinkEnded {
+		t.Fatalf("reason %s after a later revocation, want %s", r.Reason, reasonSinkEnded)
 	}
 }
 

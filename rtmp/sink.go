@@ -25,6 +25,12 @@ var (
 	ErrRevoked    = errors.New("stream key revoked")
 )
 
+// ErrSessionEnded is what a TrackWriter returns (wrapped) when the Sink
+// can no longer carry the stream, for instance when the relay to the
+// cluster node that hosts the room failed: the publisher is told and
+// disconnected, and an encoder that reconnects gets a fresh Session.
+var ErrSessionEnded = errors.New("stream ended by the server")
+
 // KeyStore resolves stream keys. Lookup must be safe for concurrent use and
 // should return ErrUnknownKey or ErrRevoked (possibly wrapped) for keys that
 // must be refused; any other error refuses the publish as "internal".
@@ -33,11 +39,15 @@ type KeyStore interface {
 	Lookup(ctx context.Context, key string) (Binding, error)
 }
 
-// StreamInfo describes an accepted publish. It never carries the stream key.
+// StreamInfo describes an accepted publish.
 type StreamInfo struct {
 	Binding    Binding
 	StreamID   string // unique per publish, for logs and metrics
 	RemoteAddr string
+	// Key is the stream key itself, a secret: a Sink that relays the
+	// stream to another node authenticates with it there. It must never
+	// be logged, counted or shown; StreamInfo is never logged whole.
+	Key string
 }
 
 // TrackSpec describes the RTP a TrackWriter will receive. The SFU makes a
@@ -61,8 +71,9 @@ type TrackSpec struct {
 // returns, so implementations may keep it.
 type TrackWriter interface {
 	// WriteRTP hands one packet on. An error wrapping ErrRevoked ends the
-	// publish (the key was revoked while live): the publisher is told and
-	// disconnected. Other errors are logged and the stream goes on.
+	// publish (the key was revoked while live), as does one wrapping
+	// ErrSessionEnded: the publisher is told and disconnected. Other
+	// errors are logged and the stream goes on.
 	WriteRTP(p *rtp.Packet) error
 }
 
