@@ -123,6 +123,9 @@ type wsPeer struct {
 	done chan struct{}
 	mu   sync.Mutex // writes
 	n    int
+	// shown is each identity's presence as this client shows it (the
+	// last status it was told); the test goroutine's only.
+	shown map[string]string
 }
 
 func dialPeer(t *testing.T, base, token string) *wsPeer {

@@ -8,8 +8,11 @@ import (
 	"github.com/parleyhq/parley/signaling/auth"
 )
 
-// presenceOf waits for a presence message about identity and returns its
-// status.
+// presenceOf waits for a presence message that changes what p shows of
+// identity and returns the new status. A repeat of the status shown
+// changes nothing a user sees (the cluster may tell a client twice: a
+// change announced to a conversation and the same change introduced to
+// it when it was new), so it is skipped.
 func (p *wsPeer) presenceOf(identity string, limit time.Duration) string {
 	p.t.Helper()
 	deadline := time.Now().Add(limit)
@@ -21,14 +24,28 @@ func (p *wsPeer) presenceOf(identity string, limit time.Duration) string {
 		m := p.next(left, "presence")
 		var b struct{ Identity, Status string }
 		decode(p.t, m, &b)
-		if b.Identity == identity {
+		if b.Identity == identity && p.show(identity, b.Status) {
 			return b.Status
 		}
 	}
 }
 
-// noPresenceOf fails if a presence message about identity arrives
-// within d.
+// show records status as what p shows of identity and reports whether
+// that changed it (nothing shown counts as offline).
+func (p *wsPeer) show(identity, status string) bool {
+	if p.shown == nil {
+		p.shown = map[string]string{}
+	}
+	was, ok := p.shown[identity]
+	if !ok {
+		was = "offline"
+	}
+	p.shown[identity] = status
+	return status != was
+}
+
+// noPresenceOf fails if a presence message that changes what p shows of
+// identity arrives within d.
 func (p *wsPeer) noPresenceOf(identity string, d time.Duration) {
 	p.t.Helper()
 	timer := time.NewTimer(d)
@@ -40,7 +57,7 @@ func (p *wsPeer) noPresenceOf(identity string, d time.Duration) {
 				p.t.Fatal("connection closed")
 			}
 			var b struct{ Identity, Status string }
-			if m.Type == "presence" && json.Unmarshal(m.Data, &b) == nil && b.Identity == identity {
+			if m.Type == "presence" && json.Unmarshal(m.Data, &b) == nil && b.Identity == identity && p.show(identity, b.Status) {
 				p.t.Fatalf("unexpected presence of %s: %s", identity, b.Status)
 			}
 		case <-timer.C:
