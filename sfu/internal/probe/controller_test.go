@@ -6,21 +6,24 @@ import (
 	"time"
 )
 
-// delivered is the Result of a cluster whose padding (rate bit/s)
+// result is the Result of a cluster whose padding (rate bit/s)
 // arrived at recv times that rate, with lost of its 50 packets lost.
-func delivered(rate int, recv float64, lost int) Result {
+func result(rate int, recv float64, lost int) Result {
 	return Result{Sent: 50, Received: 50 - lost, Lost: lost, Bytes: 50 * 250,
 		SendRate: rate, RecvRate: int(recv * float64(rate))}
 }
 
 // TestControllerClimbs: with a link that carries everything, clusters
 // at twice the estimate raise the floor step by step up to what the
-// tiles want, a second apart, and stop once the estimate covers it.
+// tiles want, each one started as soon as the last was judged, and
+// stop once the estimate covers it.
 func TestControllerClimbs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(Config{})
 		in := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
 		var targets []int
+		t0 := time.Now()
+		var last time.Duration
 		for range 40 {
 			now := time.Now()
 			if cl := c.Update(now, in); cl != nil {
@@ -28,10 +31,11 @@ func TestControllerClimbs(t *testing.T) {
 					t.Fatalf("cluster %+v with %d sent", cl, in.Sending)
 				}
 				targets = append(targets, cl.Target)
+				last = time.Since(t0)
 			}
 			if c.Probing() && !c.Sending(now) {
 				cl := c.Current()
-				if o := c.Judge(now, in, delivered(cl.PadRate, 1, 0)); o != OutcomeSuccess {
+				if o := c.Judge(now, in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
 					t.Fatalf("outcome %v", o)
 				}
 			}
@@ -46,6 +50,10 @@ func TestControllerClimbs(t *testing.T) {
 				t.Fatalf("cluster targets %v, want %v", targets, want)
 			}
 		}
+		// Each cluster: 200 ms sent, judged at the next 100 ms step.
+		if last != 900*time.Millisecond {
+			t.Errorf("last cluster started after %v, want 900ms", last)
+		}
 		if got := c.Estimate(in); got != 3_000_000 {
 			t.Errorf("estimate %d, want the floor at 3 Mbit/s", got)
 		}
@@ -58,7 +66,7 @@ func TestControllerNoProbeWhenCovered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(Config{})
 		for _, in := range []Input{
-			{Estimate: 2_000_000, Wanted: 2_200_000, Sending: 1_800_000},
+			{Estimate: 2_000_000, Wanted: 2_080_000, Sending: 1_800_000},
 			{Estimate: 300_000, Wanted: 0},
 			{Estimate: 300_000, Wanted: 3_000_000, Congested: true},
 			// The media already fills what a cluster would aim at.
@@ -75,15 +83,18 @@ func TestControllerNoProbeWhenCovered(t *testing.T) {
 }
 
 // TestControllerBacksOff: clusters that arrive slower than sent or
-// lose packets leave the estimate alone and space the next ones 2, 4,
-// 8... seconds apart (a success leaves 1 s), up to MaxInterval.
+// lose packets leave the estimate alone. After each failure a smaller
+// step (below the lowest failure by the margin) may follow after
+// Interval, until the steps are too small to be worth it; the failed
+// target is retried 1, 2, 4, 8... seconds after each failure, up to
+// MaxInterval (8 s by default).
 func TestControllerBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := NewController(Config{MaxInterval: 8 * time.Second})
+		c := NewController(Config{})
 		in := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
 		var starts []time.Duration
 		t0 := time.Now()
-		results := []Result{delivered(350_000, 0.6, 0), delivered(350_000, 1, 10)}
+		results := []Result{result(350_000, 0.6, 0), result(350_000, 1, 10)}
 		for i := 0; time.Since(t0) < 40*time.Second; i++ {
 			now := time.Now()
 			if cl := c.Update(now, in); cl != nil {
@@ -99,8 +110,12 @@ func TestControllerBacksOff(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		// Each cluster is judged 200 ms after its start, then waits.
-		gaps := []int{0, 2200, 4200, 8200, 8200, 8200}
+		// Each cluster is judged 200 ms after its start, then waits:
+		// 600k (fails: 1 s), 600k again (the 1 s back-off is over;
+		// fails: 2 s), 500k, 416k and 347k after 1 s each (smaller
+		// steps down to 1.05 times the estimate, all fail: 4 s, 8 s,
+		// 8 s), then 600k every 8 s.
+		gaps := []int{0, 1200, 1200, 1200, 1200, 8200, 8200, 8200}
 		var at time.Duration
 		for i, g := range gaps {
 			at += time.Duration(g) * time.Millisecond
@@ -112,7 +127,9 @@ func TestControllerBacksOff(t *testing.T) {
 }
 
 // TestControllerAbortsOnCongestion: congestion while a cluster is sent
-// ends it at once, aborted, without a floor.
+// ends it at once, aborted; judged once its feedback is in, it raises
+// no floor, unless the part sent arrived as sent: then the floor takes
+// it. Either way the next cluster waits Interval.
 func TestControllerAbortsOnCongestion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		for _, bad := range []Input{
@@ -128,19 +145,47 @@ func TestControllerAbortsOnCongestion(t *testing.T) {
 			if c.Sending(time.Now()) {
 				t.Errorf("%+v: still sending", bad)
 			}
-			if o := c.Judge(time.Now(), bad, delivered(300_000, 1, 0)); o != OutcomeAborted {
+			if o := c.Judge(time.Now(), bad, Result{Sent: 20, Received: 2}); o != OutcomeNone {
+				t.Errorf("%+v: judged %v before the feedback", bad, o)
+			}
+			if o := c.Judge(time.Now(), bad, result(300_000, 0.5, 0)); o != OutcomeAborted {
 				t.Errorf("%+v: outcome %v, want aborted", bad, o)
 			}
 			if c.Floor() != 0 || c.Probing() {
 				t.Errorf("%+v: floor %d, probing %v", bad, c.Floor(), c.Probing())
 			}
 		}
+		for _, c := range []struct {
+			part Result
+			wait time.Duration
+		}{
+			{result(500_000, 1, 0), DefaultInterval},
+			{result(500_000, 0.5, 0), DefaultInterval},
+		} {
+			ctl := NewController(Config{})
+			in := Input{Estimate: 300_000, Wanted: 3_000_000}
+			if ctl.Update(time.Now(), in) == nil {
+				t.Fatal("no cluster")
+			}
+			ctl.Update(time.Now(), Input{Estimate: 200_000, Wanted: 3_000_000})
+			ctl.Judge(time.Now(), in, c.part)
+			start := time.Now()
+			for ctl.Update(time.Now(), in) == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if got := time.Since(start); got != c.wait {
+				t.Errorf("after an aborted cluster with %+v: next after %v, want %v", c.part, got, c.wait)
+			}
+			if want := c.part.RecvRate == c.part.SendRate; (ctl.Floor() != 0) != want {
+				t.Errorf("after an aborted cluster with %+v: floor %d", c.part, ctl.Floor())
+			}
+		}
 	})
 }
 
 // TestControllerFloorLifetime: the floor is used while the estimator
-// is below it and calm; it goes when the estimator reaches it, when
-// congestion shows, or when the estimator falls.
+// is below it and calm (even falling: see Controller); it goes when the
+// estimator reaches it or when congestion shows.
 func TestControllerFloorLifetime(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -150,7 +195,7 @@ func TestControllerFloorLifetime(t *testing.T) {
 		{"calm", Input{Estimate: 400_000, Wanted: 600_000}, true},
 		{"caught up", Input{Estimate: 650_000, Wanted: 600_000}, false},
 		{"congested", Input{Estimate: 400_000, Wanted: 600_000, Congested: true}, false},
-		{"falling", Input{Estimate: 300_000, Wanted: 600_000}, false},
+		{"falling", Input{Estimate: 300_000, Wanted: 600_000}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -161,7 +206,7 @@ func TestControllerFloorLifetime(t *testing.T) {
 					t.Fatalf("cluster %+v", cl)
 				}
 				time.Sleep(300 * time.Millisecond)
-				if o := ctl.Judge(time.Now(), in, delivered(cl.PadRate, 1, 0)); o != OutcomeSuccess {
+				if o := ctl.Judge(time.Now(), in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
 					t.Fatalf("outcome %v", o)
 				}
 				if got := ctl.Estimate(in); got != 600_000 {
@@ -193,6 +238,80 @@ func TestControllerWaitsForFeedback(t *testing.T) {
 		time.Sleep(DefaultSettle)
 		if o := c.Judge(time.Now(), in, partial); o != OutcomeNoData {
 			t.Fatalf("outcome %v after settling, want no_data", o)
+		}
+	})
+}
+
+// TestControllerPartialLink: a link that carries 1.5 times the estimate
+// but not twice it: the step to twice fails and backs off, the smaller
+// steps below the failure succeed and raise the floor, and they do not
+// reset the back-off of the step that failed.
+func TestControllerPartialLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const capacity = 450_000
+		c := NewController(Config{})
+		in := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
+		var over []time.Duration
+		t0 := time.Now()
+		for time.Since(t0) < 40*time.Second {
+			now := time.Now()
+			if cl := c.Update(now, in); cl != nil && cl.Target > capacity {
+				over = append(over, now.Sub(t0))
+			}
+			if c.Probing() && !c.Sending(now) {
+				cl := c.Current()
+				recv := 1.0
+				if cl.Target > capacity {
+					recv = 0.7
+				}
+				o := c.Judge(now, in, result(cl.PadRate, recv, 0))
+				t.Logf("%v target %d: %v, floor %d", now.Sub(t0), cl.Target, o, c.Floor())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if c.Floor() < 300_000 || c.Floor() > capacity {
+			t.Errorf("floor %d, want between the estimate and the capacity", c.Floor())
+		}
+		// 1, 2, 4, 8, 8... seconds apart: about 7 in 40 s.
+		if len(over) > 8 {
+			t.Errorf("%d clusters above the capacity in 40 s (at %v), want the back-off to space them", len(over), over)
+		}
+		for i := 2; i < len(over); i++ {
+			if over[i]-over[i-1] < over[i-1]-over[i-2] && over[i]-over[i-1] < DefaultMaxInterval {
+				t.Errorf("clusters above the capacity at %v: the gaps shrink", over)
+				break
+			}
+		}
+	})
+}
+
+// TestControllerBackOffEndsWhenEstimatorRecovers: after failures have
+// made the wait long, the estimator rising by itself well above its
+// value at the last failure (a cap lifted) lets a cluster start at once.
+func TestControllerBackOffEndsWhenEstimatorRecovers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		in := Input{Estimate: 300_000, Wanted: 3_000_000}
+		for range 5 { // 600k twice, then smaller steps down to 347k: waits of 1, 2, 4, 8, 8 s
+			for c.Update(time.Now(), in) == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			time.Sleep(DefaultDuration)
+			if o := c.Judge(time.Now(), in, result(300_000, 0.5, 0)); o != OutcomeLimited {
+				t.Fatalf("outcome %v", o)
+			}
+		}
+		time.Sleep(time.Second)
+		if cl := c.Update(time.Now(), in); cl != nil {
+			t.Fatalf("cluster %+v 1 s into an 8 s back-off", cl)
+		}
+		in.Estimate = 360_000 // +20%: not yet
+		if cl := c.Update(time.Now(), in); cl != nil {
+			t.Fatalf("cluster %+v with the estimator up 20%%", cl)
+		}
+		in.Estimate = 400_000
+		if cl := c.Update(time.Now(), in); cl == nil || cl.Target != 800_000 {
+			t.Fatalf("cluster %+v with the estimator up a third, want one at twice it", cl)
 		}
 	})
 }
