@@ -27,6 +27,15 @@ import (
 // through pion's interceptors, which give it a transport-wide sequence
 // number: probeTap notes those numbers and the feedback about them for
 // the probe.Recorder.
+//
+// A limit of pion (v4.2.26): transport-cc feedback names the SSRC of the
+// last packet the receiver got before it wrote the feedback (pion's
+// receiver and libwebrtc's both do), and pion hands incoming RTCP to the
+// RTPSender of that SSRC. No sender reads an RTX SSRC's RTCP, so
+// feedback written right after a retransmission or a probe packet never
+// reaches GCC or the Recorder. A cluster is then judged with the
+// feedback that did arrive (Settle), or not at all (probe.OutcomeNoData),
+// and GCC goes without feedback while many retransmissions go out.
 
 const (
 	// probePadSize is the padding of one probe packet: RTP padding is at
@@ -43,7 +52,7 @@ const (
 	// probeWantedHeadroom: the layer choice steps up only with a margin
 	// over the layer's bitrate (simulcast.DefaultUpMargin), so a probe
 	// aims that much above what the tiles want.
-	probeWantedHeadroom = 1.2
+	probeWantedHeadroom = 1.25
 	// rtpOverhead is added to each packet's payload when the media rate
 	// is measured from the payload counts: RTP header, SRTP tag, UDP/IP.
 	rtpOverhead = 12 + 10 + 28
@@ -63,6 +72,7 @@ type prober struct {
 	owed    float64
 	pollAt  time.Time // next abort check while sending
 	in      probe.Input
+	padD    *downTrack // where padding can go, as of the last round
 
 	// The media rate sent, measured over about a second.
 	sentBytes uint64
@@ -129,15 +139,31 @@ func (pr *prober) round(downs []*downTrack, gcc, wanted int, now time.Time) int 
 	pr.in = probe.Input{Estimate: gcc, Wanted: int(probeWantedHeadroom * float64(wanted)),
 		Sending: pr.sending, Congested: congested(pr.p.bwe)}
 	pr.judge(now)
-	d := padTrack(downs)
+	pr.padD = padTrack(downs)
+	pr.update(now)
+	return pr.ctl.Estimate(pr.in)
+}
+
+// update passes the last state to the controller and starts the cluster
+// it asks for.
+func (pr *prober) update(now time.Time) {
 	in := pr.in
-	if d == nil {
+	if pr.padD == nil {
 		in.Wanted = 0 // nowhere to send padding: no probing
 	}
-	if cl := pr.ctl.Update(now, in); cl != nil {
-		pr.start(*cl, d, now)
+	if cl := pr.feed(now, in); cl != nil {
+		pr.start(*cl, pr.padD, now)
 	}
-	return pr.ctl.Estimate(pr.in)
+}
+
+// feed is Controller.Update, noting when the probed floor goes.
+func (pr *prober) feed(now time.Time, in probe.Input) *probe.Cluster {
+	floor := pr.ctl.Floor()
+	cl := pr.ctl.Update(now, in)
+	if floor != 0 && pr.ctl.Floor() == 0 {
+		pr.p.log.Debug("probed floor dropped", "floor", floor, "estimate", in.Estimate, "congested", in.Congested)
+	}
+	return cl
 }
 
 // padTrack is a video downTrack with an RTX stream that is forwarding,
@@ -173,13 +199,15 @@ func (pr *prober) step(now time.Time) {
 		pr.pollAt = now.Add(probeJudgeInterval)
 		in := pr.in
 		in.Estimate, in.Congested = pr.p.bwe.GetTargetBitrate(), congested(pr.p.bwe)
-		pr.ctl.Update(now, in)
+		pr.feed(now, in) // no cluster starts while one is in flight
 	}
 	if pr.ctl.Sending(now) {
 		pr.pad(now)
 		return
 	}
 	if pr.judge(now) {
+		// The next step up, if any, starts at once.
+		pr.update(now)
 		return
 	}
 	pr.ticker.Reset(probeJudgeInterval) // sent: now only waiting for feedback
