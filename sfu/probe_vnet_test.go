@@ -111,6 +111,8 @@ func TestProbeAfterCapLifted(t *testing.T) {
 				counterValue(t, c.env, "parley_sfu_probes_total", "success")
 		}
 		probesBefore, failedBefore := counterValue(t, c.env, "parley_sfu_probes_total", ""), failed()
+		rtxBefore := counterValue(t, c.env, "parley_sfu_retransmits_total", "")
+		bytesBefore := counterValue(t, c.env, "parley_sfu_bytes_forwarded_total", "")
 		maxEst := 0
 		for range 20 {
 			time.Sleep(time.Second)
@@ -122,7 +124,9 @@ func TestProbeAfterCapLifted(t *testing.T) {
 		}
 		clusters := counterValue(t, c.env, "parley_sfu_probes_total", "") - probesBefore
 		failures := failed() - failedBefore
-		t.Logf("capped 20 s: %v clusters, %v failed, highest estimate %d", clusters, failures, maxEst)
+		t.Logf("capped 20 s: %v clusters, %v failed, highest estimate %d; %v retransmissions, %.0f kbit/s of media forwarded",
+			clusters, failures, maxEst, counterValue(t, c.env, "parley_sfu_retransmits_total", "")-rtxBefore,
+			(counterValue(t, c.env, "parley_sfu_bytes_forwarded_total", "")-bytesBefore)*8/20/1000)
 		// Waits of 1, 2, 4, 8 s after failures, and 1 s for a smaller
 		// step: about six failures in 20 s (at most eight here; one a
 		// second would be twenty).
