@@ -78,18 +78,28 @@ func (p *Peer) wakeSelect() {
 }
 
 // selectLoop chooses this subscriber's layers every selectInterval and
-// after each tile report, until the peer closes.
+// after each tile report, until the peer closes. With bandwidth
+// estimation it also runs the subscriber's bandwidth probes (probe.go):
+// their pacing ticks come here too, so probing needs no goroutine of its
+// own.
 func (p *Peer) selectLoop() {
 	sel := simulcast.NewSelector(simulcast.SelectorConfig{})
 	tick := time.NewTicker(selectInterval)
 	defer tick.Stop()
 	var st selectState
+	if p.bwe != nil && p.probes != nil {
+		st.prober = newProber(p, p.probes)
+		defer st.prober.stop()
+	}
 	for {
 		select {
 		case <-p.stopSelect:
 			return
 		case <-tick.C:
 		case <-p.viewed:
+		case now := <-st.prober.tick():
+			st.prober.step(now)
+			continue
 		}
 		st.run(p, sel, time.Now())
 	}
@@ -102,13 +112,27 @@ type selectState struct {
 	decisions []simulcast.Decision
 	lastObs   time.Time
 	lastRun   time.Time
+	// prober probes for bandwidth (nil without estimation); wanted is
+	// what the tiles wanted at the last round, bit/s.
+	prober *prober
+	wanted int
 }
 
 // run is one round of layer selection.
 func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
+	st.downs = st.downs[:0]
+	p.mu.Lock()
+	for _, d := range p.down {
+		st.downs = append(st.downs, d)
+	}
+	p.mu.Unlock()
+
 	estimate := math.MaxInt32
 	if p.bwe != nil {
 		estimate = p.bwe.GetTargetBitrate()
+		if st.prober != nil {
+			estimate = st.prober.round(st.downs, estimate, st.wanted, now)
+		}
 	}
 	p.estimate.Store(int64(estimate))
 	if now.Sub(st.lastObs) >= time.Second {
@@ -116,17 +140,13 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 		p.s.m.estimatedBitrate.Observe(float64(estimate))
 	}
 
-	st.downs = st.downs[:0]
-	p.mu.Lock()
-	for _, d := range p.down {
-		st.downs = append(st.downs, d)
-	}
-	p.mu.Unlock()
 	st.tracks = st.tracks[:0]
 	for _, d := range st.downs {
 		st.tracks = append(st.tracks, d.selectInfo(now))
 	}
-	st.decisions, _ = sel.Select(now, estimate, st.tracks, st.decisions)
+	var tot simulcast.Totals
+	st.decisions, tot = sel.Select(now, estimate, st.tracks, st.decisions)
+	st.wanted = tot.Wanted
 	// The time since the last round counts as below the wanted layer for
 	// each visible simulcast video that receives less than its tile
 	// wants (as of this round: rounds are at most selectInterval apart).

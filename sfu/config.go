@@ -75,12 +75,14 @@ type Config struct {
 	// send continuously, as they do by default.
 	AudioDTX bool `yaml:"audio_dtx"`
 	// BandwidthEstimation runs send-side bandwidth estimation (TWCC and
-	// pion's GCC) on every subscriber connection and lets the estimate
-	// cap the simulcast layers each subscriber gets. Off by default until
-	// the SFU probes: without probing, an estimate that dips (CPU load,
-	// a burst of jitter) is capped at 1.5 times what is then sent and
-	// never climbs back, leaving a subscriber on a low layer for good.
-	// Off, layers follow the tiles' sizes only, as before issue #10.
+	// pion's GCC) on every subscriber connection, probes for more when
+	// the estimate is below what the tiles want (probe.go), and lets the
+	// estimate cap the simulcast layers each subscriber gets. Off by
+	// default until the network lab has confirmed the way back up with
+	// probing: without it, an estimate that dips (CPU load, a burst of
+	// jitter) climbs back a few percent a second at best, leaving a
+	// subscriber on a low layer for tens of seconds. Off, layers follow
+	// the tiles' sizes only, as before issue #10.
 	BandwidthEstimation bool `yaml:"bandwidth_estimation"`
 	// SendBatch sends the media of each subscriber's writer burst (and of
 	// the writers running alongside it) with one sendmmsg(2) per batch

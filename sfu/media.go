@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/internal/logging"
 
 	"github.com/parleyhq/parley/sfu/internal/audiolevel"
+	"github.com/parleyhq/parley/sfu/internal/probe"
 )
 
 // Payload types follow what Chrome offers so SDP munging is never needed
@@ -172,7 +173,10 @@ func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationF
 // send-side estimator (pion's GCC) that reads the browser's transport-cc
 // feedback. GCC runs without a pacer: the layer choice keeps the rate
 // under the estimate, and a pacer would add a copy and a queue per packet.
-func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nominationFollower) (*webrtc.API, error) {
+//
+// probes (set with bandwidth estimation) hears of the bandwidth probes'
+// packets and feedback (probe.go).
+func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), probes *probe.Recorder, follow *nominationFollower) (*webrtc.API, error) {
 	me, err := newMediaEngine(s.cfg.BandwidthEstimation, s.cfg.AudioRED, true)
 	if err != nil {
 		return nil, err
@@ -200,6 +204,9 @@ func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), follow *nomina
 		return nil, fmt.Errorf("congestion control: %w", err)
 	}
 	ctl.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onBWE(e) })
+	// Added before the estimator and the sequence number writer, so its
+	// writer runs after them and sees each probe's number.
+	reg.Add(probeTapFactory{probes})
 	reg.Add(rtxStreamFactory{ctl})
 	// Added after the estimator so its writer runs first: the estimator
 	// records each packet under the transport-wide number set here.

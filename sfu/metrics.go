@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/internal/promreg"
+	"github.com/parleyhq/parley/sfu/internal/probe"
 )
 
 // Drop reasons, used as the "reason" label and as TrackStats.Drops keys.
@@ -22,6 +23,9 @@ const numDropReasons = 5
 var dropReasons = [numDropReasons]string{DropQueueFull, DropKeyframe, DropLate, DropCacheMiss, DropWriteFailed} //nolint:gochecknoglobals // read-only table
 
 type dropReason uint8
+
+// numProbeOutcomes bounds probe.Outcome, metrics.probes' index.
+const numProbeOutcomes = probe.OutcomeNoData + 1
 
 const (
 	dropQueueFull dropReason = iota
@@ -68,6 +72,8 @@ type metrics struct {
 	layerSwitches    prometheus.Counter
 	belowWanted      prometheus.Counter
 	estimatedBitrate prometheus.Histogram
+	probeBytes       prometheus.Counter
+	probes           [numProbeOutcomes]prometheus.Counter
 
 	iceTCPUnauthenticated prometheus.Gauge
 	iceTCPRefused         [numRefusedReasons]prometheus.Counter
@@ -99,8 +105,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		belowWanted: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_below_wanted_seconds_total",
 			Help: "Subscriber-seconds a visible simulcast video was received below the layer its tile wants (too little bandwidth, or the layer does not arrive)."}),
 		estimatedBitrate: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_sfu_estimated_bandwidth_bits",
-			Help:    "Subscriber connections' estimated available bandwidth (GCC), bit/s, sampled once a second per subscriber.",
+			Help:    "Subscriber connections' estimated available bandwidth (GCC's, or the probed floor while above it), bit/s, sampled once a second per subscriber.",
 			Buckets: prometheus.ExponentialBuckets(125_000, 2, 8)}),
+		probeBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_probe_bytes_total",
+			Help: "Bytes of padding-only packets sent to subscribers to probe their bandwidth (RTP header and padding)."}),
 		iceTCPUnauthenticated: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_sfu_ice_tcp_unauthenticated",
 			Help: "ICE-TCP connections held that no ICE agent has authenticated yet."}),
 		iceLogSuppressed: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sfu_ice_log_suppressed_total",
@@ -122,6 +130,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.nacksIn, m.nacksOut = nacks.WithLabelValues("in"), nacks.WithLabelValues("out")
 	m.plisIn, m.plisOut = plis.WithLabelValues("in"), plis.WithLabelValues("out")
+	probes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_probes_total",
+		Help: "Bandwidth probe clusters sent to subscribers, by outcome: success (delivered at the rate sent: the estimate rose), limited (queued or lost: the link is full), aborted (congestion showed while sent), no_data (too little feedback)."},
+		[]string{"outcome"})
+	for o := probe.OutcomeSuccess; o < numProbeOutcomes; o++ {
+		m.probes[o] = probes.WithLabelValues(o.String())
+	}
 	rtx := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_rtx_packets_total",
 		Help: "Video retransmissions on RTX streams (RFC 4588): in = received from publishers, out = sent to subscribers (also counted in parley_sfu_retransmits_total)."},
 		[]string{"direction"})
@@ -130,7 +144,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Batched media datagrams the kernel refused after their writer was told they were sent (sfu.send_batch)."},
 		func() float64 { return float64(m.udpSockets.Load().sendErrors()) })
 	if err := promreg.Register(reg, "sfu", sendErrors, m.rooms, m.participants, m.tracks, m.packetsForwarded,
-		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.belowWanted, m.estimatedBitrate, drops, nacks, plis, rtx, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
+		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.belowWanted, m.estimatedBitrate, m.probeBytes, probes, drops, nacks, plis, rtx, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/parleyhq/parley/sfu/internal/audiolevel"
 	"github.com/parleyhq/parley/sfu/internal/nackgen"
+	"github.com/parleyhq/parley/sfu/internal/probe"
 	"github.com/parleyhq/parley/sfu/internal/simulcast"
 )
 
@@ -54,6 +55,11 @@ type Peer struct {
 	viewed     chan struct{}
 	stopSelect chan struct{}
 	estimate   atomic.Int64 // the last estimate selectLoop used, bit/s
+	// probes records the bandwidth probes' packets and feedback (nil
+	// without bandwidth estimation); probing is set while a probe
+	// cluster is sent or judged (probe.go).
+	probes  *probe.Recorder
+	probing atomic.Bool
 
 	// pubState and subState are the connections' last states, for
 	// ConnectionQuality.
@@ -112,7 +118,10 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 	}
 	if opts.CanSubscribe {
 		follow := newNominationFollower()
-		api, err := s.newSubscriberAPI(func(e cc.BandwidthEstimator) { p.bwe = e }, follow)
+		if s.cfg.BandwidthEstimation {
+			p.probes = &probe.Recorder{}
+		}
+		api, err := s.newSubscriberAPI(func(e cc.BandwidthEstimator) { p.bwe = e }, p.probes, follow)
 		if err != nil {
 			_ = p.closePCs()
 			return nil, err

@@ -444,6 +444,7 @@ func (t *publishedTrack) stats() TrackStats {
 		if est := d.sub.EstimatedBitrate(); est < math.MaxInt32 {
 			r.EstimatedBps = est
 		}
+		r.Probing = d.sub.probing.Load()
 		if d.sw != nil {
 			if l := d.sw.Current(); l != simulcast.None && int(l) < len(t.layers) {
 				r.Layer = t.layers[l].rid

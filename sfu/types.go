@@ -72,6 +72,9 @@ type ReceiverStats struct {
 	// bandwidth (0 before the first estimate; unbounded when bandwidth
 	// estimation is off is reported as 0 too).
 	EstimatedBps int
+	// Probing: the SFU is probing the subscriber connection for more
+	// bandwidth (a probe cluster is sent or awaits its feedback).
+	Probing bool
 	// What the SFU sent this subscriber of the track: RTP packets and
 	// their payload bytes on the media stream (retransmissions included
 	// when the subscriber negotiated no RTX stream), and on its RTX

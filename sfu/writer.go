@@ -20,6 +20,9 @@ type outPacket struct {
 	in, out uint16
 	rtx     bool
 	mark    bool // set the marker bit (audio resuming after a pause)
+	// pad, when not 0, makes this a bandwidth probe: a padding-only
+	// packet of pad bytes on d's RTX stream (probe.go), nothing cached.
+	pad uint8
 	// m is the switcher's mapping for a simulcast source: which layer's
 	// cache holds the packet and how to renumber it (zero otherwise).
 	m simulcast.Mapping
@@ -104,6 +107,10 @@ func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
 	d, t := p.d, p.d.src
 	if q.beforeWrite != nil {
 		q.beforeWrite()
+	}
+	if p.pad != 0 {
+		q.sendPadding(p, hdr)
+		return
 	}
 	b := d.bind.Load()
 	if b == nil {

@@ -60,6 +60,14 @@ type Options struct {
 	// client that neither sends nor receives retransmission streams:
 	// retransmissions then travel on the media SSRC.
 	NoRTX bool
+	// Downlink, with VNet, queues what the client's host receives in
+	// this discipline (e.g. a vnet.TBFQueue: a rate-capped downlink the
+	// test can change).
+	Downlink vnet.Discipline
+	// LayerPayloads sets the payload size of each simulcast layer's
+	// packets (one every 10 ms), lowest layer first, so that the layers'
+	// bitrates differ as a browser's do; missing or 0: 120 bytes.
+	LayerPayloads []int
 }
 
 // NewAPI builds a pion API as a client with these options would use it:
@@ -77,7 +85,7 @@ func NewAPI(t testing.TB, o Options) (*webrtc.API, string) {
 	switch {
 	case o.VNet != nil:
 		var n *vnet.Net
-		n, ip = o.VNet.newHost()
+		n, ip = o.VNet.newHostWith(o.Downlink)
 		se.SetNet(n)
 	case o.Interface != "":
 		se.SetInterfaceFilter(func(name string) bool { return name == o.Interface })
@@ -251,7 +259,7 @@ func newClient(t testing.TB, id string, o Options, subscribe bool) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	api, ip := NewAPI(t, Options{Logger: log.With("client", id), VNet: o.VNet, Interface: o.Interface,
-		NetworkTypes: o.NetworkTypes, RED: o.RED, AudioLevel: o.AudioLevel, NoRTX: o.NoRTX})
+		NetworkTypes: o.NetworkTypes, RED: o.RED, AudioLevel: o.AudioLevel, NoRTX: o.NoRTX, Downlink: o.Downlink})
 	c := &Client{
 		ID: id, IP: ip, t: t, o: o, api: api,
 		evq:     make(chan func(), 4096),

@@ -122,7 +122,11 @@ func (c *Client) sendLayer(st *SimulcastTrack, idx int, l *simLayer) {
 		if key {
 			b6 = 0
 		}
-		payload := make([]byte, simPayloadSize)
+		size := simPayloadSize
+		if idx < len(c.o.LayerPayloads) && c.o.LayerPayloads[idx] > SimPayloadSeq+2 {
+			size = c.o.LayerPayloads[idx]
+		}
+		payload := make([]byte, size)
 		// X and S, then I and L; PictureID (M bit set), TL0PICIDX.
 		payload[0], payload[1] = 0x90, 0xc0
 		payload[2], payload[3] = 0x80|byte(pid>>8), byte(pid)

@@ -52,15 +52,33 @@ func NewVNet(t testing.TB, log *slog.Logger) *VNet {
 
 // newHost adds a client's host at the next free address.
 func (v *VNet) newHost() (*vnet.Net, string) {
-	return v.host("10.9.0." + strconv.Itoa(int(v.next.Add(1))))
+	return v.newHostWith(nil)
 }
 
-func (v *VNet) host(ip string) (*vnet.Net, string) {
+// newHostWith adds a client's host whose incoming packets are queued in
+// downlink (nil: none).
+func (v *VNet) newHostWith(downlink vnet.Discipline) (*vnet.Net, string) {
+	return v.hostWith("10.9.0."+strconv.Itoa(int(v.next.Add(1))), downlink)
+}
+
+func (v *VNet) host(ip string) (*vnet.Net, string) { return v.hostWith(ip, nil) }
+
+func (v *VNet) hostWith(ip string, downlink vnet.Discipline) (*vnet.Net, string) {
 	n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
 	if err != nil {
 		v.t.Fatal(err)
 	}
-	if err := v.Router.AddNet(n); err != nil {
+	var nic vnet.NIC = n
+	if downlink != nil {
+		q, err := vnet.NewQueue(n, downlink)
+		if err != nil {
+			v.t.Fatal(err)
+		}
+		// Its goroutine ends before the test does (synctest waits for it).
+		v.t.Cleanup(func() { _ = q.Close() })
+		nic = q
+	}
+	if err := v.Router.AddNet(nic); err != nil {
 		v.t.Fatal(err)
 	}
 	return n, ip

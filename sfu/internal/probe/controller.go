@@ -1,0 +1,356 @@
+package probe
+
+import (
+	"time"
+)
+
+// Config sets the Controller's pace; zero fields take the defaults.
+type Config struct {
+	// Interval is the wait before the next cluster after one that
+	// failed, doubled after each further failure up to MaxInterval. A
+	// cluster that succeeded is followed at once by the next step up
+	// (as long as more is wanted), so a climb takes a few hundred
+	// milliseconds per doubling.
+	Interval, MaxInterval time.Duration
+	// Duration is how long a cluster's padding is sent.
+	Duration time.Duration
+	// Growth: a cluster aims at Growth times the current estimate (and
+	// never above what is wanted).
+	Growth float64
+	// Settle is how long after a cluster ends its feedback is waited
+	// for before it is judged with what has arrived.
+	Settle time.Duration
+}
+
+// Defaults for Config's zero fields.
+const (
+	DefaultInterval    = time.Second
+	DefaultMaxInterval = 8 * time.Second
+	DefaultDuration    = 200 * time.Millisecond
+	DefaultGrowth      = 2.0
+	DefaultSettle      = 500 * time.Millisecond
+)
+
+// Thresholds of the judgement.
+const (
+	// A cluster succeeds when its packets arrived at least at this
+	// fraction of the rate they were sent at (no queue built up)...
+	minRateRatio = 0.9
+	// ...and at most this fraction of them was lost.
+	maxLoss = 0.05
+	// A cluster is judged once this fraction of its packets is reported.
+	reportedEnough = 0.95
+	// Probing is worth it only when what is wanted exceeds the estimate
+	// by this factor, and a cluster aims at least this far above it
+	// (the caller's Wanted carries the margin the layer choice needs).
+	minStep = 1.05
+	// After a failure, clusters aim below the failed target by this
+	// factor until the back-off allows that target again.
+	minGain = 1.2
+	// The estimate falling below this fraction of what it was when a
+	// cluster started aborts the cluster.
+	fallFactor = 0.9
+	// The estimator rising this far above its value at the last failure
+	// ends the back-off: a cap was lifted, say.
+	estimatorRecovered = 1.25
+)
+
+// Input is the state of one subscriber connection, sampled by the
+// caller at each Update.
+type Input struct {
+	// Estimate is the bandwidth estimator's own estimate, bit/s.
+	Estimate int
+	// Wanted is what the subscriber's tiles would take with bandwidth
+	// to spare, bit/s (0: nothing, no probing).
+	Wanted int
+	// Sending is the media bitrate sent to the subscriber now, bit/s.
+	Sending int
+	// Congested: the estimator sees queueing (delay overuse) or loss.
+	Congested bool
+}
+
+// Outcome is how a cluster ended.
+type Outcome uint8
+
+const (
+	OutcomeNone    Outcome = iota
+	OutcomeSuccess         // delivered at the rate sent: the floor rises
+	OutcomeLimited         // arrived slower than sent or lost packets: the link is full
+	OutcomeAborted         // congestion showed while it was sent
+	OutcomeNoData          // too little feedback to judge
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeSuccess:
+		return "success"
+	case OutcomeLimited:
+		return "limited"
+	case OutcomeAborted:
+		return "aborted"
+	case OutcomeNoData:
+		return "no_data"
+	}
+	return "none"
+}
+
+// Cluster is one probe the caller is to send: padding at PadRate bit/s
+// for Duration, on top of the media, packets recorded under ID.
+type Cluster struct {
+	ID       uint32
+	Target   int // total rate aimed at, bit/s
+	PadRate  int // padding rate, bit/s
+	Duration time.Duration
+}
+
+// Controller decides, for one subscriber connection, when to probe and
+// what the probes showed. Its result is Estimate: the estimator's own,
+// or the probed floor while that is higher and nothing shows
+// congestion. It is not safe for concurrent use; the clock is the
+// caller's.
+//
+// The floor exists because pion's GCC takes no estimate from outside:
+// it keeps its own and raises it only as fast as its increase rules
+// allow. The floor lets the layer choice use the probed rate at once;
+// the media then sent at that rate lets GCC climb to it, and the floor
+// goes as soon as GCC reaches it, or at the first sign of congestion
+// (Input.Congested: GCC's delay overuse or loss), whichever is first.
+// GCC's estimate merely falling does not drop it: pion's GCC falls to
+// 0.85 times the rate it measured acknowledged at any overuse it
+// detects, and it counts a padding packet as its header only, so a
+// probe that the link carried can still knock it down; the floor is the
+// probe's own measurement, and real congestion shows as loss or queueing
+// soon enough.
+type Controller struct {
+	cfg Config
+
+	floor    int // probed floor, bit/s (0: none)
+	interval time.Duration
+	next     time.Time // no cluster starts before
+	// failedAt is the lowest target that failed since the last success
+	// above it (0: none). Until failUntil (the back-off) clusters aim
+	// below it by the margin a success must clear; a smaller step may
+	// still start after Interval. So a link that carries a little more
+	// than the estimate but not twice it is probed up to what it
+	// carries, and the step that failed is retried only as the back-off
+	// allows, however many smaller steps succeed meanwhile.
+	failedAt  int
+	failUntil time.Time
+	// estAtFail is the estimate at the last failure (the floor's, if
+	// higher): once the estimator has risen well above that by itself
+	// (estimatorRecovered), the link has changed and the back-off starts
+	// afresh. The floor counts because pion's GCC swings widely below it
+	// on a link that does not change.
+	estAtFail int
+
+	// The cluster in flight (cur.ID 0: none), from start until judged.
+	cur      Cluster
+	end      time.Time // when its padding ends (ended, if aborted)
+	startEst int
+	aborted  bool
+	lastID   uint32
+}
+
+// NewController returns a Controller with no floor that may probe at
+// once.
+func NewController(cfg Config) *Controller {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.MaxInterval < cfg.Interval {
+		cfg.MaxInterval = max(DefaultMaxInterval, cfg.Interval)
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = DefaultDuration
+	}
+	if cfg.Growth <= 1 {
+		cfg.Growth = DefaultGrowth
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = DefaultSettle
+	}
+	return &Controller{cfg: cfg}
+}
+
+// Estimate is the bandwidth to use for the layer choice: the
+// estimator's, or the probed floor while it is higher.
+func (c *Controller) Estimate(in Input) int { return max(in.Estimate, c.floor) }
+
+// Floor is the probed floor, 0 for none.
+func (c *Controller) Floor() int { return c.floor }
+
+// Probing reports whether a cluster is being sent or waits for its
+// feedback.
+func (c *Controller) Probing() bool { return c.cur.ID != 0 }
+
+// Sending reports whether the cluster's padding is still to be sent at
+// now.
+func (c *Controller) Sending(now time.Time) bool {
+	return c.cur.ID != 0 && !c.aborted && now.Before(c.end)
+}
+
+// Update takes the connection's state at now. It drops the floor on
+// congestion or once the estimator has caught up, ends the back-off
+// when the estimator has recovered by itself, aborts a cluster in
+// flight on congestion or a falling estimate, and returns a cluster to
+// start (nil for none): at Growth times the estimate, at most what is
+// wanted, below a recent failure.
+func (c *Controller) Update(now time.Time, in Input) *Cluster {
+	if c.floor > 0 {
+		switch {
+		case in.Estimate >= c.floor:
+			c.floor = 0 // caught up: GCC's own estimate is the better one now
+		case in.Congested:
+			c.failed(now, in, c.floor)
+			c.floor = 0
+		}
+	}
+	if c.estAtFail > 0 && float64(in.Estimate) >= estimatorRecovered*float64(c.estAtFail) && !in.Congested {
+		c.interval, c.failedAt, c.estAtFail = 0, 0, 0
+		c.next, c.failUntil = now, now
+	}
+	if c.cur.ID != 0 {
+		if !c.aborted && (in.Congested || in.Estimate < int(fallFactor*float64(c.startEst))) {
+			// No more padding; the feedback about what was sent is
+			// waited for from now.
+			c.aborted, c.end = true, now
+		}
+		return nil
+	}
+	est := c.Estimate(in)
+	if in.Congested || in.Wanted < int(minStep*float64(est)) || now.Before(c.next) {
+		return nil
+	}
+	target := min(in.Wanted, int(c.cfg.Growth*float64(est)))
+	if c.failedAt > 0 && now.Before(c.failUntil) {
+		// Below the failure, by the margin a success must clear.
+		target = min(target, int(float64(c.failedAt)/minGain))
+	}
+	// The padding fills the gap between the media and the target; the
+	// media may be well below the estimate (a publisher sending less
+	// than its layer's usual rate), so it is measured, not assumed.
+	pad := target - in.Sending
+	if pad < int((minStep-1)*float64(est)) || target < int(minStep*float64(est)) {
+		return nil
+	}
+	c.lastID++
+	if c.lastID == 0 {
+		c.lastID = 1
+	}
+	c.cur = Cluster{ID: c.lastID, Target: target, PadRate: pad, Duration: c.cfg.Duration}
+	c.end, c.startEst, c.aborted = now.Add(c.cfg.Duration), in.Estimate, false
+	cl := c.cur
+	return &cl
+}
+
+// Judge decides on the cluster in flight once its feedback is in (or
+// Settle has passed since it ended), given what the Recorder says about
+// it. It returns OutcomeNone while it still waits. On success the floor
+// rises to the rate the cluster delivered and the next step may start
+// at once; a failure doubles the wait (see failedAt).
+func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
+	if c.cur.ID == 0 {
+		return OutcomeNone
+	}
+	if now.Before(c.end) {
+		return OutcomeNone
+	}
+	complete := r.Sent > 0 && float64(r.Reported()) >= reportedEnough*float64(r.Sent)
+	if !complete && now.Sub(c.end) < c.cfg.Settle {
+		return OutcomeNone
+	}
+	if c.aborted {
+		if delivered(r) {
+			// What was sent arrived as sent: the estimator's fall was
+			// not this link running full (see Controller). The floor
+			// takes what the part sent showed; the next cluster waits
+			// Interval (longer if earlier failures still count).
+			c.raise(in, r)
+			c.cur, c.aborted = Cluster{}, false
+			if c.failedAt == 0 {
+				c.interval = 0
+			}
+			c.backOff(now)
+			return OutcomeAborted
+		}
+		c.finish(now, in, false)
+		return OutcomeAborted
+	}
+	if r.Reported() < minPackets || r.SendRate == 0 {
+		// Nothing learnt about the target (the feedback is late or was
+		// lost: see sfu/probe.go on feedback about RTX packets), so it
+		// is not marked failed; the wait still doubles, in case the
+		// feedback is late because the link is queueing.
+		c.cur, c.aborted = Cluster{}, false
+		c.backOff(now)
+		c.estAtFail = c.Estimate(in)
+		return OutcomeNoData
+	}
+	if !delivered(r) {
+		c.finish(now, in, false)
+		return OutcomeLimited
+	}
+	c.raise(in, r)
+	c.finish(now, in, true)
+	return OutcomeSuccess
+}
+
+// raise moves the floor up to what the cluster in flight delivered: its
+// padding arrived as fast as it left, so the link carried the media and
+// the padding together, the target as far as the padding reached it
+// (the writer may have sent less than asked).
+func (c *Controller) raise(in Input, r Result) {
+	achieved := min(in.Sending+r.SendRate, c.cur.Target)
+	if achieved > c.Estimate(in) {
+		c.floor = achieved
+	}
+	if achieved >= c.failedAt {
+		c.failedAt = 0 // new ground: the back-off starts afresh
+	}
+}
+
+// delivered reports whether r shows its packets arrived at the rate
+// they were sent, with little loss.
+func delivered(r Result) bool {
+	if r.Reported() < minPackets || r.SendRate == 0 || r.RecvRate == 0 {
+		return false
+	}
+	loss := float64(r.Lost) / float64(r.Reported())
+	return loss <= maxLoss && float64(r.RecvRate) >= minRateRatio*float64(r.SendRate)
+}
+
+func (c *Controller) finish(now time.Time, in Input, ok bool) {
+	target := c.cur.Target
+	c.cur = Cluster{}
+	c.aborted = false
+	if ok {
+		if c.failedAt == 0 {
+			c.interval = 0
+		}
+		c.next = now
+		return
+	}
+	c.failed(now, in, target)
+}
+
+// failed records a failure at target: the back-off doubles for targets
+// that high, smaller steps may follow after Interval.
+func (c *Controller) failed(now time.Time, in Input, target int) {
+	c.backOff(now)
+	c.failUntil = c.next
+	if c.failedAt == 0 || target < c.failedAt {
+		c.failedAt = target
+	}
+	c.next = now.Add(c.cfg.Interval)
+	c.estAtFail = c.Estimate(in)
+}
+
+// backOff makes the next cluster wait Interval after a success, twice
+// the last wait after a failure.
+func (c *Controller) backOff(now time.Time) {
+	c.interval = min(max(2*c.interval, c.cfg.Interval), c.cfg.MaxInterval)
+	c.next = now.Add(c.interval)
+}
+
+// Current is the cluster in flight (ID 0: none).
+func (c *Controller) Current() Cluster { return c.cur }

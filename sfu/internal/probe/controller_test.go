@@ -1,0 +1,317 @@
+package probe
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// result is the Result of a cluster whose padding (rate bit/s)
+// arrived at recv times that rate, with lost of its 50 packets lost.
+func result(rate int, recv float64, lost int) Result {
+	return Result{Sent: 50, Received: 50 - lost, Lost: lost, Bytes: 50 * 250,
+		SendRate: rate, RecvRate: int(recv * float64(rate))}
+}
+
+// TestControllerClimbs: with a link that carries everything, clusters
+// at twice the estimate raise the floor step by step up to what the
+// tiles want, each one started as soon as the last was judged, and
+// stop once the estimate covers it.
+func TestControllerClimbs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		in := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
+		var targets []int
+		t0 := time.Now()
+		var last time.Duration
+		for range 40 {
+			now := time.Now()
+			if cl := c.Update(now, in); cl != nil {
+				if cl.PadRate != cl.Target-in.Sending || cl.Duration != DefaultDuration {
+					t.Fatalf("cluster %+v with %d sent", cl, in.Sending)
+				}
+				targets = append(targets, cl.Target)
+				last = time.Since(t0)
+			}
+			if c.Probing() && !c.Sending(now) {
+				cl := c.Current()
+				if o := c.Judge(now, in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
+					t.Fatalf("outcome %v", o)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		want := []int{600_000, 1_200_000, 2_400_000, 3_000_000}
+		if len(targets) != len(want) {
+			t.Fatalf("cluster targets %v, want %v", targets, want)
+		}
+		for i := range want {
+			if targets[i] != want[i] {
+				t.Fatalf("cluster targets %v, want %v", targets, want)
+			}
+		}
+		// Each cluster: 200 ms sent, judged at the next 100 ms step.
+		if last != 900*time.Millisecond {
+			t.Errorf("last cluster started after %v, want 900ms", last)
+		}
+		if got := c.Estimate(in); got != 3_000_000 {
+			t.Errorf("estimate %d, want the floor at 3 Mbit/s", got)
+		}
+	})
+}
+
+// TestControllerNoProbeWhenCovered: no cluster while the estimate
+// covers what is wanted (with the margin), or nothing is wanted.
+func TestControllerNoProbeWhenCovered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		for _, in := range []Input{
+			{Estimate: 2_000_000, Wanted: 2_080_000, Sending: 1_800_000},
+			{Estimate: 300_000, Wanted: 0},
+			{Estimate: 300_000, Wanted: 3_000_000, Congested: true},
+			// The media already fills what a cluster would aim at.
+			{Estimate: 300_000, Wanted: 3_000_000, Sending: 590_000},
+		} {
+			for range 30 {
+				if cl := c.Update(time.Now(), in); cl != nil {
+					t.Fatalf("%+v: cluster %+v", in, cl)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	})
+}
+
+// TestControllerBacksOff: clusters that arrive slower than sent or
+// lose packets leave the estimate alone. After each failure a smaller
+// step (below the lowest failure by the margin) may follow after
+// Interval, until the steps are too small to be worth it; the failed
+// target is retried 1, 2, 4, 8... seconds after each failure, up to
+// MaxInterval (8 s by default).
+func TestControllerBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		in := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
+		var starts []time.Duration
+		t0 := time.Now()
+		results := []Result{result(350_000, 0.6, 0), result(350_000, 1, 10)}
+		for i := 0; time.Since(t0) < 40*time.Second; i++ {
+			now := time.Now()
+			if cl := c.Update(now, in); cl != nil {
+				starts = append(starts, now.Sub(t0))
+			}
+			if c.Probing() && !c.Sending(now) {
+				if o := c.Judge(now, in, results[len(starts)%2]); o != OutcomeLimited {
+					t.Fatalf("outcome %v", o)
+				}
+				if c.Floor() != 0 {
+					t.Fatalf("floor %d after a failed cluster", c.Floor())
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Each cluster is judged 200 ms after its start, then waits:
+		// 600k (fails: 1 s), 600k again (the 1 s back-off is over;
+		// fails: 2 s), 500k, 416k and 347k after 1 s each (smaller
+		// steps down to 1.05 times the estimate, all fail: 4 s, 8 s,
+		// 8 s), then 600k every 8 s.
+		gaps := []int{0, 1200, 1200, 1200, 1200, 8200, 8200, 8200}
+		var at time.Duration
+		for i, g := range gaps {
+			at += time.Duration(g) * time.Millisecond
+			if i >= len(starts) || starts[i] != at {
+				t.Fatalf("cluster starts %v, want gaps of %v ms", starts, gaps)
+			}
+		}
+	})
+}
+
+// TestControllerAbortsOnCongestion: congestion while a cluster is sent
+// ends it at once, aborted; judged once its feedback is in, it raises
+// no floor, unless the part sent arrived as sent: then the floor takes
+// it. Either way the next cluster waits Interval.
+func TestControllerAbortsOnCongestion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, bad := range []Input{
+			{Estimate: 300_000, Wanted: 3_000_000, Congested: true},
+			{Estimate: 250_000, Wanted: 3_000_000}, // the estimate fell
+		} {
+			c := NewController(Config{})
+			if c.Update(time.Now(), Input{Estimate: 300_000, Wanted: 3_000_000}) == nil {
+				t.Fatal("no cluster")
+			}
+			time.Sleep(50 * time.Millisecond)
+			c.Update(time.Now(), bad)
+			if c.Sending(time.Now()) {
+				t.Errorf("%+v: still sending", bad)
+			}
+			if o := c.Judge(time.Now(), bad, Result{Sent: 20, Received: 2}); o != OutcomeNone {
+				t.Errorf("%+v: judged %v before the feedback", bad, o)
+			}
+			if o := c.Judge(time.Now(), bad, result(300_000, 0.5, 0)); o != OutcomeAborted {
+				t.Errorf("%+v: outcome %v, want aborted", bad, o)
+			}
+			if c.Floor() != 0 || c.Probing() {
+				t.Errorf("%+v: floor %d, probing %v", bad, c.Floor(), c.Probing())
+			}
+		}
+		for _, c := range []struct {
+			part Result
+			wait time.Duration
+		}{
+			{result(500_000, 1, 0), DefaultInterval},
+			{result(500_000, 0.5, 0), DefaultInterval},
+		} {
+			ctl := NewController(Config{})
+			in := Input{Estimate: 300_000, Wanted: 3_000_000}
+			if ctl.Update(time.Now(), in) == nil {
+				t.Fatal("no cluster")
+			}
+			ctl.Update(time.Now(), Input{Estimate: 200_000, Wanted: 3_000_000})
+			ctl.Judge(time.Now(), in, c.part)
+			start := time.Now()
+			for ctl.Update(time.Now(), in) == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if got := time.Since(start); got != c.wait {
+				t.Errorf("after an aborted cluster with %+v: next after %v, want %v", c.part, got, c.wait)
+			}
+			if want := c.part.RecvRate == c.part.SendRate; (ctl.Floor() != 0) != want {
+				t.Errorf("after an aborted cluster with %+v: floor %d", c.part, ctl.Floor())
+			}
+		}
+	})
+}
+
+// TestControllerFloorLifetime: the floor is used while the estimator
+// is below it and calm (even falling: see Controller); it goes when the
+// estimator reaches it or when congestion shows.
+func TestControllerFloorLifetime(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		next Input
+		keep bool
+	}{
+		{"calm", Input{Estimate: 400_000, Wanted: 600_000}, true},
+		{"caught up", Input{Estimate: 650_000, Wanted: 600_000}, false},
+		{"congested", Input{Estimate: 400_000, Wanted: 600_000, Congested: true}, false},
+		{"falling", Input{Estimate: 300_000, Wanted: 600_000}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctl := NewController(Config{})
+				in := Input{Estimate: 350_000, Wanted: 600_000, Sending: 300_000}
+				cl := ctl.Update(time.Now(), in)
+				if cl == nil || cl.Target != 600_000 {
+					t.Fatalf("cluster %+v", cl)
+				}
+				time.Sleep(300 * time.Millisecond)
+				if o := ctl.Judge(time.Now(), in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
+					t.Fatalf("outcome %v", o)
+				}
+				if got := ctl.Estimate(in); got != 600_000 {
+					t.Fatalf("estimate %d, want the 600k floor", got)
+				}
+				ctl.Update(time.Now(), c.next)
+				if keep := ctl.Floor() != 0; keep != c.keep {
+					t.Errorf("floor %d after %+v, want kept %v", ctl.Floor(), c.next, c.keep)
+				}
+			})
+		})
+	}
+}
+
+// TestControllerWaitsForFeedback: a cluster is judged once 95% of its
+// packets are reported, or with what there is after Settle.
+func TestControllerWaitsForFeedback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		in := Input{Estimate: 300_000, Wanted: 3_000_000}
+		if c.Update(time.Now(), in) == nil {
+			t.Fatal("no cluster")
+		}
+		partial := Result{Sent: 50, Received: 3, SendRate: 300_000, RecvRate: 300_000}
+		time.Sleep(DefaultDuration)
+		if o := c.Judge(time.Now(), in, partial); o != OutcomeNone {
+			t.Fatalf("judged %v with 3 of 50 reported", o)
+		}
+		time.Sleep(DefaultSettle)
+		if o := c.Judge(time.Now(), in, partial); o != OutcomeNoData {
+			t.Fatalf("outcome %v after settling, want no_data", o)
+		}
+	})
+}
+
+// TestControllerPartialLink: a link that carries 1.5 times the estimate
+// but not twice it: the step to twice fails and backs off, the smaller
+// steps below the failure succeed and raise the floor, and they do not
+// reset the back-off of the step that failed.
+func TestControllerPartialLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const capacity = 450_000
+		c := NewController(Config{})
+		in := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
+		var over []time.Duration
+		t0 := time.Now()
+		for time.Since(t0) < 40*time.Second {
+			now := time.Now()
+			if cl := c.Update(now, in); cl != nil && cl.Target > capacity {
+				over = append(over, now.Sub(t0))
+			}
+			if c.Probing() && !c.Sending(now) {
+				cl := c.Current()
+				recv := 1.0
+				if cl.Target > capacity {
+					recv = 0.7
+				}
+				o := c.Judge(now, in, result(cl.PadRate, recv, 0))
+				t.Logf("%v target %d: %v, floor %d", now.Sub(t0), cl.Target, o, c.Floor())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if c.Floor() < 300_000 || c.Floor() > capacity {
+			t.Errorf("floor %d, want between the estimate and the capacity", c.Floor())
+		}
+		// 1, 2, 4, 8, 8... seconds apart: about 7 in 40 s.
+		if len(over) > 8 {
+			t.Errorf("%d clusters above the capacity in 40 s (at %v), want the back-off to space them", len(over), over)
+		}
+		for i := 2; i < len(over); i++ {
+			if over[i]-over[i-1] < over[i-1]-over[i-2] && over[i]-over[i-1] < DefaultMaxInterval {
+				t.Errorf("clusters above the capacity at %v: the gaps shrink", over)
+				break
+			}
+		}
+	})
+}
+
+// TestControllerBackOffEndsWhenEstimatorRecovers: after failures have
+// made the wait long, the estimator rising by itself well above its
+// value at the last failure (a cap lifted) lets a cluster start at once.
+func TestControllerBackOffEndsWhenEstimatorRecovers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		in := Input{Estimate: 300_000, Wanted: 3_000_000}
+		for range 5 { // 600k twice, then smaller steps down to 347k: waits of 1, 2, 4, 8, 8 s
+			for c.Update(time.Now(), in) == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			time.Sleep(DefaultDuration)
+			if o := c.Judge(time.Now(), in, result(300_000, 0.5, 0)); o != OutcomeLimited {
+				t.Fatalf("outcome %v", o)
+			}
+		}
+		time.Sleep(time.Second)
+		if cl := c.Update(time.Now(), in); cl != nil {
+			t.Fatalf("cluster %+v 1 s into an 8 s back-off", cl)
+		}
+		in.Estimate = 360_000 // +20%: not yet
+		if cl := c.Update(time.Now(), in); cl != nil {
+			t.Fatalf("cluster %+v with the estimator up 20%%", cl)
+		}
+		in.Estimate = 400_000
+		if cl := c.Update(time.Now(), in); cl == nil || cl.Target != 800_000 {
+			t.Fatalf("cluster %+v with the estimator up a third, want one at twice it", cl)
+		}
+	})
+}

@@ -1,0 +1,338 @@
+package sfu
+
+import (
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+
+	"github.com/parleyhq/parley/sfu/internal/probe"
+)
+
+// Bandwidth probing (issue #10): when a subscriber's estimate is below
+// what its tiles want, its selectLoop sends short clusters of padding on
+// top of the media, on the RTX stream of one of its video tracks, and
+// raises the estimate the layer choice uses to what a cluster showed the
+// link carries (probe.Controller decides when, how hard and what it
+// showed). Padding-only RTX packets are what a browser sends to probe:
+// a receiver gives them a transport-cc report like any packet and
+// otherwise drops them, so they never reach a decoder or a jitter
+// buffer, and they never change the media stream's numbering.
+//
+// The padding goes through the subscriber's send queue like the media
+// (so the RTX stream's sequence numbers stay the writer's alone) and
+// through pion's interceptors, which give it a transport-wide sequence
+// number: probeTap notes those numbers and the feedback about them for
+// the probe.Recorder.
+//
+// A limit of pion (v4.2.26): transport-cc feedback names the SSRC of the
+// last packet the receiver got before it wrote the feedback (pion's
+// receiver and libwebrtc's both do), and pion hands incoming RTCP to the
+// RTPSender of that SSRC. No sender reads an RTX SSRC's RTCP, so
+// feedback written right after a retransmission or a probe packet never
+// reaches GCC or the Recorder. A cluster is then judged with the
+// feedback that did arrive (Settle), or not at all (probe.OutcomeNoData),
+// and GCC goes without feedback while many retransmissions go out.
+
+const (
+	// probePadSize is the padding of one probe packet: RTP padding is at
+	// most 255 bytes, the length being one byte.
+	probePadSize = 255
+	// probePaceInterval spreads a cluster's padding so that it arrives
+	// as a rate, not a burst; probeJudgeInterval is how often a sent
+	// cluster's feedback is looked at.
+	probePaceInterval  = 5 * time.Millisecond
+	probeJudgeInterval = 50 * time.Millisecond
+	// probeMaxOwed caps the padding one pacing step catches up on after
+	// the goroutine was late, so a stall does not turn into a burst.
+	probeMaxOwed = 8 * probePadSize
+	// probeWantedHeadroom: the layer choice steps up only with a margin
+	// over the layer's bitrate (simulcast.DefaultUpMargin), so a probe
+	// aims that much above what the tiles want.
+	probeWantedHeadroom = 1.25
+	// rtpOverhead is added to each packet's payload when the media rate
+	// is measured from the payload counts: RTP header, SRTP tag, UDP/IP.
+	rtpOverhead = 12 + 10 + 28
+)
+
+// prober is one subscriber's probing state, owned by its selectLoop.
+type prober struct {
+	p   *Peer
+	ctl *probe.Controller
+	rec *probe.Recorder
+
+	// While a cluster is in flight: the ticker pacing its padding (then
+	// polling its feedback), the track carrying it, the padding owed.
+	ticker  *time.Ticker
+	d       *downTrack
+	lastPad time.Time
+	owed    float64
+	pollAt  time.Time // next abort check while sending
+	in      probe.Input
+	padD    *downTrack // where padding can go, as of the last round
+
+	// The media rate sent, measured over about a second.
+	sentBytes uint64
+	sentAt    time.Time
+	sending   int
+}
+
+func newProber(p *Peer, rec *probe.Recorder) *prober {
+	return &prober{p: p, ctl: probe.NewController(probe.Config{}), rec: rec}
+}
+
+// tick is the channel of the cluster's ticker, nil when none runs.
+func (pr *prober) tick() <-chan time.Time {
+	if pr == nil || pr.ticker == nil {
+		return nil
+	}
+	return pr.ticker.C
+}
+
+func (pr *prober) stop() {
+	if pr != nil && pr.ticker != nil {
+		pr.ticker.Stop()
+		pr.ticker = nil
+	}
+}
+
+// measure updates the media rate sent to the subscriber from the
+// downTracks' counts.
+func (pr *prober) measure(downs []*downTrack, now time.Time) {
+	var total uint64
+	for _, d := range downs {
+		total += d.tx.bytes.Load() + d.tx.rtxBytes.Load() +
+			rtpOverhead*(d.tx.packets.Load()+d.tx.rtxPackets.Load())
+	}
+	if pr.sentAt.IsZero() {
+		pr.sentAt, pr.sentBytes = now, total
+		return
+	}
+	if el := now.Sub(pr.sentAt); el >= 900*time.Millisecond {
+		pr.sending = int(float64(total-pr.sentBytes) * 8 / el.Seconds())
+		pr.sentAt, pr.sentBytes = now, total
+	}
+}
+
+// congested reads the estimator's view: delay overuse (or the decrease
+// that follows it) or more than 10% loss.
+func congested(bwe cc.BandwidthEstimator) bool {
+	st := bwe.GetStats()
+	if u, _ := st["usage"].(string); u == "overuse" {
+		return true
+	}
+	if s, _ := st["state"].(string); s == "decrease" {
+		return true
+	}
+	loss, _ := st["averageLoss"].(float64)
+	return loss > 0.1
+}
+
+// round runs at each layer selection: it judges the cluster in flight,
+// may start one, and returns the estimate for the layer choice.
+// wanted is what the tiles wanted at the last round (bit/s).
+func (pr *prober) round(downs []*downTrack, gcc, wanted int, now time.Time) int {
+	pr.measure(downs, now)
+	pr.in = probe.Input{Estimate: gcc, Wanted: int(probeWantedHeadroom * float64(wanted)),
+		Sending: pr.sending, Congested: congested(pr.p.bwe)}
+	pr.judge(now)
+	pr.padD = padTrack(downs)
+	pr.update(now)
+	return pr.ctl.Estimate(pr.in)
+}
+
+// update passes the last state to the controller and starts the cluster
+// it asks for.
+func (pr *prober) update(now time.Time) {
+	in := pr.in
+	if pr.padD == nil {
+		in.Wanted = 0 // nowhere to send padding: no probing
+	}
+	if cl := pr.feed(now, in); cl != nil {
+		pr.start(*cl, pr.padD, now)
+	}
+}
+
+// feed is Controller.Update, noting when the probed floor goes.
+func (pr *prober) feed(now time.Time, in probe.Input) *probe.Cluster {
+	floor := pr.ctl.Floor()
+	cl := pr.ctl.Update(now, in)
+	if floor != 0 && pr.ctl.Floor() == 0 {
+		pr.p.log.Debug("probed floor dropped", "floor", floor, "estimate", in.Estimate, "congested", in.Congested)
+	}
+	return cl
+}
+
+// padTrack is a video downTrack with an RTX stream that is forwarding,
+// nil if there is none.
+func padTrack(downs []*downTrack) *downTrack {
+	for _, d := range downs {
+		if b := d.bind.Load(); b != nil && b.rtxSSRC != 0 && d.src.video && !d.src.muted.Load() {
+			return d
+		}
+	}
+	return nil
+}
+
+func (pr *prober) start(cl probe.Cluster, d *downTrack, now time.Time) {
+	pr.rec.StartCluster(cl.ID)
+	pr.d, pr.lastPad, pr.owed, pr.pollAt = d, now, 0, now.Add(probeJudgeInterval)
+	pr.p.probing.Store(true)
+	pr.ticker = time.NewTicker(probePaceInterval)
+	pr.p.log.Debug("probe cluster", "id", cl.ID, "target", cl.Target, "padding", cl.PadRate,
+		"estimate", pr.in.Estimate, "sending", pr.in.Sending)
+}
+
+// step runs at each tick of the cluster's ticker: it queues the padding
+// due since the last step while the cluster is sent, then polls for
+// its judgement.
+func (pr *prober) step(now time.Time) {
+	if !pr.ctl.Probing() {
+		pr.stop()
+		return
+	}
+	if !now.Before(pr.pollAt) {
+		// Abort on congestion as soon as it shows.
+		pr.pollAt = now.Add(probeJudgeInterval)
+		in := pr.in
+		in.Estimate, in.Congested = pr.p.bwe.GetTargetBitrate(), congested(pr.p.bwe)
+		pr.feed(now, in) // no cluster starts while one is in flight
+	}
+	if pr.ctl.Sending(now) {
+		pr.pad(now)
+		return
+	}
+	if pr.judge(now) {
+		// The next step up, if any, starts at once.
+		pr.update(now)
+		return
+	}
+	pr.ticker.Reset(probeJudgeInterval) // sent: now only waiting for feedback
+}
+
+// pad queues the padding owed at now. It leaves the subscriber's queue
+// at least half free for the media: padding never pushes a media packet
+// out.
+func (pr *prober) pad(now time.Time) {
+	cl := pr.ctl.Current()
+	pr.owed = min(pr.owed+float64(cl.PadRate)/8*now.Sub(pr.lastPad).Seconds(), probeMaxOwed)
+	pr.lastPad = now
+	q := pr.p.queue
+	for pr.owed >= probePadSize && len(q.ch) < cap(q.ch)/2 {
+		if !q.push(outPacket{d: pr.d, pad: probePadSize}) {
+			break
+		}
+		pr.owed -= probePadSize + rtpHeaderLen
+	}
+}
+
+// judge asks the controller about the cluster in flight; it reports
+// whether the cluster is over.
+func (pr *prober) judge(now time.Time) bool {
+	cl := pr.ctl.Current()
+	if cl.ID == 0 {
+		return true
+	}
+	o := pr.ctl.Judge(now, pr.in, pr.rec.Result(cl.ID))
+	if o == probe.OutcomeNone {
+		return false
+	}
+	res := pr.rec.Result(cl.ID)
+	pr.p.s.m.probes[o].Inc()
+	pr.p.log.Debug("probe result", "id", cl.ID, "outcome", o.String(), "target", cl.Target,
+		"sent", res.Sent, "lost", res.Lost, "send_rate", res.SendRate, "recv_rate", res.RecvRate,
+		"floor", pr.ctl.Floor())
+	pr.p.probing.Store(false)
+	pr.stop()
+	pr.d = nil
+	return true
+}
+
+// sendPadding writes one padding-only packet on d's RTX stream, numbered
+// in it. It is not counted as a retransmission.
+func (q *sendQueue) sendPadding(p outPacket, hdr *rtp.Header) {
+	d := p.d
+	b := d.bind.Load()
+	if b == nil || b.rtxSSRC == 0 {
+		return
+	}
+	w := b.writer
+	if tw, ok := w.(*txWriter); ok {
+		w = tw.TrackLocalWriter
+	}
+	d.rtxSeq++
+	hdr.Version, hdr.Padding, hdr.PaddingSize, hdr.Marker = 2, true, p.pad, false
+	hdr.SSRC, hdr.PayloadType, hdr.SequenceNumber = b.rtxSSRC, b.rtxPT, d.rtxSeq
+	// The receiver drops a padding-only RTX packet before anything reads
+	// its timestamp.
+	hdr.Timestamp = 0
+	hdr.CSRC = hdr.CSRC[:0]
+	hdr.Extension = false
+	hdr.Extensions = hdr.Extensions[:0]
+	if _, err := w.WriteRTP(hdr, nil); err != nil {
+		return
+	}
+	q.m.probeBytes.Add(float64(rtpHeaderLen + int(p.pad)))
+}
+
+// probeTapFactory builds the interceptor that shows a subscriber
+// connection's probe packets and transport-cc feedback to its
+// probe.Recorder. It sits below the transport-wide sequence number
+// writer, so it sees the number each packet got. For media packets it
+// costs one test of the padding bit.
+type probeTapFactory struct{ rec *probe.Recorder }
+
+func (f probeTapFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &probeTap{rec: f.rec}, nil
+}
+
+type probeTap struct {
+	interceptor.NoOp
+	rec *probe.Recorder
+}
+
+func (t *probeTap) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	var id uint8
+	for _, e := range info.RTPHeaderExtensions {
+		if e.URI == sdp.TransportCCURI {
+			id = uint8(e.ID)
+		}
+	}
+	if id == 0 || info.SSRCRetransmission == 0 {
+		return w
+	}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.Padding && len(payload) == 0 {
+			if ext := h.GetExtension(id); len(ext) >= 2 {
+				seq := uint16(ext[0])<<8 | uint16(ext[1])
+				t.rec.Sent(seq, h.MarshalSize()+int(h.PaddingSize)+rtpOverhead-rtpHeaderLen, time.Now())
+			}
+		}
+		return w.Write(h, payload, a)
+	})
+}
+
+func (t *probeTap) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := r.Read(b, a)
+		if err != nil {
+			return n, a, err
+		}
+		if a == nil {
+			a = make(interceptor.Attributes)
+		}
+		pkts, err := a.GetRTCPPackets(b[:n])
+		if err != nil {
+			return n, a, nil // not ours to judge: the reader above sees it too
+		}
+		for _, p := range pkts {
+			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+				t.rec.Feedback(fb)
+			}
+		}
+		return n, a, nil
+	})
+}

@@ -1,0 +1,114 @@
+package sfu
+
+import (
+	"testing"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+
+	"github.com/parleyhq/parley/sfu/internal/probe"
+)
+
+// TestProbePaddingOnRTXStream: a probe packet queued for a subscriber
+// goes out as a padding-only packet (no payload, 255 bytes of padding)
+// on its RTX stream, numbered in that stream after the retransmissions,
+// counted in the probe bytes and not as a retransmission or in the
+// receiver's counts; the media stream is left alone.
+func TestProbePaddingOnRTXStream(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	w := &rawWriter{}
+	d := h.subscribe(t, nil, 1, true)
+	d.bind.Store(&binding{ssrc: 1, pt: 96, writer: d.countedWriter(w, 2), rtxSSRC: 2, rtxPT: 97})
+	for i := 100; i < 105; i++ {
+		h.feed(uint16(i), i == 100)
+	}
+	waitFor(t, "media", func() bool { return len(w.packets()) == 5 })
+	d.handleRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 1,
+		Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{w.packets()[2].SequenceNumber})}})
+	waitFor(t, "the retransmission", func() bool { return len(w.packets()) == 6 })
+	for range 3 {
+		if !d.q.push(outPacket{d: d, pad: probePadSize}) {
+			t.Fatal("queue full")
+		}
+	}
+	h.feed(105, false)
+	waitFor(t, "the padding and the next packet", func() bool { return len(w.packets()) == 10 })
+
+	pkts := w.packets()
+	rtxSeq := pkts[5].SequenceNumber
+	for i, p := range pkts[6:9] {
+		if p.SSRC != 2 || p.PayloadType != 97 || !p.Padding || p.Header.PaddingSize != probePadSize || len(p.Payload) != 0 {
+			t.Errorf("probe %d: %+v, payload %d bytes; want padding only on the RTX stream", i, p.Header, len(p.Payload))
+		}
+		if want := rtxSeq + uint16(i) + 1; p.SequenceNumber != want {
+			t.Errorf("probe %d: RTX sequence %d, want %d", i, p.SequenceNumber, want)
+		}
+	}
+	if last := pkts[9]; last.SSRC != 1 || last.SequenceNumber != pkts[4].SequenceNumber+1 {
+		t.Errorf("media after the probes: %+v, want the next media packet", last.Header)
+	}
+	if got := metricValue(t, h.s.m.probeBytes); got != 3*(rtpHeaderLen+probePadSize) {
+		t.Errorf("probe bytes %v, want %d", got, 3*(rtpHeaderLen+probePadSize))
+	}
+	if n := d.tx.rtxPackets.Load(); n != 1 {
+		t.Errorf("%d RTX packets counted for the receiver, want the retransmission only", n)
+	}
+	if n := h.t.retransmits.Load(); n != 1 {
+		t.Errorf("%d retransmits, want 1", n)
+	}
+}
+
+// TestProbeTap: the tap records a padding-only packet on the RTX stream
+// under the transport-wide number the writer above it gave, skips
+// media, and hands transport-cc feedback read on the connection to the
+// recorder.
+func TestProbeTap(t *testing.T) {
+	const extID = 3
+	rec := &probe.Recorder{}
+	rec.StartCluster(1)
+	tap := &probeTap{rec: rec}
+	info := &interceptor.StreamInfo{SSRC: 1, SSRCRetransmission: 2,
+		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: extID}}}
+	var written int
+	wr := tap.BindLocalStream(info, interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) {
+		written++
+		return 0, nil
+	}))
+	write := func(h rtp.Header, payload []byte, seq uint16) {
+		ext, _ := (&rtp.TransportCCExtension{TransportSequence: seq}).Marshal()
+		if err := h.SetExtension(extID, ext); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wr.Write(&h, payload, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(rtp.Header{Version: 2, SSRC: 1, PayloadType: 96}, make([]byte, 100), 41)
+	write(rtp.Header{Version: 2, SSRC: 2, PayloadType: 97, Padding: true, PaddingSize: probePadSize}, nil, 42)
+	if written != 2 {
+		t.Fatalf("%d packets passed the tap, want 2", written)
+	}
+	if r := rec.Result(1); r.Sent != 1 || r.Received != 0 {
+		t.Fatalf("recorded %+v, want the probe alone", r)
+	}
+
+	rx := twcc.NewRecorder(9)
+	rx.Record(2, 41, 1_000_000)
+	rx.Record(2, 42, 1_001_000)
+	raw, err := rtcp.Marshal(rx.BuildFeedbackPacket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := tap.BindRTCPReader(interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		return copy(b, raw), a, nil
+	}))
+	if _, _, err := rd.Read(make([]byte, 1500), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := rec.Result(1); r.Sent != 1 || r.Received != 1 {
+		t.Fatalf("after the feedback: %+v, want the probe received", r)
+	}
+}
