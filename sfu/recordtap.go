@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -48,7 +49,8 @@ type Tap struct {
 	once    sync.Once
 
 	// Owned by run (and by Close once run returned).
-	downs map[*publishedTrack]*downTrack
+	downs  map[*publishedTrack]*downTrack
+	guards map[*downTrack]*sinkGuard // the sink's writer of each track it took
 }
 
 // MaxTapsPerRoom bounds the sinks of one room: a recording and a live
@@ -70,7 +72,7 @@ func (s *SFU) AttachSink(roomName string, sink TrackSink) (*Tap, error) {
 	tap := &Tap{
 		s: s, room: roomName, sink: sink,
 		changed: make(chan struct{}, 1), stop: make(chan struct{}),
-		downs: map[*publishedTrack]*downTrack{},
+		downs: map[*publishedTrack]*downTrack{}, guards: map[*downTrack]*sinkGuard{},
 	}
 	tap.peer = &Peer{s: s, room: roomName, id: "recorder", log: s.log.With("room", roomName, "tap", true),
 		events: noEvents{}, queue: newSendQueue(s.cfg.SubscriberQueue, s.m, nil), down: map[string]*downTrack{}}
@@ -135,7 +137,9 @@ func (tap *Tap) reconcile() {
 	live := make(map[*publishedTrack]bool, len(current))
 	for _, t := range current {
 		live[t] = true
-		if _, ok := tap.downs[t]; !ok {
+		// An ended track can still be listed for a moment after a pass
+		// removed it: it is not added again.
+		if _, ok := tap.downs[t]; !ok && !t.ended.Load() {
 			tap.add(t)
 		}
 	}
@@ -160,7 +164,9 @@ func (tap *Tap) add(t *publishedTrack) {
 	}
 	// Bound by hand, as pion would bind a subscriber's sender: the sink
 	// takes the publisher's payload type, and Opus when the source is RED.
-	d.bind.Store(&binding{pt: 0, writer: w, opus: t.red})
+	g := &sinkGuard{w: w}
+	d.bind.Store(&binding{pt: 0, writer: g, opus: t.red})
+	tap.guards[d] = g
 	if d.sw == nil && t.video {
 		d.needKeyframe.Store(true)
 		t.requestKeyframe()
@@ -180,7 +186,48 @@ func (tap *Tap) remove(t *publishedTrack, d *downTrack) {
 	}
 	t.removeDown(d)
 	d.bind.Store(nil) // queued packets of t are discarded by the writer
+	// The writer may have loaded the binding before it was cleared: the
+	// guard waits for a write in progress and refuses later ones, so
+	// nothing reaches the sink after RemoveTrack.
+	tap.guards[d].close()
+	delete(tap.guards, d)
 	tap.sink.RemoveTrack(t.info)
+}
+
+// sinkGuard is a sink's writer for one track that can be closed: a write
+// in progress finishes first, later ones are refused. The tap's writer
+// goroutine alone writes, so the lock is uncontended but for a close.
+type sinkGuard struct {
+	mu     sync.Mutex
+	w      webrtc.TrackLocalWriter
+	closed bool
+}
+
+// errSinkRemoved refuses a write to a track the sink no longer takes.
+var errSinkRemoved = errors.New("sfu: track removed from the sink")
+
+func (g *sinkGuard) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errSinkRemoved
+	}
+	return g.w.WriteRTP(h, payload)
+}
+
+func (g *sinkGuard) Write(b []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errSinkRemoved
+	}
+	return g.w.Write(b)
+}
+
+func (g *sinkGuard) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 func (tap *Tap) signal() {
