@@ -50,13 +50,8 @@ func NewVNet(t testing.TB, log *slog.Logger) *VNet {
 	return v
 }
 
-// newHost adds a client's host at the next free address.
-func (v *VNet) newHost() (*vnet.Net, string) {
-	return v.newHostWith(nil)
-}
-
-// newHostWith adds a client's host whose incoming packets are queued in
-// downlink (nil: none).
+// newHostWith adds a client's host at the next free address, whose
+// incoming packets are queued in downlink (nil: none).
 func (v *VNet) newHostWith(downlink vnet.Discipline) (*vnet.Net, string) {
 	return v.hostWith("10.9.0."+strconv.Itoa(int(v.next.Add(1))), downlink)
 }
