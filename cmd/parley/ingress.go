@@ -13,8 +13,10 @@ import (
 )
 
 // ingressCommand implements `parley ingress create|list|revoke`: stream
-// keys for OBS, kept in the data directory's ingress.db, which the running
-// server reads (SQLite WAL makes the two processes safe together).
+// keys for OBS, kept where the server keeps them: the data directory's
+// ingress.db, which the running server reads (SQLite WAL makes the two
+// processes safe together), or PostgreSQL with chat.store: postgres (a
+// cluster: every node sees the key).
 func ingressCommand(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("ingress: want create, list or revoke")
@@ -33,7 +35,7 @@ func ingressCommand(ctx context.Context, args, environ []string, stdout io.Write
 	if err != nil {
 		return err
 	}
-	ks, err := ingest.OpenKeyStore(ctx, ingest.KeyStorePath(cfg.DataDir), ingest.KeyStoreOptions{})
+	ks, err := openIngestKeys(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("ingress: %w", err)
 	}
