@@ -108,3 +108,18 @@ func (c *Cache) Has(seq uint16) bool {
 	s := c.slots[seq&c.mask]
 	return s.valid && s.seq == seq
 }
+
+// Len is the length of the packet stored under seq, 0 if none is: what
+// a retransmission of it would cost, known without copying it.
+func (c *Cache) Len(seq uint16) int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.started || c.highest-seq >= c.size {
+		return 0
+	}
+	s := c.slots[seq&c.mask]
+	if !s.valid || s.seq != seq {
+		return 0
+	}
+	return int(s.n)
+}

@@ -41,6 +41,9 @@ func TestCache(t *testing.T) {
 				if !c.Has(s) {
 					t.Errorf("seq %d: Has says absent", s)
 				}
+				if l := c.Len(s); l != len(pkt(s)) {
+					t.Errorf("seq %d: Len %d, want %d", s, l, len(pkt(s)))
+				}
 			}
 			for _, s := range tc.absent {
 				if n := c.Get(s, buf); n != 0 {
@@ -48,6 +51,9 @@ func TestCache(t *testing.T) {
 				}
 				if c.Has(s) {
 					t.Errorf("seq %d: Has says present", s)
+				}
+				if l := c.Len(s); l != 0 {
+					t.Errorf("seq %d: Len %d, want 0", s, l)
 				}
 			}
 		})
