@@ -135,6 +135,9 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 		}
 	}
 	p.estimate.Store(int64(estimate))
+	if p.sub != nil {
+		p.subRTT.Store(int64(p.subscriberRTT()))
+	}
 	if now.Sub(st.lastObs) >= time.Second {
 		st.lastObs = now
 		p.s.m.estimatedBitrate.Observe(float64(estimate))

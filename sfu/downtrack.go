@@ -57,6 +57,9 @@ type downTrack struct {
 	// rtxSeq numbers the packets of the RTX stream, which has its own
 	// sequence (RFC 4588). Only the subscriber's writer touches it.
 	rtxSeq uint16
+	// rtxHist is what was resent in answer to NACKs, when and how often
+	// (rtxthrottle.go), nil before the first NACK. RTCP loop only.
+	rtxHist *rtxHistory
 	// tx is what was sent to this subscriber (the admin API's receiver
 	// counts), counted by the binding's writer on the subscriber's
 	// writer goroutine: on cache lines of its own, away from the fields
@@ -373,22 +376,24 @@ func (d *downTrack) handleRTCP(pkts []rtcp.Packet) {
 		case *rtcp.ReceiverReport:
 			d.noteReceiverReport(p, time.Now())
 		case *rtcp.TransportLayerNack:
+			// Each pair is a number and a bitmap of the 16 after it;
+			// walked by hand, which costs no closure per pair.
+			now := time.Now()
 			for _, pair := range p.Nacks {
-				pair.Range(func(out uint16) bool {
-					t.nacksIn.Add(1)
-					t.s.m.nacksIn.Inc()
-					if d.sw != nil {
-						d.layerNACK(out)
-						return true
+				d.nacked(pair.PacketID, now)
+				for i := range uint16(16) {
+					if pair.LostPackets&(1<<i) != 0 {
+						d.nacked(pair.PacketID+i+1, now)
 					}
-					if in, ok := d.incoming(out); ok {
-						if !d.q.push(outPacket{d: d, in: in, out: out, rtx: true}) {
-							t.drop(dropQueueFull)
-						}
-					}
-					return true
-				})
+				}
 			}
 		}
 	}
+}
+
+// nacked counts one NACKed number and answers it.
+func (d *downTrack) nacked(out uint16, now time.Time) {
+	d.src.nacksIn.Add(1)
+	d.src.s.m.nacksIn.Inc()
+	d.answerNACK(out, now)
 }

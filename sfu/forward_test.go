@@ -119,7 +119,7 @@ func vp8LayerPacket(layer int, seq uint16, key bool) []byte {
 
 // subscribe adds a bound subscriber; run starts its writer goroutine.
 func (h *harness) subscribe(tb testing.TB, w webrtc.TrackLocalWriter, ssrc uint32, run bool) *downTrack {
-	p := &Peer{id: "PA_sub", queue: newSendQueue(h.s.cfg.SubscriberQueue, h.s.m, nil)}
+	p := &Peer{s: h.s, id: "PA_sub", queue: newSendQueue(h.s.cfg.SubscriberQueue, h.s.m, nil)}
 	p.subReady.Store(true) // as if its connection were up
 	d := newDownTrack(h.t, p)
 	d.bind.Store(&binding{ssrc: ssrc, pt: 100, writer: w})

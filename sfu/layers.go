@@ -214,18 +214,6 @@ func (d *downTrack) forwardLayer(p *simulcast.Packet, muted bool) {
 	}
 }
 
-// layerNACK queues a retransmission of out, a number the subscriber saw,
-// from the layer it came from.
-func (d *downTrack) layerNACK(out uint16) {
-	_, in, m, ok := d.sw.Lookup(out)
-	if !ok {
-		return
-	}
-	if !d.q.push(outPacket{d: d, in: in, out: out, rtx: true, m: m}) {
-		d.src.drop(dropQueueFull)
-	}
-}
-
 // layerPLI asks the publisher for a key frame of the layer the subscriber
 // receives (a pending switch asks for its own).
 func (d *downTrack) layerPLI() {

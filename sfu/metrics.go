@@ -65,6 +65,7 @@ type metrics struct {
 	plisIn           prometheus.Counter
 	plisOut          prometheus.Counter
 	retransmits      prometheus.Counter
+	nackAnswers      [numRTXOutcomes]prometheus.Counter
 	rtxIn, rtxOut    prometheus.Counter
 	redUnwrapped     prometheus.Counter
 	redRecovered     prometheus.Counter
@@ -140,11 +141,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Video retransmissions on RTX streams (RFC 4588): in = received from publishers, out = sent to subscribers (also counted in parley_sfu_retransmits_total)."},
 		[]string{"direction"})
 	m.rtxIn, m.rtxOut = rtx.WithLabelValues("in"), rtx.WithLabelValues("out")
+	answers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_nack_answers_total",
+		Help: "Sequence numbers subscribers NACKed that were in the packet cache, by what the SFU did: resent (queued for retransmission), too_recent (resent less than a round trip ago), max_attempts (resent 4 times already), over_budget (the subscriber's retransmission budget was spent)."},
+		[]string{"outcome"})
+	for i, o := range rtxOutcomes {
+		m.nackAnswers[i] = answers.WithLabelValues(o)
+	}
 	sendErrors := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_sfu_udp_send_errors_total",
 		Help: "Batched media datagrams the kernel refused after their writer was told they were sent (sfu.send_batch)."},
 		func() float64 { return float64(m.udpSockets.Load().sendErrors()) })
 	if err := promreg.Register(reg, "sfu", sendErrors, m.rooms, m.participants, m.tracks, m.packetsForwarded,
-		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.belowWanted, m.estimatedBitrate, m.probeBytes, probes, drops, nacks, plis, rtx, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
+		m.bytesForwarded, m.retransmits, m.redUnwrapped, m.redRecovered, m.speakerChanges, m.layerSwitches, m.belowWanted, m.estimatedBitrate, m.probeBytes, probes, drops, nacks, answers, plis, rtx, m.iceTCPUnauthenticated, refused, m.iceLogSuppressed); err != nil {
 		return nil, err
 	}
 	return m, nil

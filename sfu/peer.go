@@ -55,6 +55,11 @@ type Peer struct {
 	viewed     chan struct{}
 	stopSelect chan struct{}
 	estimate   atomic.Int64 // the last estimate selectLoop used, bit/s
+	// subRTT is the subscriber connection's ICE round trip (ns, 0
+	// unknown), refreshed by selectLoop; rtxBudget holds the
+	// retransmissions in answer to its NACKs (rtxthrottle.go).
+	subRTT    atomic.Int64
+	rtxBudget rtxBudget
 	// probes records the bandwidth probes' packets and feedback (nil
 	// without bandwidth estimation); probing is set while a probe
 	// cluster is sent or judged (probe.go).
