@@ -226,3 +226,24 @@ func TestNACKBudget(t *testing.T) {
 		}
 	})
 }
+
+// TestNACKPathDoesNotAllocate: answering a NACK (resent, too recent,
+// over the cap, over budget) allocates nothing once the track's history
+// exists.
+func TestNACKPathDoesNotAllocate(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	w := &fakeWriter{}
+	d := h.subscribe(t, w, 1, false) // no writer: the queue only fills
+	for i := range 40 {
+		h.feed(uint16(100+i), i == 0)
+	}
+	var seqs []uint16
+	for i := range 17 {
+		seqs = append(seqs, uint16(100+i))
+	}
+	pkts := nackOf(seqs...)
+	d.handleRTCP(pkts)
+	if allocs := testing.AllocsPerRun(100, func() { d.handleRTCP(pkts) }); allocs != 0 {
+		t.Fatalf("%v allocations per NACK of 17 packets", allocs)
+	}
+}
