@@ -118,7 +118,7 @@ func BenchmarkForwardSimulcast(b *testing.B) {
 
 // BenchmarkRetransmit measures answering one NACKed sequence number
 // from the cache: the NACK mapped back to the publisher's numbering,
-// queued, copied out and written, on the media SSRC (no rtx) or wrapped
+// passed by the throttle (rtxthrottle.go), queued, copied out and written, on the media SSRC (no rtx) or wrapped
 // for the subscriber's RTX stream.
 func BenchmarkRetransmit(b *testing.B) {
 	for _, rtx := range []bool{false, true} {
@@ -143,6 +143,12 @@ func BenchmarkRetransmit(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				pair.PacketID = uint16(i % 256)
+				// Each NACK as the first for its packet, with the budget
+				// full: the throttle's checks are measured, never refuse.
+				if d.rtxHist != nil {
+					d.rtxHist.slots[pair.PacketID%seqMapSize] = 0
+				}
+				d.sub.rtxBudget.last = time.Time{}
 				d.handleRTCP(nack)
 				select {
 				case op := <-d.q.ch:
