@@ -157,6 +157,14 @@ func (b *rtxBudget) take(n int, rate, burst float64, now time.Time) bool {
 	return true
 }
 
+// refund gives back n bytes taken for a packet that was not sent after
+// all.
+func (b *rtxBudget) refund(n int) {
+	b.mu.Lock()
+	b.tokens += float64(n)
+	b.mu.Unlock()
+}
+
 // rtxRate is p's retransmission budget in bytes/s and the bucket's size.
 func (p *Peer) rtxRate() (rate, burst float64) {
 	bps := float64(rtxBudgetNoEstimate)
@@ -236,6 +244,7 @@ func (d *downTrack) answerNACK(out uint16, now time.Time) {
 	}
 	if o == rtxResent {
 		if !d.q.push(p) {
+			d.sub.rtxBudget.refund(n) // nothing was sent
 			t.drop(dropQueueFull)
 			return
 		}

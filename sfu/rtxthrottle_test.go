@@ -61,6 +61,11 @@ func TestRTXBudget(t *testing.T) {
 	if b.take(1200, rate, burst, t0.Add(100*time.Millisecond)) {
 		t.Fatal("refilled more than the rate")
 	}
+	// What is refunded can be taken again.
+	b.refund(1200)
+	if !b.take(1200, rate, burst, t0.Add(100*time.Millisecond)) {
+		t.Fatal("refund not taken again")
+	}
 	// A long pause fills it up to burst, not beyond.
 	n := 0
 	for b.take(1000, rate, burst, t0.Add(time.Minute)) {
