@@ -43,6 +43,10 @@ import (
 // 10 s would only make the tests slower).
 const ingestGrace = 2 * time.Second
 
+// keyCheck is the nodes' ingest.key_check_interval: a key revoked while
+// its stream is live ends the stream within it (default 5 s).
+const keyCheck = time.Second
+
 // ingestNode is a cluster node that also takes RTMP publishes.
 type ingestNode struct {
 	*testkit.Parley
@@ -63,7 +67,7 @@ func (e clusterEnv) startIngestNode(t *testing.T, id string) *ingestNode {
 			"lease_ttl": "1s", "room_ttl": "3s", "drain_timeout": "2s",
 		},
 		"rtmp":   map[string]any{"enabled": true, "listen": fmt.Sprintf("127.0.0.1:%d", port)},
-		"ingest": map[string]any{"reconnect_grace": ingestGrace.String()},
+		"ingest": map[string]any{"reconnect_grace": ingestGrace.String(), "key_check_interval": keyCheck.String()},
 	}
 	return &ingestNode{Parley: testkit.StartParley(t, testkit.ParleyOptions{Bin: parley.Bin(t), Config: cfg}), id: id, rtmpPort: port}
 }
@@ -626,6 +630,56 @@ func listedOn(t *testing.T, via *ingestNode, room string) string {
 		}
 	}
 	return node
+}
+
+// TestClusterIngestRevokeRelayed: a key revoked through a third node's
+// admin API ends an RTMP stream relayed between two others: ffmpeg
+// (publishing to b, the room on a) is disconnected, the participant
+// leaves a's room, and publishing again with the key is refused.
+func TestClusterIngestRevokeRelayed(t *testing.T) {
+	ffmpeg := needFFmpeg(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a, b, c := startIngestCluster(t)
+	const room = "keynote"
+	viewer := placeRoomOn(t, ctx, a, c, room)
+	keyID, key := createStreamKey(t, b, room, "Keynote")
+	pub := startRTMP(t, ctx, ffmpeg, b, key)
+	stream := viewer.waitStream(30*time.Second, "Keynote")
+	viewer.waitDecodable(30*time.Second, stream.SID, 320, 240, 30, 25)
+	waitMetric(t, 10*time.Second, b, 1, "parley_ingest_relays")
+
+	if code, body := adminDo(t, http.MethodDelete, c.URL+"/api/admin/ingress/"+url.PathEscape(keyID)); code != http.StatusOK {
+		t.Fatalf("revoking the key through c: %d %s", code, body)
+	}
+	revoked := time.Now()
+	// Both b (its relay) and a (its WHIP stream) re-check the key every
+	// keyCheck; either one ends the publish.
+	select {
+	case <-pub.exited:
+	case <-time.After(keyCheck + 15*time.Second):
+		t.Fatalf("ffmpeg still publishes %v after its key was revoked", time.Since(revoked).Round(time.Second))
+	}
+	t.Logf("ffmpeg was disconnected %v after the revocation (key check every %v)", time.Since(revoked).Round(100*time.Millisecond), keyCheck)
+	viewer.waitLeft(ingestGrace+15*time.Second, stream.SID)
+	waitMetric(t, 10*time.Second, b, 0, "parley_ingest_relays")
+	waitMetric(t, 10*time.Second, a, 0, "parley_ingest_streams")
+	if got := metric(t, a, "parley_ingest_revoked_live_total") + metric(t, b, "parley_ingest_revoked_live_total"); got < 1 {
+		t.Errorf("neither a nor b counted a live stream ended by a revocation")
+	}
+
+	// The key is dead on every node: publishing again to b is refused.
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	again := exec.CommandContext(rctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3", "-c:v", "libx264", "-f", "flv",
+		fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", b.rtmpPort, key))
+	if out, err := again.CombinedOutput(); err == nil {
+		t.Fatalf("ffmpeg published again with the revoked key: %s", out)
+	}
+	if got := metric(t, a, "parley_ingest_streams") + metric(t, b, "parley_ingest_relays"); got != 0 {
+		t.Errorf("%v streams or relays after a publish with the revoked key", got)
+	}
 }
 
 // rtmpPublisher is ffmpeg publishing a 320x240 30 fps H.264 + AAC test
