@@ -307,3 +307,52 @@ func TestClusterIngestWHIPToWrongNode(t *testing.T) {
 		t.Errorf("a second DELETE %s: %d %s, want 404", location, resp.StatusCode, body)
 	}
 }
+
+// TestClusterIngestHostDies: the node hosting a relayed stream's room is
+// SIGKILLed. The relaying node notices (ingest/README.md: within about
+// 10 s) and ends the RTMP publish, so the encoder reconnects; its
+// reconnect is placed on a live node, where a viewer arriving through
+// the third node receives it.
+func TestClusterIngestHostDies(t *testing.T) {
+	ffmpeg := needFFmpeg(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a, b, c := startIngestCluster(t)
+	const room = "marathon"
+	viewer := placeRoomOn(t, ctx, a, c, room)
+	_, key := createStreamKey(t, c, room, "Marathon")
+	pub := startRTMP(t, ctx, ffmpeg, b, key)
+	stream := viewer.waitStream(30*time.Second, "Marathon")
+	viewer.waitDecodable(30*time.Second, stream.SID, 320, 240, 30, 25)
+	waitMetric(t, 10*time.Second, b, 1, "parley_ingest_relays")
+
+	a.Kill(t)
+	killed := time.Now()
+	select {
+	case <-pub.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("ffmpeg still publishes to b 30 s after the room's node died")
+	}
+	t.Logf("b ended the relayed publish %v after a was killed", time.Since(killed).Round(100*time.Millisecond))
+	waitMetric(t, 5*time.Second, b, 0, "parley_ingest_relays")
+
+	// OBS reconnects to b; the room is placed anew on a live node.
+	again := startRTMP(t, ctx, ffmpeg, b, key)
+	var host string
+	testkit.Eventually(t, 30*time.Second, "the reconnected stream's room to be listed", func() bool {
+		host = listedOn(t, c, room)
+		return host != ""
+	})
+	if host == a.id {
+		t.Fatalf("%s is listed on the dead node a", room)
+	}
+	later, on := dialViewerVia(t, ctx, []*ingestNode{b, c}, c, room)
+	if on.id != host {
+		t.Fatalf("the viewer who came through c is on %s, the stream on %s", on.id, host)
+	}
+	back := later.waitStream(10*time.Second, "Marathon")
+	later.waitDecodable(30*time.Second, back.SID, 320, 240, 30, 25)
+	t.Logf("after a's death the stream lives on %s", host)
+	again.stop()
+	later.waitLeft(ingestGrace+10*time.Second, back.SID)
+}
