@@ -356,3 +356,34 @@ func TestClusterIngestHostDies(t *testing.T) {
 	again.stop()
 	later.waitLeft(ingestGrace+10*time.Second, back.SID)
 }
+
+// TestClusterIngestRelayingNodeStops: the node an RTMP encoder streams
+// to is stopped (SIGTERM) while it relays the stream to the room's
+// node. It exits cleanly, DELETEs the relay's WHIP resource on the way
+// out, so the stream ends on the room's node at once, and the encoder is
+// disconnected (it reconnects elsewhere).
+func TestClusterIngestRelayingNodeStops(t *testing.T) {
+	ffmpeg := needFFmpeg(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a, b, c := startIngestCluster(t)
+	const room = "lecture"
+	viewer := placeRoomOn(t, ctx, a, c, room)
+	_, key := createStreamKey(t, a, room, "Lecture")
+	pub := startRTMP(t, ctx, ffmpeg, b, key)
+	stream := viewer.waitStream(30*time.Second, "Lecture")
+	viewer.waitDecodable(30*time.Second, stream.SID, 320, 240, 30, 25)
+	waitMetric(t, 10*time.Second, b, 1, "parley_ingest_relays")
+
+	stopping := time.Now()
+	b.Stop(t) // SIGTERM; fails the test unless b exits cleanly within 10 s
+	t.Logf("b exited %v after SIGTERM (it hosts no call, so it had nothing to drain)", time.Since(stopping).Round(100*time.Millisecond))
+	select {
+	case <-pub.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ffmpeg still runs 10 s after its node exited")
+	}
+	waitMetric(t, 5*time.Second, a, 1, "parley_ingest_whip_requests_total", `method="DELETE"`, `status="200"`)
+	left := viewer.waitLeft(ingestGrace+10*time.Second, stream.SID)
+	t.Logf("the stream participant left a's room %v after b was told to stop", left.Sub(stopping).Round(100*time.Millisecond))
+}
