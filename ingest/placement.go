@@ -9,7 +9,8 @@ import "context"
 // node, an RTMP publish is relayed to it (the encoder keeps its one
 // connection).
 type RoomPlacer interface {
-	// PlaceRoom returns "" when room is hosted here (placing it here if it
-	// was nowhere), else the public base URL of the node that hosts it.
+	// PlaceRoom returns "" when room is hosted here, else the public base
+	// URL of the node that hosts it; a room hosted nowhere is first placed
+	// on the least-loaded live node, which may be another one.
 	PlaceRoom(ctx context.Context, room string) (nodeURL string, err error)
 }

@@ -210,6 +210,7 @@ func ingestRoutes(cfg ingest.Config, svc *ingest.Service, keys ingest.StreamKeys
 	// KeysHandler's own check is signaling's admin auth, already applied.
 	adminRoutes[ingest.KeysPath] = ingest.NewKeysHandler(keys, func(*http.Request) bool { return true })
 	adminRoutes[ingest.KeysPath+"/"] = ingest.NewKeysHandler(keys, func(*http.Request) bool { return true })
+	adminRoutes[ingest.StreamsPath] = svc.StreamsHandler()
 }
 
 // openIngestKeys opens the stream-key store: with chat.store: postgres

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/ingest"
 	"github.com/parleyhq/parley/internal/client"
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/auth"
@@ -113,6 +114,31 @@ func TestOBSStreamReachesRoom(t *testing.T) {
 	}
 	if video.Load() < 100 || audio.Load() < 50 {
 		t.Fatalf("viewer got %d video and %d audio packets; ffmpeg said:\n%s", video.Load(), audio.Load(), ffout.String())
+	}
+
+	// The admin API lists the live stream; only for an admin.
+	listStreams := func(withAuth bool) (int, string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+ingest.StreamsPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withAuth {
+			req.SetBasicAuth(testKeyID, testSecret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		return resp.StatusCode, string(b)
+	}
+	if code, body := listStreams(true); code != http.StatusOK || !strings.Contains(body, `"room":"stage"`) ||
+		!strings.Contains(body, `"name":"Stage"`) || !strings.Contains(body, `"protocol":"rtmp"`) {
+		t.Errorf("GET %s while streaming: %d %s", ingest.StreamsPath, code, body)
+	}
+	if code, _ := listStreams(false); code != http.StatusUnauthorized {
+		t.Errorf("GET %s without credentials: %d, want 401", ingest.StreamsPath, code)
 	}
 
 	// A wrong key is refused: ffmpeg fails instead of streaming.
