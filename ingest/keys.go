@@ -152,6 +152,23 @@ func (s *KeyStore) Close() error { return s.db.Close() }
 // Create makes a new stream key bound to r. The returned Key's Secret is
 // the only copy of the key.
 func (s *KeyStore) Create(ctx context.Context, r KeyRequest) (Key, error) {
+	k, err := newKey(r, s.now())
+	if err != nil {
+		return Key{}, err
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO ingress_keys (id, key_hash, room, name, identity, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, hashKey(k.Secret), k.Room, k.Name, k.Identity, k.CreatedAt.UnixMilli())
+	if err != nil {
+		return Key{}, fmt.Errorf("create stream key for room %q: %w", k.Room, err)
+	}
+	return k, nil
+}
+
+// newKey makes the key Create stores for r, made at now: a new id and
+// secret, the request normalised, the time in milliseconds (what both
+// stores keep, so they give the same times back).
+func newKey(r KeyRequest, now time.Time) (Key, error) {
 	r, err := normalizeKeyRequest(r)
 	if err != nil {
 		return Key{}, err
@@ -160,15 +177,8 @@ func (s *KeyStore) Create(ctx context.Context, r KeyRequest) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	k := Key{ID: ids.New("IK_"), Secret: secret, Room: r.Room, Name: r.Name, Identity: r.Identity,
-		CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
-	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO ingress_keys (id, key_hash, room, name, identity, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		k.ID, hashKey(secret), k.Room, k.Name, k.Identity, k.CreatedAt.UnixMilli())
-	if err != nil {
-		return Key{}, fmt.Errorf("create stream key for room %q: %w", k.Room, err)
-	}
-	return k, nil
+	return Key{ID: ids.New("IK_"), Secret: secret, Room: r.Room, Name: r.Name, Identity: r.Identity,
+		CreatedAt: now.UTC().Truncate(time.Millisecond)}, nil
 }
 
 // List returns every key, revoked ones included, oldest first, without

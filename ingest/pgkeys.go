@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/rtmp"
 )
 
@@ -142,21 +141,13 @@ func (s *PGKeyStore) Close() error {
 // Create makes a new stream key bound to r. The returned Key's Secret is
 // the only copy of the key.
 func (s *PGKeyStore) Create(ctx context.Context, r KeyRequest) (Key, error) {
-	r, err := normalizeKeyRequest(r)
+	k, err := newKey(r, s.now())
 	if err != nil {
 		return Key{}, err
 	}
-	secret, err := newSecret()
-	if err != nil {
-		return Key{}, err
-	}
-	// Milliseconds, as the SQLite store keeps: both stores give the same
-	// times back.
-	k := Key{ID: ids.New("IK_"), Secret: secret, Room: r.Room, Name: r.Name, Identity: r.Identity,
-		CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
 	_, err = s.pool.Exec(ctx,
 		`INSERT INTO `+PGKeyTable+` (id, key_hash, room, name, identity, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		k.ID, hashKey(secret), k.Room, k.Name, k.Identity, k.CreatedAt)
+		k.ID, hashKey(k.Secret), k.Room, k.Name, k.Identity, k.CreatedAt)
 	if err != nil {
 		return Key{}, fmt.Errorf("create stream key for room %q: %w", k.Room, err)
 	}

@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -188,28 +186,9 @@ func TestClusterThreeBrowsersSurviveNodeLoss(t *testing.T) {
 // listing, with all three participants).
 func roomNode(t *testing.T, via *testkit.Parley, room string) string {
 	t.Helper()
-	code, body := adminDo(t, http.MethodGet, via.URL+"/api/admin/rooms")
-	var list struct {
-		Rooms []struct {
-			Name         string `json:"name"`
-			Participants int    `json:"participants"`
-			Node         string `json:"node"`
-		} `json:"rooms"`
-	}
-	if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil {
-		t.Fatalf("GET /api/admin/rooms: %d %s", code, body)
-	}
-	node := ""
-	for _, r := range list.Rooms {
-		if r.Name == room && r.Participants > 0 {
-			if node != "" {
-				t.Fatalf("room %s listed on two nodes: %+v", room, list.Rooms)
-			}
-			node = r.Node
-		}
-	}
+	node := hostOf(t, via.URL, room)
 	if node == "" {
-		t.Fatalf("room %s is not listed: %+v", room, list.Rooms)
+		t.Fatalf("room %s is not listed", room)
 	}
 	return node
 }

@@ -229,3 +229,30 @@ func adminDo(t *testing.T, method, url string) (int, string) {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	return resp.StatusCode, string(body)
 }
+
+// hostOf returns the node that base's admin API lists room on with
+// someone in it, or "" when no node does; two such listings fail.
+func hostOf(t *testing.T, base, room string) string {
+	t.Helper()
+	code, body := adminDo(t, http.MethodGet, base+"/api/admin/rooms")
+	var list struct {
+		Rooms []struct {
+			Name         string `json:"name"`
+			Participants int    `json:"participants"`
+			Node         string `json:"node"`
+		} `json:"rooms"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil {
+		t.Fatalf("GET %s/api/admin/rooms: %d %s", base, code, body)
+	}
+	node := ""
+	for _, r := range list.Rooms {
+		if r.Name == room && r.Participants > 0 {
+			if node != "" {
+				t.Fatalf("room %s listed on two nodes: %s", room, body)
+			}
+			node = r.Node
+		}
+	}
+	return node
+}

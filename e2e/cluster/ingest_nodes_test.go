@@ -170,27 +170,7 @@ func streamInRoom(t *testing.T, via *ingestNode, room, identity string) bool {
 // someone in it, or "" when no node does yet.
 func listedOn(t *testing.T, via *ingestNode, room string) string {
 	t.Helper()
-	code, body := adminDo(t, http.MethodGet, via.URL+"/api/admin/rooms")
-	var list struct {
-		Rooms []struct {
-			Name         string `json:"name"`
-			Participants int    `json:"participants"`
-			Node         string `json:"node"`
-		} `json:"rooms"`
-	}
-	if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil {
-		t.Fatalf("GET /api/admin/rooms on %s: %d %s", via.id, code, body)
-	}
-	node := ""
-	for _, r := range list.Rooms {
-		if r.Name == room && r.Participants > 0 {
-			if node != "" {
-				t.Fatalf("room %s listed on two nodes: %s", room, body)
-			}
-			node = r.Node
-		}
-	}
-	return node
+	return hostOf(t, via.URL, room)
 }
 
 // logHasLine reports whether one line of node's log holds every one of
