@@ -3,11 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,24 +15,8 @@ import (
 // operator's tooling would.
 func createStreamKey(t *testing.T, srv *server, room, name string) string {
 	t.Helper()
-	body := fmt.Sprintf(`{"room":%q,"name":%q}`, room, name)
-	req, _ := http.NewRequest("POST", srv.URL+"/api/admin/ingress", strings.NewReader(body))
-	req.SetBasicAuth(testAPIKey, testAPISecret)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Key struct {
-			Key string `json:"key"`
-		} `json:"key"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Key.Key == "" {
-		t.Fatalf("create stream key: HTTP %d, %v, %+v", resp.StatusCode, err, out)
-	}
-	return out.Key.Key
+	_, key := testkit.CreateStreamKey(t, srv.URL, room, name)
+	return key
 }
 
 type streamState struct {

@@ -56,28 +56,7 @@ func startIngestCluster(t *testing.T) (a, b, c *ingestNode) {
 // returns its id and secret.
 func createStreamKey(t *testing.T, node *ingestNode, room, name string) (id, secret string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"room":%q,"name":%q}`, room, name)
-	req, err := http.NewRequest(http.MethodPost, node.URL+"/api/admin/ingress", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth(testkit.ParleyAPIKey, testkit.ParleyAPISecret)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Key struct {
-			ID  string `json:"id"`
-			Key string `json:"key"`
-		} `json:"key"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Key.Key == "" {
-		t.Fatalf("create a stream key through %s: HTTP %d, %v, %+v", node.id, resp.StatusCode, err, out)
-	}
-	return out.Key.ID, out.Key.Key
+	return testkit.CreateStreamKey(t, node.URL, room, name)
 }
 
 // metric sums the samples of a metric on node's /metrics whose labels
