@@ -35,6 +35,11 @@ type Config struct {
 	// SIGTERM) lets its calls go on before it asks their clients to
 	// reconnect, which moves them to another node.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// RelaySignaling relays the signaling of a join whose room another
+	// node hosts to that node (any node is then a front door on one
+	// address); off, the join is answered wrong_node and the client moves
+	// to the hosting node's Advertise URL.
+	RelaySignaling bool `yaml:"relay_signaling"`
 }
 
 // DefaultConfig: cluster off; a dead node is forgotten within 6 s.

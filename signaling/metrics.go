@@ -22,6 +22,9 @@ type metrics struct {
 	calls        *prometheus.CounterVec
 	ringing      prometheus.Gauge
 	moderation   *prometheus.CounterVec
+	// relayed and relayFailures: join_relay.go.
+	relayed       prometheus.Gauge
+	relayFailures prometheus.Counter
 }
 
 // newMetrics makes the counters; the room gauges read dir.
@@ -71,9 +74,17 @@ func newMetrics(reg prometheus.Registerer, dir *rooms.Directory) (*metrics, erro
 			Name: "parley_signaling_moderation_actions_total",
 			Help: "Moderation actions carried out, by action (moderators and the admin API).",
 		}, []string{"action"}),
+		relayed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_signaling_relayed_sessions",
+			Help: "Client connections whose room is hosted by another node and whose signaling this node relays there (cluster.relay_signaling).",
+		}),
+		relayFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_signaling_relay_failures_total",
+			Help: "Relayed sessions refused or ended because the room's node could not be reached or stopped answering.",
+		}),
 	}
 	if err := promreg.Register(reg, "signaling", m.connections, m.messages, m.errors, m.rooms, m.participants,
-		m.queueDrops, m.sessions, m.chatPushes, m.calls, m.ringing, m.moderation); err != nil {
+		m.queueDrops, m.sessions, m.chatPushes, m.calls, m.ringing, m.moderation, m.relayed, m.relayFailures); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parleyhq/parley/chat"
+	"github.com/parleyhq/parley/internal/peraddr"
 	"github.com/parleyhq/parley/internal/wsbatch"
 	"github.com/parleyhq/parley/rooms"
 	"github.com/parleyhq/parley/signaling/auth"
@@ -73,6 +74,9 @@ type Deps struct {
 	// Peers lets the admin API act across the cluster (admin_cluster.go);
 	// nil on a single node.
 	Peers ClusterPeers
+	// RelayJoins relays the signaling of a join whose room another node
+	// hosts to that node (join_relay.go) instead of answering wrong_node.
+	RelayJoins bool
 }
 
 // Guest tokens (dev mode) per second for the whole server, with a burst
@@ -122,6 +126,8 @@ type Server struct {
 	rst *restreamer
 	// placer says which node hosts a room (cluster.go); nil: all here.
 	placer RoomPlacer
+	// relayJoins: join_relay.go.
+	relayJoins bool
 	// peers are the other nodes, for the admin API (admin_cluster.go).
 	peers ClusterPeers
 	// clientStats keeps the call clients' getStats() summaries (client_stats.go).
@@ -177,26 +183,27 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		edge:      edge,
-		batchBufs: wsbatch.NewBufPool(),
-		devTokens: rate.NewLimiter(devTokensPerSecond, devTokenBurst),
-		cfg:       cfg,
-		log:       log,
-		media:     deps.Media,
-		keys:      keys,
-		ice:       deps.ICEServers,
-		chat:      deps.Chat,
-		hub:       newHub(m.sessions),
-		dir:       dir,
-		removals:  newRemovals(max(cfg.MaxTokenTTL, cfg.TokenTTL, cfg.DevTokenTTL, cfg.CallTokenTTL)),
-		metrics:   m,
-		guestKey:  newGuestKey(deps.GuestKey),
-		health:    deps.Health,
-		placer:    deps.Placer,
-		peers:     deps.Peers,
-		seen:      newSeenIdentities(maxSeenIdentities),
-		origins:   map[string]bool{},
-		conns:     map[*wsConn]struct{}{},
+		edge:       edge,
+		batchBufs:  wsbatch.NewBufPool(),
+		devTokens:  rate.NewLimiter(devTokensPerSecond, devTokenBurst),
+		cfg:        cfg,
+		log:        log,
+		media:      deps.Media,
+		keys:       keys,
+		ice:        deps.ICEServers,
+		chat:       deps.Chat,
+		hub:        newHub(m.sessions),
+		dir:        dir,
+		removals:   newRemovals(max(cfg.MaxTokenTTL, cfg.TokenTTL, cfg.DevTokenTTL, cfg.CallTokenTTL)),
+		metrics:    m,
+		guestKey:   newGuestKey(deps.GuestKey),
+		health:     deps.Health,
+		placer:     deps.Placer,
+		relayJoins: deps.RelayJoins && deps.Placer != nil,
+		peers:      deps.Peers,
+		seen:       newSeenIdentities(maxSeenIdentities),
+		origins:    map[string]bool{},
+		conns:      map[*wsConn]struct{}{},
 
 		listening: make(chan struct{}),
 	}
@@ -470,6 +477,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newWSConn(s, ws, s.log.With("remote", r.RemoteAddr))
+	c.client = peraddr.FromRequest(r)
+	c.relayedBy = r.Header.Get(relayedByHeader)
 	slot.bind(c)
 	// The connection runs on a fresh goroutine and this handler returns:
 	// net/http keeps its per-connection request state and buffers (about

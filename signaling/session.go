@@ -88,7 +88,17 @@ func (c *wsConn) handleJoin(reqID string, body *proto.JoinBody) {
 	closeCode := websocket.ClosePolicyViolation
 	if claims.Room == "" {
 		perr = c.joinMessaging(ss, reqID)
-	} else if perr = s.placeRoom(claims.Room); perr == nil { // cluster.go: before the lobby, whose moderators are on the room's node
+	} else if perr = s.placeRoom(claims.Room); perr != nil && perr.Code == proto.CodeWrongNode && s.relayJoins {
+		if c.relayedBy != "" {
+			// Relayed here by a node that took this one for the host:
+			// the room moved meanwhile, and the client's retry finds it.
+			c.log.Info("relayed join of a room hosted elsewhere refused", "room", claims.Room, "relayed_by", c.relayedBy)
+			c.fail(reqID, errRelayUnavailable, websocket.CloseTryAgainLater)
+			return
+		}
+		c.relayJoin(reqID, perr.URL, c.joinFrame) // join_relay.go
+		return
+	} else if perr == nil { // cluster.go: before the lobby, whose moderators are on the room's node
 		var wait bool
 		if wait, perr = s.admission(ss); wait { // moderation.go
 			c.sess = ss

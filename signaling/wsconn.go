@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,19 @@ type wsConn struct {
 	// sess is set by the reader when a join succeeds; only the reader
 	// (and its teardown) uses it.
 	sess *session
+
+	// client is the client's address (peraddr, trusted proxies applied);
+	// relayedBy the node that relayed this socket here, if one did.
+	client    netip.Addr
+	relayedBy string
+	// joinFrame is the join request being handled, as the client sent it
+	// (reader only).
+	joinFrame []byte
+	// relay is set by the reader when the join was relayed to the room's
+	// node (join_relay.go): from then on the reader forwards every frame
+	// there. relayed mirrors it for the writer and the read deadline.
+	relay   *joinRelay
+	relayed atomic.Bool
 }
 
 func newWSConn(s *Server, ws *websocket.Conn, log *slog.Logger) *wsConn {
@@ -170,6 +184,9 @@ func (c *wsConn) serve() {
 	go c.writeLoop()
 	err := c.readLoop()
 	c.afterRead(err)
+	if c.relay != nil {
+		c.relay.close()
+	}
 	if c.sess != nil {
 		c.sess.end()
 	}
@@ -193,7 +210,7 @@ func (c *wsConn) afterRead(err error) {
 	switch {
 	case c.closing.Load():
 		// We initiated the close; the error is its expected end.
-	case timedOut && c.joined.Load():
+	case timedOut && (c.joined.Load() || c.relayed.Load()):
 		c.log.Info("heartbeat timeout")
 		c.sendBye(proto.ByeTimeout)
 	case timedOut:
@@ -234,6 +251,11 @@ func (c *wsConn) readLoop() error {
 		}
 		if c.joined.Load() {
 			c.extendReadDeadline(cfg.PingTimeout)
+		} else if c.relay != nil {
+			// The room's node times a silent client out itself; here only
+			// a backstop, later than the relay's own check of that node
+			// (a client goes quiet when that node's pings stop coming).
+			c.extendReadDeadline(2 * cfg.PingTimeout)
 		}
 		if !c.limiter.Allow() {
 			violations++
@@ -250,6 +272,10 @@ func (c *wsConn) readLoop() error {
 			c.sendError("", proto.BadRequest("binary frames are not supported"))
 			continue
 		}
+		if c.relay != nil {
+			c.relay.forward(frame) // the room's node decodes and answers
+			continue
+		}
 		req, perr := proto.DecodeRequest(frame)
 		c.s.metrics.countMessage(req.Type)
 		if perr != nil {
@@ -260,7 +286,11 @@ func (c *wsConn) readLoop() error {
 			c.sendError(req.ID, perr)
 			continue
 		}
+		if req.Type == proto.TypeJoin {
+			c.joinFrame = frame
+		}
 		c.dispatch(req)
+		c.joinFrame = nil
 	}
 }
 

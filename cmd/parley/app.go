@@ -187,6 +187,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if cp != nil {
 		sigDeps.Placer, sigDeps.Relay, sigDeps.Peers = placer{cp.node}, cp.bus, placer{cp.node}
 		sigDeps.Presence = presenceView{cp.presence}
+		sigDeps.RelayJoins = cfg.Cluster.RelaySignaling
 	}
 	sig, err := signaling.New(cfg.Signaling, sigDeps)
 	if cp != nil {

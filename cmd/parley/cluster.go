@@ -35,6 +35,7 @@ func init() {
 		"cluster.lease_ttl":       "How long the node counts as alive after its last renewal (renewed every third); a killed node is gone for the others after this.",
 		"cluster.room_ttl":        "How long a room's claim lasts without renewal (renewed every third while in use); at least 3 lease_ttl.",
 		"cluster.key_prefix":      "Prefix of every Redis key and channel Parley uses, so clusters can share a Redis.",
+		"cluster.relay_signaling": "Relay the signaling of a join whose room another node hosts to that node, so one address (a load balancer or round-robin DNS) is enough for signaling; off (the default): the client is sent to the hosting node's advertise URL. Media always goes to the hosting node's own addresses. List the nodes in signaling.trusted_proxies so per-address limits see the client's address.",
 		"cluster.drain_timeout":   "How long a draining node (parley cluster drain, or SIGTERM) lets its calls go on before asking their clients to reconnect, which moves them to another node. 0: at once.",
 	} {
 		exampleDocs[k] = v

@@ -133,13 +133,29 @@ func TestClusterBrowserFollowsTheRoom(t *testing.T) {
 // for the pages that had moved) and all three are back in one call on a
 // surviving node, decoding each other again.
 func TestClusterThreeBrowsersSurviveNodeLoss(t *testing.T) {
+	threeBrowsersSurviveNodeLoss(t, false)
+}
+
+// The same with cluster.relay_signaling: no page ever leaves the front
+// door; the nodes that do not host the room relay their signaling to the
+// one that does, and after its death the pages' rejoins through the
+// front door find the room placed anew.
+func TestClusterThreeBrowsersRelayedSurviveNodeLoss(t *testing.T) {
+	threeBrowsersSurviveNodeLoss(t, true)
+}
+
+func threeBrowsersSurviveNodeLoss(t *testing.T, relay bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	env := newClusterEnv(t)
+	env.relay = relay
 	nodes := map[string]*testkit.Parley{"a": env.startNode(t, "a"), "b": env.startNode(t, "b"), "c": env.startNode(t, "c")}
 	door := startFrontDoor(t, nodes["a"], nodes["b"], nodes["c"])
 	g := auth.Grants{Publish: true, Subscribe: true, Chat: true}
-	const room = "cluster-three"
+	room := "cluster-three"
+	if relay {
+		room = "cluster-three-relayed"
+	}
 	names := []string{"Ada", "Bob", "Cy"}
 	var pages []*page
 	for _, name := range names {
@@ -147,6 +163,9 @@ func TestClusterThreeBrowsersSurviveNodeLoss(t *testing.T) {
 		pages = append(pages, openPage(t, ctx, name, meetingLink(door.URL, room, name, clusterToken(t, id, room, g))))
 	}
 	inCall := func(s pageState) bool {
+		if relay && s.Origin != door.URL {
+			t.Errorf("a page left the front door for %s with signaling relayed", s.Origin)
+		}
 		return s.Status == "connected" && s.Publisher == "connected" && len(s.Participants) == 2 && s.Decoding >= 2 // the others
 	}
 	for _, p := range pages {
@@ -154,6 +173,16 @@ func TestClusterThreeBrowsersSurviveNodeLoss(t *testing.T) {
 	}
 	host := roomNode(t, nodes["a"], room)
 	t.Logf("the call is on node %s", host)
+	if relay {
+		relayed := 0.0
+		for _, n := range nodes {
+			relayed += metricAt(t, n.URL, "parley_signaling_relayed_sessions")
+		}
+		// The front door spreads the three sockets over the nodes (more
+		// than one if a page reconnected); those on other nodes are
+		// relayed.
+		t.Logf("%v of the sockets relayed to %s", relayed, host)
+	}
 
 	nodes[host].Kill(t)
 	killed := time.Now()
@@ -173,11 +202,16 @@ func TestClusterThreeBrowsersSurviveNodeLoss(t *testing.T) {
 		t.Fatalf("the room is still listed on the dead node %s", host)
 	}
 	t.Logf("all three back in one call on %s %v after %s was killed", newHost, back.Round(100*time.Millisecond), host)
-	// Issue #16 asks for 15 s; the pages that had moved to the dead node
-	// spend 7.5 s of rejoin backoff before going home. The bound leaves
-	// room for the load of three browsers on two cores; the log line has
-	// the figure.
-	if back > 30*time.Second {
+	// Issue #16 asks for 15 s. In redirect mode the pages that had moved
+	// to the dead node spend 7.5 s of rejoin backoff before going home;
+	// the bound leaves room for the load of three browsers on two cores;
+	// the log line has the figure. Relayed pages never moved: they rejoin
+	// through the front door at once.
+	limit := 30 * time.Second
+	if relay {
+		limit = 15 * time.Second
+	}
+	if back > limit {
 		t.Errorf("the three took %v to get back into a call", back)
 	}
 }

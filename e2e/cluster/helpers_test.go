@@ -39,6 +39,8 @@ func randomName(prefix string) string {
 type clusterEnv struct {
 	prefix, pgURL string
 	redisURL      string // clusterRedis unless a test runs its own
+	// relay sets cluster.relay_signaling on the nodes started.
+	relay bool
 }
 
 func newClusterEnv(t *testing.T) clusterEnv {
@@ -84,7 +86,8 @@ func (e clusterEnv) startNode(t *testing.T, id string, signaling ...map[string]a
 			"redis_url": e.redisURL, "node_id": id, "key_prefix": e.prefix,
 			"lease_ttl": "1s", "room_ttl": "3s",
 			// testkit.Parley.Stop waits 10 s for SIGTERM to end a node.
-			"drain_timeout": "2s",
+			"drain_timeout":   "2s",
+			"relay_signaling": e.relay,
 		},
 	}
 	for _, sig := range signaling {

@@ -63,9 +63,16 @@ func createStreamKey(t *testing.T, node *ingestNode, room, name string) (id, sec
 // include every one of labels (`name="value"`); 0 when there is none.
 func metric(t *testing.T, node *ingestNode, name string, labels ...string) float64 {
 	t.Helper()
-	code, body := adminDo(t, http.MethodGet, node.URL+"/metrics")
+	return metricAt(t, node.URL, name, labels...)
+}
+
+// metricAt sums the series of name (with every one of labels) on the
+// node at base.
+func metricAt(t *testing.T, base, name string, labels ...string) float64 {
+	t.Helper()
+	code, body := adminDo(t, http.MethodGet, base+"/metrics")
 	if code != http.StatusOK {
-		t.Fatalf("GET /metrics on %s: %d", node.id, code)
+		t.Fatalf("GET /metrics on %s: %d", base, code)
 	}
 	sum := 0.0
 	for _, line := range strings.Split(body, "\n") {
@@ -82,7 +89,7 @@ func metric(t *testing.T, node *ingestNode, name string, labels ...string) float
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err != nil {
-			t.Fatalf("%s on %s: %q: %v", name, node.id, line, err)
+			t.Fatalf("%s on %s: %q: %v", name, base, line, err)
 		}
 		sum += v
 	}
