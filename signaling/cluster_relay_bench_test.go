@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,6 +58,7 @@ func benchCluster(b *testing.B) (a, bn *chatEnv) {
 type relayStats struct {
 	lat []time.Duration
 	cpu time.Duration
+	per string // what one measurement is; "push" if empty
 }
 
 func cpuTime(b *testing.B) time.Duration {
@@ -72,7 +74,7 @@ func (s *relayStats) report(b *testing.B) {
 	q := func(p float64) float64 { return float64(s.lat[int(p*float64(len(s.lat)-1))].Microseconds()) }
 	b.ReportMetric(q(0.5), "p50-µs")
 	b.ReportMetric(q(0.99), "p99-µs")
-	b.ReportMetric(float64(s.cpu.Microseconds())/float64(len(s.lat)), "cpu-µs/push")
+	b.ReportMetric(float64(s.cpu.Microseconds())/float64(len(s.lat)), "cpu-µs/"+cmp.Or(s.per, "push"))
 	b.ReportMetric(0, "ns/op") // wall time per push is the latency above
 }
 

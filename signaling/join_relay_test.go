@@ -17,11 +17,12 @@ import (
 
 // relayPair starts the hosting node (host: every room is placed there,
 // but "moved", which it believes hosted at the front door) and a front
-// door whose placer sends every room to hostURL(host).
-func relayPair(t *testing.T, frontCfg func(*Config), hostURL func(host *testEnv) string) (front, host *testEnv) {
+// door whose placer sends every room to hostURL(host); cfg, if not nil,
+// changes both nodes' configuration.
+func relayPair(t testing.TB, cfg func(*Config), hostURL func(host *testEnv) string) (front, host *testEnv) {
 	t.Helper()
 	var frontBase string
-	host = startServerDeps(t, nil, func(d *Deps) {
+	host = startServerDeps(t, cfg, func(d *Deps) {
 		d.RelayJoins = true
 		d.Placer = placerFunc(func(_ context.Context, room string) (string, error) {
 			if room == "moved" {
@@ -31,7 +32,7 @@ func relayPair(t *testing.T, frontCfg func(*Config), hostURL func(host *testEnv)
 		})
 	})
 	target := hostURL(host)
-	front = startServerDeps(t, frontCfg, func(d *Deps) {
+	front = startServerDeps(t, cfg, func(d *Deps) {
 		d.RelayJoins = true
 		d.Placer = placerFunc(func(context.Context, string) (string, error) { return target, nil })
 	})
