@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +96,15 @@ func TestJoinRelay(t *testing.T) {
 	if m.Re != "m1" {
 		t.Fatalf("answer to the relayed mute re %q, want m1", m.Re)
 	}
+
+	// The hosting node removes dan (an admin's removal): its bye and
+	// close code reach him through the relay unchanged.
+	dan, _ := front.join("dan", "r1", allGrants)
+	if code, body := host.admin("DELETE", "/api/admin/rooms/r1/participants/dan", ""); code != http.StatusNoContent {
+		t.Fatalf("remove dan on the hosting node: %d %s", code, body)
+	}
+	dan.expectBye(proto.ByeRemoved)
+	dan.expectClose(websocket.CloseNormalClosure)
 
 	// ada closes her socket to the front door: she leaves the room on the
 	// hosting node, and the front door's relay ends.
