@@ -5,14 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/proto"
 )
 
@@ -153,22 +152,22 @@ func TestJoinRelayRefusals(t *testing.T) {
 func TestJoinRelayHostLost(t *testing.T) {
 	for _, mode := range []string{"cut", "silent"} {
 		t.Run(mode, func(t *testing.T) {
-			var px *tcpProxy
+			var px *testkit.FreezeProxy
 			front, host := relayPair(t, func(c *Config) {
 				c.PingInterval = 100 * time.Millisecond
 				c.PingTimeout = time.Second
 			}, func(h *testEnv) string {
-				px = startTCPProxy(t, h.srv.Addr().String())
-				return "http://" + px.addr()
+				px = testkit.StartFreezeProxy(t, h.srv.Addr().String())
+				return "http://" + px.Addr()
 			})
 			ada, _ := front.join("ada", "r1", allGrants)
 			host.join("bob", "r1", allGrants)
 			participantEvent(t, ada, proto.TypeParticipantJoined, "bob")
 			start := time.Now()
 			if mode == "cut" {
-				px.cut()
+				px.Reset() // closes the connections through it
 			} else {
-				px.freeze()
+				px.Freeze()
 			}
 			var bb proto.ByeBody
 			ada.expect(proto.TypeBye).decode(t, &bb)
@@ -192,93 +191,4 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// tcpProxy forwards connections to a target until cut (every connection
-// closed) or frozen (bytes no longer forwarded, connections left open).
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	frozen bool
-	wg     sync.WaitGroup
-}
-
-func startTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.copy(out, in)
-		go p.copy(in, out)
-	}
-}
-
-// copy forwards src to dst in small reads, dropping them once frozen.
-func (p *tcpProxy) copy(dst, src net.Conn) {
-	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			frozen := p.frozen
-			p.mu.Unlock()
-			if !frozen {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-		}
-		if err != nil {
-			_ = dst.Close()
-			return
-		}
-	}
-}
-
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *tcpProxy) freeze() {
-	p.mu.Lock()
-	p.frozen = true
-	p.mu.Unlock()
 }

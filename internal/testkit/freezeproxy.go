@@ -56,12 +56,17 @@ func (p *FreezeProxy) Freeze() {
 // ends before TCP gives up.
 func (p *FreezeProxy) Thaw() {
 	p.mu.Lock()
-	close(p.open)
+	select {
+	case <-p.open: // not frozen
+	default:
+		close(p.open)
+	}
 	p.mu.Unlock()
 }
 
-// Reset ends a freeze as a long partition ends: the connections held so
-// far are closed, new ones flow.
+// Reset ends a freeze as a long partition ends (or cuts the connections
+// when there is none): the connections held so far are closed, new ones
+// flow.
 func (p *FreezeProxy) Reset() {
 	p.closeConns()
 	p.Thaw()
