@@ -166,3 +166,43 @@ func checkTemporalStream(t *testing.T, pkts []sfutest.SimPacket) {
 		}
 	}
 }
+
+// TestTemporalLayersUnderCap: bandwidth estimation on, a subscriber's
+// downlink capped below the lowest layer (about 130 kbit/s here, with
+// temporal layers): the selection lowers its frame rate (a temporal
+// layer below all, shown in the admin stats) instead of leaving the
+// link overflowing, and gives every frame back once the cap is lifted.
+func TestTemporalLayersUnderCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := sfu.DefaultConfig()
+		cfg.BandwidthEstimation = true
+		env := newTestEnv(t, cfg)
+		c := &capEnv{env: env, link: vnet.NewTBFQueue(uncapped, 8*1500, 64*1024)}
+		c.setCap(uncapped)
+		c.ada = env.newClientWith("room", "PA_ada", sfu.JoinOptions{CanPublish: true},
+			sfutest.Options{LayerPayloads: probeLayerPayloads})
+		c.bob = env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true},
+			sfutest.Options{Downlink: c.link})
+		cam := c.ada.AddSimulcastTrack("cam", "q", "h", "f")
+		cam.SetTemporalLayers(true)
+		c.ada.NegotiatePublisher(false)
+		testkit.Eventually(t, 10*time.Second, "camera published", func() bool { return len(c.ada.Published()) == 1 })
+		testkit.Eventually(t, 20*time.Second, "bob at the top layer, every frame", func() bool {
+			r := c.receiver()
+			return r.Layer == "f" && r.Temporal == -1
+		})
+
+		c.setCap(100_000)
+		capped := time.Now()
+		testkit.Eventually(t, 15*time.Second, "bob at the low layer, fewer frames", func() bool {
+			r := c.receiver()
+			return r.Layer == "q" && r.Temporal >= 0
+		})
+		t.Logf("low layer at temporal layer %d %.1fs after the cap", c.receiver().Temporal, time.Since(capped).Seconds())
+
+		c.setCap(uncapped)
+		lifted := time.Now()
+		testkit.Eventually(t, 30*time.Second, "every frame again after the cap", func() bool { return c.receiver().Temporal == -1 })
+		t.Logf("every frame again %.1fs after the cap was lifted", time.Since(lifted).Seconds())
+	})
+}
