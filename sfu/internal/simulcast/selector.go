@@ -30,19 +30,37 @@ type LayerInfo struct {
 	Temporal [AllTemporal + 1]int
 }
 
-// temporalRate is li's bitrate forwarding temporal layers up to tid.
+// topTemporal is li's highest temporal layer that has frames of its
+// own (2 for Chrome's three), AllTemporal if none is measured:
+// forwarding up to it is forwarding everything.
+func (li *LayerInfo) topTemporal() uint8 {
+	for t := AllTemporal; t > 0; t-- {
+		if li.Temporal[t] > li.Temporal[t-1] {
+			return t
+		}
+	}
+	if li.Temporal[0] > 0 {
+		return 0
+	}
+	return AllTemporal
+}
+
+// temporalRate is li's bitrate forwarding temporal layers up to tid:
+// its whole bitrate from the top one up (what the layer choice pays for
+// it, padding and retransmissions included).
 func (li *LayerInfo) temporalRate(tid uint8) int {
-	if tid >= AllTemporal {
+	if tid >= li.topTemporal() {
 		return li.Bitrate
 	}
 	return li.Temporal[tid]
 }
 
-// lowerTemporal is the highest temporal layer below tid whose frames
-// cost less than tid's, or false if there is none.
+// lowerTemporal is the highest temporal layer below tid (below the top
+// one for AllTemporal) whose frames cost less, or false if there is
+// none.
 func (li *LayerInfo) lowerTemporal(tid uint8) (uint8, bool) {
 	rate := li.temporalRate(tid)
-	for t := int(min(tid, AllTemporal)) - 1; t >= 0; t-- {
+	for t := int(min(tid, li.topTemporal())) - 1; t >= 0; t-- {
 		if r := li.Temporal[t]; r > 0 && r < rate {
 			return uint8(t), true
 		}

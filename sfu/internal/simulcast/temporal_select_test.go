@@ -90,3 +90,22 @@ func TestSelectFrameRateHysteresis(t *testing.T) {
 		}
 	})
 }
+
+// The top temporal layer is the whole layer: a layer whose bitrate
+// counts more than its frames (padding, retransmissions) is not "lowered"
+// to its top temporal layer, which would leave out nothing and only
+// stop the other tracks from being raised.
+func TestSelectTopTemporalIsAll(t *testing.T) {
+	padded := func(id string) TrackInfo {
+		t := camL1T3(id, 150_000)
+		t.Layers[0].Bitrate = 170_000
+		return t
+	}
+	tracks := []TrackInfo{audio("a1"), audio("a2"), padded("c1"), padded("c2")}
+	// 80k + 2 x 170k = 420k: 20k short, which dropping TID 2 of one
+	// camera covers.
+	ds, tot := NewSelector(SelectorConfig{}).Select(time.Unix(1000, 0), 400_000, tracks, nil)
+	if ds[2].Temporal != AllTemporal || ds[3].Temporal != 1 || tot.Used > 400_000 {
+		t.Errorf("temporal layers %d, %d (used %d), want all and 1", ds[2].Temporal, ds[3].Temporal, tot.Used)
+	}
+}
