@@ -141,7 +141,12 @@ func (t *publishedTrack) handleLayerPacket(l simulcast.Layer, pkt []byte, hdr *r
 	if newest {
 		ly.last, ly.lastSeq = now, hdr.SequenceNumber
 	}
-	ly.bytes += uint64(len(pkt))
+	if len(payload) > 0 {
+		// Padding only (Chrome's bandwidth probes, up to megabits a
+		// second) is no part of what a subscriber of the layer gets:
+		// counted, it would make the layer look too costly to send.
+		ly.bytes += uint64(len(pkt))
+	}
 	if isVP8 && d.HasTID {
 		ly.tidBytes[d.TID] += uint64(len(pkt))
 	}
