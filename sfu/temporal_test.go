@@ -77,7 +77,9 @@ func testSimulcastTemporal(t *testing.T) {
 		if err := sfu.SetTemporal(bob.Peer, sid, 0); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		// Down one temporal layer at once, the next 2 s later
+		// (simulcast.TemporalStepDown).
+		time.Sleep(2200 * time.Millisecond)
 		from = len(received())
 		time.Sleep(300 * time.Millisecond)
 		dropped.Store(-1)

@@ -1,5 +1,7 @@
 package simulcast
 
+import "time"
+
 // Temporal layers: a VP8 encoder with temporal scalability (Chrome's
 // simulcast layers carry three, L1T3) tags each frame with a temporal
 // layer index TID. Base frames (TID 0) refer only to base frames, TID 1
@@ -15,7 +17,8 @@ package simulcast
 // out, so it needs no change.
 //
 // Going down is safe at any frame start: the frames that remain refer
-// only to frames the subscriber got. Going up is not: a TID 1 frame may
+// only to frames the subscriber got. It goes one layer at a time (see
+// TemporalStepDown), except at a key frame. Going up is not: a TID 1 frame may
 // refer to the previous TID 1 frame (libwebrtc's pattern updates the
 // golden buffer on TID 1 and refers to it from the next one), which the
 // subscriber never received. It is safe at a key frame, or at a frame of
@@ -32,6 +35,15 @@ package simulcast
 // two bits, so no frame is above it).
 const AllTemporal uint8 = 3
 
+// TemporalStepDown is the least time between two steps down in frame
+// rate. Going down one temporal layer at a time keeps the receiver from
+// counting the change as a freeze: Chrome counts a frame interval above
+// max(3 x average, average + 150 ms), averaged over 30 frames, and from
+// 15 fps straight to a quarter (66 ms to 266 ms) the next 7 or so
+// frames count, about 2 s of "freezes"; halving (133 ms) counts none,
+// nor does halving again once the average has moved up (about 1.5 s).
+const TemporalStepDown = 2 * time.Second
+
 // temporal is a Switcher's temporal layer state.
 type temporal struct {
 	target uint8 // the highest TID the selector wants forwarded
@@ -46,6 +58,11 @@ type temporal struct {
 	// kept for it, whatever its layer.
 	gone [8]uint16
 	n    int
+	// top is the highest TID seen since the last key frame switch, so
+	// that a step down from AllTemporal leaves something out; downAt is
+	// when cur last went down.
+	top    uint8
+	downAt time.Time
 }
 
 func (t *temporal) leftOut(pid uint16) {
@@ -67,6 +84,7 @@ func (t *temporal) wasLeftOut(pid uint16) bool {
 func (t *temporal) restart() {
 	t.cur = t.target
 	t.dropped, t.n = false, 0
+	t.top, t.downAt = 0, time.Time{}
 }
 
 // SetTemporal sets the highest temporal layer (TID) the subscriber should
@@ -102,13 +120,26 @@ func (s *Switcher) temporalDrop(p *Packet) bool {
 	if !p.HasTID {
 		return false
 	}
+	t.top = max(t.top, p.TID)
 	if p.FrameStart && t.cur != t.target {
 		next := t.cur
 		switch {
-		case t.target < t.cur, p.Keyframe:
+		case p.Keyframe:
 			next = t.target
+		case t.target < t.cur:
+			// One layer at a time (see TemporalStepDown), and a step
+			// from AllTemporal is one below the top layer seen.
+			if t.downAt.IsZero() || p.Arrival.Sub(t.downAt) >= TemporalStepDown {
+				next = max(t.target, min(t.cur, t.top)-1)
+				if min(t.cur, t.top) == 0 {
+					next = t.target
+				}
+			}
 		case p.LayerSync && p.TID == t.cur+1:
 			next = p.TID
+		}
+		if next < t.cur {
+			t.downAt = p.Arrival
 		}
 		if next != t.cur {
 			// A new epoch, so that a late packet is judged by the

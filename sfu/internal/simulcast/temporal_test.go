@@ -78,7 +78,7 @@ func TestTemporalDownKeepsStreamContinuous(t *testing.T) {
 		full := len(frameTIDs(s.out))
 		s.sw.SetTemporal(1)
 		mark1 := len(s.out)
-		s.run(time.Second)
+		s.run(TemporalStepDown)
 		s.sw.SetTemporal(0)
 		mark0 := len(s.out)
 		s.run(time.Second)
@@ -92,8 +92,8 @@ func TestTemporalDownKeepsStreamContinuous(t *testing.T) {
 			t.Errorf("temporal target 0 forwarded TIDs %v", quarter)
 		}
 		// 30 frames a second: 15 at TID 1, 7 or 8 at TID 0.
-		if len(half) < 14 || len(half) > 16 || len(quarter) < 7 || len(quarter) > 8 || full < 10 {
-			t.Errorf("frames: %d in 0.5 s at all layers, %d in 1 s at TID 1, %d at TID 0", full, len(half), len(quarter))
+		if len(half) < 29 || len(half) > 31 || len(quarter) < 7 || len(quarter) > 8 || full < 10 {
+			t.Errorf("frames: %d in 0.5 s at all layers, %d in 2 s at TID 1, %d in 1 s at TID 0", full, len(half), len(quarter))
 		}
 		if got := s.sw.Temporal(); got != 0 {
 			t.Errorf("Temporal() = %d", got)
@@ -104,6 +104,35 @@ func TestTemporalDownKeepsStreamContinuous(t *testing.T) {
 			if l, in, _, ok := s.sw.Lookup(p.seq); !ok || l != p.layer || in != p.in {
 				t.Fatalf("Lookup(%d) = %d %d %v, sent layer %d seq %d", p.seq, l, in, ok, p.layer, p.in)
 			}
+		}
+	})
+}
+
+// From every frame straight to the base layer, the frame rate halves
+// first and halves again only TemporalStepDown later: a receiver counts
+// a sudden quartering of the frame rate as a freeze.
+func TestTemporalStepsDownOneLayerAtATime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := temporalSim(t)
+		s.run(500 * time.Millisecond)
+		s.sw.SetTemporal(0)
+		start, mark := time.Now(), len(s.out)
+		s.run(3 * time.Second)
+		var lastTID1 time.Time
+		for _, p := range s.out[mark:] {
+			if p.tid == 2 && p.at.Sub(start) > 100*time.Millisecond {
+				t.Fatalf("TID 2 frame %v after the step down", p.at.Sub(start))
+			}
+			if p.tid == 1 {
+				lastTID1 = p.at
+			}
+		}
+		if d := lastTID1.Sub(start); d < TemporalStepDown-200*time.Millisecond || d > TemporalStepDown+200*time.Millisecond {
+			t.Errorf("TID 1 frames until %v after the step down, want about %v", d, TemporalStepDown)
+		}
+		checkTemporal(t, s.out)
+		if got := s.sw.Temporal(); got != 0 {
+			t.Errorf("Temporal() = %d", got)
 		}
 	})
 }
