@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/parleyhq/parley/sfu/internal/simulcast"
@@ -174,10 +175,17 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 			// the switcher forwards the best layer that does arrive.
 			l = 0
 		}
-		if !d.pinned.Load() && l != d.sw.Target() {
+		// The temporal layer too: AllTemporal unless even the lowest
+		// layers do not fit, and meaningless without a layer.
+		tl := st.decisions[i].Temporal
+		if l == simulcast.None {
+			tl = simulcast.AllTemporal
+		}
+		if !d.pinned.Load() && (l != d.sw.Target() || tl != d.sw.TemporalTarget()) {
 			p.log.Info("simulcast layer", "track", d.src.info.SID, "layer", int(l),
-				"wanted", int(st.decisions[i].Wanted), "estimate", estimate)
+				"temporal", temporalString(tl), "wanted", int(st.decisions[i].Wanted), "estimate", estimate)
 			d.sw.SetTarget(l)
+			d.sw.SetTemporal(tl)
 		}
 		if n := d.sw.Switches(); n != d.switchesSeen {
 			p.s.m.layerSwitches.Add(float64(n - d.switchesSeen))
@@ -227,8 +235,21 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 			li.Bitrate = 0
 		} else if li.Bitrate == 0 {
 			li.Bitrate = 1 // arriving, not yet measured over a window
+		} else {
+			for tid, r := range ly.tidBitrate {
+				li.Temporal[tid] = int(r)
+			}
 		}
 		info.Layers[i] = li
 	}
 	return info
+}
+
+// temporalString names a temporal target for the log: "all", or the
+// highest VP8 temporal layer forwarded.
+func temporalString(tl uint8) string {
+	if tl >= simulcast.AllTemporal {
+		return "all"
+	}
+	return strconv.Itoa(int(tl))
 }

@@ -40,6 +40,23 @@ type trackLayer struct {
 	// window (closed by countLocked), for the layer selection.
 	bytes, winBytes uint64
 	bitrate         float64
+	// The same per VP8 temporal layer (TID), for the packets that carry
+	// one; tidBitrate[t] is the bitrate of TIDs 0..t together, all zero
+	// for a layer without temporal layers.
+	tidBytes, tidWin [simulcast.AllTemporal + 1]uint64
+	tidBitrate       [simulcast.AllTemporal + 1]float64
+}
+
+// closeWindow ends the layer's bitrate window of el.
+func (ly *trackLayer) closeWindow(el time.Duration) {
+	ly.bitrate = float64(ly.bytes-ly.winBytes) * 8 / el.Seconds()
+	ly.winBytes = ly.bytes
+	var sum uint64
+	for t := range ly.tidBytes {
+		sum += ly.tidBytes[t] - ly.tidWin[t]
+		ly.tidWin[t] = ly.tidBytes[t]
+		ly.tidBitrate[t] = float64(sum) * 8 / el.Seconds()
+	}
 }
 
 // webRIDs are the web client's rids, lowest quality first.
@@ -111,12 +128,28 @@ func (t *publishedTrack) handleLayerPacket(l simulcast.Layer, pkt []byte, hdr *r
 		return
 	}
 	ly := t.layers[l]
+	payload := pkt[hl:]
+	if hdr.Padding && len(payload) > 0 {
+		if pad := int(payload[len(payload)-1]); pad <= len(payload) {
+			payload = payload[:len(payload)-pad]
+		}
+	}
+	var d vp8.Descriptor
+	isVP8 := t.codec == keyframe.VP8 && len(payload) > 0 && d.Unmarshal(payload) == nil
 	t.statsMu.Lock()
 	newest := ly.rx.Update(hdr.SequenceNumber, hdr.Timestamp, now)
 	if newest {
 		ly.last, ly.lastSeq = now, hdr.SequenceNumber
 	}
-	ly.bytes += uint64(len(pkt))
+	if len(payload) > 0 {
+		// Padding only (Chrome's bandwidth probes, up to megabits a
+		// second) is no part of what a subscriber of the layer gets:
+		// counted, it would make the layer look too costly to send.
+		ly.bytes += uint64(len(pkt))
+	}
+	if isVP8 && d.HasTID {
+		ly.tidBytes[d.TID] += uint64(len(pkt))
+	}
 	t.countLocked(len(pkt), now)
 	t.statsMu.Unlock()
 
@@ -125,12 +158,6 @@ func (t *publishedTrack) handleLayerPacket(l simulcast.Layer, pkt []byte, hdr *r
 	}
 	ly.cache.Put(hdr.SequenceNumber, pkt)
 	sp := simulcast.Packet{Layer: l, Seq: hdr.SequenceNumber, Timestamp: hdr.Timestamp, Marker: hdr.Marker, Arrival: now}
-	payload := pkt[hl:]
-	if hdr.Padding && len(payload) > 0 {
-		if pad := int(payload[len(payload)-1]); pad <= len(payload) {
-			payload = payload[:len(payload)-pad]
-		}
-	}
 	if len(payload) == 0 {
 		// Padding only: Chrome probes bandwidth with these, also on a
 		// layer it has stopped encoding (without RTX it pads on the
@@ -141,8 +168,7 @@ func (t *publishedTrack) handleLayerPacket(l simulcast.Layer, pkt []byte, hdr *r
 		return
 	}
 	if t.codec == keyframe.VP8 {
-		var d vp8.Descriptor
-		if d.Unmarshal(payload) == nil {
+		if isVP8 {
 			sp.SetVP8(&d)
 		}
 	} else {
@@ -243,6 +269,7 @@ func (p *Peer) SetLayer(trackSID string, layer int) error {
 	}
 	d.pinned.Store(true)
 	d.sw.SetTarget(l)
+	d.sw.SetTemporal(simulcast.AllTemporal) // every frame of it
 	return nil
 }
 

@@ -299,8 +299,7 @@ func (t *publishedTrack) countLocked(n int, now time.Time) {
 		t.rx.CloseInterval()
 		for _, ly := range t.layers {
 			ly.rx.CloseInterval()
-			ly.bitrate = float64(ly.bytes-ly.winBytes) * 8 / el.Seconds()
-			ly.winBytes = ly.bytes
+			ly.closeWindow(el)
 		}
 		t.winStart, t.winBytes = now, t.bytes
 	}
@@ -448,6 +447,10 @@ func (t *publishedTrack) stats() TrackStats {
 		if d.sw != nil {
 			if l := d.sw.Current(); l != simulcast.None && int(l) < len(t.layers) {
 				r.Layer = t.layers[l].rid
+			}
+			r.Temporal = -1
+			if tl := d.sw.Temporal(); tl < simulcast.AllTemporal && r.Layer != "" {
+				r.Temporal = int(tl)
 			}
 		}
 		st.Receivers = append(st.Receivers, r)

@@ -68,6 +68,11 @@ type ReceiverStats struct {
 	// Layer is the rid of the simulcast layer it receives ("" for a track
 	// without simulcast, or while it receives none).
 	Layer string
+	// Temporal is the highest VP8 temporal layer of it the subscriber
+	// receives when the SFU leaves the others out for bandwidth (0: the
+	// base frame rate only, a quarter of the full rate with Chrome's
+	// three layers; 1: half), -1 when it receives every frame.
+	Temporal int
 	// EstimatedBps is the subscriber connection's estimated available
 	// bandwidth (0 before the first estimate; unbounded when bandwidth
 	// estimation is off is reported as 0 too).

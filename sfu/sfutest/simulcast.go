@@ -18,7 +18,21 @@ type SimulcastTrack struct {
 	Sender *webrtc.RTPSender
 	layers []*simLayer
 	stop   chan struct{}
+	// temporal: frames carry VP8 temporal layers (SetTemporalLayers).
+	temporal atomic.Bool
 }
+
+// SetTemporalLayers makes the layers' frames carry VP8 temporal layers
+// from now on, in libwebrtc's three-layer pattern (TIDs 0, 2, 1, 2, the
+// first 2 and 1 after each base frame with the layer sync bit), as
+// Chrome's simulcast does: the payload descriptor grows by the TID byte.
+func (st *SimulcastTrack) SetTemporalLayers(on bool) { st.temporal.Store(on) }
+
+// simL1T3 is libwebrtc's three-layer pattern: TID and layer sync bit.
+var simL1T3 = [4]struct { //nolint:gochecknoglobals // read-only table
+	tid  uint8
+	sync bool
+}{{0, false}, {2, true}, {1, true}, {2, false}}
 
 type simLayer struct {
 	track   *webrtc.TrackLocalStaticRTP
@@ -87,6 +101,7 @@ func (c *Client) sendLayer(st *SimulcastTrack, idx int, l *simLayer) {
 	pid := uint16(3000*idx + 5)
 	tl0 := uint8(40 * idx)
 	var ext simExt
+	n := 0 // frames since the key frame, for the temporal pattern
 	for i := 0; ; i++ {
 		select {
 		case <-c.done:
@@ -126,13 +141,32 @@ func (c *Client) sendLayer(st *SimulcastTrack, idx int, l *simLayer) {
 		if idx < len(c.o.LayerPayloads) && c.o.LayerPayloads[idx] > SimPayloadSeq+2 {
 			size = c.o.LayerPayloads[idx]
 		}
-		payload := make([]byte, size)
+		payload := make([]byte, size+1)
 		// X and S, then I and L; PictureID (M bit set), TL0PICIDX.
 		payload[0], payload[1] = 0x90, 0xc0
 		payload[2], payload[3] = 0x80|byte(pid>>8), byte(pid)
-		payload[4], payload[5] = tl0, b6
-		payload[SimPayloadLayer] = byte(idx)
-		payload[SimPayloadSeq], payload[SimPayloadSeq+1] = byte(seq>>8), byte(seq)
+		off := 0
+		if st.temporal.Load() {
+			if key {
+				n = 0
+			}
+			f := simL1T3[n%len(simL1T3)]
+			n++
+			if f.tid == 0 {
+				tl0++
+			}
+			// T too, and the TID byte after TL0PICIDX.
+			payload[1] |= 0x20
+			payload[5] = f.tid << 6
+			if f.sync {
+				payload[5] |= 0x20
+			}
+			off = 1
+		}
+		payload[4], payload[5+off] = tl0, b6
+		payload[SimPayloadLayer+off] = byte(idx)
+		payload[SimPayloadSeq+off], payload[SimPayloadSeq+off+1] = byte(seq>>8), byte(seq)
+		payload = payload[:size+off]
 		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts, Marker: true},
 			Payload: payload}
 		if !ext.ok {
@@ -151,7 +185,9 @@ func (c *Client) sendLayer(st *SimulcastTrack, idx int, l *simLayer) {
 		seq++
 		ts += 900
 		pid = (pid + 1) & 0x7fff
-		tl0++
+		if !st.temporal.Load() {
+			tl0++
+		}
 	}
 }
 
@@ -253,23 +289,33 @@ type SimPacket struct {
 	PictureID uint16 // as received (rewritten by the SFU)
 	TL0PICIDX uint8
 	Keyframe  bool
+	// The VP8 temporal layer, if the track sends them.
+	HasTID    bool
+	TID       uint8
+	LayerSync bool
 }
 
 // ParseSimPacket reads a packet a SimulcastTrack sent; ok is false for
 // anything else.
 func ParseSimPacket(p *rtp.Packet) (SimPacket, bool) {
 	b := p.Payload
-	if len(b) < simPayloadSize || b[0] != 0x90 || b[1] != 0xc0 {
+	if len(b) < simPayloadSize || b[0] != 0x90 || b[1] != 0xc0 && b[1] != 0xe0 {
 		return SimPacket{}, false
 	}
-	return SimPacket{
-		Seq: p.SequenceNumber, Timestamp: p.Timestamp,
-		Layer:     int(b[SimPayloadLayer]),
-		LayerSeq:  uint16(b[SimPayloadSeq])<<8 | uint16(b[SimPayloadSeq+1]),
-		PictureID: uint16(b[2]&0x7f)<<8 | uint16(b[3]),
-		TL0PICIDX: b[4],
-		Keyframe:  b[5]&0x01 == 0,
-	}, true
+	sp := SimPacket{Seq: p.SequenceNumber, Timestamp: p.Timestamp,
+		PictureID: uint16(b[2]&0x7f)<<8 | uint16(b[3]), TL0PICIDX: b[4]}
+	off := 0
+	if b[1]&0x20 != 0 {
+		if len(b) < simPayloadSize+1 {
+			return SimPacket{}, false
+		}
+		sp.HasTID, sp.TID, sp.LayerSync = true, b[5]>>6, b[5]&0x20 != 0
+		off = 1
+	}
+	sp.Keyframe = b[5+off]&0x01 == 0
+	sp.Layer = int(b[SimPayloadLayer+off])
+	sp.LayerSeq = uint16(b[SimPayloadSeq+off])<<8 | uint16(b[SimPayloadSeq+off+1])
+	return sp, true
 }
 
 // SendNACK asks the SFU to resend seq on a received track.

@@ -12,14 +12,16 @@ type origin struct {
 }
 
 // FuzzSwitcher drives a switcher with arbitrary packets (reordered,
-// lost, duplicated, any layer, key frames anywhere), target changes,
-// time jumps, drops and resyncs, and checks the promises the subscriber
+// lost, duplicated, any layer, key frames anywhere, any VP8 temporal
+// layer and sync bit), target and temporal target changes, time jumps,
+// drops and resyncs, and checks the promises the subscriber
 // relies on: a sequence number is never used for two different packets,
 // the newest number only moves forward, and Lookup names the packet
 // that was sent under a number.
 func FuzzSwitcher(f *testing.F) {
 	f.Add([]byte{0x10, 0x00, 0x81, 0x05, 0x02, 0x21, 0x33, 0x90, 0xa1, 0x01, 0x44})
 	f.Add([]byte{0x12, 0x80, 0x01, 0x01, 0xc0, 0x02, 0x80, 0x83, 0x30, 0x41, 0x01})
+	f.Add([]byte{0x00, 0x01, 0xa8, 0x04, 0x60, 0x80, 0xa0, 0x06, 0xa0, 0x05, 0xb0, 0x05, 0xa0, 0x04, 0x80, 0x01, 0x60, 0x83, 0xa0, 0x05})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		sw := NewSwitcher(Config{ClockRate: 90000})
 		now := time.Unix(1000, 0)
@@ -46,13 +48,19 @@ func FuzzSwitcher(f *testing.F) {
 				}
 				last = Result{}
 			case 3:
-				sw.Resync()
+				if arg&0x80 != 0 {
+					sw.SetTemporal(arg & 3)
+				} else {
+					sw.Resync()
+				}
 			default: // a packet
 				l := Layer(op & 3)
 				seq[l] += uint16((int8(arg) >> 2) % 8) // back up to 7, forward up to 7
 				p := Packet{
 					Layer: l, Seq: seq[l], Timestamp: uint32(seq[l]) * 1000, Marker: op&4 != 0,
 					Keyframe: op&8 != 0, Arrival: now,
+					HasTID: arg&0x40 == 0, TID: arg & 3, LayerSync: op&16 != 0, FrameStart: op&0x20 != 0,
+					HasPictureID: true, PictureID: seq[l] / 2,
 				}
 				r := sw.Push(&p)
 				if r.Keyframe < None || r.Keyframe >= MaxLayers {

@@ -23,6 +23,49 @@ type LayerInfo struct {
 	// paused at the publisher because nobody needed it (dynacast), pass
 	// its last or expected bitrate so it can be chosen again.
 	Bitrate int
+	// Temporal is the layer's bitrate with its frames of VP8 temporal
+	// layers 0..t only, for each t (so Temporal[0] is the base frame
+	// rate's). All zero for a layer without temporal layers, or not yet
+	// measured: its frame rate is then never lowered.
+	Temporal [AllTemporal + 1]int
+}
+
+// topTemporal is li's highest temporal layer that has frames of its
+// own (2 for Chrome's three), AllTemporal if none is measured:
+// forwarding up to it is forwarding everything.
+func (li *LayerInfo) topTemporal() uint8 {
+	for t := AllTemporal; t > 0; t-- {
+		if li.Temporal[t] > li.Temporal[t-1] {
+			return t
+		}
+	}
+	if li.Temporal[0] > 0 {
+		return 0
+	}
+	return AllTemporal
+}
+
+// temporalRate is li's bitrate forwarding temporal layers up to tid:
+// its whole bitrate from the top one up (what the layer choice pays for
+// it, padding and retransmissions included).
+func (li *LayerInfo) temporalRate(tid uint8) int {
+	if tid >= li.topTemporal() {
+		return li.Bitrate
+	}
+	return li.Temporal[tid]
+}
+
+// lowerTemporal is the highest temporal layer below tid (below the top
+// one for AllTemporal) whose frames cost less, or false if there is
+// none.
+func (li *LayerInfo) lowerTemporal(tid uint8) (uint8, bool) {
+	rate := li.temporalRate(tid)
+	for t := int(min(tid, li.topTemporal())) - 1; t >= 0; t-- {
+		if r := li.Temporal[t]; r > 0 && r < rate {
+			return uint8(t), true
+		}
+	}
+	return 0, false
 }
 
 // TrackInfo is one track a subscriber receives, as the selector sees it.
@@ -49,7 +92,11 @@ type Decision struct {
 	// smallest layer covering the tile (None if hidden). Layer < Wanted
 	// means the track is held back by bandwidth.
 	Wanted Layer
-	// Bitrate is the chosen layer's bitrate.
+	// Temporal is the highest VP8 temporal layer to forward of it,
+	// AllTemporal when every frame goes (the usual case; lower only when
+	// even the lowest layers of the visible tracks do not fit).
+	Temporal uint8
+	// Bitrate is the chosen layer's bitrate (at that frame rate).
 	Bitrate int
 }
 
@@ -84,6 +131,10 @@ type trackState struct {
 	limited bool      // layer < wanted for lack of bandwidth
 	upSince time.Time // since when a step up has fitted, zero if not
 	seen    uint64
+	// The temporal layer chosen last, and since when a higher one has
+	// fitted (with the margin), zero if not.
+	temporal uint8
+	tUpSince time.Time
 }
 
 // Selector chooses a layer for each track one subscriber receives. It
@@ -135,16 +186,16 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 		t := &tracks[i]
 		st := s.state[t.ID]
 		if st == nil {
-			st = &trackState{layer: None}
+			st = &trackState{layer: None, temporal: AllTemporal}
 			s.state[t.ID] = st
 		}
 		st.seen = s.gen
 		s.sts[i], s.upOK[i] = st, false
-		dst[i] = Decision{Layer: None, Wanted: None}
+		dst[i] = Decision{Layer: None, Wanted: None, Temporal: AllTemporal}
 		if t.Kind == Audio {
 			if len(t.Layers) > 0 {
 				b := t.Layers[0].Bitrate
-				dst[i] = Decision{Layer: 0, Wanted: 0, Bitrate: b}
+				dst[i] = Decision{Layer: 0, Wanted: 0, Temporal: AllTemporal, Bitrate: b}
 				budget -= b
 				tot.Wanted += b
 			}
@@ -156,7 +207,6 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 			s.order = append(s.order, i)
 		}
 	}
-	budget = max(budget, 0)
 	slices.SortStableFunc(s.order, func(a, b int) int { return comparePriority(&tracks[a], &tracks[b]) })
 
 	// Pass 1: the lowest arriving layer for each visible track, paid
@@ -171,12 +221,14 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 			}
 		}
 	}
+	reduced := s.lowerFrameRates(now, tracks, dst, &budget)
 	budget = max(budget, 0)
 	// Pass 2: raise each track, in priority order, as far as its tile
-	// and the budget allow.
+	// and the budget allow (unless some track's frame rate is lowered:
+	// then nothing is left to raise with).
 	for _, i := range s.order {
 		t, d := &tracks[i], &dst[i]
-		if d.Layer == None {
+		if d.Layer == None || reduced {
 			continue
 		}
 		for l := d.Wanted; l > d.Layer; l-- {
@@ -196,7 +248,7 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 		case st.upSince.IsZero():
 			st.upSince = now
 		}
-		st.layer = d.Layer
+		st.layer, st.temporal = d.Layer, d.Temporal
 		st.limited = d.Layer < d.Wanted
 		tot.Used += d.Bitrate
 	}
@@ -206,6 +258,61 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 		}
 	}
 	return dst, tot
+}
+
+// lowerFrameRates is pass 1b: when the lowest layers of the visible
+// tracks overflow the budget, it drops their upper temporal layers, the
+// lowest priority track first and one temporal layer at a time, until
+// they fit or are down to their base frame rate: a camera at a quarter
+// of its frame rate beats one the network chokes (the queue drops
+// packets of every frame, and the picture freezes). A track's frame rate
+// goes back up only as the spatial layers do: once the budget covers
+// it with UpMargin, for UpHold. It reports whether any track is left
+// below its full frame rate.
+func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Decision, budget *int) bool {
+	for k := len(s.order) - 1; k >= 0 && *budget < 0; k-- {
+		i := s.order[k]
+		d := &dst[i]
+		if d.Layer == None {
+			continue
+		}
+		li := &tracks[i].Layers[d.Layer]
+		for *budget < 0 {
+			t, ok := li.lowerTemporal(d.Temporal)
+			if !ok {
+				break
+			}
+			*budget += d.Bitrate - li.temporalRate(t)
+			d.Temporal, d.Bitrate = t, li.temporalRate(t)
+		}
+	}
+	reduced := false
+	for _, i := range s.order {
+		d, st := &dst[i], s.sts[i]
+		if d.Layer == None {
+			continue
+		}
+		li := &tracks[i].Layers[d.Layer]
+		if st.layer == d.Layer && d.Temporal > st.temporal {
+			// A step up in frame rate: the same margin and hold as a
+			// step up in layer.
+			if float64(*budget) < float64(d.Bitrate)*s.cfg.UpMargin {
+				st.tUpSince = time.Time{}
+			} else if st.tUpSince.IsZero() {
+				st.tUpSince = now
+			}
+			if (st.tUpSince.IsZero() || now.Sub(st.tUpSince) < s.cfg.UpHold) && li.temporalRate(st.temporal) > 0 {
+				*budget += d.Bitrate - li.temporalRate(st.temporal)
+				d.Temporal, d.Bitrate = st.temporal, li.temporalRate(st.temporal)
+			} else {
+				st.tUpSince = time.Time{}
+			}
+		} else {
+			st.tUpSince = time.Time{}
+		}
+		reduced = reduced || d.Temporal < AllTemporal
+	}
+	return reduced
 }
 
 // fits reports whether track i may take layer l, paying its bitrate

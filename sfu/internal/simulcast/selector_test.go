@@ -8,7 +8,7 @@ import (
 )
 
 func camLayers() []LayerInfo {
-	return []LayerInfo{{320, 180, 150_000}, {640, 360, 500_000}, {1280, 720, 1_500_000}}
+	return []LayerInfo{{Width: 320, Height: 180, Bitrate: 150_000}, {Width: 640, Height: 360, Bitrate: 500_000}, {Width: 1280, Height: 720, Bitrate: 1_500_000}}
 }
 
 func cam(id string, w, h int) TrackInfo {
@@ -21,7 +21,7 @@ func hidden(t TrackInfo) TrackInfo { t.Visible = false; return t }
 
 func screen(id string) TrackInfo {
 	return TrackInfo{ID: id, Kind: Screen, Visible: true, TileWidth: 1920, TileHeight: 1080,
-		Layers: []LayerInfo{{1920, 1080, 300_000}, {1920, 1080, 1_200_000}}}
+		Layers: []LayerInfo{{Width: 1920, Height: 1080, Bitrate: 300_000}, {Width: 1920, Height: 1080, Bitrate: 1_200_000}}}
 }
 
 func audio(id string) TrackInfo {
@@ -76,15 +76,15 @@ func TestSelect(t *testing.T) {
 			[]TrackInfo{cam("small", 320, 180), cam("large", 1280, 720)}, []Layer{0, 2}},
 		{"a layer not arriving is skipped", 10_000_000,
 			[]TrackInfo{{ID: "c", Kind: Camera, Visible: true, TileWidth: 1280, TileHeight: 720,
-				Layers: []LayerInfo{{320, 180, 150_000}, {640, 360, 500_000}, {1280, 720, 0}}}},
+				Layers: []LayerInfo{{Width: 320, Height: 180, Bitrate: 150_000}, {Width: 640, Height: 360, Bitrate: 500_000}, {Width: 1280, Height: 720, Bitrate: 0}}}},
 			[]Layer{1}},
 		{"only a higher layer arrives: picture beats nothing", 10_000_000,
 			[]TrackInfo{{ID: "c", Kind: Camera, Visible: true, TileWidth: 160, TileHeight: 90,
-				Layers: []LayerInfo{{320, 180, 0}, {640, 360, 500_000}}}},
+				Layers: []LayerInfo{{Width: 320, Height: 180, Bitrate: 0}, {Width: 640, Height: 360, Bitrate: 500_000}}}},
 			[]Layer{1}},
 		{"single-layer publisher", 10_000_000,
 			[]TrackInfo{{ID: "obs", Kind: Camera, Visible: true, TileWidth: 320, TileHeight: 180,
-				Layers: []LayerInfo{{1920, 1080, 4_000_000}}}},
+				Layers: []LayerInfo{{Width: 1920, Height: 1080, Bitrate: 4_000_000}}}},
 			[]Layer{0}},
 	}
 	for _, tc := range tests {

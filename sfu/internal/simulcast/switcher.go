@@ -58,6 +58,15 @@ type Packet struct {
 	PictureID    uint16 // 15 bits
 	HasTL0PICIDX bool
 	TL0PICIDX    uint8
+
+	// The VP8 temporal layer (temporal.go): HasTID is false for a stream
+	// without temporal layers (and for H.264), whose packets are never
+	// dropped for their frame rate. FrameStart marks the first packet of
+	// a frame, where the temporal layer may change.
+	HasTID     bool
+	TID        uint8
+	LayerSync  bool
+	FrameStart bool
 }
 
 // SetVP8 copies the VP8 fields the switcher rewrites from d, and its key
@@ -66,6 +75,8 @@ func (p *Packet) SetVP8(d *vp8.Descriptor) {
 	p.HasPictureID, p.PictureID = d.HasPictureID, d.PictureID
 	p.HasTL0PICIDX, p.TL0PICIDX = d.HasTL0PICIDX, d.TL0PICIDX
 	p.Keyframe = d.Keyframe
+	p.HasTID, p.TID, p.LayerSync = d.HasTID, d.TID, d.LayerSync
+	p.FrameStart = d.PartitionStart && d.PartitionID == 0
 }
 
 // Mapping turns a packet of one layer into the subscriber's stream: each
@@ -135,16 +146,27 @@ type out struct {
 // first..last of the subscriber's stream. Epochs follow each other
 // without a gap, so the newest few cover the recent numbers. An epoch
 // longer than half the sequence space keeps only its newest half, the
-// most a NACK can refer to.
+// most a NACK can refer to. A layer switch starts an epoch, and so do
+// frames left out for their temporal layer (the numbers after them
+// close up) and each change of the temporal layer forwarded.
 type epoch struct {
 	m           Mapping
 	first, last uint16
-	used        bool // false until a packet is sent in it
+	used        bool  // false until it covers a number
+	tid         uint8 // the highest temporal layer forwarded in it
+	// dead are numbers in it whose packet turned up late and was left
+	// out for its temporal layer: a NACK for them gets no answer.
+	dead  [4]uint16
+	ndead uint8
 }
 
 const maxEpochSpan = 0x8000
 
-const numEpochs = 8
+// numEpochs is how many stretches Lookup remembers. Dropping a temporal
+// layer starts an epoch every few frames (about 8 a second at 15 frames
+// a second with every other frame dropped), so 64 keep several seconds
+// of numbers answerable, longer than any NACK is worth answering.
+const numEpochs = 64
 
 // Switcher forwards one subscriber's view of one published video track:
 // one layer at a time, switching only at a key frame of the layer it
@@ -169,6 +191,16 @@ type Switcher struct {
 	cur    Layer // what is being forwarded, None while waiting for a key frame
 	first  uint16
 
+	// m maps the newest packets of cur; open says the newest epoch is
+	// under m and grows with them (false after a drop changed m or the
+	// temporal layer changed, until the next number is covered).
+	m    Mapping
+	open bool
+	tl   temporal
+	// covered is the newest number in an epoch: the last packet sent's,
+	// or later when numbers were kept for packets lost upstream.
+	covered uint16
+
 	last out  // the newest packet sent
 	prev out  // before it, to undo a packet the caller could not send
 	undo bool // last is the packet Push forwarded most recently
@@ -190,7 +222,7 @@ func NewSwitcher(cfg Config) *Switcher {
 	if cfg.KeyframeInterval <= 0 {
 		cfg.KeyframeInterval = DefaultKeyframeInterval
 	}
-	return &Switcher{cfg: cfg, target: None, cur: None}
+	return &Switcher{cfg: cfg, target: None, cur: None, tl: temporal{target: AllTemporal, cur: AllTemporal}}
 }
 
 // SetTarget sets the layer the subscriber should receive; None pauses
@@ -271,15 +303,19 @@ func (s *Switcher) Dropped(r Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := &s.epochs[s.epochIdx]
-	if !s.undo || r.Seq != s.last.seq || r.Map != e.m || !e.used {
+	if !s.undo || r.Seq != s.last.seq || r.Map != e.m || !e.used || e.last != r.Seq {
 		return
 	}
 	s.undo = false
 	if e.first == r.Seq {
 		e.used = false
 	} else {
-		e.last = s.prev.seq
+		// Numbers before it left for packets lost upstream stay
+		// covered: only r.Seq is given back.
+		e.last = r.Seq - 1
 	}
+	s.covered = r.Seq - 1
+	s.open = false
 	s.last = s.prev
 	s.cur = None
 }
@@ -301,6 +337,9 @@ func (s *Switcher) Lookup(seq uint16) (l Layer, in uint16, m Mapping, ok bool) {
 			continue
 		}
 		if seq-e.first <= e.last-e.first {
+			if e.isDead(seq) {
+				return None, 0, Mapping{}, false
+			}
 			return e.m.Layer, seq - e.m.SeqDelta, e.m, true
 		}
 		covered += int(e.last-e.first) + 1
@@ -327,6 +366,7 @@ func (s *Switcher) Push(p *Packet) Result {
 	defer s.mu.Unlock()
 
 	newest := s.seen[p.Layer].IsZero() || int16(p.Seq-s.seenSeq[p.Layer]) > 0
+	prevSeq := s.seenSeq[p.Layer]
 	s.seen[p.Layer] = p.Arrival
 	if newest {
 		s.seenSeq[p.Layer] = p.Seq
@@ -335,7 +375,7 @@ func (s *Switcher) Push(p *Packet) Result {
 
 	switch {
 	case p.Layer == s.cur:
-		s.forwardCurrent(p, newest, want, &r)
+		s.forwardCurrent(p, newest, prevSeq, want, &r)
 	case p.Layer == want && p.Keyframe && newest:
 		s.switchTo(p)
 		s.forward(p, &r)
@@ -344,22 +384,24 @@ func (s *Switcher) Push(p *Packet) Result {
 	return r
 }
 
-// forwardCurrent handles a packet of the layer being forwarded.
-func (s *Switcher) forwardCurrent(p *Packet, newest bool, want Layer, r *Result) {
-	m := s.epochs[s.epochIdx].m
+// forwardCurrent handles a packet of the layer being forwarded; prevSeq
+// is the highest sequence number of the layer seen before it.
+func (s *Switcher) forwardCurrent(p *Packet, newest bool, prevSeq uint16, want Layer, r *Result) {
 	if !newest {
-		if int16(p.Seq-s.first) < 0 {
-			return // sent before the switch to this layer: not ours to map
-		}
-		r.Forward, r.Seq, r.Map = true, m.Seq(p.Seq), m
-		// It may fill a number between prev and last: last can no
-		// longer be given back without reusing it.
-		s.undo = false
+		s.forwardLate(p, r)
 		return
 	}
 	if want == None && s.last.marker {
 		// Pausing: the last frame is complete, stop here.
 		s.cur = None
+		return
+	}
+	if p.Seq != prevSeq+1 {
+		// Packets lost upstream keep their numbers, under the mapping
+		// of their time, so the subscriber's NACK for them maps back.
+		s.cover(s.m.Seq(prevSeq+1), s.m.Seq(p.Seq-1))
+	}
+	if s.temporalDrop(p) {
 		return
 	}
 	s.forward(p, r)
@@ -373,7 +415,9 @@ func (s *Switcher) forwardCurrent(p *Packet, newest bool, want Layer, r *Result)
 func (s *Switcher) switchTo(p *Packet) {
 	m := Mapping{Layer: p.Layer}
 	if s.last.started {
-		m.SeqDelta = s.last.seq + 1 - p.Seq
+		// After the numbers kept for late packets of the old layer,
+		// which may still be sent under them.
+		m.SeqDelta = s.covered + 1 - p.Seq
 		m.TimestampDelta = s.last.ts + s.ticksSince(p.Arrival) - p.Timestamp
 		if s.last.hasPID && p.HasPictureID {
 			m.PictureIDDelta = s.last.pid + 1 - p.PictureID
@@ -383,11 +427,11 @@ func (s *Switcher) switchTo(p *Packet) {
 			m.TL0PICIDXDelta = s.last.tl0 + 1 - p.TL0PICIDX
 		}
 	}
-	s.epochIdx = (s.epochIdx + 1) % numEpochs
-	s.epochs[s.epochIdx] = epoch{m: m, first: m.Seq(p.Seq)}
+	s.m, s.open = m, false
 	s.cur = p.Layer
 	s.first = p.Seq
 	s.switches++
+	s.tl.restart() // a key frame: every temporal layer decodes after it
 }
 
 // ticksSince is the wall-clock time from the last packet sent to now in
@@ -408,29 +452,82 @@ func (s *Switcher) ticksSince(now time.Time) uint32 {
 
 // forward sends p, the newest packet of the current layer.
 func (s *Switcher) forward(p *Packet, r *Result) {
-	e := &s.epochs[s.epochIdx]
+	m := s.m
 	s.prev = s.last
 	s.undo = true
 	l := &s.last
 	l.started = true
-	l.seq = e.m.Seq(p.Seq)
-	l.ts = e.m.Timestamp(p.Timestamp)
+	l.seq = m.Seq(p.Seq)
+	l.ts = m.Timestamp(p.Timestamp)
 	l.arrival = p.Arrival
 	l.marker = p.Marker
 	if p.HasPictureID {
-		l.hasPID, l.pid = true, e.m.PictureID(p.PictureID)
+		l.hasPID, l.pid = true, m.PictureID(p.PictureID)
 	}
 	if p.HasTL0PICIDX {
-		l.hasTL0, l.tl0 = true, e.m.TL0PICIDX(p.TL0PICIDX)
+		l.hasTL0, l.tl0 = true, m.TL0PICIDX(p.TL0PICIDX)
 	}
-	if !e.used {
-		e.used, e.first = true, l.seq
+	s.cover(l.seq, l.seq)
+	r.Forward, r.Seq, r.Map = true, l.seq, m
+}
+
+// cover makes the subscriber's numbers first..last (following the
+// newest epoch's) part of an epoch under s.m: the newest one if it is
+// open, else a new one.
+func (s *Switcher) cover(first, last uint16) {
+	e := &s.epochs[s.epochIdx]
+	if !s.open || !e.used {
+		s.epochIdx = (s.epochIdx + 1) % numEpochs
+		e = &s.epochs[s.epochIdx]
+		*e = epoch{m: s.m, first: first, used: true, tid: s.tl.cur}
+		s.open = true
 	}
-	e.last = l.seq
+	e.last = last
+	s.covered = last
 	if e.last-e.first >= maxEpochSpan {
 		e.first = e.last - (maxEpochSpan - 1)
 	}
-	r.Forward, r.Seq, r.Map = true, l.seq, e.m
+}
+
+// forwardLate handles a packet of the current layer older than the
+// newest (reordered, or the publisher's retransmission): it goes out
+// under the number kept for it, if any. Numbers are kept for packets
+// not seen when later ones arrived; one already seen and left out for
+// its temporal layer has none (its epoch's input range skips it). A
+// frame never seen has its numbers and PictureID kept, so it is sent
+// whatever its temporal layer: without it the receiver would wait for
+// its PictureID until the next key frame. (If it refers to a frame left
+// out it shows wrong once; rare: a whole frame lost upstream, repaired
+// late, of a layer being left out.)
+func (s *Switcher) forwardLate(p *Packet, r *Result) {
+	if int16(p.Seq-s.first) < 0 {
+		return // sent before the switch to this layer: not ours to map
+	}
+	for i := range numEpochs {
+		e := &s.epochs[(s.epochIdx-i+numEpochs)%numEpochs]
+		if !e.used || e.m.Layer != s.cur {
+			return
+		}
+		in := e.first - e.m.SeqDelta
+		if p.Seq-in > e.last-e.first {
+			if int16(p.Seq-in) > 0 {
+				return // between two epochs: a packet left out
+			}
+			continue
+		}
+		out := e.m.Seq(p.Seq)
+		if p.HasTID && p.TID > e.tid && (!p.HasPictureID || s.tl.wasLeftOut(p.PictureID)) {
+			// Its frame is left out: the number stays a gap, and a
+			// NACK for it is not answered with this packet.
+			e.markDead(out)
+			return
+		}
+		r.Forward, r.Seq, r.Map = true, out, e.m
+		// It may fill a number between prev and last: last can no
+		// longer be given back without reusing it.
+		s.undo = false
+		return
+	}
 }
 
 // effective is the layer to move to: the target if it is arriving, else

@@ -20,6 +20,10 @@ type gen struct {
 	perFrm  int
 	keyAt   time.Time // send a key frame at the first frame from then
 	stopped bool
+	// temporal: frames carry VP8 temporal layers in libwebrtc's L1T3
+	// pattern (see l1t3); n counts frames since the last key frame.
+	temporal bool
+	n        int
 }
 
 func newGen(l Layer, seq uint16, ts uint32, pid uint16) *gen {
@@ -32,17 +36,31 @@ func (g *gen) frame(now time.Time, key bool) []Packet {
 	if key {
 		n *= 3
 	}
+	var tl l1t3Frame
+	if g.temporal {
+		if key {
+			g.n = 0
+		}
+		tl = l1t3[g.n%len(l1t3)]
+		g.n++
+		if tl.tid == 0 {
+			g.tl0++ // the index of the newest base frame
+		}
+	}
 	pkts := make([]Packet, n)
 	for i := range pkts {
 		pkts[i] = Packet{
 			Layer: g.layer, Seq: g.seq, Timestamp: g.ts, Marker: i == n-1, Keyframe: key && i == 0,
 			Arrival: now, HasPictureID: true, PictureID: g.pid, HasTL0PICIDX: true, TL0PICIDX: g.tl0,
+			HasTID: g.temporal, TID: tl.tid, LayerSync: tl.sync, FrameStart: i == 0,
 		}
 		g.seq++
 	}
 	g.ts += 3000
 	g.pid = (g.pid + 1) & 0x7fff
-	g.tl0++
+	if !g.temporal {
+		g.tl0++
+	}
 	return pkts
 }
 
@@ -57,12 +75,15 @@ type sent struct {
 	marker bool
 	key    bool
 	at     time.Time
+	tid    uint8
+	sync   bool
 }
 
 func apply(p *Packet, r Result) sent {
 	return sent{
 		layer: p.Layer, in: p.Seq, seq: r.Seq, ts: r.Map.Timestamp(p.Timestamp), pid: r.Map.PictureID(p.PictureID),
 		tl0: r.Map.TL0PICIDX(p.TL0PICIDX), marker: p.Marker, key: p.Keyframe, at: p.Arrival,
+		tid: p.TID, sync: p.LayerSync,
 	}
 }
 
@@ -573,7 +594,7 @@ func TestLookupForgetsOldStretches(t *testing.T) {
 	sw := NewSwitcher(Config{ClockRate: 90000})
 	gens := []*gen{newGen(0, 100, 0, 0), newGen(1, 20000, 0, 0)}
 	var firsts []uint16
-	for i := range 12 {
+	for i := range numEpochs + 4 {
 		l := Layer(i % 2)
 		sw.SetTarget(l)
 		for k, p := range gens[l].frame(now, true) {
