@@ -106,14 +106,7 @@ func (r *recorder) sample(p *peer) {
 			AvailableOutgoingBitrate float64 `json:"availableOutgoingBitrate"`
 		} `json:"publisher"`
 	}](ctx, p.b, `window.parley.transport()`)
-	out, _ := e2e.Eval[[]struct {
-		Kind          string `json:"kind"`
-		Rid           string `json:"rid"`
-		Active        bool   `json:"active"`
-		FrameHeight   int    `json:"frameHeight"`
-		FramesEncoded int64  `json:"framesEncoded"`
-		Limit         string `json:"qualityLimitationReason"`
-	}](ctx, p.b, `window.parley.outbound()`)
+	out, _ := outbound(ctx, p)
 	now := time.Now()
 	r.c.mu.Lock()
 	capBps := p.downCap

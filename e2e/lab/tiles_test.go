@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"slices"
 	"strings"
 
 	"github.com/parleyhq/parley/e2e"
@@ -25,27 +24,6 @@ const (
 func (c *call) launchSmall(name string) *peer {
 	c.t.Helper()
 	return c.launch(name, smallWindowArg, smallScaleArg)
-}
-
-// activeRids are the camera encodings p's page sends now (the others
-// are paused, RTCRtpEncodingParameters.active false), sorted.
-func activeRids(ctx context.Context, p *peer) ([]string, error) {
-	out, err := e2e.Eval[[]struct {
-		Kind   string `json:"kind"`
-		Rid    string `json:"rid"`
-		Active bool   `json:"active"`
-	}](ctx, p.b, `window.parley.outbound()`)
-	if err != nil {
-		return nil, err
-	}
-	var rids []string
-	for _, o := range out {
-		if o.Kind == "video" && o.Rid != "" && o.Active {
-			rids = append(rids, o.Rid)
-		}
-	}
-	slices.Sort(rids)
-	return rids, nil
 }
 
 // setTilesShown shows or hides the video of the named participants'
