@@ -32,6 +32,17 @@ type LayerEvents interface {
 
 const dynacastHold = 3 * time.Second
 
+// dynacastArrive is how long a resumed layer counts as still paused for
+// the layer selection (offered at its nominal rate) while its first
+// packets are on the way: the publisher's browser needs a key frame for
+// it, and its own send estimate must allow it. Without it the next
+// selection round (well under a second later) saw the layer as not
+// arriving, aimed below it, and dynacast paused it again after the hold:
+// in the lab (issue #10, scenario 4) a publisher's top layer, resumed
+// after its uplink cap was lifted, was paused again 3.5 s later every
+// time and not asked for again for dynacastRetry.
+const dynacastArrive = 2 * time.Second
+
 // dynacastRetry: a layer that was resumed but never arrived before it
 // was paused again (the publisher's uplink cannot carry it, and the
 // browser keeps it off on its own) is not offered to the selector again
@@ -51,17 +62,22 @@ type dynacast struct {
 	initialized bool
 	resumed     [simulcast.MaxLayers]time.Time // when each layer was last resumed
 	failed      [simulcast.MaxLayers]time.Time // resumed, never arrived: not offered until then
+	// settled is the highest active layer below every layer resumed
+	// less than dynacastArrive ago that has not arrived since.
+	settled simulcast.Layer
 }
 
-// activeTop is the highest layer the publisher was asked to send (all
-// layers until the first decision).
+// activeTop is the highest layer the layer selection should take as
+// sent: the highest the publisher was asked to send (all layers until
+// the first decision), less those just resumed and not yet arrived
+// (see dynacastArrive), which it weighs as paused.
 func (t *publishedTrack) activeTop() simulcast.Layer {
 	t.dyn.mu.Lock()
 	defer t.dyn.mu.Unlock()
 	if !t.dyn.initialized {
 		return t.topLayer()
 	}
-	return t.dyn.top
+	return t.dyn.settled
 }
 
 // offered reports whether layer l, paused, may be offered to the layer
@@ -123,6 +139,14 @@ func (t *publishedTrack) reviewLayers(now time.Time) {
 		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true
 	}
 	top := t.dyn.top
+	t.dyn.settled = top
+	for l := simulcast.Layer(0); l <= top; l++ {
+		r := t.dyn.resumed[l]
+		if !r.IsZero() && arrived[l].Before(r) && now.Sub(r) < dynacastArrive {
+			t.dyn.settled = l - 1
+			break
+		}
+	}
 	t.dyn.mu.Unlock()
 	if !changed {
 		return

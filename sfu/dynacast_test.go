@@ -14,8 +14,9 @@ import (
 // TestDynacast: the publisher of a simulcast camera is asked to pause
 // the layers no subscriber aims at (a thumbnail needs only q), a few
 // seconds after the need went down, and to resume them at once when a
-// tile grows; a resumed layer that never arrives is not asked for again
-// every few seconds.
+// tile grows; resumed layers that take a moment to arrive are kept, but
+// a resumed layer that never arrives is not asked for again every few
+// seconds.
 func TestDynacast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env := newTestEnv(t, sfu.DefaultConfig())
@@ -78,6 +79,33 @@ func TestDynacast(t *testing.T) {
 				l, err := bob.Peer.Layer(sid)
 				return err == nil && l == 2
 			})
+		})
+
+		step(t, "resumed layers that come a little late are kept", func() {
+			if err := bob.Peer.SetView(sid, 160, 90, true); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 10*time.Second, "only q asked for", func() bool { return slices.Equal(last(), []string{"q"}) })
+			pause(last())
+			time.Sleep(time.Second)
+			n := len(ada.LayerRequests())
+			if err := bob.Peer.SetView(sid, 1280, 720, true); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, time.Second, "all asked for", func() bool { return slices.Equal(last(), []string{"q", "h", "f"}) })
+			// The browser brings them back 1.5 s later (a key frame, its
+			// own estimate): more than a selection round, within
+			// dynacastArrive.
+			time.Sleep(1500 * time.Millisecond)
+			pause(last())
+			testkit.Eventually(t, 5*time.Second, "bob on f", func() bool {
+				l, err := bob.Peer.Layer(sid)
+				return err == nil && l == 2
+			})
+			time.Sleep(5 * time.Second)
+			if got := ada.LayerRequests()[n:]; len(got) != 1 {
+				t.Errorf("requests after the tile grew: %+v, want the one resuming every layer", got)
+			}
 		})
 
 		step(t, "a resumed layer that never comes is not asked for again soon", func() {
