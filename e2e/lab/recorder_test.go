@@ -56,7 +56,9 @@ func (r *recorder) now() float64 { return time.Since(r.start).Seconds() }
 func (r *recorder) note(s string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.tl.Notes = append(r.tl.Notes, fmt.Sprintf("t=%.0f %s", r.now(), s))
+	// The wall clock too (UTC, as the server's log), to find the note's
+	// moment in the log.
+	r.tl.Notes = append(r.tl.Notes, fmt.Sprintf("t=%.0f (%s) %s", r.now(), time.Now().UTC().Format("15:04:05.000"), s))
 }
 
 // stop ends the sampling (once) and returns the timeline.

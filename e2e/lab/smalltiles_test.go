@@ -75,6 +75,9 @@ func TestManySmallTiles(t *testing.T) {
 		return true
 	}
 	if !poll(ctx, warmUpLimit, allLow) {
+		for _, p := range peers {
+			t.Logf("%s's page: %s", p.name, tilesSeen(ctx, p))
+		}
 		t.Fatalf("not every subscriber at the low layer of every camera within %v (publisher: subscriber: rid): %v", warmUpLimit, layers)
 	}
 	t.Logf("every subscriber at the low layer of every camera %.1f s after the recording started", rec.now())

@@ -50,3 +50,27 @@ func setTilesShown(ctx context.Context, p *peer, names []string, shown bool) (in
 		return n;
 	})()`)
 }
+
+// tilesSeen describes the tiles of p's page for a log line: each
+// participant's tile in device pixels and whether it lies within the
+// scrolling grid's view (what the client reports as visible, with its
+// own size, to the server), and the layout's mode.
+func tilesSeen(ctx context.Context, p *peer) string {
+	s, err := e2e.Eval[string](ctx, p.b, `(() => {
+		const d = window.devicePixelRatio || 1, out = [];
+		const grid = document.querySelector('.grid');
+		const g = grid ? grid.getBoundingClientRect() : null;
+		for (const tile of document.querySelectorAll('[data-testid=tile]')) {
+			const name = tile.querySelector('[data-testid=tile-name]');
+			const r = tile.getBoundingClientRect();
+			const inView = g ? r.bottom > g.top && r.top < g.bottom && r.right > g.left && r.left < g.right : true;
+			out.push((name ? name.textContent.trim() : '?') + ' ' + Math.round(r.width * d) + 'x' + Math.round(r.height * d) +
+				(inView && getComputedStyle(tile).display !== 'none' ? '' : ' (out of view)'));
+		}
+		return (g ? 'grid ' + Math.round(g.width) + 'x' + Math.round(g.height) + ' css px: ' : '') + out.join(', ');
+	})()`)
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
