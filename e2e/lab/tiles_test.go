@@ -7,11 +7,16 @@ import (
 	"github.com/parleyhq/parley/e2e"
 )
 
-// Small tiles: a window of 640x360 CSS pixels at a device scale of 1
+// Small tiles: a window of 640x540 CSS pixels at a device scale of 1
 // shows six tiles in a 3x2 grid of about 206x116 px each, which the
 // server serves with the lowest simulcast layer (320x180 covers it).
+// The page's header and controls take about 290 px of the height: in
+// the 640x360 window used before, the grid was 73 px high, its 160x90
+// tiles scrolled, and the sixth participant's tile was out of view in
+// every page, so the client reported it hidden and no one received
+// that camera (seen 2026-12-04 and 2026-12-05, tilesSeen).
 const (
-	smallWindowArg = "--window-size=640,360"
+	smallWindowArg = "--window-size=640,540"
 	smallScaleArg  = "--force-device-scale-factor=1"
 )
 

@@ -152,7 +152,7 @@ func TestPublisherUplinkCap(t *testing.T) {
 			t.Logf("capped: %s forwarded %q and decoding it %.1f s after Ada's top layer stopped", p.name, layers[ada.name][p.name], after)
 		}
 	}
-	rec.note("Bob and Carol moved to a layer Ada still sends")
+	rec.note(fmt.Sprintf("moved to a layer Ada still sends, s after her top layer stopped: %v", moved))
 
 	time.Sleep(time.Until(rec.start.Add(time.Duration((capAt + upCapHold.Seconds() + 1) * float64(time.Second)))))
 	enc.read()
