@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleyhq/parley/e2e"
 	"github.com/parleyhq/parley/internal/netlab"
+	"github.com/parleyhq/parley/internal/promtext"
 )
 
 // Scenario 4 of issue #10: one publisher's uplink capped.
@@ -95,6 +96,7 @@ func TestPublisherUplinkCap(t *testing.T) {
 	t.Logf("settled: Ada sends %v, Bob and Carol decode her camera at %dp, %.1f s after the recording started", enc.sending(), fullHeight, rec.now())
 	rec.note("settled: Bob and Carol receive Ada's top layer")
 
+	plis0 := c.plisOut()
 	capAt := rec.now()
 	c.setUpCap(ada, upCap, rec)
 	if !poll(ctx, upTopStop, func() bool { enc.read(); return enc.stopped(topRid) }) {
@@ -153,6 +155,7 @@ func TestPublisherUplinkCap(t *testing.T) {
 		}
 	}
 	rec.note(fmt.Sprintf("moved to a layer Ada still sends, s after her top layer stopped: %v", moved))
+	t.Logf("key frame requests to publishers from the cap to the move: %.0f", c.plisOut()-plis0)
 
 	time.Sleep(time.Until(rec.start.Add(time.Duration((capAt + upCapHold.Seconds() + 1) * float64(time.Second)))))
 	enc.read()
@@ -230,6 +233,17 @@ func (c *call) setUpCap(p *peer, bps int, tl *recorder) {
 		c.t.Fatal(err)
 	}
 	tl.note(fmt.Sprintf("uplink cap of %s: %d kbit/s (0 = none)", p.name, bps/1000))
+}
+
+// plisOut is the server's count of key frame requests sent to
+// publishers (0 if it cannot be read).
+func (c *call) plisOut() float64 {
+	m, err := promtext.Scrape(c.ctx, c.srv.URL+"/metrics")
+	if err != nil {
+		return 0
+	}
+	v, _ := m.Value(`parley_sfu_plis_total{direction="out"}`)
+	return v
 }
 
 // cameraOf is the camera of the named publisher in a sample (zero if
