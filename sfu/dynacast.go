@@ -32,6 +32,16 @@ type LayerEvents interface {
 
 const dynacastHold = 3 * time.Second
 
+// dynacastSilent: when every active layer above the need has sent
+// nothing for this long (the layer selection's own "not arriving"), they
+// are paused at once, without dynacastHold. A publisher whose uplink
+// shrank keeps encoding layers its link drops: in the lab (issue #10,
+// scenario 4) Chrome at a 500 kbit/s cap went on sending h beside q for
+// the 3 s of the hold while no subscriber received h, and the q the
+// subscribers had just been moved to froze for 2.6 s until h was
+// paused.
+const dynacastSilent = time.Second
+
 // dynacastArrive is how long a resumed layer counts as still paused for
 // the layer selection (offered at its nominal rate) while its first
 // packets are on the way: the publisher's browser needs a key frame for
@@ -88,6 +98,21 @@ func (t *publishedTrack) offered(l simulcast.Layer, now time.Time) bool {
 	return !now.Before(t.dyn.failed[l])
 }
 
+// silentAbove reports whether every active layer above need has sent
+// nothing for dynacastSilent, none of them just resumed (see
+// dynacastArrive). The caller holds d.mu.
+func (d *dynacast) silentAbove(need simulcast.Layer, arrived *[simulcast.MaxLayers]time.Time, now time.Time) bool {
+	for l := need + 1; l <= d.top; l++ {
+		if r := d.resumed[l]; !r.IsZero() && now.Sub(r) < dynacastArrive {
+			return false
+		}
+		if !arrived[l].IsZero() && now.Sub(arrived[l]) < dynacastSilent {
+			return false
+		}
+	}
+	return true
+}
+
 // reviewLayers compares the layers t's subscribers aim at with those the
 // publisher sends, and asks the publisher to change when they differ
 // (see the top of this file for the timing). Each subscriber's layer
@@ -128,9 +153,9 @@ func (t *publishedTrack) reviewLayers(now time.Time) {
 		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true
 	case need == t.dyn.top:
 		t.dyn.lowerSince = time.Time{}
-	case t.dyn.lowerSince.IsZero():
+	case t.dyn.lowerSince.IsZero() && !t.dyn.silentAbove(need, &arrived, now):
 		t.dyn.lowerSince = now
-	case now.Sub(t.dyn.lowerSince) >= dynacastHold:
+	case now.Sub(t.dyn.lowerSince) >= dynacastHold || t.dyn.silentAbove(need, &arrived, now):
 		for l := need + 1; l <= t.dyn.top; l++ {
 			if !t.dyn.resumed[l].IsZero() && arrived[l].Before(t.dyn.resumed[l]) {
 				t.dyn.failed[l] = now.Add(dynacastRetry)

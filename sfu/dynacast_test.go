@@ -16,7 +16,7 @@ import (
 // seconds after the need went down, and to resume them at once when a
 // tile grows; resumed layers that take a moment to arrive are kept, but
 // a resumed layer that never arrives is not asked for again every few
-// seconds.
+// seconds; layers that stop arriving are paused without the hold.
 func TestDynacast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env := newTestEnv(t, sfu.DefaultConfig())
@@ -106,6 +106,31 @@ func TestDynacast(t *testing.T) {
 			if got := ada.LayerRequests()[n:]; len(got) != 1 {
 				t.Errorf("requests after the tile grew: %+v, want the one resuming every layer", got)
 			}
+		})
+
+		step(t, "layers that stop arriving are paused without the hold", func() {
+			// The publisher's uplink shrinks: h and f stop coming, though
+			// the publisher was not asked to pause them.
+			n := len(ada.LayerRequests())
+			start := time.Now()
+			cam.Pause(1, true)
+			cam.Pause(2, true)
+			testkit.Eventually(t, 5*time.Second, "only q asked for", func() bool {
+				return len(ada.LayerRequests()) > n && slices.Equal(ada.LayerRequests()[n].RIDs, []string{"q"})
+			})
+			// A second of silence, then a selection round or two: not
+			// the silence and the 3 s hold.
+			if d := time.Since(start); d >= 2500*time.Millisecond {
+				t.Errorf("h and f paused %v after they stopped, want within 2.5 s", d)
+			}
+			// Bob's estimate still carries f: the layers are asked for
+			// again, and this time they come.
+			testkit.Eventually(t, 10*time.Second, "all asked for again", func() bool { return slices.Equal(last(), []string{"q", "h", "f"}) })
+			pause(last())
+			testkit.Eventually(t, 5*time.Second, "bob on f", func() bool {
+				l, err := bob.Peer.Layer(sid)
+				return err == nil && l == 2
+			})
 		})
 
 		step(t, "a resumed layer that never comes is not asked for again soon", func() {
