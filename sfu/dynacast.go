@@ -32,8 +32,8 @@ type LayerEvents interface {
 
 const dynacastHold = 3 * time.Second
 
-// dynacastSilent: when every active layer above the need has sent
-// nothing for this long (the layer selection's own "not arriving"), they
+// dynacastSilent: when every active layer above the need came and then
+// has sent nothing for this long (the layer selection's own "not arriving"), they
 // are paused at once, without dynacastHold. A publisher whose uplink
 // shrank keeps encoding layers its link drops: in the lab (issue #10,
 // scenario 4) Chrome at a 500 kbit/s cap went on sending h beside q for
@@ -98,15 +98,19 @@ func (t *publishedTrack) offered(l simulcast.Layer, now time.Time) bool {
 	return !now.Before(t.dyn.failed[l])
 }
 
-// silentAbove reports whether every active layer above need has sent
-// nothing for dynacastSilent, none of them just resumed (see
-// dynacastArrive). The caller holds d.mu.
+// silentAbove reports whether every active layer above need came and
+// then has sent nothing for dynacastSilent. A layer that never came, or
+// not since it was resumed, is left to the hold (and marked failed
+// there): a browser needs seconds to start a layer its own estimate
+// held back, and pausing it sooner keeps that estimate low. The caller
+// holds d.mu.
 func (d *dynacast) silentAbove(need simulcast.Layer, arrived *[simulcast.MaxLayers]time.Time, now time.Time) bool {
+	if need >= d.top {
+		return false
+	}
 	for l := need + 1; l <= d.top; l++ {
-		if r := d.resumed[l]; !r.IsZero() && now.Sub(r) < dynacastArrive {
-			return false
-		}
-		if !arrived[l].IsZero() && now.Sub(arrived[l]) < dynacastSilent {
+		a := arrived[l]
+		if a.IsZero() || a.Before(d.resumed[l]) || now.Sub(a) < dynacastSilent {
 			return false
 		}
 	}
