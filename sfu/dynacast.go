@@ -32,6 +32,27 @@ type LayerEvents interface {
 
 const dynacastHold = 3 * time.Second
 
+// dynacastSilent: when every active layer above the need came and then
+// has sent nothing for this long (the layer selection's own "not arriving"), they
+// are paused at once, without dynacastHold. A publisher whose uplink
+// shrank keeps encoding layers its link drops: in the lab (issue #10,
+// scenario 4) Chrome at a 500 kbit/s cap went on sending h beside q for
+// the 3 s of the hold while no subscriber received h, and the q the
+// subscribers had just been moved to froze for 2.6 s until h was
+// paused.
+const dynacastSilent = time.Second
+
+// dynacastArrive is how long a resumed layer counts as still paused for
+// the layer selection (offered at its nominal rate) while its first
+// packets are on the way: the publisher's browser needs a key frame for
+// it, and its own send estimate must allow it. Without it the next
+// selection round (well under a second later) saw the layer as not
+// arriving, aimed below it, and dynacast paused it again after the hold:
+// in the lab (issue #10, scenario 4) a publisher's top layer, resumed
+// after its uplink cap was lifted, was paused again 3.5 s later every
+// time and not asked for again for dynacastRetry.
+const dynacastArrive = 2 * time.Second
+
 // dynacastRetry: a layer that was resumed but never arrived before it
 // was paused again (the publisher's uplink cannot carry it, and the
 // browser keeps it off on its own) is not offered to the selector again
@@ -51,17 +72,22 @@ type dynacast struct {
 	initialized bool
 	resumed     [simulcast.MaxLayers]time.Time // when each layer was last resumed
 	failed      [simulcast.MaxLayers]time.Time // resumed, never arrived: not offered until then
+	// settled is the highest active layer below every layer resumed
+	// less than dynacastArrive ago that has not arrived since.
+	settled simulcast.Layer
 }
 
-// activeTop is the highest layer the publisher was asked to send (all
-// layers until the first decision).
+// activeTop is the highest layer the layer selection should take as
+// sent: the highest the publisher was asked to send (all layers until
+// the first decision), less those just resumed and not yet arrived
+// (see dynacastArrive), which it weighs as paused.
 func (t *publishedTrack) activeTop() simulcast.Layer {
 	t.dyn.mu.Lock()
 	defer t.dyn.mu.Unlock()
 	if !t.dyn.initialized {
 		return t.topLayer()
 	}
-	return t.dyn.top
+	return t.dyn.settled
 }
 
 // offered reports whether layer l, paused, may be offered to the layer
@@ -70,6 +96,25 @@ func (t *publishedTrack) offered(l simulcast.Layer, now time.Time) bool {
 	t.dyn.mu.Lock()
 	defer t.dyn.mu.Unlock()
 	return !now.Before(t.dyn.failed[l])
+}
+
+// silentAbove reports whether every active layer above need came and
+// then has sent nothing for dynacastSilent. A layer that never came, or
+// not since it was resumed, is left to the hold (and marked failed
+// there): a browser needs seconds to start a layer its own estimate
+// held back, and pausing it sooner keeps that estimate low. The caller
+// holds d.mu.
+func (d *dynacast) silentAbove(need simulcast.Layer, arrived *[simulcast.MaxLayers]time.Time, now time.Time) bool {
+	if need >= d.top {
+		return false
+	}
+	for l := need + 1; l <= d.top; l++ {
+		a := arrived[l]
+		if a.IsZero() || a.Before(d.resumed[l]) || now.Sub(a) < dynacastSilent {
+			return false
+		}
+	}
+	return true
 }
 
 // reviewLayers compares the layers t's subscribers aim at with those the
@@ -112,9 +157,9 @@ func (t *publishedTrack) reviewLayers(now time.Time) {
 		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true
 	case need == t.dyn.top:
 		t.dyn.lowerSince = time.Time{}
-	case t.dyn.lowerSince.IsZero():
+	case t.dyn.lowerSince.IsZero() && !t.dyn.silentAbove(need, &arrived, now):
 		t.dyn.lowerSince = now
-	case now.Sub(t.dyn.lowerSince) >= dynacastHold:
+	case now.Sub(t.dyn.lowerSince) >= dynacastHold || t.dyn.silentAbove(need, &arrived, now):
 		for l := need + 1; l <= t.dyn.top; l++ {
 			if !t.dyn.resumed[l].IsZero() && arrived[l].Before(t.dyn.resumed[l]) {
 				t.dyn.failed[l] = now.Add(dynacastRetry)
@@ -123,6 +168,14 @@ func (t *publishedTrack) reviewLayers(now time.Time) {
 		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true
 	}
 	top := t.dyn.top
+	t.dyn.settled = top
+	for l := simulcast.Layer(0); l <= top; l++ {
+		r := t.dyn.resumed[l]
+		if !r.IsZero() && arrived[l].Before(r) && now.Sub(r) < dynacastArrive {
+			t.dyn.settled = l - 1
+			break
+		}
+	}
 	t.dyn.mu.Unlock()
 	if !changed {
 		return

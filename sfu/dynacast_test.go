@@ -14,8 +14,9 @@ import (
 // TestDynacast: the publisher of a simulcast camera is asked to pause
 // the layers no subscriber aims at (a thumbnail needs only q), a few
 // seconds after the need went down, and to resume them at once when a
-// tile grows; a resumed layer that never arrives is not asked for again
-// every few seconds.
+// tile grows; resumed layers that take a moment to arrive are kept, but
+// a resumed layer that never arrives is not asked for again every few
+// seconds; layers that stop arriving are paused without the hold.
 func TestDynacast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env := newTestEnv(t, sfu.DefaultConfig())
@@ -73,6 +74,58 @@ func TestDynacast(t *testing.T) {
 			testkit.Eventually(t, time.Second, "q, h and f asked for", func() bool {
 				return len(ada.LayerRequests()) > n && slices.Equal(last(), []string{"q", "h", "f"})
 			})
+			pause(last())
+			testkit.Eventually(t, 5*time.Second, "bob on f", func() bool {
+				l, err := bob.Peer.Layer(sid)
+				return err == nil && l == 2
+			})
+		})
+
+		step(t, "resumed layers that come a little late are kept", func() {
+			if err := bob.Peer.SetView(sid, 160, 90, true); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 10*time.Second, "only q asked for", func() bool { return slices.Equal(last(), []string{"q"}) })
+			pause(last())
+			time.Sleep(time.Second)
+			n := len(ada.LayerRequests())
+			if err := bob.Peer.SetView(sid, 1280, 720, true); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, time.Second, "all asked for", func() bool { return slices.Equal(last(), []string{"q", "h", "f"}) })
+			// The browser brings them back 1.5 s later (a key frame, its
+			// own estimate): more than a selection round, within
+			// dynacastArrive.
+			time.Sleep(1500 * time.Millisecond)
+			pause(last())
+			testkit.Eventually(t, 5*time.Second, "bob on f", func() bool {
+				l, err := bob.Peer.Layer(sid)
+				return err == nil && l == 2
+			})
+			time.Sleep(5 * time.Second)
+			if got := ada.LayerRequests()[n:]; len(got) != 1 {
+				t.Errorf("requests after the tile grew: %+v, want the one resuming every layer", got)
+			}
+		})
+
+		step(t, "layers that stop arriving are paused without the hold", func() {
+			// The publisher's uplink shrinks: h and f stop coming, though
+			// the publisher was not asked to pause them.
+			n := len(ada.LayerRequests())
+			start := time.Now()
+			cam.Pause(1, true)
+			cam.Pause(2, true)
+			testkit.Eventually(t, 5*time.Second, "only q asked for", func() bool {
+				return len(ada.LayerRequests()) > n && slices.Equal(ada.LayerRequests()[n].RIDs, []string{"q"})
+			})
+			// A second of silence, then a selection round or two: not
+			// the silence and the 3 s hold.
+			if d := time.Since(start); d >= 2500*time.Millisecond {
+				t.Errorf("h and f paused %v after they stopped, want within 2.5 s", d)
+			}
+			// Bob's estimate still carries f: the layers are asked for
+			// again, and this time they come.
+			testkit.Eventually(t, 10*time.Second, "all asked for again", func() bool { return slices.Equal(last(), []string{"q", "h", "f"}) })
 			pause(last())
 			testkit.Eventually(t, 5*time.Second, "bob on f", func() bool {
 				l, err := bob.Peer.Layer(sid)

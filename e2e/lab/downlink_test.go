@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -22,33 +21,6 @@ const (
 	fullShareGood = 0.95 // of the others' samples at 1280x720 while Carol is capped
 )
 
-// cameras returns the camera tracks of a sample (video not from a
-// screen share).
-func cameras(s netlab.Sample) []netlab.Track {
-	var out []netlab.Track
-	for _, t := range s.Tracks {
-		if t.Kind == "video" && !strings.Contains(t.From, " ") {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// allAt reports whether the sample shows want cameras, all decoding at
-// height h.
-func allAt(s netlab.Sample, want, h int) bool {
-	cams := cameras(s)
-	if len(cams) != want {
-		return false
-	}
-	for _, t := range cams {
-		if t.Height != h || t.FPS <= 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // TestDownlinkCap: three participants; Carol's downlink is capped at
 // 300 kbit/s. Within 5 s she receives the low layer of both cameras,
 // which keep decoding with at most 1 s of freezes and under 2% audio
@@ -64,13 +36,7 @@ func TestDownlinkCap(t *testing.T) {
 		writeTimeline(t, rec.timeline(), "downlink-cap")
 		c.keepServerLog("downlink-cap")
 	}()
-	latest := func(p *peer) netlab.Sample {
-		ss := rec.samples(p.name, 0, 1e9)
-		if len(ss) == 0 {
-			return netlab.Sample{}
-		}
-		return ss[len(ss)-1]
-	}
+	latest := func(p *peer) netlab.Sample { return rec.latest(p.name) }
 	if !poll(ctx, warmUpLimit, func() bool {
 		return allAt(latest(ada), 2, fullHeight) && allAt(latest(bob), 2, fullHeight) && allAt(latest(carol), 2, fullHeight)
 	}) {

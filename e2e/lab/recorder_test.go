@@ -56,7 +56,9 @@ func (r *recorder) now() float64 { return time.Since(r.start).Seconds() }
 func (r *recorder) note(s string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.tl.Notes = append(r.tl.Notes, fmt.Sprintf("t=%.0f %s", r.now(), s))
+	// The wall clock too (UTC, as the server's log), to find the note's
+	// moment in the log.
+	r.tl.Notes = append(r.tl.Notes, fmt.Sprintf("t=%.0f (%s) %s", r.now(), time.Now().UTC().Format("15:04:05.000"), s))
 }
 
 // stop ends the sampling (once) and returns the timeline.
@@ -106,14 +108,7 @@ func (r *recorder) sample(p *peer) {
 			AvailableOutgoingBitrate float64 `json:"availableOutgoingBitrate"`
 		} `json:"publisher"`
 	}](ctx, p.b, `window.parley.transport()`)
-	out, _ := e2e.Eval[[]struct {
-		Kind          string `json:"kind"`
-		Rid           string `json:"rid"`
-		Active        bool   `json:"active"`
-		FrameHeight   int    `json:"frameHeight"`
-		FramesEncoded int64  `json:"framesEncoded"`
-		Limit         string `json:"qualityLimitationReason"`
-	}](ctx, p.b, `window.parley.outbound()`)
+	out, _ := outbound(ctx, p)
 	now := time.Now()
 	r.c.mu.Lock()
 	capBps := p.downCap

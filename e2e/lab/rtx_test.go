@@ -11,15 +11,32 @@ import (
 	"github.com/parleyhq/parley/internal/promtext"
 )
 
-// rtxLossWindow is how long each leg drops packets.
-const rtxLossWindow = 15 * time.Second
+// Scenario 3 of issue #10: 5% random loss on a subscriber's downlink,
+// then on a publisher's uplink.
+const (
+	// rtxLossWindow is how long each leg drops packets.
+	rtxLossWindow = 15 * time.Second
+	rtxLossPct    = 5
+	// rtxMinFPSShare is the share of the publisher's frame rate the
+	// subscriber must keep decoding under loss: the issue's "20 fps or
+	// more of the publisher's 30". The lab's cameras run at 15 fps (see
+	// launch), so it is asserted as a ratio of what the publisher
+	// encoded over the same window.
+	rtxMinFPSShare = 20.0 / 30
+	// rtxMaxConcealed is the most of the audio the subscriber may
+	// conceal under loss, in %.
+	rtxMaxConcealed = 5.0
+)
 
-// TestVideoLossRTX: with RTX negotiated on both connections (issue #10),
-// 5% loss on a subscriber's downlink is repaired on the subscriber's RTX
-// stream (Chromium's inbound-rtp retransmittedPacketsReceived grows),
-// and 5% loss on the publisher's uplink is repaired on the publisher's
-// RTX stream and reaches the subscriber as media, repaired already (the
-// subscriber's retransmitted count stays put while its video decodes).
+// TestVideoLossRTX: with RTX negotiated on both connections (issue #10,
+// scenario 3), 5% loss on a subscriber's downlink is repaired on the
+// subscriber's RTX stream (Chromium's inbound-rtp
+// retransmittedPacketsReceived grows, the server's retransmissions
+// grow), and 5% loss on the publisher's uplink is repaired on the
+// publisher's RTX stream (the server sends the publisher NACKs) and
+// reaches the subscriber as media. Under
+// either, the subscriber decodes at least two thirds of the frames the
+// publisher encodes and conceals under 5% of the publisher's audio.
 func TestVideoLossRTX(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	c := newCall(t, ctx, "lab-rtx")
@@ -33,72 +50,118 @@ func TestVideoLossRTX(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	before := videoFrom(ctx, t, ben, sid)
 	t.Logf("no loss, 5 s: Ben decoded %d frames of Ada's camera", before.frames-start.frames)
-	c.logRTXMetrics("before loss")
-	if err := ben.host.SetLoss(netlab.Down, 5); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(rtxLossWindow)
-	if err := ben.host.SetLoss(netlab.Down, 0); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // the last repairs
-	down := videoFrom(ctx, t, ben, sid)
-	t.Logf("5%% loss on Ben's downlink for %v: %d packets retransmitted on RTX, %d frames decoded",
-		rtxLossWindow, down.rtx-before.rtx, down.frames-before.frames)
-	c.logRTXMetrics("after Ben's downlink loss")
-	if down.rtx <= before.rtx {
-		t.Errorf("Ben's downlink lost packets for %v but received no retransmission on RTX (%d before, %d after)",
-			rtxLossWindow, before.rtx, down.rtx)
+
+	// leg drops rtxLossPct% on one link for rtxLossWindow and returns
+	// what Ben received and the server counted over it.
+	leg := func(what string, h *netlab.Host, dir netlab.Direction) (videoStat, videoStat, rtxMetrics, rtxMetrics) {
+		m0 := c.rtxMetrics()
+		v0, enc0 := videoFrom(ctx, t, ben, sid), maxFramesEncoded(ctx, t, ada)
+		if err := h.SetLoss(dir, rtxLossPct); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(rtxLossWindow)
+		if err := h.SetLoss(dir, 0); err != nil {
+			t.Fatal(err)
+		}
+		v1, enc1 := videoFrom(ctx, t, ben, sid), maxFramesEncoded(ctx, t, ada)
+		time.Sleep(time.Second) // the last repairs
+		m1 := c.rtxMetrics()
+		t.Logf("%d%% loss on %s for %v: %s", rtxLossPct, what, rtxLossWindow, m1.sub(m0))
+		share := float64(v1.frames-v0.frames) / float64(max(enc1-enc0, 1))
+		concealed := 100 * float64(v1.concealed-v0.concealed) / float64(max(v1.samples-v0.samples, 1))
+		t.Logf("%d%% loss on %s: Ben decoded %d frames of the %d Ada encoded (%.0f%%, %.1f fps), concealed %.2f%% of %d audio samples, %d packets on his RTX stream",
+			rtxLossPct, what, v1.frames-v0.frames, enc1-enc0, 100*share, float64(v1.frames-v0.frames)/rtxLossWindow.Seconds(),
+			concealed, v1.samples-v0.samples, v1.rtx-v0.rtx)
+		if share < rtxMinFPSShare {
+			t.Errorf("%d%% loss on %s: Ben decoded %.0f%% of the frames Ada encoded, want at least %.0f%%", rtxLossPct, what, 100*share, 100*rtxMinFPSShare)
+		}
+		if concealed >= rtxMaxConcealed {
+			t.Errorf("%d%% loss on %s: Ben concealed %.2f%% of Ada's audio, want under %.0f%%", rtxLossPct, what, concealed, rtxMaxConcealed)
+		}
+		return v0, v1, m0, m1
 	}
 
-	if err := ada.host.SetLoss(netlab.Up, 5); err != nil {
-		t.Fatal(err)
+	v0, v1, m0, m1 := leg("Ben's downlink", ben.host, netlab.Down)
+	if v1.rtx <= v0.rtx || m1.retransmits <= m0.retransmits {
+		t.Errorf("Ben's downlink lost packets for %v but received no retransmission on RTX (%d before, %d after; the server's retransmissions %.0f -> %.0f)",
+			rtxLossWindow, v0.rtx, v1.rtx, m0.retransmits, m1.retransmits)
 	}
-	time.Sleep(rtxLossWindow)
-	if err := ada.host.SetLoss(netlab.Up, 0); err != nil {
-		t.Fatal(err)
-	}
-	up := videoFrom(ctx, t, ben, sid)
-	c.logRTXMetrics("after Ada's uplink loss")
-	t.Logf("5%% loss on Ada's uplink for %v: Ben decoded %d frames, %d packets on his RTX stream",
-		rtxLossWindow, up.frames-down.frames, up.rtx-down.rtx)
-	// 15 fps of fake camera: at least half of them decoded.
-	if want := int64(rtxLossWindow.Seconds() * 15 / 2); up.frames-down.frames < want {
-		t.Errorf("with 5%% loss on Ada's uplink Ben decoded %d frames in %v, want at least %d",
-			up.frames-down.frames, rtxLossWindow, want)
+	_, _, m0, m1 = leg("Ada's uplink", ada.host, netlab.Up)
+	// The NACKs are the recoveries asked for; the RTX packets from Ada
+	// are logged only, as they include Chromium's bandwidth probes
+	// (resent recent packets), which come without any loss.
+	if m1.nacksOut <= m0.nacksOut {
+		t.Errorf("Ada's uplink lost packets for %v but the server sent her no NACK", rtxLossWindow)
 	}
 }
 
-type videoStat struct{ rtx, frames int64 }
+// maxFramesEncoded is the frame count of p's busiest camera layer: every
+// active layer encodes the camera's frames, so it is the publisher's
+// frame count whichever layer a subscriber receives.
+func maxFramesEncoded(ctx context.Context, t *testing.T, p *peer) int64 {
+	t.Helper()
+	m, err := cameraLayersSent(ctx, p)
+	if err != nil {
+		t.Fatalf("%s: outbound: %v", p.name, err)
+	}
+	n := int64(0)
+	for _, o := range m {
+		n = max(n, o.FramesEncoded)
+	}
+	return n
+}
 
-// videoFrom is what p received of the camera of participant sid so far.
+// videoStat is what a subscriber received of one participant so far:
+// the camera's packets on RTX and frames decoded, the microphone's
+// samples and those concealed.
+type videoStat struct{ rtx, frames, samples, concealed int64 }
+
+// videoFrom is what p received of the camera and microphone of
+// participant sid so far.
 func videoFrom(ctx context.Context, t *testing.T, p *peer, sid string) videoStat {
 	t.Helper()
-	v, err := e2e.Eval[[2]int64](ctx, p.b, fmt.Sprintf(`(async () => {
-		const s = (await window.parley.stats()).find((x) => x.participant === %q && x.kind === 'video' && x.source !== 'screen');
-		return s ? [s.retransmittedPacketsReceived || 0, s.framesDecoded || 0] : [0, 0];
-	})()`, sid))
+	v, err := e2e.Eval[[4]int64](ctx, p.b, fmt.Sprintf(`(async () => {
+		const st = await window.parley.stats();
+		const v = st.find((x) => x.participant === %q && x.kind === 'video' && x.source !== 'screen');
+		const a = st.find((x) => x.participant === %q && x.kind === 'audio');
+		return [v ? v.retransmittedPacketsReceived || 0 : 0, v ? v.framesDecoded || 0 : 0,
+			a ? a.totalSamplesReceived || 0 : 0, a ? a.concealedSamples || 0 : 0];
+	})()`, sid, sid))
 	if err != nil {
 		t.Fatalf("%s: read stats: %v", p.name, err)
 	}
-	return videoStat{rtx: v[0], frames: v[1]}
+	return videoStat{rtx: v[0], frames: v[1], samples: v[2], concealed: v[3]}
 }
 
-// logRTXMetrics logs the server's NACK and retransmission counters.
-func (c *call) logRTXMetrics(when string) {
+// rtxMetrics are the server's NACK and retransmission counters.
+type rtxMetrics struct {
+	nacksIn, nacksOut, retransmits, rtxOut, rtxIn, drops, cacheMiss, late float64
+}
+
+// rtxMetrics reads the server's counters (zero if they cannot be read:
+// logged, and the assertions on their growth fail).
+func (c *call) rtxMetrics() rtxMetrics {
 	c.t.Helper()
 	m, err := promtext.Scrape(c.ctx, c.srv.URL+"/metrics")
 	if err != nil {
-		c.t.Logf("metrics %s: %v", when, err)
-		return
+		c.t.Logf("metrics: %v", err)
+		return rtxMetrics{}
 	}
 	v := func(series string) float64 {
 		x, _ := m.Value(series)
 		return x
 	}
-	c.t.Logf("metrics %s: NACKs in %.0f out %.0f, retransmits %.0f, RTX out %.0f in %.0f, drops %.0f (cache miss %.0f, late %.0f)", when,
-		v(`parley_sfu_nacks_total{direction="in"}`), v(`parley_sfu_nacks_total{direction="out"}`),
-		v("parley_sfu_retransmits_total"), v(`parley_sfu_rtx_packets_total{direction="out"}`),
-		v(`parley_sfu_rtx_packets_total{direction="in"}`), m.Sum("parley_sfu_drops_total"),
-		v(`parley_sfu_drops_total{reason="cache_miss"}`), v(`parley_sfu_drops_total{reason="late"}`))
+	return rtxMetrics{
+		nacksIn: v(`parley_sfu_nacks_total{direction="in"}`), nacksOut: v(`parley_sfu_nacks_total{direction="out"}`),
+		retransmits: v("parley_sfu_retransmits_total"), rtxOut: v(`parley_sfu_rtx_packets_total{direction="out"}`),
+		rtxIn: v(`parley_sfu_rtx_packets_total{direction="in"}`), drops: m.Sum("parley_sfu_drops_total"),
+		cacheMiss: v(`parley_sfu_drops_total{reason="cache_miss"}`), late: v(`parley_sfu_drops_total{reason="late"}`),
+	}
+}
+
+// sub is the growth from o to m, for the log.
+func (m rtxMetrics) sub(o rtxMetrics) string {
+	return fmt.Sprintf("the server got %.0f NACKs from subscribers and sent %.0f to publishers, retransmitted %.0f, RTX out %.0f in %.0f, drops %.0f (cache miss %.0f, late %.0f)",
+		m.nacksIn-o.nacksIn, m.nacksOut-o.nacksOut, m.retransmits-o.retransmits, m.rtxOut-o.rtxOut, m.rtxIn-o.rtxIn,
+		m.drops-o.drops, m.cacheMiss-o.cacheMiss, m.late-o.late)
 }

@@ -24,7 +24,7 @@ const (
 )
 
 // TestManySmallTiles: six participants whose pages show six small tiles
-// each (a 640x360 window at a device scale of 1: about 206x116 px per
+// each (a 640x540 window at a device scale of 1: about 206x116 px per
 // tile). Every subscriber receives the low layer of the five others'
 // cameras (the server forwards rid q to each, the browser decodes
 // 320x180), and its downlink, counted on its link (every byte: media,
@@ -75,6 +75,9 @@ func TestManySmallTiles(t *testing.T) {
 		return true
 	}
 	if !poll(ctx, warmUpLimit, allLow) {
+		for _, p := range peers {
+			t.Logf("%s's page: %s", p.name, tilesSeen(ctx, p))
+		}
 		t.Fatalf("not every subscriber at the low layer of every camera within %v (publisher: subscriber: rid): %v", warmUpLimit, layers)
 	}
 	t.Logf("every subscriber at the low layer of every camera %.1f s after the recording started", rec.now())

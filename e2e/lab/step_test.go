@@ -29,17 +29,6 @@ var steps = []struct { //nolint:gochecknoglobals // the scenario's table
 	{3_000_000, 720, 360},
 }
 
-// tallest is the tallest camera height decoding in a sample.
-func tallest(s netlab.Sample) int {
-	h := 0
-	for _, t := range cameras(s) {
-		if t.FPS > 0 {
-			h = max(h, t.Height)
-		}
-	}
-	return h
-}
-
 // TestDownlinkSteps: Carol's downlink cap steps 3 Mbit/s -> 1 Mbit/s ->
 // 500 kbit/s -> 3 Mbit/s every 20 s; within 5 s of each step the
 // tallest camera she decodes is what the cap carries, and no freeze is
@@ -54,13 +43,7 @@ func TestDownlinkSteps(t *testing.T) {
 		writeTimeline(t, rec.timeline(), "downlink-steps")
 		c.keepServerLog("downlink-steps")
 	}()
-	latest := func() netlab.Sample {
-		ss := rec.samples(carol.name, 0, 1e9)
-		if len(ss) == 0 {
-			return netlab.Sample{}
-		}
-		return ss[len(ss)-1]
-	}
+	latest := func() netlab.Sample { return rec.latest(carol.name) }
 	if !poll(ctx, warmUpLimit, func() bool { return len(cameras(latest())) == 2 && tallest(latest()) > 0 }) {
 		t.Fatalf("Carol does not decode both cameras within %v: %+v", warmUpLimit, cameras(latest()))
 	}
@@ -80,23 +63,7 @@ func TestDownlinkSteps(t *testing.T) {
 		}
 		time.Sleep(time.Until(rec.start.Add(time.Duration((at + stepEvery.Seconds()) * float64(time.Second)))))
 	}
-	// The longest single freeze, from the growth of each camera's freeze
-	// time between samples when one freeze was counted in between.
-	ss := rec.samples(carol.name, 0, 1e9)
-	worst := 0.0
-	for i := 1; i < len(ss); i++ {
-		prev := map[string]netlab.Track{}
-		for _, tr := range cameras(ss[i-1]) {
-			prev[tr.From] = tr
-		}
-		for _, tr := range cameras(ss[i]) {
-			p, ok := prev[tr.From]
-			if !ok || tr.FreezeCount == p.FreezeCount {
-				continue
-			}
-			worst = max(worst, (tr.FreezeSeconds-p.FreezeSeconds)/float64(tr.FreezeCount-p.FreezeCount))
-		}
-	}
+	worst, _ := longestFreeze(rec.samples(carol.name, 0, 1e9))
 	t.Logf("longest freeze (average of the freezes counted within one sample): %.2f s", worst)
 	if worst > maxOneFreeze {
 		t.Errorf("a freeze of about %.2f s, want none longer than %.1f s", worst, maxOneFreeze)

@@ -81,13 +81,7 @@ func TestVisibility(t *testing.T) {
 		writeTimeline(t, rec.timeline(), "visibility")
 		c.keepServerLog("visibility")
 	}()
-	latest := func(p *peer) netlab.Sample {
-		ss := rec.samples(p.name, 0, 1e9)
-		if len(ss) == 0 {
-			return netlab.Sample{}
-		}
-		return ss[len(ss)-1]
-	}
+	latest := func(p *peer) netlab.Sample { return rec.latest(p.name) }
 	decodingAll := func(p *peer, n int) bool {
 		cams := cameras(latest(p))
 		if len(cams) != n {
