@@ -33,6 +33,7 @@ func loadCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	vpps := fs.Int("video-pps", 250, "video packets per second per publisher")
 	vbytes := fs.Int("video-bytes", 1100, "video payload bytes")
 	apps := fs.Int("audio-pps", 50, "audio packets per second per publisher")
+	sim := fs.Bool("simulcast", false, "publishers send video as three simulcast layers (q, h, f; --video-pps/--video-bytes are f's); subscribers ask for q, h or f (a third each)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
@@ -63,6 +64,7 @@ func loadCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	rep, err := loadtest.Run(ctx, loadtest.Options{
 		WSURL: ws, Origin: origin, Room: *room, Publishers: *pubs, Subscribers: *subs,
 		Duration: *dur, Warmup: *warm, VideoPPS: *vpps, VideoBytes: *vbytes, AudioPPS: *apps, Token: token,
+		Simulcast: *sim, AdminKey: *key, AdminSecret: *secret,
 	})
 	if err != nil {
 		return err
