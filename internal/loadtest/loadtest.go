@@ -40,6 +40,10 @@ type Options struct {
 	// AdminKey and AdminSecret, when set, let a simulcast run ask the
 	// admin API which layer each subscriber receives.
 	AdminKey, AdminSecret string
+	// Window, if set, is called as the measured window opens (true) and
+	// closes (false), so a caller can read the server's counters over
+	// the window alone, without the joins and warm-up.
+	Window func(open bool)
 	// Token returns a token for the participant (identity, may publish).
 	Token  func(identity string, publish bool) (string, error)
 	Logger *slog.Logger
@@ -266,10 +270,16 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		senders.Go(func() { p.run(runCtx) })
 	}
 	sleep(ctx, o.Warmup)
+	if o.Window != nil {
+		o.Window(true)
+	}
 	start := time.Now()
 	rec.start.Store(start.UnixNano())
 	sleep(ctx, o.Duration)
 	rec.end.Store(time.Now().UnixNano())
+	if o.Window != nil {
+		o.Window(false)
+	}
 	elapsed := time.Since(start)
 	// Packets in flight when the window closes still count: stop sending,
 	// give them a moment to arrive, then stop measuring.
