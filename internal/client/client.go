@@ -157,20 +157,64 @@ func drain(t *webrtc.TrackRemote) {
 // Publish adds tracks to the publisher connection, announces them and
 // negotiates.
 func (c *Client) Publish(ctx context.Context, tracks []webrtc.TrackLocal, sources []string) error {
-	metas := make([]proto.TrackAnnouncement, len(tracks))
+	layers := make([][]webrtc.TrackLocal, len(tracks))
 	for i, t := range tracks {
-		sender, err := c.pub.AddTrack(t)
+		layers[i] = []webrtc.TrackLocal{t}
+	}
+	senders, err := c.addTracks(layers)
+	if err != nil {
+		return err
+	}
+	for _, s := range senders {
+		go drainRTCP(s)
+	}
+	return c.announce(ctx, layers, sources)
+}
+
+// PublishLayers is Publish for tracks that may have several simulcast
+// encodings, as a browser's sendEncodings: layers[i][0] is added as the
+// track, the rest as further encodings of its sender (each a
+// TrackLocalStaticRTP with its own rid, same track id). The caller reads
+// the returned senders' RTCP (per rid for simulcast), so key frame
+// requests reach the layer they name.
+func (c *Client) PublishLayers(ctx context.Context, layers [][]webrtc.TrackLocal, sources []string) ([]*webrtc.RTPSender, error) {
+	senders, err := c.addTracks(layers)
+	if err != nil {
+		return nil, err
+	}
+	return senders, c.announce(ctx, layers, sources)
+}
+
+func (c *Client) addTracks(layers [][]webrtc.TrackLocal) ([]*webrtc.RTPSender, error) {
+	senders := make([]*webrtc.RTPSender, len(layers))
+	for i, ls := range layers {
+		sender, err := c.pub.AddTrack(ls[0])
 		if err != nil {
-			return fmt.Errorf("add track: %w", err)
+			return nil, fmt.Errorf("add track: %w", err)
 		}
-		go drainRTCP(sender)
-		metas[i] = proto.TrackAnnouncement{TrackID: t.ID(), Kind: t.Kind().String(), Source: sources[i]}
+		for _, l := range ls[1:] {
+			if err := sender.AddEncoding(l); err != nil {
+				return nil, fmt.Errorf("add encoding: %w", err)
+			}
+		}
+		senders[i] = sender
+	}
+	return senders, nil
+}
+
+func (c *Client) announce(ctx context.Context, layers [][]webrtc.TrackLocal, sources []string) error {
+	metas := make([]proto.TrackAnnouncement, len(layers))
+	for i, ls := range layers {
+		metas[i] = proto.TrackAnnouncement{TrackID: ls[0].ID(), Kind: ls[0].Kind().String(), Source: sources[i]}
 	}
 	if err := c.conn.Load().Request(ctx, proto.TypePublish, proto.PublishBody{Tracks: metas}, nil); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	return c.negotiatePublisher(ctx)
 }
+
+// Notify sends a message that has no reply, such as video_view.
+func (c *Client) Notify(typ string, body any) error { return c.conn.Load().Notify(typ, body) }
 
 func drainRTCP(s *webrtc.RTPSender) {
 	buf := make([]byte, 1500)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/client"
+	"github.com/parleyhq/parley/signaling/proto"
 )
 
 // Options shapes one run.
@@ -30,6 +32,18 @@ type Options struct {
 	VideoPPS    int // video packets per second per publisher (~250 for 720p at 2.5 Mbit/s)
 	VideoBytes  int // video payload size
 	AudioPPS    int // 50 for 20 ms Opus frames
+	// Simulcast makes each publisher send its video as three layers
+	// (rids q, h, f; VideoPPS and VideoBytes are the f layer's, q and h
+	// send 1/8 and 1/4 of its packets), and subscriber i report a tile
+	// size (video_view) that selects layer i mod 3 of every publisher.
+	Simulcast bool
+	// AdminKey and AdminSecret, when set, let a simulcast run ask the
+	// admin API which layer each subscriber receives.
+	AdminKey, AdminSecret string
+	// Window, if set, is called as the measured window opens (true) and
+	// closes (false), so a caller can read the server's counters over
+	// the window alone, without the joins and warm-up.
+	Window func(open bool)
 	// Token returns a token for the participant (identity, may publish).
 	Token  func(identity string, publish bool) (string, error)
 	Logger *slog.Logger
@@ -47,12 +61,54 @@ type Report struct {
 	DelayP50, DelayP99      time.Duration
 	DelayMax                time.Duration
 	JoinP50, JoinMax        time.Duration
+
+	// Simulcast runs only.
+	Simulcast bool
+	Layers    []LayerReport
+	// WrongLayer counts video packets, sent inside the window, that
+	// reached a subscriber from a layer it did not ask for (not counted
+	// as received).
+	WrongLayer uint64
+	// ReceiversChecked counts the (subscriber, video track) pairs the
+	// admin API listed; ReceiversWrong those on another layer than asked.
+	ReceiversChecked int
+	ReceiversWrong   []string
+	ReceiversError   string
+}
+
+// LayerReport is what the subscribers that asked for one layer got.
+type LayerReport struct {
+	RID                string
+	Subscribers        int
+	Expected, Received uint64 // audio and the layer's video
+	LossPercent        float64
 }
 
 func (r Report) String() string {
 	return fmt.Sprintf("publishers=%d subscribers=%d duration=%s sent=%d received=%d expected=%d loss=%.3f%% forwarded/s=%.0f delay p50=%s p99=%s max=%s join p50=%s max=%s",
 		r.Publishers, r.Subscribers, r.Duration, r.Sent, r.Received, r.Expected, r.LossPercent, r.ForwardedPerSecond,
-		r.DelayP50, r.DelayP99, r.DelayMax, r.JoinP50, r.JoinMax)
+		r.DelayP50, r.DelayP99, r.DelayMax, r.JoinP50, r.JoinMax) + r.simulcastString()
+}
+
+func (r Report) simulcastString() string {
+	if !r.Simulcast {
+		return ""
+	}
+	var b strings.Builder
+	for _, l := range r.Layers {
+		fmt.Fprintf(&b, "\nlayer %s: subscribers=%d expected=%d received=%d loss=%.3f%%", l.RID, l.Subscribers, l.Expected, l.Received, l.LossPercent)
+	}
+	fmt.Fprintf(&b, "\nwrong-layer packets=%d", r.WrongLayer)
+	switch {
+	case r.ReceiversError != "":
+		fmt.Fprintf(&b, "; admin API receivers: %s", r.ReceiversError)
+	case r.ReceiversChecked > 0:
+		fmt.Fprintf(&b, "; admin API receivers: %d checked, %d on another layer", r.ReceiversChecked, len(r.ReceiversWrong))
+		for _, w := range r.ReceiversWrong[:min(5, len(r.ReceiversWrong))] {
+			b.WriteString("\n  " + w)
+		}
+	}
+	return b.String()
 }
 
 // recorder counts a packet when its send time falls inside the measured
@@ -61,8 +117,12 @@ func (r Report) String() string {
 type recorder struct {
 	start, end atomic.Int64 // unix ns; end 0 = window still open
 	received   atomic.Uint64
-	mu         sync.Mutex
-	delays     []time.Duration
+	// Simulcast runs: received packets by the layer asked for, and video
+	// from a layer nobody asked for.
+	layerReceived [len(simLayers)]atomic.Uint64
+	wrongLayer    atomic.Uint64
+	mu            sync.Mutex
+	delays        []time.Duration
 }
 
 func (r *recorder) inWindow(t time.Time) bool {
@@ -71,10 +131,10 @@ func (r *recorder) inWindow(t time.Time) bool {
 	return start != 0 && ns >= start && (end == 0 || ns < end)
 }
 
-func (r *recorder) record(sent time.Time) {
+func (r *recorder) record(sent time.Time) bool {
 	d := time.Since(sent)
 	if !r.inWindow(sent) {
-		return
+		return false
 	}
 	r.received.Add(1)
 	r.mu.Lock()
@@ -82,6 +142,7 @@ func (r *recorder) record(sent time.Time) {
 		r.delays = append(r.delays, d)
 	}
 	r.mu.Unlock()
+	return true
 }
 
 // Run joins the subscribers, then the publishers, sends for warm-up plus
@@ -94,7 +155,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.Publishers < 1 || o.Subscribers < 0 || o.Duration <= 0 || o.VideoPPS < 0 || o.AudioPPS < 0 {
 		return Report{}, errors.New("loadtest: need publishers >= 1, subscribers >= 0, duration > 0")
 	}
-	if o.VideoBytes < vp8ProbeOffset+probeLen {
+	if o.VideoBytes < layerOffset+1 {
 		o.VideoBytes = 1100
 	}
 	rec := &recorder{}
@@ -119,36 +180,79 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		clients = append(clients, c)
 		return c, nil
 	}
-	var readers sync.WaitGroup
-	onTrack := func(_, _ string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		off := opusProbeOffset
-		if t.Kind() == webrtc.RTPCodecTypeVideo {
-			off = vp8ProbeOffset
-		}
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for {
-				p, _, err := t.ReadRTP()
-				if err != nil {
-					return
-				}
-				if sent, _, ok := readProbe(p.Payload, off); ok {
-					rec.record(sent)
-				}
+	var readers, rtcpReaders sync.WaitGroup
+	// Simulcast subscribers report their tile size once every subscriber
+	// has joined (their clients exist by then); closed on every return.
+	subs := make([]*client.Client, o.Subscribers)
+	subsJoined := make(chan struct{})
+	markJoined := sync.OnceFunc(func() { close(subsJoined) })
+	defer markJoined()
+	onTrackFor := func(sub int) func(string, string, *webrtc.TrackRemote, *webrtc.RTPReceiver) {
+		return func(_, trackSID string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			off := opusProbeOffset
+			video := t.Kind() == webrtc.RTPCodecTypeVideo
+			if video {
+				off = vp8ProbeOffset
 			}
-		}()
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				want := subscriberLayer(sub)
+				if o.Simulcast && video {
+					<-subsJoined
+					visible := true
+					l := simLayers[want]
+					if err := subs[sub].Notify(proto.TypeVideoView, proto.VideoViewBody{TrackSID: trackSID, Width: l.width, Height: l.height, Visible: &visible}); err != nil {
+						o.Logger.Warn("loadtest: video_view", "error", err)
+					}
+				}
+				for {
+					p, _, err := t.ReadRTP()
+					if err != nil {
+						return
+					}
+					sent, _, ok := readProbe(p.Payload, off)
+					switch {
+					case !ok:
+					case !o.Simulcast:
+						rec.record(sent)
+					case !video:
+						if rec.record(sent) {
+							rec.layerReceived[want].Add(1)
+						}
+					case len(p.Payload) > layerOffset && int(p.Payload[layerOffset]) == want:
+						if rec.record(sent) {
+							rec.layerReceived[want].Add(1)
+						}
+					case rec.inWindow(sent):
+						rec.wrongLayer.Add(1)
+					}
+				}
+			}()
+		}
 	}
 	for i := range o.Subscribers {
-		if _, err := join(fmt.Sprintf("sub-%d", i), false, onTrack); err != nil {
+		c, err := join(fmt.Sprintf("sub-%d", i), false, onTrackFor(i))
+		if err != nil {
 			return Report{}, err
 		}
+		subs[i] = c
 	}
+	markJoined()
 	var pubs []*publisher
+	var simPubs []*simPublisher
 	for i := range o.Publishers {
 		c, err := join(fmt.Sprintf("pub-%d", i), true, nil)
 		if err != nil {
 			return Report{}, err
+		}
+		if o.Simulcast {
+			p, err := newSimPublisher(ctx, c, o, rec, &rtcpReaders)
+			if err != nil {
+				return Report{}, err
+			}
+			simPubs = append(simPubs, p)
+			continue
 		}
 		p, err := newPublisher(ctx, c, o, rec)
 		if err != nil {
@@ -162,11 +266,20 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		senders.Add(1)
 		go func() { defer senders.Done(); p.run(runCtx) }()
 	}
+	for _, p := range simPubs {
+		senders.Go(func() { p.run(runCtx) })
+	}
 	sleep(ctx, o.Warmup)
+	if o.Window != nil {
+		o.Window(true)
+	}
 	start := time.Now()
 	rec.start.Store(start.UnixNano())
 	sleep(ctx, o.Duration)
 	rec.end.Store(time.Now().UnixNano())
+	if o.Window != nil {
+		o.Window(false)
+	}
 	elapsed := time.Since(start)
 	// Packets in flight when the window closes still count: stop sending,
 	// give them a moment to arrive, then stop measuring.
@@ -180,6 +293,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	rep.Received = rec.received.Load()
 	rep.Expected = rep.Sent * uint64(o.Subscribers)
+	if o.Simulcast {
+		simulcastReport(ctx, o, simPubs, rec, &rep)
+	}
 	if rep.Expected > 0 && rep.Received < rep.Expected {
 		rep.LossPercent = 100 * float64(rep.Expected-rep.Received) / float64(rep.Expected)
 	}
@@ -194,6 +310,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	clients = nil
 	readers.Wait()
+	rtcpReaders.Wait()
 	return rep, ctx.Err()
 }
 
