@@ -10,6 +10,7 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/parleyhq/parley/sfu/internal/probe"
+	"github.com/parleyhq/parley/sfu/internal/simulcast"
 )
 
 // Bandwidth probing (issue #10): when a subscriber's estimate is below
@@ -167,10 +168,13 @@ func (pr *prober) feed(now time.Time, in probe.Input) *probe.Cluster {
 }
 
 // padTrack is a video downTrack with an RTX stream that is forwarding,
-// nil if there is none.
+// nil if there is none. A simulcast track the subscriber receives no
+// layer of (a hidden tile) is not forwarding: padding on it would show
+// the client packets of a video it asked not to get.
 func padTrack(downs []*downTrack) *downTrack {
 	for _, d := range downs {
-		if b := d.bind.Load(); b != nil && b.rtxSSRC != 0 && d.src.video && !d.src.muted.Load() {
+		if b := d.bind.Load(); b != nil && b.rtxSSRC != 0 && d.src.video && !d.src.muted.Load() &&
+			(d.sw == nil || d.sw.Current() != simulcast.None) {
 			return d
 		}
 	}
