@@ -444,11 +444,11 @@ func (t *publishedTrack) stats() TrackStats {
 			r.EstimatedBps = est
 		}
 		r.Probing = d.sub.probing.Load()
+		r.Temporal = -1 // every frame, unless the switcher leaves some out
 		if d.sw != nil {
 			if l := d.sw.Current(); l != simulcast.None && int(l) < len(t.layers) {
 				r.Layer = t.layers[l].rid
 			}
-			r.Temporal = -1
 			if tl := d.sw.Temporal(); tl < simulcast.AllTemporal && r.Layer != "" {
 				r.Temporal = int(tl)
 			}

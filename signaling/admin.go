@@ -168,8 +168,11 @@ func (s *Server) handleAdminRooms(w http.ResponseWriter, r *http.Request, caller
 // AdminReceiver is one subscriber of a track in the admin API, with what
 // the SFU sent it of the track (sfu.ReceiverStats).
 type AdminReceiver struct {
-	Participant    string `json:"participant"`
-	Layer          string `json:"layer,omitempty"`
+	Participant string `json:"participant"`
+	Layer       string `json:"layer,omitempty"`
+	// Temporal: the highest VP8 temporal layer of Layer forwarded when
+	// the SFU leaves frames out for bandwidth; -1: every frame.
+	Temporal       int    `json:"temporal"`
 	EstimatedBps   int    `json:"estimatedBps,omitempty"`
 	PacketsSent    uint64 `json:"packetsSent"`
 	BytesSent      uint64 `json:"bytesSent"`
@@ -257,7 +260,7 @@ func adminStats(st sfu.TrackStats) *AdminTrackStats {
 		Drops: st.Drops, Receivers: make([]AdminReceiver, 0, len(st.Receivers)),
 	}
 	for _, r := range st.Receivers {
-		a.Receivers = append(a.Receivers, AdminReceiver{Participant: r.ParticipantID, Layer: r.Layer,
+		a.Receivers = append(a.Receivers, AdminReceiver{Participant: r.ParticipantID, Layer: r.Layer, Temporal: r.Temporal,
 			EstimatedBps: r.EstimatedBps, PacketsSent: r.PacketsSent, BytesSent: r.BytesSent,
 			RTXPacketsSent: r.RTXPacketsSent, RTXBytesSent: r.RTXBytesSent})
 	}

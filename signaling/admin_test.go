@@ -110,7 +110,7 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	ada.expect("participant_updated")
 	env.media.mu.Lock()
 	env.media.stats["standup"] = []sfu.TrackStats{{TrackInfo: sfu.TrackInfo{SID: "TR_v", Codec: "video/VP8"}, Packets: 1234, NACKsReceived: 7, Subscribers: 1,
-		Receivers: []sfu.ReceiverStats{{ParticipantID: "PA_bob", Layer: "h", EstimatedBps: 900_000,
+		Receivers: []sfu.ReceiverStats{{ParticipantID: "PA_bob", Layer: "h", Temporal: 1, EstimatedBps: 900_000,
 			PacketsSent: 1200, BytesSent: 1_300_000, RTXPacketsSent: 3, RTXBytesSent: 3300}}}}
 	env.media.mu.Unlock()
 
@@ -148,12 +148,12 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 		tr[0].Stats.Packets != 1234 || tr[0].Stats.NACKsReceived != 7 || tr[0].Stats.Codec != "video/VP8" {
 		t.Fatalf("ada's tracks %s", body)
 	}
-	if rs := tr[0].Stats.Receivers; len(rs) != 1 || rs[0] != (AdminReceiver{Participant: "PA_bob", Layer: "h", EstimatedBps: 900_000,
+	if rs := tr[0].Stats.Receivers; len(rs) != 1 || rs[0] != (AdminReceiver{Participant: "PA_bob", Layer: "h", Temporal: 1, EstimatedBps: 900_000,
 		PacketsSent: 1200, BytesSent: 1_300_000, RTXPacketsSent: 3, RTXBytesSent: 3300}) {
 		t.Fatalf("ada's camera's receivers %+v, want bob on layer h at 900 kbit/s, 1200 packets sent", rs)
 	}
 	// The names an operator's script reads (docs/protocol.md).
-	for _, f := range []string{`"packetsSent":1200`, `"bytesSent":1300000`, `"rtxPacketsSent":3`, `"rtxBytesSent":3300`} {
+	for _, f := range []string{`"temporal":1`, `"packetsSent":1200`, `"bytesSent":1300000`, `"rtxPacketsSent":3`, `"rtxBytesSent":3300`} {
 		if !strings.Contains(string(body), f) {
 			t.Errorf("participants JSON lacks %s: %s", f, body)
 		}
