@@ -84,6 +84,9 @@ type Peer struct {
 	published map[string]*publishedTrack // by SID
 	bySSRC    map[uint32]*publishedTrack
 	byRecv    map[*webrtc.RTPReceiver]*publishedTrack // simulcast tracks, to gather their layers
+	// reading are the remote tracks a goroutine of wg reads; Close ends
+	// their reads by deadline (unblockReads).
+	reading []*webrtc.TrackRemote
 	down      map[string]*downTrack                   // by source track SID
 	wg        sync.WaitGroup
 }
@@ -162,6 +165,23 @@ func (p *Peer) publisherRTT() time.Duration {
 		return 0
 	}
 	return time.Duration(st.CurrentRoundTripTime * float64(time.Second))
+}
+
+// unblockReads ends every remote track's read that closing the
+// connection did not: with ten synthetic simulcast publishers (parley
+// load --simulcast, 10 x 10) layer readers were found still blocked in
+// pion's SRTP read stream after the publisher's connection closed, and
+// Close (and so the server's shutdown) waited for them forever. A read
+// deadline in the past wakes a blocked read with an error.
+func (p *Peer) unblockReads() {
+	p.mu.Lock()
+	reading := p.reading
+	p.reading = nil
+	p.mu.Unlock()
+	past := time.Unix(1, 0)
+	for _, r := range reading {
+		_ = r.SetReadDeadline(past) // fails harmlessly for a stream pion already closed
+	}
 }
 
 // trackNACKs returns the NACK generator's tracker for a publisher stream,
@@ -499,6 +519,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	p.published[t.info.SID] = t
 	p.bySSRC[ssrc] = t
 	nack := p.trackNACKs(ssrc, codec)
+	p.reading = append(p.reading, remote)
 	p.wg.Go(func() {
 		t.readLoop(t.readRemote(remote, nack))
 		// The publisher removed the track or the connection closed.
@@ -539,6 +560,7 @@ func (p *Peer) onLayer(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rid
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if !p.closed {
+			p.reading = append(p.reading, remote)
 			p.wg.Go(func() {
 				buf := make([]byte, 1500)
 				for {
@@ -583,6 +605,7 @@ func (p *Peer) onLayer(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rid
 	t.layers[l].ssrc.Store(ssrc)
 	nack := p.trackNACKs(ssrc, remote.Codec())
 	p.bySSRC[ssrc] = t
+	p.reading = append(p.reading, remote)
 	p.wg.Go(func() {
 		t.readLayerLoop(simulcast.Layer(l), t.readRemote(remote, nack))
 		// The publisher removed the track or the connection closed:
@@ -722,6 +745,7 @@ func (p *Peer) Close() error {
 	}
 	err := p.closePCs()
 	p.stopLoops()
+	p.unblockReads()
 	p.wg.Wait()
 	p.log.Info("participant left")
 	return err
