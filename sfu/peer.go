@@ -87,8 +87,8 @@ type Peer struct {
 	// reading are the remote tracks a goroutine of wg reads; Close ends
 	// their reads by deadline (unblockReads).
 	reading []*webrtc.TrackRemote
-	down      map[string]*downTrack                   // by source track SID
-	wg        sync.WaitGroup
+	down    map[string]*downTrack // by source track SID
+	wg      sync.WaitGroup
 }
 
 func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
