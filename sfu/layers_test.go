@@ -309,3 +309,27 @@ func TestBelowWantedTime(t *testing.T) {
 		t.Fatalf("%v s below the wanted layer, want the 0.5 s since the last round", got)
 	}
 }
+
+// A layer's bitrate for the layer choice counts its new media only:
+// Chrome's bandwidth probes repeat recent packets of its lowest layer
+// (on RTX, handed over by pion as that layer's packets) at megabits a
+// second, and counted they made 320x180 look costlier than 1280x720 (lab
+// scenario 1), so subscribers with bandwidth to spare were held at the
+// lowest layer.
+func TestLayerBitrateLeavesOutRepeats(t *testing.T) {
+	f := newLayerFeeder(t, Config{})
+	for range 150 { // 1.5 s of one-packet frames on every layer
+		f.frame(all3)
+		// The layer-0 packet just sent, repeated three times.
+		seq := uint16(f.i - 1)
+		for range 3 {
+			f.h.t.handleLayerPacket(0, vp8LayerPacket(0, seq, false), &f.h.hdr, f.now)
+		}
+	}
+	f.h.t.statsMu.Lock()
+	q, h := f.h.t.layers[0].bitrate, f.h.t.layers[1].bitrate
+	f.h.t.statsMu.Unlock()
+	if h == 0 || q > 1.1*h {
+		t.Fatalf("layer q measured %.0f bit/s with its repeats, layer h (the same packets without) %.0f: repeats counted", q, h)
+	}
+}
