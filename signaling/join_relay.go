@@ -91,7 +91,7 @@ func (c *wsConn) relayJoin(reqID, nodeURL string, join []byte) {
 	}
 	c.relay = r
 	c.relayed.Store(true)
-	c.extendReadDeadline(s.cfg.PingTimeout)
+	c.extendReadDeadline(2 * s.cfg.PingTimeout) // the backstop of readLoop, from the start
 	s.metrics.relayed.Inc()
 	c.log.Info("join relayed", "node", nodeURL)
 	// Pongs (answers to the pinger) keep up's read deadline ahead; set

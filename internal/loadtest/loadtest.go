@@ -379,18 +379,23 @@ func (p *publisher) readRTCP(s *webrtc.RTPSender) {
 	}
 }
 
+// audioTicks ticks pps times a second, or never when pps is 0; stop
+// releases the ticker.
+func audioTicks(pps int) (c <-chan time.Time, stop func()) {
+	if pps <= 0 {
+		return make(<-chan time.Time), func() {}
+	}
+	t := time.NewTicker(time.Second / time.Duration(pps))
+	return t.C, t.Stop
+}
+
 func (p *publisher) run(ctx context.Context) {
 	const fps = 30
 	perFrame := max(1, p.o.VideoPPS/fps)
 	frameTick := time.NewTicker(time.Second / fps)
 	defer frameTick.Stop()
-	var audioTick *time.Ticker
-	audioC := make(<-chan time.Time)
-	if p.o.AudioPPS > 0 {
-		audioTick = time.NewTicker(time.Second / time.Duration(p.o.AudioPPS))
-		defer audioTick.Stop()
-		audioC = audioTick.C
-	}
+	audioC, stopAudio := audioTicks(p.o.AudioPPS)
+	defer stopAudio()
 	vbuf := make([]byte, p.o.VideoBytes)
 	abuf := make([]byte, 120)
 	vseq, aseq := uint16(rand.Uint32()), uint16(rand.Uint32())

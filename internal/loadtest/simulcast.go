@@ -166,13 +166,8 @@ func (p *simPublisher) run(ctx context.Context) {
 	fullPerFrame := max(1, p.o.VideoPPS/fps)
 	frameTick := time.NewTicker(time.Second / fps)
 	defer frameTick.Stop()
-	var audioTick *time.Ticker
-	audioC := make(<-chan time.Time)
-	if p.o.AudioPPS > 0 {
-		audioTick = time.NewTicker(time.Second / time.Duration(p.o.AudioPPS))
-		defer audioTick.Stop()
-		audioC = audioTick.C
-	}
+	audioC, stopAudio := audioTicks(p.o.AudioPPS)
+	defer stopAudio()
 	vbuf := make([]byte, p.o.VideoBytes)
 	abuf := make([]byte, 120)
 	var st [3]layerState
