@@ -116,6 +116,19 @@ func (n *Node) RenewRoom(ctx context.Context, room string) (bool, error) {
 	return v == 1, nil
 }
 
+// Reclaim claims room for this node unless another live node holds it,
+// and returns the holder's id: this node's after a claim that lapsed
+// with nobody taking it, another's if the room moved while this node
+// counted as dead.
+func (n *Node) Reclaim(ctx context.Context, room string) (string, error) {
+	owner, err := n.scripts.claim.Run(ctx, n.rdb, []string{n.roomKey(room)},
+		n.nodeKey(""), n.self.ID, n.cfg.RoomTTL.Milliseconds()).Text()
+	if err != nil {
+		return "", fmt.Errorf("cluster: reclaim room %s: %w", room, err)
+	}
+	return owner, nil
+}
+
 // ReleaseRoom gives up this node's claim on room (the room emptied).
 func (n *Node) ReleaseRoom(ctx context.Context, room string) error {
 	if err := n.scripts.release.Run(ctx, n.rdb, []string{n.roomKey(room)}, n.self.ID).Err(); err != nil {

@@ -13,6 +13,7 @@ type RoomKeeper struct {
 	node   *Node
 	active func() []string
 	log    *slog.Logger
+	lost   func(room string)
 }
 
 // NewRoomKeeper keeps the claims of the rooms active lists (the rooms
@@ -21,6 +22,13 @@ type RoomKeeper struct {
 func NewRoomKeeper(n *Node, active func() []string, log *slog.Logger) *RoomKeeper {
 	return &RoomKeeper{node: n, active: active, log: log}
 }
+
+// OnLost sets what to do when a room with participants here is found
+// hosted by another node (this node counted as dead for a moment, its
+// lease lapsed, and a join elsewhere took the room over): the
+// participants here must move there, or the room would be split in two
+// calls. Set it before Run.
+func (k *RoomKeeper) OnLost(f func(room string)) { k.lost = f }
 
 // Run renews every third of cluster.room_ttl until ctx ends, then
 // releases every claim it holds (a clean shutdown frees the rooms at
@@ -57,10 +65,7 @@ func (k *RoomKeeper) tick(ctx context.Context, held map[string]bool) {
 		case err != nil:
 			k.log.Warn("cluster: renew room", "room", room, "err", err)
 		case !ok:
-			// Another node holds it (this node's lease lapsed while Redis
-			// was away, and the room moved): the participants here stay
-			// until they leave; new joins go to the new owner.
-			k.log.Warn("cluster: room claimed by another node", "room", room)
+			k.reclaim(ctx, room)
 		}
 	}
 	for room := range held {
@@ -73,5 +78,25 @@ func (k *RoomKeeper) tick(ctx context.Context, held map[string]bool) {
 	}
 	for room := range now {
 		held[room] = true
+	}
+}
+
+// reclaim handles a claim that could not be renewed: it lapsed (this
+// node stalled past room_ttl, or Redis was away) and is taken back if
+// nobody took it, or another node holds it (this node's lease lapsed,
+// and a join elsewhere placed the room there), and the participants
+// here are sent there.
+func (k *RoomKeeper) reclaim(ctx context.Context, room string) {
+	owner, err := k.node.Reclaim(ctx, room)
+	switch {
+	case err != nil:
+		k.log.Warn("cluster: reclaim room", "room", room, "err", err)
+	case owner == k.node.self.ID:
+		k.log.Info("cluster: room claim lapsed and was taken back", "room", room)
+	default:
+		k.log.Warn("cluster: room claimed by another node; moving its participants here there", "room", room, "owner", owner)
+		if k.lost != nil {
+			k.lost(room)
+		}
 	}
 }

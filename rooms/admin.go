@@ -128,20 +128,29 @@ func (d *Directory) ByeAll(reason string) int {
 	d.mu.Unlock()
 	n := 0
 	for _, name := range names {
-		d.mu.Lock()
-		r := d.rooms[name]
-		if r == nil {
-			d.mu.Unlock()
-			continue
-		}
-		dl := &delivery{r: r}
-		for _, p := range r.participants {
-			if !p.stream {
-				dl.bye(p, reason)
-				n++
-			}
-		}
-		d.release(dl)
+		n += d.ByeRoom(name, reason)
 	}
+	return n
+}
+
+// ByeRoom sends bye with reason to every participant of one room but
+// ingest streams, and returns how many it told (cluster mode: the room
+// moved to another node and they must follow it).
+func (d *Directory) ByeRoom(name, reason string) int {
+	d.mu.Lock()
+	r := d.rooms[name]
+	if r == nil {
+		d.mu.Unlock()
+		return 0
+	}
+	n := 0
+	dl := &delivery{r: r}
+	for _, p := range r.participants {
+		if !p.stream {
+			dl.bye(p, reason)
+			n++
+		}
+	}
+	d.release(dl)
 	return n
 }

@@ -102,6 +102,9 @@ func buildCluster(ctx context.Context, a *app, cfg cluster.Config, dir *rooms.Di
 		return names
 	}
 	cp.keeper = cluster.NewRoomKeeper(node, activeRooms, log)
+	// A room taken over by another node while this one counted as dead:
+	// its participants here rejoin, and the rejoin lands on the owner.
+	cp.keeper.OnLost(func(room string) { dir.ByeRoom(room, proto.ByeReconnect) })
 	a.add("cluster rooms", cp.keeper)
 	cp.bus = cluster.NewBus(node, func(topic string, payload []byte) { cp.sig.DeliverRemote(topic, payload) }, log)
 	// Pushes relayed while the bus was down are lost: once it works
