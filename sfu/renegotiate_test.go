@@ -117,8 +117,12 @@ func testRenegotiation(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := sfutest.ICEUfrag(bob.Sub.CurrentRemoteDescription().SDP)
+		// An offer of the previous step may still be on its way and be
+		// answered first (the restart waits for it): wait for the one
+		// with new credentials.
 		testkit.Eventually(t, 5*time.Second, "restart offer answered", func() bool {
-			return bob.Offers() > offers && !bob.OfferOutstanding()
+			return bob.Offers() > offers && !bob.OfferOutstanding() &&
+				sfutest.ICEUfrag(bob.Sub.CurrentRemoteDescription().SDP) != before
 		})
 		if after := sfutest.ICEUfrag(bob.Sub.CurrentRemoteDescription().SDP); after == before {
 			t.Fatalf("restart offer kept ufrag %q", before)
