@@ -60,6 +60,12 @@ type Peer struct {
 	// retransmissions in answer to its NACKs (rtxthrottle.go).
 	subRTT    atomic.Int64
 	rtxBudget rtxBudget
+	// pubPaired and subPaired are set once ICE has selected a candidate
+	// pair on the connection. Before that there are no round-trip
+	// stats, and asking pion for them races with its ICE transport's
+	// start (it swaps its gatherer in without the lock the stats read
+	// would need; found by the race detector in CI).
+	pubPaired, subPaired atomic.Bool
 	// probes records the bandwidth probes' packets and feedback (nil
 	// without bandwidth estimation); probing is set while a probe
 	// cluster is sent or judged (probe.go).
@@ -160,6 +166,9 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 // publisherRTT is the publisher connection's round trip as ICE measured
 // it (0 before the first measure), for the NACK generator's retries.
 func (p *Peer) publisherRTT() time.Duration {
+	if !p.pubPaired.Load() {
+		return 0
+	}
 	st, ok := p.pub.SCTP().Transport().ICETransport().GetSelectedCandidatePairStats()
 	if !ok {
 		return 0
@@ -197,6 +206,11 @@ func (p *Peer) trackNACKs(ssrc uint32, codec webrtc.RTPCodecParameters) *nackgen
 
 func (p *Peer) watch(pc *webrtc.PeerConnection, target Target, follow *nominationFollower) {
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(cp *webrtc.ICECandidatePair) {
+		if target == Subscriber {
+			p.subPaired.Store(true)
+		} else {
+			p.pubPaired.Store(true)
+		}
 		// Rare (once per connection, again on a network change or a
 		// remote that nominated several pairs) and what tells which
 		// path media takes.

@@ -182,6 +182,9 @@ func (p *Peer) rtxRate() (rate, burst float64) {
 // subscriberRTT is the subscriber connection's round trip as ICE
 // measured it (0 before the first measure).
 func (p *Peer) subscriberRTT() time.Duration {
+	if !p.subPaired.Load() {
+		return 0
+	}
 	st, ok := p.sub.SCTP().Transport().ICETransport().GetSelectedCandidatePairStats()
 	if !ok {
 		return 0
