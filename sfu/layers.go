@@ -31,6 +31,9 @@ type trackLayer struct {
 	cache *packetcache.Cache
 	ssrc  atomic.Uint32 // 0 until pion reported the layer
 	pli   throttle
+	// moved is set once the layer was reported on a second SSRC (logged
+	// once: a sender may do it at every retransmission).
+	moved atomic.Bool
 	// Guarded by the track's statsMu: the receive statistics, and the
 	// newest packet (to prime new subscribers' switchers).
 	rx      *rtpstats.Receiver

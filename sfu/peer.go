@@ -616,6 +616,21 @@ func (p *Peer) onLayer(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rid
 		p.byRecv[recv] = t
 		p.published[t.info.SID] = t
 	}
+	if prev := t.layers[l].ssrc.Load(); prev != 0 && prev != ssrc {
+		// pion binds a second SSRC carrying the same rid to the layer in
+		// place of the first, and the layer's reader, which reads through
+		// the same TrackRemote, follows it: no second reader. A sender
+		// that puts rid (not repaired-rtp-stream-id) on its RTX stream
+		// does this at its first retransmission, and the layer's real
+		// stream stops arriving. Key frame requests stay on the first.
+		p.mu.Unlock()
+		if t.layers[l].moved.Swap(true) {
+			return
+		}
+		p.log.Warn("simulcast layer moved to another SSRC; a sender's retransmissions carrying rid rather than repaired-rtp-stream-id do this",
+			"track", t.info.SID, "rid", remote.RID(), "ssrc", ssrc, "previous_ssrc", prev)
+		return
+	}
 	t.layers[l].ssrc.Store(ssrc)
 	nack := p.trackNACKs(ssrc, remote.Codec())
 	p.bySSRC[ssrc] = t

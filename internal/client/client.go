@@ -76,6 +76,7 @@ func LoopbackAPIOver(networks ...webrtc.NetworkType) *webrtc.API {
 		panic(err) // static codec table; cannot fail
 	}
 	ir := &interceptor.Registry{}
+	ir.Add(RepairedRIDFactory{}) // first: below the NACK responder (rrid.go)
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		panic(err)
 	}
