@@ -34,8 +34,14 @@ func loadCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	vbytes := fs.Int("video-bytes", 1100, "video payload bytes")
 	apps := fs.Int("audio-pps", 50, "audio packets per second per publisher")
 	sim := fs.Bool("simulcast", false, "publishers send video as three simulcast layers (q, h, f; --video-pps/--video-bytes are f's); subscribers ask for q, h or f (a third each)")
+	want := fs.String("simulcast-want", "", "with --simulcast: every subscriber asks for this layer (q, h or f) instead of a third each")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("load: %w", err)
+	}
+	switch *want {
+	case "", "q", "h", "f":
+	default:
+		return fmt.Errorf("load: --simulcast-want %q: want q, h or f", *want)
 	}
 	if *key == "" || *secret == "" {
 		return errors.New("load: --key and --secret are required (the server prints them in dev mode)")
@@ -80,7 +86,7 @@ func loadCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	rep, err := loadtest.Run(ctx, loadtest.Options{
 		WSURL: ws, Origin: origin, Room: *room, Publishers: *pubs, Subscribers: *subs,
 		Duration: *dur, Warmup: *warm, VideoPPS: *vpps, VideoBytes: *vbytes, AudioPPS: *apps, Token: token,
-		Simulcast: *sim, AdminKey: *key, AdminSecret: *secret, Window: window,
+		Simulcast: *sim, SimulcastWant: *want, AdminKey: *key, AdminSecret: *secret, Window: window,
 	})
 	if err != nil {
 		return err

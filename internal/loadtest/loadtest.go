@@ -37,6 +37,11 @@ type Options struct {
 	// send 1/8 and 1/4 of its packets), and subscriber i report a tile
 	// size (video_view) that selects layer i mod 3 of every publisher.
 	Simulcast bool
+	// SimulcastWant, when set (q, h or f), makes every simulcast
+	// subscriber ask for that layer instead of a third each: with f the
+	// run forwards what a plain run does, which compares the cost per
+	// forwarded packet of the two on the same work.
+	SimulcastWant string
 	// AdminKey and AdminSecret, when set, let a simulcast run ask the
 	// admin API which layer each subscriber receives.
 	AdminKey, AdminSecret string
@@ -197,7 +202,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			readers.Add(1)
 			go func() {
 				defer readers.Done()
-				want := subscriberLayer(sub)
+				want := o.subscriberLayer(sub)
 				if o.Simulcast && video {
 					<-subsJoined
 					visible := true

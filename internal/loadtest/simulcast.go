@@ -37,8 +37,16 @@ var simLayers = [3]struct { //nolint:gochecknoglobals // read-only table
 // from the one it asked for.
 const layerOffset = vp8ProbeOffset + probeLen
 
-// subscriberLayer is the layer subscriber i asks for: a third each.
-func subscriberLayer(i int) int { return i % len(simLayers) }
+// subscriberLayer is the layer subscriber i asks for: SimulcastWant's,
+// or a third each.
+func (o Options) subscriberLayer(i int) int {
+	for l, sl := range simLayers {
+		if sl.rid == o.SimulcastWant {
+			return l
+		}
+	}
+	return i % len(simLayers)
+}
 
 // simPublisher sends one VP8 track as three simulcast encodings (rids q,
 // h, f, each its own SSRC, sequence numbers, timestamps and PictureIDs)
@@ -279,7 +287,7 @@ func simulcastReport(ctx context.Context, o Options, pubs []*simPublisher, rec *
 	for i, l := range simLayers {
 		lr := LayerReport{RID: l.rid, Received: rec.layerReceived[i].Load()}
 		for s := range o.Subscribers {
-			if subscriberLayer(s) == i {
+			if o.subscriberLayer(s) == i {
 				lr.Subscribers++
 			}
 		}
@@ -299,7 +307,7 @@ func simulcastReport(ctx context.Context, o Options, pubs []*simPublisher, rec *
 		if _, err := fmt.Sscanf(identity, "sub-%d", &i); err != nil || i < 0 || i >= o.Subscribers {
 			return "", false
 		}
-		return simLayers[subscriberLayer(i)].rid, true
+		return simLayers[o.subscriberLayer(i)].rid, true
 	}
 	checked, wrong, err := checkReceivers(ctx, o, want)
 	if err != nil {
