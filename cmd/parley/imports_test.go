@@ -16,7 +16,7 @@ var _ ingest.Directory = (*rooms.Directory)(nil)
 // cmd -> signaling -> {sfu, chat, rooms}; turn, rtmp, chat and web import
 // no sibling; sfu knows nothing of signaling, chat or users; the leaf
 // packages (signaling/proto, internal/ids, internal/wsbatch,
-// internal/promreg, internal/rawudp, internal/wire) import nothing of Parley's beyond what
+// internal/promreg, internal/rawudp, internal/repairedrid, internal/wire) import nothing of Parley's beyond what
 // is listed; the test-support packages (sfu/sfutest, internal/testkit,
 // internal/netlab) stay out of the binaries. It reads the real import graph with `go list
 // -deps`, so a stray import fails the build.
@@ -55,6 +55,8 @@ func TestDependencyDirection(t *testing.T) {
 		{pkg: "internal/wsbatch", forbid: all},
 		{pkg: "internal/promreg", forbid: all},
 		{pkg: "internal/rawudp", forbid: all},
+		// Shared by the load tool's client and the SFU's test clients.
+		{pkg: "internal/repairedrid", forbid: all},
 		// Cluster coordination knows Redis, not the components it places.
 		{pkg: "cluster", forbid: all},
 		// Recordings know their file formats; the SFU and signaling drive them.

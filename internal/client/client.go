@@ -19,6 +19,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/internal/repairedrid"
 	"github.com/parleyhq/parley/internal/wire"
 	"github.com/parleyhq/parley/signaling/proto"
 )
@@ -76,7 +77,7 @@ func LoopbackAPIOver(networks ...webrtc.NetworkType) *webrtc.API {
 		panic(err) // static codec table; cannot fail
 	}
 	ir := &interceptor.Registry{}
-	ir.Add(RepairedRIDFactory{}) // first: below the NACK responder (rrid.go)
+	ir.Add(repairedrid.Factory{}) // first: below the NACK responder
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		panic(err)
 	}

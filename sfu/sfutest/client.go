@@ -26,8 +26,8 @@ import (
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/parleyhq/parley/internal/client"
 	"github.com/parleyhq/parley/internal/logging"
+	"github.com/parleyhq/parley/internal/repairedrid"
 	"github.com/parleyhq/parley/sfu"
 )
 
@@ -118,8 +118,8 @@ func NewAPI(t testing.TB, o Options) (*webrtc.API, string) {
 	}
 	reg := &interceptor.Registry{}
 	// Retransmissions of a simulcast encoding carry repaired-rid, as a
-	// browser's do (client.RepairedRIDFactory says why).
-	reg.Add(client.RepairedRIDFactory{})
+	// browser's do (package repairedrid says why).
+	reg.Add(repairedrid.Factory{})
 	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
 		t.Fatal(err)
 	}

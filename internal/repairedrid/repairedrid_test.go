@@ -1,4 +1,4 @@
-package client
+package repairedrid
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ func TestRetransmissionCarriesRepairedRID(t *testing.T) {
 		},
 	}
 	var got []rtp.Header
-	w := (&repairedRIDInterceptor{}).BindLocalStream(info, interceptor.RTPWriterFunc(
+	w := (&repairedRID{}).BindLocalStream(info, interceptor.RTPWriterFunc(
 		func(h *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
 			got = append(got, *h)
 			return len(p), nil

@@ -1,4 +1,7 @@
-package client
+// Package repairedrid is a pion interceptor for clients that send
+// simulcast: it moves an encoding's rid to repaired-rtp-stream-id on the
+// encoding's retransmissions, as browsers send them.
+package repairedrid
 
 import (
 	"github.com/pion/interceptor"
@@ -6,7 +9,7 @@ import (
 	"github.com/pion/sdp/v3"
 )
 
-// repairedRIDInterceptor makes a simulcast encoding's retransmissions
+// repairedRID makes a simulcast encoding's retransmissions
 // look as a browser's do: on the RTX stream the encoding's rid travels as
 // repaired-rtp-stream-id (RFC 8852), not as rtp-stream-id.
 //
@@ -19,17 +22,19 @@ import (
 //
 // It must sit below the NACK responder in the chain (registered before
 // it), so the retransmissions it writes pass through here.
-type repairedRIDInterceptor struct{ interceptor.NoOp }
+type repairedRID struct{ interceptor.NoOp }
 
-// RepairedRIDFactory adds the interceptor to a registry; add it before
-// pion's defaults (webrtc.RegisterDefaultInterceptors).
-type RepairedRIDFactory struct{}
+// Factory adds the interceptor to a registry; add it before pion's
+// defaults (webrtc.RegisterDefaultInterceptors).
+type Factory struct{}
 
-func (RepairedRIDFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &repairedRIDInterceptor{}, nil
+// NewInterceptor implements interceptor.Factory.
+func (Factory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &repairedRID{}, nil
 }
 
-func (*repairedRIDInterceptor) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
+// BindLocalStream implements interceptor.Interceptor.
+func (*repairedRID) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
 	var rid, rrid uint8
 	for _, e := range info.RTPHeaderExtensions {
 		switch e.URI {
