@@ -49,3 +49,20 @@ func (d *downTrack) prioritize(info *simulcast.TrackInfo) {
 	active := d.sub.activeSpeaker.Load()
 	info.Speaker = active != nil && *active != "" && *active == t.info.ParticipantID
 }
+
+// screenLayerBitrate is nominalLayerBitrate for a screen share: the web
+// client's SCREEN_LAYERS maxBitrate, lowest first. A paused screen layer
+// offered at a camera layer's cost would look four times cheaper than it
+// is (f, layer 1, at h's 500 kbit/s): a subscriber it does not fit would
+// take it, have it resumed, drop it once measured, and see it paused and
+// offered again every few seconds.
+var screenLayerBitrate = [...]int{500_000, 2_500_000} //nolint:gochecknoglobals // read-only table
+
+// nominalBitrate is what layer l of t is taken to cost while it is
+// paused and has no measured rate.
+func (t *publishedTrack) nominalBitrate(l int) int {
+	if t.screen.Load() && len(t.layers) == len(screenLayerBitrate) {
+		return screenLayerBitrate[l]
+	}
+	return nominalLayerBitrate[l]
+}

@@ -128,3 +128,37 @@ func TestSelectionPriorities(t *testing.T) {
 		})
 	})
 }
+
+// TestPausedScreenLayerCost: a screen share's top layer, paused by
+// dynacast, is offered to the layer choice at what it costs when sent
+// (not at the cost of a camera's second layer), so a subscriber with
+// 1.2 Mbit/s does not take it, while one with 4 Mbit/s does. A camera's
+// paused layers keep their costs.
+func TestPausedScreenLayerCost(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	newTrack := func(sid string, rids ...string) *publishedTrack {
+		return newPublishedTrack(h.s, trackParams{room: "r", clockRate: 90000, rids: rids,
+			info:         TrackInfo{SID: sid, ParticipantID: "PA_pub", Kind: "video", Codec: "video/VP8"},
+			sendLayerPLI: func(uint32) error { return nil }})
+	}
+	screen, cam := newTrack("TR_screen", "q", "f"), newTrack("TR_cam", "q", "h", "f")
+	screen.screen.Store(true)
+	for l := range 3 {
+		if got := cam.nominalBitrate(l); got != nominalLayerBitrate[l] {
+			t.Errorf("camera layer %d offered at %d bit/s, want %d", l, got, nominalLayerBitrate[l])
+		}
+	}
+	now := time.Now()
+	for _, c := range []struct {
+		estimate int
+		want     simulcast.Layer
+	}{{1_200_000, 0}, {4_000_000, 1}} {
+		// q arrives at 400 kbit/s (5 fps of a busy screen), f is paused.
+		info := simulcast.TrackInfo{ID: "TR_screen", Kind: simulcast.Screen, Visible: true, TileWidth: 1280, TileHeight: 720,
+			Layers: []simulcast.LayerInfo{{Width: 640, Height: 360, Bitrate: 400_000}, {Width: 1280, Height: 720, Bitrate: screen.nominalBitrate(1)}}}
+		dec, _ := simulcast.NewSelector(simulcast.SelectorConfig{}).Select(now, c.estimate, []simulcast.TrackInfo{info}, nil)
+		if dec[0].Layer != c.want {
+			t.Errorf("estimate %d bit/s: layer %d, want %d", c.estimate, dec[0].Layer, c.want)
+		}
+	}
+}
