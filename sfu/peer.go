@@ -71,6 +71,9 @@ type Peer struct {
 	// cluster is sent or judged (probe.go).
 	probes  *probe.Recorder
 	probing atomic.Bool
+	// activeSpeaker is the room's active speaker as last told to this
+	// peer (nil before any), for its layer choice (priority.go).
+	activeSpeaker atomic.Pointer[string]
 
 	// pubState and subState are the connections' last states, for
 	// ConnectionQuality.

@@ -296,6 +296,7 @@ func (s *SFU) Join(roomName, participantID string, opts JoinOptions) (*Peer, err
 		return nil, fmt.Errorf("join %s as %s: %w", roomName, participantID, ErrParticipantExists)
 	}
 	r.peers[participantID] = p
+	p.setActiveSpeaker(r.speakers.sel.Active()) // later changes: sendSpeakers
 	s.m.participants.Inc()
 	var existing []*publishedTrack
 	for _, t := range r.tracks {

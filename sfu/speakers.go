@@ -96,6 +96,7 @@ func (s *SFU) sendSpeakers(roomName string, sp *speakers, u audiolevel.Update, l
 		out.Speakers[i] = Speaker{ParticipantID: x.ID, Level: x.Level}
 	}
 	for _, p := range s.roomPeers(roomName, sp) {
+		p.setActiveSpeaker(out.Active)
 		if e, ok := p.events.(SpeakerEvents); ok {
 			e.Speakers(out)
 		}

@@ -70,6 +70,8 @@ type publishedTrack struct {
 	dmu   sync.Mutex                   // serialises writers of downs
 	ended atomic.Bool
 	muted atomic.Bool
+	// screen: signaling declared the track a screen share (priority.go).
+	screen atomic.Bool
 
 	statsMu     sync.Mutex
 	rx          *rtpstats.Receiver

@@ -178,6 +178,7 @@ func (cs *callSession) publish(reqID string, body *proto.PublishBody) *proto.Err
 	if perr := cs.ss.s.dir.Announce(cs.p, body.Tracks); perr != nil {
 		return perr
 	}
+	cs.markScreens() // screens.go
 	cs.ss.out.enqueue(proto.Encode(proto.TypePublished, reqID, body))
 	return nil
 }

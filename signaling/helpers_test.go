@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,7 @@ type fakePeer struct {
 	unpublished []string
 	muted       map[string]bool
 	views       map[string]string // SetView's last report per track, "WxH" or "hidden"
+	screens     []string          // SetScreenShare's tracks, in call order
 	closed      bool
 }
 
@@ -99,6 +101,22 @@ func (p *fakePeer) SetView(sid string, w, h int, visible bool) error {
 		p.views[sid] = "hidden"
 	}
 	return nil
+}
+
+func (p *fakePeer) SetScreenShare(sid string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.screens = append(p.screens, sid)
+	return nil
+}
+
+// screenShares is the set of tracks marked as screen shares, sorted.
+func (p *fakePeer) screenShares() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := slices.Clone(p.screens)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (p *fakePeer) view(sid string) string {

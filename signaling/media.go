@@ -28,6 +28,9 @@ type MediaPeer interface {
 	// size in device pixels, visible or not); the SFU chooses the layer
 	// from it and the subscriber's estimated bandwidth.
 	SetView(trackSID string, width, height int, visible bool) error
+	// SetScreenShare marks a published track as a screen share, which
+	// subscribers' layer choice serves before cameras.
+	SetScreenShare(trackSID string) error
 	Close() error
 }
 

@@ -172,6 +172,7 @@ func (cs *callSession) apply(ev peerEvent) {
 	case evTrackPublished:
 		cs.ss.s.dir.TrackPublished(cs.p, ev.track)
 		cs.ss.s.mod.trackPublished(cs, ev.track) // moderation.go
+		cs.markScreens()                         // screens.go
 	case evTrackUnpublished:
 		cs.ss.s.dir.TrackUnpublished(cs.p, ev.track)
 	case evSpeakers:

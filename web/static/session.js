@@ -341,12 +341,37 @@ export const CAMERA_LAYERS = Object.freeze([
   Object.freeze({ rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 2000000 }),
 ]);
 
+// SCREEN_LAYERS are a screen share's encodings, lowest first, both at the
+// capture's full resolution so that text stays readable on either: q at
+// 5 frames a second, f at the capture's own rate. The SFU takes a layer
+// below the top for half its size, so a tile up to 640x360 (a strip
+// thumbnail) gets q and a larger one f; a subscriber short of bandwidth
+// gets q whatever its tile (the share is served before the cameras,
+// issue #10). q is never paused (dynacast), f only while no one shows
+// the share large.
+export const SCREEN_LAYERS = Object.freeze([
+  Object.freeze({ rid: 'q', scaleResolutionDownBy: 1, maxFramerate: 5, maxBitrate: 500000 }),
+  Object.freeze({ rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 2500000 }),
+]);
+
+// layeredScreen reports whether a browser (by its user agent) sends a
+// screen share in SCREEN_LAYERS: Chromium-based ones. Firefox has been
+// reported to send no media at all for a screen share with several
+// encodings, and Safari to show others a blank share, so they keep one
+// encoding (their camera layers are not affected).
+export function layeredScreen(userAgent) {
+  return /\b(Chrome|Chromium)\//.test(userAgent || '');
+}
+
 // sendInit is the transceiver init of a published track: the camera in
-// simulcast layers, the microphone and a screen share in one encoding.
-export function sendInit(track, source, stream) {
+// simulcast layers, a screen share in two layers where the browser is
+// known to manage (layeredScreen), the microphone in one encoding.
+export function sendInit(track, source, stream, userAgent = typeof navigator !== 'undefined' ? navigator.userAgent : '') {
   const init = { direction: 'sendonly', streams: [stream] };
   if (track.kind === 'video' && source === 'camera') {
     init.sendEncodings = CAMERA_LAYERS.map((e) => ({ ...e }));
+  } else if (track.kind === 'video' && source === 'screen' && layeredScreen(userAgent)) {
+    init.sendEncodings = SCREEN_LAYERS.map((e) => ({ ...e }));
   }
   return init;
 }
