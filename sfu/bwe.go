@@ -204,6 +204,7 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 	if !t.video {
 		info.Kind = simulcast.Audio
 	}
+	d.prioritize(&info) // screen shares and the active speaker first (priority.go)
 	if v := d.view.Load(); v != nil {
 		info.Visible, info.TileWidth, info.TileHeight = v.visible, v.width, v.height
 	}
@@ -229,7 +230,7 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 			case !t.offered(simulcast.Layer(i), now):
 				li.Bitrate = 0
 			case li.Bitrate == 0:
-				li.Bitrate = nominalLayerBitrate[i]
+				li.Bitrate = t.nominalBitrate(i)
 			}
 		} else if ly.last.IsZero() || now.Sub(ly.last) > time.Second {
 			li.Bitrate = 0

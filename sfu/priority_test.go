@@ -17,8 +17,6 @@ func selectionInputs(sub *Peer, tracks []*publishedTrack, now time.Time) map[str
 	for _, t := range tracks {
 		d := newDownTrack(t, sub)
 		info := d.selectInfo(now)
-		// Until selectInfo calls prioritize itself; drop this line then.
-		d.prioritize(&info)
 		out[t.info.SID] = info
 	}
 	return out
