@@ -186,3 +186,77 @@ func TestSimulcastFollowsTheTile(t *testing.T) {
 	})
 	bob.assertFlowing(ctx, videosFrom(after, "camera"))
 }
+
+// TestSimulcastScreenShare: Chromium publishes a screen share in two
+// layers at the capture's full size (rids q and f), q at about 5 frames
+// a second, and a subscriber that shows the share large (Bob, in a
+// 1920x1080 window) decodes it at full size.
+func TestSimulcastScreenShare(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	srv := startServer(t)
+	const room = "e2e-simulcast-screen"
+	ada := join(t, ctx, srv, room, "Ada")
+	bob := openMeeting(t, ctx, srv, room, "Bob", "", BrowserOptions{Width: 1920, Height: 1080})
+	if err := ada.B.Click(ctx, `[data-testid="screen-toggle"]`); err != nil {
+		t.Fatal(err)
+	}
+	// screenLayers is Ada's screen track's encodings by rid: the video
+	// track with two encodings (her camera has three).
+	screenLayers := func(list []outboundStat) map[string]outboundStat {
+		byTrack := map[string]map[string]outboundStat{}
+		for _, s := range list {
+			if s.Kind != "video" {
+				continue
+			}
+			if byTrack[s.TrackID] == nil {
+				byTrack[s.TrackID] = map[string]outboundStat{}
+			}
+			byTrack[s.TrackID][s.Rid] = s
+		}
+		for _, m := range byTrack {
+			if _, ok := m["h"]; !ok && len(m) == 2 {
+				return m
+			}
+		}
+		return nil
+	}
+	var last []outboundStat
+	var first map[string]outboundStat
+	ok := poll(ctx, mediaLimit, func() bool {
+		var err error
+		if last, err = ada.outbound(ctx); err != nil {
+			return false
+		}
+		m := screenLayers(last)
+		q, f := m["q"], m["f"]
+		if q.FramesEncoded == 0 || f.FramesEncoded == 0 || q.FrameWidth == 0 || q.FrameWidth != f.FrameWidth {
+			return false
+		}
+		first = m
+		return true
+	})
+	if !ok {
+		t.Fatalf("Ada: her screen share is not sent as rids q and f at one size within %v: %s", mediaLimit, describeOutbound(last))
+	}
+	const window = 10 * time.Second
+	time.Sleep(window)
+	last, err := ada.outbound(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := screenLayers(last)
+	qFPS := float64(now["q"].FramesEncoded-first["q"].FramesEncoded) / window.Seconds()
+	fFPS := float64(now["f"].FramesEncoded-first["f"].FramesEncoded) / window.Seconds()
+	t.Logf("Ada's screen share: q %dx%d at %.1f fps, f %dx%d at %.1f fps", now["q"].FrameWidth, now["q"].FrameHeight, qFPS,
+		now["f"].FrameWidth, now["f"].FrameHeight, fFPS)
+	// maxFramerate 5; a second of slack for the sampling.
+	if qFPS > 6.5 {
+		t.Errorf("Ada's screen layer q runs at %.1f fps, want at most 5", qFPS)
+	}
+	w := now["f"].FrameWidth
+	stats := bob.waitStats(ctx, mediaLimit, fmt.Sprintf("Ada's screen decoded %d wide", w), func(stats []trackStat) bool {
+		s := videosFrom(stats, "screen")
+		return len(s) == 1 && s[0].FrameWidth == w
+	})
+	bob.assertFlowing(ctx, videosFrom(stats, "screen"))
+}

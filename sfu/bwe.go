@@ -232,7 +232,19 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 			case li.Bitrate == 0:
 				li.Bitrate = t.nominalBitrate(i)
 			}
-		} else if ly.last.IsZero() || now.Sub(ly.last) > time.Second {
+		} else if ly.last.IsZero() {
+			// Active but not arrived yet: a browser starts a layer only
+			// once its own send estimate carries it, seconds after the
+			// track (a screen share's 2.5 Mbit/s top layer in the
+			// end-to-end test). Offered at its nominal rate so a tile
+			// that wants it keeps aiming at it (the switcher forwards the
+			// best layer that arrives meanwhile); at 0, the aim fell to a
+			// lower layer and dynacast paused the layer before it ever
+			// came.
+			if t.offered(simulcast.Layer(i), now) {
+				li.Bitrate = t.nominalBitrate(i)
+			}
+		} else if now.Sub(ly.last) > time.Second {
 			li.Bitrate = 0
 		} else if li.Bitrate == 0 {
 			li.Bitrate = 1 // arriving, not yet measured over a window

@@ -161,3 +161,34 @@ func TestDynacast(t *testing.T) {
 		})
 	})
 }
+
+// TestDynacastWaitsForALayerNotStartedYet: a publisher that has not
+// started its top layer yet (a browser starts it once its own send
+// estimate carries it, seconds after the track) is not told to pause it
+// while a subscriber's tile wants it; the subscriber gets the best layer
+// that arrives meanwhile and moves up once the top one comes.
+func TestDynacastWaitsForALayerNotStartedYet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newTestEnv(t, sfu.DefaultConfig())
+		ada := env.newClient("room", "PA_ada", sfu.JoinOptions{CanPublish: true})
+		bob := env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true}, sfutest.Options{})
+		cam := ada.AddSimulcastTrack("cam", "q", "h", "f")
+		cam.Pause(2, true) // f not started
+		ada.NegotiatePublisher(false)
+		testkit.Eventually(t, 10*time.Second, "ada's track published", func() bool { return len(ada.Published()) == 1 })
+		sid := ada.Published()[0].SID
+		testkit.Eventually(t, 10*time.Second, "bob receiving h", func() bool {
+			l, err := bob.Peer.Layer(sid)
+			return err == nil && l == 1
+		})
+		time.Sleep(10 * time.Second) // well past dynacast's hold
+		if got := ada.LayerRequests(); len(got) != 0 {
+			t.Fatalf("layers paused while bob's tile wants f, not started yet: %+v", got)
+		}
+		cam.Pause(2, false)
+		testkit.Eventually(t, 5*time.Second, "bob on f once it comes", func() bool {
+			l, err := bob.Peer.Layer(sid)
+			return err == nil && l == 2
+		})
+	})
+}

@@ -360,7 +360,7 @@ export const SCREEN_LAYERS = Object.freeze([
 // encodings, and Safari to show others a blank share, so they keep one
 // encoding (their camera layers are not affected).
 export function layeredScreen(userAgent) {
-  return /\b(Chrome|Chromium)\//.test(userAgent || '');
+  return /(Chrome|Chromium)\//.test(userAgent || ''); // HeadlessChrome/ too
 }
 
 // sendInit is the transceiver init of a published track: the camera in

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sendInit, layeredScreen, CAMERA_LAYERS, SCREEN_LAYERS } from '../static/session.js';
 
+const HEADLESS = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36';
 const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const EDGE = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0';
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
@@ -40,6 +41,7 @@ test('a screen share is sent in two full-resolution layers, the low one at a low
 test('screen shares are layered in Chromium-based browsers only', () => {
   assert.equal(layeredScreen(CHROME), true);
   assert.equal(layeredScreen(EDGE), true);
+  assert.equal(layeredScreen(HEADLESS), true, 'headless Chromium (the end-to-end tests)');
   for (const ua of [FIREFOX, SAFARI, IOS_CHROME, '', undefined]) {
     assert.equal(layeredScreen(ua), false, ua);
     assert.equal(sendInit({ kind: 'video' }, 'screen', {}, ua).sendEncodings, undefined, ua);
