@@ -287,8 +287,8 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 // of its frame rate beats one the network chokes (the queue drops
 // packets of every frame, and the picture freezes). It reports whether
 // it lowered any (the budget is short). A track's frame rate goes back
-// up as the spatial layers do: once the budget covers it with UpMargin,
-// for the hold (see hold); until then the track stays at the frame rate
+// up once the budget covers it with UpMargin, for UpHold (never the
+// quick hold, see below); until then the track stays at the frame rate
 // it had, and the budget keeps what its full frame rate costs (pass 2
 // may spend it on that track's next layer, not on others).
 func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Decision, budget *int) bool {
@@ -323,14 +323,18 @@ func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Deci
 			// A step up in frame rate: the same margin and hold as a
 			// step up in layer, against what is left with every track
 			// at the frame rate chosen above.
-			need := d.Bitrate - li.temporalRate(st.temporal)
+			// Always the full hold: under a cap GCC's estimate spikes
+			// for a second at times, and a frame rate raised on a
+			// spike overflows the link until the switcher has stepped
+			// it down again (one temporal layer per TemporalStepDown).
+			// A cap lifted far enough brings the next layer after the
+			// quick hold anyway, with every frame (pass 2).
 			if float64(left) < float64(d.Bitrate)*s.cfg.UpMargin {
 				st.tUpSince = time.Time{}
 			} else if st.tUpSince.IsZero() {
 				st.tUpSince = now
 			}
-			hold := s.hold(need+int(float64(d.Bitrate)*s.cfg.UpMargin), left+need)
-			if (st.tUpSince.IsZero() || now.Sub(st.tUpSince) < hold) && li.temporalRate(st.temporal) > 0 {
+			if (st.tUpSince.IsZero() || now.Sub(st.tUpSince) < s.cfg.UpHold) && li.temporalRate(st.temporal) > 0 {
 				d.Temporal, d.Bitrate = st.temporal, li.temporalRate(st.temporal)
 			} else {
 				st.tUpSince = time.Time{}

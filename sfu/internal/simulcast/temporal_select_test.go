@@ -146,9 +146,9 @@ func capLifted(t *testing.T, cfg SelectorConfig, est int) [][2]Decision {
 func TestSelectFrameRateAndLayerComeBackTogether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// 1 Mbit/s: 80k audio + 2 x 150k low layers leave 620k, which
-		// covers c1's 640x360 (350k more, 75k margin). No quick holds
-		// here (see TestSelectQuickHoldFarAbove).
-		ds := capLifted(t, SelectorConfig{QuickFactor: 1000}, 1_000_000)
+		// covers c1's 640x360 (350k more, 75k margin), not twice over
+		// (no quick hold: see TestSelectQuickHoldFarAbove).
+		ds := capLifted(t, SelectorConfig{}, 1_000_000)
 		if d := ds[19]; d[0].Temporal == AllTemporal || d[1].Temporal == AllTemporal {
 			t.Fatalf("1.9 s after the lift: %+v, want the frame rates still held", d)
 		}
@@ -181,6 +181,37 @@ func TestSelectQuickHoldFarAbove(t *testing.T) {
 			if d.Layer != 0 {
 				t.Fatalf("300 ms after the lift: %+v, want still held", ds[3])
 			}
+		}
+	})
+}
+
+// A frame rate step up waits the full hold however far the estimate
+// covers it: under a cap GCC spikes for a second at times, and a frame
+// rate raised on a spike overflows the link. (Tiles of 320x180: no
+// next layer to come back with.)
+func TestSelectFrameRateHoldOnSpike(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := NewSelector(SelectorConfig{})
+		tracks := []TrackInfo{audio("a1"), audio("a2"), camL1T3("c1", 150_000), camL1T3("c2", 150_000)}
+		for i := range tracks[2:] {
+			tracks[2+i].TileWidth, tracks[2+i].TileHeight = 320, 180
+		}
+		var ds []Decision
+		est := func(i int) int {
+			if i >= 50 && i < 60 || i >= 80 {
+				return 3_000_000 // a 1 s spike at 5 s, then for good at 8 s
+			}
+			return 200_000
+		}
+		for i := range 110 {
+			ds, _ = s.Select(time.Now(), est(i), tracks, ds)
+			if i >= 20 && i < 100 && (ds[2].Temporal == AllTemporal || ds[3].Temporal == AllTemporal) {
+				t.Fatalf("at %d ms: %+v, want the frame rates held", 100*i, ds[2:])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if ds[2].Temporal != AllTemporal || ds[3].Temporal != AllTemporal {
+			t.Fatalf("3 s after the estimate rose for good: %+v", ds[2:])
 		}
 	})
 }
