@@ -234,7 +234,12 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 		} else if ly.last.IsZero() || now.Sub(ly.last) > time.Second {
 			li.Bitrate = 0
 		} else if li.Bitrate == 0 {
-			li.Bitrate = 1 // arriving, not yet measured over a window
+			// Arriving, not yet measured over a window (just started,
+			// or resumed by dynacast): what such a layer usually costs.
+			// As 1 bit/s it looked free, and a subscriber capped at 300
+			// kbit/s was moved to 1280x720 the moment another one's
+			// need resumed it (lab scenario 1).
+			li.Bitrate = nominalLayerBitrate[i]
 		} else {
 			for tid, r := range ly.tidBitrate {
 				li.Temporal[tid] = int(r)

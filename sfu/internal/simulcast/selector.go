@@ -96,7 +96,9 @@ type Decision struct {
 	// AllTemporal when every frame goes (the usual case; lower only when
 	// even the lowest layers of the visible tracks do not fit).
 	Temporal uint8
-	// Bitrate is the chosen layer's bitrate (at that frame rate).
+	// Bitrate is what the choice is paid for: the chosen layer's
+	// bitrate (at that frame rate), or a lower layer's if that is more
+	// (see cost).
 	Bitrate int
 }
 
@@ -253,8 +255,9 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 		paid := t.Layers[d.Layer].Bitrate
 		for l := d.Wanted; l > d.Layer; l-- {
 			if t.Layers[l].Bitrate > 0 && s.fits(now, i, t, l, paid, budget) {
-				budget -= t.Layers[l].Bitrate - paid
-				d.Layer, d.Bitrate, d.Temporal = l, t.Layers[l].Bitrate, AllTemporal
+				c := cost(t, l)
+				budget -= c - paid
+				d.Layer, d.Bitrate, d.Temporal = l, c, AllTemporal
 				break
 			}
 		}
@@ -352,11 +355,12 @@ func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Deci
 // held back by bandwidth, the hold time.
 func (s *Selector) fits(now time.Time, i int, t *TrackInfo, l Layer, paid, budget int) bool {
 	st := s.sts[i]
-	need := t.Layers[l].Bitrate - paid
+	c := cost(t, l)
+	need := c - paid
 	if l <= st.layer {
 		return need <= budget
 	}
-	required := need + int(float64(t.Layers[l].Bitrate)*s.cfg.UpMargin)
+	required := need + int(float64(c)*s.cfg.UpMargin)
 	if required > budget {
 		return false
 	}
@@ -379,6 +383,20 @@ func (s *Selector) hold(required, budget int) time.Duration {
 		return s.cfg.QuickHold
 	}
 	return s.cfg.UpHold
+}
+
+// cost is what layer l of t is paid for: its bitrate, or a lower
+// layer's if that is more. A layer above another costs more; measured
+// less, it has only just started or resumed (its first window was part
+// of a second, or it sends its first frames at a low rate), and taken
+// at that it was chosen on an estimate far below what it then sent
+// (1280x720 for a subscriber capped at 300 kbit/s, lab scenario 1).
+func cost(t *TrackInfo, l Layer) int {
+	c := 0
+	for k := range l + 1 {
+		c = max(c, t.Layers[k].Bitrate)
+	}
+	return c
 }
 
 // wanted is the smallest layer whose resolution covers the tile, the
