@@ -220,6 +220,7 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 	n := len(t.layers)
 	info.Layers = make([]simulcast.LayerInfo, n)
 	paused := t.activeTop() + 1
+	resumed := t.resumedAt()
 	for i, ly := range t.layers {
 		shift := n - 1 - i
 		li := simulcast.LayerInfo{Width: nominalTopWidth >> shift, Height: nominalTopHeight >> shift, Bitrate: int(ly.bitrate)}
@@ -247,15 +248,41 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 		} else if now.Sub(ly.last) > time.Second {
 			li.Bitrate = 0
 		} else if li.Bitrate == 0 {
-			li.Bitrate = 1 // arriving, not yet measured over a window
+			// Arriving, not yet measured over a window (just started,
+			// or resumed by dynacast): what such a layer usually costs.
+			// As 1 bit/s it looked free, and a subscriber capped at 300
+			// kbit/s was moved to 1280x720 the moment another one's
+			// need resumed it (lab scenario 1).
+			li.Bitrate = nominalLayerBitrate[i]
 		} else {
 			for tid, r := range ly.tidBitrate {
 				li.Temporal[tid] = int(r)
 			}
 		}
+		if li.Bitrate > 0 && !resumed[i].IsZero() && now.Sub(resumed[i]) < layerSettle {
+			// Resumed by dynacast less than two bitrate windows ago: its
+			// measured rate covers part of a second at most (or is the
+			// last one before it was paused, the encoder winding down),
+			// far below what it sends. Taken at that, 1280x720 was chosen
+			// for a subscriber capped at 300 kbit/s on an estimate of
+			// 130-210 kbit/s the second it resumed (lab scenario 1).
+			li.Bitrate = max(li.Bitrate, nominalLayerBitrate[i])
+			li.Temporal = [simulcast.AllTemporal + 1]int{}
+		}
 		info.Layers[i] = li
 	}
 	return info
+}
+
+// layerSettle is how long after dynacast resumed a layer its measured
+// bitrate is not trusted: two of its one-second windows.
+const layerSettle = 2 * time.Second
+
+// resumedAt is when dynacast last resumed each layer of t (zero: never).
+func (t *publishedTrack) resumedAt() [simulcast.MaxLayers]time.Time {
+	t.dyn.mu.Lock()
+	defer t.dyn.mu.Unlock()
+	return t.dyn.resumed
 }
 
 // temporalString names a temporal target for the log: "all", or the

@@ -79,6 +79,7 @@ type prober struct {
 	sentBytes uint64
 	sentAt    time.Time
 	sending   int
+	sent      sentFloor
 }
 
 func newProber(p *Peer, rec *probe.Recorder) *prober {
@@ -119,17 +120,66 @@ func (pr *prober) measure(downs []*downTrack, now time.Time) {
 }
 
 // congested reads the estimator's view: delay overuse (or the decrease
-// that follows it) or more than 10% loss.
-func congested(bwe cc.BandwidthEstimator) bool {
+// that follows it) or more than 10% loss. It also returns the average
+// loss.
+func congested(bwe cc.BandwidthEstimator) (bool, float64) {
 	st := bwe.GetStats()
+	loss, _ := st["averageLoss"].(float64)
 	if u, _ := st["usage"].(string); u == "overuse" {
-		return true
+		return true, loss
 	}
 	if s, _ := st["state"].(string); s == "decrease" {
-		return true
+		return true, loss
 	}
-	loss, _ := st["averageLoss"].(float64)
-	return loss > 0.1
+	return loss > 0.1, loss
+}
+
+// The sent floor (see sentFloor).
+const (
+	// sentFloorMaxLoss: with this much loss or more the link is full,
+	// and GCC's estimate, from what was received, is the one to use.
+	sentFloorMaxLoss = 0.02
+	// sentFloorBeta is GCC's own decrease: to this fraction of the rate
+	// that got through.
+	sentFloorBeta = 0.85
+	// sentFloorStep: while the congestion lasts, the floor comes down
+	// again (from what is sent by then) at most this often.
+	sentFloorStep = time.Second
+)
+
+// sentFloor keeps a subscriber's estimate from collapsing when GCC
+// decreases on delay alone. pion's GCC decreases to 0.85 times the rate
+// it measured acknowledged, and it measures that from the transport-cc
+// feedback that reaches it; feedback the receiver wrote after a probe
+// or retransmission names the RTX SSRC and never does (see the note at
+// the top), so after a probe it counts a fraction of what arrived: in
+// the lab a subscriber receiving 850 kbit/s without loss on a link with
+// no cap got an estimate of 100 kbit/s, and both its cameras fell from
+// 640x360 and more to 320x180 at a quarter frame rate. When GCC signals
+// congestion with under sentFloorMaxLoss of loss and falls below what
+// is being sent, the floor decreases as GCC would with a correct rate:
+// to sentFloorBeta times the media sent (over the last second), and
+// again at most every sentFloorStep while the congestion lasts (each
+// time from the rate sent by then, which the layer choice has lowered).
+// It goes once there is loss (a full link drops: the lab's 200 ms
+// queues do within a second of an overshoot) or GCC is back up to it.
+type sentFloor struct {
+	rate int
+	at   time.Time
+}
+
+// update returns the floor at now, given GCC's estimate, the media rate
+// sent, GCC's average loss and its congestion signal.
+func (f *sentFloor) update(now time.Time, gcc, sending int, loss float64, congested bool) int {
+	if loss >= sentFloorMaxLoss || gcc >= f.rate {
+		f.rate = 0
+	}
+	if congested && loss < sentFloorMaxLoss && (f.rate == 0 || now.Sub(f.at) >= sentFloorStep) {
+		if r := int(sentFloorBeta * float64(sending)); r > gcc {
+			f.rate, f.at = r, now
+		}
+	}
+	return f.rate
 }
 
 // round runs at each layer selection: it judges the cluster in flight,
@@ -137,8 +187,12 @@ func congested(bwe cc.BandwidthEstimator) bool {
 // wanted is what the tiles wanted at the last round (bit/s).
 func (pr *prober) round(downs []*downTrack, gcc, wanted int, now time.Time) int {
 	pr.measure(downs, now)
+	cong, loss := congested(pr.p.bwe)
+	// The sent floor stands in for GCC's estimate, for the probes too:
+	// they aim above it, and the probed floor goes once it is reached.
+	gcc = max(gcc, pr.sent.update(now, gcc, pr.sending, loss, cong))
 	pr.in = probe.Input{Estimate: gcc, Wanted: int(probeWantedHeadroom * float64(wanted)),
-		Sending: pr.sending, Congested: congested(pr.p.bwe)}
+		Sending: pr.sending, Congested: cong}
 	pr.judge(now)
 	pr.padD = padTrack(downs)
 	pr.update(now)
@@ -202,7 +256,9 @@ func (pr *prober) step(now time.Time) {
 		// Abort on congestion as soon as it shows.
 		pr.pollAt = now.Add(probeJudgeInterval)
 		in := pr.in
-		in.Estimate, in.Congested = pr.p.bwe.GetTargetBitrate(), congested(pr.p.bwe)
+		cong, loss := congested(pr.p.bwe)
+		gcc := pr.p.bwe.GetTargetBitrate()
+		in.Estimate, in.Congested = max(gcc, pr.sent.update(now, gcc, pr.sending, loss, cong)), cong
 		pr.feed(now, in) // no cluster starts while one is in flight
 	}
 	if pr.ctl.Sending(now) {

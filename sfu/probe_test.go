@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -110,5 +111,49 @@ func TestProbeTap(t *testing.T) {
 	}
 	if r := rec.Result(1); r.Sent != 1 || r.Received != 1 {
 		t.Fatalf("after the feedback: %+v, want the probe received", r)
+	}
+}
+
+// TestSentFloor: GCC signalling congestion without loss and falling far
+// below what is sent (pion's GCC after lost feedback, lab scenario 1)
+// leaves the estimate at 85% of what is sent, not at GCC's; while the
+// congestion lasts it comes down again once a second from what is sent
+// by then; loss or GCC back up ends it.
+func TestSentFloor(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	var f sentFloor
+	if r := f.update(at(0), 1_000_000, 900_000, 0, false); r != 0 {
+		t.Fatalf("no congestion: floor %d", r)
+	}
+	// GCC at its minimum while 850 kbit/s arrive without loss.
+	if r := f.update(at(500), 100_000, 850_000, 0.001, true); r != 722_500 {
+		t.Fatalf("GCC collapsed without loss: floor %d, want 722500", r)
+	}
+	// Still congested half a second later: no second decrease yet, even
+	// though less is sent now.
+	if r := f.update(at(1000), 100_000, 600_000, 0, true); r != 722_500 {
+		t.Fatalf("congested 0.5 s later: floor %d", r)
+	}
+	// A second later: from what is sent now.
+	if r := f.update(at(1500), 110_000, 600_000, 0, true); r != 510_000 {
+		t.Fatalf("congested 1 s later: floor %d, want 510000", r)
+	}
+	// The congestion over: the floor stays.
+	if r := f.update(at(3000), 150_000, 450_000, 0, false); r != 510_000 {
+		t.Fatalf("no more congestion: floor %d", r)
+	}
+	// Loss: the link is full, GCC's estimate is the one.
+	if r := f.update(at(3500), 150_000, 450_000, 0.05, true); r != 0 {
+		t.Fatalf("loss: floor %d", r)
+	}
+	// GCC back up to it ends it too.
+	f.update(at(5000), 100_000, 850_000, 0, true)
+	if r := f.update(at(5500), 800_000, 850_000, 0, false); r != 0 {
+		t.Fatalf("GCC caught up: floor %d", r)
+	}
+	// GCC above what is sent: nothing to keep.
+	if r := f.update(at(7000), 900_000, 850_000, 0, true); r != 0 {
+		t.Fatalf("GCC above what is sent: floor %d", r)
 	}
 }

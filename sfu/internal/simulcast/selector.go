@@ -96,7 +96,9 @@ type Decision struct {
 	// AllTemporal when every frame goes (the usual case; lower only when
 	// even the lowest layers of the visible tracks do not fit).
 	Temporal uint8
-	// Bitrate is the chosen layer's bitrate (at that frame rate).
+	// Bitrate is what the choice is paid for: the chosen layer's
+	// bitrate (at that frame rate), or a lower layer's if that is more
+	// (see cost).
 	Bitrate int
 }
 
@@ -111,6 +113,10 @@ type Totals struct {
 const (
 	DefaultUpMargin = 0.15
 	DefaultUpHold   = 2 * time.Second
+	// One selection round (sfu's selectInterval): the step is taken at
+	// the second round that sees it covered twice over.
+	DefaultQuickHold   = 500 * time.Millisecond
+	DefaultQuickFactor = 2.0
 )
 
 // SelectorConfig sets the selector's hysteresis.
@@ -124,6 +130,10 @@ type SelectorConfig struct {
 	// higher layer has fitted (with the margin) for this long. A track
 	// that was at its wanted layer goes up at once when its tile grows.
 	UpHold time.Duration
+	// QuickHold replaces UpHold for a step up that the budget covers
+	// QuickFactor times over (with the margin).
+	QuickHold   time.Duration
+	QuickFactor float64
 }
 
 type trackState struct {
@@ -156,6 +166,12 @@ func NewSelector(cfg SelectorConfig) *Selector {
 	}
 	if cfg.UpHold <= 0 {
 		cfg.UpHold = DefaultUpHold
+	}
+	if cfg.QuickHold <= 0 {
+		cfg.QuickHold = min(DefaultQuickHold, cfg.UpHold)
+	}
+	if cfg.QuickFactor <= 1 {
+		cfg.QuickFactor = DefaultQuickFactor
 	}
 	return &Selector{cfg: cfg, state: make(map[string]*trackState)}
 }
@@ -221,20 +237,27 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 			}
 		}
 	}
-	reduced := s.lowerFrameRates(now, tracks, dst, &budget)
+	short := s.lowerFrameRates(now, tracks, dst, &budget)
 	budget = max(budget, 0)
 	// Pass 2: raise each track, in priority order, as far as its tile
-	// and the budget allow (unless some track's frame rate is lowered:
-	// then nothing is left to raise with).
+	// and the budget allow (unless the budget lowered some track's frame
+	// rate: then nothing is left to raise with). A track whose frame
+	// rate is only held down by the hysteresis (the budget covers it,
+	// not yet for UpHold) counts at its full frame rate, and once a
+	// higher layer fits it goes there with every frame: its key frame
+	// restarts all temporal layers, so the frame rate and the size come
+	// back in one step instead of one after the other, each with a hold.
 	for _, i := range s.order {
 		t, d := &tracks[i], &dst[i]
-		if d.Layer == None || reduced {
+		if d.Layer == None || short {
 			continue
 		}
+		paid := t.Layers[d.Layer].Bitrate
 		for l := d.Wanted; l > d.Layer; l-- {
-			if t.Layers[l].Bitrate > 0 && s.fits(now, i, t, l, d.Bitrate, budget) {
-				budget -= t.Layers[l].Bitrate - d.Bitrate
-				d.Layer, d.Bitrate = l, t.Layers[l].Bitrate
+			if t.Layers[l].Bitrate > 0 && s.fits(now, i, t, l, paid, budget) {
+				c := cost(t, l)
+				budget -= c - paid
+				d.Layer, d.Bitrate, d.Temporal = l, c, AllTemporal
 				break
 			}
 		}
@@ -265,10 +288,12 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 // lowest priority track first and one temporal layer at a time, until
 // they fit or are down to their base frame rate: a camera at a quarter
 // of its frame rate beats one the network chokes (the queue drops
-// packets of every frame, and the picture freezes). A track's frame rate
-// goes back up only as the spatial layers do: once the budget covers
-// it with UpMargin, for UpHold. It reports whether any track is left
-// below its full frame rate.
+// packets of every frame, and the picture freezes). It reports whether
+// it lowered any (the budget is short). A track's frame rate goes back
+// up once the budget covers it with UpMargin, for UpHold (never the
+// quick hold, see below); until then the track stays at the frame rate
+// it had, and the budget keeps what its full frame rate costs (pass 2
+// may spend it on that track's next layer, not on others).
 func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Decision, budget *int) bool {
 	for k := len(s.order) - 1; k >= 0 && *budget < 0; k-- {
 		i := s.order[k]
@@ -286,7 +311,11 @@ func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Deci
 			d.Temporal, d.Bitrate = t, li.temporalRate(t)
 		}
 	}
-	reduced := false
+	short := false
+	for _, i := range s.order {
+		short = short || dst[i].Layer != None && dst[i].Temporal < AllTemporal
+	}
+	left := *budget
 	for _, i := range s.order {
 		d, st := &dst[i], s.sts[i]
 		if d.Layer == None {
@@ -295,14 +324,20 @@ func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Deci
 		li := &tracks[i].Layers[d.Layer]
 		if st.layer == d.Layer && d.Temporal > st.temporal {
 			// A step up in frame rate: the same margin and hold as a
-			// step up in layer.
-			if float64(*budget) < float64(d.Bitrate)*s.cfg.UpMargin {
+			// step up in layer, against what is left with every track
+			// at the frame rate chosen above.
+			// Always the full hold: under a cap GCC's estimate spikes
+			// for a second at times, and a frame rate raised on a
+			// spike overflows the link until the switcher has stepped
+			// it down again (one temporal layer per TemporalStepDown).
+			// A cap lifted far enough brings the next layer after the
+			// quick hold anyway, with every frame (pass 2).
+			if float64(left) < float64(d.Bitrate)*s.cfg.UpMargin {
 				st.tUpSince = time.Time{}
 			} else if st.tUpSince.IsZero() {
 				st.tUpSince = now
 			}
 			if (st.tUpSince.IsZero() || now.Sub(st.tUpSince) < s.cfg.UpHold) && li.temporalRate(st.temporal) > 0 {
-				*budget += d.Bitrate - li.temporalRate(st.temporal)
 				d.Temporal, d.Bitrate = st.temporal, li.temporalRate(st.temporal)
 			} else {
 				st.tUpSince = time.Time{}
@@ -310,9 +345,8 @@ func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Deci
 		} else {
 			st.tUpSince = time.Time{}
 		}
-		reduced = reduced || d.Temporal < AllTemporal
 	}
-	return reduced
+	return short
 }
 
 // fits reports whether track i may take layer l, paying its bitrate
@@ -321,18 +355,48 @@ func (s *Selector) lowerFrameRates(now time.Time, tracks []TrackInfo, dst []Deci
 // held back by bandwidth, the hold time.
 func (s *Selector) fits(now time.Time, i int, t *TrackInfo, l Layer, paid, budget int) bool {
 	st := s.sts[i]
-	need := t.Layers[l].Bitrate - paid
+	c := cost(t, l)
+	need := c - paid
 	if l <= st.layer {
 		return need <= budget
 	}
-	if float64(need)+float64(t.Layers[l].Bitrate)*s.cfg.UpMargin > float64(budget) {
+	required := need + int(float64(c)*s.cfg.UpMargin)
+	if required > budget {
 		return false
 	}
 	if !st.limited {
 		return true
 	}
 	s.upOK[i] = true
-	return !st.upSince.IsZero() && now.Sub(st.upSince) >= s.cfg.UpHold
+	return !st.upSince.IsZero() && now.Sub(st.upSince) >= s.hold(required, budget)
+}
+
+// hold is how long a step up that needs required bit/s (its margin
+// included) must have fitted before it is taken, with budget left for
+// it now: UpHold, or QuickHold when the budget covers it
+// QuickFactor times over. The hold is there for an estimate that hovers
+// at a layer's bitrate; one far above it (a cap lifted, the probes or
+// GCC climbing past the layer) would take the layer at the next dip
+// just as well, and each full hold on the way back up costs seconds.
+func (s *Selector) hold(required, budget int) time.Duration {
+	if float64(budget) >= s.cfg.QuickFactor*float64(required) {
+		return s.cfg.QuickHold
+	}
+	return s.cfg.UpHold
+}
+
+// cost is what layer l of t is paid for: its bitrate, or a lower
+// layer's if that is more. A layer above another costs more; measured
+// less, it has only just started or resumed (its first window was part
+// of a second, or it sends its first frames at a low rate), and taken
+// at that it was chosen on an estimate far below what it then sent
+// (1280x720 for a subscriber capped at 300 kbit/s, lab scenario 1).
+func cost(t *TrackInfo, l Layer) int {
+	c := 0
+	for k := range l + 1 {
+		c = max(c, t.Layers[k].Bitrate)
+	}
+	return c
 }
 
 // wanted is the smallest layer whose resolution covers the tile, the

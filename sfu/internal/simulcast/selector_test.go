@@ -245,6 +245,34 @@ func TestHysteresis(t *testing.T) {
 	})
 }
 
+// A layer measured cheaper than the one below it has only just started
+// or resumed (its first window was part of a second): it is paid for at
+// the lower layer's bitrate at least, and a subscriber whose estimate
+// covers neither stays where it is, past any hold. (At its measured 20
+// kbit/s, 1280x720 looked free.)
+func TestSelectResumedLayerNotFree(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := cam("c", 1280, 720)
+		c.Layers[2].Bitrate = 20_000
+		tracks := []TrackInfo{audio("a1"), audio("a2"), c}
+		ls := runSelector(NewSelector(SelectorConfig{}), 5*time.Second, tracks[2:], func(time.Duration) int { return 320_000 })
+		if changes(ls) != 0 || ls[0] != 0 {
+			t.Fatalf("layers over time at 320 kbit/s: %v", ls)
+		}
+		// With room for 640x360 (and its margin), 1280x720 at 20 kbit/s
+		// costs what 640x360 does: taken, and paid for as such.
+		s := NewSelector(SelectorConfig{})
+		var ds []Decision
+		for range 30 {
+			ds, _ = s.Select(time.Now(), 800_000, tracks, ds)
+			time.Sleep(100 * time.Millisecond)
+		}
+		if ds[2].Layer != 2 || ds[2].Bitrate != 500_000 {
+			t.Fatalf("at 800 kbit/s: %+v", ds[2])
+		}
+	})
+}
+
 func BenchmarkSelect(b *testing.B) {
 	s := NewSelector(SelectorConfig{})
 	tracks := []TrackInfo{audio("a1"), audio("a2"), audio("a3")}

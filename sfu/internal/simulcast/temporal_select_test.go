@@ -109,3 +109,109 @@ func TestSelectTopTemporalIsAll(t *testing.T) {
 		t.Errorf("temporal layers %d, %d (used %d), want all and 1", ds[2].Temporal, ds[3].Temporal, tot.Used)
 	}
 }
+
+// capLifted runs a subscriber of two L1T3 cameras (1280x720 tiles) and
+// two microphones at a 200 kbit/s estimate for 5 s (both frame rates
+// lowered to the base layer), then at est, one round per 100 ms for 10 s; it returns the
+// decisions for the cameras at each round after the lift.
+func capLifted(t *testing.T, cfg SelectorConfig, est int) [][2]Decision {
+	t.Helper()
+	s := NewSelector(cfg)
+	tracks := []TrackInfo{audio("a1"), audio("a2"), camL1T3("c1", 150_000), camL1T3("c2", 150_000)}
+	for i := range tracks[2:] {
+		tracks[2+i].TileWidth, tracks[2+i].TileHeight = 1280, 720
+	}
+	var ds []Decision
+	for range 50 {
+		ds, _ = s.Select(time.Now(), 200_000, tracks, ds)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ds[2].Temporal != 0 || ds[3].Temporal != 0 {
+		t.Fatalf("capped: decisions %+v, want both cameras at their base frame rate", ds)
+	}
+	var out [][2]Decision
+	for range 100 {
+		ds, _ = s.Select(time.Now(), est, tracks, ds)
+		out = append(out, [2]Decision{ds[2], ds[3]})
+		time.Sleep(100 * time.Millisecond)
+	}
+	return out
+}
+
+// After a cap, a track's frame rate and its next layer come back
+// under holds that run at the same time, not one after the other: the
+// next layer comes with every frame (its key frame restarts all
+// temporal layers) after one hold. The frame rate first and then the
+// layer after a hold of its own took twice as long.
+func TestSelectFrameRateAndLayerComeBackTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 1 Mbit/s: 80k audio + 2 x 150k low layers leave 620k, which
+		// covers c1's 640x360 (350k more, 75k margin), not twice over
+		// (no quick hold: see TestSelectQuickHoldFarAbove).
+		ds := capLifted(t, SelectorConfig{}, 1_000_000)
+		if d := ds[19]; d[0].Temporal == AllTemporal || d[1].Temporal == AllTemporal {
+			t.Fatalf("1.9 s after the lift: %+v, want the frame rates still held", d)
+		}
+		// Both back after the 2 s hold (at the 21st round): c1 at
+		// 640x360 with every frame, c2 (nothing left for its next
+		// layer) at the low layer with every frame.
+		at := 21
+		if d := ds[at][0]; d.Layer != 1 || d.Temporal != AllTemporal {
+			t.Fatalf("%d ms after the lift: c1 %+v, want 640x360 with every frame", 100*at, d)
+		}
+		if d := ds[at][1]; d.Layer != 0 || d.Temporal != AllTemporal {
+			t.Fatalf("%d ms after the lift: c2 %+v, want the low layer with every frame", 100*at, d)
+		}
+	})
+}
+
+// An estimate that covers the step twice over takes it after the quick
+// hold: a lifted cap is back at the top layers within a second, not
+// after two holds of 2 s.
+func TestSelectQuickHoldFarAbove(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ds := capLifted(t, SelectorConfig{}, 6_000_000)
+		at := 6 // the quick hold (500 ms) and one round
+		for _, d := range ds[at] {
+			if d.Layer != 2 || d.Temporal != AllTemporal {
+				t.Fatalf("%d ms after the lift: %+v, want both at 1280x720 with every frame", 100*at, ds[at])
+			}
+		}
+		for _, d := range ds[3] {
+			if d.Layer != 0 {
+				t.Fatalf("300 ms after the lift: %+v, want still held", ds[3])
+			}
+		}
+	})
+}
+
+// A frame rate step up waits the full hold however far the estimate
+// covers it: under a cap GCC spikes for a second at times, and a frame
+// rate raised on a spike overflows the link. (Tiles of 320x180: no
+// next layer to come back with.)
+func TestSelectFrameRateHoldOnSpike(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := NewSelector(SelectorConfig{})
+		tracks := []TrackInfo{audio("a1"), audio("a2"), camL1T3("c1", 150_000), camL1T3("c2", 150_000)}
+		for i := range tracks[2:] {
+			tracks[2+i].TileWidth, tracks[2+i].TileHeight = 320, 180
+		}
+		var ds []Decision
+		est := func(i int) int {
+			if i >= 50 && i < 60 || i >= 80 {
+				return 3_000_000 // a 1 s spike at 5 s, then for good at 8 s
+			}
+			return 200_000
+		}
+		for i := range 110 {
+			ds, _ = s.Select(time.Now(), est(i), tracks, ds)
+			if i >= 20 && i < 100 && (ds[2].Temporal == AllTemporal || ds[3].Temporal == AllTemporal) {
+				t.Fatalf("at %d ms: %+v, want the frame rates held", 100*i, ds[2:])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if ds[2].Temporal != AllTemporal || ds[3].Temporal != AllTemporal {
+			t.Fatalf("3 s after the estimate rose for good: %+v", ds[2:])
+		}
+	})
+}
