@@ -253,7 +253,7 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 			// As 1 bit/s it looked free, and a subscriber capped at 300
 			// kbit/s was moved to 1280x720 the moment another one's
 			// need resumed it (lab scenario 1).
-			li.Bitrate = nominalLayerBitrate[i]
+			li.Bitrate = t.nominalBitrate(i)
 		} else {
 			for tid, r := range ly.tidBitrate {
 				li.Temporal[tid] = int(r)
@@ -266,7 +266,7 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 			// far below what it sends. Taken at that, 1280x720 was chosen
 			// for a subscriber capped at 300 kbit/s on an estimate of
 			// 130-210 kbit/s the second it resumed (lab scenario 1).
-			li.Bitrate = max(li.Bitrate, nominalLayerBitrate[i])
+			li.Bitrate = max(li.Bitrate, t.nominalBitrate(i))
 			li.Temporal = [simulcast.AllTemporal + 1]int{}
 		}
 		info.Layers[i] = li
