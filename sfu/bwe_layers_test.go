@@ -20,7 +20,7 @@ func TestSelectInfoResumedLayer(t *testing.T) {
 	tr.dyn.initialized, tr.dyn.top, tr.dyn.settled = true, 2, 2
 	tr.dyn.resumed[1] = now.Add(-1500 * time.Millisecond)
 	tr.dyn.resumed[2] = now.Add(-1500 * time.Millisecond)
-	d := &downTrack{src: tr}
+	d := &downTrack{src: tr, sub: &Peer{}}
 	got := func(at time.Time) []int {
 		var bs []int
 		for _, li := range d.selectInfo(at).Layers {
