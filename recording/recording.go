@@ -107,6 +107,12 @@ func (r *Recording) fail(err error) {
 	r.requestStop(ReasonError)
 }
 
+// Stop asks the recording to end without waiting for its files to be
+// closed (an fsync each, seconds on a busy disk): its own goroutine
+// closes them and calls the store's onStop; Store.Stop is the waiting
+// form.
+func (r *Recording) Stop(reason string) { r.requestStop(reason) }
+
 func (r *Recording) requestStop(reason string) {
 	select {
 	case r.stop <- reason:

@@ -54,9 +54,8 @@ type roomRecording struct {
 	started time.Time
 
 	// Guarded by recorder.mu.
-	tap       io.Closer           // nil until attached
-	ended     bool                // the recording stopped before the tap was attached
-	stoppedBy *proto.IdentityView // the moderator who stopped it, if one did
+	tap   io.Closer // nil until attached
+	ended bool      // the recording stopped before the tap was attached
 }
 
 // The recording handlers join the dispatch table here, as the moderation
@@ -124,7 +123,7 @@ func (s *Server) stopRecording(ss *session) *proto.Error {
 		return perr
 	}
 	by := a.by()
-	if _, err := s.rec.stop(ss.claims.Room, &by); err != nil {
+	if _, err := s.rec.stop(ss.claims.Room, &by, false); err != nil {
 		return recordingError(err)
 	}
 	a.done("", "stop")
@@ -172,34 +171,63 @@ func (rc *recorder) start(room string, by proto.IdentityView) (recording.Manifes
 	return rec.Manifest(), nil
 }
 
-// stop ends room's recording; ended tells the room before it returns.
-func (rc *recorder) stop(room string, by *proto.IdentityView) (recording.Manifest, error) {
-	rc.mu.Lock()
-	if rr := rc.rooms[room]; rr != nil {
-		rr.stoppedBy = by
-	}
-	rc.mu.Unlock()
-	return rc.store.Stop(room)
-}
-
-// ended runs on the recording's goroutine once it stopped, however it
-// stopped: the tap is detached and the room told why.
-func (rc *recorder) ended(room string, m recording.Manifest) {
+// stop ends room's recording. The room hears it and the tap is detached
+// at once; the files are closed on the recording's own goroutine (an
+// fsync each: seconds on a busy disk, and a moderator's session must
+// not stop reading its socket meanwhile, nor the room keep showing a
+// recording that ended). wait makes stop return the final manifest
+// once the files are closed; without it the manifest is the running
+// one's.
+func (rc *recorder) stop(room string, by *proto.IdentityView, wait bool) (recording.Manifest, error) {
 	rc.mu.Lock()
 	rr := rc.rooms[room]
-	delete(rc.rooms, room)
-	var tap io.Closer
-	var by *proto.IdentityView
-	if rr != nil {
-		tap, by = rr.tap, rr.stoppedBy
-		rr.ended = true
+	if rr == nil {
+		rc.mu.Unlock()
+		return recording.Manifest{}, recording.ErrNotRecording
 	}
+	delete(rc.rooms, room) // ended finds it gone: the room was told here
+	rr.ended = true
+	tap := rr.tap
 	rc.mu.Unlock()
 	if tap != nil {
 		_ = tap.Close()
 	}
 	rc.s.dir.Broadcast(room, proto.Encode(proto.TypeRecording, "", proto.RecordingBody{
-		Active: false, ID: m.ID, By: by, Reason: m.StopReason,
+		Active: false, ID: rr.rec.ID(), By: by, Reason: recording.ReasonStopped,
+	}))
+	if !wait {
+		rr.rec.Stop(recording.ReasonStopped)
+		return rr.rec.Manifest(), nil
+	}
+	m, err := rc.store.Stop(room)
+	if errors.Is(err, recording.ErrNotRecording) {
+		// It ended by itself meanwhile (a limit, an error): its files
+		// are closed or being closed; the running manifest is what is
+		// known here.
+		return rr.rec.Manifest(), nil
+	}
+	return m, err
+}
+
+// ended runs on the recording's goroutine once it stopped, however it
+// stopped: unless stop already did, the tap is detached and the room
+// told why.
+func (rc *recorder) ended(room string, m recording.Manifest) {
+	rc.mu.Lock()
+	rr := rc.rooms[room]
+	if rr == nil || rr.rec.ID() != m.ID {
+		rc.mu.Unlock()
+		return
+	}
+	delete(rc.rooms, room)
+	tap := rr.tap
+	rr.ended = true
+	rc.mu.Unlock()
+	if tap != nil {
+		_ = tap.Close()
+	}
+	rc.s.dir.Broadcast(room, proto.Encode(proto.TypeRecording, "", proto.RecordingBody{
+		Active: false, ID: m.ID, Reason: m.StopReason,
 	}))
 }
 
@@ -239,7 +267,7 @@ func (rc *recorder) meetingEnded(room string, by proto.IdentityView) {
 	if rc == nil {
 		return
 	}
-	_, _ = rc.stop(room, &by) // ErrNotRecording: nothing ran
+	_, _ = rc.stop(room, &by, false) // ErrNotRecording: nothing ran
 }
 
 // close cancels the empty-room timers and waits for any firing; the

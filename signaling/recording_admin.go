@@ -72,7 +72,7 @@ func (s *Server) handleAdminRecordingStart(w http.ResponseWriter, r *http.Reques
 
 func (s *Server) handleAdminRecordingStop(w http.ResponseWriter, r *http.Request, caller adminCaller) {
 	room := r.PathValue("room")
-	m, err := s.rec.stop(room, &proto.IdentityView{Identity: "admin:" + caller.keyID})
+	m, err := s.rec.stop(room, &proto.IdentityView{Identity: "admin:" + caller.keyID}, true)
 	if err != nil {
 		writeRecordingError(w, err)
 		return

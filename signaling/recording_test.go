@@ -155,6 +155,14 @@ func TestRecordingStartStop(t *testing.T) {
 	}
 	host.send(proto.TypeRecordingStop, "h4", nil)
 	host.expectError(proto.CodeBadRequest)
+	// The room was told at once; the files are closed after it.
+	if !testkit.Poll(t.Context(), 5*time.Second, 20*time.Millisecond, func() bool {
+		code, body := env.admin("GET", "/api/admin/rooms/r/recordings/"+m.ID, "")
+		var got recording.Manifest
+		return code == http.StatusOK && json.Unmarshal(body, &got) == nil && got.State == recording.StateComplete
+	}) {
+		t.Fatal("the stopped recording is not complete within 5 s")
+	}
 
 	file := "/api/admin/rooms/r/recordings/" + m.ID + "/files/" + m.Tracks[0].File
 	req, _ := http.NewRequest(http.MethodGet, env.base+file, nil)
