@@ -159,6 +159,10 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	b.writer = d.countedWriter(ctx.WriteStream(), b.rtxSSRC)
 	d.bind.Store(b)
+	if b.rtxSSRC != 0 && d.sub != nil {
+		// Before anything is sent on it: the feedback that names it.
+		d.sub.rtxfb.open(b.rtxSSRC)
+	}
 	if d.sw != nil {
 		d.sw.Resync() // the switcher asks for the key frame
 	} else if d.src.video {
@@ -216,9 +220,12 @@ func (d *downTrack) wantsOpus() bool {
 	return b != nil && b.opus
 }
 
-// Unbind stops forwarding; pion calls it when the sender stops.
+// Unbind stops forwarding, and the reading of the feedback on the RTX
+// SSRC; pion calls it when the sender stops.
 func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
-	d.bind.Store(nil)
+	if b := d.bind.Swap(nil); b != nil && b.rtxSSRC != 0 && d.sub != nil {
+		d.sub.rtxfb.stop(b.rtxSSRC)
+	}
 	return nil
 }
 

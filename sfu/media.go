@@ -175,8 +175,12 @@ func (s *SFU) newPublisherAPI(onRTCPOut func([]rtcp.Packet), follow *nominationF
 // under the estimate, and a pacer would add a copy and a queue per packet.
 //
 // probes (set with bandwidth estimation) hears of the bandwidth probes'
-// packets and feedback (probe.go).
-func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), probes *probe.Recorder, follow *nominationFollower) (*webrtc.API, error) {
+// packets and feedback (probe.go). taps (likewise) receives the
+// estimator and probeTap instances, which the connection's rtxFeedback
+// feeds the RTCP of its RTX SSRCs through (rtxfeedback.go).
+func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), probes *probe.Recorder, taps *rtcpTaps,
+	follow *nominationFollower,
+) (*webrtc.API, error) {
 	me, err := newMediaEngine(s.cfg.BandwidthEstimation, s.cfg.AudioRED, true)
 	if err != nil {
 		return nil, err
@@ -206,8 +210,8 @@ func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), probes *probe.
 	ctl.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onBWE(e) })
 	// Added before the estimator and the sequence number writer, so its
 	// writer runs after them and sees each probe's number.
-	reg.Add(probeTapFactory{probes})
-	reg.Add(rtxStreamFactory{ctl})
+	reg.Add(tapFactory{probeTapFactory{probes}, taps})
+	reg.Add(tapFactory{rtxStreamFactory{ctl}, taps})
 	// Added after the estimator so its writer runs first: the estimator
 	// records each packet under the transport-wide number set here.
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {

@@ -71,6 +71,10 @@ type Peer struct {
 	// cluster is sent or judged (probe.go).
 	probes  *probe.Recorder
 	probing atomic.Bool
+	// rtxfb reads the subscriber's feedback on its RTX SSRCs for the
+	// estimator and the probes (rtxfeedback.go; nil without bandwidth
+	// estimation).
+	rtxfb *rtxFeedback
 	// activeSpeaker is the room's active speaker as last told to this
 	// peer (nil before any), for its layer choice (priority.go).
 	activeSpeaker atomic.Pointer[string]
@@ -135,10 +139,12 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 	}
 	if opts.CanSubscribe {
 		follow := newNominationFollower()
+		var taps *rtcpTaps
 		if s.cfg.BandwidthEstimation {
 			p.probes = &probe.Recorder{}
+			taps = &rtcpTaps{}
 		}
-		api, err := s.newSubscriberAPI(func(e cc.BandwidthEstimator) { p.bwe = e }, p.probes, follow)
+		api, err := s.newSubscriberAPI(func(e cc.BandwidthEstimator) { p.bwe = e }, p.probes, taps, follow)
 		if err != nil {
 			_ = p.closePCs()
 			return nil, err
@@ -148,6 +154,9 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 			return nil, fmt.Errorf("subscriber connection: %w", err)
 		}
 		p.watch(p.sub, Subscriber, follow)
+		if taps != nil {
+			p.rtxfb = newRTXFeedback(p.sub, taps, webrtc.SettingEngine{LoggerFactory: s.pionLog}, p.log)
+		}
 		// Only subscribers get a send queue: a chat-only or publish-only
 		// peer would hold one (SubscriberQueue slots) for nothing.
 		p.queue = newSendQueue(s.cfg.SubscriberQueue, s.m, s.corks)
@@ -776,6 +785,7 @@ func (p *Peer) Close() error {
 		d.src.removeDown(d)
 	}
 	err := p.closePCs()
+	p.rtxfb.close() // what closing the senders did not unbind
 	p.stopLoops()
 	p.unblockReads()
 	p.wg.Wait()
@@ -807,6 +817,7 @@ func (p *Peer) abort() {
 	p.closed = true
 	p.mu.Unlock()
 	_ = p.closePCs()
+	p.rtxfb.close()
 	p.stopLoops()
 	p.wg.Wait()
 }
