@@ -29,14 +29,13 @@ import (
 // number: probeTap notes those numbers and the feedback about them for
 // the probe.Recorder.
 //
-// A limit of pion (v4.2.26): transport-cc feedback names the SSRC of the
-// last packet the receiver got before it wrote the feedback (pion's
-// receiver and libwebrtc's both do), and pion hands incoming RTCP to the
-// RTPSender of that SSRC. No sender reads an RTX SSRC's RTCP, so
-// feedback written right after a retransmission or a probe packet never
-// reaches GCC or the Recorder. A cluster is then judged with the
-// feedback that did arrive (Settle), or not at all (probe.OutcomeNoData),
-// and GCC goes without feedback while many retransmissions go out.
+// Transport-cc feedback names the SSRC of the last packet the receiver
+// got before it wrote the feedback (pion's receiver and libwebrtc's both
+// do): right after a probe packet, the RTX SSRC. pion (v4.2.26) reads no
+// RTX SSRC's RTCP; rtxFeedback (rtxfeedback.go) does, and passes it
+// through probeTap and GCC like the media senders' RTCP. A cluster whose
+// feedback still does not all arrive (lost on the way) is judged with
+// what did (Settle), or not at all (probe.OutcomeNoData).
 
 const (
 	// probePadSize is the padding of one probe packet: RTP padding is at
@@ -150,12 +149,13 @@ const (
 // sentFloor keeps a subscriber's estimate from collapsing when GCC
 // decreases on delay alone. pion's GCC decreases to 0.85 times the rate
 // it measured acknowledged, and it measures that from the transport-cc
-// feedback that reaches it; feedback the receiver wrote after a probe
-// or retransmission names the RTX SSRC and never does (see the note at
-// the top), so after a probe it counts a fraction of what arrived: in
-// the lab a subscriber receiving 850 kbit/s without loss on a link with
-// no cap got an estimate of 100 kbit/s, and both its cameras fell from
-// 640x360 and more to 320x180 at a quarter frame rate. When GCC signals
+// feedback that reaches it. Until rtxFeedback read the feedback that
+// names an RTX SSRC (see the note at the top), it counted a fraction of
+// what arrived after a probe: in the lab a subscriber receiving 850
+// kbit/s without loss on a link with no cap got an estimate of 100
+// kbit/s, and both its cameras fell from 640x360 and more to 320x180 at
+// a quarter frame rate. Whether the floor is still needed now that all
+// the feedback is read has not been measured in the lab; it stays. When GCC signals
 // congestion with under sentFloorMaxLoss of loss and falls below what
 // is being sent, the floor decreases as GCC would with a correct rate:
 // to sentFloorBeta times the media sent (over the last second), and
