@@ -32,13 +32,16 @@ import (
 // as the subscriber API built them, rtcpTaps), bound as RTCP readers
 // once more, as pion binds them for each media sender.
 //
-// It opens the stream when the downTrack is bound, before anything is
-// sent on the RTX SSRC, so it normally exists before any feedback naming
-// it arrives. If pion's undeclared processor got the stream first, srtp
+// The reader starts when the downTrack is bound, and its first Read
+// opens the stream at once, or when SRTP starts if the connection is not
+// up yet: before anything can be sent on the RTX SSRC, so the stream is
+// normally ours before any feedback naming it arrives. If pion's undeclared processor got the stream first, srtp
 // hands the same stream to both (OpenReadStream returns the existing
 // one); the processor never reads it, so it is read here all the same,
-// starting with what it buffered meanwhile (stale feedback, which GCC
-// matches against its send history as any late report).
+// starting with what srtp buffered meanwhile (at most 100 KB of it),
+// which GCC and the probes take as feedback that arrived late
+// (TestRTXFeedbackReadAfterUnhandled). After a reader stops, RTCP that
+// still names its SSRC goes to the processor again, which logs it.
 
 // rtcpTaps holds the interceptors of one subscriber connection that
 // must see the feedback on RTX SSRCs, in the order the registry built
