@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/remote"
@@ -45,9 +46,17 @@ type Browser struct {
 	console []string // console messages and uncaught exceptions, in order
 }
 
-// BrowserOptions tunes a browser. The zero value is a 1280x720 window.
+// BrowserOptions tunes a browser. The zero value is a 1280x720 window
+// with a 320x180 camera.
 type BrowserOptions struct {
 	Width, Height int
+	// HDCamera gives the page the camera the web client asks for
+	// (1280x720 at 30 fps, sent in three simulcast layers). Without it
+	// the camera is a small one (smallCameraScript): encoding and
+	// decoding 720p in every browser was most of a test's CPU on the
+	// 2-core CI machine, and only the tests of layers and resolutions
+	// need it.
+	HDCamera bool
 	// ExtraFlags are added after the standard call flags, e.g. for screen
 	// capture; a value of "" makes a boolean switch.
 	ExtraFlags map[string]string
@@ -63,6 +72,24 @@ var callSwitches = []string{ //nolint:gochecknoglobals // read-only table
 	"use-fake-ui-for-media-stream", "use-fake-device-for-media-stream",
 	"allow-loopback-in-peer-connection",
 }
+
+// smallCameraScript makes the page's camera a 320x180, 15 fps one, as a
+// cheap webcam would be: getUserMedia's video constraints are replaced
+// before the page's own scripts run. Its simulcast layers are then small
+// ones (Chromium may send fewer of them), which the SFU takes as it does
+// any publisher's.
+const smallCameraScript = `(() => {
+	const md = navigator.mediaDevices;
+	if (!md || !md.getUserMedia) return;
+	const real = md.getUserMedia.bind(md);
+	md.getUserMedia = (c) => {
+		if (c && c.video) {
+			const v = typeof c.video === 'object' ? c.video : {};
+			c = { ...c, video: { ...v, width: { ideal: 320 }, height: { ideal: 180 }, frameRate: { ideal: 15 } } };
+		}
+		return real(c);
+	};
+})();`
 
 // ChromiumArgs are the command-line arguments of a call participant's
 // Chromium (for a caller that starts the process itself, like the
@@ -153,6 +180,13 @@ func StartBrowser(parent context.Context, name string, opts BrowserOptions) (*Br
 	if err := b.collectConsole(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("browser %s: %w", name, err)
+	}
+	if !opts.HDCamera {
+		if _, err := chromedp.Call(tabCtx, page.AddScriptToEvaluateOnNewDocument,
+			page.AddScriptToEvaluateOnNewDocumentParams{Source: smallCameraScript}); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("browser %s: small camera: %w", name, err)
+		}
 	}
 	return b, nil
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -13,7 +14,9 @@ import (
 // startBrowser starts a browser that the test navigates by itself.
 func startBrowser(t *testing.T, ctx context.Context, name string) *participant {
 	t.Helper()
-	b, err := StartBrowser(context.Background(), name, BrowserOptions{})
+	// README screenshots (PARLEY_SCREENSHOTS) show the camera the client
+	// asks for; the tests' own runs take the small one.
+	b, err := StartBrowser(context.Background(), name, BrowserOptions{HDCamera: os.Getenv("PARLEY_SCREENSHOTS") != ""})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,10 +78,23 @@ func joinDebug(t *testing.T, ctx context.Context, srv *server, room, name string
 	return joinQuery(t, ctx, srv, room, name, "&debug=1")
 }
 
+// joinHD is join with the camera the client asks for (1280x720), for
+// the tests of simulcast layers and resolutions.
+func joinHD(t *testing.T, ctx context.Context, srv *server, room, name string) *participant {
+	t.Helper()
+	return joinWith(t, ctx, srv, room, name, "", BrowserOptions{HDCamera: true})
+}
+
 // joinQuery is join with more query parameters (starting with &).
 func joinQuery(t *testing.T, ctx context.Context, srv *server, room, name, query string) *participant {
 	t.Helper()
-	p := openMeeting(t, ctx, srv, room, name, query, BrowserOptions{})
+	return joinWith(t, ctx, srv, room, name, query, BrowserOptions{})
+}
+
+// joinWith is joinQuery with browser options.
+func joinWith(t *testing.T, ctx context.Context, srv *server, room, name, query string, opts BrowserOptions) *participant {
+	t.Helper()
+	p := openMeeting(t, ctx, srv, room, name, query, opts)
 	p.waitState(ctx, 30*time.Second, "joined and publishing", func(s clientState) bool {
 		return s.Status == "connected" && s.Self != nil && s.Publisher == "connected"
 	})

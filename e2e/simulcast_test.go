@@ -51,7 +51,7 @@ func TestSimulcastCamera(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	srv := startServer(t)
 	const room = "e2e-simulcast"
-	ada := join(t, ctx, srv, room, "Ada")
+	ada := joinHD(t, ctx, srv, room, "Ada")
 	bob := openMeeting(t, ctx, srv, room, "Bob", "", BrowserOptions{Width: 1920, Height: 1080})
 	w, h := ada.camSize(ctx)
 	t.Logf("Ada's camera: %dx%d", w, h)
@@ -103,7 +103,7 @@ func TestSimulcastFollowsTheTile(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	srv := startServer(t)
 	const room = "e2e-simulcast-view"
-	ada := join(t, ctx, srv, room, "Ada")
+	ada := joinHD(t, ctx, srv, room, "Ada")
 	bob := join(t, ctx, srv, room, "Bob")
 	w, h := ada.camSize(ctx)
 	camOf := func(stats []trackStat) (trackStat, bool) {

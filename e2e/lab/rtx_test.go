@@ -37,10 +37,22 @@ const (
 // served from) the subscriber keeps decoding. Under either, the
 // subscriber decodes at least two thirds of the frames the
 // publisher encodes and conceals under 5% of the publisher's audio.
-func TestVideoLossRTX(t *testing.T) {
+func TestVideoLossRTX(t *testing.T) { videoLossRTX(t, false, rtxLossWindow) }
+
+// TestVideoLossRTXThree is TestVideoLossRTX as the issue describes every
+// scenario: three browsers (Cyd publishes too, so Ben's lossy downlink
+// carries two cameras) and 25 s legs. It is run by ./scripts/lab, not
+// ./scripts/test: on 2 cores the three browsers' own load decides the
+// figures (docs/lab/README.md, scenario 3).
+func TestVideoLossRTXThree(t *testing.T) { videoLossRTX(t, true, 25*time.Second) }
+
+func videoLossRTX(t *testing.T, three bool, window time.Duration) {
 	ctx := testContext(t, 5*time.Minute)
 	c := newCall(t, ctx, "lab-rtx")
 	ada, ben := c.join("Ada"), c.join("Ben")
+	if three {
+		c.join("Cyd")
+	}
 	sid := c.sidOf(ben, "Ada")
 	if !poll(ctx, warmUpLimit, func() bool { return videoFrom(ctx, t, ben, sid).frames > 0 }) {
 		t.Fatalf("Ben does not decode Ada's camera within %v", warmUpLimit)
@@ -51,7 +63,7 @@ func TestVideoLossRTX(t *testing.T) {
 	before := videoFrom(ctx, t, ben, sid)
 	t.Logf("no loss, 5 s: Ben decoded %d frames of Ada's camera", before.frames-start.frames)
 
-	// leg drops rtxLossPct% on one link for rtxLossWindow and returns
+	// leg drops rtxLossPct% on one link for window and returns
 	// what Ben received and the server counted over it.
 	leg := func(what string, h *netlab.Host, dir netlab.Direction) (videoStat, videoStat, rtxMetrics, rtxMetrics) {
 		m0 := c.rtxMetrics()
@@ -59,18 +71,18 @@ func TestVideoLossRTX(t *testing.T) {
 		if err := h.SetLoss(dir, rtxLossPct); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(rtxLossWindow)
+		time.Sleep(window)
 		if err := h.SetLoss(dir, 0); err != nil {
 			t.Fatal(err)
 		}
 		v1, enc1 := videoFrom(ctx, t, ben, sid), maxFramesEncoded(ctx, t, ada)
 		time.Sleep(time.Second) // the last repairs
 		m1 := c.rtxMetrics()
-		t.Logf("%d%% loss on %s for %v: %s", rtxLossPct, what, rtxLossWindow, m1.sub(m0))
+		t.Logf("%d%% loss on %s for %v: %s", rtxLossPct, what, window, m1.sub(m0))
 		share := float64(v1.frames-v0.frames) / float64(max(enc1-enc0, 1))
 		concealed := 100 * float64(v1.concealed-v0.concealed) / float64(max(v1.samples-v0.samples, 1))
 		t.Logf("%d%% loss on %s: Ben decoded %d frames of the %d Ada encoded (%.0f%%, %.1f fps), concealed %.2f%% of %d audio samples, %d packets on his RTX stream",
-			rtxLossPct, what, v1.frames-v0.frames, enc1-enc0, 100*share, float64(v1.frames-v0.frames)/rtxLossWindow.Seconds(),
+			rtxLossPct, what, v1.frames-v0.frames, enc1-enc0, 100*share, float64(v1.frames-v0.frames)/window.Seconds(),
 			concealed, v1.samples-v0.samples, v1.rtx-v0.rtx)
 		if share < rtxMinFPSShare {
 			t.Errorf("%d%% loss on %s: Ben decoded %.0f%% of the frames Ada encoded, want at least %.0f%%", rtxLossPct, what, 100*share, 100*rtxMinFPSShare)
@@ -84,7 +96,7 @@ func TestVideoLossRTX(t *testing.T) {
 	v0, v1, m0, m1 := leg("Ben's downlink", ben.host, netlab.Down)
 	if v1.rtx <= v0.rtx || m1.retransmits <= m0.retransmits {
 		t.Errorf("Ben's downlink lost packets for %v but received no retransmission on RTX (%d before, %d after; the server's retransmissions %.0f -> %.0f)",
-			rtxLossWindow, v0.rtx, v1.rtx, m0.retransmits, m1.retransmits)
+			window, v0.rtx, v1.rtx, m0.retransmits, m1.retransmits)
 	}
 	// On the uplink leg what is asserted is what Ben keeps (in leg); the
 	// server's NACKs to Ada and her RTX packets are logged only. The

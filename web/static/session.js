@@ -241,21 +241,25 @@ export class Session extends EventTarget {
     if (this.pub.getTransceivers().length > 0) await this.negotiate({ iceRestart: true });
   }
 
-  // remoteStats reads inbound RTP statistics per remote track.
+  // remoteStats reads inbound RTP statistics per remote track. The
+  // receivers are asked side by side: each getStats is a round trip to
+  // the browser's network thread, which a busy machine makes slow.
   async remoteStats() {
+    const infos = [...this.remote.values()];
+    const reports = await Promise.all(infos.map((info) => info.receiver.getStats().catch(() => null)));
     const out = [];
-    for (const info of this.remote.values()) {
+    for (const [i, info] of infos.entries()) {
       let rtp = null;
       let codec = '';
-      try {
-        const report = await info.receiver.getStats();
+      const report = reports[i]; // null: the receiver is gone
+      if (report) {
         const codecs = new Map();
         report.forEach((s) => {
           if (s.type === 'inbound-rtp' && !rtp) rtp = s;
           if (s.type === 'codec') codecs.set(s.id, s.mimeType || '');
         });
         if (rtp && rtp.codecId) codec = codecs.get(rtp.codecId) || '';
-      } catch { /* receiver gone */ }
+      }
       out.push({
         participant: info.participant,
         trackSid: info.trackSid,
