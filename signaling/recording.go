@@ -132,6 +132,8 @@ func (s *Server) stopRecording(ss *session) *proto.Error {
 
 func recordingError(err error) *proto.Error {
 	switch {
+	case errors.Is(err, errStillSaving):
+		return &proto.Error{Code: proto.CodeUnavailable, Message: err.Error()}
 	case errors.Is(err, recording.ErrRecording), errors.Is(err, recording.ErrNotRecording):
 		return proto.BadRequest("%v", err)
 	case errors.Is(err, recording.ErrBudget):
@@ -148,6 +150,9 @@ func (rc *recorder) start(room string, by proto.IdentityView) (recording.Manifes
 	rc.mu.Lock()
 	rec, err := rc.store.Start(room, by.Identity, func(m recording.Manifest) { rc.ended(room, m) })
 	if err != nil {
+		if errors.Is(err, recording.ErrRecording) && rc.rooms[room] == nil {
+			err = errStillSaving // stopped, its files not closed yet
+		}
 		rc.mu.Unlock()
 		return recording.Manifest{}, err
 	}
@@ -165,11 +170,18 @@ func (rc *recorder) start(room string, by proto.IdentityView) (recording.Manifes
 	late := rr.ended
 	rc.mu.Unlock()
 	if late {
+		// Stopped before the tap was attached: the room has heard the
+		// stop, and must not hear a start after it.
 		_ = tap.Close()
+		return rec.Manifest(), nil
 	}
 	rc.s.dir.Broadcast(room, proto.Encode(proto.TypeRecording, "", rr.view()))
 	return rec.Manifest(), nil
 }
+
+// errStillSaving is a start while the room's stopped recording is still
+// closing its files: the store holds it until then.
+var errStillSaving = fmt.Errorf("%w: its last recording is still being saved, try again in a moment", recording.ErrRecording)
 
 // stop ends room's recording. The room hears it and the tap is detached
 // at once; the files are closed on the recording's own goroutine (an
