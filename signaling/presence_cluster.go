@@ -97,8 +97,9 @@ type clusterPresence struct {
 	// seen is the newest version delivered to this node's sessions.
 	seen map[string]seenVersion
 	// peers are the direct peers of each identity connected here, as its
-	// latest session read them at entry (sendSnapshot) and as direct
-	// conversations made since add them (joined), for refill.
+	// sessions read them at entry (sendSnapshot) and as direct
+	// conversations made since add them (joined), for refill; dropped
+	// when the identity has no session here any more.
 	peers map[string][]string
 	// last is the newest change this node announced of each identity
 	// connected here, sent again to a conversation the identity joins
@@ -332,7 +333,16 @@ func (p *clusterPresence) newerLocked(identity string, version int64) bool {
 func (p *clusterPresence) sendSnapshot(c *chatSession) {
 	ids := p.h.contacts(c.identity())
 	p.mu.Lock()
-	p.peers[c.identity()] = slices.Clone(c.peers)
+	// Added to, not replaced: a direct conversation made on another
+	// node may have reached joined between this session's entry, when
+	// c.peers was read, and now (CI saw the peer lost that way).
+	peers := p.peers[c.identity()]
+	for _, peer := range c.peers {
+		if !slices.Contains(peers, peer) && len(peers) < maxPresenceContacts {
+			peers = append(peers, peer)
+		}
+	}
+	p.peers[c.identity()] = peers
 	p.mu.Unlock()
 	for _, peer := range c.peers {
 		if !slices.Contains(ids, peer) {
