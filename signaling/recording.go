@@ -197,16 +197,9 @@ func (rc *recorder) stop(room string, by *proto.IdentityView, wait bool) (record
 		rc.mu.Unlock()
 		return recording.Manifest{}, recording.ErrNotRecording
 	}
-	delete(rc.rooms, room) // ended finds it gone: the room was told here
-	rr.ended = true
-	tap := rr.tap
-	rc.mu.Unlock()
-	if tap != nil {
-		_ = tap.Close()
-	}
-	rc.s.dir.Broadcast(room, proto.Encode(proto.TypeRecording, "", proto.RecordingBody{
+	rc.finishAndUnlock(room, rr, proto.RecordingBody{ // ended finds it gone: the room is told here
 		Active: false, ID: rr.rec.ID(), By: by, Reason: recording.ReasonStopped,
-	}))
+	})
 	if !wait {
 		rr.rec.Stop(recording.ReasonStopped)
 		return rr.rec.Manifest(), nil
@@ -231,16 +224,21 @@ func (rc *recorder) ended(room string, m recording.Manifest) {
 		rc.mu.Unlock()
 		return
 	}
+	rc.finishAndUnlock(room, rr, proto.RecordingBody{Active: false, ID: m.ID, Reason: m.StopReason})
+}
+
+// finishAndUnlock, called with rc.mu held (and releasing it), takes rr off
+// the room's running recordings, detaches its tap and tells the room
+// body: whichever of stop and ended comes first does this, once.
+func (rc *recorder) finishAndUnlock(room string, rr *roomRecording, body proto.RecordingBody) {
 	delete(rc.rooms, room)
-	tap := rr.tap
 	rr.ended = true
+	tap := rr.tap
 	rc.mu.Unlock()
 	if tap != nil {
 		_ = tap.Close()
 	}
-	rc.s.dir.Broadcast(room, proto.Encode(proto.TypeRecording, "", proto.RecordingBody{
-		Active: false, ID: m.ID, Reason: m.StopReason,
-	}))
+	rc.s.dir.Broadcast(room, proto.Encode(proto.TypeRecording, "", body))
 }
 
 // left is told that a participant left room: once the room is empty,
