@@ -53,6 +53,10 @@ const (
 	// The estimator rising this far above its value at the last failure
 	// ends the back-off: a cap was lifted, say.
 	estimatorRecovered = 1.25
+	// carefulGrowth is the growth of clusters for a while after a
+	// success above a failed target (see Controller.carefulUntil).
+	carefulGrowth = 1.5
+	carefulFor    = 2 * time.Second
 )
 
 // Input is the state of one subscriber connection, sampled by the
@@ -138,10 +142,27 @@ type Controller struct {
 	failUntil time.Time
 	// estAtFail is the estimate at the last failure (the floor's, if
 	// higher): once the estimator has risen well above that by itself
-	// (estimatorRecovered), the link has changed and the back-off starts
-	// afresh. The floor counts because pion's GCC swings widely below it
-	// on a link that does not change.
+	// (estimatorRecovered), and to within minGain of failedAt, the link
+	// has changed and the back-off starts afresh. The floor counts
+	// because pion's GCC swings widely below it on a link that does not
+	// change; failedAt counts because under a cap GCC swings by half
+	// and more from one second to the next (100-250 kbit/s on a 300
+	// kbit/s link in the lab), and each swing up used to end the
+	// back-off: a cluster at twice the estimate then followed the next
+	// success at once, overflowed the link's queue and cost the
+	// subscriber's video a freeze (three in a minute in the lab run of
+	// 2026-12-05 13:02).
 	estAtFail int
+	// carefulUntil: a success above a target that had failed (new
+	// ground, which ends the back-off) may be the link changing, or a
+	// short cluster absorbed by a shaper's burst allowance and queue
+	// (tc tbf's in the lab: a 200 ms cluster at 1.6 times a 300 kbit/s
+	// cap arrived as sent). Until then clusters grow by carefulGrowth,
+	// not Growth: at twice the estimate, the step after such a false
+	// success overflowed the capped link's queue and cost the
+	// subscriber's video a freeze; after a real change the climb takes
+	// a step or two more.
+	carefulUntil time.Time
 
 	// The cluster in flight (cur.ID 0: none), from start until judged.
 	cur      Cluster
@@ -205,7 +226,8 @@ func (c *Controller) Update(now time.Time, in Input) *Cluster {
 			c.floor = 0
 		}
 	}
-	if c.estAtFail > 0 && float64(in.Estimate) >= estimatorRecovered*float64(c.estAtFail) && !in.Congested {
+	if c.estAtFail > 0 && float64(in.Estimate) >= estimatorRecovered*float64(c.estAtFail) &&
+		float64(in.Estimate)*minGain >= float64(c.failedAt) && !in.Congested {
 		c.interval, c.failedAt, c.estAtFail = 0, 0, 0
 		c.next, c.failUntil = now, now
 	}
@@ -221,7 +243,11 @@ func (c *Controller) Update(now time.Time, in Input) *Cluster {
 	if in.Congested || in.Wanted < int(minStep*float64(est)) || now.Before(c.next) {
 		return nil
 	}
-	target := min(in.Wanted, int(c.cfg.Growth*float64(est)))
+	growth := c.cfg.Growth
+	if now.Before(c.carefulUntil) {
+		growth = min(growth, carefulGrowth)
+	}
+	target := min(in.Wanted, int(growth*float64(est)))
 	if c.failedAt > 0 && now.Before(c.failUntil) {
 		// Below the failure, by the margin a success must clear.
 		target = min(target, int(float64(c.failedAt)/minGain))
@@ -265,7 +291,7 @@ func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
 			// not this link running full (see Controller). The floor
 			// takes what the part sent showed; the next cluster waits
 			// Interval (longer if earlier failures still count).
-			c.raise(in, r)
+			c.raise(now, in, r)
 			c.cur, c.aborted = Cluster{}, false
 			if c.failedAt == 0 {
 				c.interval = 0
@@ -290,7 +316,7 @@ func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
 		c.finish(now, in, false)
 		return OutcomeLimited
 	}
-	c.raise(in, r)
+	c.raise(now, in, r)
 	c.finish(now, in, true)
 	return OutcomeSuccess
 }
@@ -299,12 +325,15 @@ func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
 // padding arrived as fast as it left, so the link carried the media and
 // the padding together, the target as far as the padding reached it
 // (the writer may have sent less than asked).
-func (c *Controller) raise(in Input, r Result) {
+func (c *Controller) raise(now time.Time, in Input, r Result) {
 	achieved := min(in.Sending+r.SendRate, c.cur.Target)
 	if achieved > c.Estimate(in) {
 		c.floor = achieved
 	}
 	if achieved >= c.failedAt {
+		if c.failedAt > 0 {
+			c.carefulUntil = now.Add(carefulFor)
+		}
 		c.failedAt = 0 // new ground: the back-off starts afresh
 	}
 }

@@ -315,3 +315,67 @@ func TestControllerBackOffEndsWhenEstimatorRecovers(t *testing.T) {
 		}
 	})
 }
+
+// TestControllerBackOffHoldsWhileEstimatorSwings: under a cap, GCC's
+// estimate swings by half from one second to the next; a swing up that
+// stays well below the target that failed is no recovery: the back-off
+// goes on, and a cluster started meanwhile aims below the failure, not
+// at twice the estimate.
+func TestControllerBackOffHoldsWhileEstimatorSwings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		in := Input{Estimate: 150_000, Wanted: 3_000_000, Sending: 140_000}
+		for range 2 { // 300k twice (the first wait is over): both fail with loss, the wait is 2 s
+			for c.Update(time.Now(), in) == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			time.Sleep(DefaultDuration)
+			if o := c.Judge(time.Now(), in, result(160_000, 0.6, 8)); o != OutcomeLimited {
+				t.Fatalf("outcome %v", o)
+			}
+		}
+		time.Sleep(time.Second)
+		in.Estimate = 190_000 // more than a quarter up, still below 300k/1.2
+		cl := c.Update(time.Now(), in)
+		if cl == nil || cl.Target > 300_000*10/12 {
+			t.Fatalf("cluster %+v 1 s into a 2 s back-off, on a swing of the estimator: want one below the failed 300k by the margin, not twice the estimate", cl)
+		}
+	})
+}
+
+// TestControllerCarefulAfterNewGround: a success above a target that
+// failed may be a shaper's burst allowance letting a short cluster
+// through; the step after it grows by carefulGrowth, not Growth, and
+// Growth comes back carefulFor later.
+func TestControllerCarefulAfterNewGround(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		in := Input{Estimate: 200_000, Wanted: 5_000_000, Sending: 180_000}
+		cl := c.Update(time.Now(), in) // 400k: fails
+		time.Sleep(DefaultDuration)
+		if o := c.Judge(time.Now(), in, result(cl.PadRate, 0.6, 5)); o != OutcomeLimited {
+			t.Fatalf("outcome %v", o)
+		}
+		time.Sleep(DefaultInterval)
+		cl = c.Update(time.Now(), in) // the back-off is over: 400k again, passes
+		if cl == nil || cl.Target != 400_000 {
+			t.Fatalf("cluster %+v after the back-off, want 400k", cl)
+		}
+		time.Sleep(DefaultDuration)
+		if o := c.Judge(time.Now(), in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
+			t.Fatalf("outcome %v", o)
+		}
+		cl = c.Update(time.Now(), in)
+		if cl == nil || cl.Target != 600_000 {
+			t.Fatalf("cluster %+v right after new ground at 400k, want 1.5 times it", cl)
+		}
+		time.Sleep(DefaultDuration)
+		if o := c.Judge(time.Now(), in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
+			t.Fatalf("outcome %v", o)
+		}
+		time.Sleep(carefulFor)
+		if cl = c.Update(time.Now(), in); cl == nil || cl.Target != 1_200_000 {
+			t.Fatalf("cluster %+v %v after new ground, want twice the 600k floor", cl, carefulFor)
+		}
+	})
+}
