@@ -151,6 +151,9 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 	var tot simulcast.Totals
 	st.decisions, tot = sel.Select(now, estimate, st.tracks, st.decisions)
 	st.wanted = tot.Wanted
+	if st.prober != nil {
+		st.prober.used = tot.Used
+	}
 	// The time since the last round counts as below the wanted layer for
 	// each visible simulcast video that receives less than its tile
 	// wants (as of this round: rounds are at most selectInterval apart).

@@ -79,6 +79,8 @@ type prober struct {
 	sentAt    time.Time
 	sending   int
 	sent      sentFloor
+	// used is what the layers chosen at the last round cost (bit/s).
+	used int
 }
 
 func newProber(p *Peer, rec *probe.Recorder) *prober {
@@ -154,30 +156,56 @@ const (
 // what arrived after a probe: in the lab a subscriber receiving 850
 // kbit/s without loss on a link with no cap got an estimate of 100
 // kbit/s, and both its cameras fell from 640x360 and more to 320x180 at
-// a quarter frame rate. Whether the floor is still needed now that all
-// the feedback is read has not been measured in the lab; it stays. When GCC signals
-// congestion with under sentFloorMaxLoss of loss and falls below what
-// is being sent, the floor decreases as GCC would with a correct rate:
-// to sentFloorBeta times the media sent (over the last second), and
-// again at most every sentFloorStep while the congestion lasts (each
-// time from the rate sent by then, which the layer choice has lowered).
-// It goes once there is loss (a full link drops: the lab's 200 ms
-// queues do within a second of an overshoot) or GCC is back up to it.
+// a quarter frame rate.
+//
+// With all the feedback read, GCC still signals overuse on links with
+// no queue at all: a receiving browser short of CPU stamps its packets'
+// arrivals late, in bursts, which reads as a queue. Each such signal
+// took the estimate to 0.85 of what was received, below what the
+// chosen layers cost, so the layer choice stepped down for the two
+// seconds GCC took to climb back (in the lab run of 2026-12-05 13:35 an
+// uncapped subscriber lost one of its two 1280x720 cameras twice a
+// minute so). And just after a step up the rate received over the last
+// second is still the lower layers': 0.85 of it took a subscriber from
+// 1.70 Mbit/s to 233 kbit/s half a second after its switch (11:01).
+//
+// So when GCC signals congestion with under sentFloorMaxLoss of loss
+// and falls below what the chosen layers cost, the floor first holds
+// the estimate at that cost (the layers the estimate chose last round,
+// as measured, or what was sent over the last second when there are
+// none); if the congestion is still there sentFloorStep later, it
+// decreases as GCC would with a correct rate, to sentFloorBeta times
+// the media sent over the last second, and again every sentFloorStep
+// while the congestion lasts (each time from the rate sent by then,
+// which the layer choice has lowered). It goes once there is loss (a
+// full link drops: the lab's 200 ms queues do within a second of an
+// overshoot) or GCC is back up to it. A real queue thus costs a second
+// more before the layers step down, with the first loss ending it
+// sooner.
 type sentFloor struct {
 	rate int
 	at   time.Time
 }
 
 // update returns the floor at now, given GCC's estimate, the media rate
-// sent, GCC's average loss and its congestion signal.
-func (f *sentFloor) update(now time.Time, gcc, sending int, loss float64, congested bool) int {
+// sent, what the chosen layers cost (0 if unknown), GCC's average loss
+// and its congestion signal.
+func (f *sentFloor) update(now time.Time, gcc, sending, used int, loss float64, congested bool) int {
 	if loss >= sentFloorMaxLoss || gcc >= f.rate {
 		f.rate = 0
 	}
-	if congested && loss < sentFloorMaxLoss && (f.rate == 0 || now.Sub(f.at) >= sentFloorStep) {
-		if r := int(sentFloorBeta * float64(sending)); r > gcc {
-			f.rate, f.at = r, now
+	if !congested || loss >= sentFloorMaxLoss || f.rate != 0 && now.Sub(f.at) < sentFloorStep {
+		return f.rate
+	}
+	r := int(sentFloorBeta * float64(sending))
+	if f.rate == 0 {
+		r = sending // the first signal: hold
+		if used > 0 {
+			r = used
 		}
+	}
+	if r > gcc {
+		f.rate, f.at = r, now
 	}
 	return f.rate
 }
@@ -190,7 +218,7 @@ func (pr *prober) round(downs []*downTrack, gcc, wanted int, now time.Time) int 
 	cong, loss := congested(pr.p.bwe)
 	// The sent floor stands in for GCC's estimate, for the probes too:
 	// they aim above it, and the probed floor goes once it is reached.
-	gcc = max(gcc, pr.sent.update(now, gcc, pr.sending, loss, cong))
+	gcc = max(gcc, pr.sent.update(now, gcc, pr.sending, pr.used, loss, cong))
 	pr.in = probe.Input{Estimate: gcc, Wanted: int(probeWantedHeadroom * float64(wanted)),
 		Sending: pr.sending, Congested: cong}
 	pr.judge(now)
@@ -258,7 +286,7 @@ func (pr *prober) step(now time.Time) {
 		in := pr.in
 		cong, loss := congested(pr.p.bwe)
 		gcc := pr.p.bwe.GetTargetBitrate()
-		in.Estimate, in.Congested = max(gcc, pr.sent.update(now, gcc, pr.sending, loss, cong)), cong
+		in.Estimate, in.Congested = max(gcc, pr.sent.update(now, gcc, pr.sending, pr.used, loss, cong)), cong
 		pr.feed(now, in) // no cluster starts while one is in flight
 	}
 	if pr.ctl.Sending(now) {

@@ -114,46 +114,56 @@ func TestProbeTap(t *testing.T) {
 	}
 }
 
-// TestSentFloor: GCC signalling congestion without loss and falling far
-// below what is sent (pion's GCC after lost feedback, lab scenario 1)
-// leaves the estimate at 85% of what is sent, not at GCC's; while the
-// congestion lasts it comes down again once a second from what is sent
-// by then; loss or GCC back up ends it.
+// TestSentFloor: GCC signalling congestion without loss and falling
+// below what is sent (a receiver short of CPU, lab scenario 1) first
+// holds the estimate at what the chosen layers cost; if the congestion
+// lasts it comes down to 85% of what is sent a second later, and again
+// once a second from what is sent by then; loss or GCC back up ends it.
 func TestSentFloor(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	var f sentFloor
-	if r := f.update(at(0), 1_000_000, 900_000, 0, false); r != 0 {
+	if r := f.update(at(0), 1_000_000, 900_000, 900_000, 0, false); r != 0 {
 		t.Fatalf("no congestion: floor %d", r)
 	}
-	// GCC at its minimum while 850 kbit/s arrive without loss.
-	if r := f.update(at(500), 100_000, 850_000, 0.001, true); r != 722_500 {
-		t.Fatalf("GCC collapsed without loss: floor %d, want 722500", r)
+	// GCC at its minimum while 850 kbit/s arrive without loss: the
+	// estimate holds at what the chosen layers cost.
+	if r := f.update(at(500), 100_000, 850_000, 800_000, 0.001, true); r != 800_000 {
+		t.Fatalf("GCC collapsed without loss: floor %d, want the layers' 800000", r)
 	}
-	// Still congested half a second later: no second decrease yet, even
-	// though less is sent now.
-	if r := f.update(at(1000), 100_000, 600_000, 0, true); r != 722_500 {
+	// Still congested half a second later: no decrease yet, even though
+	// less is sent now.
+	if r := f.update(at(1000), 100_000, 600_000, 600_000, 0, true); r != 800_000 {
 		t.Fatalf("congested 0.5 s later: floor %d", r)
 	}
-	// A second later: from what is sent now.
-	if r := f.update(at(1500), 110_000, 600_000, 0, true); r != 510_000 {
+	// A second later: to 0.85 of what is sent now.
+	if r := f.update(at(1500), 110_000, 600_000, 600_000, 0, true); r != 510_000 {
 		t.Fatalf("congested 1 s later: floor %d, want 510000", r)
 	}
 	// The congestion over: the floor stays.
-	if r := f.update(at(3000), 150_000, 450_000, 0, false); r != 510_000 {
+	if r := f.update(at(3000), 150_000, 450_000, 450_000, 0, false); r != 510_000 {
 		t.Fatalf("no more congestion: floor %d", r)
 	}
 	// Loss: the link is full, GCC's estimate is the one.
-	if r := f.update(at(3500), 150_000, 450_000, 0.05, true); r != 0 {
+	if r := f.update(at(3500), 150_000, 450_000, 450_000, 0.05, true); r != 0 {
 		t.Fatalf("loss: floor %d", r)
 	}
+	// Just after a step up, the last second's rate is still the lower
+	// layers': the hold is at what the layers chosen now cost.
+	if r := f.update(at(4000), 300_000, 400_000, 1_700_000, 0, true); r != 1_700_000 {
+		t.Fatalf("congested after a step up: floor %d, want 1700000", r)
+	}
+	f = sentFloor{}
+	// No layers known: the hold is at what was sent.
+	if r := f.update(at(5000), 100_000, 850_000, 0, 0, true); r != 850_000 {
+		t.Fatalf("congested, no layers: floor %d, want 850000", r)
+	}
 	// GCC back up to it ends it too.
-	f.update(at(5000), 100_000, 850_000, 0, true)
-	if r := f.update(at(5500), 800_000, 850_000, 0, false); r != 0 {
+	if r := f.update(at(5500), 860_000, 850_000, 850_000, 0, false); r != 0 {
 		t.Fatalf("GCC caught up: floor %d", r)
 	}
 	// GCC above what is sent: nothing to keep.
-	if r := f.update(at(7000), 900_000, 850_000, 0, true); r != 0 {
+	if r := f.update(at(7000), 900_000, 850_000, 850_000, 0, true); r != 0 {
 		t.Fatalf("GCC above what is sent: floor %d", r)
 	}
 }
