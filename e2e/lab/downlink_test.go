@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,11 +194,8 @@ func atTopSent(rec *recorder, s netlab.Sample, h int) bool {
 		if c.Height == h {
 			continue
 		}
-		sent := false
-		for _, ps := range rec.samples(c.From, s.T-topSentGrace, s.T+0.001) {
-			sent = sent || sendsRid(ps, topRid)
-		}
-		if sent || len(rec.samples(c.From, s.T-topSentGrace, s.T+0.001)) == 0 {
+		pub := rec.samples(c.From, s.T-topSentGrace, s.T+0.001)
+		if len(pub) == 0 || slices.ContainsFunc(pub, func(ps netlab.Sample) bool { return sendsRid(ps, topRid) }) {
 			return false
 		}
 	}
