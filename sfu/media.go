@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
@@ -265,7 +266,10 @@ func (f rtxStreamFactory) NewInterceptor(id string) (interceptor.Interceptor, er
 	return &rtxStream{Interceptor: i}, nil
 }
 
-type rtxStream struct{ interceptor.Interceptor }
+type rtxStream struct {
+	interceptor.Interceptor
+	attrs sync.Pool // of interceptor.Attributes, for withAttributes
+}
 
 func (r *rtxStream) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	if info.SSRCRetransmission != 0 {
@@ -274,7 +278,29 @@ func (r *rtxStream) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 		// The returned writer is the same pacer for every stream.
 		_ = r.Interceptor.BindLocalStream(&rtx, w)
 	}
-	return r.Interceptor.BindLocalStream(info, w)
+	return r.withAttributes(r.Interceptor.BindLocalStream(info, w))
+}
+
+// withAttributes hands w a pooled attribute map when the caller gives
+// none (pion's track writer never does). pion's congestion controller
+// otherwise makes a map for every packet it sends to note the TWCC
+// extension's id in: an allocation per forwarded packet, about 2% of
+// the server's CPU with its garbage in a 10 x 10 load run. The map is
+// cleared before it goes back, so no stream sees another's entries.
+func (r *rtxStream) withAttributes(w interceptor.RTPWriter) interceptor.RTPWriter {
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if a != nil {
+			return w.Write(h, payload, a)
+		}
+		a, _ = r.attrs.Get().(interceptor.Attributes)
+		if a == nil {
+			a = interceptor.Attributes{}
+		}
+		n, err := w.Write(h, payload, a)
+		clear(a)
+		r.attrs.Put(a)
+		return n, err
+	})
 }
 
 // rtcpCounterFactory builds an interceptor that shows every outgoing RTCP
