@@ -59,6 +59,16 @@ const dynacastArrive = 2 * time.Second
 // for this long, so the SFU does not ask for it every few seconds.
 const dynacastRetry = 30 * time.Second
 
+// dynacastSilentRetry: layers paused because they went silent (see
+// dynacastSilent) are not offered to the selector again for this long.
+// Offered at once, they looked free to resume: in the lab (issue #10,
+// scenario 4, 2026-12-05 16:02) a subscriber moved to q at a publisher's
+// uplink cap was aimed at h 0.3 s later and at f 1.5 s after that,
+// dynacast resumed them each time, the capped uplink carried neither,
+// and the tiles froze for 3.4 s between the switches. The publisher's
+// own estimate takes tens of seconds to carry them again anyway.
+const dynacastSilentRetry = 10 * time.Second
+
 // nominalLayerBitrate is what a paused layer is assumed to cost when the
 // selector weighs it (it has no measured rate while paused): the web
 // client's maxBitrate per layer, lowest first.
@@ -160,9 +170,13 @@ func (t *publishedTrack) reviewLayers(now time.Time) {
 	case t.dyn.lowerSince.IsZero() && !t.dyn.silentAbove(need, &arrived, now):
 		t.dyn.lowerSince = now
 	case now.Sub(t.dyn.lowerSince) >= dynacastHold || t.dyn.silentAbove(need, &arrived, now):
+		silent := t.dyn.silentAbove(need, &arrived, now)
 		for l := need + 1; l <= t.dyn.top; l++ {
-			if !t.dyn.resumed[l].IsZero() && arrived[l].Before(t.dyn.resumed[l]) {
+			switch {
+			case !t.dyn.resumed[l].IsZero() && arrived[l].Before(t.dyn.resumed[l]):
 				t.dyn.failed[l] = now.Add(dynacastRetry)
+			case silent:
+				t.dyn.failed[l] = now.Add(dynacastSilentRetry)
 			}
 		}
 		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true

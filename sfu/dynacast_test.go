@@ -123,9 +123,22 @@ func TestDynacast(t *testing.T) {
 			if d := time.Since(start); d >= 2500*time.Millisecond {
 				t.Errorf("h and f paused %v after they stopped, want within 2.5 s", d)
 			}
-			// Bob's estimate still carries f: the layers are asked for
-			// again, and this time they come.
+			// Not asked for again at once (the uplink that dropped them
+			// would drop them again; see dynacastSilentRetry), though
+			// Bob's estimate and tile still want f.
+			paused := time.Now()
+			time.Sleep(8 * time.Second)
+			if got := ada.LayerRequests()[n+1:]; len(got) != 0 {
+				t.Errorf("silent layers asked for again within 8 s of their pause: %+v", got)
+			}
+			if l, _ := bob.Peer.Layer(sid); l != 0 {
+				t.Errorf("bob on layer %d while h and f are paused, want 0", l)
+			}
+			// Then asked for again, and this time they come.
 			testkit.Eventually(t, 10*time.Second, "all asked for again", func() bool { return slices.Equal(last(), []string{"q", "h", "f"}) })
+			if d := time.Since(paused); d < 9*time.Second {
+				t.Errorf("asked for again %v after the pause, want about 10 s", d)
+			}
 			pause(last())
 			testkit.Eventually(t, 5*time.Second, "bob on f", func() bool {
 				l, err := bob.Peer.Layer(sid)
