@@ -64,7 +64,14 @@ func TestSlotsHeldByOneAddress(t *testing.T) {
 	}
 	waitSession(t, ts.sink)
 	perIP := ts.srv.cfg.MaxUnauthenticatedPerIP
-	if got := gathered(t, ts, "parley_rtmp_unauthenticated_connections", nil); got != float64(perIP) {
+	// The sink hears of the publish just before the publisher's slot
+	// leaves the unauthenticated pool (rtmp/handler.go), so the gauge
+	// can still count it for a moment (CI, 2026-12-05: 5, want 4).
+	var got float64
+	if !testkit.Poll(t.Context(), 5*time.Second, 10*time.Millisecond, func() bool {
+		got = gathered(t, ts, "parley_rtmp_unauthenticated_connections", nil)
+		return got == float64(perIP)
+	}) {
 		t.Errorf("unauthenticated connections %v, want %d (the silent address's share)", got, perIP)
 	}
 	if got := gathered(t, ts, "parley_rtmp_refused_publishes_total", map[string]string{"reason": reasonEvictedPerIP}); got != float64(64-perIP) {
@@ -101,7 +108,12 @@ func TestUnauthenticatedSlotsEvictOldest(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, "3 evictions counted", func() bool {
 		return gathered(t, ts, "parley_rtmp_refused_publishes_total", map[string]string{"reason": reasonEvicted}) == 3
 	})
-	if got := gathered(t, ts, "parley_rtmp_unauthenticated_connections", nil); got != 3 {
+	// Polled for the reason given in TestSlotsHeldByOneAddress.
+	var got float64
+	if !testkit.Poll(t.Context(), 5*time.Second, 10*time.Millisecond, func() bool {
+		got = gathered(t, ts, "parley_rtmp_unauthenticated_connections", nil)
+		return got == 3
+	}) {
 		t.Errorf("unauthenticated connections %v, want 3 (4 slots, one became a publisher)", got)
 	}
 }
