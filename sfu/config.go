@@ -84,6 +84,13 @@ type Config struct {
 	// subscriber on a low layer for tens of seconds. Off, layers follow
 	// the tiles' sizes only, as before issue #10.
 	BandwidthEstimation bool `yaml:"bandwidth_estimation"`
+	// BandwidthEstimator picks the estimator when BandwidthEstimation is
+	// on: "pion" (pion/interceptor's GCC, the default until the lab has
+	// compared them) or "parley" (sfu/internal/sendside: the same
+	// algorithm on a fixed-size send history, with no allocation per
+	// packet; pion's per-packet bookkeeping cost about 10% of the
+	// server's CPU in a 10 x 10 load run, docs/benchmarks.md).
+	BandwidthEstimator string `yaml:"bandwidth_estimator"`
 	// SendBatch sends the media of each subscriber's writer burst (and of
 	// the writers running alongside it) with one sendmmsg(2) per batch
 	// instead of one sendto per packet, a frame's packets to one
@@ -113,6 +120,7 @@ func DefaultConfig() Config {
 		AudioRED:             true,
 		AudioDTX:             true,
 		SendBatch:            true,
+		BandwidthEstimator:   "pion",
 	}
 }
 
@@ -146,6 +154,11 @@ func (c Config) Validate() error {
 		if net.ParseIP(ip) == nil {
 			bad("public_ips", "%q is not an IP address", ip)
 		}
+	}
+	switch c.BandwidthEstimator {
+	case "", "pion", "parley":
+	default:
+		bad("bandwidth_estimator", "%q must be \"pion\" or \"parley\"", c.BandwidthEstimator)
 	}
 	switch c.NAT1To1CandidateType {
 	case "", "host", "srflx":

@@ -18,6 +18,7 @@ import (
 
 	"github.com/parleyhq/parley/sfu/internal/audiolevel"
 	"github.com/parleyhq/parley/sfu/internal/probe"
+	"github.com/parleyhq/parley/sfu/internal/sendside"
 )
 
 // Payload types follow what Chrome offers so SDP munging is never needed
@@ -198,6 +199,9 @@ func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), probes *probe.
 			webrtc.WithSettingEngine(follow.settings(*s.settings))), nil
 	}
 	ctl, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		if s.cfg.BandwidthEstimator == "parley" {
+			return sendside.New(sendside.Config{Initial: bweInitialBitrate, Min: bweMinBitrate, Max: bweMaxBitrate}), nil
+		}
 		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitialBitrate),
 			gcc.SendSideBWEMinBitrate(bweMinBitrate), gcc.SendSideBWEMaxBitrate(bweMaxBitrate),
 			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),

@@ -1,0 +1,133 @@
+package sendside
+
+import (
+	"math"
+	"time"
+)
+
+// The delay-based rate (GCC draft, section 5.5): additive-increase,
+// multiplicative-decrease driven by the detector. Overuse cuts the rate
+// to rateBeta of what the receiver acknowledged; normal lets it grow,
+// by rateGrowth a second while far from the rate of the last decreases,
+// by about a packet per response time near it (the link's capacity is
+// probably there); underuse holds it while the queue drains.
+const (
+	rateBeta   = 0.85
+	rateGrowth = 0.08 // multiplicative, per second
+	// rateNearPacket is the additive step per rateResponse near
+	// convergence: one packet of this many bits per 200 ms.
+	rateNearPacket = 1200 * 8
+	rateResponse   = 200 * time.Millisecond
+	// rateAckedCap: the rate is never set above this multiple of what is
+	// acknowledged (plus rateAckedSlack): a sender that does not fill
+	// its estimate learns nothing about the room above it, so it must
+	// not claim it (probing raises what is acknowledged).
+	rateAckedCap   = 1.5
+	rateAckedSlack = 10_000
+)
+
+type rateState uint8
+
+const (
+	hold rateState = iota
+	increase
+	decrease
+)
+
+func (s rateState) String() string {
+	switch s {
+	case increase:
+		return "increase"
+	case decrease:
+		return "decrease"
+	}
+	return "hold"
+}
+
+type aimd struct {
+	rate     float64
+	state    rateState
+	last     time.Time
+	lastDrop time.Time
+	// The acknowledged rate at decreases: mean and variance (of the
+	// normalized rate), to tell whether the rate is near the link's
+	// capacity.
+	maxMean, maxVar float64
+	haveMax         bool
+}
+
+// update moves the rate for usage at now, given the acknowledged rate
+// (0: not known yet).
+func (r *aimd) update(now time.Time, u usage, acked float64) {
+	switch u {
+	case overuse:
+		r.state = decrease
+	case underuse:
+		r.state = hold
+	default:
+		if r.state == hold || r.state == decrease {
+			r.state = increase
+			if r.last.IsZero() || now.Sub(r.last) > time.Second {
+				r.last = now
+			}
+		}
+	}
+	dt := now.Sub(r.last)
+	if r.last.IsZero() || dt < 0 {
+		dt = 0
+	}
+	if dt > time.Second {
+		dt = time.Second // a long silence is not growth earned
+	}
+	switch r.state {
+	case increase:
+		if r.near(acked) {
+			r.rate += rateNearPacket * dt.Seconds() / rateResponse.Seconds()
+		} else {
+			r.rate *= math.Pow(1+rateGrowth, dt.Seconds())
+		}
+	case decrease:
+		// At most one decrease per rateResponse: a single queue shows in
+		// every feedback for a while.
+		if r.lastDrop.IsZero() || now.Sub(r.lastDrop) >= rateResponse {
+			base := r.rate
+			if acked > 0 {
+				base = acked
+				r.noteMax(acked)
+			}
+			r.rate = min(r.rate, rateBeta*base)
+			r.lastDrop = now
+		}
+		r.state = hold
+	}
+	if acked > 0 {
+		r.rate = min(r.rate, rateAckedCap*acked+rateAckedSlack)
+	}
+	r.last = now
+}
+
+// near reports whether acked is within three standard deviations of
+// the mean acknowledged rate at past decreases.
+func (r *aimd) near(acked float64) bool {
+	if !r.haveMax || acked <= 0 {
+		return false
+	}
+	sd := math.Sqrt(r.maxVar) * r.maxMean
+	return math.Abs(acked-r.maxMean) <= 3*sd
+}
+
+func (r *aimd) noteMax(acked float64) {
+	const alpha = 0.05
+	if !r.haveMax {
+		r.maxMean, r.maxVar, r.haveMax = acked, 0.4*0.4*0.01, true
+		return
+	}
+	if math.Abs(acked-r.maxMean) > 3*math.Sqrt(r.maxVar)*r.maxMean {
+		// The capacity moved: start over from here.
+		r.maxMean, r.maxVar = acked, 0.4*0.4*0.01
+		return
+	}
+	r.maxMean = (1-alpha)*r.maxMean + alpha*acked
+	norm := (acked - r.maxMean) / r.maxMean
+	r.maxVar = min(max((1-alpha)*r.maxVar+alpha*norm*norm, 0.4*0.4*0.0001), 0.4*0.4*0.25)
+}

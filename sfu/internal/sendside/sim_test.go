@@ -1,0 +1,220 @@
+package sendside
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+)
+
+// link is a simulated path in virtual time: a FIFO drained at rate
+// bit/s, dropping what would wait more than queue, then delay; loss
+// drops packets at random before the queue (nftables in the lab).
+type link struct {
+	rate  float64
+	queue time.Duration
+	delay time.Duration
+	loss  float64
+	free  time.Duration // when the bottleneck is next idle
+	rng   *rand.Rand
+}
+
+// pass returns when a packet of size bytes entering at t arrives, or
+// false if it is dropped.
+func (l *link) pass(t time.Duration, size int) (time.Duration, bool) {
+	if l.loss > 0 && l.rng.Float64() < l.loss {
+		return 0, false
+	}
+	start := max(t, l.free)
+	if start-t > l.queue {
+		return 0, false
+	}
+	l.free = start + time.Duration(float64(size*8)/l.rate*float64(time.Second))
+	return l.free + l.delay, true
+}
+
+// sim drives an Estimator over a link: every 5 ms the sender sends what
+// its pace allows (the estimate, or app if lower and app > 0) in
+// 1200-byte packets; every 100 ms the receiver's transport-cc feedback
+// (pion's recorder) goes back, arriving after the link's delay.
+type sim struct {
+	t       *testing.T
+	e       *Estimator
+	w       interceptor.RTPWriter
+	l       *link
+	now     time.Duration
+	seq     uint16
+	credit  float64
+	rec     *twcc.Recorder
+	pending []arrival // arrived at the receiver, not yet in feedback
+	inbox   []feedback
+	sent    int
+	dropped int
+}
+
+type arrival struct {
+	seq uint16
+	at  time.Duration
+}
+
+type feedback struct {
+	at   time.Duration
+	pkts []rtcp.Packet
+}
+
+const (
+	simPacket   = 1200
+	simTick     = 5 * time.Millisecond
+	simFeedback = 100 * time.Millisecond
+	simTWCCID   = 3
+)
+
+var simEpoch = time.Unix(1_700_000_000, 0) //nolint:gochecknoglobals // test clock origin
+
+func newSim(t *testing.T, start int, l *link) *sim {
+	s := &sim{t: t, l: l, rec: twcc.NewRecorder(1)}
+	s.e = New(Config{Initial: start, Min: 100_000, Max: 20_000_000})
+	s.e.now = func() time.Time { return simEpoch.Add(s.now) }
+	s.w = s.e.AddStream(&interceptor.StreamInfo{SSRC: 7,
+		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: simTWCCID}}},
+		interceptor.RTPWriterFunc(func(_ *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) { return len(p), nil }))
+	return s
+}
+
+// run advances d, sending at min(estimate, app) (app 0: the estimate).
+func (s *sim) run(d time.Duration, app float64) {
+	s.t.Helper()
+	end := s.now + d
+	payload := make([]byte, simPacket-20)
+	for ; s.now < end; s.now += simTick {
+		for len(s.inbox) > 0 && s.inbox[0].at <= s.now {
+			if err := s.e.WriteRTCP(s.inbox[0].pkts, nil); err != nil {
+				s.t.Fatal(err)
+			}
+			s.inbox = s.inbox[1:]
+		}
+		rate := float64(s.e.GetTargetBitrate())
+		if app > 0 {
+			rate = min(rate, app)
+		}
+		s.credit = min(s.credit+rate*simTick.Seconds()/8, 4*simPacket)
+		for s.credit >= simPacket {
+			s.credit -= simPacket
+			h := &rtp.Header{Version: 2, SSRC: 7, SequenceNumber: s.seq}
+			if err := h.SetExtension(simTWCCID, []byte{byte(s.seq >> 8), byte(s.seq)}); err != nil {
+				s.t.Fatal(err)
+			}
+			if _, err := s.w.Write(h, payload, nil); err != nil {
+				s.t.Fatal(err)
+			}
+			s.sent++
+			if at, ok := s.l.pass(s.now, simPacket); ok {
+				s.pending = append(s.pending, arrival{s.seq, at})
+			} else {
+				s.dropped++
+			}
+			s.seq++
+		}
+		if s.now%simFeedback == 0 {
+			n := 0
+			for _, a := range s.pending {
+				if a.at > s.now {
+					break
+				}
+				s.rec.Record(7, a.seq, a.at.Microseconds())
+				n++
+			}
+			s.pending = s.pending[n:]
+			if n > 0 {
+				s.inbox = append(s.inbox, feedback{s.now + s.l.delay, s.rec.BuildFeedbackPacket()})
+			}
+		}
+	}
+}
+
+func (s *sim) estimate() float64 { return float64(s.e.GetTargetBitrate()) }
+
+// queueDelay is how long a packet sent now would wait at the bottleneck.
+func (s *sim) queueDelay() time.Duration { return max(0, s.l.free-s.now) }
+
+// TestSettlesUnderACap: a sender that fills its estimate, starting at 3
+// Mbit/s on a 1 Mbit/s path with a 200 ms queue (the lab's tbf), comes
+// down to the path within 5 s and then stays around it: not above, not
+// far below, with the queue kept short.
+func TestSettlesUnderACap(t *testing.T) {
+	s := newSim(t, 3_000_000, &link{rate: 1_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
+	s.run(5*time.Second, 0)
+	if e := s.estimate(); e > 1_100_000 {
+		t.Fatalf("after 5 s on a 1 Mbit/s path the estimate is %.0f", e)
+	}
+	lo, hi := 1e12, 0.0
+	var worstQueue time.Duration
+	sent0, dropped0 := s.sent, s.dropped
+	for range 100 { // 20 s more
+		s.run(200*time.Millisecond, 0)
+		lo, hi = min(lo, s.estimate()), max(hi, s.estimate())
+		worstQueue = max(worstQueue, s.queueDelay())
+	}
+	loss := float64(s.dropped-dropped0) / float64(s.sent-sent0)
+	t.Logf("over 20 s: estimate %.0f-%.0f bit/s, longest queue %v, loss %.2f%%", lo, hi, worstQueue, 100*loss)
+	if lo < 500_000 || hi > 1_300_000 {
+		t.Errorf("estimate swung over %.0f-%.0f on a 1 Mbit/s path", lo, hi)
+	}
+	if loss > 0.02 {
+		t.Errorf("loss %.2f%% while settled", 100*loss)
+	}
+}
+
+// TestClimbsWhenThereIsRoom: from 300 kbit/s on an 8 Mbit/s path a
+// sender that fills its estimate more than doubles it within 15 s (GCC's
+// 8% a second, compounded) and never causes a standing queue.
+func TestClimbsWhenThereIsRoom(t *testing.T) {
+	s := newSim(t, 300_000, &link{rate: 8_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
+	s.run(15*time.Second, 0)
+	if e := s.estimate(); e < 700_000 {
+		t.Fatalf("after 15 s with room the estimate is %.0f, want over 700000", e)
+	}
+	if q := s.queueDelay(); q > 20*time.Millisecond {
+		t.Errorf("queue of %v with a path 10 times the estimate", q)
+	}
+}
+
+// TestAppLimitedIsNotCut: a sender that sends 1 Mbit/s on a clean 10
+// Mbit/s path is not told it has less (a delay signal from nothing);
+// nor is it told much more than it has shown.
+func TestAppLimitedIsNotCut(t *testing.T) {
+	s := newSim(t, 3_000_000, &link{rate: 10_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
+	s.run(2*time.Second, 1_000_000)
+	lo, hi := 1e12, 0.0
+	for range 50 {
+		s.run(200*time.Millisecond, 1_000_000)
+		lo, hi = min(lo, s.estimate()), max(hi, s.estimate())
+	}
+	t.Logf("estimate %.0f-%.0f bit/s sending 1 Mbit/s", lo, hi)
+	if lo < 1_000_000 {
+		t.Errorf("estimate fell to %.0f while 1 Mbit/s crossed a 10 Mbit/s path cleanly", lo)
+	}
+	if hi > 1_700_000 {
+		t.Errorf("estimate rose to %.0f on 1 Mbit/s acknowledged", hi)
+	}
+}
+
+// TestHeavyLossCuts: 20% random loss with no queue at all (a lossy
+// radio link): the loss-based rate brings the estimate down.
+func TestHeavyLossCuts(t *testing.T) {
+	s := newSim(t, 2_000_000, &link{rate: 50_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond,
+		loss: 0.2, rng: rand.New(rand.NewPCG(1, 2))})
+	s.run(5*time.Second, 0)
+	if e := s.estimate(); e > 1_000_000 {
+		t.Fatalf("after 5 s at 20%% loss the estimate is %.0f, want under 1 Mbit/s", e)
+	}
+	st := s.e.GetStats()
+	if l, _ := st["averageLoss"].(float64); l < 0.1 || l > 0.3 {
+		t.Errorf("averageLoss %v, want about 0.2", st["averageLoss"])
+	}
+}
