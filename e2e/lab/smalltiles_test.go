@@ -25,6 +25,9 @@ const (
 	// that measured the machine, not what the server forwards). A
 	// camera above the low layer in any sample is a failure.
 	smallCameraShare = 0.6
+	// smallSettle bounds the wait, once the server forwards only the low
+	// layer, for every page to show only it.
+	smallSettle = 10 * time.Second
 )
 
 // TestManySmallTiles: six participants whose pages show six small tiles
@@ -86,6 +89,24 @@ func TestManySmallTiles(t *testing.T) {
 	}
 	t.Logf("every subscriber at the low layer of every camera %.1f s after the recording started", rec.now())
 	rec.note("every subscriber at the low layer")
+	// The pages still show what came before the switch for a moment
+	// (frames in the jitter buffer, the low layer's key frame on its
+	// way; CI, 2026-12-05: 360p a second after the server's switch):
+	// the window starts once no page shows a camera taller than the low
+	// layer, so a taller one in it is the server forwarding more.
+	settled := func() bool {
+		for _, p := range peers {
+			for _, cam := range cameras(rec.latest(p.name)) {
+				if cam.Height > lowHeight {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !poll(ctx, smallSettle, settled) {
+		t.Errorf("a page still shows a camera above %dp %v after the server forwards only the low layer", lowHeight, smallSettle)
+	}
 
 	from := rec.now()
 	rx0 := make([]int64, len(peers))
