@@ -159,6 +159,7 @@ func (t *publishedTrack) reviewLayers(now time.Time) {
 		t.dyn.initialized, t.dyn.top = true, t.topLayer()
 	}
 	changed := false
+	silent := t.dyn.silentAbove(need, &arrived, now)
 	switch {
 	case need > t.dyn.top:
 		for l := t.dyn.top + 1; l <= need; l++ {
@@ -167,10 +168,9 @@ func (t *publishedTrack) reviewLayers(now time.Time) {
 		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true
 	case need == t.dyn.top:
 		t.dyn.lowerSince = time.Time{}
-	case t.dyn.lowerSince.IsZero() && !t.dyn.silentAbove(need, &arrived, now):
+	case t.dyn.lowerSince.IsZero() && !silent:
 		t.dyn.lowerSince = now
-	case now.Sub(t.dyn.lowerSince) >= dynacastHold || t.dyn.silentAbove(need, &arrived, now):
-		silent := t.dyn.silentAbove(need, &arrived, now)
+	case now.Sub(t.dyn.lowerSince) >= dynacastHold || silent:
 		for l := need + 1; l <= t.dyn.top; l++ {
 			switch {
 			case !t.dyn.resumed[l].IsZero() && arrived[l].Before(t.dyn.resumed[l]):
