@@ -67,7 +67,7 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 	busB, _ := startBus(t, b)
 
 	busA.Watch("conv:1", true)
-	waitFor(t, 3*time.Second, "a's subscription", func() bool {
+	waitFor(t, eventually, "a's subscription", func() bool {
 		busB.Publish("conv:1", []byte("probe"))
 		return len(gotA.list()) > 0
 	})
@@ -103,7 +103,7 @@ func TestBusReportsRecoveryAfterOutage(t *testing.T) {
 	// Subscribed again by the time of the report: one publication, no
 	// probing, reaches a.
 	busB.Publish("conv:1", []byte("after"))
-	waitFor(t, 3*time.Second, "the event published after recovery", func() bool {
+	waitFor(t, eventually, "the event published after recovery", func() bool {
 		return slices.Contains(gotA.list(), "conv:1=after")
 	})
 
@@ -135,7 +135,7 @@ func TestBusDetectsSilentStall(t *testing.T) {
 	busB, _ := startBus(t, b)
 
 	busA.Watch("conv:1", true)
-	waitFor(t, 3*time.Second, "a's subscription", func() bool {
+	waitFor(t, eventually, "a's subscription", func() bool {
 		busB.Publish("conv:1", []byte("probe"))
 		return len(gotA.list()) > 0
 	})
@@ -162,7 +162,7 @@ func TestBusDetectsSilentStall(t *testing.T) {
 		t.Error("the outage does not say the subscription was interrupted")
 	}
 	busB.Publish("conv:1", []byte("after"))
-	waitFor(t, 3*time.Second, "the event published after recovery", func() bool {
+	waitFor(t, eventually, "the event published after recovery", func() bool {
 		return slices.Contains(gotA.list(), "conv:1=after")
 	})
 	time.Sleep(300 * time.Millisecond)

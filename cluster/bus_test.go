@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 )
 
 // recorder collects what a bus delivers.
@@ -52,7 +51,7 @@ func TestBusDeliversWatchedTopicsOfOtherNodesInOrder(t *testing.T) {
 	busB.Watch("conv:1", true)
 	// A subscription takes effect shortly after Watch: probe until one
 	// event gets through, then check order and exclusivity on fresh ones.
-	waitFor(t, 3*time.Second, "a's subscription", func() bool {
+	waitFor(t, eventually, "a's subscription", func() bool {
 		busB.Publish("conv:1", []byte("probe"))
 		return len(gotA.list()) > 0
 	})
@@ -61,7 +60,7 @@ func TestBusDeliversWatchedTopicsOfOtherNodesInOrder(t *testing.T) {
 	}
 	busB.Publish("conv:2", []byte("unwatched"))
 	var got []string // without the probes, some of which may still arrive
-	waitFor(t, 3*time.Second, "100 events at a", func() bool {
+	waitFor(t, eventually, "100 events at a", func() bool {
 		got = got[:0]
 		for _, g := range gotA.list() {
 			if g != "conv:1=probe" {
@@ -82,7 +81,7 @@ func TestBusDeliversWatchedTopicsOfOtherNodesInOrder(t *testing.T) {
 	// After unwatching, a later event on another watched topic arrives
 	// while conv:1's does not: the unsubscribe is applied before it.
 	busA.Watch("user:x", true)
-	waitFor(t, 3*time.Second, "a's subscription to user:x", func() bool {
+	waitFor(t, eventually, "a's subscription to user:x", func() bool {
 		busB.Publish("conv:1", []byte("late"))
 		busB.Publish("user:x", []byte("marker"))
 		l := gotA.list()
@@ -90,7 +89,7 @@ func TestBusDeliversWatchedTopicsOfOtherNodesInOrder(t *testing.T) {
 	})
 	busB.Publish("conv:1", []byte("after"))
 	busB.Publish("user:x", []byte("end"))
-	waitFor(t, 3*time.Second, "the end marker", func() bool { l := gotA.list(); return l[len(l)-1] == "user:x=end" })
+	waitFor(t, eventually, "the end marker", func() bool { l := gotA.list(); return l[len(l)-1] == "user:x=end" })
 	if slices.Contains(gotA.list(), "conv:1=after") {
 		t.Fatal("an unwatched topic was delivered")
 	}

@@ -19,7 +19,7 @@ func TestOperatorDrainThroughRedis(t *testing.T) {
 	if err := SetDrain(ctx, cfg, "a", true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "a to publish draining", func() bool {
+	waitFor(t, eventually, "a to publish draining", func() bool {
 		nodes, err := ListNodes(ctx, cfg)
 		return err == nil && len(nodes) == 2 && nodes[0].ID == "a" && nodes[0].Draining
 	})
@@ -30,7 +30,7 @@ func TestOperatorDrainThroughRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	tries := 0
-	waitFor(t, 2*time.Second, "a to take rooms again", func() bool {
+	waitFor(t, eventually, "a to take rooms again", func() bool {
 		tries++ // a fresh room each time: a claim made while a drained stands
 		ni, err := a.Place(ctx, fmt.Sprint("r2-", tries))
 		return err == nil && ni.ID == "a"
@@ -60,23 +60,40 @@ func TestRoomKeeperRenewsAndReleases(t *testing.T) {
 			t.Fatalf("%s on %+v %v", r, ni, err)
 		}
 	}
+	// The keeper must see "emptied" in use at one tick (it renews only
+	// what it saw) before the room empties; seen counts the ticks.
 	var mu = make(chan []string, 1)
 	mu <- []string{"busy", "emptied"}
-	active := func() []string { l := <-mu; mu <- l; return l }
+	seen := make(chan struct{}, 16)
+	active := func() []string {
+		l := <-mu
+		mu <- l
+		select {
+		case seen <- struct{}{}:
+		default:
+		}
+		return l
+	}
 	k := NewRoomKeeper(a.Node, active, a.log)
 	kctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = k.Run(kctx) }()
 	defer func() { cancel(); <-done }()
+	select {
+	case <-seen:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the keeper never asked which rooms are in use")
+	}
 	<-mu
 	mu <- []string{"busy"}
 	owner := func(room string) string {
 		v, _ := a.rdb.Get(ctx, a.roomKey(room)).Result()
 		return v
 	}
-	// RoomTTL is 3 s in tests and the keeper ticks every second: after
-	// 4 s "busy" lives only because it was renewed.
-	waitFor(t, 3*time.Second, "the emptied room's release", func() bool { return owner("emptied") == "" })
+	// RoomTTL is 3 s in tests and the keeper ticks every second: it
+	// renewed "emptied" at the tick just seen, so a claim gone within 2 s
+	// was released, not left to expire.
+	waitFor(t, 2*time.Second, "the emptied room's release", func() bool { return owner("emptied") == "" })
 	time.Sleep(4 * time.Second) // outlive the first claim's TTL; presence checked after
 	if o := owner("busy"); o != "a" {
 		t.Fatalf("busy room's claim: %q, want a (renewed)", o)

@@ -29,9 +29,9 @@ func TestDrainerMovesCallsAfterTimeout(t *testing.T) {
 	if err := SetDrain(ctx, testConfig(t, p), "a", true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "a to see its drain flag", a.Draining)
+	waitFor(t, eventually, "a to see its drain flag", a.Draining)
 	began := time.Now()
-	waitFor(t, 3*time.Second, "the calls to be moved", func() bool { return moves.Load() > 0 })
+	waitFor(t, eventually, "the calls to be moved", func() bool { return moves.Load() > 0 })
 	if since := time.Since(began); since < 400*time.Millisecond {
 		t.Errorf("calls moved %v into the drain, before the 600 ms timeout", since)
 	}

@@ -58,7 +58,7 @@ func startNode(t *testing.T, prefix, id string, load Load) *testNode {
 	cfg := testConfig(t, prefix)
 	cfg.NodeID = id
 	tn := runNode(t, cfg, load)
-	waitFor(t, 2*time.Second, id+" registered", func() bool { return tn.sees(t, id) })
+	waitFor(t, eventually, id+" registered", func() bool { return tn.sees(t, id) })
 	return tn
 }
 
@@ -102,6 +102,13 @@ func (tn *testNode) sees(t *testing.T, id string) bool {
 	return false
 }
 
+// eventually bounds waits for what must happen but has no deadline of
+// its own to check (a lease lapsing, an event arriving): the race
+// detector and the other packages' tests on CI's two cores have stalled
+// these tests' goroutines for seconds. A wait returns as soon as its
+// condition holds; where a deadline is the point, the test gives it.
+const eventually = 10 * time.Second
+
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
@@ -128,7 +135,7 @@ func TestNodesRegisterAndLeave(t *testing.T) {
 	}
 	killed := time.Now()
 	c.kill() // SIGKILL: the lease lapses
-	waitFor(t, 3*time.Second, "the killed node's lease to lapse", func() bool { return !a.sees(t, "c") })
+	waitFor(t, eventually, "the killed node's lease to lapse", func() bool { return !a.sees(t, "c") })
 	if d := time.Since(killed); d > 1500*time.Millisecond {
 		t.Fatalf("a dead node was listed for %v with a 1 s lease", d)
 	}
@@ -181,7 +188,7 @@ func TestDeadOwnerRoomIsReplaced(t *testing.T) {
 	a.kill()
 	// The claim has seconds left, but its node is gone: the next join
 	// moves the room.
-	waitFor(t, 3*time.Second, "the room to move to b", func() bool {
+	waitFor(t, eventually, "the room to move to b", func() bool {
 		ni, err := b.Place(ctx, "r")
 		return err == nil && ni.ID == "b"
 	})
@@ -210,7 +217,7 @@ func TestHostReadsWithoutPlacing(t *testing.T) {
 		t.Fatalf("host %+v %v %v, want a", ni, ok, err)
 	}
 	a.kill()
-	waitFor(t, 3*time.Second, "a's room to be hosted nowhere", func() bool {
+	waitFor(t, eventually, "a's room to be hosted nowhere", func() bool {
 		_, ok, err := b.Host(ctx, "r")
 		return err == nil && !ok
 	})

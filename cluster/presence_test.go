@@ -125,7 +125,7 @@ func TestPresenceReapsDeadNode(t *testing.T) {
 
 	b.kill()
 	killed := time.Now()
-	waitFor(t, 3*time.Second, "bob reaped offline", func() bool { _, ok := ra.find("bob", StatusOffline); return ok })
+	waitFor(t, eventually, "bob reaped offline", func() bool { _, ok := ra.find("bob", StatusOffline); return ok })
 	if d := time.Since(killed); d > 1500*time.Millisecond {
 		t.Fatalf("bob went offline %v after his node died, with a 1 s lease", d)
 	}
@@ -169,14 +169,14 @@ func TestPresenceRestartedNodeAndLostEntries(t *testing.T) {
 	cfg := testConfig(t, p)
 	cfg.NodeID = "b"
 	runNode(t, cfg, Load{}) // the same id, at once
-	waitFor(t, 2*time.Second, "the new run's lease", func() bool { return statusOf(t, pa, "bob").Status == StatusOffline })
-	waitFor(t, 2*time.Second, "bob reaped", func() bool { _, ok := ra.find("bob", StatusOffline); return ok })
+	waitFor(t, eventually, "the new run's lease", func() bool { return statusOf(t, pa, "bob").Status == StatusOffline })
+	waitFor(t, eventually, "bob reaped", func() bool { _, ok := ra.find("bob", StatusOffline); return ok })
 
 	mustSet(t, pa, "dave", StatusOnline)
 	if err := a.rdb.Del(context.Background(), pa.registry()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "a told its entries are lost", func() bool {
+	waitFor(t, eventually, "a told its entries are lost", func() bool {
 		ra.mu.Lock()
 		defer ra.mu.Unlock()
 		return ra.lost > 0
