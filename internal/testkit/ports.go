@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"testing"
 )
 
@@ -21,6 +22,17 @@ const (
 	testPortHigh  = 32767
 	testPortTries = 200
 )
+
+// handedOut holds every number this process has handed out, for TCP and
+// UDP alike: a port picked a moment ago is free again once its probe
+// closes, so two picks for one server (its HTTP listener and its ICE-TCP
+// port, say) could otherwise be the same number, and the second bind
+// fails. One set for both networks because Parley refuses a UDP port
+// equal to its TCP port.
+var handedOut = struct { //nolint:gochecknoglobals // process-wide by nature: every test of the binary picks from one range
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // FreeUDPPort returns a UDP port that was free on every address a moment
 // ago. Another test could still take it in between, which loopback tests
@@ -52,6 +64,9 @@ func freePort(t testing.TB, network string, bind func(addr string) (func() error
 	t.Helper()
 	for range testPortTries {
 		port := testPortLow + rand.IntN(testPortHigh-testPortLow+1) //nolint:gosec // a test port, not a secret
+		if !claim(port) {
+			continue
+		}
 		closeFn, err := bind(fmt.Sprintf(":%d", port))
 		if err != nil {
 			continue
@@ -61,4 +76,17 @@ func freePort(t testing.TB, network string, bind func(addr string) (func() error
 	}
 	t.Fatalf("no free %s port in %d-%d after %d tries", network, testPortLow, testPortHigh, testPortTries)
 	return 0
+}
+
+// claim records port as handed out and reports whether it was not yet.
+// A claimed port that then fails its bind stays claimed: something else
+// holds it, so it is no use to a later pick either.
+func claim(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	handedOut.ports[port] = true
+	return true
 }
