@@ -101,6 +101,13 @@ func (st *stream) setAudioUnavailable(reason string) {
 	s.dir.StreamAudioUnavailable(st.e.room, st.e.pid, reason)
 }
 
+// ended reports whether close has run (or is running).
+func (st *stream) ended() bool {
+	st.s.life.Lock()
+	defer st.s.life.Unlock()
+	return st.closed
+}
+
 // close unpublishes the tracks, runs the close hooks and releases the
 // slot. Safe to call more than once and from any goroutine that holds no
 // Service lock.

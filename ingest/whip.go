@@ -398,7 +398,10 @@ func (s *Service) whipDelete(w http.ResponseWriter, r *http.Request, id string) 
 	s.whipMu.Lock()
 	ws := s.whipRes[id]
 	s.whipMu.Unlock()
-	if ws == nil {
+	// A stream that has ended (revoked, or its publisher gone) is no
+	// session any more even while its close hooks, which drop it from
+	// whipRes, still run after the participant left.
+	if ws == nil || ws.st.ended() {
 		http.Error(w, "no such WHIP session", http.StatusNotFound)
 		return
 	}

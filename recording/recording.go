@@ -172,6 +172,13 @@ func (r *Recording) noteTrack(i int, st trackrec.Stats) {
 	}
 }
 
+// complete reports whether finish has written the final manifest.
+func (r *Recording) complete() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m.State == StateComplete
+}
+
 // finish closes every track and writes the final manifest.
 func (r *Recording) finish(reason string) Manifest {
 	// The recording ends now, however long closing the files takes (an

@@ -279,7 +279,13 @@ func (s *Store) Delete(room, id string) error {
 		return err
 	}
 	if r := s.Active(room); r != nil && r.m.ID == id {
-		return ErrActive
+		if !r.complete() {
+			return ErrActive
+		}
+		// Its final manifest is written (a Get already says complete)
+		// and its run is letting go of it: wait for that, so that a
+		// recording reported complete can be deleted at once.
+		<-r.done
 	}
 	dir := filepath.Join(s.dir, room, id)
 	var size int64
