@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parleyhq/parley/internal/client"
+	"github.com/parleyhq/parley/internal/promtext"
 	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/signaling/auth"
 )
@@ -402,6 +403,11 @@ func TestMediaICETCPFlood(t *testing.T) {
 	call.mustFlow(t, 5*time.Second)
 
 	t.Run("new call over ICE-TCP after the attack", func(t *testing.T) {
+		t.Cleanup(func() {
+			if t.Failed() {
+				logICETCPMetrics(t, p)
+			}
+		})
 		tcpCall := startCall(t, p, "tcp-after", tcpOnlyAPI)
 		tcpCall.mustFlow(t, 5*time.Second)
 		recv := tcpCall.sub.Subscriber().GetReceivers()
@@ -416,6 +422,25 @@ func TestMediaICETCPFlood(t *testing.T) {
 			t.Fatalf("the TCP-only call uses %v", pair)
 		}
 	})
+}
+
+// logICETCPMetrics logs the server's ICE-TCP counters: which of its
+// guards closed connections, and how many it holds unauthenticated (a
+// new call that cannot connect over ICE-TCP is read against them).
+func logICETCPMetrics(t *testing.T, p *testkit.Parley) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := promtext.Scrape(ctx, p.URL+"/metrics")
+	if err != nil {
+		t.Logf("metrics: %v", err)
+		return
+	}
+	for _, series := range []string{`parley_sfu_ice_tcp_refused_total{reason="per_addr_cap"}`, `parley_sfu_ice_tcp_refused_total{reason="read_budget"}`,
+		`parley_sfu_ice_tcp_refused_total{reason="accept_error"}`, `parley_sfu_ice_tcp_unauthenticated`} {
+		v, _ := s.Value(series)
+		t.Logf("%s %v", series, v)
+	}
 }
 
 func isReset(err error) bool {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/parleyhq/parley/internal/peraddr"
 )
@@ -60,12 +61,26 @@ func newGuardedListener(l net.Listener, perAddr int, m *metrics) (*guardedListen
 // the others are closed here, before pion starts a goroutine for them.
 // Each loop turn consumes one connection the kernel accepted, so the
 // loop ends when a connection passes or the listener fails.
+//
+// An accept error other than the listener's close is waited out and
+// retried (5 ms, doubling up to a second): pion's TCPMux stops accepting
+// for good at the first error its listener returns, so a passing one (a
+// process out of file descriptors during a flood, say) would otherwise
+// end ICE-TCP for every later call.
 func (l *guardedListener) Accept() (net.Conn, error) {
+	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			if errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+			l.m.iceTCPRefused[refusedAcceptError].Inc()
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
 		}
+		delay = 0
 		g := &guardedConn{Conn: c, m: l.m}
 		h, err := l.caps.Acquire(remoteAddr(c), func() bool { return !g.authed.Load() })
 		if err != nil {

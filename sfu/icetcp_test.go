@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -226,5 +227,57 @@ func TestRateLoggerWindow(t *testing.T) {
 	}
 	if !strings.Contains(buf.b.String(), fmt.Sprintf("suppressed %d further messages", 100-logBurst)) {
 		t.Fatalf("no summary of the suppressed lines in:\n%s", buf.b.String())
+	}
+}
+
+// flakyListener fails its first Accept with err, then hands out conn,
+// then reports itself closed.
+type flakyListener struct {
+	net.Listener
+	err   error
+	conn  net.Conn
+	calls int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.calls++
+	switch l.calls {
+	case 1:
+		return nil, l.err
+	case 2:
+		return l.conn, nil
+	}
+	return nil, net.ErrClosed
+}
+
+// pion's TCPMux stops accepting at the first error its listener
+// returns: a passing one (out of file descriptors during a flood) must
+// be waited out, not handed up, or no later call could use ICE-TCP; the
+// listener's close still ends the loop.
+func TestGuardedListenerRetriesAcceptErrors(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	inner := &flakyListener{err: fmt.Errorf("accept tcp [::]:7881: %w", syscall.EMFILE), conn: a}
+	l, err := newGuardedListener(inner, 4, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept handed up %v, want it retried", err)
+	}
+	if c.(*guardedConn).Conn != a {
+		t.Fatalf("Accept returned %v, want the next connection", c)
+	}
+	if n := metricValue(t, m.iceTCPRefused[refusedAcceptError]); n != 1 {
+		t.Errorf("accept errors counted %v, want 1", n)
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept on a closed listener: %v, want net.ErrClosed", err)
 	}
 }
