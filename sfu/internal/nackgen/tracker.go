@@ -7,6 +7,7 @@ package nackgen
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -42,6 +43,21 @@ type Tracker struct {
 	// that restarted its numbering further back.
 	stale int
 	slots [Window]slot
+
+	// wanted, when set, tells whether anyone needs the stream repaired
+	// now (see SetWanted).
+	wanted atomic.Pointer[func() bool]
+}
+
+// SetWanted makes Due ask wanted before each round: while it reports
+// false, the stream's losses are forgotten instead of NACKed. A
+// simulcast layer no subscriber receives is such a stream: its
+// retransmissions would serve nobody (a switch to it starts at a key
+// frame), and when its losses come from a congested uplink (a browser
+// drops layers because its link shrank) they take that link's room
+// from the layers that are watched. Safe to call at any time.
+func (t *Tracker) SetWanted(wanted func() bool) {
+	t.wanted.Store(&wanted)
 }
 
 type slot struct {
@@ -133,9 +149,18 @@ type Policy struct {
 // Max times are given up.
 func (t *Tracker) Due(now time.Time, p Policy, pairs []rtcp.NackPair) []rtcp.NackPair {
 	ns := now.UnixNano()
+	// Asked outside t.mu: wanted takes the caller's own locks.
+	unwanted := false
+	if w := t.wanted.Load(); w != nil {
+		unwanted = !(*w)()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.missing == 0 {
+		return pairs
+	}
+	if unwanted {
+		t.forgetMissing()
 		return pairs
 	}
 	// Oldest first, so that the pairs come out in order.
@@ -168,6 +193,15 @@ func (t *Tracker) due(sl *slot, now int64, p Policy) bool {
 		t.missing--
 	}
 	return true
+}
+
+// forgetMissing stops tracking every missing packet; arrivals go on
+// being tracked.
+func (t *Tracker) forgetMissing() {
+	for i := range t.slots {
+		t.slots[i].missing = false
+	}
+	t.missing = 0
 }
 
 // appendSeq adds s to pairs: into the last pair's bitmask when it is one

@@ -203,3 +203,24 @@ func BenchmarkPush(b *testing.B) {
 		tr.Push(s, now)
 	}
 }
+
+// A stream nobody wants repaired (a simulcast layer no subscriber
+// receives) is not NACKed, and the losses from that time stay
+// forgotten once it is wanted again; later losses are NACKed as usual.
+func TestUnwantedStreamIsNotNACKed(t *testing.T) {
+	tr := &Tracker{}
+	wanted := false
+	tr.SetWanted(func() bool { return wanted })
+	push(tr, 0, 10, 11, 14, 15)
+	if got := due(tr, 20*time.Millisecond); got != nil {
+		t.Fatalf("NACKed %v of an unwanted stream", got)
+	}
+	wanted = true
+	if got := due(tr, 40*time.Millisecond); got != nil {
+		t.Fatalf("NACKed %v, lost while the stream was unwanted", got)
+	}
+	push(tr, 50*time.Millisecond, 16, 18)
+	if got := due(tr, 70*time.Millisecond); !slices.Equal(got, []uint16{17}) {
+		t.Fatalf("NACKed %v once wanted again, want [17]", got)
+	}
+}
