@@ -3,9 +3,10 @@ package sendside
 import "time"
 
 // The loss-based rate (GCC draft, section 6): more than lossHigh of the
-// packets lost cuts it (from the delay-based rate if that is lower) by
-// half the loss fraction, under lossLow lets it grow by lossGrowth at
-// each judgement, in between holds it. Loss is judged over at least
+// packets lost, in the interval judged and on average, cuts it (from
+// the delay-based rate if that is lower) by half the loss fraction,
+// under lossLow in both lets it grow by lossGrowth at each judgement,
+// in between holds it. Loss is judged over at least
 // lossMinPackets and lossInterval, so one feedback of a few packets does
 // not swing it. The estimate is the lower of the two rates: without loss
 // the loss-based rate soon stands above the delay-based one.
@@ -53,10 +54,15 @@ func (l *lossRate) update(now time.Time, delayRate float64) float64 {
 	} else {
 		l.average = (1-lossSmoothing)*l.average + lossSmoothing*frac
 	}
+	// Cut only when the interval and the average both say so, and grow
+	// only when neither says otherwise: an interval of a few dozen
+	// packets at 5% random loss counts more than 10% one time in five
+	// or so, and each such cut took a subscriber's estimate below what
+	// its layers needed (lab scenario 3).
 	switch {
-	case frac > lossHigh:
-		l.rate = min(l.rate, delayRate) * (1 - 0.5*frac)
-	case frac < lossLow:
+	case min(frac, l.average) > lossHigh:
+		l.rate = min(l.rate, delayRate) * (1 - 0.5*min(frac, l.average))
+	case max(frac, l.average) < lossLow:
 		l.rate *= 1 + lossGrowth
 	}
 	l.lost, l.total, l.since = 0, 0, now

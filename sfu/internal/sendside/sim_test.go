@@ -218,3 +218,24 @@ func TestHeavyLossCuts(t *testing.T) {
 		t.Errorf("averageLoss %v, want about 0.2", st["averageLoss"])
 	}
 }
+
+// TestModerateLossHolds: 5% random loss on a path with room (lab
+// scenario 3): GCC holds its rate between 2% and 10% of loss, so the
+// estimate of a sender of 800 kbit/s keeps the headroom a layer step
+// needs (a fifth above what it sends), though some of the judged
+// intervals, a few dozen packets each, count more than 10% by chance
+// (cut on those alone it fell to 808 kbit/s).
+func TestModerateLossHolds(t *testing.T) {
+	s := newSim(t, 1_500_000, &link{rate: 10_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond,
+		loss: 0.05, rng: rand.New(rand.NewPCG(3, 4))})
+	s.run(2*time.Second, 800_000)
+	lo := 1e12
+	for range 150 {
+		s.run(200*time.Millisecond, 800_000)
+		lo = min(lo, s.estimate())
+	}
+	t.Logf("lowest estimate over 30 s at 5%% loss, sending 800 kbit/s: %.0f", lo)
+	if lo < 960_000 {
+		t.Errorf("estimate fell to %.0f at 5%% random loss with room on the path, want 960000 or more", lo)
+	}
+}
