@@ -57,6 +57,16 @@ const (
 	// success above a failed target (see Controller.carefulUntil).
 	carefulGrowth = 1.5
 	carefulFor    = 2 * time.Second
+	// quietAfterCongestion: no cluster starts until the estimator has
+	// shown no congestion for this long. A link that just shrank
+	// signals congestion for a second or two while the layers come
+	// down; clusters at once after it, at 1.5-2 times the fallen
+	// estimate, overflowed the new link's queue and cost the
+	// subscriber's video the freezes the layer change had avoided (lab
+	// scenario 1, 2026-12-06: 0.3-1.1 s per camera within 4 s of a 300
+	// kbit/s cap, in two runs of eight). A cap lifted later is probed
+	// as before: the congestion ended long before.
+	quietAfterCongestion = 3 * time.Second
 )
 
 // Input is the state of one subscriber connection, sampled by the
@@ -140,10 +150,10 @@ type Controller struct {
 	// allows, however many smaller steps succeed meanwhile.
 	failedAt  int
 	failUntil time.Time
-	// estAtFail is the estimate at the last failure (the floor's, if
-	// higher): once the estimator has risen well above that by itself
-	// (estimatorRecovered), and to within minGain of failedAt, the link
-	// has changed and the back-off starts afresh. The floor counts
+	// estAtFail is the highest estimate at a failure since the back-off
+	// began (the floor's, if higher): once the estimator has risen well
+	// above that by itself (estimatorRecovered), and to within minGain
+	// of failedAt, the link has changed and the back-off starts afresh. The floor counts
 	// because pion's GCC swings widely below it on a link that does not
 	// change; failedAt counts because under a cap GCC swings by half
 	// and more from one second to the next (100-250 kbit/s on a 300
@@ -151,7 +161,10 @@ type Controller struct {
 	// back-off: a cluster at twice the estimate then followed the next
 	// success at once, overflowed the link's queue and cost the
 	// subscriber's video a freeze (three in a minute in the lab run of
-	// 2026-12-05 13:02).
+	// 2026-12-05 13:02). The highest, not the last: a failure at the
+	// bottom of a swing (GCC at 160 kbit/s under a 300 kbit/s cap) made
+	// the next swing up (to 270) look like a recovery, and a cluster at
+	// twice it overflowed the link (lab scenario 1, 2026-12-05 19:19).
 	estAtFail int
 	// carefulUntil: a success above a target that had failed (new
 	// ground, which ends the back-off) may be the link changing, or a
@@ -163,6 +176,10 @@ type Controller struct {
 	// subscriber's video a freeze; after a real change the climb takes
 	// a step or two more.
 	carefulUntil time.Time
+
+	// quietUntil: no cluster starts before (quietAfterCongestion after
+	// the last congestion seen).
+	quietUntil time.Time
 
 	// The cluster in flight (cur.ID 0: none), from start until judged.
 	cur      Cluster
@@ -214,9 +231,13 @@ func (c *Controller) Sending(now time.Time) bool {
 // congestion or once the estimator has caught up, ends the back-off
 // when the estimator has recovered by itself, aborts a cluster in
 // flight on congestion or a falling estimate, and returns a cluster to
-// start (nil for none): at Growth times the estimate, at most what is
-// wanted, below a recent failure.
+// start (nil for none, and none within quietAfterCongestion of the last
+// congestion): at Growth times the estimate, at most what is wanted,
+// below a recent failure.
 func (c *Controller) Update(now time.Time, in Input) *Cluster {
+	if in.Congested {
+		c.quietUntil = now.Add(quietAfterCongestion)
+	}
 	if c.floor > 0 {
 		switch {
 		case in.Estimate >= c.floor:
@@ -240,7 +261,7 @@ func (c *Controller) Update(now time.Time, in Input) *Cluster {
 		return nil
 	}
 	est := c.Estimate(in)
-	if in.Congested || in.Wanted < int(minStep*float64(est)) || now.Before(c.next) {
+	if in.Congested || in.Wanted < int(minStep*float64(est)) || now.Before(c.next) || now.Before(c.quietUntil) {
 		return nil
 	}
 	growth := c.cfg.Growth
@@ -309,7 +330,7 @@ func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
 		// feedback is late because the link is queueing.
 		c.cur, c.aborted = Cluster{}, false
 		c.backOff(now)
-		c.estAtFail = c.Estimate(in)
+		c.estAtFail = max(c.estAtFail, c.Estimate(in))
 		return OutcomeNoData
 	}
 	if !delivered(r) {
@@ -334,7 +355,7 @@ func (c *Controller) raise(now time.Time, in Input, r Result) {
 		if c.failedAt > 0 {
 			c.carefulUntil = now.Add(carefulFor)
 		}
-		c.failedAt = 0 // new ground: the back-off starts afresh
+		c.failedAt, c.estAtFail = 0, 0 // new ground: the back-off starts afresh
 	}
 }
 
@@ -371,7 +392,7 @@ func (c *Controller) failed(now time.Time, in Input, target int) {
 		c.failedAt = target
 	}
 	c.next = now.Add(c.cfg.Interval)
-	c.estAtFail = c.Estimate(in)
+	c.estAtFail = max(c.estAtFail, c.Estimate(in))
 }
 
 // backOff makes the next cluster wait Interval after a success, twice

@@ -379,3 +379,58 @@ func TestControllerCarefulAfterNewGround(t *testing.T) {
 		}
 	})
 }
+
+// TestControllerSwingAfterALowFailureIsNoRecovery: failures at the top
+// and at the bottom of GCC's swing under a cap; the estimator's next
+// swing up, above the bottom one by a quarter but not above the top one,
+// is no recovery: no cluster at twice it during the back-off.
+func TestControllerSwingAfterALowFailureIsNoRecovery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		in := Input{Estimate: 250_000, Wanted: 3_000_000, Sending: 200_000}
+		for _, est := range []int{250_000, 160_000} { // 500k, then 320k: both fail
+			in.Estimate = est
+			var cl *Cluster
+			for cl = c.Update(time.Now(), in); cl == nil; cl = c.Update(time.Now(), in) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			time.Sleep(DefaultDuration)
+			if o := c.Judge(time.Now(), in, result(cl.PadRate*6/10, 0.6, 2)); o != OutcomeLimited {
+				t.Fatalf("cluster %+v: outcome %v", cl, o)
+			}
+		}
+		in.Estimate = 270_000 // a quarter above the last failure's 160k, below the first's 250k by a quarter
+		if cl := c.Update(time.Now(), in); cl != nil {
+			t.Fatalf("cluster %+v at once on a swing of the estimator, want the back-off to go on", cl)
+		}
+		in.Estimate = 400_000 // above both by a quarter and more: the cap was lifted
+		if cl := c.Update(time.Now(), in); cl == nil || cl.Target != 800_000 {
+			t.Fatalf("cluster %+v with the estimator well above every failure, want one at twice it", cl)
+		}
+	})
+}
+
+// TestControllerQuietAfterCongestion: no cluster starts until the
+// estimator has shown no congestion for quietAfterCongestion; each new
+// sign of congestion starts the wait again.
+func TestControllerQuietAfterCongestion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		calm := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
+		bad := calm
+		bad.Congested = true
+		c.Update(time.Now(), bad)
+		time.Sleep(2 * time.Second)
+		c.Update(time.Now(), bad) // congestion again, 2 s later
+		start := time.Now()
+		for c.Update(time.Now(), calm) == nil {
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("no cluster 10 s after the congestion")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := time.Since(start); got != quietAfterCongestion {
+			t.Fatalf("first cluster %v after the last congestion, want %v", got, quietAfterCongestion)
+		}
+	})
+}
