@@ -23,6 +23,12 @@ type LayerInfo struct {
 	// paused at the publisher because nobody needed it (dynacast), pass
 	// its last or expected bitrate so it can be chosen again.
 	Bitrate int
+	// Stalled, for a layer not arriving now (Bitrate 0) that arrived a
+	// moment ago, is its bitrate before it stopped (0 otherwise): a
+	// publisher short of CPU stalls a layer for a second or so. The
+	// lowest layer stalled, a track is not moved to an arriving layer
+	// above it that the estimate cannot carry: it waits for it.
+	Stalled int
 	// Temporal is the layer's bitrate with its frames of VP8 temporal
 	// layers 0..t only, for each t (so Temporal[0] is the base frame
 	// rate's). All zero for a layer without temporal layers, or not yet
@@ -100,11 +106,20 @@ type Decision struct {
 	// bitrate (at that frame rate), or a lower layer's if that is more
 	// (see cost).
 	Bitrate int
+	// Ceiling is the highest layer the switcher may forward while Layer
+	// does not arrive (it falls back to the best arriving layer below,
+	// else the lowest above): the layers above Layer that what the
+	// estimate leaves would carry. Falling back to a layer beyond it
+	// (a capped subscriber moved to 1280x720 for a second because a
+	// publisher's 320x180 stalled) overflows the link and freezes every
+	// other tile too; the tile waits for its layer instead.
+	Ceiling Layer
 }
 
 // Totals sums a selection: Used is the bitrate of the chosen layers,
-// Wanted what the wanted layers would need, the amount worth probing
-// for when it exceeds the estimate.
+// Wanted what the tiles would take with bandwidth to spare (each
+// wanted layer, or the best layer below it that arrives: wantedRate),
+// the amount worth probing for when it exceeds the estimate.
 type Totals struct {
 	Used, Wanted int
 }
@@ -219,19 +234,24 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 		}
 		dst[i].Wanted = wanted(t)
 		if dst[i].Wanted != None {
-			tot.Wanted += t.Layers[dst[i].Wanted].Bitrate
+			tot.Wanted += wantedRate(t, dst[i].Wanted)
 			s.order = append(s.order, i)
 		}
 	}
 	slices.SortStableFunc(s.order, func(a, b int) int { return comparePriority(&tracks[a], &tracks[b]) })
 
 	// Pass 1: the lowest arriving layer for each visible track, paid
-	// for even beyond the budget.
+	// for even beyond the budget; or, when the lowest layer has only
+	// stalled and what arrives above it is beyond the budget, that
+	// lowest layer, to wait for (see LayerInfo.Stalled).
 	for _, i := range s.order {
 		t := &tracks[i]
 		for l := range Layer(len(t.Layers)) {
 			if t.Layers[l].Bitrate > 0 {
 				dst[i].Layer, dst[i].Bitrate = l, t.Layers[l].Bitrate
+				if st := t.Layers[0].Stalled; l > 0 && st > 0 && t.Layers[l].Bitrate > budget {
+					dst[i].Layer, dst[i].Bitrate = 0, st
+				}
 				budget -= dst[i].Bitrate
 				break
 			}
@@ -265,6 +285,7 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 
 	for i := range tracks {
 		st, d := s.sts[i], &dst[i]
+		d.Ceiling = ceiling(&tracks[i], d, budget)
 		switch {
 		case d.Layer > st.layer || !s.upOK[i]:
 			st.upSince = time.Time{}
@@ -385,6 +406,23 @@ func (s *Selector) hold(required, budget int) time.Duration {
 	return s.cfg.UpHold
 }
 
+// ceiling is the highest layer of t, from d's up, that left (what the
+// estimate leaves after every choice) would carry in place of d's:
+// layers not arriving do not count, the switcher never takes them.
+func ceiling(t *TrackInfo, d *Decision, left int) Layer {
+	if d.Layer == None {
+		return None
+	}
+	c := d.Layer
+	for l := d.Layer + 1; int(l) < len(t.Layers); l++ {
+		if t.Layers[l].Bitrate > 0 && cost(t, l)-d.Bitrate > left {
+			break
+		}
+		c = l
+	}
+	return c
+}
+
 // cost is what layer l of t is paid for: its bitrate, or a lower
 // layer's if that is more. A layer above another costs more; measured
 // less, it has only just started or resumed (its first window was part
@@ -397,6 +435,23 @@ func cost(t *TrackInfo, l Layer) int {
 		c = max(c, t.Layers[k].Bitrate)
 	}
 	return c
+}
+
+// wantedRate is what t's tile would take with bandwidth to spare, w
+// being its wanted layer: w's cost, or, if w is not arriving, the cost
+// of the best layer below it that is. Counted at 0, a wanted layer its
+// publisher had stopped (dynacast holds a layer that went silent back
+// for 10 s) left the tile's current layer out of the total: probing
+// stopped below what the other tiles needed, and a subscriber whose cap
+// was lifted waited 8 s at 640x360 for a camera whose 1280x720 layer
+// was arriving (lab scenario 1, 2026-12-06 01:41).
+func wantedRate(t *TrackInfo, w Layer) int {
+	for l := w; l >= 0; l-- {
+		if t.Layers[l].Bitrate > 0 {
+			return cost(t, l)
+		}
+	}
+	return 0
 }
 
 // wanted is the smallest layer whose resolution covers the tile, the

@@ -120,6 +120,19 @@ func TestSelectTotalsAndWanted(t *testing.T) {
 	}
 }
 
+// A tile whose wanted layer is not arriving (its publisher stopped it)
+// still wants the best layer below it that does: the total to probe
+// for counts that, not nothing.
+func TestSelectWantedCountsTheBestArrivingLayer(t *testing.T) {
+	s := NewSelector(SelectorConfig{})
+	stopped := cam("s", 1280, 720)
+	stopped.Layers[2].Bitrate = 0
+	_, tot := s.Select(time.Unix(1000, 0), 300_000, []TrackInfo{audio("a"), cam("c", 1280, 720), stopped}, nil)
+	if want := 40_000 + 1_500_000 + 500_000; tot.Wanted != want {
+		t.Fatalf("wanted %d, want %d (the stopped camera's 640x360 counted)", tot.Wanted, want)
+	}
+}
+
 func TestSelectDoesNotAllocateOnceWarm(t *testing.T) {
 	s := NewSelector(SelectorConfig{})
 	tracks := []TrackInfo{audio("a"), cam("c1", 1280, 720), speaker(cam("c2", 640, 360)), screen("s")}
@@ -286,5 +299,53 @@ func BenchmarkSelect(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		dst, _ = s.Select(now, 2_500_000, tracks, dst)
+	}
+}
+
+// TestStalledLowLayerWaits: a camera's low layer stalls for a second (a
+// publisher short of CPU) while its top layer arrives. A subscriber
+// whose estimate cannot carry the top layer keeps the low one, and the
+// switcher may not fall back above it; one with room takes the top
+// layer at once.
+func TestStalledLowLayerWaits(t *testing.T) {
+	stalled := func() TrackInfo {
+		c := cam("c", 1280, 720)
+		c.Layers = camLayers()
+		c.Layers[0].Bitrate, c.Layers[0].Stalled = 0, 120_000
+		c.Layers[1].Bitrate = 0 // paused: nobody needed it
+		return c
+	}
+	s := NewSelector(SelectorConfig{})
+	ds, _ := s.Select(time.Now(), 250_000, []TrackInfo{audio("a"), stalled()}, nil)
+	// The ceiling may pass h, which does not arrive (the switcher never
+	// takes a layer that does not), not f.
+	if d := ds[1]; d.Layer != 0 || d.Ceiling >= 2 {
+		t.Fatalf("capped at 250 kbit/s: layer %d, ceiling %d; want 0 and below 2 (wait for the stalled low layer)", d.Layer, d.Ceiling)
+	}
+	s = NewSelector(SelectorConfig{})
+	ds, _ = s.Select(time.Now(), 10_000_000, []TrackInfo{audio("a"), stalled()}, nil)
+	if d := ds[1]; d.Layer != 2 {
+		t.Fatalf("with room: layer %d, want the top layer that arrives", d.Layer)
+	}
+}
+
+// TestCeiling: the switcher may fall back above the chosen layer only as
+// far as what the estimate leaves carries.
+func TestCeiling(t *testing.T) {
+	s := NewSelector(SelectorConfig{})
+	ds, _ := s.Select(time.Now(), 700_000, []TrackInfo{cam("c", 1280, 720)}, nil)
+	// q 150k, then h (350k more, its margin within the 550k left): 200k
+	// left, f would need 1M more.
+	if d := ds[0]; d.Layer != 1 || d.Ceiling != 1 {
+		t.Fatalf("700 kbit/s: layer %d, ceiling %d; want 1 and 1", d.Layer, d.Ceiling)
+	}
+	ds, _ = s.Select(time.Now(), 300_000, []TrackInfo{cam("c", 160, 90)}, nil)
+	// A thumbnail on q with 150k left: h (350k more) is beyond it.
+	if d := ds[0]; d.Layer != 0 || d.Ceiling != 0 {
+		t.Fatalf("thumbnail at 300 kbit/s: layer %d, ceiling %d; want 0 and 0", d.Layer, d.Ceiling)
+	}
+	ds, _ = s.Select(time.Now(), 10_000_000, []TrackInfo{cam("c", 160, 90)}, nil)
+	if d := ds[0]; d.Layer != 0 || d.Ceiling != 2 {
+		t.Fatalf("thumbnail with room: layer %d, ceiling %d; want 0 and 2", d.Layer, d.Ceiling)
 	}
 }

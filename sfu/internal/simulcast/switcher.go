@@ -188,8 +188,17 @@ type Switcher struct {
 	cfg Config
 
 	target Layer // what the selector asked for
-	cur    Layer // what is being forwarded, None while waiting for a key frame
-	first  uint16
+	// hold: a switch down stops the current layer at its next frame's
+	// end instead of forwarding it until the target's key frame
+	// (SetHold).
+	hold bool
+	// ceiling bounds the fallback above target while target does not
+	// arrive (SetCeiling; MaxLayers-1 unless set).
+	ceiling Layer
+	cur     Layer // what is being forwarded, None while waiting for a key frame
+	first   uint16
+	// since is the arrival of the key frame cur started at.
+	since time.Time
 
 	// m maps the newest packets of cur; open says the newest epoch is
 	// under m and grows with them (false after a drop changed m or the
@@ -208,6 +217,10 @@ type Switcher struct {
 	seen    [MaxLayers]time.Time // last arrival per layer
 	seenSeq [MaxLayers]uint16    // highest sequence number per layer
 	asked   [MaxLayers]time.Time // last key frame request per layer
+	// waitFor is the layer a switch waits for a key frame of (None if
+	// none), since waitSince.
+	waitFor   Layer
+	waitSince time.Time
 
 	epochs   [numEpochs]epoch
 	epochIdx int // index of the newest epoch
@@ -222,7 +235,7 @@ func NewSwitcher(cfg Config) *Switcher {
 	if cfg.KeyframeInterval <= 0 {
 		cfg.KeyframeInterval = DefaultKeyframeInterval
 	}
-	return &Switcher{cfg: cfg, target: None, cur: None, tl: temporal{target: AllTemporal, cur: AllTemporal}}
+	return &Switcher{cfg: cfg, target: None, ceiling: MaxLayers - 1, cur: None, waitFor: None, tl: temporal{target: AllTemporal, cur: AllTemporal}}
 }
 
 // SetTarget sets the layer the subscriber should receive; None pauses
@@ -238,6 +251,31 @@ func (s *Switcher) SetTarget(l Layer) {
 	s.mu.Unlock()
 }
 
+// SetHold sets whether a switch to a lower layer holds the current
+// layer back while it waits: with hold, the current layer's frame in
+// flight is finished and nothing more of it is sent until the lower
+// layer's key frame arrives. For a subscriber whose link just shrank:
+// the current layer overflows the link's queue meanwhile, and the
+// lower layer's key frame, queued behind it, is cut short there and
+// must be asked for again (lab scenario 1: 2-10 s of frozen video at
+// 300 kbit/s, where 0.3 s was the wait for the key frame). Without
+// hold (the default) the picture goes on until the switch.
+func (s *Switcher) SetHold(hold bool) {
+	s.mu.Lock()
+	s.hold = hold
+	s.mu.Unlock()
+}
+
+// SetCeiling bounds the layers above the target that the switcher falls
+// back to while the target does not arrive (and nothing below it does):
+// a subscriber whose link would not carry them waits for its layer
+// instead. MaxLayers-1 (the default) sets no bound.
+func (s *Switcher) SetCeiling(l Layer) {
+	s.mu.Lock()
+	s.ceiling = min(max(l, 0), MaxLayers-1)
+	s.mu.Unlock()
+}
+
 // Target is the layer last set by SetTarget.
 func (s *Switcher) Target() Layer {
 	s.mu.Lock()
@@ -250,6 +288,18 @@ func (s *Switcher) Current() Layer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cur
+}
+
+// CurrentSince is Current and the arrival of the key frame the switcher
+// started forwarding it at (when the subscriber moved to it), the zero
+// time with None.
+func (s *Switcher) CurrentSince() (Layer, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == None {
+		return None, time.Time{}
+	}
+	return s.cur, s.since
 }
 
 // Switches counts the switches made (a start counts as one).
@@ -349,10 +399,28 @@ func (s *Switcher) Lookup(seq uint16) (l Layer, in uint16, m Mapping, ok bool) {
 
 // Tick lets the switcher act when no packet arrives (the current layer
 // stopped): it returns a layer to request a key frame on, or None. Call
-// it every 100 ms or so while a switch may be pending.
+// it periodically (the SFU does at each layer selection, every 500 ms).
+//
+// While every layer is silent it asks once for the lowest layer's key
+// frame, then nothing until a layer arrives. A publisher's browser under
+// a sudden uplink cap sends nothing at all for one to three seconds (its
+// pacer holds what it encodes), then resumes with its lowest layer:
+// asked only then, the key frame had to cross the capped uplink behind
+// the held frames (0.4 s more of frozen picture, lab scenario 4); asked
+// every few hundred milliseconds during the silence, each request put
+// one more key frame in the held queue (six 320x180 key frames in 400
+// ms after a 3 s silence). A publisher that has stopped sending is
+// asked once.
 func (s *Switcher) Tick(now time.Time) Layer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.silent(now) {
+		if s.asked[0].After(s.seen[s.cur]) {
+			return None
+		}
+		s.asked[0] = now
+		return 0
+	}
 	return s.keyframeRequest(s.effective(now), now)
 }
 
@@ -379,6 +447,18 @@ func (s *Switcher) Push(p *Packet) Result {
 	case p.Layer == want && p.Keyframe && newest:
 		s.switchTo(p)
 		s.forward(p, &r)
+	case p.Layer < want && p.Keyframe && newest && s.overdue(want, p.Arrival):
+		// A stopgap: the subscriber's picture has stopped and the wanted
+		// layer's key frame is overdue, but a lower layer's has come. A
+		// browser that answers a key frame request encodes one on every
+		// layer it sends, and on a capped uplink the wanted layer's may
+		// be lost or never come (the browser is dropping that layer
+		// too): in the lab (issue #10, scenario 4) subscribers waited
+		// 0.7-1.1 s more for 640x360 while 320x180 key frames went by.
+		// The key frame requests for the wanted layer go on, and its key
+		// frame moves the subscriber up.
+		s.switchTo(p)
+		s.forward(p, &r)
 	}
 	r.Keyframe = s.keyframeRequest(want, p.Arrival)
 	return r
@@ -391,8 +471,9 @@ func (s *Switcher) forwardCurrent(p *Packet, newest bool, prevSeq uint16, want L
 		s.forwardLate(p, r)
 		return
 	}
-	if want == None && s.last.marker {
-		// Pausing: the last frame is complete, stop here.
+	if (want == None || s.hold && want < s.cur) && s.last.marker {
+		// Pausing, or holding the layer back for a lower one (SetHold):
+		// the last frame is complete, stop here.
 		s.cur = None
 		return
 	}
@@ -430,6 +511,7 @@ func (s *Switcher) switchTo(p *Packet) {
 	s.m, s.open = m, false
 	s.cur = p.Layer
 	s.first = p.Seq
+	s.since = p.Arrival
 	s.switches++
 	s.tl.restart() // a key frame: every temporal layer decodes after it
 }
@@ -532,8 +614,9 @@ func (s *Switcher) forwardLate(p *Packet, r *Result) {
 
 // effective is the layer to move to: the target if it is arriving, else
 // the best arriving layer below it, else the lowest arriving one above
-// it (a picture beats a frozen tile; the selector will correct the
-// choice from the layers' bitrates). If nothing arrives, the target.
+// it up to the ceiling (a picture beats a frozen tile, where the link
+// carries it; the selector will correct the choice from the layers'
+// bitrates). If nothing arrives, the target.
 func (s *Switcher) effective(now time.Time) Layer {
 	if s.target == None {
 		return None
@@ -543,7 +626,7 @@ func (s *Switcher) effective(now time.Time) Layer {
 			return l
 		}
 	}
-	for l := s.target + 1; l < MaxLayers; l++ {
+	for l := s.target + 1; l <= s.ceiling; l++ {
 		if s.alive(l, now) {
 			return l
 		}
@@ -551,16 +634,56 @@ func (s *Switcher) effective(now time.Time) Layer {
 	return s.target
 }
 
+// silent reports whether the layer forwarded and every other layer have
+// stopped arriving (with a target: a paused subscriber asks for nothing).
+func (s *Switcher) silent(now time.Time) bool {
+	if s.cur == None || s.target == None {
+		return false
+	}
+	for l := range Layer(MaxLayers) {
+		if s.alive(l, now) {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *Switcher) alive(l Layer, now time.Time) bool {
 	t := s.seen[l]
 	return !t.IsZero() && now.Sub(t) < s.cfg.LayerTimeout
+}
+
+// overdue reports whether the subscriber's picture has stopped (the
+// layer forwarded went silent, or none is) and a switch has waited
+// longer than KeyframeInterval for want's key frame: so long that a key
+// frame answering the request went by without one of want, or was lost.
+// A picture stopped by its layer going silent is overdue KeyframeInterval
+// after the silence counted, whichever layer is wanted now: on a
+// shrinking uplink the wanted layer changes as layers come and go, and
+// timed from the newest change a 320x180 key frame 1.4 s into a frozen
+// picture was taken with 5 ms to spare, or the picture waited for the
+// next one a second later (lab scenario 4).
+func (s *Switcher) overdue(want Layer, now time.Time) bool {
+	if s.cur != None {
+		if s.alive(s.cur, now) {
+			return false
+		}
+		if now.Sub(s.seen[s.cur]) >= s.cfg.LayerTimeout+s.cfg.KeyframeInterval {
+			return true
+		}
+	}
+	return s.waitFor == want && now.Sub(s.waitSince) >= s.cfg.KeyframeInterval
 }
 
 // keyframeRequest returns want if a switch to it waits for a key frame
 // and no request for it went out within KeyframeInterval.
 func (s *Switcher) keyframeRequest(want Layer, now time.Time) Layer {
 	if want == None || want == s.cur {
+		s.waitFor = None
 		return None
+	}
+	if s.waitFor != want {
+		s.waitFor, s.waitSince = want, now
 	}
 	if a := s.asked[want]; !a.IsZero() && now.Sub(a) < s.cfg.KeyframeInterval {
 		return None

@@ -1,6 +1,7 @@
 package simulcast
 
 import (
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -95,6 +96,9 @@ type sim struct {
 	gens []*gen
 	out  []sent
 	reqs []Layer
+	// keyOn answers a request for a layer with a key frame on another
+	// (the asked layer's own was lost).
+	keyOn map[Layer]Layer
 }
 
 func newSim(t *testing.T, layers int) *sim {
@@ -117,6 +121,9 @@ func (s *sim) ask(l Layer, now time.Time) {
 		return
 	}
 	s.reqs = append(s.reqs, l)
+	if k, ok := s.keyOn[l]; ok {
+		l = k
+	}
 	if g := s.gens[l]; g.keyAt.IsZero() {
 		g.keyAt = now.Add(50 * time.Millisecond)
 	}
@@ -178,6 +185,17 @@ func checkContinuous(t *testing.T, out []sent) {
 			t.Fatalf("packet %d: pid %d tl0 %d after pid %d tl0 %d", i, p.pid, p.tl0, q.pid, q.tl0)
 		}
 	}
+}
+
+// firstOf is when the first packet of layer l was forwarded (zero if
+// none was).
+func firstOf(out []sent, l Layer) time.Time {
+	for _, p := range out {
+		if p.layer == l {
+			return p.at
+		}
+	}
+	return time.Time{}
 }
 
 func layersOf(out []sent) []Layer {
@@ -436,13 +454,7 @@ func TestFallbackWhenLayerStops(t *testing.T) {
 		s.gens[2].stopped = true
 		stop := time.Now()
 		s.run(time.Second)
-		var moved time.Time
-		for _, p := range s.out {
-			if p.layer == 1 {
-				moved = p.at
-				break
-			}
-		}
+		moved := firstOf(s.out, 1)
 		if moved.IsZero() || moved.Sub(stop) > time.Second {
 			t.Fatalf("moved to layer 1 %v after the top layer stopped (layers %v)", moved.Sub(stop), layersOf(s.out))
 		}
@@ -454,6 +466,105 @@ func TestFallbackWhenLayerStops(t *testing.T) {
 		checkContinuous(t, s.out)
 		if got := layersOf(s.out); len(got) != 4 || got[1] != 1 || got[2] != 2 || got[3] != 0 {
 			t.Fatalf("layers forwarded: %v", got)
+		}
+	})
+}
+
+// A publisher answers the request for layer 1, after its top layer
+// stopped, with key frames on layer 0 only (layer 1's lost on a capped
+// uplink): once layer 1's is overdue the subscriber gets layer 0's
+// rather than a frozen picture, and moves up when layer 1's comes.
+func TestStopgapWhileWantedKeyframeOverdue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSim(t, 3)
+		s.sw.SetTarget(2)
+		s.run(time.Second)
+		s.gens[2].stopped = true
+		s.keyOn = map[Layer]Layer{1: 0}
+		stop := time.Now()
+		s.run(time.Second)
+		moved := firstOf(s.out, 0)
+		// The top layer counts as gone after LayerTimeout, layer 1's key
+		// frame as overdue KeyframeInterval after that; the layer 0 key
+		// frame answering the first request came before, the one
+		// answering the retry (KeyframeInterval later) is taken.
+		if want := DefaultLayerTimeout + 2*DefaultKeyframeInterval + 100*time.Millisecond; moved.IsZero() || moved.Sub(stop) > want {
+			t.Fatalf("on layer 0 %v after the top layer stopped, want within %v (layers %v)", moved.Sub(stop), want, layersOf(s.out))
+		}
+		if s.sw.Target() != 2 || s.sw.Current() != 0 {
+			t.Fatalf("target %d, current %d", s.sw.Target(), s.sw.Current())
+		}
+		s.keyOn = nil
+		s.run(time.Second)
+		checkContinuous(t, s.out)
+		if got := layersOf(s.out); len(got) != 3 || got[0] != 2 || got[1] != 0 || got[2] != 1 {
+			t.Fatalf("layers forwarded: %v, want [2 0 1]", got)
+		}
+	})
+}
+
+// silencedSim is a sim of three layers whose subscriber received layer 2
+// for a second, after which every layer went silent (a browser's pacer
+// under a new uplink cap).
+func silencedSim(t *testing.T) *sim {
+	s := newSim(t, 3)
+	s.sw.SetTarget(2)
+	s.run(time.Second)
+	for _, g := range s.gens {
+		g.stopped = true
+	}
+	s.reqs = nil
+	return s
+}
+
+// After a second of silence on every layer, layer 1 comes back alone
+// for 100 ms (and becomes the one wanted), its key frames lost, then
+// layer 0: the frozen subscriber takes layer 0's first key frame,
+// however recently layer 1 became the one wanted.
+func TestStopgapAfterEveryLayerWentSilent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := silencedSim(t)
+		s.run(time.Second)
+		s.keyOn = map[Layer]Layer{1: 0}
+		s.gens[1].stopped = false
+		s.run(100 * time.Millisecond)
+		s.gens[0].stopped = false
+		back := time.Now()
+		s.run(time.Second)
+		// Layer 0's first frame is a key frame: asked for during the
+		// silence, and again for layer 1.
+		if moved := firstOf(s.out, 0); moved.IsZero() || moved.Sub(back) > frameInterval {
+			t.Fatalf("on layer 0 %v after it came back, want its first frame (layers %v)", moved.Sub(back), layersOf(s.out))
+		}
+		checkContinuous(t, s.out)
+	})
+}
+
+// Every layer goes silent, then the lowest comes back: its key frame was
+// asked for once during the silence, so the subscriber has a picture
+// from its first frame. A publisher that stays silent is asked once.
+func TestSilentPublisherAskedForLowestKeyframe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := silencedSim(t)
+		s.run(time.Second)
+		if !slices.Equal(s.reqs, []Layer{0}) {
+			t.Fatalf("key frame requests %v while every layer was silent for 1 s, want one for layer 0", s.reqs)
+		}
+		s.gens[0].stopped = false
+		back := time.Now()
+		s.run(500 * time.Millisecond)
+		if moved := firstOf(s.out, 0); moved.IsZero() || moved.Sub(back) > frameInterval {
+			t.Fatalf("on layer 0 %v after it came back, want its first frame (layers %v)", moved.Sub(back), layersOf(s.out))
+		}
+		checkContinuous(t, s.out)
+
+		for _, g := range s.gens {
+			g.stopped = true
+		}
+		s.reqs = nil
+		s.run(5 * time.Second)
+		if !slices.Equal(s.reqs, []Layer{0}) {
+			t.Fatalf("key frame requests %v to a publisher silent for 5 s, want one for layer 0", s.reqs)
 		}
 	})
 }
@@ -500,7 +611,16 @@ func TestKeyframeRequestsThrottledAndRetried(t *testing.T) {
 		for _, p := range f.frame(time.Now(), true) {
 			sw.Push(&p)
 		}
-		time.Sleep(time.Second)
+		for range 30 { // 1 s more of both layers
+			time.Sleep(frameInterval)
+			for _, g := range []*gen{q, f} {
+				for _, p := range g.frame(time.Now(), false) {
+					if r := sw.Push(&p); r.Keyframe != None {
+						t.Fatalf("request for layer %d after the switch", r.Keyframe)
+					}
+				}
+			}
+		}
 		if l := sw.Tick(time.Now()); l != None || sw.Current() != 2 {
 			t.Fatalf("after the switch: request %d, current %d", l, sw.Current())
 		}
@@ -719,4 +839,79 @@ func TestResyncAsksAtOnce(t *testing.T) {
 			t.Fatalf("after Resync asked %d, want 0", r.Keyframe)
 		}
 	})
+}
+
+// TestCeilingBoundsTheFallbackUp: the target layer stops and only the
+// layers above it arrive; with a ceiling at the target the subscriber
+// waits for it (and its stream simply goes on when it resumes), with
+// the ceiling raised it gets the lowest layer above.
+func TestCeilingBoundsTheFallbackUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSim(t, 3)
+		s.sw.SetTarget(0)
+		s.sw.SetCeiling(0)
+		s.run(time.Second)
+		s.gens[0].stopped = true
+		s.run(time.Second)
+		if got := layersOf(s.out); len(got) != 1 || got[0] != 0 {
+			t.Fatalf("layers forwarded with the ceiling at the target: %v, want [0]", got)
+		}
+		s.gens[0].stopped = false
+		s.run(time.Second)
+		if got := layersOf(s.out); len(got) != 1 || s.sw.Current() != 0 {
+			t.Fatalf("after the stall: layers %v, current %d; want layer 0 going on", got, s.sw.Current())
+		}
+		s.gens[0].stopped = true
+		s.sw.SetCeiling(2)
+		s.run(time.Second)
+		checkContinuous(t, s.out)
+		if got := layersOf(s.out); len(got) != 2 || got[1] != 1 {
+			t.Fatalf("layers forwarded with the ceiling raised: %v, want [0 1]", got)
+		}
+	})
+}
+
+// TestHoldStopsTheCurrentLayerForALowerOne: with hold, a switch down
+// finishes the current frame, sends nothing more of the old layer, and
+// resumes at the lower layer's key frame; without it the old layer
+// flows until that key frame.
+func TestHoldStopsTheCurrentLayerForALowerOne(t *testing.T) {
+	for _, hold := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			s := newSim(t, 3)
+			s.sw.SetTarget(2)
+			s.run(300 * time.Millisecond)
+			if s.sw.Current() != 2 {
+				t.Fatalf("current %d, want 2", s.sw.Current())
+			}
+			// The low layer's key frame comes 200 ms after the request.
+			s.keyOn = map[Layer]Layer{}
+			s.gens[0].keyAt = time.Now().Add(time.Hour) // no answer yet
+			s.sw.SetHold(hold)
+			s.sw.SetTarget(0)
+			n := len(s.out)
+			s.run(150 * time.Millisecond)
+			var old int
+			for _, p := range s.out[n:] {
+				if p.layer == 2 {
+					old++
+				}
+			}
+			if hold && (old != 0 || s.sw.Current() != None) {
+				t.Fatalf("hold: %d packets of the old layer after the switch down, current %d", old, s.sw.Current())
+			}
+			if !hold && (old == 0 || s.sw.Current() != 2) {
+				t.Fatalf("no hold: %d packets of the old layer while waiting, current %d", old, s.sw.Current())
+			}
+			s.gens[0].keyAt = time.Now()
+			s.run(100 * time.Millisecond)
+			if s.sw.Current() != 0 {
+				t.Fatalf("hold %v: current %d after the low layer's key frame, want 0", hold, s.sw.Current())
+			}
+			checkContinuous(t, s.out)
+			if !s.out[n-1].marker {
+				t.Fatal("the old layer's last frame was cut short")
+			}
+		})
+	}
 }
