@@ -28,10 +28,14 @@ type Options struct {
 	Publishers  int
 	Subscribers int
 	Duration    time.Duration // measured part of the run, after warm-up
-	Warmup      time.Duration
-	VideoPPS    int // video packets per second per publisher (~250 for 720p at 2.5 Mbit/s)
-	VideoBytes  int // video payload size
-	AudioPPS    int // 50 for 20 ms Opus frames
+	// Warmup is sent before the window opens; the window also waits
+	// (up to flowingWait) until every subscriber receives every track,
+	// so a subscription still being set up, whose forwarding then starts
+	// at the next key frame, is not counted as loss.
+	Warmup     time.Duration
+	VideoPPS   int // video packets per second per publisher (~250 for 720p at 2.5 Mbit/s)
+	VideoBytes int // video payload size
+	AudioPPS   int // 50 for 20 ms Opus frames
 	// Simulcast makes each publisher send its video as three layers
 	// (rids q, h, f; VideoPPS and VideoBytes are the f layer's, q and h
 	// send 1/8 and 1/4 of its packets), and subscriber i report a tile
@@ -122,6 +126,7 @@ func (r Report) simulcastString() string {
 type recorder struct {
 	start, end atomic.Int64 // unix ns; end 0 = window still open
 	received   atomic.Uint64
+	flowing    atomic.Int64 // subscribers' tracks that have received a packet
 	// Simulcast runs: received packets by the layer asked for, and video
 	// from a layer nobody asked for.
 	layerReceived [len(simLayers)]atomic.Uint64
@@ -211,12 +216,17 @@ func Run(ctx context.Context, o Options) (Report, error) {
 						o.Logger.Warn("loadtest: video_view", "error", err)
 					}
 				}
+				flowing := false
 				for {
 					p, _, err := t.ReadRTP()
 					if err != nil {
 						return
 					}
 					sent, _, ok := readProbe(p.Payload, off)
+					if ok && !flowing {
+						flowing = true
+						rec.flowing.Add(1)
+					}
 					switch {
 					case !ok:
 					case !o.Simulcast:
@@ -275,6 +285,10 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		senders.Go(func() { p.run(runCtx) })
 	}
 	sleep(ctx, o.Warmup)
+	if !waitFlowing(ctx, rec, o.expectedTracks(), flowingWait) {
+		o.Logger.Warn("loadtest: opening the window before every subscriber receives every track",
+			"receiving", rec.flowing.Load(), "tracks", o.expectedTracks())
+	}
 	if o.Window != nil {
 		o.Window(true)
 	}
@@ -317,6 +331,36 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	readers.Wait()
 	rtcpReaders.Wait()
 	return rep, ctx.Err()
+}
+
+// flowingWait bounds how long the window waits after the warm-up for
+// subscriptions still being set up (under the race detector on a loaded
+// machine that takes seconds).
+const flowingWait = 15 * time.Second
+
+// expectedTracks is how many tracks the subscribers receive in all.
+func (o Options) expectedTracks() int64 {
+	perPublisher := 0
+	if o.VideoPPS > 0 {
+		perPublisher++
+	}
+	if o.AudioPPS > 0 {
+		perPublisher++
+	}
+	return int64(o.Subscribers * o.Publishers * perPublisher)
+}
+
+// waitFlowing waits until want subscriber tracks receive packets, for at
+// most limit; it reports whether they do.
+func waitFlowing(ctx context.Context, rec *recorder, want int64, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for rec.flowing.Load() < want {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		sleep(ctx, 20*time.Millisecond)
+	}
+	return true
 }
 
 func sleep(ctx context.Context, d time.Duration) {
