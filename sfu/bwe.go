@@ -3,6 +3,7 @@ package sfu
 import (
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleyhq/parley/sfu/internal/simulcast"
@@ -78,11 +79,42 @@ func (p *Peer) wakeSelect() {
 	}
 }
 
-// selectLoop chooses this subscriber's layers every selectInterval and
-// after each tile report, until the peer closes. With bandwidth
-// estimation it also runs the subscriber's bandwidth probes (probe.go):
-// their pacing ticks come here too, so probing needs no goroutine of its
-// own.
+// estimateChanged is the estimator's callback with each new target: a
+// target that fell well below the one the last round used wakes the
+// layer choice at once instead of at the next tick. A step down in
+// the subscriber's link overflows its queue until the layers follow,
+// and each of those milliseconds can cost frames (lab scenario 2: the
+// choice came up to selectInterval after the estimate fell).
+func (p *Peer) estimateChanged(target int) {
+	if p.fall.fell(target) {
+		p.wakeSelect()
+	}
+}
+
+// fallWakeFactor: the estimator's target below this fraction of the one
+// the last round used wakes the next round. GCC lowers its target to
+// 0.85 of the acknowledged rate at an overuse; smaller moves wait for the
+// tick, so the choice is not rerun at each feedback report.
+const fallWakeFactor = 0.85
+
+// fallWatch remembers the estimator's target at the last round of layer
+// choice, for the estimator's goroutine to compare new targets with.
+type fallWatch struct{ atRun atomic.Int64 }
+
+// fell reports whether target is well below the last round's.
+func (w *fallWatch) fell(target int) bool {
+	r := w.atRun.Load()
+	return r > 0 && float64(target) < fallWakeFactor*float64(r)
+}
+
+// ran records the estimator's target a round used.
+func (w *fallWatch) ran(target int) { w.atRun.Store(int64(target)) }
+
+// selectLoop chooses this subscriber's layers every selectInterval,
+// after each tile report and when the estimate falls, until the peer
+// closes. With bandwidth estimation it also runs the subscriber's
+// bandwidth probes (probe.go): their pacing ticks come here too, so
+// probing needs no goroutine of its own.
 func (p *Peer) selectLoop() {
 	sel := simulcast.NewSelector(simulcast.SelectorConfig{})
 	tick := time.NewTicker(selectInterval)
@@ -131,6 +163,7 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 	estimate := math.MaxInt32
 	if p.bwe != nil {
 		estimate = p.bwe.GetTargetBitrate()
+		p.fall.ran(estimate)
 		if st.prober != nil {
 			estimate = st.prober.round(st.downs, estimate, st.wanted, now)
 		}
@@ -142,6 +175,14 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 	if now.Sub(st.lastObs) >= time.Second {
 		st.lastObs = now
 		p.s.m.estimatedBitrate.Observe(float64(estimate))
+	}
+
+	// While the estimator sees the link queueing or losing, a switch
+	// down holds the old layer back (Switcher.SetHold): it would only
+	// fill the queue the lower layer's key frame must pass.
+	hold := false
+	if p.bwe != nil {
+		hold, _ = congested(p.bwe)
 	}
 
 	st.tracks = st.tracks[:0]
@@ -184,12 +225,21 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 		if l == simulcast.None {
 			tl = simulcast.AllTemporal
 		}
-		if !d.pinned.Load() && (l != d.sw.Target() || tl != d.sw.TemporalTarget()) {
-			p.log.Info("simulcast layer", "track", d.src.info.SID, "layer", int(l),
-				"temporal", temporalString(tl), "wanted", int(st.decisions[i].Wanted), "estimate", estimate)
-			d.sw.SetTarget(l)
-			d.sw.SetTemporal(tl)
+		if !d.pinned.Load() {
+			c := st.decisions[i].Ceiling
+			if st.decisions[i].Layer == simulcast.None {
+				c = simulcast.MaxLayers - 1 // aimed at 0 above: whatever arrives
+			}
+			d.sw.SetCeiling(c)
+			d.sw.SetHold(hold)
+			if l != d.sw.Target() || tl != d.sw.TemporalTarget() {
+				p.log.Info("simulcast layer", "track", d.src.info.SID, "layer", int(l),
+					"temporal", temporalString(tl), "wanted", int(st.decisions[i].Wanted), "estimate", estimate)
+				d.sw.SetTarget(l)
+				d.sw.SetTemporal(tl)
+			}
 		}
+		d.tickLayers(now)
 		if n := d.sw.Switches(); n != d.switchesSeen {
 			p.s.m.layerSwitches.Add(float64(n - d.switchesSeen))
 			d.switchesSeen = n
@@ -248,8 +298,11 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 			if t.offered(simulcast.Layer(i), now) {
 				li.Bitrate = t.nominalBitrate(i)
 			}
-		} else if now.Sub(ly.last) > time.Second {
+		} else if silent := now.Sub(ly.last); silent > time.Second {
 			li.Bitrate = 0
+			if silent < layerStall {
+				li.Stalled = max(int(ly.bitrate), t.nominalBitrate(i))
+			}
 		} else if li.Bitrate == 0 {
 			// Arriving, not yet measured over a window (just started,
 			// or resumed by dynacast): what such a layer usually costs.
@@ -276,6 +329,11 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 	}
 	return info
 }
+
+// layerStall: a layer silent for more than a second but less than this
+// has stalled (a publisher short of CPU, a burst of loss on its uplink)
+// rather than stopped; see simulcast.LayerInfo.Stalled.
+const layerStall = 5 * time.Second
 
 // layerSettle is how long after dynacast resumed a layer its measured
 // bitrate is not trusted: two of its one-second windows.

@@ -154,3 +154,35 @@ func TestEstimateChoosesLayers(t *testing.T) {
 		})
 	}
 }
+
+// TestFallingEstimateWakesLayerChoice: a target well below the one the
+// last round used wakes the layer choice (once per fall, not at each
+// report); a small dip, a rise, or no round yet does not.
+func TestFallingEstimateWakesLayerChoice(t *testing.T) {
+	p := &Peer{viewed: make(chan struct{}, 1)}
+	woken := func() bool {
+		select {
+		case <-p.viewed:
+			return true
+		default:
+			return false
+		}
+	}
+	p.estimateChanged(100_000)
+	if woken() {
+		t.Fatal("woken before any round")
+	}
+	p.fall.ran(3_000_000)
+	for _, b := range []int{2_900_000, 2_600_000, 3_500_000} {
+		if p.estimateChanged(b); woken() {
+			t.Fatalf("woken by %d bit/s after a round at 3 Mbit/s", b)
+		}
+	}
+	if p.estimateChanged(2_500_000); !woken() {
+		t.Fatal("2.5 Mbit/s after a round at 3 Mbit/s did not wake the layer choice")
+	}
+	p.fall.ran(2_500_000) // the round it woke
+	if p.estimateChanged(2_400_000); woken() {
+		t.Fatal("woken again by the same fall")
+	}
+}

@@ -67,7 +67,18 @@ const dynacastRetry = 30 * time.Second
 // dynacast resumed them each time, the capped uplink carried neither,
 // and the tiles froze for 3.4 s between the switches. The publisher's
 // own estimate takes tens of seconds to carry them again anyway.
-const dynacastSilentRetry = 10 * time.Second
+//
+// The wait doubles, up to dynacastRetry, each time a layer goes silent
+// again after such a retry, and starts afresh once a resumed layer has
+// kept arriving for dynacastSteady: each resume makes the browser
+// restart the layer with key frames on every layer it sends, and on an
+// uplink that still cannot carry it that burst stalled the layer the
+// subscribers had and froze their tiles for up to 2.4 s every 10-15 s
+// (lab scenario 4, 2026-12-05 19:15).
+const (
+	dynacastSilentRetry = 10 * time.Second
+	dynacastSteady      = 20 * time.Second
+)
 
 // nominalLayerBitrate is what a paused layer is assumed to cost when the
 // selector weighs it (it has no measured rate while paused): the web
@@ -82,6 +93,9 @@ type dynacast struct {
 	initialized bool
 	resumed     [simulcast.MaxLayers]time.Time // when each layer was last resumed
 	failed      [simulcast.MaxLayers]time.Time // resumed, never arrived: not offered until then
+	// silentWait is each layer's next wait after it goes silent (zero:
+	// dynacastSilentRetry).
+	silentWait [simulcast.MaxLayers]time.Duration
 	// settled is the highest active layer below every layer resumed
 	// less than dynacastArrive ago that has not arrived since.
 	settled simulcast.Layer
@@ -176,12 +190,19 @@ func (t *publishedTrack) reviewLayers(now time.Time) {
 			case !t.dyn.resumed[l].IsZero() && arrived[l].Before(t.dyn.resumed[l]):
 				t.dyn.failed[l] = now.Add(dynacastRetry)
 			case silent:
-				t.dyn.failed[l] = now.Add(dynacastSilentRetry)
+				w := max(t.dyn.silentWait[l], dynacastSilentRetry)
+				t.dyn.failed[l] = now.Add(w)
+				t.dyn.silentWait[l] = min(2*w, dynacastRetry)
 			}
 		}
 		t.dyn.top, t.dyn.lowerSince, changed = need, time.Time{}, true
 	}
 	top := t.dyn.top
+	for l := simulcast.Layer(0); l <= top; l++ {
+		if r := t.dyn.resumed[l]; now.Sub(r) >= dynacastSteady && now.Sub(arrived[l]) < dynacastSilent {
+			t.dyn.silentWait[l] = 0 // arriving this long after its resume: the uplink carries it
+		}
+	}
 	t.dyn.settled = top
 	for l := simulcast.Layer(0); l <= top; l++ {
 		r := t.dyn.resumed[l]

@@ -19,17 +19,7 @@ import (
 // seconds; layers that stop arriving are paused without the hold.
 func TestDynacast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env := newTestEnv(t, sfu.DefaultConfig())
-		ada := env.newClient("room", "PA_ada", sfu.JoinOptions{CanPublish: true})
-		bob := env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true}, sfutest.Options{})
-		cam := ada.AddSimulcastTrack("cam", "q", "h", "f")
-		ada.NegotiatePublisher(false)
-		testkit.Eventually(t, 10*time.Second, "ada's track published", func() bool { return len(ada.Published()) == 1 })
-		sid := ada.Published()[0].SID
-		testkit.Eventually(t, 10*time.Second, "bob receiving f", func() bool {
-			l, err := bob.Peer.Layer(sid)
-			return err == nil && l == 2
-		})
+		ada, bob, cam, sid := dynacastCall(t)
 		if got := ada.LayerRequests(); len(got) != 0 {
 			t.Fatalf("requests while the top layer is wanted: %+v", got)
 		}
@@ -204,4 +194,69 @@ func TestDynacastWaitsForALayerNotStartedYet(t *testing.T) {
 			return err == nil && l == 2
 		})
 	})
+}
+
+// TestDynacastSilentRetryBacksOff: layers that go silent again soon
+// after dynacast asked for them back (an uplink that still cannot carry
+// them) are asked for again after twice the wait; once they have kept
+// arriving for a while the wait is the first one again.
+func TestDynacastSilentRetryBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ada, bob, cam, sid := dynacastCall(t)
+		onF := func() bool { l, err := bob.Peer.Layer(sid); return err == nil && l == 2 }
+		// stopAndWait: h and f stop arriving; dynacast pauses them, and
+		// the time until it asks for them again is returned (they then
+		// come, and Bob is back on f).
+		stopAndWait := func(what string) time.Duration {
+			t.Helper()
+			n := len(ada.LayerRequests())
+			cam.Pause(1, true)
+			cam.Pause(2, true)
+			testkit.Eventually(t, 5*time.Second, what+": only q asked for", func() bool {
+				r := ada.LayerRequests()
+				return len(r) > n && slices.Equal(r[len(r)-1].RIDs, []string{"q"})
+			})
+			paused := time.Now()
+			testkit.Eventually(t, 40*time.Second, what+": all asked for again", func() bool {
+				r := ada.LayerRequests()
+				return slices.Equal(r[len(r)-1].RIDs, []string{"q", "h", "f"})
+			})
+			wait := time.Since(paused)
+			cam.Pause(1, false)
+			cam.Pause(2, false)
+			testkit.Eventually(t, 5*time.Second, what+": bob on f", onF)
+			return wait
+		}
+		near := func(got, want time.Duration) bool { return got >= want-time.Second && got <= want+time.Second }
+		if w := stopAndWait("first stop"); !near(w, 10*time.Second) {
+			t.Errorf("first stop: asked for again after %v, want about 10 s", w)
+		}
+		time.Sleep(2 * time.Second)
+		if w := stopAndWait("stopped again 2 s after coming back"); !near(w, 20*time.Second) {
+			t.Errorf("stopped again soon after the retry: asked for again after %v, want about 20 s", w)
+		}
+		time.Sleep(25 * time.Second) // arriving for longer than dynacastSteady
+		if w := stopAndWait("stopped after 25 s of arriving"); !near(w, 10*time.Second) {
+			t.Errorf("stopped after arriving steadily: asked for again after %v, want about 10 s", w)
+		}
+	})
+}
+
+// dynacastCall is Ada publishing a simulcast camera (q, h, f) and Bob
+// receiving its top layer; it returns them, the camera and its track
+// SID.
+func dynacastCall(t *testing.T) (ada, bob *sfutest.Client, cam *sfutest.SimulcastTrack, sid string) {
+	t.Helper()
+	env := newTestEnv(t, sfu.DefaultConfig())
+	ada = env.newClient("room", "PA_ada", sfu.JoinOptions{CanPublish: true})
+	bob = env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true}, sfutest.Options{})
+	cam = ada.AddSimulcastTrack("cam", "q", "h", "f")
+	ada.NegotiatePublisher(false)
+	testkit.Eventually(t, 10*time.Second, "ada's track published", func() bool { return len(ada.Published()) == 1 })
+	sid = ada.Published()[0].SID
+	testkit.Eventually(t, 10*time.Second, "bob receiving f", func() bool {
+		l, err := bob.Peer.Layer(sid)
+		return err == nil && l == 2
+	})
+	return ada, bob, cam, sid
 }

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -39,10 +40,19 @@ type trackLayer struct {
 	rx      *rtpstats.Receiver
 	last    time.Time
 	lastSeq uint16
+	// lastMedia is the arrival of the newest packet with a payload.
+	lastMedia time.Time
 	// Received bytes and the bitrate of the track's last one-second
 	// window (closed by countLocked), for the layer selection.
 	bytes, winBytes uint64
 	bitrate         float64
+	// Frames completed (marker bits of new packets), for the debug line
+	// of each window: how a layer dies (frames stop, packets drain) is
+	// what a slow move off it is read from.
+	frames, winFrames uint64
+	// Repairs and probes: packets that were not new (retransmissions,
+	// Chrome's RTX probes), bytes, for the same line.
+	old, winOld uint64
 	// The same per VP8 temporal layer (TID), for the packets that carry
 	// one; tidBitrate[t] is the bitrate of TIDs 0..t together, all zero
 	// for a layer without temporal layers.
@@ -155,9 +165,16 @@ func (t *publishedTrack) handleLayerPacket(l simulcast.Layer, pkt []byte, hdr *r
 		// layer choice lowered subscribers with megabits to spare to
 		// the lowest layer at a quarter of its frame rate.
 		ly.bytes += uint64(len(pkt))
+		ly.lastMedia = now
+		if hdr.Marker {
+			ly.frames++
+		}
 		if isVP8 && d.HasTID {
 			ly.tidBytes[d.TID] += uint64(len(pkt))
 		}
+	}
+	if !newest {
+		ly.old += uint64(len(pkt))
 	}
 	t.countLocked(len(pkt), now)
 	t.statsMu.Unlock()
@@ -183,6 +200,13 @@ func (t *publishedTrack) handleLayerPacket(l simulcast.Layer, pkt []byte, hdr *r
 	} else {
 		sp.Keyframe = keyframe.IsKeyframeStart(t.codec, payload)
 	}
+	if sp.Keyframe {
+		// Key frames are a few a second at most: when one arrives, and
+		// whether its first packet came late (a retransmission, which no
+		// switcher takes to start a switch), is what a slow layer switch
+		// is read from.
+		t.log.Debug("layer key frame", "rid", ly.rid, "seq", hdr.SequenceNumber, "late", !newest)
+	}
 	muted := t.muted.Load()
 	for _, d := range *t.downs.Load() {
 		d.forwardLayer(&sp, muted)
@@ -206,6 +230,24 @@ func (t *publishedTrack) requestLayerKeyframe(l simulcast.Layer) {
 	}
 	t.plisOut.Add(1)
 	t.s.m.plisOut.Inc()
+	t.log.Debug("layer key frame requested", "rid", ly.rid)
+}
+
+// layerWatched reports whether a subscriber (or the recorder) that can
+// receive now is forwarded layer l of t or waits to switch to it: only
+// then is a loss on l worth a NACK to the publisher
+// (nackgen.Tracker.SetWanted). In lab scenario 4 (an uplink capped at
+// 500 kbit/s) the server NACKed 74-105 sequence numbers in the seconds
+// after the cap, most of them of layers no one received: each answer is
+// a full packet more on the capped link, which the layer the
+// subscribers were about to move to needed.
+func (t *publishedTrack) layerWatched(l simulcast.Layer) bool {
+	for _, d := range *t.downs.Load() {
+		if d.sw != nil && !d.layerIdle.Load() && (d.sw.Current() == l || d.sw.Target() == l) {
+			return true
+		}
+	}
+	return false
 }
 
 // newSwitcher is a subscriber's switcher for t, aimed at the best layer
@@ -243,9 +285,29 @@ func (d *downTrack) forwardLayer(p *simulcast.Packet, muted bool) {
 	if !r.Forward {
 		return
 	}
+	if p.Keyframe {
+		// Which key frame each subscriber got, to read a slow switch
+		// against "layer key frame" (a few a second at most).
+		d.src.log.Debug("layer key frame forwarded", "subscriber", d.sub.id, "layer", int(p.Layer), "seq", p.Seq)
+	}
 	if !d.q.push(outPacket{d: d, in: p.Seq, out: r.Seq, m: r.Map}) {
 		d.sw.Dropped(r)
 		d.src.drop(dropQueueFull)
+	}
+}
+
+// tickLayers lets d's switcher ask for a key frame while no packet
+// arrives (simulcast.Switcher.Tick: the layer forwarded went silent with
+// all the others, or a switch waits on a layer that stopped). Switches
+// otherwise act on arrivals only, so a publisher's silent uplink went
+// without a request until a packet came. The subscriber's selectLoop
+// calls it each round.
+func (d *downTrack) tickLayers(now time.Time) {
+	if d.sw == nil || d.layerIdle.Load() {
+		return
+	}
+	if l := d.sw.Tick(now); l != simulcast.None {
+		d.src.requestLayerKeyframe(l)
 	}
 }
 
@@ -278,7 +340,8 @@ func (p *Peer) SetLayer(trackSID string, layer int) error {
 	}
 	d.pinned.Store(true)
 	d.sw.SetTarget(l)
-	d.sw.SetTemporal(simulcast.AllTemporal) // every frame of it
+	d.sw.SetCeiling(simulcast.MaxLayers - 1) // the estimate no longer bounds it
+	d.sw.SetTemporal(simulcast.AllTemporal)  // every frame of it
 	return nil
 }
 
@@ -304,4 +367,22 @@ func (p *Peer) downTrack(trackSID string) (*downTrack, error) {
 		return nil, ErrTrackNotFound
 	}
 	return d, nil
+}
+
+// logLayerWindow logs, at debug level, each layer's bitrate, frames, the
+// age of its newest packet and the bitrate of its packets that were not
+// new (repairs, probes) over the window of el just closed. The
+// caller holds statsMu.
+func (t *publishedTrack) logLayerWindow(now time.Time, el time.Duration) {
+	args := make([]any, 0, 2*len(t.layers))
+	for _, ly := range t.layers {
+		age := time.Duration(-1)
+		if !ly.last.IsZero() {
+			age = now.Sub(ly.last).Round(time.Millisecond)
+		}
+		args = append(args, ly.rid, fmt.Sprintf("%.0fk %df %v old %.0fk", ly.bitrate/1000, ly.frames-ly.winFrames, age,
+			float64(ly.old-ly.winOld)*8/el.Seconds()/1000))
+		ly.winFrames, ly.winOld = ly.frames, ly.old
+	}
+	t.log.Debug("layer window", append(args, "window", el.Round(time.Millisecond))...)
 }

@@ -132,6 +132,7 @@ func TestLayerSwitching(t *testing.T) {
 	if p := f.plis(); len(p) != 1 || p[0] != 102 {
 		t.Fatalf("PLIs %v, want one for the top layer (ssrc 102)", p)
 	}
+	keyAt := f.now
 	f.frame(all3, 0, 1, 2)
 	for range 5 {
 		f.frame(all3)
@@ -140,13 +141,25 @@ func TestLayerSwitching(t *testing.T) {
 	if got := w.packets(); got[0].layer != 2 || !got[0].key {
 		t.Fatalf("started with %+v", got[0])
 	}
-	// The admin API's view: the subscriber receives the top layer.
-	if rs := f.h.t.stats().Receivers; len(rs) != 1 || rs[0].Layer != f.h.t.layers[2].rid {
-		t.Fatalf("receivers %+v, want one on the top layer %q", rs, f.h.t.layers[2].rid)
+	// The admin API's view: the subscriber receives the top layer since
+	// its key frame; every layer's media arrived with the last frame.
+	st := f.h.t.stats()
+	if rs := st.Receivers; len(rs) != 1 || rs[0].Layer != f.h.t.layers[2].rid || !rs[0].LayerSince.Equal(keyAt) {
+		t.Fatalf("receivers %+v, want one on the top layer %q since %v", rs, f.h.t.layers[2].rid, keyAt)
+	}
+	lastFrame := f.now.Add(-10 * time.Millisecond)
+	if len(st.Layers) != 3 {
+		t.Fatalf("layers %+v, want 3", st.Layers)
+	}
+	for i, l := range st.Layers {
+		if l.RID != f.h.t.layers[i].rid || !l.LastMediaTime.Equal(lastFrame) {
+			t.Fatalf("layer %d: %+v, want rid %q, last media at %v", i, l, f.h.t.layers[i].rid, lastFrame)
+		}
 	}
 
 	d.sw.SetTarget(0)
 	f.frame(all3) // still layer 2, PLI for layer 0
+	switchAt := f.now
 	f.frame(all3, 0)
 	f.frame(all3)
 	waitFor(t, "layer 0", func() bool { return w.n.Load() == 9 })
@@ -154,8 +167,8 @@ func TestLayerSwitching(t *testing.T) {
 	if got[6].layer != 2 || got[7].layer != 0 || got[8].layer != 0 {
 		t.Fatalf("switch down: %+v", got[6:])
 	}
-	if rs := f.h.t.stats().Receivers; len(rs) != 1 || rs[0].Layer != f.h.t.layers[0].rid {
-		t.Fatalf("receivers %+v after the switch, want one on layer %q", rs, f.h.t.layers[0].rid)
+	if rs := f.h.t.stats().Receivers; len(rs) != 1 || rs[0].Layer != f.h.t.layers[0].rid || !rs[0].LayerSince.Equal(switchAt) {
+		t.Fatalf("receivers %+v after the switch, want one on layer %q since %v", rs, f.h.t.layers[0].rid, switchAt)
 	}
 	if p := f.plis(); len(p) != 2 || p[1] != 100 {
 		t.Fatalf("PLIs %v, want the second for layer 0 (ssrc 100)", p)
@@ -170,14 +183,31 @@ func TestLayerSwitching(t *testing.T) {
 		t.Fatalf("PLIs %v, want the third for layer 0", p)
 	}
 
-	// A NACK for a number sent before the switch is answered from
-	// layer 2's cache with the mapping it was first sent with.
-	d.handleRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 1,
-		Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{got[5].seq, got[8].seq})}})
-	waitFor(t, "retransmissions", func() bool { return w.n.Load() == 11 })
-	rtx := w.packets()[9:]
-	if rtx[0] != got[5] || rtx[1] != got[8] {
-		t.Fatalf("retransmitted %+v, want %+v and %+v", rtx, got[5], got[8])
+	// A NACK for a number sent before the switch, on the layer the
+	// subscriber has left, is not answered (its decoder starts over at
+	// layer 0's key frame); one for a number after it is.
+	d.handleRTCP(nackOf(got[5].seq, got[8].seq))
+	waitFor(t, "retransmission", func() bool { return w.n.Load() == 10 })
+	if rtx := w.packets()[9:]; rtx[0] != got[8] {
+		t.Fatalf("retransmitted %+v, want %+v", rtx, got[8])
+	}
+	if a := f.h.answers(t); a[rtxLeftLayer] != 1 || a[rtxResent] != 1 {
+		t.Fatalf("NACK answers %v, want one resent and one of a left layer", a)
+	}
+
+	// Back on layer 2: a number of the first stretch on it is answered
+	// from layer 2's cache with the mapping it was first sent with.
+	d.sw.SetTarget(2)
+	f.frame(all3)
+	f.frame(all3, 2)
+	waitFor(t, "layer 2 again", func() bool { return w.n.Load() == 13 })
+	if got := w.packets(); got[12].layer != 2 || !got[12].key {
+		t.Fatalf("back up: %+v", got[10:])
+	}
+	d.handleRTCP(nackOf(got[5].seq))
+	waitFor(t, "retransmission of the first stretch", func() bool { return w.n.Load() == 14 })
+	if rtx := w.packets()[13:]; rtx[0] != got[5] {
+		t.Fatalf("retransmitted %+v, want %+v", rtx, got[5])
 	}
 }
 

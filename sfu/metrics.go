@@ -40,6 +40,9 @@ const (
 const (
 	RefusedPerAddrCap = "per_addr_cap" // its address already held tcp_unauthenticated_per_addr
 	RefusedReadBudget = "read_budget"  // it sent more than a client's STUN checks would
+	// RefusedAcceptError counts the listener's accept failures (out of
+	// file descriptors, say), waited out and retried.
+	RefusedAcceptError = "accept_error"
 )
 
 type refusedReason uint8
@@ -47,10 +50,11 @@ type refusedReason uint8
 const (
 	refusedPerAddrCap refusedReason = iota
 	refusedReadBudget
+	refusedAcceptError
 	numRefusedReasons
 )
 
-var refusedReasons = [numRefusedReasons]string{RefusedPerAddrCap, RefusedReadBudget} //nolint:gochecknoglobals // read-only table
+var refusedReasons = [numRefusedReasons]string{RefusedPerAddrCap, RefusedReadBudget, RefusedAcceptError} //nolint:gochecknoglobals // read-only table
 
 // metrics are the SFU's Prometheus collectors. Per-packet counters are
 // resolved to their label children once so the hot path is one atomic add.
@@ -142,7 +146,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		[]string{"direction"})
 	m.rtxIn, m.rtxOut = rtx.WithLabelValues("in"), rtx.WithLabelValues("out")
 	answers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_sfu_nack_answers_total",
-		Help: "Sequence numbers subscribers NACKed that were in the packet cache, by what the SFU did: resent (queued for retransmission), too_recent (resent less than a round trip ago), max_attempts (resent 4 times already), over_budget (the subscriber's retransmission budget was spent)."},
+		Help: "Sequence numbers subscribers NACKed that were in the packet cache, by what the SFU did: resent (queued for retransmission), too_recent (resent less than a round trip ago), max_attempts (resent 4 times already), over_budget (the subscriber's retransmission budget was spent), left_layer (of a simulcast layer the subscriber has been switched away from)."},
 		[]string{"outcome"})
 	for i, o := range rtxOutcomes {
 		m.nackAnswers[i] = answers.WithLabelValues(o)

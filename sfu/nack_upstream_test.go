@@ -1,6 +1,7 @@
 package sfu_test
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,7 +13,9 @@ import (
 
 // TestSimulcastNACKUpstream: a packet of one simulcast layer lost on the
 // publisher leg is NACKed on that layer's SSRC (each layer has its own
-// numbering and its own NACK state), and the repair stops the NACKs.
+// numbering and its own NACK state) when a subscriber receives that
+// layer, and the repair stops the NACKs; a loss on a layer no one
+// receives is not NACKed.
 //
 // The publisher negotiates no rtx: pion's simulcast sender with rtx
 // repairs on a stream that pion's receiver takes for a new stream of the
@@ -29,7 +32,7 @@ func testSimulcastNACKUpstream(t *testing.T) {
 	env := newTestEnv(t, sfu.DefaultConfig())
 	ada := env.newClientWith("room", "PA_ada", sfu.JoinOptions{CanPublish: true}, sfutest.Options{NoRTX: true})
 	bob := env.newClient("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true})
-	ada.AddSimulcastTrack("cam", "q", "h", "f")
+	st := ada.AddSimulcastTrack("cam", "q", "h", "f")
 	ada.NegotiatePublisher(false)
 	testkit.Eventually(t, 10*time.Second, "ada's track published", func() bool { return len(ada.Published()) == 1 })
 	sid := ada.Published()[0].SID
@@ -37,16 +40,37 @@ func testSimulcastNACKUpstream(t *testing.T) {
 	if n := ada.Peer.Stats()[0].NACKsSent; n != 0 {
 		t.Fatalf("%d NACKs sent upstream before any loss", n)
 	}
+	watched, err := bob.Peer.Layer(sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encodings := st.Sender.GetParameters().Encodings
+	layerSSRC := func(l int) uint32 { return uint32(encodings[l].SSRC) }
 
 	// pion's VP8 payload type on ada's publisher connection is 96; the
-	// dropper takes the next packet of whichever layer comes first.
-	d := &dropper{pt: 96, from: ada.IP, to: map[string]bool{sfutest.SFUIP: true}, dropped: map[string]uint16{}}
-	env.vnet.Router.AddChunkFilter(d.filter)
-	testkit.Eventually(t, 5*time.Second, "a packet from ada dropped", func() bool {
-		_, ok := d.seq(sfutest.SFUIP)
-		return ok
-	})
-	seq, _ := d.seq(sfutest.SFUIP)
+	// dropper takes the next packet of one layer.
+	drop := func(l int) uint16 {
+		t.Helper()
+		d := &dropper{pt: 96, ssrc: layerSSRC(l), from: ada.IP, to: map[string]bool{sfutest.SFUIP: true}, dropped: map[string]uint16{}}
+		env.vnet.Router.AddChunkFilter(d.filter)
+		testkit.Eventually(t, 5*time.Second, fmt.Sprintf("a packet of ada's layer %d dropped", l), func() bool {
+			_, ok := d.seq(sfutest.SFUIP)
+			return ok
+		})
+		seq, _ := d.seq(sfutest.SFUIP)
+		return seq
+	}
+
+	// A layer nobody receives is not repaired: its retransmissions
+	// would only take room on the publisher's uplink.
+	unwatched := (watched + 1) % len(encodings)
+	seq := drop(unwatched)
+	time.Sleep(2 * time.Second)
+	if n := ada.Peer.Stats()[0].NACKsSent; n != 0 {
+		t.Fatalf("%d NACKs sent upstream for packet %d of layer %d, which no one receives (bob receives %d)", n, seq, unwatched, watched)
+	}
+
+	seq = drop(watched)
 	testkit.Eventually(t, 2*time.Second, "the lost packet NACKed", func() bool {
 		return ada.Peer.Stats()[0].NACKsSent >= 1
 	})
@@ -54,6 +78,6 @@ func testSimulcastNACKUpstream(t *testing.T) {
 	// Counted by the NACK's media SSRC: a NACK on another SSRC than the
 	// layer's would not count for the track.
 	if n := ada.Peer.Stats()[0].NACKsSent; n != 1 {
-		t.Fatalf("%d NACKs sent upstream for packet %d of one layer, want 1 (the repair stops them)", n, seq)
+		t.Fatalf("%d NACKs sent upstream for packet %d of the layer bob receives, want 1 (the repair stops them)", n, seq)
 	}
 }

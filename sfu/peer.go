@@ -55,6 +55,7 @@ type Peer struct {
 	viewed     chan struct{}
 	stopSelect chan struct{}
 	estimate   atomic.Int64 // the last estimate selectLoop used, bit/s
+	fall       fallWatch    // wakes selectLoop when the estimator's target falls
 	// subRTT is the subscriber connection's ICE round trip (ns, 0
 	// unknown), refreshed by selectLoop; rtxBudget holds the
 	// retransmissions in answer to its NACKs (rtxthrottle.go).
@@ -144,7 +145,12 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 			p.probes = &probe.Recorder{}
 			taps = &rtcpTaps{}
 		}
-		api, err := s.newSubscriberAPI(func(e cc.BandwidthEstimator) { p.bwe = e }, p.probes, taps, follow)
+		// viewed exists before the estimator that wakes selectLoop on it.
+		p.viewed = make(chan struct{}, 1)
+		api, err := s.newSubscriberAPI(func(e cc.BandwidthEstimator) {
+			p.bwe = e
+			e.OnTargetBitrateChange(p.estimateChanged)
+		}, p.probes, taps, follow)
 		if err != nil {
 			_ = p.closePCs()
 			return nil, err
@@ -164,7 +170,6 @@ func newPeer(s *SFU, roomName, id string, opts JoinOptions) (*Peer, error) {
 			p.queue.beforeWrite = func() { hook(id) }
 		}
 		p.wg.Go(p.queue.run)
-		p.viewed = make(chan struct{}, 1)
 		p.stopSelect = make(chan struct{})
 		p.wg.Go(p.selectLoop)
 	}
@@ -645,6 +650,10 @@ func (p *Peer) onLayer(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, rid
 	}
 	t.layers[l].ssrc.Store(ssrc)
 	nack := p.trackNACKs(ssrc, remote.Codec())
+	if nack != nil {
+		layer := simulcast.Layer(l)
+		nack.SetWanted(func() bool { return t.layerWatched(layer) })
+	}
 	p.bySSRC[ssrc] = t
 	p.reading = append(p.reading, remote)
 	p.wg.Go(func() {

@@ -169,11 +169,14 @@ const (
 // second is still the lower layers': 0.85 of it took a subscriber from
 // 1.70 Mbit/s to 233 kbit/s half a second after its switch (11:01).
 //
-// So when GCC signals congestion with under sentFloorMaxLoss of loss
-// and falls below what the chosen layers cost, the floor first holds
-// the estimate at that cost (the layers the estimate chose last round,
-// as measured, or what was sent over the last second when there are
-// none); if the congestion is still there sentFloorStep later, it
+// So when GCC signals congestion, or falls below what is sent, with
+// under sentFloorMaxLoss of loss, the floor first holds the estimate at
+// what is sent: the media of the last second, or what the layers the
+// estimate chose last round cost as measured then, if that is more (the
+// layers' measured rates swing by a quarter from one second to the
+// next, so a hold at last round's cost alone still let a 1280x720
+// camera step down; just after a step up the last second is still the
+// lower layers'). If the congestion is still there sentFloorStep later, it
 // decreases as GCC would with a correct rate, to sentFloorBeta times
 // the media sent over the last second, and again every sentFloorStep
 // while the congestion lasts (each time from the rate sent by then,
@@ -194,18 +197,33 @@ func (f *sentFloor) update(now time.Time, gcc, sending, used int, loss float64, 
 	if loss >= sentFloorMaxLoss || gcc >= f.rate {
 		f.rate = 0
 	}
-	if !congested || loss >= sentFloorMaxLoss || f.rate != 0 && now.Sub(f.at) < sentFloorStep {
+	if loss >= sentFloorMaxLoss {
 		return f.rate
 	}
-	r := int(sentFloorBeta * float64(sending))
 	if f.rate == 0 {
-		r = sending // the first signal: hold
-		if used > 0 {
-			r = used
+		// The first signal: hold. GCC falling below what the chosen
+		// layers cost with this little loss is one too (its loss-based
+		// rate cuts only above 10%): its overuse state lasts one update,
+		// and sampled twice a second it was missed, so an uncapped
+		// subscriber's estimate fell from 1.45 to 1.13 Mbit/s with no
+		// signal seen and a 1280x720 camera stepped down for 2-3 s
+		// (lab scenario 1, 2026-12-05 19:00).
+		r := max(sending, used)
+		if !congested && gcc >= r {
+			return 0
 		}
+		if r > gcc {
+			f.rate, f.at = r, now
+		}
+		return f.rate
 	}
-	if r > gcc {
-		f.rate, f.at = r, now
+	// Lower only while GCC signals congestion: a GCC that stays low
+	// without signalling (feedback it cannot read, say) would otherwise
+	// walk the layers down a step a second.
+	if congested && now.Sub(f.at) >= sentFloorStep {
+		if r := int(sentFloorBeta * float64(sending)); r > gcc {
+			f.rate, f.at = r, now
+		}
 	}
 	return f.rate
 }
@@ -336,6 +354,9 @@ func (pr *prober) judge(now time.Time) bool {
 	pr.p.probing.Store(false)
 	pr.stop()
 	pr.d = nil
+	// The floor it leaves (higher after a success, none after
+	// congestion) is for the layer choice now, not at its next tick.
+	pr.p.wakeSelect()
 	return true
 }
 

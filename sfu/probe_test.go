@@ -127,13 +127,13 @@ func TestSentFloor(t *testing.T) {
 		t.Fatalf("no congestion: floor %d", r)
 	}
 	// GCC at its minimum while 850 kbit/s arrive without loss: the
-	// estimate holds at what the chosen layers cost.
-	if r := f.update(at(500), 100_000, 850_000, 800_000, 0.001, true); r != 800_000 {
-		t.Fatalf("GCC collapsed without loss: floor %d, want the layers' 800000", r)
+	// estimate holds at what is sent.
+	if r := f.update(at(500), 100_000, 850_000, 800_000, 0.001, true); r != 850_000 {
+		t.Fatalf("GCC collapsed without loss: floor %d, want what is sent, 850000", r)
 	}
 	// Still congested half a second later: no decrease yet, even though
 	// less is sent now.
-	if r := f.update(at(1000), 100_000, 600_000, 600_000, 0, true); r != 800_000 {
+	if r := f.update(at(1000), 100_000, 600_000, 600_000, 0, true); r != 850_000 {
 		t.Fatalf("congested 0.5 s later: floor %d", r)
 	}
 	// A second later: to 0.85 of what is sent now.
@@ -165,5 +165,19 @@ func TestSentFloor(t *testing.T) {
 	// GCC above what is sent: nothing to keep.
 	if r := f.update(at(7000), 900_000, 850_000, 850_000, 0, true); r != 0 {
 		t.Fatalf("GCC above what is sent: floor %d", r)
+	}
+	// GCC below what the layers cost with no loss, its overuse signal
+	// missed between two samples: a hold all the same...
+	if r := f.update(at(8000), 1_130_000, 1_450_000, 1_400_000, 0.001, false); r != 1_450_000 {
+		t.Fatalf("GCC fell below what is sent unsignalled: floor %d, want 1450000", r)
+	}
+	// ...that no decrease follows while nothing signals congestion.
+	if r := f.update(at(10_000), 1_130_000, 1_450_000, 1_400_000, 0, false); r != 1_450_000 {
+		t.Fatalf("2 s later, no signal: floor %d, want 1450000", r)
+	}
+	f = sentFloor{}
+	// The same fall with loss: the link is full.
+	if r := f.update(at(11_000), 1_130_000, 1_450_000, 1_400_000, 0.03, false); r != 0 {
+		t.Fatalf("GCC fell below the layers with 3%% loss: floor %d", r)
 	}
 }

@@ -1,6 +1,7 @@
 package sfu_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ func TestRTXCall(t *testing.T) {
 type dropper struct {
 	mu      sync.Mutex
 	pt      byte
+	ssrc    uint32 // 0: any
 	from    string
 	to      map[string]bool // destination IP prefix -> armed
 	dropped map[string]uint16
@@ -49,6 +51,9 @@ func (d *dropper) filter(ch vnet.Chunk) bool {
 	}
 	b := ch.UserData()
 	if len(b) < 12 || b[0]>>6 != 2 || b[1]&0x7f != d.pt {
+		return true
+	}
+	if d.ssrc != 0 && binary.BigEndian.Uint32(b[8:12]) != d.ssrc {
 		return true
 	}
 	for ip, armed := range d.to {

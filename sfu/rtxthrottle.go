@@ -62,6 +62,7 @@ const (
 	rtxTooRecent                    // resent less than a round trip ago
 	rtxMaxed                        // resent rtxMaxAttempts times already
 	rtxOverBudget                   // the subscriber's budget was spent
+	rtxLeftLayer                    // of a simulcast layer the subscriber has left
 	numRTXOutcomes
 )
 
@@ -72,9 +73,10 @@ const (
 	NACKTooRecent   = "too_recent"
 	NACKMaxAttempts = "max_attempts"
 	NACKOverBudget  = "over_budget"
+	NACKLeftLayer   = "left_layer"
 )
 
-var rtxOutcomes = [numRTXOutcomes]string{NACKResent, NACKTooRecent, NACKMaxAttempts, NACKOverBudget} //nolint:gochecknoglobals // read-only table
+var rtxOutcomes = [numRTXOutcomes]string{NACKResent, NACKTooRecent, NACKMaxAttempts, NACKOverBudget, NACKLeftLayer} //nolint:gochecknoglobals // read-only table
 
 // rtxHistory is one downTrack's record of its resends: per slot (the
 // subscriber's sequence number modulo seqMapSize, like seqMap) the
@@ -215,12 +217,14 @@ func (d *downTrack) answerNACK(out uint16, now time.Time) {
 	t := d.src
 	p := outPacket{d: d, out: out, rtx: true}
 	var cache *packetcache.Cache
+	left := false
 	if d.sw != nil {
 		_, in, m, ok := d.sw.Lookup(out)
 		if !ok || int(m.Layer) >= len(t.layers) {
 			return
 		}
 		p.in, p.m, cache = in, m, t.layers[m.Layer].cache
+		left = m.Layer != d.sw.Current()
 	} else {
 		in, ok := d.incoming(out)
 		if !ok {
@@ -234,6 +238,18 @@ func (d *downTrack) answerNACK(out uint16, now time.Time) {
 	n := cache.Len(p.in)
 	if n == 0 {
 		return // never arrived or evicted: nothing to resend
+	}
+	if left {
+		// The subscriber was switched to another layer since: its
+		// decoder starts over at that layer's key frame, and a repair
+		// of the old one would only take the budget (and the link) the
+		// new key frame's repairs need. In the lab (scenario 1,
+		// 2026-12-05 22:02) a subscriber whose link was just capped got
+		// both 320x180 key frames 0.3 s after the switch, with the
+		// 1280x720 packets the cap had dropped still NACKed, and one
+		// camera stayed frozen at 1280x720 for 6 s.
+		t.s.m.nackAnswers[rtxLeftLayer].Inc()
+		return
 	}
 	if d.rtxHist == nil {
 		d.rtxHist = newRTXHistory(now)

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"context"
 	"encoding/binary"
 	"log/slog"
 	"math"
@@ -303,6 +304,9 @@ func (t *publishedTrack) countLocked(n int, now time.Time) {
 			ly.rx.CloseInterval()
 			ly.closeWindow(el)
 		}
+		if t.layers != nil && t.log.Enabled(context.Background(), slog.LevelDebug) {
+			t.logLayerWindow(now, el)
+		}
 		t.winStart, t.winBytes = now, t.bytes
 	}
 }
@@ -424,6 +428,7 @@ func (t *publishedTrack) stats() TrackStats {
 		st.PacketsLost += ly.rx.Lost()
 		st.FractionLost = max(st.FractionLost, ly.rx.FractionLost())
 		st.JitterMs = max(st.JitterMs, ly.rx.JitterMs())
+		st.Layers = append(st.Layers, LayerStats{RID: ly.rid, BitrateBps: ly.bitrate, LastMediaTime: ly.lastMedia})
 	}
 	t.statsMu.Unlock()
 	st.NACKsReceived = t.nacksIn.Load()
@@ -448,8 +453,8 @@ func (t *publishedTrack) stats() TrackStats {
 		r.Probing = d.sub.probing.Load()
 		r.Temporal = -1 // every frame, unless the switcher leaves some out
 		if d.sw != nil {
-			if l := d.sw.Current(); l != simulcast.None && int(l) < len(t.layers) {
-				r.Layer = t.layers[l].rid
+			if l, since := d.sw.CurrentSince(); l != simulcast.None && int(l) < len(t.layers) {
+				r.Layer, r.LayerSince = t.layers[l].rid, since
 			}
 			if tl := d.sw.Temporal(); tl < simulcast.AllTemporal && r.Layer != "" {
 				r.Temporal = int(tl)

@@ -87,6 +87,24 @@ type ReceiverStats struct {
 	// is paused) sees PacketsSent stop.
 	PacketsSent, BytesSent       uint64
 	RTXPacketsSent, RTXBytesSent uint64
+	// LayerSince is when the SFU started forwarding Layer to the
+	// subscriber: the arrival of the layer's key frame it switched at
+	// (zero while it receives no layer, and for a track without
+	// simulcast).
+	LayerSince time.Time
+}
+
+// LayerStats is one simulcast layer of a published track as it arrives
+// at the SFU.
+type LayerStats struct {
+	RID string
+	// BitrateBps is the layer's new media over the last one-second
+	// window (retransmissions and padding left out).
+	BitrateBps float64
+	// LastMediaTime is when the layer's newest media packet arrived
+	// (zero before the first): a browser that stopped encoding a layer
+	// may still send padding on it, which does not count.
+	LastMediaTime time.Time
 }
 
 // TrackStats is a snapshot of one published track's counters.
@@ -108,7 +126,10 @@ type TrackStats struct {
 	Subscribers   int
 	// Receivers is what each subscriber gets of the track: for simulcast,
 	// the layer it receives now; with the subscriber's estimated bandwidth.
-	Receivers      []ReceiverStats
+	Receivers []ReceiverStats
+	// Layers are the track's simulcast layers, lowest first (none for a
+	// track without simulcast).
+	Layers         []LayerStats
 	Drops          map[string]uint64 // by reason
 	Muted          bool
 	LastPacketTime time.Time

@@ -178,6 +178,15 @@ type AdminReceiver struct {
 	BytesSent      uint64 `json:"bytesSent"`
 	RTXPacketsSent uint64 `json:"rtxPacketsSent"`
 	RTXBytesSent   uint64 `json:"rtxBytesSent"`
+	// LayerSince: when the SFU started forwarding Layer to it.
+	LayerSince *time.Time `json:"layerSince,omitempty"`
+}
+
+// AdminLayer is one simulcast layer of a track as it arrives.
+type AdminLayer struct {
+	RID         string     `json:"rid"`
+	BitrateBps  float64    `json:"bitrateBps"`
+	LastMediaAt *time.Time `json:"lastMediaAt,omitempty"`
 }
 
 // AdminTrackStats are a track's SFU counters in the admin API.
@@ -199,7 +208,9 @@ type AdminTrackStats struct {
 	Subscribers   int     `json:"subscribers"`
 	// Receivers: each subscriber (by participant sid) with the simulcast
 	// layer (rid) it receives now and its estimated bandwidth.
-	Receivers    []AdminReceiver   `json:"receivers"`
+	Receivers []AdminReceiver `json:"receivers"`
+	// Layers: the simulcast layers as they arrive, lowest first.
+	Layers       []AdminLayer      `json:"layers,omitempty"`
 	Drops        map[string]uint64 `json:"drops"`
 	LastPacketAt *time.Time        `json:"lastPacketAt,omitempty"`
 }
@@ -262,16 +273,24 @@ func adminStats(st sfu.TrackStats) *AdminTrackStats {
 	for _, r := range st.Receivers {
 		a.Receivers = append(a.Receivers, AdminReceiver{Participant: r.ParticipantID, Layer: r.Layer, Temporal: r.Temporal,
 			EstimatedBps: r.EstimatedBps, PacketsSent: r.PacketsSent, BytesSent: r.BytesSent,
-			RTXPacketsSent: r.RTXPacketsSent, RTXBytesSent: r.RTXBytesSent})
+			RTXPacketsSent: r.RTXPacketsSent, RTXBytesSent: r.RTXBytesSent, LayerSince: timeOrNil(r.LayerSince)})
+	}
+	for _, l := range st.Layers {
+		a.Layers = append(a.Layers, AdminLayer{RID: l.RID, BitrateBps: l.BitrateBps, LastMediaAt: timeOrNil(l.LastMediaTime)})
 	}
 	if a.Drops == nil {
 		a.Drops = map[string]uint64{}
 	}
-	if !st.LastPacketTime.IsZero() {
-		t := st.LastPacketTime
-		a.LastPacketAt = &t
-	}
+	a.LastPacketAt = timeOrNil(st.LastPacketTime)
 	return a
+}
+
+// timeOrNil is t, or nil (left out of the JSON) when t is zero.
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func (s *Server) handleAdminRemove(w http.ResponseWriter, r *http.Request, _ adminCaller) {

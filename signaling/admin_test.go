@@ -108,10 +108,13 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	ada.expect("published")
 	env.media.peer(t, aj.Participant.SID).opts.Events.TrackPublished(sfu.TrackInfo{SID: "TR_v", ClientTrackID: "t-v", Kind: "video", Codec: "video/VP8"})
 	ada.expect("participant_updated")
+	since := time.Date(2026, 12, 6, 8, 10, 41, 541_000_000, time.UTC)
 	env.media.mu.Lock()
 	env.media.stats["standup"] = []sfu.TrackStats{{TrackInfo: sfu.TrackInfo{SID: "TR_v", Codec: "video/VP8"}, Packets: 1234, NACKsReceived: 7, Subscribers: 1,
 		Receivers: []sfu.ReceiverStats{{ParticipantID: "PA_bob", Layer: "h", Temporal: 1, EstimatedBps: 900_000,
-			PacketsSent: 1200, BytesSent: 1_300_000, RTXPacketsSent: 3, RTXBytesSent: 3300}}}}
+			PacketsSent: 1200, BytesSent: 1_300_000, RTXPacketsSent: 3, RTXBytesSent: 3300, LayerSince: since}},
+		Layers: []sfu.LayerStats{{RID: "q", BitrateBps: 150_000, LastMediaTime: since.Add(time.Second)},
+			{RID: "h", BitrateBps: 500_000, LastMediaTime: since.Add(time.Second)}, {RID: "f"}}}}
 	env.media.mu.Unlock()
 
 	code, body := env.admin("GET", "/api/admin/rooms", "")
@@ -148,12 +151,20 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 		tr[0].Stats.Packets != 1234 || tr[0].Stats.NACKsReceived != 7 || tr[0].Stats.Codec != "video/VP8" {
 		t.Fatalf("ada's tracks %s", body)
 	}
-	if rs := tr[0].Stats.Receivers; len(rs) != 1 || rs[0] != (AdminReceiver{Participant: "PA_bob", Layer: "h", Temporal: 1, EstimatedBps: 900_000,
+	rs := tr[0].Stats.Receivers
+	if len(rs) != 1 || rs[0].LayerSince == nil || !rs[0].LayerSince.Equal(since) {
+		t.Fatalf("ada's camera's receivers %+v, want bob on layer h since %v", rs, since)
+	}
+	rs[0].LayerSince = nil
+	if rs[0] != (AdminReceiver{Participant: "PA_bob", Layer: "h", Temporal: 1, EstimatedBps: 900_000,
 		PacketsSent: 1200, BytesSent: 1_300_000, RTXPacketsSent: 3, RTXBytesSent: 3300}) {
 		t.Fatalf("ada's camera's receivers %+v, want bob on layer h at 900 kbit/s, 1200 packets sent", rs)
 	}
-	// The names an operator's script reads (docs/protocol.md).
-	for _, f := range []string{`"temporal":1`, `"packetsSent":1200`, `"bytesSent":1300000`, `"rtxPacketsSent":3`, `"rtxBytesSent":3300`} {
+	// The names an operator's script reads (docs/protocol.md): a layer
+	// that never arrived has no lastMediaAt.
+	for _, f := range []string{`"temporal":1`, `"packetsSent":1200`, `"bytesSent":1300000`, `"rtxPacketsSent":3`, `"rtxBytesSent":3300`,
+		`"layerSince":"2026-12-06T08:10:41.541Z"`,
+		`"layers":[{"rid":"q","bitrateBps":150000,"lastMediaAt":"2026-12-06T08:10:42.541Z"},{"rid":"h","bitrateBps":500000,"lastMediaAt":"2026-12-06T08:10:42.541Z"},{"rid":"f","bitrateBps":0}]`} {
 		if !strings.Contains(string(body), f) {
 			t.Errorf("participants JSON lacks %s: %s", f, body)
 		}

@@ -102,6 +102,9 @@ func (c *Client) sendLayer(st *SimulcastTrack, idx int, l *simLayer) {
 	tl0 := uint8(40 * idx)
 	var ext simExt
 	n := 0 // frames since the key frame, for the temporal pattern
+	// A key frame asked for while paused is the first frame after it, as
+	// a browser's encoder keeps the request until it encodes again.
+	var keyPending bool
 	for i := 0; ; i++ {
 		select {
 		case <-c.done:
@@ -110,10 +113,9 @@ func (c *Client) sendLayer(st *SimulcastTrack, idx int, l *simLayer) {
 			return
 		case <-tick.C:
 		}
-		key := i%100 == 0
 		select {
 		case <-l.wantKey:
-			key = true
+			keyPending = true
 		default:
 		}
 		if l.paused.Load() {
@@ -133,6 +135,8 @@ func (c *Client) sendLayer(st *SimulcastTrack, idx int, l *simLayer) {
 			}
 			continue
 		}
+		key := i%100 == 0 || keyPending
+		keyPending = false
 		b6 := byte(0x01)
 		if key {
 			b6 = 0
