@@ -3,6 +3,8 @@
 // offers, client answers). Negotiations on each connection run one at a
 // time through a promise chain, so an offer never overlaps another.
 
+import { ActiveLayers } from './active-layers.js';
+
 const RESTART_GRACE_MS = 5000; // 'disconnected' this long counts as broken
 
 export class Session extends EventTarget {
@@ -22,6 +24,7 @@ export class Session extends EventTarget {
     this.pubChain = Promise.resolve();
     this.subChain = Promise.resolve();
     this.senders = new Map(); // published trackId -> RTCRtpSender
+    this.layers = new ActiveLayers({ sender: (id) => this.senders.get(id), idle: () => this.pubChain, log });
     this.remote = new Map(); // MediaStreamTrack.id -> {participant, trackSid, track}
     this.badSince = { publisher: 0, subscriber: 0 };
     this.connectedAt = { publisher: 0, subscriber: 0 }; // ms since the epoch
@@ -117,38 +120,12 @@ export class Session extends EventTarget {
   }
 
   // setActiveLayers applies the server's dynacast request
-  // ("active_layers", docs/protocol.md): the simulcast encodings named in
-  // rids are sent, the others paused. The latest request per track wins;
-  // one that fails (setParameters during a renegotiation) is tried again
-  // a second later. Tracks without rids are left alone.
-  async setActiveLayers(trackId, rids, retry = true) {
-    if (!Array.isArray(rids)) return;
-    this.wantedLayers = this.wantedLayers || new Map();
-    this.wantedLayers.set(trackId, rids);
-    const sender = this.senders.get(trackId);
-    if (!sender || this.closed) return;
-    const params = sender.getParameters();
-    const encodings = params.encodings || [];
-    let changed = false;
-    for (const e of encodings) {
-      if (!e.rid) continue;
-      const active = rids.includes(e.rid);
-      if (e.active !== active) {
-        e.active = active;
-        changed = true;
-      }
-    }
-    if (!changed) return;
-    try {
-      await sender.setParameters(params);
-    } catch (err) {
-      this.log(`active layers of ${trackId}: ${err}`);
-      if (retry) {
-        setTimeout(() => {
-          if (this.wantedLayers.get(trackId) === rids) this.setActiveLayers(trackId, rids, false);
-        }, 1000);
-      }
-    }
+  // ("active_layers", docs/protocol.md) through ActiveLayers: retried
+  // until it holds, never during a renegotiation, the latest per track
+  // winning. Tracks without rids are left alone.
+  setActiveLayers(trackId, rids) {
+    if (!Array.isArray(rids)) return Promise.resolve(false);
+    return this.layers.set(trackId, rids);
   }
 
   negotiate({ iceRestart = false } = {}) {
@@ -271,6 +248,9 @@ export class Session extends EventTarget {
         bytesReceived: rtp ? rtp.bytesReceived || 0 : 0,
         totalSamplesReceived: rtp ? rtp.totalSamplesReceived || 0 : 0,
         concealedSamples: rtp ? rtp.concealedSamples || 0 : 0,
+        // Of those, the ones played while the talker was silent (DTX
+        // comfort noise stretched over a lost packet): not heard.
+        silentConcealedSamples: rtp ? rtp.silentConcealedSamples || 0 : 0,
         codec,
         freezeCount: rtp ? rtp.freezeCount || 0 : 0,
         totalFreezesDuration: rtp ? rtp.totalFreezesDuration || 0 : 0,
@@ -329,6 +309,7 @@ export class Session extends EventTarget {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.layers.close();
     this.pub.close();
     this.sub.close();
     this.remote.clear();
