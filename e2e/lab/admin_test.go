@@ -25,13 +25,27 @@ type adminParticipants struct {
 			Source string `json:"source"`
 			Stats  *struct {
 				Receivers []struct {
-					Participant  string `json:"participant"`
-					Layer        string `json:"layer"`
-					EstimatedBps int    `json:"estimatedBps"`
+					Participant  string     `json:"participant"`
+					Layer        string     `json:"layer"`
+					EstimatedBps int        `json:"estimatedBps"`
+					LayerSince   *time.Time `json:"layerSince"`
 				} `json:"receivers"`
+				Layers []struct {
+					RID         string     `json:"rid"`
+					LastMediaAt *time.Time `json:"lastMediaAt"`
+				} `json:"layers"`
 			} `json:"stats"`
 		} `json:"tracks"`
 	} `json:"participants"`
+}
+
+// names maps the participants' sids to their names.
+func (ap adminParticipants) names() map[string]string {
+	names := map[string]string{}
+	for _, p := range ap.Participants {
+		names[p.SID] = p.Name
+	}
+	return names
 }
 
 // cameraLayers asks the server which simulcast layer (rid) of each
@@ -43,10 +57,7 @@ func (c *call) cameraLayers(ctx context.Context) (map[string]map[string]string, 
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]string{}
-	for _, p := range ap.Participants {
-		names[p.SID] = p.Name
-	}
+	names := ap.names()
 	out := map[string]map[string]string{}
 	for _, p := range ap.Participants {
 		for _, tr := range p.Tracks {
@@ -61,6 +72,53 @@ func (c *call) cameraLayers(ctx context.Context) (map[string]map[string]string, 
 		}
 	}
 	return out, nil
+}
+
+// cameraView is what the server says of one publisher's camera: when
+// each layer's newest media arrived (by rid; absent before the first),
+// and the layer each subscriber (by name) receives and since when.
+type cameraView struct {
+	lastMedia map[string]time.Time
+	receivers map[string]receiverView
+}
+
+type receiverView struct {
+	layer string
+	since time.Time
+}
+
+// camera asks the server for the view of pub's camera (empty maps when
+// it has none yet).
+func (c *call) camera(ctx context.Context, pub string) (cameraView, error) {
+	v := cameraView{lastMedia: map[string]time.Time{}, receivers: map[string]receiverView{}}
+	ap, err := c.adminParticipants(ctx)
+	if err != nil {
+		return v, err
+	}
+	names := ap.names()
+	for _, p := range ap.Participants {
+		if p.Name != pub {
+			continue
+		}
+		for _, tr := range p.Tracks {
+			if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
+				continue
+			}
+			for _, l := range tr.Stats.Layers {
+				if l.LastMediaAt != nil {
+					v.lastMedia[l.RID] = *l.LastMediaAt
+				}
+			}
+			for _, r := range tr.Stats.Receivers {
+				rv := receiverView{layer: r.Layer}
+				if r.LayerSince != nil {
+					rv.since = *r.LayerSince
+				}
+				v.receivers[names[r.Participant]] = rv
+			}
+		}
+	}
+	return v, nil
 }
 
 // estimate is the server's bandwidth estimate for the named

@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,10 +50,11 @@ func TestDownlinkCap(t *testing.T) {
 	}
 	time.Sleep(5 * time.Second) // a little uncapped history for the plot
 
+	c.logNACKAnswers("before the cap")
 	capAt := rec.now()
 	c.setDownCap(carol, downCap, rec)
 	var lowAt float64
-	if poll(ctx, 3*toLowLayer, func() bool { return allAt(latest(carol), 2, lowHeight) }) {
+	if poll(ctx, 3*toLowLayer, func() bool { return allAtLowSent(rec, latest(carol), 2, lowHeight) }) {
 		lowAt = rec.now() - capAt
 	}
 	switch {
@@ -64,9 +67,11 @@ func TestDownlinkCap(t *testing.T) {
 	if lowAt > 0 {
 		t.Logf("capped at %d kbit/s: Carol at the low layer after %.1f s", downCap/1000, lowAt)
 	}
+	c.logNACKAnswers(fmt.Sprintf("%.1f s into the cap", rec.now()-capAt))
 
 	from := capAt + toLowLayer.Seconds()
 	time.Sleep(time.Until(rec.start.Add(time.Duration((from + capHold.Seconds() + 1) * float64(time.Second)))))
+	c.logNACKAnswers("at the end of the cap")
 	to := from + capHold.Seconds()
 	held := rec.samples(carol.name, from, to)
 	if len(held) < int(capHold.Seconds())/2 {
@@ -181,10 +186,32 @@ const topSentGrace = 2.0 // seconds
 // browser lowers its own layers when its send estimate or its CPU
 // falls, which on the lab's two shared cores it does for seconds at a
 // time (at 13:02 Bob's Chrome, on a link with no cap, stopped its
-// 1280x720 layer twice for 3-4 s on its own estimate).
+// 1280x720 layer twice for 3-4 s on its own estimate). A camera at the
+// height its publisher encodes the top layer at in the same window
+// counts too: Chrome scales its capture down when short of CPU (at
+// 2026-12-06 10:56 Bob's sent 960x540 as `f` for the whole capped
+// minute), and then that is the top layer there is.
 func atTopSent(rec *recorder, s netlab.Sample, h int) bool {
+	return camerasAsSent(rec, s, 0, h, topRid, true)
+}
+
+// allAtLowSent is allAt(s, want, h) where a camera may also decode at
+// the height its publisher encodes its low layer at in the last
+// topSentGrace seconds: a Chrome short of CPU scales its capture down,
+// and its 320x180 layer becomes 240x135 (2026-12-06 12:24: Bob's, for
+// the whole capped minute).
+func allAtLowSent(rec *recorder, s netlab.Sample, want, h int) bool {
+	return camerasAsSent(rec, s, want, h, "q", false)
+}
+
+// camerasAsSent reports whether s (a subscriber's sample) shows want
+// cameras (0: any number but none), each decoding at height h or at the
+// height its publisher's page encoded rid at in its samples of the
+// topSentGrace seconds before; with unsentCounts, also a camera whose
+// publisher encoded no rid in those samples.
+func camerasAsSent(rec *recorder, s netlab.Sample, want, h int, rid string, unsentCounts bool) bool {
 	cams := cameras(s)
-	if len(cams) == 0 {
+	if len(cams) == 0 || want > 0 && len(cams) != want {
 		return false
 	}
 	for _, c := range cams {
@@ -195,11 +222,32 @@ func atTopSent(rec *recorder, s netlab.Sample, h int) bool {
 			continue
 		}
 		pub := rec.samples(c.From, s.T-topSentGrace, s.T+0.001)
-		if len(pub) == 0 || slices.ContainsFunc(pub, func(ps netlab.Sample) bool { return sendsRid(ps, topRid) }) {
-			return false
+		if slices.ContainsFunc(pub, func(ps netlab.Sample) bool { return sentHeight(ps, rid) == c.Height }) {
+			continue
 		}
+		if unsentCounts && len(pub) > 0 && !slices.ContainsFunc(pub, func(ps netlab.Sample) bool { return sendsRid(ps, rid) }) {
+			continue
+		}
+		return false
 	}
 	return true
+}
+
+// sentHeight is the height a page's sample shows it encoding rid at
+// ("f:540(cpu)": 540), 0 if it does not encode rid.
+func sentHeight(s netlab.Sample, rid string) int {
+	for _, e := range s.Sending {
+		rest, ok := strings.CutPrefix(e, rid+":")
+		if !ok {
+			continue
+		}
+		if i := strings.IndexByte(rest, '('); i >= 0 {
+			rest = rest[:i]
+		}
+		h, _ := strconv.Atoi(rest)
+		return h
+	}
+	return 0
 }
 
 // sendsRid reports whether a page's sample shows it encoding rid.

