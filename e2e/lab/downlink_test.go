@@ -215,22 +215,34 @@ func camerasAsSent(rec *recorder, s netlab.Sample, want, h int, rid string, unse
 		return false
 	}
 	for _, c := range cams {
-		if c.FPS <= 0 {
+		if c.FPS <= 0 || !atHeightAsSent(rec, s.T, c, h, rid, unsentCounts) {
 			return false
 		}
-		if c.Height == h {
-			continue
-		}
-		pub := rec.samples(c.From, s.T-topSentGrace, s.T+0.001)
-		if slices.ContainsFunc(pub, func(ps netlab.Sample) bool { return sentHeight(ps, rid) == c.Height }) {
-			continue
-		}
-		if unsentCounts && len(pub) > 0 && !slices.ContainsFunc(pub, func(ps netlab.Sample) bool { return sendsRid(ps, rid) }) {
-			continue
-		}
-		return false
 	}
 	return true
+}
+
+// atHeightAsSent reports whether camera c, in a subscriber's sample at
+// time at, shows height h or the height its publisher's page encoded
+// rid at in its samples of the topSentGrace seconds before (its newest
+// one if none); with unsentCounts, also whether that publisher encoded
+// no rid then.
+func atHeightAsSent(rec *recorder, at float64, c netlab.Track, h int, rid string, unsentCounts bool) bool {
+	if c.Height == h {
+		return true
+	}
+	pub := rec.samples(c.From, at-topSentGrace, at+0.001)
+	if len(pub) == 0 {
+		// A page starved of CPU samples itself less often than every
+		// topSentGrace seconds: its newest sample then.
+		if before := rec.samples(c.From, 0, at+0.001); len(before) > 0 {
+			pub = before[len(before)-1:]
+		}
+	}
+	if slices.ContainsFunc(pub, func(ps netlab.Sample) bool { return sentHeight(ps, rid) == c.Height }) {
+		return true
+	}
+	return unsentCounts && len(pub) > 0 && !slices.ContainsFunc(pub, func(ps netlab.Sample) bool { return sendsRid(ps, rid) })
 }
 
 // sentHeight is the height a page's sample shows it encoding rid at
