@@ -149,7 +149,22 @@ type selectState struct {
 	// what the tiles wanted at the last round, bit/s.
 	prober *prober
 	wanted int
+	// congestedAt is the last round that saw the estimator congested,
+	// congestedEst the estimate it used.
+	congestedAt  time.Time
+	congestedEst int
 }
+
+// riseAfterCongestion: for this long after the estimator last showed
+// congestion, the layer choice's estimate does not rise above what it
+// was then. Under a cap pion's GCC swings far above the link within a
+// second (its loss-based rate grows 5% at every feedback report once the
+// queue has drained: 184 to 531 kbit/s in a second under a 300 kbit/s
+// cap, lab scenario 1, 2026-12-06 14:04), and a layer chosen on the
+// swing (640x360 at 32.4 s) sent a key frame the link could not carry:
+// 1.8 s of freezes. Probing waits as long (probe.quietAfterCongestion);
+// a link that really grew is found after it.
+const riseAfterCongestion = 3 * time.Second
 
 // run is one round of layer selection.
 func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
@@ -160,12 +175,25 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 	}
 	p.mu.Unlock()
 
-	estimate := math.MaxInt32
+	estimate, target := math.MaxInt32, 0
 	if p.bwe != nil {
-		estimate = p.bwe.GetTargetBitrate()
+		target = p.bwe.GetTargetBitrate()
+		estimate = target
 		p.fall.ran(estimate)
 		if st.prober != nil {
 			estimate = st.prober.round(st.downs, estimate, st.wanted, now)
+		}
+	}
+	// No rise within riseAfterCongestion of the last congestion: above
+	// its value then, the estimate is what the layers do not go up on.
+	congestedNow := false
+	if p.bwe != nil {
+		congestedNow, _ = congested(p.bwe)
+		switch {
+		case congestedNow:
+			st.congestedAt, st.congestedEst = now, estimate
+		case !st.congestedAt.IsZero() && now.Sub(st.congestedAt) < riseAfterCongestion:
+			estimate = min(estimate, st.congestedEst)
 		}
 	}
 	p.estimate.Store(int64(estimate))
@@ -180,9 +208,14 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 	// While the estimator sees the link queueing or losing, a switch
 	// down holds the old layer back (Switcher.SetHold): it would only
 	// fill the queue the lower layer's key frame must pass.
-	hold := false
+	hold := congestedNow
 	if p.bwe != nil {
-		hold, _ = congested(p.bwe)
+		// And the writer paces while the link is short of room (pacer.go).
+		rate := paceRate(target, st.congestedAt, now)
+		if (rate > 0) != (p.queue.pace.Load() > 0) {
+			p.log.Debug("pacing", "rate", rate, "target", target)
+		}
+		p.queue.pace.Store(rate)
 	}
 
 	st.tracks = st.tracks[:0]

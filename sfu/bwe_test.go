@@ -186,3 +186,33 @@ func TestFallingEstimateWakesLayerChoice(t *testing.T) {
 		t.Fatal("woken again by the same fall")
 	}
 }
+
+// TestNoRiseSoonAfterCongestion: within riseAfterCongestion of the
+// last round that saw congestion, the estimate the layers are chosen on
+// does not rise above its value then (GCC's swing up under a cap); a
+// fall goes through at once, and after the wait the rise does too.
+func TestNoRiseSoonAfterCongestion(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	bwe := &stateBWE{target: 250_000, usage: "overuse"}
+	p := &Peer{s: h.s, log: h.s.log, queue: newSendQueue(8, h.s.m, nil), bwe: bwe}
+	sel := simulcast.NewSelector(simulcast.SelectorConfig{})
+	var st selectState
+	t0 := time.Now()
+	round := func(at time.Duration, target int, usage string) int64 {
+		bwe.target, bwe.usage = target, usage
+		st.run(p, sel, t0.Add(at))
+		return p.estimate.Load()
+	}
+	if got := round(0, 250_000, "overuse"); got != 250_000 {
+		t.Fatalf("congested: estimate %d, want GCC's 250000", got)
+	}
+	if got := round(time.Second, 530_000, "normal"); got != 250_000 {
+		t.Fatalf("1 s after the congestion GCC swung to 530k: estimate %d, want it held at 250000", got)
+	}
+	if got := round(1500*time.Millisecond, 200_000, "normal"); got != 200_000 {
+		t.Fatalf("a fall soon after the congestion: estimate %d, want 200000", got)
+	}
+	if got := round(riseAfterCongestion, 530_000, "normal"); got != 530_000 {
+		t.Fatalf("%v after the congestion: estimate %d, want GCC's 530000", riseAfterCongestion, got)
+	}
+}

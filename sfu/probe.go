@@ -361,12 +361,13 @@ func (pr *prober) judge(now time.Time) bool {
 }
 
 // sendPadding writes one padding-only packet on d's RTX stream, numbered
-// in it. It is not counted as a retransmission.
-func (q *sendQueue) sendPadding(p outPacket, hdr *rtp.Header) {
+// in it, and returns the bytes written. It is not counted as a
+// retransmission.
+func (q *sendQueue) sendPadding(p outPacket, hdr *rtp.Header) int {
 	d := p.d
 	b := d.bind.Load()
 	if b == nil || b.rtxSSRC == 0 {
-		return
+		return 0
 	}
 	w := b.writer
 	if tw, ok := w.(*txWriter); ok {
@@ -382,9 +383,10 @@ func (q *sendQueue) sendPadding(p outPacket, hdr *rtp.Header) {
 	hdr.Extension = false
 	hdr.Extensions = hdr.Extensions[:0]
 	if _, err := w.WriteRTP(hdr, nil); err != nil {
-		return
+		return 0
 	}
 	q.m.probeBytes.Add(float64(rtpHeaderLen + int(p.pad)))
+	return rtpHeaderLen + int(p.pad)
 }
 
 // probeTapFactory builds the interceptor that shows a subscriber

@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/binary"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 
@@ -46,6 +47,9 @@ type sendQueue struct {
 	// blocked while corked would hold back every UDP subscriber's
 	// datagrams.
 	overTCP atomic.Bool
+	// pace is the rate in bit/s the writer spaces packets at, 0 for
+	// none (pacer.go; set by the subscriber's layer choice).
+	pace atomic.Int64
 }
 
 // newSendQueue makes a queue of n packets whose writer corks corks
@@ -73,11 +77,23 @@ func (q *sendQueue) stop() { close(q.done) }
 func (q *sendQueue) run() {
 	buf := make([]byte, packetcache.MaxPacketSize)
 	var hdr rtp.Header
+	var pc pacer
+	wait := time.NewTimer(0)
+	defer wait.Stop()
 	for {
 		select {
 		case <-q.done:
 			return
 		case p := <-q.ch:
+			if rate := q.pace.Load(); rate > 0 {
+				// Paced: one packet at a time, never corked (a writer
+				// waiting while corked would hold back the others).
+				n := q.send(p, buf, &hdr)
+				if w := pc.after(time.Now(), n, len(q.ch), rate); w > 0 && !q.sleep(wait, w) {
+					return
+				}
+				continue
+			}
 			if q.corks == nil || len(q.ch) == 0 || q.overTCP.Load() {
 				// A lone packet: corking would only add the batch's copy.
 				q.send(p, buf, &hdr)
@@ -88,6 +104,17 @@ func (q *sendQueue) run() {
 			q.drain(buf, &hdr)
 			uncork(corked)
 		}
+	}
+}
+
+// sleep waits d on t (the writer's timer), or until stop: false then.
+func (q *sendQueue) sleep(t *time.Timer, d time.Duration) bool {
+	t.Reset(d)
+	select {
+	case <-t.C:
+		return true
+	case <-q.done:
+		return false
 	}
 }
 
@@ -103,18 +130,19 @@ func (q *sendQueue) drain(buf []byte, hdr *rtp.Header) {
 	}
 }
 
-func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
+// send writes p and returns the bytes it put on the wire (RTP header and
+// payload; 0 if it wrote nothing).
+func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) int {
 	d, t := p.d, p.d.src
 	if q.beforeWrite != nil {
 		q.beforeWrite()
 	}
 	if p.pad != 0 {
-		q.sendPadding(p, hdr)
-		return
+		return q.sendPadding(p, hdr)
 	}
 	b := d.bind.Load()
 	if b == nil {
-		return // unbound since queued: the track is going away
+		return 0 // unbound since queued: the track is going away
 	}
 	cache := t.cache
 	switch {
@@ -129,11 +157,11 @@ func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
 			t.drop(dropCacheMiss)
 			d.fellBehind()
 		}
-		return
+		return 0
 	}
 	hl, err := hdr.Unmarshal(buf[:n])
 	if err != nil {
-		return
+		return 0
 	}
 	end := n
 	hdr.PaddingSize = 0
@@ -142,7 +170,7 @@ func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
 		// marshaller wants it declared separately.
 		pad := int(buf[n-1])
 		if pad == 0 || hl+pad > n {
-			return
+			return 0
 		}
 		hdr.PaddingSize = byte(pad)
 		end = n - pad
@@ -180,8 +208,9 @@ func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
 	}
 	if _, err := b.writer.WriteRTP(hdr, payload); err != nil {
 		t.drop(dropWriteFailed)
-		return
+		return 0
 	}
+	wrote := rtpHeaderLen + len(payload) // near enough for the pacer: no extensions go out
 	if p.rtx {
 		t.retransmits.Add(1)
 		q.m.retransmits.Inc()
@@ -189,8 +218,9 @@ func (q *sendQueue) send(p outPacket, buf []byte, hdr *rtp.Header) {
 			t.rtxOut.Add(1)
 			q.m.rtxOut.Inc()
 		}
-		return
+		return wrote
 	}
 	q.m.packetsForwarded.Inc()
 	q.m.bytesForwarded.Add(float64(end - hl))
+	return wrote
 }
