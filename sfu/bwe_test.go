@@ -192,16 +192,10 @@ func TestFallingEstimateWakesLayerChoice(t *testing.T) {
 // does not rise above its value then (GCC's swing up under a cap); a
 // fall goes through at once, and after the wait the rise does too.
 func TestNoRiseSoonAfterCongestion(t *testing.T) {
-	h := newHarness(t, DefaultConfig())
-	bwe := &stateBWE{target: 250_000, usage: "overuse"}
-	p := &Peer{s: h.s, log: h.s.log, queue: newSendQueue(8, h.s.m, nil), bwe: bwe}
-	sel := simulcast.NewSelector(simulcast.SelectorConfig{})
-	var st selectState
-	t0 := time.Now()
+	r := newSelectRig(t)
 	round := func(at time.Duration, target int, usage string) int64 {
-		bwe.target, bwe.usage = target, usage
-		st.run(p, sel, t0.Add(at))
-		return p.estimate.Load()
+		r.round(at, target, usage)
+		return r.p.estimate.Load()
 	}
 	if got := round(0, 250_000, "overuse"); got != 250_000 {
 		t.Fatalf("congested: estimate %d, want GCC's 250000", got)

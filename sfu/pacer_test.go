@@ -139,32 +139,52 @@ func (b *stateBWE) OnTargetBitrateChange(func(int))                       {}
 func (b *stateBWE) GetStats() map[string]any                              { return map[string]any{"usage": b.usage} }
 func (b *stateBWE) Close() error                                          { return nil }
 
+// selectRig runs a subscriber's rounds of layer choice on an estimator
+// the test steers, with no tracks.
+type selectRig struct {
+	p   *Peer
+	bwe *stateBWE
+	sel *simulcast.Selector
+	st  selectState
+	t0  time.Time
+}
+
+func newSelectRig(t *testing.T) *selectRig {
+	t.Helper()
+	h := newHarness(t, DefaultConfig())
+	bwe := &stateBWE{}
+	return &selectRig{
+		p:   &Peer{s: h.s, log: h.s.log, queue: newSendQueue(8, h.s.m, nil), bwe: bwe},
+		bwe: bwe, sel: simulcast.NewSelector(simulcast.SelectorConfig{}), t0: time.Now(),
+	}
+}
+
+// round runs one round at t0+at with the estimator at target, its
+// usage ("normal", "overuse") as given.
+func (r *selectRig) round(at time.Duration, target int, usage string) {
+	r.bwe.target, r.bwe.usage = target, usage
+	r.st.run(r.p, r.sel, r.t0.Add(at))
+}
+
 // TestCongestionPacesTheWriter: a round of layer choice that finds the
 // estimator congested paces the subscriber's writer at paceFactor times
 // its target; the pace lasts paceLinger after the congestion, then ends.
 func TestCongestionPacesTheWriter(t *testing.T) {
-	h := newHarness(t, DefaultConfig())
-	bwe := &stateBWE{target: 250_000, usage: "normal"}
-	p := &Peer{s: h.s, log: h.s.log, queue: newSendQueue(8, h.s.m, nil), bwe: bwe}
-	sel := simulcast.NewSelector(simulcast.SelectorConfig{})
-	var st selectState
-	t0 := time.Now()
-	round := func(at time.Duration) int64 {
-		st.run(p, sel, t0.Add(at))
-		return p.queue.pace.Load()
+	r := newSelectRig(t)
+	pace := func(at time.Duration, target int, usage string) int64 {
+		r.round(at, target, usage)
+		return r.p.queue.pace.Load()
 	}
-	if got := round(0); got != 0 {
+	if got := pace(0, 250_000, "normal"); got != 0 {
 		t.Fatalf("paced at %d bit/s before any congestion", got)
 	}
-	bwe.usage = "overuse"
-	if got, want := round(500*time.Millisecond), int64(paceFactor*250_000); got != want {
+	if got, want := pace(500*time.Millisecond, 250_000, "overuse"), int64(paceFactor*250_000); got != want {
 		t.Fatalf("congested: paced at %d bit/s, want %d", got, want)
 	}
-	bwe.usage, bwe.target = "normal", 200_000
-	if got, want := round(500*time.Millisecond+paceLinger-time.Millisecond), int64(paceFactor*200_000); got != want {
+	if got, want := pace(500*time.Millisecond+paceLinger-time.Millisecond, 200_000, "normal"), int64(paceFactor*200_000); got != want {
 		t.Fatalf("just within %v of the congestion: paced at %d bit/s, want %d", paceLinger, got, want)
 	}
-	if got := round(500*time.Millisecond + paceLinger); got != 0 {
+	if got := pace(500*time.Millisecond+paceLinger, 200_000, "normal"); got != 0 {
 		t.Fatalf("%v after the congestion: paced at %d bit/s, want no pace", paceLinger, got)
 	}
 }
