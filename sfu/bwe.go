@@ -176,19 +176,20 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 	p.mu.Unlock()
 
 	estimate, target := math.MaxInt32, 0
+	congestedNow := false
 	if p.bwe != nil {
 		target = p.bwe.GetTargetBitrate()
 		estimate = target
 		p.fall.ran(estimate)
+		// Read once a round: the estimator builds its stats anew each time.
+		var loss float64
+		congestedNow, loss = congested(p.bwe)
 		if st.prober != nil {
-			estimate = st.prober.round(st.downs, estimate, st.wanted, now)
+			estimate = st.prober.round(st.downs, estimate, st.wanted, congestedNow, loss, now)
 		}
-	}
-	// No rise within riseAfterCongestion of the last congestion: above
-	// its value then, the estimate is what the layers do not go up on.
-	congestedNow := false
-	if p.bwe != nil {
-		congestedNow, _ = congested(p.bwe)
+		// No rise within riseAfterCongestion of the last congestion:
+		// above its value then, the estimate is what the layers do not
+		// go up on.
 		switch {
 		case congestedNow:
 			st.congestedAt, st.congestedEst = now, estimate

@@ -230,10 +230,10 @@ func (f *sentFloor) update(now time.Time, gcc, sending, used int, loss float64, 
 
 // round runs at each layer selection: it judges the cluster in flight,
 // may start one, and returns the estimate for the layer choice.
-// wanted is what the tiles wanted at the last round (bit/s).
-func (pr *prober) round(downs []*downTrack, gcc, wanted int, now time.Time) int {
+// wanted is what the tiles wanted at the last round (bit/s); cong and
+// loss are the estimator's state (congested).
+func (pr *prober) round(downs []*downTrack, gcc, wanted int, cong bool, loss float64, now time.Time) int {
 	pr.measure(downs, now)
-	cong, loss := congested(pr.p.bwe)
 	// The sent floor stands in for GCC's estimate, for the probes too:
 	// they aim above it, and the probed floor goes once it is reached.
 	gcc = max(gcc, pr.sent.update(now, gcc, pr.sending, pr.used, loss, cong))
