@@ -55,8 +55,45 @@ const (
 	estimatorRecovered = 1.25
 	// carefulGrowth is the growth of clusters for a while after a
 	// success above a failed target (see Controller.carefulUntil).
-	carefulGrowth = 1.5
+	carefulGrowth = minGain
 	carefulFor    = 2 * time.Second
+	// floorGrowth is the growth of a cluster that builds on a probed
+	// floor one cluster raised above the estimator's own estimate: that
+	// is one short cluster's word, which a shaper's burst allowance may
+	// have given (see Controller.carefulUntil). At twice a false floor
+	// the next cluster's excess over the link is the bucket and the
+	// queue together, and it overflows (lab scenario 1, 2026-12-06
+	// 14:29: 409 kbit/s passed under a 300 kbit/s cap, 818 overflowed);
+	// at 1.5 times it the queue holds what the bucket does not, and the
+	// cluster fails. A floor that a second cluster raised further is
+	// sound enough for Growth: that cluster's excess over the estimate
+	// (a 300 kbit/s link's bucket and queue hold 14 KB; 1.5 times 2
+	// times the estimate for 200 ms is more) would not have fitted.
+	floorGrowth = 1.5
+	// While the media fills the estimate (Sending at least fullLink of
+	// it), the link may be full already, and a cluster's whole padding
+	// goes into its queue: clusters then aim at most fullLinkGrowth
+	// above what is carried. At twice the estimate, on a 300
+	// kbit/s cap with 288 kbit/s of media, one cluster overflowed the
+	// link's 200 ms queue and cost both cameras 0.8 s of freezes (lab
+	// scenario 1, 2026-12-06 16:30:08); at 1.25 times it adds 50 ms to
+	// the queue at most, enough for the cluster to arrive slower than
+	// sent. With coarse layers the media is mostly well below the
+	// estimate (a subscriber on 320x180 with 1 Mbit/s to spare), and
+	// the cluster first fills what it leaves.
+	fullLink       = 0.9
+	fullLinkGrowth = 1.25
+	// floorUsable: the layer choice spends this fraction of the probed
+	// floor (Estimate). The floor is the rate one cluster got through,
+	// right at the link's capacity at best, and above it by whatever a
+	// shaper let through in a burst; layers that cost all of it leave
+	// no room for a key frame or a publisher's surge. GCC keeps the
+	// same headroom below a rate it measured when it decreases (0.85):
+	// in the lab a 327 kbit/s floor (a cluster 17% above the estimate)
+	// under a 300 kbit/s cap gave two cameras back their full frame
+	// rate, and the link queued and lost 1.5 s later (scenario 1,
+	// 2026-12-06 16:21:12, 2.6 s of freezes).
+	floorUsable = 0.85
 	// quietAfterCongestion: no cluster starts until the estimator has
 	// shown no congestion for this long. A link that just shrank
 	// signals congestion for a second or two while the layers come
@@ -119,8 +156,8 @@ type Cluster struct {
 
 // Controller decides, for one subscriber connection, when to probe and
 // what the probes showed. Its result is Estimate: the estimator's own,
-// or the probed floor while that is higher and nothing shows
-// congestion. It is not safe for concurrent use; the clock is the
+// or floorUsable of the probed floor while that is higher and nothing
+// shows congestion. It is not safe for concurrent use; the clock is the
 // caller's.
 //
 // The floor exists because pion's GCC takes no estimate from outside:
@@ -138,9 +175,12 @@ type Cluster struct {
 type Controller struct {
 	cfg Config
 
-	floor    int // probed floor, bit/s (0: none)
-	interval time.Duration
-	next     time.Time // no cluster starts before
+	floor int // probed floor, bit/s (0: none)
+	// floorWins is how many successes in a row raised the floor since
+	// it last rose from the estimator's estimate (see floorGrowth).
+	floorWins int
+	interval  time.Duration
+	next      time.Time // no cluster starts before
 	// failedAt is the lowest target that failed since the last success
 	// above it (0: none). Until failUntil (the back-off) clusters aim
 	// below it by the margin a success must clear; a smaller step may
@@ -173,8 +213,10 @@ type Controller struct {
 	// cap arrived as sent). Until then clusters grow by carefulGrowth,
 	// not Growth: at twice the estimate, the step after such a false
 	// success overflowed the capped link's queue and cost the
-	// subscriber's video a freeze; after a real change the climb takes
-	// a step or two more.
+	// subscriber's video a freeze, and at 1.5 times it still did (lab
+	// scenario 1, 2026-12-06 14:07: 523 kbit/s passed under a 300
+	// kbit/s cap, then 784 overflowed); after a real change the climb
+	// takes a step or two more.
 	carefulUntil time.Time
 
 	// quietUntil: no cluster starts before (quietAfterCongestion after
@@ -211,8 +253,14 @@ func NewController(cfg Config) *Controller {
 }
 
 // Estimate is the bandwidth to use for the layer choice: the
-// estimator's, or the probed floor while it is higher.
-func (c *Controller) Estimate(in Input) int { return max(in.Estimate, c.floor) }
+// estimator's, or floorUsable of the probed floor while that is higher.
+func (c *Controller) Estimate(in Input) int {
+	return max(in.Estimate, int(floorUsable*float64(c.floor)))
+}
+
+// carried is the highest rate seen carried: the estimator's, or the
+// probed floor. Clusters aim above it.
+func (c *Controller) carried(in Input) int { return max(in.Estimate, c.floor) }
 
 // Floor is the probed floor, 0 for none.
 func (c *Controller) Floor() int { return c.floor }
@@ -241,10 +289,10 @@ func (c *Controller) Update(now time.Time, in Input) *Cluster {
 	if c.floor > 0 {
 		switch {
 		case in.Estimate >= c.floor:
-			c.floor = 0 // caught up: GCC's own estimate is the better one now
+			c.floor, c.floorWins = 0, 0 // caught up: GCC's own estimate is the better one now
 		case in.Congested:
 			c.failed(now, in, c.floor)
-			c.floor = 0
+			c.floor, c.floorWins = 0, 0
 		}
 	}
 	if c.estAtFail > 0 && float64(in.Estimate) >= estimatorRecovered*float64(c.estAtFail) &&
@@ -260,15 +308,23 @@ func (c *Controller) Update(now time.Time, in Input) *Cluster {
 		}
 		return nil
 	}
-	est := c.Estimate(in)
-	if in.Congested || in.Wanted < int(minStep*float64(est)) || now.Before(c.next) || now.Before(c.quietUntil) {
+	if in.Congested || in.Wanted < int(minStep*float64(c.Estimate(in))) || now.Before(c.next) || now.Before(c.quietUntil) {
 		return nil
 	}
+	est := c.carried(in)
 	growth := c.cfg.Growth
+	if c.floor > in.Estimate && c.floorWins < 2 {
+		growth = min(growth, floorGrowth)
+	}
+	if float64(in.Sending) >= fullLink*float64(est) {
+		growth = min(growth, fullLinkGrowth)
+	}
 	if now.Before(c.carefulUntil) {
 		growth = min(growth, carefulGrowth)
 	}
-	target := min(in.Wanted, int(growth*float64(est)))
+	// A floor this high lets the layer choice spend what is wanted.
+	goal := int(float64(in.Wanted) / floorUsable)
+	target := min(goal, int(growth*float64(est)))
 	if c.failedAt > 0 && now.Before(c.failUntil) {
 		// Below the failure, by the margin a success must clear.
 		target = min(target, int(float64(c.failedAt)/minGain))
@@ -330,7 +386,7 @@ func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
 		// feedback is late because the link is queueing.
 		c.cur, c.aborted = Cluster{}, false
 		c.backOff(now)
-		c.estAtFail = max(c.estAtFail, c.Estimate(in))
+		c.estAtFail = max(c.estAtFail, c.carried(in))
 		return OutcomeNoData
 	}
 	if !delivered(r) {
@@ -348,8 +404,12 @@ func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
 // (the writer may have sent less than asked).
 func (c *Controller) raise(now time.Time, in Input, r Result) {
 	achieved := min(in.Sending+r.SendRate, c.cur.Target)
-	if achieved > c.Estimate(in) {
+	if achieved > c.carried(in) {
+		if c.floor <= in.Estimate {
+			c.floorWins = 0
+		}
 		c.floor = achieved
+		c.floorWins++
 	}
 	if achieved >= c.failedAt {
 		if c.failedAt > 0 {
@@ -392,7 +452,7 @@ func (c *Controller) failed(now time.Time, in Input, target int) {
 		c.failedAt = target
 	}
 	c.next = now.Add(c.cfg.Interval)
-	c.estAtFail = max(c.estAtFail, c.Estimate(in))
+	c.estAtFail = max(c.estAtFail, c.carried(in))
 }
 
 // backOff makes the next cluster wait Interval after a success, twice

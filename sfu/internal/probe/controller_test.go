@@ -13,10 +13,25 @@ func result(rate int, recv float64, lost int) Result {
 		SendRate: rate, RecvRate: int(recv * float64(rate))}
 }
 
-// TestControllerClimbs: with a link that carries everything, clusters
-// at twice the estimate raise the floor step by step up to what the
-// tiles want, each one started as soon as the last was judged, and
-// stop once the estimate covers it.
+// nextCluster is the next cluster c starts with in, polled every 100 ms
+// for at most 20 s.
+func nextCluster(t *testing.T, c *Controller, in Input) *Cluster {
+	t.Helper()
+	for range 200 {
+		if cl := c.Update(time.Now(), in); cl != nil {
+			return cl
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no cluster within 20 s with %+v", in)
+	return nil
+}
+
+// TestControllerClimbs: with a link that carries everything, a cluster
+// at twice the estimator's estimate, one at floorGrowth times the floor
+// it raised, then clusters at twice the floor raise it step by step
+// until floorUsable of it covers what the tiles want, each one started
+// as soon as the last was judged, and stop once the estimate covers it.
 func TestControllerClimbs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(Config{})
@@ -41,7 +56,7 @@ func TestControllerClimbs(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		want := []int{600_000, 1_200_000, 2_400_000, 3_000_000}
+		want := []int{600_000, 900_000, 1_800_000, 3_529_411}
 		if len(targets) != len(want) {
 			t.Fatalf("cluster targets %v, want %v", targets, want)
 		}
@@ -54,8 +69,8 @@ func TestControllerClimbs(t *testing.T) {
 		if last != 900*time.Millisecond {
 			t.Errorf("last cluster started after %v, want 900ms", last)
 		}
-		if got := c.Estimate(in); got != 3_000_000 {
-			t.Errorf("estimate %d, want the floor at 3 Mbit/s", got)
+		if got := c.Estimate(in); got != 2_999_999 {
+			t.Errorf("estimate %d, want %v of the floor: the 3 Mbit/s wanted", got, floorUsable)
 		}
 	})
 }
@@ -170,9 +185,7 @@ func TestControllerAbortsOnCongestion(t *testing.T) {
 			ctl.Update(time.Now(), Input{Estimate: 200_000, Wanted: 3_000_000})
 			ctl.Judge(time.Now(), in, c.part)
 			start := time.Now()
-			for ctl.Update(time.Now(), in) == nil {
-				time.Sleep(100 * time.Millisecond)
-			}
+			nextCluster(t, ctl, in)
 			if got := time.Since(start); got != c.wait {
 				t.Errorf("after an aborted cluster with %+v: next after %v, want %v", c.part, got, c.wait)
 			}
@@ -200,17 +213,20 @@ func TestControllerFloorLifetime(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctl := NewController(Config{})
-				in := Input{Estimate: 350_000, Wanted: 600_000, Sending: 300_000}
+				in := Input{Estimate: 350_000, Wanted: 510_000, Sending: 300_000}
 				cl := ctl.Update(time.Now(), in)
 				if cl == nil || cl.Target != 600_000 {
-					t.Fatalf("cluster %+v", cl)
+					t.Fatalf("cluster %+v, want one at 600k (a floor that high covers the 510k wanted)", cl)
 				}
 				time.Sleep(300 * time.Millisecond)
 				if o := ctl.Judge(time.Now(), in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
 					t.Fatalf("outcome %v", o)
 				}
-				if got := ctl.Estimate(in); got != 600_000 {
-					t.Fatalf("estimate %d, want the 600k floor", got)
+				if ctl.Floor() != 600_000 {
+					t.Fatalf("floor %d, want the 600k the cluster delivered", ctl.Floor())
+				}
+				if got := ctl.Estimate(in); got != 510_000 {
+					t.Fatalf("estimate %d, want %v of the 600k floor", got, floorUsable)
 				}
 				ctl.Update(time.Now(), c.next)
 				if keep := ctl.Floor() != 0; keep != c.keep {
@@ -293,9 +309,7 @@ func TestControllerBackOffEndsWhenEstimatorRecovers(t *testing.T) {
 		c := NewController(Config{})
 		in := Input{Estimate: 300_000, Wanted: 3_000_000}
 		for range 5 { // 600k twice, then smaller steps down to 347k: waits of 1, 2, 4, 8, 8 s
-			for c.Update(time.Now(), in) == nil {
-				time.Sleep(100 * time.Millisecond)
-			}
+			nextCluster(t, c, in)
 			time.Sleep(DefaultDuration)
 			if o := c.Judge(time.Now(), in, result(300_000, 0.5, 0)); o != OutcomeLimited {
 				t.Fatalf("outcome %v", o)
@@ -324,11 +338,9 @@ func TestControllerBackOffEndsWhenEstimatorRecovers(t *testing.T) {
 func TestControllerBackOffHoldsWhileEstimatorSwings(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(Config{})
-		in := Input{Estimate: 150_000, Wanted: 3_000_000, Sending: 140_000}
+		in := Input{Estimate: 150_000, Wanted: 3_000_000, Sending: 100_000}
 		for range 2 { // 300k twice (the first wait is over): both fail with loss, the wait is 2 s
-			for c.Update(time.Now(), in) == nil {
-				time.Sleep(100 * time.Millisecond)
-			}
+			nextCluster(t, c, in)
 			time.Sleep(DefaultDuration)
 			if o := c.Judge(time.Now(), in, result(160_000, 0.6, 8)); o != OutcomeLimited {
 				t.Fatalf("outcome %v", o)
@@ -345,12 +357,12 @@ func TestControllerBackOffHoldsWhileEstimatorSwings(t *testing.T) {
 
 // TestControllerCarefulAfterNewGround: a success above a target that
 // failed may be a shaper's burst allowance letting a short cluster
-// through; the step after it grows by carefulGrowth, not Growth, and
-// Growth comes back carefulFor later.
+// through; the step after it grows by carefulGrowth, and carefulFor
+// later by Growth again (two successes raised the floor).
 func TestControllerCarefulAfterNewGround(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(Config{})
-		in := Input{Estimate: 200_000, Wanted: 5_000_000, Sending: 180_000}
+		in := Input{Estimate: 200_000, Wanted: 5_000_000, Sending: 150_000}
 		cl := c.Update(time.Now(), in) // 400k: fails
 		time.Sleep(DefaultDuration)
 		if o := c.Judge(time.Now(), in, result(cl.PadRate, 0.6, 5)); o != OutcomeLimited {
@@ -366,16 +378,16 @@ func TestControllerCarefulAfterNewGround(t *testing.T) {
 			t.Fatalf("outcome %v", o)
 		}
 		cl = c.Update(time.Now(), in)
-		if cl == nil || cl.Target != 600_000 {
-			t.Fatalf("cluster %+v right after new ground at 400k, want 1.5 times it", cl)
+		if cl == nil || cl.Target != 480_000 {
+			t.Fatalf("cluster %+v right after new ground at 400k, want %v times it", cl, carefulGrowth)
 		}
 		time.Sleep(DefaultDuration)
 		if o := c.Judge(time.Now(), in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
 			t.Fatalf("outcome %v", o)
 		}
 		time.Sleep(carefulFor)
-		if cl = c.Update(time.Now(), in); cl == nil || cl.Target != 1_200_000 {
-			t.Fatalf("cluster %+v %v after new ground, want twice the 600k floor", cl, carefulFor)
+		if cl = c.Update(time.Now(), in); cl == nil || cl.Target != 960_000 {
+			t.Fatalf("cluster %+v %v after new ground, want twice the 480k floor", cl, carefulFor)
 		}
 	})
 }
@@ -387,13 +399,10 @@ func TestControllerCarefulAfterNewGround(t *testing.T) {
 func TestControllerSwingAfterALowFailureIsNoRecovery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(Config{})
-		in := Input{Estimate: 250_000, Wanted: 3_000_000, Sending: 200_000}
+		in := Input{Estimate: 250_000, Wanted: 3_000_000, Sending: 100_000}
 		for _, est := range []int{250_000, 160_000} { // 500k, then 320k: both fail
 			in.Estimate = est
-			var cl *Cluster
-			for cl = c.Update(time.Now(), in); cl == nil; cl = c.Update(time.Now(), in) {
-				time.Sleep(100 * time.Millisecond)
-			}
+			cl := nextCluster(t, c, in)
 			time.Sleep(DefaultDuration)
 			if o := c.Judge(time.Now(), in, result(cl.PadRate*6/10, 0.6, 2)); o != OutcomeLimited {
 				t.Fatalf("cluster %+v: outcome %v", cl, o)
@@ -433,4 +442,25 @@ func TestControllerQuietAfterCongestion(t *testing.T) {
 			t.Fatalf("first cluster %v after the last congestion, want %v", got, quietAfterCongestion)
 		}
 	})
+}
+
+// TestControllerFullLink: while the media fills the estimate, a cluster
+// aims fullLinkGrowth above it, not Growth: its padding goes straight
+// into the queue of a link that may be full. With media well below the
+// estimate the cluster fills the gap first and aims at Growth times it.
+func TestControllerFullLink(t *testing.T) {
+	for _, c := range []struct {
+		sending, target int
+	}{
+		{288_000, 360_000}, // the sent floor holds the estimate at the media
+		{270_000, 360_000},
+		{250_000, 576_000},
+		{100_000, 576_000},
+	} {
+		ctl := NewController(Config{})
+		cl := ctl.Update(time.Now(), Input{Estimate: 288_000, Wanted: 3_000_000, Sending: c.sending})
+		if cl == nil || cl.Target != c.target {
+			t.Errorf("estimate 288k, %d sent: cluster %+v, want one at %d", c.sending, cl, c.target)
+		}
+	}
 }

@@ -12,7 +12,8 @@
 // transport-wide sequence number, so the subscriber's transport-cc
 // feedback tells when each one arrived: if the cluster arrived at the
 // rate it was sent, with little loss, the link carries the target, and
-// the Controller raises its estimate (a probed floor under GCC's) to it.
+// the Controller raises a probed floor under GCC's estimate to it, and
+// the estimate it gives the layer choice to 0.85 of that.
 //
 // The Recorder keeps the probe packets and their feedback; the
 // Controller makes the decisions from plain numbers and a clock, so its
