@@ -20,6 +20,9 @@ type Config struct {
 	// Settle is how long after a cluster ends its feedback is waited
 	// for before it is judged with what has arrived.
 	Settle time.Duration
+	// MinPadding is the least padding rate (bit/s) worth a cluster:
+	// enough packets over Duration for its rates to be measured.
+	MinPadding int
 }
 
 // Defaults for Config's zero fields.
@@ -29,6 +32,16 @@ const (
 	DefaultDuration    = 200 * time.Millisecond
 	DefaultGrowth      = 2.0
 	DefaultSettle      = 500 * time.Millisecond
+	// DefaultMinPadding: 2.5 KB in 200 ms, nine padding packets of 255
+	// bytes and their headers. Clusters of two to four packets (a step
+	// of 1.25 times the estimate over media that fills it) were judged
+	// "no data" (under five packets reported), and each doubled the
+	// back-off: in the lab the first cluster after a cap was lifted
+	// waited 8 s for it (scenario 1, 2026-12-06 16:56:20). Such a
+	// cluster is not sent at all; raising its padding to the minimum
+	// instead put more into a full link's queue (one run, 6.5 s of
+	// freezes).
+	DefaultMinPadding = 100_000
 )
 
 // Thresholds of the judgement.
@@ -55,7 +68,7 @@ const (
 	estimatorRecovered = 1.25
 	// carefulGrowth is the growth of clusters for a while after a
 	// success above a failed target (see Controller.carefulUntil).
-	carefulGrowth = minGain
+	carefulGrowth = 1.5
 	carefulFor    = 2 * time.Second
 	// floorGrowth is the growth of a cluster that builds on a probed
 	// floor one cluster raised above the estimator's own estimate: that
@@ -213,10 +226,11 @@ type Controller struct {
 	// cap arrived as sent). Until then clusters grow by carefulGrowth,
 	// not Growth: at twice the estimate, the step after such a false
 	// success overflowed the capped link's queue and cost the
-	// subscriber's video a freeze, and at 1.5 times it still did (lab
-	// scenario 1, 2026-12-06 14:07: 523 kbit/s passed under a 300
-	// kbit/s cap, then 784 overflowed); after a real change the climb
-	// takes a step or two more.
+	// subscriber's video a freeze; after a real change the climb takes
+	// a step or two more. (1.2 times was tried, after a step at 1.5
+	// times 523 kbit/s overflowed a 300 kbit/s cap in the lab: the
+	// climb after a cap was lifted took five steps instead of three,
+	// and the full-link rule, fullLinkGrowth, covers most such steps.)
 	carefulUntil time.Time
 
 	// quietUntil: no cluster starts before (quietAfterCongestion after
@@ -248,6 +262,9 @@ func NewController(cfg Config) *Controller {
 	}
 	if cfg.Settle <= 0 {
 		cfg.Settle = DefaultSettle
+	}
+	if cfg.MinPadding <= 0 {
+		cfg.MinPadding = DefaultMinPadding
 	}
 	return &Controller{cfg: cfg}
 }
@@ -333,7 +350,7 @@ func (c *Controller) Update(now time.Time, in Input) *Cluster {
 	// media may be well below the estimate (a publisher sending less
 	// than its layer's usual rate), so it is measured, not assumed.
 	pad := target - in.Sending
-	if pad < int((minStep-1)*float64(est)) || target < int(minStep*float64(est)) {
+	if pad < c.cfg.MinPadding || pad < int((minStep-1)*float64(est)) || target < int(minStep*float64(est)) {
 		return nil
 	}
 	c.lastID++

@@ -127,10 +127,10 @@ func TestControllerBacksOff(t *testing.T) {
 		}
 		// Each cluster is judged 200 ms after its start, then waits:
 		// 600k (fails: 1 s), 600k again (the 1 s back-off is over;
-		// fails: 2 s), 500k, 416k and 347k after 1 s each (smaller
-		// steps down to 1.05 times the estimate, all fail: 4 s, 8 s,
-		// 8 s), then 600k every 8 s.
-		gaps := []int{0, 1200, 1200, 1200, 1200, 8200, 8200, 8200}
+		// fails: 2 s), 500k and 416k after 1 s each (smaller steps, all
+		// fail: 4 s, 8 s; the next smaller one, 347k, would carry less
+		// than MinPadding over the 250k of media), then 600k every 8 s.
+		gaps := []int{0, 1200, 1200, 1200, 8200, 8200, 8200}
 		var at time.Duration
 		for i, g := range gaps {
 			at += time.Duration(g) * time.Millisecond
@@ -378,7 +378,7 @@ func TestControllerCarefulAfterNewGround(t *testing.T) {
 			t.Fatalf("outcome %v", o)
 		}
 		cl = c.Update(time.Now(), in)
-		if cl == nil || cl.Target != 480_000 {
+		if cl == nil || cl.Target != 600_000 {
 			t.Fatalf("cluster %+v right after new ground at 400k, want %v times it", cl, carefulGrowth)
 		}
 		time.Sleep(DefaultDuration)
@@ -386,8 +386,8 @@ func TestControllerCarefulAfterNewGround(t *testing.T) {
 			t.Fatalf("outcome %v", o)
 		}
 		time.Sleep(carefulFor)
-		if cl = c.Update(time.Now(), in); cl == nil || cl.Target != 960_000 {
-			t.Fatalf("cluster %+v %v after new ground, want twice the 480k floor", cl, carefulFor)
+		if cl = c.Update(time.Now(), in); cl == nil || cl.Target != 1_200_000 {
+			t.Fatalf("cluster %+v %v after new ground, want twice the 600k floor", cl, carefulFor)
 		}
 	})
 }
@@ -446,20 +446,25 @@ func TestControllerQuietAfterCongestion(t *testing.T) {
 
 // TestControllerFullLink: while the media fills the estimate, a cluster
 // aims fullLinkGrowth above it, not Growth: its padding goes straight
-// into the queue of a link that may be full. With media well below the
-// estimate the cluster fills the gap first and aims at Growth times it.
+// into the queue of a link that may be full; a cluster that would carry
+// less than MinPadding is not sent. With media well below the estimate the cluster fills the
+// gap first and aims at Growth times it.
 func TestControllerFullLink(t *testing.T) {
 	for _, c := range []struct {
 		sending, target int
 	}{
-		{288_000, 360_000}, // the sent floor holds the estimate at the media
-		{270_000, 360_000},
+		{288_000, 0},       // the sent floor holds the estimate at the media: 72k of padding is too little to judge
+		{259_200, 360_000}, // 90% of the estimate: 101k of padding
 		{250_000, 576_000},
 		{100_000, 576_000},
+		{400_000, 0}, // the media above the estimate: no cluster
 	} {
 		ctl := NewController(Config{})
 		cl := ctl.Update(time.Now(), Input{Estimate: 288_000, Wanted: 3_000_000, Sending: c.sending})
-		if cl == nil || cl.Target != c.target {
+		if c.target == 0 && cl == nil {
+			continue
+		}
+		if cl == nil || cl.Target != c.target || cl.PadRate < DefaultMinPadding {
 			t.Errorf("estimate 288k, %d sent: cluster %+v, want one at %d", c.sending, cl, c.target)
 		}
 	}
