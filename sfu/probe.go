@@ -342,11 +342,11 @@ func (pr *prober) judge(now time.Time) bool {
 	if cl.ID == 0 {
 		return true
 	}
-	o := pr.ctl.Judge(now, pr.in, pr.rec.Result(cl.ID))
+	res := pr.rec.Result(cl.ID)
+	o := pr.ctl.Judge(now, pr.in, res)
 	if o == probe.OutcomeNone {
 		return false
 	}
-	res := pr.rec.Result(cl.ID)
 	pr.p.s.m.probes[o].Inc()
 	pr.p.log.Debug("probe result", "id", cl.ID, "outcome", o.String(), "target", cl.Target,
 		"sent", res.Sent, "lost", res.Lost, "send_rate", res.SendRate, "recv_rate", res.RecvRate,
