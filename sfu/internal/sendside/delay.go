@@ -19,6 +19,15 @@ const (
 	// packets) is one group; its packets' own spacing says nothing of
 	// the path.
 	groupSpan = 5 * time.Millisecond
+	// A packet that arrives within burstSpan of the group before it,
+	// and sooner after it than it was sent (the path or the receiver
+	// held them and let them go together), joins that group, as long as
+	// the group's arrivals span at most burstMax: a receiver short of
+	// CPU reads its socket late and stamps what waited all at once, and
+	// taken apart such a burst reads as a queue that builds and drains
+	// (pion's GCC and libwebrtc merge it the same way).
+	burstSpan = 5 * time.Millisecond
+	burstMax  = 100 * time.Millisecond
 	// trendWindow points make the slope; trendSmoothing is the
 	// exponential smoothing of the accumulated delay they are taken of.
 	trendWindow    = 20
@@ -32,9 +41,15 @@ const (
 
 // group is a run of packets sent within groupSpan.
 type group struct {
-	firstSent, lastSent time.Time
-	lastArrival         time.Duration
-	size                int
+	firstSent, lastSent       time.Time
+	firstArrival, lastArrival time.Duration
+	size                      int
+}
+
+// inBurst reports whether a belongs to g's burst (see burstSpan).
+func (g *group) inBurst(a sendhistory.Ack) bool {
+	arrived := a.Arrival - g.lastArrival
+	return arrived <= burstSpan && arrived < a.Sent.Sub(g.lastSent) && a.Arrival-g.firstArrival < burstMax
 }
 
 type point struct{ x, y float64 } // arrival ms since the first group, smoothed delay ms
@@ -56,7 +71,7 @@ type trendline struct {
 // and returns the new trend and the send-time gap between the groups it
 // compared when it completed a group (ok), for the detector.
 func (t *trendline) add(a sendhistory.Ack) (trend float64, sendGap time.Duration, ok bool) {
-	if t.haveCur && a.Sent.Sub(t.cur.firstSent) <= groupSpan && !a.Sent.Before(t.cur.firstSent) {
+	if t.haveCur && !a.Sent.Before(t.cur.firstSent) && (a.Sent.Sub(t.cur.firstSent) <= groupSpan || t.cur.inBurst(a)) {
 		t.cur.lastSent = a.Sent
 		t.cur.lastArrival = max(t.cur.lastArrival, a.Arrival)
 		t.cur.size += a.Size
@@ -67,7 +82,7 @@ func (t *trendline) add(a sendhistory.Ack) (trend float64, sendGap time.Duration
 	}
 	done := t.cur
 	hadCur := t.haveCur
-	t.cur = group{firstSent: a.Sent, lastSent: a.Sent, lastArrival: a.Arrival, size: a.Size}
+	t.cur = group{firstSent: a.Sent, lastSent: a.Sent, firstArrival: a.Arrival, lastArrival: a.Arrival, size: a.Size}
 	t.haveCur = true
 	if !hadCur {
 		return 0, 0, false
