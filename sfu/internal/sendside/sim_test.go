@@ -71,9 +71,12 @@ func (l *link) pass(t time.Duration, size int) (time.Duration, bool) {
 // 1200-byte packets; every 100 ms the receiver's transport-cc feedback
 // (pion's recorder) goes back, arriving after the link's delay.
 type sim struct {
-	t       *testing.T
-	e       *Estimator
-	w       interceptor.RTPWriter
+	t *testing.T
+	e estimator
+	w interceptor.RTPWriter
+	// sleep: each tick also sleeps simTick, for an estimator on the
+	// clock of a synctest bubble (pion's GCC reads time.Now).
+	sleep   bool
 	l       *link
 	now     time.Duration
 	seq     uint16
@@ -104,10 +107,25 @@ const (
 
 var simEpoch = time.Unix(1_700_000_000, 0) //nolint:gochecknoglobals // test clock origin
 
+// estimator is what the sim drives: Parley's Estimator, or pion's GCC
+// to compare with.
+type estimator interface {
+	AddStream(*interceptor.StreamInfo, interceptor.RTPWriter) interceptor.RTPWriter
+	WriteRTCP([]rtcp.Packet, interceptor.Attributes) error
+	GetTargetBitrate() int
+	GetStats() map[string]any
+}
+
 func newSim(t *testing.T, start int, l *link) *sim {
-	s := &sim{t: t, l: l, rec: twcc.NewRecorder(1)}
-	s.e = New(Config{Initial: start, Min: 100_000, Max: 20_000_000})
-	s.e.now = func() time.Time { return simEpoch.Add(s.now) }
+	e := New(Config{Initial: start, Min: 100_000, Max: 20_000_000})
+	s := newSimWith(t, e, l)
+	e.now = func() time.Time { return simEpoch.Add(s.now) }
+	return s
+}
+
+// newSimWith drives e, on the clock of a synctest bubble if sleep.
+func newSimWith(t *testing.T, e estimator, l *link) *sim {
+	s := &sim{t: t, l: l, rec: twcc.NewRecorder(1), e: e}
 	s.w = s.e.AddStream(&interceptor.StreamInfo{SSRC: 7,
 		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: simTWCCID}}},
 		interceptor.RTPWriterFunc(func(_ *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) { return len(p), nil }))
@@ -120,6 +138,9 @@ func (s *sim) run(d time.Duration, app float64) {
 	end := s.now + d
 	payload := make([]byte, simPacket-20)
 	for ; s.now < end; s.now += simTick {
+		if s.sleep {
+			time.Sleep(simTick)
+		}
 		for len(s.inbox) > 0 && s.inbox[0].at <= s.now {
 			if err := s.e.WriteRTCP(s.inbox[0].pkts, nil); err != nil {
 				s.t.Fatal(err)
