@@ -111,6 +111,7 @@ func (e *Estimator) onFeedbackLocked(now time.Time, acks []sendhistory.Ack) bool
 	}
 	lost, bytes := 0, 0
 	var first, last time.Duration
+	var sentFirst, sentLast time.Time
 	timed := false
 	for _, a := range acks {
 		if !a.Received {
@@ -124,6 +125,12 @@ func (e *Estimator) onFeedbackLocked(now time.Time, acks []sendhistory.Ack) bool
 		if !timed || a.Arrival < first {
 			first = a.Arrival
 		}
+		if !timed || a.Sent.Before(sentFirst) {
+			sentFirst = a.Sent
+		}
+		if a.Sent.After(sentLast) {
+			sentLast = a.Sent
+		}
 		last = max(last, a.Arrival)
 		timed = true
 		if trend, gap, ok := e.trend.add(a); ok {
@@ -133,10 +140,10 @@ func (e *Estimator) onFeedbackLocked(now time.Time, acks []sendhistory.Ack) bool
 	}
 	e.loss.add(lost, len(acks))
 	if timed {
-		e.acked.add(first, last, bytes)
+		e.acked.add(first, last, sentFirst, sentLast, bytes)
 	}
-	acked := e.acked.rate()
-	e.delay.update(now, e.usage, acked)
+	acked, sent := e.acked.rates()
+	e.delay.update(now, e.usage, acked, sent)
 	e.delay.rate = e.clamp(e.delay.rate)
 	e.loss.rate = e.clamp(e.loss.update(now, e.delay.rate))
 	rate := min(e.delay.rate, e.loss.rate)

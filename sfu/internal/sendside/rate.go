@@ -57,8 +57,8 @@ type aimd struct {
 }
 
 // update moves the rate for usage at now, given the acknowledged rate
-// (0: not known yet).
-func (r *aimd) update(now time.Time, u usage, acked float64) {
+// and the rate the same packets were sent at (0: not known yet).
+func (r *aimd) update(now time.Time, u usage, acked, sent float64) {
 	switch u {
 	case overuse:
 		r.state = decrease
@@ -89,7 +89,11 @@ func (r *aimd) update(now time.Time, u usage, acked float64) {
 	case decrease:
 		// At most one decrease per rateResponse: a single queue shows in
 		// every feedback for a while.
-		if r.lastDrop.IsZero() || now.Sub(r.lastDrop) >= rateResponse {
+		// Nor while what was sent arrives as fast as it left
+		// (deliveredAsSent): the trend still reads a queue that is
+		// draining, or a receiver's stalls, and 0.85 of what is
+		// acknowledged is 0.85 of what the sender chose to send.
+		if (r.lastDrop.IsZero() || now.Sub(r.lastDrop) >= rateResponse) && !deliveredAsSent(acked, sent) {
 			base := r.rate
 			if acked > 0 {
 				base = acked
@@ -105,6 +109,22 @@ func (r *aimd) update(now time.Time, u usage, acked float64) {
 	}
 	r.last = now
 }
+
+// deliveredAsSent reports whether the packets acknowledged over the
+// last window arrived at least at deliveredRatio of the rate they were
+// sent at: no queue grew on the path meanwhile. After an SFU's layers
+// step down (to a quarter of the rate at once, when a cap shows), the
+// trend stays above the threshold for a while as the queue drains, and
+// the acknowledged rate follows the layers down: each cut at 0.85 of
+// it took a subscriber capped at 300 kbit/s from 1.23 Mbit/s to 187
+// kbit/s in 0.9 s, its cameras to a quarter frame rate (lab scenario 1,
+// 2026-12-06 20:21:36).
+func deliveredAsSent(acked, sent float64) bool {
+	return acked > 0 && sent > 0 && acked >= deliveredRatio*sent
+}
+
+// deliveredRatio: see deliveredAsSent.
+const deliveredRatio = 0.95
 
 // near reports whether acked is within three standard deviations of
 // the mean acknowledged rate at past decreases.
