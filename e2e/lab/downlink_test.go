@@ -110,12 +110,17 @@ func TestDownlinkCap(t *testing.T) {
 	liftAt := rec.now()
 	c.setDownCap(carol, 0, rec)
 	var fullAt float64
-	if poll(ctx, 3*backToFull, func() bool { return allAt(latest(carol), 2, fullHeight) }) {
+	// Back at the top layer as its publisher encodes it: a Chrome short
+	// of CPU scales its capture down, and its top layer is then 960x540
+	// (2026-12-06 20:32: Bob's, from before the lift to the end; Carol
+	// received it and Ada's 1280x720 13 s after the lift, and the check
+	// for 720p waited 45 s for what Bob no longer sent).
+	if poll(ctx, 3*backToFull, func() bool { return camerasAsSent(rec, latest(carol), 2, fullHeight, topRid, false) }) {
 		fullAt = rec.now() - liftAt
 	}
 	switch {
 	case fullAt == 0:
-		t.Errorf("cap lifted: Carol not back at %dp within %v: %+v", fullHeight, 3*backToFull, cameras(latest(carol)))
+		t.Errorf("cap lifted: Carol not back at %dp (or the top layer as sent) within %v: %+v", fullHeight, 3*backToFull, cameras(latest(carol)))
 	case fullAt > backToFull.Seconds()+1:
 		t.Errorf("cap lifted: Carol back at %dp after %.1f s, want within %v", fullHeight, fullAt, backToFull)
 	default:
