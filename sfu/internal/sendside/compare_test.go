@@ -56,9 +56,10 @@ func onPath(t *testing.T, pion bool, start int, mk func() *link, warm, measured 
 // lower estimate, with room a climb as fast within a tenth. A sender
 // that sends less than its estimate (app-limited) keeps at least the
 // headroom a layer step needs, a fifth above what it sends, or pion's
-// estimate if that is lower: pion's climbs on while nothing fills it
-// (3.7 Mbit/s over 1.5 Mbit/s sent), Parley's stops at 1.5 times what is
-// acknowledged, as libwebrtc's does, and the probes find the rest.
+// estimate if that is lower: pion's stays where it was while nothing
+// fills it (3.7 Mbit/s over 1.5 Mbit/s sent), Parley's is held to 1.5
+// times what is acknowledged (libwebrtc bounds only its increases so),
+// and the SFU's probes find the rest.
 func TestAgainstPionGCC(t *testing.T) {
 	t.Run("receiver stalls", func(t *testing.T) {
 		mk := func() *link {
