@@ -451,6 +451,9 @@ func (t *publishedTrack) stats() TrackStats {
 			r.EstimatedBps = est
 		}
 		r.Probing = d.sub.probing.Load()
+		if v := d.view.Load(); v != nil {
+			r.View = &TileView{Width: v.width, Height: v.height, Visible: v.visible}
+		}
 		r.Temporal = -1 // every frame, unless the switcher leaves some out
 		if d.sw != nil {
 			if l, since := d.sw.CurrentSince(); l != simulcast.None && int(l) < len(t.layers) {

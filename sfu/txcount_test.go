@@ -54,6 +54,9 @@ func testReceiverCounts(t *testing.T) {
 		if r.RTXPacketsSent != 0 || r.RTXBytesSent != 0 {
 			t.Fatalf("%d packets on RTX without a loss", r.RTXPacketsSent)
 		}
+		if r.View != nil {
+			t.Fatalf("view %+v before bob reported one", *r.View)
+		}
 	})
 
 	step(t, "a hidden tile receives nothing", func() {
@@ -66,6 +69,9 @@ func testReceiverCounts(t *testing.T) {
 		})
 		time.Sleep(200 * time.Millisecond) // what was queued is out
 		before, got := receiverOf(t, ada.Peer, sid, bob.ID), bob.Received(sid)
+		if v := before.View; v == nil || *v != (sfu.TileView{}) {
+			t.Fatalf("view %+v, want bob's report: 0x0, not visible", v)
+		}
 		time.Sleep(2 * time.Second)
 		after := receiverOf(t, ada.Peer, sid, bob.ID)
 		if after.PacketsSent != before.PacketsSent || after.BytesSent != before.BytesSent {
@@ -84,5 +90,8 @@ func testReceiverCounts(t *testing.T) {
 		testkit.Eventually(t, 5*time.Second, "packets sent to bob again", func() bool {
 			return receiverOf(t, ada.Peer, sid, bob.ID).PacketsSent > before+50
 		})
+		if v := receiverOf(t, ada.Peer, sid, bob.ID).View; v == nil || *v != (sfu.TileView{Width: 1280, Height: 720, Visible: true}) {
+			t.Fatalf("view %+v, want bob's report: 1280x720, visible", v)
+		}
 	})
 }

@@ -92,6 +92,17 @@ type ReceiverStats struct {
 	// (zero while it receives no layer, and for a track without
 	// simulcast).
 	LayerSince time.Time
+	// View is the subscriber's last report of how it shows the track
+	// (video_view), nil before one: why it gets the layer it gets, or
+	// none (a hidden tile).
+	View *TileView
+}
+
+// TileView is a subscriber's report of how it shows a video track: its
+// size in device pixels (0x0 when unknown) and whether it is seen.
+type TileView struct {
+	Width, Height int
+	Visible       bool
 }
 
 // LayerStats is one simulcast layer of a published track as it arrives

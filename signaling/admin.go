@@ -180,6 +180,16 @@ type AdminReceiver struct {
 	RTXBytesSent   uint64 `json:"rtxBytesSent"`
 	// LayerSince: when the SFU started forwarding Layer to it.
 	LayerSince *time.Time `json:"layerSince,omitempty"`
+	// View: the subscriber's last video_view report of the track (absent
+	// before one).
+	View *AdminTileView `json:"view,omitempty"`
+}
+
+// AdminTileView is a subscriber's report of how it shows a video track.
+type AdminTileView struct {
+	Width   int  `json:"width"`
+	Height  int  `json:"height"`
+	Visible bool `json:"visible"`
 }
 
 // AdminLayer is one simulcast layer of a track as it arrives.
@@ -271,9 +281,13 @@ func adminStats(st sfu.TrackStats) *AdminTrackStats {
 		Drops: st.Drops, Receivers: make([]AdminReceiver, 0, len(st.Receivers)),
 	}
 	for _, r := range st.Receivers {
-		a.Receivers = append(a.Receivers, AdminReceiver{Participant: r.ParticipantID, Layer: r.Layer, Temporal: r.Temporal,
+		ar := AdminReceiver{Participant: r.ParticipantID, Layer: r.Layer, Temporal: r.Temporal,
 			EstimatedBps: r.EstimatedBps, PacketsSent: r.PacketsSent, BytesSent: r.BytesSent,
-			RTXPacketsSent: r.RTXPacketsSent, RTXBytesSent: r.RTXBytesSent, LayerSince: timeOrNil(r.LayerSince)})
+			RTXPacketsSent: r.RTXPacketsSent, RTXBytesSent: r.RTXBytesSent, LayerSince: timeOrNil(r.LayerSince)}
+		if v := r.View; v != nil {
+			ar.View = &AdminTileView{Width: v.Width, Height: v.Height, Visible: v.Visible}
+		}
+		a.Receivers = append(a.Receivers, ar)
 	}
 	for _, l := range st.Layers {
 		a.Layers = append(a.Layers, AdminLayer{RID: l.RID, BitrateBps: l.BitrateBps, LastMediaAt: timeOrNil(l.LastMediaTime)})

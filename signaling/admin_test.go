@@ -112,7 +112,8 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	env.media.mu.Lock()
 	env.media.stats["standup"] = []sfu.TrackStats{{TrackInfo: sfu.TrackInfo{SID: "TR_v", Codec: "video/VP8"}, Packets: 1234, NACKsReceived: 7, Subscribers: 1,
 		Receivers: []sfu.ReceiverStats{{ParticipantID: "PA_bob", Layer: "h", Temporal: 1, EstimatedBps: 900_000,
-			PacketsSent: 1200, BytesSent: 1_300_000, RTXPacketsSent: 3, RTXBytesSent: 3300, LayerSince: since}},
+			PacketsSent: 1200, BytesSent: 1_300_000, RTXPacketsSent: 3, RTXBytesSent: 3300, LayerSince: since,
+			View: &sfu.TileView{Width: 640, Height: 360, Visible: true}}},
 		Layers: []sfu.LayerStats{{RID: "q", BitrateBps: 150_000, LastMediaTime: since.Add(time.Second)},
 			{RID: "h", BitrateBps: 500_000, LastMediaTime: since.Add(time.Second)}, {RID: "f"}}}}
 	env.media.mu.Unlock()
@@ -155,7 +156,10 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	if len(rs) != 1 || rs[0].LayerSince == nil || !rs[0].LayerSince.Equal(since) {
 		t.Fatalf("ada's camera's receivers %+v, want bob on layer h since %v", rs, since)
 	}
-	rs[0].LayerSince = nil
+	if v := rs[0].View; v == nil || *v != (AdminTileView{Width: 640, Height: 360, Visible: true}) {
+		t.Fatalf("bob's view %+v, want 640x360 visible", v)
+	}
+	rs[0].LayerSince, rs[0].View = nil, nil
 	if rs[0] != (AdminReceiver{Participant: "PA_bob", Layer: "h", Temporal: 1, EstimatedBps: 900_000,
 		PacketsSent: 1200, BytesSent: 1_300_000, RTXPacketsSent: 3, RTXBytesSent: 3300}) {
 		t.Fatalf("ada's camera's receivers %+v, want bob on layer h at 900 kbit/s, 1200 packets sent", rs)
@@ -163,7 +167,7 @@ func TestAdminListRoomsAndParticipants(t *testing.T) {
 	// The names an operator's script reads (docs/protocol.md): a layer
 	// that never arrived has no lastMediaAt.
 	for _, f := range []string{`"temporal":1`, `"packetsSent":1200`, `"bytesSent":1300000`, `"rtxPacketsSent":3`, `"rtxBytesSent":3300`,
-		`"layerSince":"2026-12-06T08:10:41.541Z"`,
+		`"layerSince":"2026-12-06T08:10:41.541Z"`, `"view":{"width":640,"height":360,"visible":true}`,
 		`"layers":[{"rid":"q","bitrateBps":150000,"lastMediaAt":"2026-12-06T08:10:42.541Z"},{"rid":"h","bitrateBps":500000,"lastMediaAt":"2026-12-06T08:10:42.541Z"},{"rid":"f","bitrateBps":0}]`} {
 		if !strings.Contains(string(body), f) {
 			t.Errorf("participants JSON lacks %s: %s", f, body)

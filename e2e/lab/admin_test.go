@@ -29,9 +29,13 @@ type adminParticipants struct {
 					Layer        string     `json:"layer"`
 					EstimatedBps int        `json:"estimatedBps"`
 					LayerSince   *time.Time `json:"layerSince"`
+					View         *struct {
+						Visible bool `json:"visible"`
+					} `json:"view"`
 				} `json:"receivers"`
 				Layers []struct {
 					RID         string     `json:"rid"`
+					BitrateBps  float64    `json:"bitrateBps"`
 					LastMediaAt *time.Time `json:"lastMediaAt"`
 				} `json:"layers"`
 			} `json:"stats"`
@@ -67,6 +71,54 @@ func (c *call) cameraLayers(ctx context.Context) (map[string]map[string]string, 
 			m := map[string]string{}
 			for _, r := range tr.Stats.Receivers {
 				m[names[r.Participant]] = r.Layer
+			}
+			out[p.Name] = m
+		}
+	}
+	return out, nil
+}
+
+// viewsOf asks the server how sub's page last reported showing each
+// publisher's camera (by publisher name): true for a visible tile,
+// false for a hidden one; a camera it has no report of is absent.
+func (c *call) viewsOf(ctx context.Context, sub string) (map[string]bool, error) {
+	ap, err := c.adminParticipants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := ap.names()
+	out := map[string]bool{}
+	for _, p := range ap.Participants {
+		for _, tr := range p.Tracks {
+			if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
+				continue
+			}
+			for _, r := range tr.Stats.Receivers {
+				if names[r.Participant] == sub && r.View != nil {
+					out[p.Name] = r.View.Visible
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// layerRates asks the server what each layer of each publisher's
+// camera (by name, then rid) arrives at now, bit/s over the last second.
+func (c *call) layerRates(ctx context.Context) (map[string]map[string]float64, error) {
+	ap, err := c.adminParticipants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]float64{}
+	for _, p := range ap.Participants {
+		for _, tr := range p.Tracks {
+			if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
+				continue
+			}
+			m := map[string]float64{}
+			for _, l := range tr.Stats.Layers {
+				m[l.RID] = l.BitrateBps
 			}
 			out[p.Name] = m
 		}
