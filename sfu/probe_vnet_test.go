@@ -88,7 +88,7 @@ func (c *capEnv) watch(t *testing.T, t0 time.Time, stop <-chan struct{}) {
 // estimate faster than GCC's increase alone (about 8% a second, from
 // about 300 kbit/s to the 1.1 Mbit/s the top layer needs: 17 s and
 // more). While capped, the clusters that aim above what the link
-// carries fail and back off (1, 2, 4, 8 s), and the estimate does not
+// carries fail and back off (1, 2, 4, 4 s), and the estimate does not
 // rise far above the cap (a token bucket lets a short burst through, so
 // a cluster a little above the cap may pass).
 func TestProbeAfterCapLifted(t *testing.T) {
@@ -133,9 +133,9 @@ func TestProbeAfterCapLifted(t *testing.T) {
 		t.Logf("capped 20 s: %v clusters, %v failed, %v without data, highest estimate %d; %v retransmissions, %.0f kbit/s of media forwarded",
 			clusters, failures, counterValue(t, c.env, "parley_sfu_probes_total", "no_data")-noDataBefore, maxEst, counterValue(t, c.env, "parley_sfu_retransmits_total", "")-rtxBefore,
 			(counterValue(t, c.env, "parley_sfu_bytes_forwarded_total", "")-bytesBefore)*8/20/1000)
-		// Waits of 1, 2, 4, 8 s after failures, and 1 s for a smaller
-		// step: about six failures in 20 s (at most eight here; one a
-		// second would be twenty).
+		// Waits of 1, 2, 4, 4 s after failures (probe.DefaultMaxInterval),
+		// and 1 s for a smaller step: about seven failures in 20 s (at
+		// most eight here; one a second would be twenty).
 		if failures > 8 {
 			t.Errorf("%v probe clusters failed in 20 s under the cap, want the back-off to space them", failures)
 		}
