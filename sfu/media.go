@@ -199,7 +199,7 @@ func (s *SFU) newSubscriberAPI(onBWE func(cc.BandwidthEstimator), probes *probe.
 			webrtc.WithSettingEngine(follow.settings(*s.settings))), nil
 	}
 	ctl, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		if s.cfg.BandwidthEstimator == "parley" {
+		if s.cfg.BandwidthEstimator != "pion" {
 			return sendside.New(sendside.Config{Initial: bweInitialBitrate, Min: bweMinBitrate, Max: bweMaxBitrate}), nil
 		}
 		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitialBitrate),

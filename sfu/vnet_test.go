@@ -42,8 +42,8 @@ func newTestEnv(t testing.TB, cfg sfu.Config) *testEnv {
 	// The network's cleanup runs after the SFU stopped.
 	env := &testEnv{t: t, vnet: sfutest.NewVNet(t, log), reg: prometheus.NewRegistry(), log: log}
 	cfg.TCPPort = 0 // vnet has no TCP
-	// SFU_TEST_ESTIMATOR=parley runs the tests that estimate bandwidth
-	// on the other estimator (sfu.bandwidth_estimator), to compare them.
+	// SFU_TEST_ESTIMATOR=pion runs the tests that estimate bandwidth on
+	// the other estimator (sfu.bandwidth_estimator), to compare them.
 	if e := os.Getenv("SFU_TEST_ESTIMATOR"); e != "" {
 		cfg.BandwidthEstimator = e
 	}

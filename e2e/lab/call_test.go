@@ -64,7 +64,7 @@ func newCallWith(t *testing.T, ctx context.Context, room string, sfuConfig map[s
 		"interfaces":           []string{lab.Bridge()},
 		"cidrs":                []string{netlab.ServerAddr + "/24"},
 	}
-	// PARLEY_LAB_ESTIMATOR=parley runs the scenarios on the other
+	// PARLEY_LAB_ESTIMATOR=pion runs the scenarios on the other
 	// bandwidth estimator (sfu.bandwidth_estimator), to compare them.
 	if e := lookupEnv("PARLEY_LAB_ESTIMATOR"); e != "" {
 		sfuSection["bandwidth_estimator"] = e
