@@ -153,6 +153,9 @@ type selectState struct {
 	// congestedEst the estimate it used.
 	congestedAt  time.Time
 	congestedEst int
+	// congested is the last round's reading, for the debug line that
+	// marks where congestion begins and ends in the server's log.
+	congested bool
 }
 
 // riseAfterCongestion: for this long after the estimator last showed
@@ -184,6 +187,14 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 		// Read once a round: the estimator builds its stats anew each time.
 		var loss float64
 		congestedNow, loss = congested(p.bwe)
+		if congestedNow != st.congested {
+			// Over 10% loss or a delay overuse: what holds probes and
+			// rises back for a while after it ends (the lab's step
+			// scenario found the way up late with nothing in the log to
+			// say why).
+			st.congested = congestedNow
+			p.log.Debug("congestion", "congested", congestedNow, "loss", loss, "estimate", target)
+		}
 		if st.prober != nil {
 			estimate = st.prober.round(st.downs, estimate, st.wanted, congestedNow, loss, now)
 		}
