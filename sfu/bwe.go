@@ -42,12 +42,6 @@ const (
 	nominalTopHeight = 720
 )
 
-// tileView is a subscriber's report of how it shows a video track.
-type tileView struct {
-	width, height int
-	visible       bool
-}
-
 // SetView records how this participant shows a video track it receives:
 // the rendered size in device pixels (0x0 when unknown) and whether it
 // is visible. The layer selection uses it at once: a hidden tile gets no
@@ -58,7 +52,7 @@ func (p *Peer) SetView(trackSID string, width, height int, visible bool) error {
 	if err != nil {
 		return err
 	}
-	d.view.Store(&tileView{width: max(width, 0), height: max(height, 0), visible: visible})
+	d.view.Store(&TileView{Width: max(width, 0), Height: max(height, 0), Visible: visible})
 	d.pinned.Store(false)
 	p.wakeSelect()
 	return nil
@@ -304,7 +298,7 @@ func (d *downTrack) selectInfo(now time.Time) simulcast.TrackInfo {
 	}
 	d.prioritize(&info) // screen shares and the active speaker first (priority.go)
 	if v := d.view.Load(); v != nil {
-		info.Visible, info.TileWidth, info.TileHeight = v.visible, v.width, v.height
+		info.Visible, info.TileWidth, info.TileHeight = v.Visible, v.Width, v.Height
 	}
 	t.statsMu.Lock()
 	defer t.statsMu.Unlock()

@@ -48,7 +48,7 @@ type downTrack struct {
 	// view is the subscriber's last tile report (nil: none yet), pinned
 	// says SetLayer chose the layer by hand; switchesSeen is the switch
 	// count already added to the metrics. Read by the peer's selectLoop.
-	view         atomic.Pointer[tileView]
+	view         atomic.Pointer[TileView]
 	pinned       atomic.Bool
 	switchesSeen uint64
 	// report is the subscriber's last receiver report about this

@@ -452,7 +452,8 @@ func (t *publishedTrack) stats() TrackStats {
 		}
 		r.Probing = d.sub.probing.Load()
 		if v := d.view.Load(); v != nil {
-			r.View = &TileView{Width: v.width, Height: v.height, Visible: v.visible}
+			view := *v // a copy: the stats are the caller's
+			r.View = &view
 		}
 		r.Temporal = -1 // every frame, unless the switcher leaves some out
 		if d.sw != nil {
