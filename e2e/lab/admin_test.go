@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"time"
@@ -20,27 +21,48 @@ type adminParticipants struct {
 		SID    string `json:"sid"`
 		Name   string `json:"name"`
 		Tracks []struct {
-			SID    string `json:"sid"`
-			Kind   string `json:"kind"`
-			Source string `json:"source"`
-			Stats  *struct {
-				Receivers []struct {
-					Participant  string     `json:"participant"`
-					Layer        string     `json:"layer"`
-					EstimatedBps int        `json:"estimatedBps"`
-					LayerSince   *time.Time `json:"layerSince"`
-					View         *struct {
-						Visible bool `json:"visible"`
-					} `json:"view"`
-				} `json:"receivers"`
-				Layers []struct {
-					RID         string     `json:"rid"`
-					BitrateBps  float64    `json:"bitrateBps"`
-					LastMediaAt *time.Time `json:"lastMediaAt"`
-				} `json:"layers"`
-			} `json:"stats"`
+			SID    string           `json:"sid"`
+			Kind   string           `json:"kind"`
+			Source string           `json:"source"`
+			Stats  *adminTrackStats `json:"stats"`
 		} `json:"tracks"`
 	} `json:"participants"`
+}
+
+// adminTrackStats is the part of a track's stats the scenarios read.
+type adminTrackStats struct {
+	Receivers []struct {
+		Participant  string     `json:"participant"`
+		Layer        string     `json:"layer"`
+		EstimatedBps int        `json:"estimatedBps"`
+		LayerSince   *time.Time `json:"layerSince"`
+		View         *struct {
+			Visible bool `json:"visible"`
+		} `json:"view"`
+	} `json:"receivers"`
+	Layers []struct {
+		RID         string     `json:"rid"`
+		BitrateBps  float64    `json:"bitrateBps"`
+		LastMediaAt *time.Time `json:"lastMediaAt"`
+	} `json:"layers"`
+}
+
+// cameras yields each publisher's camera track (by the publisher's
+// name) with its stats; a camera the server has no stats for is left
+// out.
+func (ap adminParticipants) cameras() iter.Seq2[string, *adminTrackStats] {
+	return func(yield func(string, *adminTrackStats) bool) {
+		for _, p := range ap.Participants {
+			for _, tr := range p.Tracks {
+				if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
+					continue
+				}
+				if !yield(p.Name, tr.Stats) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // names maps the participants' sids to their names.
@@ -63,17 +85,12 @@ func (c *call) cameraLayers(ctx context.Context) (map[string]map[string]string, 
 	}
 	names := ap.names()
 	out := map[string]map[string]string{}
-	for _, p := range ap.Participants {
-		for _, tr := range p.Tracks {
-			if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
-				continue
-			}
-			m := map[string]string{}
-			for _, r := range tr.Stats.Receivers {
-				m[names[r.Participant]] = r.Layer
-			}
-			out[p.Name] = m
+	for pub, st := range ap.cameras() {
+		m := map[string]string{}
+		for _, r := range st.Receivers {
+			m[names[r.Participant]] = r.Layer
 		}
+		out[pub] = m
 	}
 	return out, nil
 }
@@ -88,15 +105,10 @@ func (c *call) viewsOf(ctx context.Context, sub string) (map[string]bool, error)
 	}
 	names := ap.names()
 	out := map[string]bool{}
-	for _, p := range ap.Participants {
-		for _, tr := range p.Tracks {
-			if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
-				continue
-			}
-			for _, r := range tr.Stats.Receivers {
-				if names[r.Participant] == sub && r.View != nil {
-					out[p.Name] = r.View.Visible
-				}
+	for pub, st := range ap.cameras() {
+		for _, r := range st.Receivers {
+			if names[r.Participant] == sub && r.View != nil {
+				out[pub] = r.View.Visible
 			}
 		}
 	}
@@ -111,17 +123,12 @@ func (c *call) layerRates(ctx context.Context) (map[string]map[string]float64, e
 		return nil, err
 	}
 	out := map[string]map[string]float64{}
-	for _, p := range ap.Participants {
-		for _, tr := range p.Tracks {
-			if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
-				continue
-			}
-			m := map[string]float64{}
-			for _, l := range tr.Stats.Layers {
-				m[l.RID] = l.BitrateBps
-			}
-			out[p.Name] = m
+	for pub, st := range ap.cameras() {
+		m := map[string]float64{}
+		for _, l := range st.Layers {
+			m[l.RID] = l.BitrateBps
 		}
+		out[pub] = m
 	}
 	return out, nil
 }
@@ -148,26 +155,21 @@ func (c *call) camera(ctx context.Context, pub string) (cameraView, error) {
 		return v, err
 	}
 	names := ap.names()
-	for _, p := range ap.Participants {
-		if p.Name != pub {
+	for name, st := range ap.cameras() {
+		if name != pub {
 			continue
 		}
-		for _, tr := range p.Tracks {
-			if tr.Kind != "video" || tr.Source != "camera" || tr.Stats == nil {
-				continue
+		for _, l := range st.Layers {
+			if l.LastMediaAt != nil {
+				v.lastMedia[l.RID] = *l.LastMediaAt
 			}
-			for _, l := range tr.Stats.Layers {
-				if l.LastMediaAt != nil {
-					v.lastMedia[l.RID] = *l.LastMediaAt
-				}
+		}
+		for _, r := range st.Receivers {
+			rv := receiverView{layer: r.Layer}
+			if r.LayerSince != nil {
+				rv.since = *r.LayerSince
 			}
-			for _, r := range tr.Stats.Receivers {
-				rv := receiverView{layer: r.Layer}
-				if r.LayerSince != nil {
-					rv.since = *r.LayerSince
-				}
-				v.receivers[names[r.Participant]] = rv
-			}
+			v.receivers[names[r.Participant]] = rv
 		}
 	}
 	return v, nil
