@@ -33,6 +33,9 @@ type Ack struct {
 	Seq  uint16
 	Size int // bytes, as given to Sent
 	Sent time.Time
+	// Padding: recorded with SentPadding, a packet of padding alone (a
+	// bandwidth probe), no media.
+	Padding bool
 	// Received is false for a packet the receiver reports missing.
 	Received bool
 	// Timed: the receiver said when it arrived (all but the "received,
@@ -48,10 +51,11 @@ type Ack struct {
 var ErrMalformed = errors.New("sendhistory: malformed transport-cc feedback")
 
 type slot struct {
-	sent time.Time
-	size int32
-	seq  uint16
-	used bool
+	sent    time.Time
+	size    int32
+	seq     uint16
+	used    bool
+	padding bool
 }
 
 // History is one sender's record. The zero value is ready; it is safe
@@ -69,9 +73,16 @@ type History struct {
 
 // Sent records that the packet with transport-wide sequence number seq
 // and size bytes left at t.
-func (h *History) Sent(seq uint16, t time.Time, size int) {
+func (h *History) Sent(seq uint16, t time.Time, size int) { h.sent(seq, t, size, false) }
+
+// SentPadding is Sent for a packet that carries padding alone (a
+// bandwidth probe): its acknowledgment says so (Ack.Padding), for an
+// estimator that tells what the link carried from what the media needs.
+func (h *History) SentPadding(seq uint16, t time.Time, size int) { h.sent(seq, t, size, true) }
+
+func (h *History) sent(seq uint16, t time.Time, size int, padding bool) {
 	h.mu.Lock()
-	h.slots[seq%Size] = slot{sent: t, size: int32(min(size, 1<<30)), seq: seq, used: true} //nolint:gosec // bounded above
+	h.slots[seq%Size] = slot{sent: t, size: int32(min(size, 1<<30)), seq: seq, used: true, padding: padding} //nolint:gosec // bounded above
 	h.mu.Unlock()
 }
 
@@ -97,7 +108,7 @@ func (h *History) Feedback(fb *rtcp.TransportLayerCC, acks []Ack) ([]Ack, error)
 			deltas = deltas[1:]
 		}
 		if s := &h.slots[seq%Size]; s.used && s.seq == seq {
-			a := Ack{Seq: seq, Size: int(s.size), Sent: s.sent, Received: received, Timed: timed}
+			a := Ack{Seq: seq, Size: int(s.size), Sent: s.sent, Received: received, Timed: timed, Padding: s.padding}
 			if timed {
 				a.Arrival = arrival
 			}

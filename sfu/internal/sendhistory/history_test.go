@@ -204,3 +204,35 @@ func BenchmarkPionSent(b *testing.B) {
 		seq++
 	}
 }
+
+// TestFeedbackMarksPadding: a packet recorded with SentPadding (a
+// probe) comes back marked as padding, with its size; media does not.
+func TestFeedbackMarksPadding(t *testing.T) {
+	var h History
+	t0 := time.Unix(1000, 0)
+	arrivals := map[uint16]int64{}
+	for i := range uint16(10) {
+		if i%2 == 1 {
+			h.SentPadding(i, t0.Add(time.Duration(i)*time.Millisecond), 275)
+		} else {
+			h.Sent(i, t0.Add(time.Duration(i)*time.Millisecond), 1200)
+		}
+		arrivals[i] = int64(i) * 1000
+	}
+	var acks []Ack
+	for _, fb := range feedback(t, arrivals, 0, 9) {
+		var err error
+		if acks, err = h.Feedback(fb, acks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(acks) != 10 {
+		t.Fatalf("%d acks, want 10", len(acks))
+	}
+	for _, a := range acks {
+		probe := a.Seq%2 == 1
+		if a.Padding != probe || (probe && a.Size != 275) || (!probe && a.Size != 1200) {
+			t.Errorf("ack %+v: padding %v, size %d", a, a.Padding, a.Size)
+		}
+	}
+}

@@ -70,7 +70,14 @@ func (e *Estimator) AddStream(info *interceptor.StreamInfo, w interceptor.RTPWri
 	}
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		if v := h.GetExtension(id); len(v) >= 2 {
-			e.hist.Sent(binary.BigEndian.Uint16(v), e.now(), h.MarshalSize()+len(payload))
+			seq := binary.BigEndian.Uint16(v)
+			if h.Padding && len(payload) == 0 {
+				// A probe: Header.MarshalSize leaves the padding out,
+				// and a probe is mostly padding (see ackedRate).
+				e.hist.SentPadding(seq, e.now(), h.MarshalSize()+int(h.PaddingSize))
+			} else {
+				e.hist.Sent(seq, e.now(), h.MarshalSize()+len(payload))
+			}
 		}
 		return w.Write(h, payload, a)
 	})
@@ -109,16 +116,31 @@ func (e *Estimator) onFeedbackLocked(now time.Time, acks []sendhistory.Ack) bool
 	if len(acks) == 0 {
 		return false
 	}
-	lost, bytes := 0, 0
+	// The loss counted is the media's: a probe's padding is most of its
+	// packets (255 bytes each, to the media's 1,200), and one that
+	// overflowed a queue read as 20% loss, which the loss-based rate
+	// cut by a tenth beyond the delay's cut. Its own figures judge the
+	// probe (sfu/internal/probe); the loss-based rate is GCC's answer
+	// to loss the media suffers, which the classic GCC reads from the
+	// media streams' receiver reports.
+	lost, counted, bytes, media := 0, 0, 0, 0
 	var first, last time.Duration
 	var sentFirst, sentLast time.Time
 	timed := false
 	for _, a := range acks {
+		if !a.Padding {
+			counted++
+		}
 		if !a.Received {
-			lost++
+			if !a.Padding {
+				lost++
+			}
 			continue
 		}
 		bytes += a.Size
+		if !a.Padding {
+			media += a.Size
+		}
 		if !a.Timed {
 			continue
 		}
@@ -138,12 +160,12 @@ func (e *Estimator) onFeedbackLocked(now time.Time, acks []sendhistory.Ack) bool
 			e.usage = e.detector.detect(trend, ms(gap), ms(a.Arrival))
 		}
 	}
-	e.loss.add(lost, len(acks))
+	e.loss.add(lost, counted)
 	if timed {
-		e.acked.add(first, last, sentFirst, sentLast, bytes)
+		e.acked.add(first, last, sentFirst, sentLast, bytes, media)
 	}
-	acked, sent := e.acked.rates()
-	e.delay.update(now, e.usage, acked, sent)
+	acked := e.acked.rates()
+	e.delay.update(now, e.usage, acked)
 	e.delay.rate = e.clamp(e.delay.rate)
 	e.loss.rate = e.clamp(e.loss.update(now, e.delay.rate))
 	rate := min(e.delay.rate, e.loss.rate)
@@ -157,6 +179,20 @@ func (e *Estimator) onFeedbackLocked(now time.Time, acks []sendhistory.Ack) bool
 
 func (e *Estimator) clamp(r float64) float64 {
 	return min(max(r, float64(e.cfg.Min)), float64(e.cfg.Max))
+}
+
+// Probed takes what a bandwidth probe showed the path carries, bit/s
+// (the SFU's probed floor, sfu/internal/probe): the estimate rises to it
+// at once, as libwebrtc's delay-based estimate takes a probe's result,
+// and the bound on the media acknowledged does not bring it back down
+// before the media has caught up. A later overuse cuts it as any rate.
+func (e *Estimator) Probed(bps int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.clamp(float64(bps))
+	e.delay.probed(r)
+	e.loss.rate = max(e.loss.rate, r)
+	e.target = int(e.clamp(min(e.delay.rate, e.loss.rate)))
 }
 
 // GetTargetBitrate is the estimate in bit/s.
@@ -188,6 +224,8 @@ func (e *Estimator) GetStats() map[string]any {
 		"delayEstimate":      e.lastTrend,
 		"delayThreshold":     e.detector.threshold,
 		"ackedBitrate":       int(e.acked.rate()),
+		"ackedMediaBitrate":  int(e.acked.rates().media),
+		"probedBitrate":      int(e.delay.credit),
 	}
 }
 

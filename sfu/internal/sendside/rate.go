@@ -18,10 +18,12 @@ const (
 	// convergence: one packet of this many bits per 200 ms.
 	rateNearPacket = 1200 * 8
 	rateResponse   = 200 * time.Millisecond
-	// rateAckedCap: the rate is never set above this multiple of what is
-	// acknowledged (plus rateAckedSlack): a sender that does not fill
-	// its estimate learns nothing about the room above it, so it must
-	// not claim it (probing raises what is acknowledged).
+	// rateAckedCap: the rate is never set above this multiple of the
+	// media acknowledged (plus rateAckedSlack): a sender that does not
+	// fill its estimate learns nothing about the room above it, so it
+	// must not claim it. Probes do not raise it (see ackedRate): what
+	// they find is the SFU's probed floor (sfu/internal/probe), and the
+	// media sent at that floor then raises it.
 	rateAckedCap   = 1.5
 	rateAckedSlack = 10_000
 )
@@ -54,11 +56,22 @@ type aimd struct {
 	// capacity.
 	maxMean, maxVar float64
 	haveMax         bool
+	// credit is the rate a probe showed the path carries (Probed), as
+	// later decreases have lowered it: the bound on the rate
+	// (rateAckedCap) does not take the rate below it.
+	credit float64
 }
 
-// update moves the rate for usage at now, given the acknowledged rate
-// and the rate the same packets were sent at (0: not known yet).
-func (r *aimd) update(now time.Time, u usage, acked, sent float64) {
+// probed raises the rate to what a probe showed the path carries, and
+// keeps the bound from taking it back while the media is still below it.
+func (r *aimd) probed(rate float64) {
+	r.rate = max(r.rate, rate)
+	r.credit = max(r.credit, rate)
+}
+
+// update moves the rate for usage at now, given the acknowledged rates
+// (0: not known yet).
+func (r *aimd) update(now time.Time, u usage, a acked) {
 	switch u {
 	case overuse:
 		r.state = decrease
@@ -81,7 +94,7 @@ func (r *aimd) update(now time.Time, u usage, acked, sent float64) {
 	}
 	switch r.state {
 	case increase:
-		if r.near(acked) {
+		if r.near(a.all) {
 			r.rate += rateNearPacket * dt.Seconds() / rateResponse.Seconds()
 		} else {
 			r.rate *= math.Pow(1+rateGrowth, dt.Seconds())
@@ -93,19 +106,29 @@ func (r *aimd) update(now time.Time, u usage, acked, sent float64) {
 		// (deliveredAsSent): the trend still reads a queue that is
 		// draining, or a receiver's stalls, and 0.85 of what is
 		// acknowledged is 0.85 of what the sender chose to send.
-		if (r.lastDrop.IsZero() || now.Sub(r.lastDrop) >= rateResponse) && !deliveredAsSent(acked, sent) {
+		if (r.lastDrop.IsZero() || now.Sub(r.lastDrop) >= rateResponse) && !deliveredAsSent(a.all, a.sent) {
 			base := r.rate
-			if acked > 0 {
-				base = acked
-				r.noteMax(acked)
+			if a.all > 0 {
+				base = a.all
+				r.noteMax(a.all)
 			}
 			r.rate = min(r.rate, rateBeta*base)
+			r.credit = min(r.credit, r.rate)
 			r.lastDrop = now
 		}
 		r.state = hold
 	}
-	if acked > 0 {
-		r.rate = min(r.rate, rateAckedCap*acked+rateAckedSlack)
+	if a.media > 0 && r.state == increase {
+		// Not while the queue grows or drains: the media is then
+		// acknowledged at its share of a link a probe filled, and
+		// bounded by it the rate fell below the decrease's (to 253
+		// kbit/s on a 500 kbit/s path, TestProbeOverflowCutsFromWhatTheLinkCarried).
+		// Nor below what a probe showed (credit): the media follows a
+		// probe's rate only as fast as the layers switch up, key frame
+		// by key frame, and bounded by the media before it a 3 Mbit/s
+		// link's estimate fell back to 393 kbit/s within a second of a
+		// probe that found 2.1 Mbit/s (lab scenario 2, 2026-12-07 02:03).
+		r.rate = min(r.rate, max(rateAckedCap*a.media+rateAckedSlack, r.credit))
 	}
 	r.last = now
 }

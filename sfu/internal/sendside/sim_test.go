@@ -86,6 +86,10 @@ type sim struct {
 	inbox   []feedback
 	sent    int
 	dropped int
+	// pad is a rate of padding-only packets (probes) sent beside the
+	// media, bit/s; padCredit its budget.
+	pad       float64
+	padCredit float64
 }
 
 type arrival struct {
@@ -103,6 +107,9 @@ const (
 	simTick     = 5 * time.Millisecond
 	simFeedback = 100 * time.Millisecond
 	simTWCCID   = 3
+	// simPadPacket: a probe packet, its 20-byte header (with the
+	// transport-cc extension) and 255 bytes of padding, as the SFU's.
+	simPadPacket = 275
 )
 
 var simEpoch = time.Unix(1_700_000_000, 0) //nolint:gochecknoglobals // test clock origin
@@ -154,23 +161,12 @@ func (s *sim) run(d time.Duration, app float64) {
 		s.credit = min(s.credit+rate*simTick.Seconds()/8, 4*simPacket)
 		for s.credit >= simPacket {
 			s.credit -= simPacket
-			h := &rtp.Header{Version: 2, SSRC: 7, SequenceNumber: s.seq}
-			if err := h.SetExtension(simTWCCID, []byte{byte(s.seq >> 8), byte(s.seq)}); err != nil {
-				s.t.Fatal(err)
-			}
-			if _, err := s.w.Write(h, payload, nil); err != nil {
-				s.t.Fatal(err)
-			}
-			s.sent++
-			if at, ok := s.l.pass(s.now, simPacket); ok {
-				if s.l.stalls != nil {
-					at = s.l.stalls.stamp(at)
-				}
-				s.pending = append(s.pending, arrival{s.seq, at})
-			} else {
-				s.dropped++
-			}
-			s.seq++
+			s.send(&rtp.Header{Version: 2, SSRC: 7, SequenceNumber: s.seq}, payload, simPacket)
+		}
+		s.padCredit = min(s.padCredit+s.pad*simTick.Seconds()/8, 4*simPadPacket)
+		for s.padCredit >= simPadPacket {
+			s.padCredit -= simPadPacket
+			s.send(&rtp.Header{Version: 2, SSRC: 7, SequenceNumber: s.seq, Padding: true, PaddingSize: simPadPacket - 20}, nil, simPadPacket)
 		}
 		if s.now%simFeedback == 0 {
 			n := 0
@@ -187,6 +183,27 @@ func (s *sim) run(d time.Duration, app float64) {
 			}
 		}
 	}
+}
+
+// send writes one packet through the estimator and the link.
+func (s *sim) send(h *rtp.Header, payload []byte, size int) {
+	s.t.Helper()
+	if err := h.SetExtension(simTWCCID, []byte{byte(s.seq >> 8), byte(s.seq)}); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := s.w.Write(h, payload, nil); err != nil {
+		s.t.Fatal(err)
+	}
+	s.sent++
+	if at, ok := s.l.pass(s.now, size); ok {
+		if s.l.stalls != nil {
+			at = s.l.stalls.stamp(at)
+		}
+		s.pending = append(s.pending, arrival{s.seq, at})
+	} else {
+		s.dropped++
+	}
+	s.seq++
 }
 
 func (s *sim) estimate() float64 { return float64(s.e.GetTargetBitrate()) }
@@ -319,5 +336,83 @@ func TestReceiverStallsAreNoQueue(t *testing.T) {
 	t.Logf("lowest estimate over 30 s sending %d bit/s to a stalling receiver: %.0f; overuse in %d of 150 samples", app, lo, overuses)
 	if lo < app {
 		t.Errorf("estimate fell to %.0f, under the %d bit/s sent on a path with no queue", lo, app)
+	}
+}
+
+// TestProbeOverflowCutsFromWhatTheLinkCarried: a sender whose media
+// (250 kbit/s) is well below a 500 kbit/s path adds a probe of padding
+// that fills the path's queue. The cut that follows is from what the
+// path carried, media and padding (about 500 kbit/s), not from the media
+// alone: 0.85 of that took a capped subscriber to 100 kbit/s in the lab
+// (scenario 2, 2026-12-07).
+func TestProbeOverflowCutsFromWhatTheLinkCarried(t *testing.T) {
+	s := newSim(t, 400_000, &link{rate: 500_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
+	s.run(3*time.Second, 250_000)
+	before := s.estimate()
+	s.pad = 750_000
+	s.run(300*time.Millisecond, 250_000)
+	s.pad = 0
+	lo := s.estimate()
+	for range 10 {
+		s.run(100*time.Millisecond, 250_000)
+		lo = min(lo, s.estimate())
+	}
+	t.Logf("estimate %.0f before the probe, at least %.0f after it", before, lo)
+	if st := s.e.GetStats(); st["ackedMediaBitrate"].(int) > 300_000 {
+		t.Errorf("media acknowledged at %d bit/s; 250 kbit/s were sent", st["ackedMediaBitrate"])
+	}
+	if lo < 300_000 {
+		t.Errorf("estimate fell to %.0f after a probe filled a 500 kbit/s path; 0.85 of the path is 425000, of the media 212500", lo)
+	}
+	if lo >= before {
+		t.Errorf("estimate %.0f not cut by a probe that filled the queue (%.0f before)", lo, before)
+	}
+}
+
+// TestProbesDoNotRaiseTheBound: padding that a path carries does not
+// raise the estimate above 1.5 times the media: the probe's figures are
+// the SFU's probed floor, and a shaper's burst allowance can carry a
+// short probe above the path's rate.
+func TestProbesDoNotRaiseTheBound(t *testing.T) {
+	s := newSim(t, 300_000, &link{rate: 10_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
+	hi := 0.0
+	for i := range 20 {
+		if i%4 == 0 {
+			s.pad = 1_000_000
+		}
+		s.run(200*time.Millisecond, 250_000)
+		s.pad = 0
+		hi = max(hi, s.estimate())
+	}
+	t.Logf("estimate at most %.0f, 250 kbit/s of media and probes of 1 Mbit/s", hi)
+	if bound := rateAckedCap*250_000 + rateAckedSlack; hi > 1.1*bound {
+		t.Errorf("estimate rose to %.0f on probes; the media's bound is %.0f", hi, bound)
+	}
+}
+
+// TestProbedRateHolds: a probe's result raises the estimate at once, and
+// it stays there while the media, app-limited, is still far below it
+// (the layers switch up key frame by key frame); on a path that does not
+// carry it, the first overuse cuts it as any rate.
+func TestProbedRateHolds(t *testing.T) {
+	s := newSim(t, 300_000, &link{rate: 10_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
+	s.run(2*time.Second, 250_000)
+	s.e.(*Estimator).Probed(2_000_000)
+	lo := s.estimate()
+	for range 10 {
+		s.run(200*time.Millisecond, 250_000)
+		lo = min(lo, s.estimate())
+	}
+	t.Logf("estimate at least %.0f for 2 s after a probe of 2 Mbit/s, 250 kbit/s of media", lo)
+	if lo < 2_000_000 {
+		t.Errorf("estimate fell to %.0f after a probe showed 2 Mbit/s on a clean path", lo)
+	}
+
+	capped := newSim(t, 300_000, &link{rate: 500_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
+	capped.run(2*time.Second, 250_000)
+	capped.e.(*Estimator).Probed(2_000_000)
+	capped.run(3*time.Second, 0) // the sender fills the estimate
+	if got := capped.estimate(); got > 700_000 {
+		t.Errorf("estimate %.0f 3 s after a false probe result of 2 Mbit/s on a 500 kbit/s path", got)
 	}
 }
