@@ -43,7 +43,21 @@ const (
 	// the estimate under the 300 kbit/s cap then rose to 600-870 kbit/s
 	// in most runs (250-350 before): a short cluster passes on a
 	// shaper's bucket far more often.
-	DefaultDuration = 200 * time.Millisecond
+	//
+	// 400 ms since 2026-12-07, judged over the whole cluster and over its
+	// second half: a token-bucket shaper (tc tbf in the lab, 6.4 KB at
+	// 300 and 500 kbit/s) carries the start of a cluster above its rate
+	// as sent, and 200 ms at up to 1.5 times the rate passed whole. The
+	// floor such a cluster raised was false, and the next cluster, at
+	// twice it, overflowed the link: in lab scenario 2 (2026-12-07 02:00)
+	// a cluster at 722 kbit/s passed under a 500 kbit/s cap, the next at
+	// 1,445 lost 39 of its 106 packets and both cameras froze for 0.5 s.
+	// Twice as long, a cluster's second half arrives a tenth slower than
+	// sent (20 ms of queue by its end) once its excess over the link
+	// is half the link's rate at 300 kbit/s, a third at 500 (at 200 ms
+	// over the whole cluster: 0.95 and 0.6 times); below that its false
+	// floor costs little (floorUsable of it is about the link).
+	DefaultDuration = 400 * time.Millisecond
 	DefaultGrowth   = 2.0
 	DefaultSettle   = 500 * time.Millisecond
 	// DefaultMinPadding: 2.5 KB in 200 ms, nine padding packets of 255
@@ -130,7 +144,17 @@ const (
 	// scenario 1, 2026-12-06: 0.3-1.1 s per camera within 4 s of a 300
 	// kbit/s cap, in two runs of eight). A cap lifted later is probed
 	// as before: the congestion ended long before.
+	//
+	// Congestion a cluster caused itself (while in flight, or within
+	// ownCongestion of a failure) does not start the wait: the back-off
+	// paces the next cluster, and the link has not changed. Under lab
+	// scenario 2's 500 kbit/s cap a cluster that failed 0.4 s before
+	// the cap was lifted kept the next one 4.1 s away (the back-off
+	// alone allowed one after 1 s, below the failed target), and the
+	// layers came back up 5.8 s after the lift (5 s wanted; 2026-12-07
+	// 01:57).
 	quietAfterCongestion = 3 * time.Second
+	ownCongestion        = time.Second
 )
 
 // Input is the state of one subscriber connection, sampled by the
@@ -250,6 +274,9 @@ type Controller struct {
 	// quietUntil: no cluster starts before (quietAfterCongestion after
 	// the last congestion seen).
 	quietUntil time.Time
+	// ownUntil: congestion before it is the last failed cluster's (see
+	// ownCongestion).
+	ownUntil time.Time
 
 	// The cluster in flight (cur.ID 0: none), from start until judged.
 	cur      Cluster
@@ -314,7 +341,7 @@ func (c *Controller) Sending(now time.Time) bool {
 // congestion): at Growth times the estimate, at most what is wanted,
 // below a recent failure.
 func (c *Controller) Update(now time.Time, in Input) *Cluster {
-	if in.Congested {
+	if in.Congested && c.cur.ID == 0 && !now.Before(c.ownUntil) {
 		c.quietUntil = now.Add(quietAfterCongestion)
 	}
 	if c.floor > 0 {
@@ -401,6 +428,7 @@ func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
 			// Interval (longer if earlier failures still count).
 			c.raise(now, in, r)
 			c.cur, c.aborted = Cluster{}, false
+			c.ownUntil = now.Add(ownCongestion)
 			if c.failedAt == 0 {
 				c.interval = 0
 			}
@@ -451,9 +479,14 @@ func (c *Controller) raise(now time.Time, in Input, r Result) {
 }
 
 // delivered reports whether r shows its packets arrived at the rate
-// they were sent, with little loss.
+// they were sent, with little loss: all of them, and those of the
+// second half (when there are enough of them to tell), which a shaper's
+// bucket no longer carries (see DefaultDuration).
 func delivered(r Result) bool {
 	if r.Reported() < minPackets || r.SendRate == 0 || r.RecvRate == 0 {
+		return false
+	}
+	if r.TailSendRate > 0 && float64(r.TailRecvRate) < minRateRatio*float64(r.TailSendRate) {
 		return false
 	}
 	loss := float64(r.Lost) / float64(r.Reported())
@@ -471,6 +504,7 @@ func (c *Controller) finish(now time.Time, in Input, ok bool) {
 		c.next = now
 		return
 	}
+	c.ownUntil = now.Add(ownCongestion)
 	c.failed(now, in, target)
 }
 

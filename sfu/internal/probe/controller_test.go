@@ -65,9 +65,9 @@ func TestControllerClimbs(t *testing.T) {
 				t.Fatalf("cluster targets %v, want %v", targets, want)
 			}
 		}
-		// Each cluster: 200 ms sent, judged at the next 100 ms step.
-		if last != 900*time.Millisecond {
-			t.Errorf("last cluster started after %v, want 900ms", last)
+		// Each cluster: 400 ms sent, judged at the next 100 ms step.
+		if last != 1500*time.Millisecond {
+			t.Errorf("last cluster started after %v, want 1.5s", last)
 		}
 		if got := c.Estimate(in); got != 2_999_999 {
 			t.Errorf("estimate %d, want %v of the floor: the 3 Mbit/s wanted", got, floorUsable)
@@ -125,13 +125,13 @@ func TestControllerBacksOff(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		// Each cluster is judged 200 ms after its start, then waits:
+		// Each cluster is judged 400 ms after its start, then waits:
 		// 600k (fails: 1 s), 600k again (the 1 s back-off is over;
 		// fails: 2 s), 500k and 416k after 1 s each (smaller steps, all
 		// fail: 4 s, then MaxInterval, 4 s; the next smaller one, 347k,
 		// would carry less than MinPadding over the 250k of media), then
 		// 600k every 4 s.
-		gaps := []int{0, 1200, 1200, 1200, 4200, 4200, 4200}
+		gaps := []int{0, 1400, 1400, 1400, 4400, 4400, 4400}
 		var at time.Duration
 		for i, g := range gaps {
 			at += time.Duration(g) * time.Millisecond
@@ -219,7 +219,7 @@ func TestControllerFloorLifetime(t *testing.T) {
 				if cl == nil || cl.Target != 600_000 {
 					t.Fatalf("cluster %+v, want one at 600k (a floor that high covers the 510k wanted)", cl)
 				}
-				time.Sleep(300 * time.Millisecond)
+				time.Sleep(DefaultDuration + 100*time.Millisecond)
 				if o := ctl.Judge(time.Now(), in, result(cl.PadRate, 1, 0)); o != OutcomeSuccess {
 					t.Fatalf("outcome %v", o)
 				}
@@ -469,4 +469,52 @@ func TestControllerFullLink(t *testing.T) {
 			t.Errorf("estimate 288k, %d sent: cluster %+v, want one at %d", c.sending, cl, c.target)
 		}
 	}
+}
+
+// TestControllerOwnCongestionIsNoQuiet: congestion while a cluster is in
+// flight and just after it failed is the cluster's own: the next one
+// waits for the back-off (Interval, below the failed target), not for
+// quietAfterCongestion. Congestion later than ownCongestion after the
+// failure starts the quiet as before.
+func TestControllerOwnCongestionIsNoQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(Config{})
+		calm := Input{Estimate: 400_000, Wanted: 3_000_000, Sending: 300_000}
+		bad := calm
+		bad.Congested = true
+		cl := c.Update(time.Now(), calm)
+		if cl == nil {
+			t.Fatal("no first cluster")
+		}
+		time.Sleep(100 * time.Millisecond)
+		c.Update(time.Now(), bad) // the cluster filled the queue: aborted
+		time.Sleep(DefaultSettle)
+		if o := c.Judge(time.Now(), bad, result(cl.PadRate, 0.5, 0)); o != OutcomeAborted {
+			t.Fatalf("outcome %v, want aborted", o)
+		}
+		time.Sleep(500 * time.Millisecond)
+		c.Update(time.Now(), bad) // its congestion, still showing
+		start := time.Now()
+		var next *Cluster
+		for next == nil && time.Since(start) < 10*time.Second {
+			time.Sleep(100 * time.Millisecond)
+			next = c.Update(time.Now(), calm)
+		}
+		if next == nil || time.Since(start) >= quietAfterCongestion {
+			t.Fatalf("next cluster %+v %v after the failed one's congestion, want one within the back-off", next, time.Since(start))
+		}
+
+		// Congestion with no cluster about: the quiet holds.
+		time.Sleep(DefaultSettle)
+		c.Judge(time.Now(), bad, result(next.PadRate, 0.5, 0))
+		time.Sleep(2 * ownCongestion)
+		c.Update(time.Now(), bad)
+		start = time.Now()
+		for c.Update(time.Now(), calm) == nil && time.Since(start) < 10*time.Second {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := time.Since(start); got < quietAfterCongestion {
+			t.Errorf("a cluster %v after congestion no cluster caused, want %v", got, quietAfterCongestion)
+		}
+	})
 }

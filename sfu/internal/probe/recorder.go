@@ -36,6 +36,12 @@ type Result struct {
 	// SendRate and RecvRate are the cluster's rates in bit/s as sent
 	// and as received (0 when too few packets to tell).
 	SendRate, RecvRate int
+	// TailSendRate and TailRecvRate are the same of the packets sent in
+	// the second half of the cluster's sending (0 when too few). A
+	// shaper's burst allowance (a token bucket) carries the first part
+	// of a cluster above its rate as sent; by the second half a cluster
+	// above the rate has spent it and queues (see Controller.Judge).
+	TailSendRate, TailRecvRate int
 }
 
 // Reported is the number of packets the feedback has reported.
@@ -132,8 +138,6 @@ func (r *Recorder) Result(id uint32) Result {
 	defer r.mu.Unlock()
 	var res Result
 	var firstSent, lastSent time.Time
-	var firstArr, lastArr time.Duration
-	lastSentSize, firstArrSize, recvBytes := 0, 0, 0
 	for i := range r.ring {
 		p := &r.ring[i]
 		if p.cluster != id {
@@ -144,33 +148,68 @@ func (r *Recorder) Result(id uint32) Result {
 		if firstSent.IsZero() || p.sent.Before(firstSent) {
 			firstSent = p.sent
 		}
-		if !p.sent.Before(lastSent) {
-			lastSent, lastSentSize = p.sent, p.size
-		}
+		lastSent = maxTime(lastSent, p.sent)
 		switch p.state {
 		case lost:
 			res.Lost++
 		case received:
-			if res.Received == 0 || p.arrival < firstArr {
+			res.Received++
+		}
+	}
+	res.SendRate, res.RecvRate = r.rates(id, time.Time{})
+	if res.Sent >= 2*minPackets {
+		res.TailSendRate, res.TailRecvRate = r.rates(id, firstSent.Add(lastSent.Sub(firstSent)/2))
+	}
+	return res
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// rates is the send and receive rates (bit/s, 0 when too few packets)
+// of cluster id's packets sent at or after from. The caller holds r.mu.
+func (r *Recorder) rates(id uint32, from time.Time) (send, recv int) {
+	var firstSent, lastSent time.Time
+	var firstArr, lastArr time.Duration
+	sent, got, bytes, recvBytes, lastSentSize, firstArrSize := 0, 0, 0, 0, 0, 0
+	for i := range r.ring {
+		p := &r.ring[i]
+		if p.cluster != id || p.sent.Before(from) {
+			continue
+		}
+		sent++
+		bytes += p.size
+		if firstSent.IsZero() || p.sent.Before(firstSent) {
+			firstSent = p.sent
+		}
+		if !p.sent.Before(lastSent) {
+			lastSent, lastSentSize = p.sent, p.size
+		}
+		if p.state == received {
+			if got == 0 || p.arrival < firstArr {
 				firstArr, firstArrSize = p.arrival, p.size
 			}
-			if res.Received == 0 || p.arrival > lastArr {
+			if got == 0 || p.arrival > lastArr {
 				lastArr = p.arrival
 			}
-			res.Received++
+			got++
 			recvBytes += p.size
 		}
 	}
 	// A rate over n packets counts the bytes of n-1 of them: the last
 	// one sent and the first one received take no time to send or
 	// receive within the interval.
-	if d := lastSent.Sub(firstSent); res.Sent >= minPackets && d > 0 {
-		res.SendRate = int(float64(res.Bytes-lastSentSize) * 8 / d.Seconds())
+	if d := lastSent.Sub(firstSent); sent >= minPackets && d > 0 {
+		send = int(float64(bytes-lastSentSize) * 8 / d.Seconds())
 	}
-	if d := lastArr - firstArr; res.Received >= minPackets && d > 0 {
-		res.RecvRate = int(float64(recvBytes-firstArrSize) * 8 / d.Seconds())
+	if d := lastArr - firstArr; got >= minPackets && d > 0 {
+		recv = int(float64(recvBytes-firstArrSize) * 8 / d.Seconds())
 	}
-	return res
+	return send, recv
 }
 
 // minPackets is the fewest packets a rate is computed from.

@@ -94,3 +94,38 @@ func TestRecorderOutsideCluster(t *testing.T) {
 		t.Fatalf("cluster 1: %+v, want 10 sent and received", res)
 	}
 }
+
+// TestRecorderTail: a cluster whose first packets a shaper's bucket
+// carried as sent and whose last ones queued shows the queue in its
+// second half's rates, though over the whole cluster it looks carried.
+func TestRecorderTail(t *testing.T) {
+	var r Recorder
+	r.StartCluster(3)
+	t0 := time.Unix(1000, 0)
+	rx := twcc.NewRecorder(1)
+	const gap = 2 * time.Millisecond
+	for i := range 40 {
+		sent := t0.Add(time.Duration(i) * gap)
+		r.Sent(uint16(i), 250, sent)
+		// From the 34th packet on, each waits 1.4 ms more than the last.
+		rx.Record(1, uint16(i), sent.Add(time.Duration(max(0, i-33))*1400*time.Microsecond).UnixMicro())
+	}
+	for _, p := range rx.BuildFeedbackPacket() {
+		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+			r.Feedback(fb)
+		}
+	}
+	res := r.Result(3)
+	whole := float64(res.RecvRate) / float64(res.SendRate)
+	tail := float64(res.TailRecvRate) / float64(res.TailSendRate)
+	t.Logf("%+v: received at %.2f of the send rate, the second half at %.2f", res, whole, tail)
+	if whole < minRateRatio {
+		t.Errorf("whole cluster received at %.2f of its send rate, want at least %v (the test's premise)", whole, minRateRatio)
+	}
+	if tail >= minRateRatio || res.TailSendRate < 900_000 {
+		t.Errorf("second half sent at %d, received at %.2f of it; want 1 Mbit/s, below %v", res.TailSendRate, tail, minRateRatio)
+	}
+	if delivered(res) {
+		t.Error("judged delivered: the queue in its second half says the link is full")
+	}
+}
