@@ -237,6 +237,7 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 	// The time since the last round counts as below the wanted layer for
 	// each visible simulcast video that receives less than its tile
 	// wants (as of this round: rounds are at most selectInterval apart).
+	raised := false
 	var since time.Duration
 	if !st.lastRun.IsZero() {
 		since = min(now.Sub(st.lastRun), 2*selectInterval)
@@ -272,6 +273,7 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 			d.sw.SetCeiling(c)
 			d.sw.SetHold(hold)
 			if l != d.sw.Target() || tl != d.sw.TemporalTarget() {
+				raised = raised || l > d.sw.Target()
 				p.log.Info("simulcast layer", "track", d.src.info.SID, "layer", int(l),
 					"temporal", temporalString(tl), "wanted", int(st.decisions[i].Wanted), "estimate", estimate)
 				d.sw.SetTarget(l)
@@ -284,6 +286,9 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 			d.switchesSeen = n
 		}
 		d.src.reviewLayers(now)
+	}
+	if st.prober != nil {
+		st.prober.selected(now, raised)
 	}
 }
 

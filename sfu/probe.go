@@ -84,6 +84,8 @@ type prober struct {
 	holdSent bool
 	// used is what the layers chosen at the last round cost (bit/s).
 	used int
+	// raisedAt is when the layer choice last switched a layer up.
+	raisedAt time.Time
 }
 
 func newProber(p *Peer, rec *probe.Recorder) *prober {
@@ -263,16 +265,37 @@ func (pr *prober) round(downs []*downTrack, gcc, wanted int, cong bool, loss flo
 		Sending: pr.sending, Congested: cong}
 	pr.judge(now)
 	pr.padD = padTrack(downs)
-	pr.update(now)
+	// The state only: a cluster may start after the layer choice
+	// (selected), which may switch a layer up.
+	in := pr.in
+	in.Wanted = 0
+	pr.feed(now, in)
 	return pr.ctl.Estimate(pr.in)
 }
+
+// selected runs after each round's layer choice: raised says whether it
+// switched a layer up. It may start a cluster.
+func (pr *prober) selected(now time.Time, raised bool) {
+	if raised {
+		pr.raisedAt = now
+	}
+	pr.update(now)
+}
+
+// probeAfterRaise: no cluster starts within this long of a switch up to
+// a higher layer, whose key frame is a burst several times the layer's
+// rate. A cluster started in the same round as two such switches (the
+// estimate had just risen) overflowed a 1 Mbit/s link's queue and the
+// cameras froze for 0.4-0.7 s (lab scenario 2, 2026-12-07 02:19:53 and
+// 02:20:01).
+const probeAfterRaise = time.Second
 
 // update passes the last state to the controller and starts the cluster
 // it asks for.
 func (pr *prober) update(now time.Time) {
 	in := pr.in
-	if pr.padD == nil {
-		in.Wanted = 0 // nowhere to send padding: no probing
+	if pr.padD == nil || (!pr.raisedAt.IsZero() && now.Sub(pr.raisedAt) < probeAfterRaise) {
+		in.Wanted = 0 // nowhere to send padding, or a key frame on its way: no probing
 	}
 	if cl := pr.feed(now, in); cl != nil {
 		pr.start(*cl, pr.padD, now)
