@@ -79,9 +79,6 @@ type prober struct {
 	sentAt    time.Time
 	sending   int
 	sent      sentFloor
-	// holdSent: the sent floor stands in for the estimator's estimate
-	// when it is higher (pion's GCC only; see sentFloor).
-	holdSent bool
 	// used is what the layers chosen at the last round cost (bit/s).
 	used int
 	// raisedAt is when the layer choice last switched a layer up.
@@ -89,8 +86,12 @@ type prober struct {
 }
 
 func newProber(p *Peer, rec *probe.Recorder) *prober {
-	return &prober{p: p, ctl: probe.NewController(probe.Config{}), rec: rec,
-		holdSent: p.s.cfg.BandwidthEstimator == "pion"}
+	pr := &prober{p: p, ctl: probe.NewController(probe.Config{}), rec: rec}
+	pr.sent.step = sentFloorStepParley
+	if p.s.cfg.BandwidthEstimator == "pion" {
+		pr.sent.step = sentFloorStep
+	}
+	return pr
 }
 
 // tick is the channel of the cluster's ticker, nil when none runs.
@@ -150,20 +151,26 @@ const (
 	// that got through.
 	sentFloorBeta = 0.85
 	// sentFloorStep: while the congestion lasts, the floor comes down
-	// again (from what is sent by then) at most this often.
-	sentFloorStep = time.Second
+	// again (from what is sent by then) at most this often; with
+	// Parley's estimator, sentFloorStepParley (see sentFloor).
+	sentFloorStep       = time.Second
+	sentFloorStepParley = 300 * time.Millisecond
 )
 
-// sentFloor keeps a subscriber's estimate from collapsing when pion's
-// GCC decreases on delay alone. Parley's estimator (sfu/internal/
-// sendside) goes without it: it groups a stalled receiver's burst of
-// arrivals with the packets before them (no queue read into them), does
-// not cut while what was sent arrives as fast as it left, and counts a
-// probe's padding in what was acknowledged, which are the faults the
-// floor covers for. There the floor's hold only delayed a real step
-// down: in lab scenario 2 (2026-12-07 01:56) the layers came down 1.2 s
-// after the estimator saw the 3 to 1 Mbit/s step, once the link's queue
-// had overflowed, and both cameras froze for 0.4-0.6 s.
+// sentFloor keeps a subscriber's estimate from collapsing when GCC
+// decreases on delay alone. Parley's estimator (sfu/internal/sendside)
+// groups a stalled receiver's burst of arrivals with the packets before
+// them (no queue read into them), does not cut while what was sent
+// arrives as fast as it left, and counts a probe's padding in what was
+// acknowledged; but it still cuts to 0.85 of what was acknowledged, and
+// at a call's start that is the little media sent yet: a subscriber's
+// estimate fell from 3 Mbit/s to 100 kbit/s a second into the call,
+// below the media it then received without loss, and its cameras ran at
+// 4 fps for 10 s (lab scenario 2, 2026-12-07 02:34:15). So the floor
+// holds for Parley's estimator too, but for sentFloorStepParley, not a
+// second: a second's hold let a 1.15 Mbit/s call overflow a link
+// stepped down to 1 Mbit/s before the layers came down, and both
+// cameras froze for 0.4-0.6 s (the same scenario, 01:56).
 //
 // pion's GCC decreases to 0.85 times the rate it measured acknowledged,
 // and it measures that from the transport-cc feedback that reaches it. Until rtxFeedback read the feedback that
@@ -203,6 +210,7 @@ const (
 type sentFloor struct {
 	rate int
 	at   time.Time
+	step time.Duration // sentFloorStep or sentFloorStepParley
 }
 
 // update returns the floor at now, given GCC's estimate, the media rate
@@ -235,7 +243,7 @@ func (f *sentFloor) update(now time.Time, gcc, sending, used int, loss float64, 
 	// Lower only while GCC signals congestion: a GCC that stays low
 	// without signalling (feedback it cannot read, say) would otherwise
 	// walk the layers down a step a second.
-	if congested && now.Sub(f.at) >= sentFloorStep {
+	if congested && now.Sub(f.at) >= f.step {
 		if r := int(sentFloorBeta * float64(sending)); r > gcc {
 			f.rate, f.at = r, now
 		}
@@ -244,11 +252,8 @@ func (f *sentFloor) update(now time.Time, gcc, sending, used int, loss float64, 
 }
 
 // floored is the estimator's estimate gcc, or the sent floor if that is
-// higher and the estimator is pion's GCC.
+// higher.
 func (pr *prober) floored(now time.Time, gcc int, loss float64, cong bool) int {
-	if !pr.holdSent {
-		return gcc
-	}
 	return max(gcc, pr.sent.update(now, gcc, pr.sending, pr.used, loss, cong))
 }
 

@@ -117,12 +117,13 @@ func TestProbeTap(t *testing.T) {
 // TestSentFloor: GCC signalling congestion without loss and falling
 // below what is sent (a receiver short of CPU, lab scenario 1) first
 // holds the estimate at what the chosen layers cost; if the congestion
-// lasts it comes down to 85% of what is sent a second later, and again
-// once a second from what is sent by then; loss or GCC back up ends it.
+// lasts it comes down to 85% of what is sent a second later (0.3 s with
+// Parley's estimator), and again as often from what is sent by then;
+// loss or GCC back up ends it.
 func TestSentFloor(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	var f sentFloor
+	f := sentFloor{step: sentFloorStep}
 	if r := f.update(at(0), 1_000_000, 900_000, 900_000, 0, false); r != 0 {
 		t.Fatalf("no congestion: floor %d", r)
 	}
@@ -153,7 +154,7 @@ func TestSentFloor(t *testing.T) {
 	if r := f.update(at(4000), 300_000, 400_000, 1_700_000, 0, true); r != 1_700_000 {
 		t.Fatalf("congested after a step up: floor %d, want 1700000", r)
 	}
-	f = sentFloor{}
+	f = sentFloor{step: sentFloorStep}
 	// No layers known: the hold is at what was sent.
 	if r := f.update(at(5000), 100_000, 850_000, 0, 0, true); r != 850_000 {
 		t.Fatalf("congested, no layers: floor %d, want 850000", r)
@@ -175,9 +176,17 @@ func TestSentFloor(t *testing.T) {
 	if r := f.update(at(10_000), 1_130_000, 1_450_000, 1_400_000, 0, false); r != 1_450_000 {
 		t.Fatalf("2 s later, no signal: floor %d, want 1450000", r)
 	}
-	f = sentFloor{}
+	f = sentFloor{step: sentFloorStep}
 	// The same fall with loss: the link is full.
 	if r := f.update(at(11_000), 1_130_000, 1_450_000, 1_400_000, 0.03, false); r != 0 {
 		t.Fatalf("GCC fell below the layers with 3%% loss: floor %d", r)
+	}
+	// With Parley's estimator the hold lasts sentFloorStepParley.
+	f = sentFloor{step: sentFloorStepParley}
+	if r := f.update(at(12_000), 800_000, 1_150_000, 1_150_000, 0, true); r != 1_150_000 {
+		t.Fatalf("Parley's estimator congested: floor %d, want the 1150000 sent", r)
+	}
+	if r := f.update(at(12_300), 800_000, 1_150_000, 1_150_000, 0, true); r != 977_500 {
+		t.Fatalf("0.3 s later: floor %d, want 0.85 of what is sent, 977500", r)
 	}
 }
