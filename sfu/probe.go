@@ -87,10 +87,7 @@ type prober struct {
 
 func newProber(p *Peer, rec *probe.Recorder) *prober {
 	pr := &prober{p: p, ctl: probe.NewController(probe.Config{}), rec: rec}
-	pr.sent.step = sentFloorStepParley
-	if p.s.cfg.BandwidthEstimator == "pion" {
-		pr.sent.step = sentFloorStep
-	}
+	pr.sent.quietOnly = p.s.cfg.BandwidthEstimator != "pion"
 	return pr
 }
 
@@ -151,10 +148,8 @@ const (
 	// that got through.
 	sentFloorBeta = 0.85
 	// sentFloorStep: while the congestion lasts, the floor comes down
-	// again (from what is sent by then) at most this often; with
-	// Parley's estimator, sentFloorStepParley (see sentFloor).
-	sentFloorStep       = time.Second
-	sentFloorStepParley = 300 * time.Millisecond
+	// again (from what is sent by then) at most this often.
+	sentFloorStep = time.Second
 )
 
 // sentFloor keeps a subscriber's estimate from collapsing when GCC
@@ -166,11 +161,15 @@ const (
 // at a call's start that is the little media sent yet: a subscriber's
 // estimate fell from 3 Mbit/s to 100 kbit/s a second into the call,
 // below the media it then received without loss, and its cameras ran at
-// 4 fps for 10 s (lab scenario 2, 2026-12-07 02:34:15). So the floor
-// holds for Parley's estimator too, but for sentFloorStepParley, not a
-// second: a second's hold let a 1.15 Mbit/s call overflow a link
-// stepped down to 1 Mbit/s before the layers came down, and both
-// cameras froze for 0.4-0.6 s (the same scenario, 01:56).
+// 4 fps for 10 s (lab scenario 2, 2026-12-07 02:34:15; no congestion
+// was signalled: the bound on the rate, 1.5 times the media
+// acknowledged, took the initial 3 Mbit/s down while the media was still
+// starting). So the floor holds for Parley's estimator too, but only
+// where no congestion shows (quietOnly): on a signal the estimator's cut
+// stands at once. A hold of a second, or of 0.3 s, on the signal let a
+// 1.15 Mbit/s call overflow a link stepped down to 1 Mbit/s before the
+// layers came down, and both cameras froze for 0.4-0.8 s (the same
+// scenario, 01:56 and 02:38).
 //
 // pion's GCC decreases to 0.85 times the rate it measured acknowledged,
 // and it measures that from the transport-cc feedback that reaches it. Until rtxFeedback read the feedback that
@@ -210,7 +209,9 @@ const (
 type sentFloor struct {
 	rate int
 	at   time.Time
-	step time.Duration // sentFloorStep or sentFloorStepParley
+	// quietOnly: no floor while congestion is signalled (Parley's
+	// estimator); the hold is for a fall with no signal.
+	quietOnly bool
 }
 
 // update returns the floor at now, given GCC's estimate, the media rate
@@ -222,6 +223,10 @@ func (f *sentFloor) update(now time.Time, gcc, sending, used int, loss float64, 
 	}
 	if loss >= sentFloorMaxLoss {
 		return f.rate
+	}
+	if congested && f.quietOnly {
+		f.rate = 0
+		return 0
 	}
 	if f.rate == 0 {
 		// The first signal: hold. GCC falling below what the chosen
@@ -243,7 +248,7 @@ func (f *sentFloor) update(now time.Time, gcc, sending, used int, loss float64, 
 	// Lower only while GCC signals congestion: a GCC that stays low
 	// without signalling (feedback it cannot read, say) would otherwise
 	// walk the layers down a step a second.
-	if congested && now.Sub(f.at) >= f.step {
+	if congested && now.Sub(f.at) >= sentFloorStep {
 		if r := int(sentFloorBeta * float64(sending)); r > gcc {
 			f.rate, f.at = r, now
 		}

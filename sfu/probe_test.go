@@ -117,13 +117,14 @@ func TestProbeTap(t *testing.T) {
 // TestSentFloor: GCC signalling congestion without loss and falling
 // below what is sent (a receiver short of CPU, lab scenario 1) first
 // holds the estimate at what the chosen layers cost; if the congestion
-// lasts it comes down to 85% of what is sent a second later (0.3 s with
-// Parley's estimator), and again as often from what is sent by then;
-// loss or GCC back up ends it.
+// lasts it comes down to 85% of what is sent a second later, and again
+// once a second from what is sent by then; loss or GCC back up ends it.
+// With Parley's estimator only a fall with no congestion signalled
+// holds.
 func TestSentFloor(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	f := sentFloor{step: sentFloorStep}
+	var f sentFloor
 	if r := f.update(at(0), 1_000_000, 900_000, 900_000, 0, false); r != 0 {
 		t.Fatalf("no congestion: floor %d", r)
 	}
@@ -154,7 +155,7 @@ func TestSentFloor(t *testing.T) {
 	if r := f.update(at(4000), 300_000, 400_000, 1_700_000, 0, true); r != 1_700_000 {
 		t.Fatalf("congested after a step up: floor %d, want 1700000", r)
 	}
-	f = sentFloor{step: sentFloorStep}
+	f = sentFloor{}
 	// No layers known: the hold is at what was sent.
 	if r := f.update(at(5000), 100_000, 850_000, 0, 0, true); r != 850_000 {
 		t.Fatalf("congested, no layers: floor %d, want 850000", r)
@@ -176,17 +177,18 @@ func TestSentFloor(t *testing.T) {
 	if r := f.update(at(10_000), 1_130_000, 1_450_000, 1_400_000, 0, false); r != 1_450_000 {
 		t.Fatalf("2 s later, no signal: floor %d, want 1450000", r)
 	}
-	f = sentFloor{step: sentFloorStep}
+	f = sentFloor{}
 	// The same fall with loss: the link is full.
 	if r := f.update(at(11_000), 1_130_000, 1_450_000, 1_400_000, 0.03, false); r != 0 {
 		t.Fatalf("GCC fell below the layers with 3%% loss: floor %d", r)
 	}
-	// With Parley's estimator the hold lasts sentFloorStepParley.
-	f = sentFloor{step: sentFloorStepParley}
-	if r := f.update(at(12_000), 800_000, 1_150_000, 1_150_000, 0, true); r != 1_150_000 {
-		t.Fatalf("Parley's estimator congested: floor %d, want the 1150000 sent", r)
+	// With Parley's estimator (quietOnly) an unsignalled fall below what
+	// is sent holds, and a signal of congestion ends the hold at once.
+	f = sentFloor{quietOnly: true}
+	if r := f.update(at(12_000), 100_000, 300_000, 700_000, 0, false); r != 700_000 {
+		t.Fatalf("Parley's estimator fell unsignalled: floor %d, want what the layers cost, 700000", r)
 	}
-	if r := f.update(at(12_300), 800_000, 1_150_000, 1_150_000, 0, true); r != 977_500 {
-		t.Fatalf("0.3 s later: floor %d, want 0.85 of what is sent, 977500", r)
+	if r := f.update(at(12_500), 800_000, 1_150_000, 1_150_000, 0, true); r != 0 {
+		t.Fatalf("Parley's estimator congested: floor %d, want none", r)
 	}
 }
