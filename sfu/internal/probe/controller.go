@@ -451,12 +451,16 @@ func (c *Controller) Judge(now time.Time, in Input, r Result) Outcome {
 			// kbit/s over a 300 kbit/s cap, and the next cluster, at
 			// 1.5 times that floor, lost 23 of its 81 packets and cost
 			// both cameras a second of freezes).
+			// Nor does the wait double: after failures under a cap that
+			// put the next cluster 4 s away from a lifted one (lab
+			// scenario 2, 2026-12-07 02:42:52: the way up 6 s after
+			// the lift).
 			c.cur, c.aborted = Cluster{}, false
 			c.ownUntil = now.Add(ownCongestion)
 			if c.failedAt == 0 {
 				c.interval = 0
 			}
-			c.backOff(now)
+			c.next = now.Add(c.cfg.Interval)
 			return OutcomeAborted
 		}
 		c.finish(now, in, false)

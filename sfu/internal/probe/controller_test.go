@@ -536,3 +536,32 @@ func TestControllerLeastPadding(t *testing.T) {
 		t.Fatalf("cluster %+v, want one of %d padding over the 80k of media", cl, DefaultMinPadding)
 	}
 }
+
+// TestControllerDeliveredAbortKeepsThePace: after failures have doubled
+// the wait, a cluster aborted whose part arrived as sent is followed
+// after Interval, not after a wait doubled again: nothing failed (a
+// cap lifted is found at once).
+func TestControllerDeliveredAbortKeepsThePace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewController(doubling)
+		in := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
+		for range 2 { // two failures: the next wait is 2 s, then 4
+			cl := nextCluster(t, c, in)
+			time.Sleep(cl.Duration)
+			if o := c.Judge(time.Now(), in, result(cl.PadRate, 0.6, 0)); o != OutcomeLimited {
+				t.Fatalf("outcome %v", o)
+			}
+		}
+		nextCluster(t, c, in)
+		time.Sleep(100 * time.Millisecond)
+		c.Update(time.Now(), Input{Estimate: 200_000, Wanted: 3_000_000, Sending: 250_000}) // the estimate fell: aborted
+		if o := c.Judge(time.Now(), in, result(300_000, 1, 0)); o != OutcomeAborted {
+			t.Fatalf("outcome %v, want aborted", o)
+		}
+		start := time.Now()
+		nextCluster(t, c, in)
+		if got := time.Since(start); got != DefaultInterval {
+			t.Errorf("next cluster %v after an aborted one that was delivered, want %v", got, DefaultInterval)
+		}
+	})
+}
