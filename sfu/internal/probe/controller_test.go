@@ -108,7 +108,7 @@ func TestControllerNoProbeWhenCovered(t *testing.T) {
 // step (below the lowest failure by the margin) may follow after
 // Interval, until the steps are too small to be worth it; the failed
 // target is retried 1, 2, 4... seconds after each failure, up to
-// MaxInterval (4 s by default).
+// MaxInterval (3 s by default).
 func TestControllerBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(doubling)
@@ -134,10 +134,10 @@ func TestControllerBacksOff(t *testing.T) {
 		// Each cluster is judged 400 ms after its start, then waits:
 		// 600k (fails: 1 s), 600k again (the 1 s back-off is over;
 		// fails: 2 s), 500k and 416k after 1 s each (smaller steps, all
-		// fail: 4 s, then MaxInterval, 4 s; the next smaller one, 347k,
-		// would carry less than MinPadding over the 250k of media), then
-		// 600k every 4 s.
-		gaps := []int{0, 1400, 1400, 1400, 4400, 4400, 4400}
+		// fail: MaxInterval, 3 s; the next smaller one, 347k, would
+		// carry less than MinPadding over the 250k of media), then 600k
+		// every 3 s.
+		gaps := []int{0, 1400, 1400, 1400, 3400, 3400, 3400}
 		var at time.Duration
 		for i, g := range gaps {
 			at += time.Duration(g) * time.Millisecond
@@ -296,8 +296,8 @@ func TestControllerPartialLink(t *testing.T) {
 		if c.Floor() < 300_000 || c.Floor() > capacity {
 			t.Errorf("floor %d, want between the estimate and the capacity", c.Floor())
 		}
-		// 1, 2, 4, 4... seconds apart (MaxInterval): about 10 in 40 s.
-		if len(over) > 11 {
+		// 1, 2, 3, 3... seconds apart (MaxInterval): about 13 in 40 s.
+		if len(over) > 14 {
 			t.Errorf("%d clusters above the capacity in 40 s (at %v), want the back-off to space them", len(over), over)
 		}
 		for i := 2; i < len(over); i++ {
@@ -316,7 +316,7 @@ func TestControllerBackOffEndsWhenEstimatorRecovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(doubling)
 		in := Input{Estimate: 300_000, Wanted: 3_000_000}
-		for range 5 { // 600k twice, then smaller steps down to 347k: waits of 1, 2, 4, 4, 4 s
+		for range 5 { // 600k twice, then smaller steps down to 347k: waits of 1, 2, 3, 3, 3 s
 			nextCluster(t, c, in)
 			time.Sleep(DefaultDuration)
 			if o := c.Judge(time.Now(), in, result(300_000, 0.5, 0)); o != OutcomeLimited {
@@ -325,7 +325,7 @@ func TestControllerBackOffEndsWhenEstimatorRecovers(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		if cl := c.Update(time.Now(), in); cl != nil {
-			t.Fatalf("cluster %+v 1 s into a 4 s back-off", cl)
+			t.Fatalf("cluster %+v 1 s into a 3 s back-off", cl)
 		}
 		in.Estimate = 360_000 // +20%: not yet
 		if cl := c.Update(time.Now(), in); cl != nil {

@@ -185,12 +185,13 @@ func (e *Estimator) clamp(r float64) float64 {
 // (the SFU's probed floor, sfu/internal/probe): the estimate rises to it
 // at once, as libwebrtc's delay-based estimate takes a probe's result,
 // and the bound on the media acknowledged does not bring it back down
-// before the media has caught up. A later overuse cuts it as any rate.
+// for creditFor, while the media catches up. A later overuse cuts it as
+// any rate.
 func (e *Estimator) Probed(bps int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := e.clamp(float64(bps))
-	e.delay.probed(r)
+	e.delay.probed(e.now(), r)
 	e.loss.rate = max(e.loss.rate, r)
 	e.target = int(e.clamp(min(e.delay.rate, e.loss.rate)))
 }

@@ -58,15 +58,29 @@ type aimd struct {
 	haveMax         bool
 	// credit is the rate a probe showed the path carries (Probed), as
 	// later decreases have lowered it: the bound on the rate
-	// (rateAckedCap) does not take the rate below it.
-	credit float64
+	// (rateAckedCap) does not take the rate below it until creditUntil.
+	credit      float64
+	creditUntil time.Time
 }
 
+// creditFor is how long a probe's result holds against the bound: the
+// time the layers take to switch up to it, key frame by key frame. Not
+// longer: a link that shrinks while the media is below it shows no
+// congestion, and an estimate held at a probe's old result sent the
+// next cluster, at 1.5 times it, into a link stepped down from 3 to 1
+// Mbit/s 5 s before (lab scenario 2, 2026-12-07 02:48:45: 9 packets
+// lost), and again at the step to 500 kbit/s (19 lost, a 0.5 s freeze).
+const creditFor = 3 * time.Second
+
 // probed raises the rate to what a probe showed the path carries, and
-// keeps the bound from taking it back while the media is still below it.
-func (r *aimd) probed(rate float64) {
+// keeps the bound from taking it back for creditFor.
+func (r *aimd) probed(now time.Time, rate float64) {
 	r.rate = max(r.rate, rate)
+	if now.After(r.creditUntil) {
+		r.credit = 0
+	}
 	r.credit = max(r.credit, rate)
+	r.creditUntil = now.Add(creditFor)
 }
 
 // update moves the rate for usage at now, given the acknowledged rates
@@ -128,7 +142,11 @@ func (r *aimd) update(now time.Time, u usage, a acked) {
 		// by key frame, and bounded by the media before it a 3 Mbit/s
 		// link's estimate fell back to 393 kbit/s within a second of a
 		// probe that found 2.1 Mbit/s (lab scenario 2, 2026-12-07 02:03).
-		r.rate = min(r.rate, max(rateAckedCap*a.media+rateAckedSlack, r.credit))
+		bound := rateAckedCap*a.media + rateAckedSlack
+		if now.Before(r.creditUntil) {
+			bound = max(bound, r.credit)
+		}
+		r.rate = min(r.rate, bound)
 	}
 	r.last = now
 }

@@ -392,8 +392,8 @@ func TestProbesDoNotRaiseTheBound(t *testing.T) {
 
 // TestProbedRateHolds: a probe's result raises the estimate at once, and
 // it stays there while the media, app-limited, is still far below it
-// (the layers switch up key frame by key frame); on a path that does not
-// carry it, the first overuse cuts it as any rate.
+// (the layers switch up key frame by key frame), for creditFor; on a
+// path that does not carry it, the first overuse cuts it as any rate.
 func TestProbedRateHolds(t *testing.T) {
 	s := newSim(t, 300_000, &link{rate: 10_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
 	s.run(2*time.Second, 250_000)
@@ -406,6 +406,12 @@ func TestProbedRateHolds(t *testing.T) {
 	t.Logf("estimate at least %.0f for 2 s after a probe of 2 Mbit/s, 250 kbit/s of media", lo)
 	if lo < 2_000_000 {
 		t.Errorf("estimate fell to %.0f after a probe showed 2 Mbit/s on a clean path", lo)
+	}
+	// Past creditFor with the media still at 250 kbit/s (the tiles
+	// want no more), the bound on the media holds again.
+	s.run(creditFor, 250_000)
+	if bound := rateAckedCap*250_000 + rateAckedSlack; s.estimate() > 1.1*bound {
+		t.Errorf("estimate %.0f %v after the probe, 250 kbit/s of media: want the bound, %.0f", s.estimate(), 2*time.Second+creditFor, bound)
 	}
 
 	capped := newSim(t, 300_000, &link{rate: 500_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
