@@ -206,6 +206,17 @@ func (s *sim) send(h *rtp.Header, payload []byte, size int) {
 	s.seq++
 }
 
+// span runs n steps of step at app (see run) and returns the lowest
+// and highest estimate seen at their ends, and now.
+func (s *sim) span(n int, step time.Duration, app float64) (lo, hi float64) {
+	lo, hi = s.estimate(), s.estimate()
+	for range n {
+		s.run(step, app)
+		lo, hi = min(lo, s.estimate()), max(hi, s.estimate())
+	}
+	return lo, hi
+}
+
 func (s *sim) estimate() float64 { return float64(s.e.GetTargetBitrate()) }
 
 // queueDelay is how long a packet sent now would wait at the bottleneck.
@@ -259,11 +270,7 @@ func TestClimbsWhenThereIsRoom(t *testing.T) {
 func TestAppLimitedIsNotCut(t *testing.T) {
 	s := newSim(t, 3_000_000, &link{rate: 10_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
 	s.run(2*time.Second, 1_000_000)
-	lo, hi := 1e12, 0.0
-	for range 50 {
-		s.run(200*time.Millisecond, 1_000_000)
-		lo, hi = min(lo, s.estimate()), max(hi, s.estimate())
-	}
+	lo, hi := s.span(50, 200*time.Millisecond, 1_000_000)
 	t.Logf("estimate %.0f-%.0f bit/s sending 1 Mbit/s", lo, hi)
 	if lo < 1_000_000 {
 		t.Errorf("estimate fell to %.0f while 1 Mbit/s crossed a 10 Mbit/s path cleanly", lo)
@@ -298,11 +305,7 @@ func TestModerateLossHolds(t *testing.T) {
 	s := newSim(t, 1_500_000, &link{rate: 10_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond,
 		loss: 0.05, rng: rand.New(rand.NewPCG(3, 4))})
 	s.run(2*time.Second, 800_000)
-	lo := 1e12
-	for range 150 {
-		s.run(200*time.Millisecond, 800_000)
-		lo = min(lo, s.estimate())
-	}
+	lo, _ := s.span(150, 200*time.Millisecond, 800_000)
 	t.Logf("lowest estimate over 30 s at 5%% loss, sending 800 kbit/s: %.0f", lo)
 	if lo < 960_000 {
 		t.Errorf("estimate fell to %.0f at 5%% random loss with room on the path, want 960000 or more", lo)
@@ -352,11 +355,7 @@ func TestProbeOverflowCutsFromWhatTheLinkCarried(t *testing.T) {
 	s.pad = 750_000
 	s.run(300*time.Millisecond, 250_000)
 	s.pad = 0
-	lo := s.estimate()
-	for range 10 {
-		s.run(100*time.Millisecond, 250_000)
-		lo = min(lo, s.estimate())
-	}
+	lo, _ := s.span(10, 100*time.Millisecond, 250_000)
 	t.Logf("estimate %.0f before the probe, at least %.0f after it", before, lo)
 	if st := s.e.GetStats(); st["ackedMediaBitrate"].(int) > 300_000 {
 		t.Errorf("media acknowledged at %d bit/s; 250 kbit/s were sent", st["ackedMediaBitrate"])
@@ -398,11 +397,7 @@ func TestProbedRateHolds(t *testing.T) {
 	s := newSim(t, 300_000, &link{rate: 10_000_000, queue: 200 * time.Millisecond, delay: 20 * time.Millisecond})
 	s.run(2*time.Second, 250_000)
 	s.e.(*Estimator).Probed(2_000_000)
-	lo := s.estimate()
-	for range 10 {
-		s.run(200*time.Millisecond, 250_000)
-		lo = min(lo, s.estimate())
-	}
+	lo, _ := s.span(10, 200*time.Millisecond, 250_000)
 	t.Logf("estimate at least %.0f for 2 s after a probe of 2 Mbit/s, 250 kbit/s of media", lo)
 	if lo < 2_000_000 {
 		t.Errorf("estimate fell to %.0f after a probe showed 2 Mbit/s on a clean path", lo)
