@@ -172,9 +172,9 @@ const (
 // scenario, 01:56 and 02:38).
 //
 // pion's GCC decreases to 0.85 times the rate it measured acknowledged,
-// and it measures that from the transport-cc feedback that reaches it. Until rtxFeedback read the feedback that
-// names an RTX SSRC (see the note at the top), it counted a fraction of
-// what arrived after a probe: in the lab a subscriber receiving 850
+// and it measures that from the transport-cc feedback that reaches it.
+// Until rtxFeedback read the feedback that names an RTX SSRC (see the
+// note at the top), it counted a fraction of what arrived after a probe: in the lab a subscriber receiving 850
 // kbit/s without loss on a link with no cap got an estimate of 100
 // kbit/s, and both its cameras fell from 640x360 and more to 320x180 at
 // a quarter frame rate.
@@ -262,8 +262,9 @@ func (pr *prober) floored(now time.Time, gcc int, loss float64, cong bool) int {
 	return max(gcc, pr.sent.update(now, gcc, pr.sending, pr.used, loss, cong))
 }
 
-// round runs at each layer selection: it judges the cluster in flight,
-// may start one, and returns the estimate for the layer choice.
+// round runs at each layer selection, before the layer choice: it
+// judges the cluster in flight and returns the estimate for the layer
+// choice (selected, after it, may start a cluster).
 // wanted is what the tiles wanted at the last round (bit/s); cong and
 // loss are the estimator's state (congested).
 func (pr *prober) round(downs []*downTrack, gcc, wanted int, cong bool, loss float64, now time.Time) int {
