@@ -77,12 +77,14 @@ type Config struct {
 	// BandwidthEstimation runs send-side bandwidth estimation (TWCC and
 	// the estimator BandwidthEstimator names) on every subscriber connection, probes for more when
 	// the estimate is below what the tiles want (probe.go), and lets the
-	// estimate cap the simulcast layers each subscriber gets. Off by
-	// default until the network lab has confirmed the way back up with
-	// probing: without it, an estimate that dips (CPU load, a burst of
-	// jitter) climbs back a few percent a second at best, leaving a
-	// subscriber on a low layer for tens of seconds. Off, layers follow
-	// the tiles' sizes only, as before issue #10.
+	// estimate cap the simulcast layers each subscriber gets. On by
+	// default since 2026-12-07, when the network lab's six scenarios
+	// (a capped downlink, steps, loss, a capped publisher uplink,
+	// visibility, small tiles) passed run after run and went into CI
+	// (docs/lab/README.md). Off, subscriber connections negotiate no
+	// transport-cc and layers follow the tiles' sizes only, as before
+	// issue #10: about a fifth less server CPU per forwarded packet
+	// (docs/benchmarks.md), and no adaptation to a subscriber's network.
 	BandwidthEstimation bool `yaml:"bandwidth_estimation"`
 	// BandwidthEstimator picks the estimator when BandwidthEstimation is
 	// on: "parley" (sfu/internal/sendside, the default; empty means it
@@ -123,6 +125,7 @@ func DefaultConfig() Config {
 		AudioRED:             true,
 		AudioDTX:             true,
 		SendBatch:            true,
+		BandwidthEstimation:  true,
 		BandwidthEstimator:   "parley",
 	}
 }

@@ -172,7 +172,7 @@ func TestDynacast(t *testing.T) {
 // that arrives meanwhile and moves up once the top one comes.
 func TestDynacastWaitsForALayerNotStartedYet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env := newTestEnv(t, sfu.DefaultConfig())
+		env := newTestEnv(t, tilesOnly())
 		ada := env.newClient("room", "PA_ada", sfu.JoinOptions{CanPublish: true})
 		bob := env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true}, sfutest.Options{})
 		cam := ada.AddSimulcastTrack("cam", "q", "h", "f")
@@ -247,7 +247,7 @@ func TestDynacastSilentRetryBacksOff(t *testing.T) {
 // SID.
 func dynacastCall(t *testing.T) (ada, bob *sfutest.Client, cam *sfutest.SimulcastTrack, sid string) {
 	t.Helper()
-	env := newTestEnv(t, sfu.DefaultConfig())
+	env := newTestEnv(t, tilesOnly())
 	ada = env.newClient("room", "PA_ada", sfu.JoinOptions{CanPublish: true})
 	bob = env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true}, sfutest.Options{})
 	cam = ada.AddSimulcastTrack("cam", "q", "h", "f")

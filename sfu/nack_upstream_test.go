@@ -29,7 +29,7 @@ func TestSimulcastNACKUpstream(t *testing.T) {
 }
 
 func testSimulcastNACKUpstream(t *testing.T) {
-	env := newTestEnv(t, sfu.DefaultConfig())
+	env := newTestEnv(t, tilesOnly())
 	ada := env.newClientWith("room", "PA_ada", sfu.JoinOptions{CanPublish: true}, sfutest.Options{NoRTX: true})
 	bob := env.newClient("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true})
 	st := ada.AddSimulcastTrack("cam", "q", "h", "f")

@@ -51,6 +51,16 @@ func newTestEnv(t testing.TB, cfg sfu.Config) *testEnv {
 	return env
 }
 
+// tilesOnly is the default configuration without bandwidth estimation:
+// the layers follow the tiles alone. For tests of mechanics that predate
+// estimation (dynacast's pauses, upstream NACKs), whose figures assume no
+// estimate in between; the estimation's own tests turn it on.
+func tilesOnly() sfu.Config {
+	cfg := sfu.DefaultConfig()
+	cfg.BandwidthEstimation = false
+	return cfg
+}
+
 // newLoopbackEnv runs the SFU on the real network, restricted to the
 // loopback interface (tests never touch other addresses).
 func newLoopbackEnv(t testing.TB, cfg sfu.Config) *testEnv {
