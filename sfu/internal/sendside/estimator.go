@@ -226,7 +226,7 @@ func (e *Estimator) GetStats() map[string]any {
 		"delayThreshold":     e.detector.threshold,
 		"ackedBitrate":       int(e.acked.rate()),
 		"ackedMediaBitrate":  int(e.acked.rates().media),
-		"probedBitrate":      int(e.delay.credit),
+		"probedBitrate":      e.delay.creditAt(e.now()),
 	}
 }
 

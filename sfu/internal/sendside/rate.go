@@ -18,12 +18,13 @@ const (
 	// convergence: one packet of this many bits per 200 ms.
 	rateNearPacket = 1200 * 8
 	rateResponse   = 200 * time.Millisecond
-	// rateAckedCap: the rate is never set above this multiple of the
-	// media acknowledged (plus rateAckedSlack): a sender that does not
-	// fill its estimate learns nothing about the room above it, so it
-	// must not claim it. Probes do not raise it (see ackedRate): what
-	// they find is the SFU's probed floor (sfu/internal/probe), and the
-	// media sent at that floor then raises it.
+	// rateAckedCap: while increasing, the rate is not set above this
+	// multiple of the media acknowledged (plus rateAckedSlack): a
+	// sender that does not fill its estimate learns nothing about the
+	// room above it, so it must not claim it. A probe's padding does not
+	// raise it (see ackedRate); what a probe finds reaches the rate
+	// through Probed and holds against the bound for creditFor, while
+	// the media sent at it catches up.
 	rateAckedCap   = 1.5
 	rateAckedSlack = 10_000
 )
@@ -81,6 +82,14 @@ func (r *aimd) probed(now time.Time, rate float64) {
 	}
 	r.credit = max(r.credit, rate)
 	r.creditUntil = now.Add(creditFor)
+}
+
+// creditAt is the probe's credit that holds at now, bit/s (0: none).
+func (r *aimd) creditAt(now time.Time) int {
+	if now.Before(r.creditUntil) {
+		return int(r.credit)
+	}
+	return 0
 }
 
 // update moves the rate for usage at now, given the acknowledged rates
@@ -142,11 +151,7 @@ func (r *aimd) update(now time.Time, u usage, a acked) {
 		// by key frame, and bounded by the media before it a 3 Mbit/s
 		// link's estimate fell back to 393 kbit/s within a second of a
 		// probe that found 2.1 Mbit/s (lab scenario 2, 2026-12-07 02:03).
-		bound := rateAckedCap*a.media + rateAckedSlack
-		if now.Before(r.creditUntil) {
-			bound = max(bound, r.credit)
-		}
-		r.rate = min(r.rate, bound)
+		r.rate = min(r.rate, max(rateAckedCap*a.media+rateAckedSlack, float64(r.creditAt(now))))
 	}
 	r.last = now
 }
