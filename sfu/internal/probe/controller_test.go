@@ -18,6 +18,14 @@ func result(rate int, recv float64, lost int) Result {
 		SendRate: rate, RecvRate: int(recv * float64(rate))}
 }
 
+// calmAndCongested returns in, and in with the estimator signalling
+// congestion.
+func calmAndCongested(in Input) (calm, bad Input) {
+	bad = in
+	bad.Congested = true
+	return in, bad
+}
+
 // nextCluster is the next cluster c starts with in, polled every 100 ms
 // for at most 20 s.
 func nextCluster(t *testing.T, c *Controller, in Input) *Cluster {
@@ -433,9 +441,7 @@ func TestControllerSwingAfterALowFailureIsNoRecovery(t *testing.T) {
 func TestControllerQuietAfterCongestion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(doubling)
-		calm := Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000}
-		bad := calm
-		bad.Congested = true
+		calm, bad := calmAndCongested(Input{Estimate: 300_000, Wanted: 3_000_000, Sending: 250_000})
 		c.Update(time.Now(), bad)
 		time.Sleep(2 * time.Second)
 		c.Update(time.Now(), bad) // congestion again, 2 s later
@@ -486,9 +492,7 @@ func TestControllerFullLink(t *testing.T) {
 func TestControllerOwnCongestionIsNoQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := NewController(doubling)
-		calm := Input{Estimate: 400_000, Wanted: 3_000_000, Sending: 300_000}
-		bad := calm
-		bad.Congested = true
+		calm, bad := calmAndCongested(Input{Estimate: 400_000, Wanted: 3_000_000, Sending: 300_000})
 		cl := c.Update(time.Now(), calm)
 		if cl == nil {
 			t.Fatal("no first cluster")
