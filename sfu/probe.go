@@ -86,7 +86,7 @@ type prober struct {
 }
 
 func newProber(p *Peer, rec *probe.Recorder) *prober {
-	pr := &prober{p: p, ctl: probe.NewController(probe.Config{}), rec: rec}
+	pr := &prober{p: p, ctl: probe.NewController(probe.Config{Max: bweMaxBitrate}), rec: rec}
 	pr.sent.quietOnly = p.s.cfg.BandwidthEstimator != "pion"
 	return pr
 }

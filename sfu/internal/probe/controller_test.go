@@ -111,6 +111,49 @@ func TestControllerNoProbeWhenCovered(t *testing.T) {
 	})
 }
 
+// TestControllerNoProbeAboveMax: what is wanted above the estimator's
+// ceiling is not probed for: at the ceiling no cluster starts (one
+// would without a ceiling), and below it the clusters stop once the
+// floor covers the ceiling.
+func TestControllerNoProbeAboveMax(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ceiling = 20_000_000
+		atMax := Input{Estimate: ceiling, Wanted: 30_000_000, Sending: 19_000_000}
+		if cl := nextCluster(t, NewController(doubling), atMax); cl == nil {
+			t.Fatal("no cluster without a ceiling")
+		}
+		capped := doubling
+		capped.Max = ceiling
+		c := NewController(capped)
+		for range 30 {
+			if cl := c.Update(time.Now(), atMax); cl != nil {
+				t.Fatalf("cluster %+v at the ceiling", cl)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		c = NewController(capped)
+		in := Input{Estimate: 5_000_000, Wanted: 30_000_000, Sending: 4_000_000}
+		clusters := 0
+		for range 100 {
+			now := time.Now()
+			if cl := c.Update(now, in); cl != nil {
+				clusters++
+			}
+			if c.Probing() && !c.Sending(now) {
+				c.Judge(now, in, result(c.Current().PadRate, 1, 0))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if clusters == 0 || clusters > 3 {
+			t.Errorf("%d clusters from 5 Mbit/s to a 20 Mbit/s ceiling, want 1-3", clusters)
+		}
+		if got := c.Estimate(in); got < ceiling*95/100 {
+			t.Errorf("estimate %d after the climb, want about the ceiling", got)
+		}
+	})
+}
+
 // TestControllerBacksOff: clusters that arrive slower than sent or
 // lose packets leave the estimate alone. After each failure a smaller
 // step (below the lowest failure by the margin) may follow after
