@@ -232,7 +232,7 @@ func (st *selectState) run(p *Peer, sel *simulcast.Selector, now time.Time) {
 	st.decisions, tot = sel.Select(now, estimate, st.tracks, st.decisions)
 	st.wanted = tot.Wanted
 	if st.prober != nil {
-		st.prober.used = tot.Used
+		st.prober.used, st.prober.limited = tot.Used, tot.Limited > 0
 	}
 	// The time since the last round counts as below the wanted layer for
 	// each visible simulcast video that receives less than its tile

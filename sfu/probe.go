@@ -79,8 +79,11 @@ type prober struct {
 	sentAt    time.Time
 	sending   int
 	sent      sentFloor
-	// used is what the layers chosen at the last round cost (bit/s).
-	used int
+	// used is what the layers chosen at the last round cost (bit/s);
+	// limited, whether that round held any track below its wanted layer
+	// or frame rate (simulcast.Totals).
+	used    int
+	limited bool
 	// raisedAt is when the layer choice last switched a layer up.
 	raisedAt time.Time
 }
@@ -305,8 +308,13 @@ const probeAfterRaise = time.Second
 // it asks for.
 func (pr *prober) update(now time.Time) {
 	in := pr.in
-	if pr.padD == nil || (!pr.raisedAt.IsZero() && now.Sub(pr.raisedAt) < probeAfterRaise) {
-		in.Wanted = 0 // nowhere to send padding, or a key frame on its way: no probing
+	if pr.padD == nil || !pr.limited || (!pr.raisedAt.IsZero() && now.Sub(pr.raisedAt) < probeAfterRaise) {
+		// Nowhere to send padding, nothing a higher estimate would
+		// raise (a 1 x 50 load run of single-layer video probed every
+		// time its estimate dipped under the track's rate: 7% more
+		// packets, for no layer to switch to), or a key frame on its
+		// way: no probing.
+		in.Wanted = 0
 	}
 	if cl := pr.feed(now, in); cl != nil {
 		pr.start(*cl, pr.padD, now)

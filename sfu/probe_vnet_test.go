@@ -152,3 +152,42 @@ func TestProbeAfterCapLifted(t *testing.T) {
 			counterValue(t, c.env, "parley_sfu_probe_bytes_total", ""))
 	})
 }
+
+// TestNoProbeForASingleLayer: a subscriber receiving a single-layer
+// camera (about 1 Mbit/s) whose link was short for a few seconds has an
+// estimate under what the camera wants once the link is back; it gets
+// no probe clusters: a higher estimate would not change what it
+// receives (there is no layer to switch to). Clusters are for a
+// subscriber held below its layers (TestProbeAfterCapLifted).
+func TestNoProbeForASingleLayer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := sfu.DefaultConfig()
+		cfg.BandwidthEstimation = true
+		env := newTestEnv(t, cfg)
+		c := &capEnv{env: env, link: vnet.NewTBFQueue(uncapped, 8*1500, 64*1024)}
+		c.setCap(uncapped)
+		c.ada = env.newClientWith("room", "PA_ada", sfu.JoinOptions{CanPublish: true}, sfutest.Options{})
+		c.bob = env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true},
+			sfutest.Options{Downlink: c.link})
+		c.ada.AddTrack("video", "cam")
+		c.ada.NegotiatePublisher(false)
+		testkit.Eventually(t, 10*time.Second, "camera published", func() bool { return len(c.ada.Published()) == 1 })
+		testkit.Eventually(t, 10*time.Second, "bob receives the camera", func() bool { return c.receiver().ParticipantID == "PA_bob" })
+		time.Sleep(5 * time.Second)
+
+		c.setCap(600_000)
+		time.Sleep(3 * time.Second)
+		c.setCap(uncapped)
+		low := c.receiver().EstimatedBps
+		time.Sleep(15 * time.Second)
+		clusters := counterValue(t, env, "parley_sfu_probes_total", "")
+		t.Logf("estimate %d as the link came back, %d 15 s later; %v clusters, %v probe bytes", low, c.receiver().EstimatedBps,
+			clusters, counterValue(t, env, "parley_sfu_probe_bytes_total", ""))
+		if low >= 1_000_000 {
+			t.Fatalf("estimate %d as the link came back: the test needs one under the camera's rate", low)
+		}
+		if clusters != 0 {
+			t.Errorf("%v probe clusters for a single-layer camera, want none", clusters)
+		}
+	})
+}

@@ -119,9 +119,14 @@ type Decision struct {
 // Totals sums a selection: Used is the bitrate of the chosen layers,
 // Wanted what the tiles would take with bandwidth to spare (each
 // wanted layer, or the best layer below it that arrives: wantedRate),
-// the amount worth probing for when it exceeds the estimate.
+// the amount worth probing for when it exceeds the estimate. Limited
+// counts the tracks held below their wanted layer or frame rate: with
+// none, more bandwidth would change nothing (every track is where its
+// tile wants it, or has a single layer), and probing for it only
+// spends the subscriber's link.
 type Totals struct {
 	Used, Wanted int
+	Limited      int
 }
 
 // Defaults for SelectorConfig's zero fields.
@@ -294,6 +299,9 @@ func (s *Selector) Select(now time.Time, estimate int, tracks []TrackInfo, dst [
 		}
 		st.layer, st.temporal = d.Layer, d.Temporal
 		st.limited = d.Layer < d.Wanted
+		if st.limited || d.Layer != None && d.Temporal < AllTemporal {
+			tot.Limited++
+		}
 		tot.Used += d.Bitrate
 	}
 	for id, st := range s.state {

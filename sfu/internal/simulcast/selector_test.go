@@ -120,6 +120,35 @@ func TestSelectTotalsAndWanted(t *testing.T) {
 	}
 }
 
+// Totals.Limited counts the tracks a higher estimate would raise: held
+// below their wanted layer, or at a lowered frame rate; not a
+// single-layer video the estimate does not cover (there is nothing to
+// switch it to), nor tracks already at their tiles' layers.
+func TestSelectTotalsLimited(t *testing.T) {
+	now := time.Unix(1000, 0)
+	single := TrackInfo{ID: "obs", Kind: Camera, Visible: true, TileWidth: 1280, TileHeight: 720,
+		Layers: []LayerInfo{{Width: 1280, Height: 720, Bitrate: 2_500_000}}}
+	small := camL1T3("small", 150_000)
+	small.TileWidth, small.TileHeight = 320, 180
+	for _, tc := range []struct {
+		name     string
+		estimate int
+		tracks   []TrackInfo
+		want     int
+	}{
+		{"at the tiles' layers", 5_000_000, []TrackInfo{audio("a"), cam("c", 1280, 720), cam("t", 320, 180)}, 0},
+		{"single layer over the estimate", 1_000_000, []TrackInfo{audio("a"), single}, 0},
+		{"below the wanted layer", 500_000, []TrackInfo{audio("a"), cam("c", 1280, 720), cam("t", 320, 180)}, 1},
+		{"frame rate lowered", 100_000, []TrackInfo{audio("a"), small}, 1},
+		{"hidden", 100_000, []TrackInfo{audio("a"), hidden(cam("h", 1280, 720))}, 0},
+	} {
+		ds, tot := NewSelector(SelectorConfig{}).Select(now, tc.estimate, tc.tracks, nil)
+		if tot.Limited != tc.want {
+			t.Errorf("%s: %d limited, want %d (decisions %+v)", tc.name, tot.Limited, tc.want, ds)
+		}
+	}
+}
+
 // A tile whose wanted layer is not arriving (its publisher stopped it)
 // still wants the best layer below it that does: the total to probe
 // for counts that, not nothing.
