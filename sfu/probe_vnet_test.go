@@ -30,19 +30,26 @@ type capEnv struct {
 const uncapped = 20_000_000
 
 func newCapEnv(t *testing.T) *capEnv {
+	c := newCapClients(t, sfutest.Options{LayerPayloads: probeLayerPayloads})
+	c.ada.AddSimulcastTrack("cam", "q", "h", "f")
+	c.ada.NegotiatePublisher(false)
+	testkit.Eventually(t, 10*time.Second, "camera published", func() bool { return len(c.ada.Published()) == 1 })
+	c.sid = c.ada.Published()[0].SID
+	return c
+}
+
+// newCapClients is the publisher (with opts, no track yet) and the
+// subscriber behind an uncapped link of a capEnv, bandwidth estimation
+// on.
+func newCapClients(t *testing.T, opts sfutest.Options) *capEnv {
 	cfg := sfu.DefaultConfig()
 	cfg.BandwidthEstimation = true
 	env := newTestEnv(t, cfg)
 	c := &capEnv{env: env, link: vnet.NewTBFQueue(uncapped, 8*1500, 64*1024)}
 	c.setCap(uncapped)
-	c.ada = env.newClientWith("room", "PA_ada", sfu.JoinOptions{CanPublish: true},
-		sfutest.Options{LayerPayloads: probeLayerPayloads})
+	c.ada = env.newClientWith("room", "PA_ada", sfu.JoinOptions{CanPublish: true}, opts)
 	c.bob = env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true},
 		sfutest.Options{Downlink: c.link})
-	c.ada.AddSimulcastTrack("cam", "q", "h", "f")
-	c.ada.NegotiatePublisher(false)
-	testkit.Eventually(t, 10*time.Second, "camera published", func() bool { return len(c.ada.Published()) == 1 })
-	c.sid = c.ada.Published()[0].SID
 	return c
 }
 
@@ -161,14 +168,8 @@ func TestProbeAfterCapLifted(t *testing.T) {
 // subscriber held below its layers (TestProbeAfterCapLifted).
 func TestNoProbeForASingleLayer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := sfu.DefaultConfig()
-		cfg.BandwidthEstimation = true
-		env := newTestEnv(t, cfg)
-		c := &capEnv{env: env, link: vnet.NewTBFQueue(uncapped, 8*1500, 64*1024)}
-		c.setCap(uncapped)
-		c.ada = env.newClientWith("room", "PA_ada", sfu.JoinOptions{CanPublish: true}, sfutest.Options{})
-		c.bob = env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true},
-			sfutest.Options{Downlink: c.link})
+		c := newCapClients(t, sfutest.Options{})
+		env := c.env
 		c.ada.AddTrack("video", "cam")
 		c.ada.NegotiatePublisher(false)
 		testkit.Eventually(t, 10*time.Second, "camera published", func() bool { return len(c.ada.Published()) == 1 })

@@ -176,15 +176,7 @@ func checkTemporalStream(t *testing.T, pkts []sfutest.SimPacket) {
 // link overflowing, and gives every frame back once the cap is lifted.
 func TestTemporalLayersUnderCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := sfu.DefaultConfig()
-		cfg.BandwidthEstimation = true
-		env := newTestEnv(t, cfg)
-		c := &capEnv{env: env, link: vnet.NewTBFQueue(uncapped, 8*1500, 64*1024)}
-		c.setCap(uncapped)
-		c.ada = env.newClientWith("room", "PA_ada", sfu.JoinOptions{CanPublish: true},
-			sfutest.Options{LayerPayloads: probeLayerPayloads})
-		c.bob = env.newClientWith("room", "PA_bob", sfu.JoinOptions{CanSubscribe: true},
-			sfutest.Options{Downlink: c.link})
+		c := newCapClients(t, sfutest.Options{LayerPayloads: probeLayerPayloads})
 		cam := c.ada.AddSimulcastTrack("cam", "q", "h", "f")
 		cam.SetTemporalLayers(true)
 		c.ada.NegotiatePublisher(false)
